@@ -1,0 +1,29 @@
+// The seawall command: commander wiring only. Each command lives in its own module and
+// registers itself here; this is the one place that exits the process.
+
+import { Command } from 'commander';
+
+const program = new Command();
+program
+  .name('seawall')
+  .description(
+    'Cilium network policy: validate, explain, test and enforce CiliumNetworkPolicy and NetworkPolicy',
+  )
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+// Commands register below (one import per command module).
+const registrars: Array<(p: Command) => void> = [];
+// -- command registrars --
+
+for (const r of registrars) r(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const code = (e as { exitCode?: number; code?: string }).exitCode;
+  if (typeof code === 'number') process.exit(code === 1 ? 2 : code);
+  process.stderr.write(`seawall: ${(e as Error).message}\n`);
+  process.exit(2);
+}

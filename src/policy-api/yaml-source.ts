@@ -1,0 +1,184 @@
+// YAML/JSON text → documents with source positions. Refuses, with an issue and never a throw,
+// what would hurt the loader: binary or non-UTF-8 bytes, oversized input, alias bombs, deep nesting.
+
+import { isAlias, isMap, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { Cursor } from './cursor.ts';
+import type { Issue } from './issue.ts';
+
+export const LIMITS = {
+  /** Bytes of one file. */
+  maxBytes: 16 * 1024 * 1024,
+  /** Nesting depth of one document. */
+  maxDepth: 64,
+  /** Alias expansions per document (the yaml package's default is 100). */
+  maxAliasCount: 100,
+};
+
+export interface SourceDocument {
+  /** 0-based index of the document in its file. */
+  index: number;
+  root: Cursor;
+}
+
+/** Decodes bytes as UTF-8, or returns an issue when they are binary or not UTF-8. */
+export function decodeText(file: string, bytes: Uint8Array): { text?: string; issue?: Issue } {
+  const at = { file, line: 1, column: 1 };
+  if (bytes.length > LIMITS.maxBytes) {
+    return {
+      issue: {
+        code: 'file-too-large',
+        severity: 'error',
+        path: '',
+        pos: at,
+        message: `file is ${bytes.length} bytes; the limit is ${LIMITS.maxBytes}`,
+      },
+    };
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    return {
+      issue: {
+        code: 'binary-file',
+        severity: 'error',
+        path: '',
+        pos: positionOfByte(bytes, nul, file),
+        message: 'file contains NUL bytes: not a YAML or JSON text file',
+      },
+    };
+  }
+  try {
+    let text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    return { text };
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    return {
+      issue: {
+        code: 'invalid-utf8',
+        severity: 'error',
+        path: '',
+        pos: positionOfByte(bytes, bad, file),
+        message: `file is not valid UTF-8 (byte 0x${(bytes[bad] ?? 0).toString(16)} at offset ${bad}); YAML and JSON must be UTF-8`,
+      },
+    };
+  }
+}
+
+/** Parses every document of a YAML (or JSON) text. Syntax errors become issues. */
+export function parseDocuments(file: string, text: string): { docs: SourceDocument[]; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const lineCounter = new LineCounter();
+  let parsed: ReturnType<typeof parseAllDocuments>;
+  try {
+    parsed = parseAllDocuments(text, {
+      lineCounter,
+      uniqueKeys: true,
+      prettyErrors: false,
+      strict: true,
+      version: '1.2',
+    });
+  } catch (e) {
+    issues.push({
+      code: 'yaml-syntax',
+      severity: 'error',
+      path: '',
+      pos: { file, line: 1, column: 1 },
+      message: `cannot parse: ${(e as Error).message}`,
+    });
+    return { docs: [], issues };
+  }
+  const list = Array.isArray(parsed) ? parsed : [];
+  const docs: SourceDocument[] = [];
+  list.forEach((doc, index) => {
+    const start = doc.range?.[0] ?? 0;
+    const { line, col } = lineCounter.linePos(start);
+    const fallback = { file, line, column: col };
+    let bad = false;
+    for (const err of doc.errors) {
+      bad = true;
+      const off = err.pos?.[0] ?? start;
+      const p = lineCounter.linePos(off);
+      issues.push({
+        code: err.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax',
+        severity: 'error',
+        path: '',
+        pos: { file, line: p.line, column: p.col },
+        message: firstLine(err.message),
+      });
+    }
+    if (bad) return;
+    if (doc.contents == null) return; // an empty document (e.g. a trailing `---`)
+    const src = { file, lineCounter, fallback };
+    const depthIssue = checkDepthAndAliases(doc.contents as Node);
+    if (depthIssue) {
+      issues.push({
+        code: depthIssue.code,
+        severity: 'error',
+        path: '',
+        pos: fallback,
+        message: depthIssue.message,
+      });
+      return;
+    }
+    docs.push({ index, root: new Cursor(src, doc.contents as Node, [], issues) });
+  });
+  return { docs, issues };
+}
+
+function checkDepthAndAliases(root: Node): { code: string; message: string } | undefined {
+  let aliases = 0;
+  // Iterative walk: a deep document must not overflow our own stack either.
+  const stack: Array<[Node, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [n, depth] = stack.pop()!;
+    if (depth > LIMITS.maxDepth) {
+      return { code: 'too-deep', message: `document nests deeper than ${LIMITS.maxDepth} levels` };
+    }
+    if (isAlias(n)) {
+      if (++aliases > LIMITS.maxAliasCount) {
+        return {
+          code: 'too-many-aliases',
+          message: `document uses more than ${LIMITS.maxAliasCount} YAML aliases (an alias bomb?); policies need none`,
+        };
+      }
+    } else if (isMap(n)) {
+      for (const p of n.items) {
+        if (p.value) stack.push([p.value as Node, depth + 1]);
+      }
+    } else if (isSeq(n)) {
+      for (const it of n.items) stack.push([it as Node, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+function positionOfByte(bytes: Uint8Array, offset: number, file: string) {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset; i++) {
+    if (bytes[i] === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { file, line, column: offset - lineStart + 1 };
+}
+
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const n = b < 0x80 ? 1 : b >> 5 === 0x6 ? 2 : b >> 4 === 0xe ? 3 : b >> 3 === 0x1e ? 4 : 0;
+    if (n === 0) return i;
+    for (let k = 1; k < n; k++) {
+      if (i + k >= bytes.length || bytes[i + k]! >> 6 !== 0x2) return i;
+    }
+    i += n;
+  }
+  return 0;
+}

@@ -1,0 +1,159 @@
+// The engine's contract with its consumers (policytest/, datapath/, proxy/, flow/, cli/).
+// Names follow Cilium: Identity, MapState, Verdict, TrafficDirection, DerivedFrom.
+
+import type { SourcePos } from '../policy-api/issue.ts';
+import type { PortRuleDNS, PortRuleHTTP, PortRuleKafka } from '../policy-api/types.ts';
+
+export type TrafficDirection = 'INGRESS' | 'EGRESS';
+
+/** Agent's --enable-policy. */
+export type EnforcementMode = 'default' | 'always' | 'never';
+
+/** IANA protocol numbers, as the datapath keys them. 0 = any (TCP, UDP and SCTP for L4 rules). */
+export const PROTO = { ANY: 0, ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const;
+export type ProtoNumber = number;
+
+export type FlowProtocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
+
+/** A numeric security identity (Cilium's numbering: 1 host, 2 world, …, ≥256 cluster). */
+export type NumericIdentity = number;
+
+/** Which rule of which policy produced something: for explanations and Hubble's *_by fields. */
+export interface RuleRef {
+  /** CiliumNetworkPolicy | CiliumClusterwideNetworkPolicy | NetworkPolicy */
+  kind: string;
+  name: string;
+  /** Absent for cluster-wide policies. */
+  namespace?: string;
+  /** Index into `specs` (0 for `spec`; specs follow spec). */
+  ruleIndex: number;
+  /** ingress | ingressDeny | egress | egressDeny (KNP: ingress | egress). */
+  section: string;
+  /** Index of the entry in that section; -1 for a synthetic entry. */
+  entryIndex: number;
+  /** Where the entry stands in its file. */
+  pos: SourcePos;
+}
+
+/** The L7 rules that apply to one redirected (peer, port): the union of all matching entries. */
+export type L7RuleSet =
+  | { parser: 'http'; rules: PortRuleHTTP[] }
+  | { parser: 'kafka'; rules: PortRuleKafka[] }
+  | { parser: 'dns'; rules: PortRuleDNS[] };
+
+/**
+ * One MapState key, as Cilium's policy map has it: direction, peer identity (0 = any peer),
+ * protocol (0 = any of TCP/UDP/SCTP) and an inclusive destination port range (0–65535 = all).
+ * For ICMP/ICMPv6 the "port" is the ICMP type, as in Cilium.
+ */
+export interface MapStateKey {
+  direction: TrafficDirection;
+  identity: NumericIdentity;
+  proto: ProtoNumber;
+  portLo: number;
+  portHi: number;
+}
+
+export type MapStateVerdict = 'allow' | 'deny' | 'redirect';
+
+export interface MapStateEntry {
+  key: MapStateKey;
+  verdict: MapStateVerdict;
+  /** For `redirect`: which L7 parser and rules the proxy applies. */
+  l7?: L7RuleSet;
+  /** Rules this entry came from. */
+  derivedFrom: RuleRef[];
+}
+
+export interface DirectionPolicy {
+  /** Policy applies in this direction (some selecting rule has a section for it, or mode always). */
+  enforced: boolean;
+  /** With enforcement: traffic no entry allows is dropped. False = implicit allow-all below denies. */
+  defaultDeny: boolean;
+}
+
+/** The distilled policy of one endpoint: what the datapath and the proxies enforce. */
+export interface EndpointPolicy {
+  endpoint: string; // namespace/name
+  identity: NumericIdentity;
+  ingress: DirectionPolicy;
+  egress: DirectionPolicy;
+  entries: MapStateEntry[];
+  /** Rules selecting this endpoint, for `policy show`. */
+  selectedBy: RuleRef[];
+}
+
+// ---------------------------------------------------------------- flows and verdicts
+
+export type PeerRef =
+  | { kind: 'endpoint'; name: string; namespace: string }
+  | { kind: 'ip'; ip: string }
+  | { kind: 'entity'; entity: 'host' | 'remote-node' | 'kube-apiserver' | 'world' };
+
+export type L7Request =
+  | {
+      kind: 'http';
+      method: string;
+      path: string;
+      host?: string;
+      headers?: Record<string, string>;
+      /** HTTP/2 gRPC call (POST /pkg.Svc/Method). */
+      grpc?: boolean;
+    }
+  | {
+      kind: 'kafka';
+      apiKey: number;
+      apiVersion: number;
+      clientID: string;
+      topics: string[];
+    }
+  | { kind: 'dns'; query: string; qtype: string };
+
+export interface FlowRequest {
+  src: PeerRef;
+  dst: PeerRef;
+  protocol: FlowProtocol;
+  /** Destination port; absent for ICMP. */
+  dport?: number;
+  icmp?: { type: number; family: 'IPv4' | 'IPv6' };
+  l7?: L7Request;
+}
+
+/** Hubble's drop reasons used by policy, plus the L7 refusal. */
+export type DenyReason = 'POLICY_DENIED' | 'POLICY_DENY' | 'L7_DENIED';
+
+/** Hubble's policy_match_type names. */
+export type MatchType = 'L3_ONLY' | 'L3_L4' | 'L4_ONLY' | 'ALL' | 'NONE';
+
+export interface DirectionDecision {
+  direction: TrafficDirection;
+  /** The subject endpoint whose policy decided (namespace/name). */
+  endpoint: string;
+  enforced: boolean;
+  allowed: boolean;
+  reason?: DenyReason;
+  matchType: MatchType;
+  /** Allow entries that matched (empty when default-allow or denied). */
+  allowedBy: RuleRef[];
+  /** Deny entries that matched. */
+  deniedBy: RuleRef[];
+  /** L7 outcome when the matching entry redirects to a proxy. */
+  l7?: { parser: L7RuleSet['parser']; allowed: boolean; matchedRule?: number };
+  /** Human explanation lines, most important first. */
+  explanation: string[];
+}
+
+export interface Verdict {
+  allowed: boolean;
+  /** Hubble verdict enum string. */
+  verdict: 'FORWARDED' | 'DROPPED';
+  reason?: DenyReason;
+  /** The direction whose decision is final (the denying one, or ingress when both allow). */
+  decidedBy?: TrafficDirection;
+  egress?: DirectionDecision;
+  ingress?: DirectionDecision;
+  srcIdentity: NumericIdentity;
+  dstIdentity: NumericIdentity;
+  /** Summary explanation for humans. */
+  explanation: string[];
+}
