@@ -157,3 +157,59 @@ export interface Verdict {
   /** Summary explanation for humans. */
   explanation: string[];
 }
+
+// ---------------------------------------------------------------- the engine facade
+
+export interface ContainerPort {
+  name?: string;
+  port: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
+/** A workload (pod) or an outside address, as PolicyTest files and manifests describe them. */
+export interface EndpointSpec {
+  name: string;
+  /** Absent for outside addresses. */
+  namespace?: string;
+  /** Pod labels (k8s source); the engine derives Cilium's identity labels itself. */
+  labels: Record<string, string>;
+  serviceAccount?: string;
+  ip: string;
+  /** Default node-1. */
+  node?: string;
+  ports?: ContainerPort[];
+  /** An address outside the cluster: gets a CIDR identity, never a pod identity. */
+  external?: boolean;
+}
+
+export interface EngineConfig {
+  enforcementMode: EnforcementMode;
+  /** io.cilium.k8s.policy.cluster; default "default". */
+  clusterName: string;
+  /** The node this engine acts for (reserved:host); default node-1. */
+  localNode: string;
+}
+
+/**
+ * The one policy engine. Offline tools and the live agent both drive it; every verdict in
+ * Seawall comes from `decide`. Implemented by `PolicyEngine` in src/policy/engine.ts.
+ */
+export interface PolicyEngineAPI {
+  readonly config: EngineConfig;
+  upsertNamespace(name: string, labels: Record<string, string>): void;
+  upsertEndpoint(ep: EndpointSpec): void;
+  removeEndpoint(namespace: string | undefined, name: string): void;
+  /** Adds or replaces a policy (keyed by kind/namespace/name). Returns resolution errors. */
+  upsertPolicy(p: import('../policy-api/types.ts').PolicyObject): import('../policy-api/issue.ts').Issue[];
+  removePolicy(kind: string, namespace: string | undefined, name: string): void;
+  /** Records a DNS answer seen by the DNS proxy (name → IPs for ttl seconds from `now`). */
+  learnDNS(name: string, ips: string[], ttlSeconds: number, nowMs?: number): void;
+  /** Decides one new connection. Pure with respect to engine state. */
+  decide(flow: FlowRequest, nowMs?: number): Verdict;
+  /** The distilled policy of one endpoint (the datapath's input). */
+  endpointPolicy(namespace: string | undefined, name: string): EndpointPolicy;
+  /** Numeric identity of an endpoint, entity or IP (CIDR identity for outside addresses). */
+  identityOf(peer: PeerRef): NumericIdentity;
+  /** Labels of a numeric identity (source:key=value), for flow records. */
+  labelsOf(id: NumericIdentity): string[];
+}
