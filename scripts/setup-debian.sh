@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Seawall's live data plane and its tests use. Needs root.
+# nftables: the L3/L4 datapath; iproute2: network namespaces and veth; ulogd2: NFLOG → JSON
+# (drop and verdict events); iperf3: datapath benchmarks; dnsmasq: DNS server for live tests.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-debian.sh: needs root (apt-get); the offline tools need none of this" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq nftables iproute2 ulogd2 iperf3 dnsmasq procps >/dev/null
