@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { FlowRing, FlowSink, RotatingFile, startFlowServer } from './sink.ts';
+import type { Flow, FlowEvent } from './types.ts';
+
+const flow = (i: number): Flow => ({
+  time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
+  uuid: `u${i}`,
+  verdict: i % 2 === 0 ? 'FORWARDED' : 'DROPPED',
+  Type: 'L3_L4',
+  node_name: 'node-1',
+});
+const ev = (i: number): FlowEvent => ({ flow: flow(i), node_name: 'node-1', time: flow(i).time });
+
+describe('FlowRing', () => {
+  const rows = [
+    { name: 'under capacity keeps all', cap: 4, push: 3, uuids: ['u0', 'u1', 'u2'], lost: 0 },
+    { name: 'at capacity keeps all', cap: 3, push: 3, uuids: ['u0', 'u1', 'u2'], lost: 0 },
+    { name: 'over capacity drops oldest', cap: 3, push: 5, uuids: ['u2', 'u3', 'u4'], lost: 2 },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const ring = new FlowRing(r.cap);
+      for (let i = 0; i < r.push; i++) ring.push(ev(i));
+      assert.deepEqual(
+        ring.fromSeq(0).map((e) => e.event.flow.uuid),
+        r.uuids,
+      );
+      assert.equal(ring.lost, r.lost);
+      assert.equal(ring.seen, r.push);
+    });
+  }
+  it('since and last', () => {
+    const ring = new FlowRing(10);
+    for (let i = 0; i < 6; i++) ring.push(ev(i));
+    assert.deepEqual(
+      ring.since(Date.parse(flow(4).time)).map((e) => e.event.flow.uuid),
+      ['u4', 'u5'],
+    );
+    assert.deepEqual(
+      ring.last(2).map((e) => e.event.flow.uuid),
+      ['u4', 'u5'],
+    );
+  });
+  it('rejects a zero capacity', () => assert.throws(() => new FlowRing(0)));
+});
+
+describe('FlowSink and RotatingFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-sink-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes hubble jsonpb lines and feeds ring and observers', () => {
+    const ring = new FlowRing(8);
+    const path = join(dir, 'a', 'flows.jsonl');
+    const seen: string[] = [];
+    const sink = new FlowSink({
+      nodeName: 'node-1',
+      ring,
+      file: new RotatingFile(path),
+      observers: [(f) => seen.push(f.uuid)],
+    });
+    sink.emit(flow(1));
+    sink.close();
+    const line = JSON.parse(readFileSync(path, 'utf8').trim()) as FlowEvent;
+    assert.deepEqual(Object.keys(line), ['flow', 'node_name', 'time']);
+    assert.equal(line.flow.uuid, 'u1');
+    assert.deepEqual(seen, ['u1']);
+    assert.equal(ring.size, 1);
+  });
+
+  it('rotates by size and keeps N files', () => {
+    const path = join(dir, 'r.jsonl');
+    const f = new RotatingFile(path, 100, 2);
+    for (let i = 0; i < 20; i++) f.write(JSON.stringify({ i, pad: 'x'.repeat(30) }));
+    f.close();
+    assert.ok(existsSync(path));
+    assert.ok(existsSync(`${path}.1`));
+    assert.ok(existsSync(`${path}.2`));
+    assert.ok(!existsSync(`${path}.3`));
+    for (const p of [path, `${path}.1`, `${path}.2`]) assert.ok(readFileSync(p).length <= 100);
+    const last = readFileSync(path, 'utf8').trim().split('\n').at(-1)!;
+    assert.equal((JSON.parse(last) as { i: number }).i, 19);
+  });
+});
+
+function get(
+  socketPath: string,
+  path: string,
+  onLine?: (l: string, done: () => void) => void,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+        if (onLine) for (const l of d.split('\n').filter(Boolean)) onLine(l, () => req.destroy());
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', (e) => (onLine ? resolve({ status: 0, body: String(e) }) : reject(e)));
+    req.end();
+  });
+}
+
+describe('flow server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-srv-'));
+  const sock = join(dir, 'flows.sock');
+  const ring = new FlowRing(4);
+  for (let i = 0; i < 6; i++) ring.push(ev(i));
+  let close: () => void = () => {};
+  after(() => {
+    close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves status, flows, since, and follows new flows', async () => {
+    const server = await startFlowServer(sock, ring);
+    close = () => {
+      server.closeAllConnections();
+      server.close();
+    };
+    const status = await get(sock, '/status');
+    assert.equal(status.status, 200);
+    const s = JSON.parse(status.body) as Record<string, unknown>;
+    assert.deepEqual([s.capacity, s.size, s.seen, s.lost], [4, 4, 6, 2]);
+
+    const all = await get(sock, '/flows');
+    assert.deepEqual(
+      all.body
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as FlowEvent).flow.uuid),
+      ['u2', 'u3', 'u4', 'u5'],
+    );
+    const since = await get(sock, `/flows?since=${encodeURIComponent(flow(5).time)}`);
+    assert.equal(since.body.trim().split('\n').length, 1);
+    assert.equal((await get(sock, '/flows?since=yesterday')).status, 400);
+    assert.equal((await get(sock, '/nope')).status, 404);
+
+    const got: string[] = [];
+    const following = get(sock, '/flows?follow=1&last=1', (l, done) => {
+      got.push((JSON.parse(l) as FlowEvent).flow.uuid);
+      if (got.length === 2) done();
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    ring.push(ev(6));
+    await following;
+    assert.deepEqual(got, ['u5', 'u6']);
+  });
+});

@@ -1,0 +1,258 @@
+// Where flow records go: a JSON-lines file (rotated by size), an in-memory ring buffer for
+// `seawall observe`, and a small HTTP API on a unix socket that serves the ring.
+// Each line is what `hubble observe -o jsonpb` prints: {"flow": {...}, "node_name": ..., "time": ...}.
+
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
+import type { Flow, FlowEvent } from './types.ts';
+
+/** A stored event with its sequence number (monotonic, never reused). */
+export interface RingEntry {
+  seq: number;
+  event: FlowEvent;
+}
+
+/** Fixed-capacity ring: the oldest events are dropped and counted as lost. */
+export class FlowRing {
+  private readonly slots: (RingEntry | undefined)[];
+  private next = 0; // seq of the next push
+  lost = 0;
+  private readonly listeners = new Set<(e: RingEntry) => void>();
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('ring capacity must be ≥ 1');
+    this.slots = new Array(capacity);
+  }
+
+  get size(): number {
+    return Math.min(this.next, this.capacity);
+  }
+
+  /** Sequence number of the oldest event still held. */
+  get firstSeq(): number {
+    return this.next - this.size;
+  }
+
+  get seen(): number {
+    return this.next;
+  }
+
+  push(event: FlowEvent): RingEntry {
+    if (this.next >= this.capacity) this.lost++;
+    const entry = { seq: this.next, event };
+    this.slots[this.next % this.capacity] = entry;
+    this.next++;
+    for (const l of this.listeners) l(entry);
+    return entry;
+  }
+
+  /** Events with seq ≥ fromSeq, oldest first. */
+  fromSeq(fromSeq: number): RingEntry[] {
+    const out: RingEntry[] = [];
+    for (let s = Math.max(fromSeq, this.firstSeq); s < this.next; s++) {
+      const e = this.slots[s % this.capacity];
+      if (e !== undefined) out.push(e);
+    }
+    return out;
+  }
+
+  /** Events whose time is at or after `since` (RFC 3339), oldest first. */
+  since(sinceMs: number): RingEntry[] {
+    return this.fromSeq(0).filter((e) => Date.parse(e.event.time) >= sinceMs);
+  }
+
+  last(n: number): RingEntry[] {
+    return this.fromSeq(this.next - n);
+  }
+
+  subscribe(fn: (e: RingEntry) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}
+
+/** Appends lines to a file; past `maxBytes` it shifts file → file.1 → … → file.<keep>. */
+export class RotatingFile {
+  private fd: number | undefined;
+  private bytes = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly maxBytes = 10 * 1024 * 1024,
+    private readonly keep = 3,
+  ) {}
+
+  write(line: string): void {
+    const data = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+    if (this.fd === undefined) this.open();
+    if (this.bytes > 0 && this.bytes + data.length > this.maxBytes) {
+      this.rotate();
+      this.open();
+    }
+    writeSync(this.fd!, data);
+    this.bytes += data.length;
+  }
+
+  private open(): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    this.fd = openSync(this.path, 'a', 0o640);
+    this.bytes = fstatSync(this.fd).size;
+  }
+
+  private rotate(): void {
+    this.close();
+    if (this.keep < 1) {
+      rmSync(this.path, { force: true });
+      return;
+    }
+    rmSync(`${this.path}.${this.keep}`, { force: true });
+    for (let i = this.keep - 1; i >= 1; i--) {
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    }
+    if (existsSync(this.path)) renameSync(this.path, `${this.path}.1`);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export interface FlowSinkOptions {
+  nodeName: string;
+  ring: FlowRing;
+  file?: RotatingFile;
+  /** Called for each record (metrics). */
+  observers?: ((f: Flow) => void)[];
+}
+
+/** Fans each record out to the file, the ring and the observers. A failing writer is counted. */
+export class FlowSink {
+  writeErrors = 0;
+  constructor(private readonly o: FlowSinkOptions) {}
+
+  emit(flow: Flow): FlowEvent {
+    const event: FlowEvent = { flow, node_name: flow.node_name ?? this.o.nodeName, time: flow.time };
+    if (this.o.file !== undefined) {
+      try {
+        this.o.file.write(JSON.stringify(event));
+      } catch {
+        this.writeErrors++;
+      }
+    }
+    this.o.ring.push(event);
+    for (const obs of this.o.observers ?? []) obs(flow);
+    return event;
+  }
+
+  close(): void {
+    this.o.file?.close();
+  }
+}
+
+/** A follower that falls this far behind is cut off rather than buffering without bound. */
+const MAX_FOLLOWER_BACKLOG = 8 * 1024 * 1024;
+
+function sendJSON(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function handle(ring: FlowRing, startedAt: number, req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url ?? '/', 'http://seawall');
+  if (req.method !== 'GET') {
+    sendJSON(res, 405, { error: 'method not allowed' });
+    return;
+  }
+  if (url.pathname === '/status') {
+    const first = ring.fromSeq(ring.firstSeq)[0];
+    const last = ring.last(1)[0];
+    sendJSON(res, 200, {
+      capacity: ring.capacity,
+      size: ring.size,
+      seen: ring.seen,
+      lost: ring.lost,
+      first_time: first?.event.time ?? null,
+      last_time: last?.event.time ?? null,
+      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+    });
+    return;
+  }
+  if (url.pathname !== '/flows') {
+    sendJSON(res, 404, { error: 'not found' });
+    return;
+  }
+
+  const since = url.searchParams.get('since');
+  const last = url.searchParams.get('last');
+  const follow = url.searchParams.get('follow') === '1' || url.searchParams.get('follow') === 'true';
+  let entries: RingEntry[];
+  if (since !== null && since !== '') {
+    const ms = /^\d+$/.test(since) ? Number(since) * 1000 : Date.parse(since);
+    if (Number.isNaN(ms)) {
+      sendJSON(res, 400, { error: `bad since: ${since}` });
+      return;
+    }
+    entries = ring.since(ms);
+  } else if (last !== null && /^\d+$/.test(last)) {
+    entries = ring.last(Number(last));
+  } else {
+    entries = follow ? [] : ring.fromSeq(0);
+  }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  let sent = entries.length > 0 ? entries[entries.length - 1]!.seq : ring.seen - 1;
+  for (const e of entries) res.write(`${JSON.stringify(e.event)}\n`);
+  if (!follow) {
+    res.end();
+    return;
+  }
+  const unsubscribe = ring.subscribe((e) => {
+    if (e.seq <= sent) return;
+    sent = e.seq;
+    if (res.writableLength > MAX_FOLLOWER_BACKLOG) {
+      unsubscribe();
+      res.destroy();
+      return;
+    }
+    res.write(`${JSON.stringify(e.event)}\n`);
+  });
+  const done = (): void => {
+    unsubscribe();
+  };
+  req.on('close', done);
+  res.on('close', done);
+}
+
+/** Serves GET /flows?since=&last=&follow=1 (NDJSON) and GET /status on a unix socket. */
+export async function startFlowServer(socketPath: string, ring: FlowRing): Promise<Server> {
+  mkdirSync(dirname(socketPath), { recursive: true });
+  rmSync(socketPath, { force: true }); // a stale socket of a crashed run
+  const startedAt = Date.now();
+  const server = createServer((req, res) => {
+    try {
+      handle(ring, startedAt, req, res);
+    } catch (e) {
+      if (!res.headersSent) sendJSON(res, 500, { error: String(e) });
+      else res.destroy();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('close', () => rmSync(socketPath, { force: true }));
+  return server;
+}
