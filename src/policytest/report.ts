@@ -1,0 +1,97 @@
+// What `seawall test` prints: human text (failures with explanations, then `N passed, N failed`),
+// JSON lines (one result per flow) and JUnit XML (one testsuite per PolicyTest).
+
+import type { Issue } from '../policy-api/issue.ts';
+import type { FlowResult, TestRun } from './types.ts';
+
+export function formatIssue(i: Issue): string {
+  const where = `${i.pos.file}:${i.pos.line}:${i.pos.column}`;
+  const path = i.path ? ` (${i.path})` : '';
+  return `${where}: ${i.severity} ${i.code}: ${i.message}${path}`;
+}
+
+export function describeFlow(r: FlowResult): string {
+  const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
+  return `${r.from} → ${r.to} ${port}`;
+}
+
+function flowTitle(r: FlowResult): string {
+  const name = r.name !== undefined ? ` "${r.name}"` : '';
+  return `${r.test} flows[${r.flow}]${name}: ${describeFlow(r)}`;
+}
+
+function verdictText(outcome: string, reason: string | undefined): string {
+  return reason !== undefined && outcome !== 'allowed' ? `${outcome} (${reason})` : outcome;
+}
+
+export interface HumanOptions {
+  /** Print passing flows too. */
+  verbose?: boolean;
+}
+
+export function formatHuman(runs: readonly TestRun[], opts: HumanOptions = {}): string {
+  const lines: string[] = [];
+  let passed = 0;
+  let failed = 0;
+  for (const run of runs) {
+    for (const r of run.results) {
+      if (r.pass) {
+        passed++;
+        if (opts.verbose) lines.push(`PASS ${flowTitle(r)}: ${verdictText(r.actual, r.reason)}`);
+        continue;
+      }
+      failed++;
+      lines.push(`FAIL ${flowTitle(r)}`);
+      lines.push(`  expected: ${verdictText(r.expected, r.expectedReason)}`);
+      lines.push(`  actual:   ${verdictText(r.actual, r.reason)}`);
+      for (const e of r.explanation) lines.push(`  ${e}`);
+    }
+  }
+  lines.push(`${passed} passed, ${failed} failed`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatJSONLines(runs: readonly TestRun[]): string {
+  let out = '';
+  for (const run of runs) for (const r of run.results) out += `${JSON.stringify(r)}\n`;
+  return out;
+}
+
+export function formatJUnit(runs: readonly TestRun[]): string {
+  const all = runs.flatMap((r) => r.results);
+  const failures = all.filter((r) => !r.pass).length;
+  const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  out.push(`<testsuites name="seawall test" tests="${all.length}" failures="${failures}">`);
+  for (const run of runs) {
+    const f = run.results.filter((r) => !r.pass).length;
+    out.push(
+      `  <testsuite name="${xml(run.test.name)}" tests="${run.results.length}" failures="${f}" errors="0" time="${run.seconds.toFixed(3)}" file="${xml(run.test.file)}">`,
+    );
+    for (const r of run.results) {
+      const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${describeFlow(r)}`;
+      const open = `    <testcase name="${xml(name)}" classname="${xml(run.test.name)}"`;
+      if (r.pass) {
+        out.push(`${open}/>`);
+        continue;
+      }
+      const msg = `expected ${verdictText(r.expected, r.expectedReason)}, got ${verdictText(r.actual, r.reason)}`;
+      out.push(`${open}>`);
+      out.push(
+        `      <failure message="${xml(msg)}" type="verdict">${xml(r.explanation.join('\n'))}</failure>`,
+      );
+      out.push('    </testcase>');
+    }
+    out.push('  </testsuite>');
+  }
+  out.push('</testsuites>');
+  return `${out.join('\n')}\n`;
+}
+
+function xml(s: string): string {
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+}

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { FlowRequest, PolicyEngineAPI, Verdict } from '../policy/types.ts';
+import { defaultEngineFactory } from './default-engine.ts';
+import { loadPolicyTestFile, parsePolicyTestText } from './parse.ts';
+import { formatHuman, formatJSONLines, formatJUnit } from './report.ts';
+import { outcomeOf, runPolicyTest } from './runner.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const rel = (p: string) => relative(root, join(here, p));
+
+/** Compares with a golden file; UPDATE_GOLDEN=1 rewrites it. */
+function golden(name: string, got: string): void {
+  const file = join(here, 'testdata', name);
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, got);
+  assert.equal(got, readFileSync(file, 'utf8'));
+}
+
+// ---------------------------------------------------------------- a stub engine
+
+interface Call {
+  op: string;
+  args: unknown[];
+}
+
+function stubEngine(decide: (f: FlowRequest, now: number) => Partial<Verdict>) {
+  const calls: Call[] = [];
+  const engine = {
+    config: { enforcementMode: 'default', clusterName: 'default', localNode: 'node-1' },
+    upsertNamespace: (...args: unknown[]) => calls.push({ op: 'ns', args }),
+    upsertEndpoint: (...args: unknown[]) => calls.push({ op: 'ep', args }),
+    upsertPolicy: (...args: unknown[]) => {
+      calls.push({ op: 'policy', args });
+      return [];
+    },
+    learnDNS: (...args: unknown[]) => calls.push({ op: 'learn', args }),
+    decide: (f: FlowRequest, now: number) => {
+      calls.push({ op: 'decide', args: [now] });
+      return {
+        allowed: false,
+        verdict: 'DROPPED',
+        srcIdentity: 1,
+        dstIdentity: 2,
+        explanation: [],
+        ...decide(f, now),
+      };
+    },
+  } as unknown as PolicyEngineAPI;
+  return { engine, calls };
+}
+
+const TEST = `apiVersion: seawall/v1
+kind: PolicyTest
+metadata: {name: t}
+spec:
+  config: {enforcementMode: never}
+  namespaces: [{name: shop, labels: {env: prod}}]
+  endpoints:
+    - {name: a, namespace: shop}
+    - {name: dns, namespace: kube-system}
+  dns: [{name: x.example, ips: [192.0.2.1, 192.0.2.2], ttl: 30}]
+  flows:
+    - {from: a, to: dns, port: 53, protocol: UDP, dns: {query: X.Example.}, expect: allowed}
+    - {from: a, to: x.example, port: 443, expect: allowed}
+    - {from: a, to: dns, port: 53, protocol: UDP, dns: {query: other.example}, expect: allowed}
+`;
+
+const allowDNS = (f: FlowRequest): Partial<Verdict> =>
+  f.l7?.kind === 'dns'
+    ? {
+        allowed: true,
+        verdict: 'FORWARDED',
+        egress: {
+          direction: 'EGRESS',
+          endpoint: 'shop/a',
+          enforced: true,
+          allowed: true,
+          matchType: 'L3_L4',
+          allowedBy: [],
+          deniedBy: [],
+          l7: { parser: 'dns', allowed: true },
+          explanation: [],
+        },
+      }
+    : { allowed: true, verdict: 'FORWARDED' };
+
+interface Row {
+  name: string;
+  decide: (f: FlowRequest) => Partial<Verdict>;
+  /** The learnDNS calls expected. */
+  learnt: unknown[][];
+}
+
+const rows: Row[] = [
+  {
+    name: 'a query allowed through a DNS rule teaches the answer (names compared case-insensitively)',
+    decide: allowDNS,
+    learnt: [['x.example', ['192.0.2.1', '192.0.2.2'], 30, 100]],
+  },
+  {
+    name: 'a query allowed without a DNS rule teaches nothing',
+    decide: () => ({ allowed: true, verdict: 'FORWARDED' }),
+    learnt: [],
+  },
+  {
+    name: 'a refused query teaches nothing',
+    decide: (f) => {
+      const v = allowDNS(f);
+      return f.l7 ? { ...v, allowed: false, verdict: 'DROPPED', reason: 'L7_DENIED' } : v;
+    },
+    learnt: [],
+  },
+];
+
+for (const row of rows) {
+  test(`runner: ${row.name}`, async () => {
+    const parsed = await parsePolicyTestText('t.yaml', TEST);
+    assert.deepEqual(parsed.issues, []);
+    const { engine, calls } = stubEngine(row.decide);
+    let mode: unknown;
+    runPolicyTest(parsed.tests[0]!, {
+      createEngine: (cfg) => {
+        mode = cfg.enforcementMode;
+        return engine;
+      },
+    });
+    assert.equal(mode, 'never');
+    assert.deepEqual(
+      calls.filter((c) => c.op === 'learn').map((c) => c.args),
+      row.learnt,
+    );
+    // Setup order: namespaces (listed and implied), endpoints, then flows on a rising clock.
+    assert.deepEqual(
+      calls.filter((c) => c.op !== 'learn').map((c) => (c.op === 'decide' ? `decide@${c.args[0]}` : c.op)),
+      ['ns', 'ns', 'ep', 'ep', 'decide@100', 'decide@200', 'decide@300'],
+    );
+    assert.deepEqual(calls[1]!.args, ['kube-system', {}]);
+  });
+}
+
+test('runner: the FQDN flow is decided on the first address of the record', async () => {
+  const parsed = await parsePolicyTestText('t.yaml', TEST);
+  const seen: FlowRequest[] = [];
+  const { engine } = stubEngine((f) => {
+    seen.push(f);
+    return {};
+  });
+  runPolicyTest(parsed.tests[0]!, { createEngine: () => engine });
+  assert.deepEqual(seen[1]!.dst, { kind: 'ip', ip: '192.0.2.1' });
+});
+
+const outcomeRows: Array<{ name: string; v: Partial<Verdict>; want: string }> = [
+  { name: 'forwarded', v: { allowed: true, verdict: 'FORWARDED' }, want: 'allowed' },
+  { name: 'dropped', v: { allowed: false, verdict: 'DROPPED' }, want: 'denied' },
+  {
+    name: 'audit verdict (hook for policy audit mode)',
+    v: { allowed: true, verdict: 'AUDIT' as 'FORWARDED' },
+    want: 'audited',
+  },
+];
+for (const row of outcomeRows) {
+  test(`runner: outcome ${row.name}`, () => assert.equal(outcomeOf(row.v as Verdict), row.want));
+}
+
+test('runner: expectReason must match; audited expectation fails on a plain verdict', async () => {
+  const text = TEST.replace(
+    /flows:[\s\S]*$/,
+    `flows:
+    - {from: a, to: dns, port: 80, expect: denied, expectReason: POLICY_DENY}
+    - {from: a, to: dns, port: 81, expect: denied, expectReason: POLICY_DENIED}
+    - {from: a, to: dns, port: 82, expect: audited}
+`,
+  );
+  const parsed = await parsePolicyTestText('t.yaml', text);
+  const { engine } = stubEngine(() => ({ allowed: false, verdict: 'DROPPED', reason: 'POLICY_DENIED' }));
+  const run = runPolicyTest(parsed.tests[0]!, { createEngine: () => engine });
+  assert.deepEqual(
+    run.results.map((r) => [r.pass, r.actual, r.reason]),
+    [
+      [false, 'denied', 'POLICY_DENIED'],
+      [true, 'denied', 'POLICY_DENIED'],
+      [false, 'denied', 'POLICY_DENIED'],
+    ],
+  );
+});
+
+// ---------------------------------------------------------------- golden outputs on the real engine
+
+async function fixtureRuns(file: string) {
+  const parsed = await loadPolicyTestFile(rel(file));
+  assert.deepEqual(parsed.issues, []);
+  return parsed.tests.map((t) => runPolicyTest(t, { createEngine: defaultEngineFactory, now: () => 0 }));
+}
+
+test('report: human output of a failing run (golden)', async () => {
+  golden('failing.human.golden', formatHuman(await fixtureRuns('testdata/failing.policytest.yaml')));
+});
+
+test('report: human output with -v (golden)', async () => {
+  golden(
+    'shop.verbose.golden',
+    formatHuman(await fixtureRuns('testdata/shop.policytest.yaml'), { verbose: true }),
+  );
+});
+
+test('report: JSON lines (golden)', async () => {
+  const out = formatJSONLines(await fixtureRuns('testdata/failing.policytest.yaml'));
+  for (const line of out.trimEnd().split('\n')) JSON.parse(line);
+  golden('failing.json.golden', out);
+});
+
+test('report: JUnit XML (golden)', async () => {
+  golden('failing.junit.golden', formatJUnit(await fixtureRuns('testdata/failing.policytest.yaml')));
+});

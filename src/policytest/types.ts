@@ -1,0 +1,113 @@
+// The PolicyTest format (../shared/spec/policy-test-format.md) as typed objects, after decoding
+// and reference resolution, plus the per-flow result the runner produces.
+
+import type {
+  DenyReason,
+  EndpointSpec,
+  EnforcementMode,
+  FlowProtocol,
+  FlowRequest,
+  PeerRef,
+  TrafficDirection,
+} from '../policy/types.ts';
+import type { Issue, SourcePos } from '../policy-api/issue.ts';
+import type { PolicyObject } from '../policy-api/types.ts';
+
+export type Expectation = 'allowed' | 'denied' | 'audited';
+
+export interface TestNamespace {
+  name: string;
+  labels: Record<string, string>;
+  pos: SourcePos;
+}
+
+/** An endpoint as the engine receives it, plus where it was written. */
+export interface TestEndpoint extends EndpointSpec {
+  pos: SourcePos;
+  /** True when `ip` was allocated rather than written. */
+  ipAllocated: boolean;
+}
+
+export interface DNSRecord {
+  name: string;
+  ips: string[];
+  ttl: number;
+  pos: SourcePos;
+}
+
+/** One flow of a test, with `from`/`to` resolved to engine peers. */
+export interface TestFlow {
+  index: number;
+  name?: string;
+  /** As written in the file. */
+  from: string;
+  to: string;
+  request: FlowRequest;
+  /** Set when `to` named an FQDN: the name and the address it resolved to. */
+  toFQDN?: { name: string; ip: string };
+  expect: Expectation;
+  expectReason?: DenyReason;
+  pos: SourcePos;
+}
+
+export interface PolicyTest {
+  name: string;
+  description?: string;
+  file: string;
+  pos: SourcePos;
+  enforcementMode: EnforcementMode;
+  policies: PolicyObject[];
+  namespaces: TestNamespace[];
+  endpoints: TestEndpoint[];
+  dns: DNSRecord[];
+  flows: TestFlow[];
+}
+
+export interface ParsedTestFile {
+  file: string;
+  tests: PolicyTest[];
+  issues: Issue[];
+}
+
+export type Outcome = 'allowed' | 'denied' | 'audited';
+
+/** One flow's result: what `-o json` prints, one per line. */
+export interface FlowResult {
+  file: string;
+  test: string;
+  flow: number;
+  name?: string;
+  from: string;
+  to: string;
+  port?: number;
+  protocol: FlowProtocol;
+  expected: Expectation;
+  expectedReason?: DenyReason;
+  actual: Outcome;
+  reason?: DenyReason;
+  pass: boolean;
+  decidedBy?: TrafficDirection;
+  explanation: string[];
+}
+
+export interface TestRun {
+  test: PolicyTest;
+  results: FlowResult[];
+  /** Errors the engine reported while taking the policies (make the input invalid). */
+  issues: Issue[];
+  /** Wall time of the run, for JUnit. */
+  seconds: number;
+}
+
+export const ENTITY_PEERS = ['world', 'host', 'remote-node', 'kube-apiserver'] as const;
+
+export function peerLabel(p: PeerRef): string {
+  switch (p.kind) {
+    case 'endpoint':
+      return `${p.namespace}/${p.name}`;
+    case 'ip':
+      return p.ip;
+    case 'entity':
+      return p.entity;
+  }
+}
