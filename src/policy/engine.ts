@@ -1,0 +1,519 @@
+// The policy engine: repository of rules, identities, SelectorCache, per-endpoint resolved policy
+// (MapState) kept up to date incrementally, and decide(flow) answering from the MapStates.
+
+import { DNSCache } from '../fqdn/cache.ts';
+import { type Identity, IdentityAllocator } from '../identity/allocator.ts';
+import { formatPrefix, type Prefix, parsePrefix } from '../identity/cidr.ts';
+import { IPCache } from '../identity/ipcache.ts';
+import { ID } from '../identity/reserved.ts';
+import { podIdentityLabels } from '../labels/pod.ts';
+import type { Issue } from '../policy-api/issue.ts';
+import type { PolicyObject } from '../policy-api/types.ts';
+import { decideDirection, type PeerInfo } from './decide.ts';
+import { EndpointState, type ResolveContext, unionL7 } from './endpoint.ts';
+import { LOOKUP } from './mapstate.ts';
+import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
+import { type CachedSelector, SelectorCache } from './selectorcache.ts';
+import type {
+  ContainerPort,
+  DirectionDecision,
+  EndpointPolicy,
+  EndpointSpec,
+  EngineConfig,
+  FlowRequest,
+  MapStateEntry,
+  NumericIdentity,
+  PeerRef,
+  PolicyEngineAPI,
+  RuleRef,
+  TrafficDirection,
+  Verdict,
+} from './types.ts';
+
+interface PodRecord {
+  kind: 'pod';
+  key: string;
+  spec: EndpointSpec;
+  state: EndpointState;
+}
+
+interface ExternalRecord {
+  kind: 'external';
+  key: string;
+  spec: EndpointSpec;
+  prefix: Prefix | undefined;
+}
+
+type EndpointRecord = PodRecord | ExternalRecord;
+
+interface StoredPolicy {
+  obj: PolicyObject;
+  rules: InternalRule[];
+  subjects: CachedSelector[];
+  prefixes: Prefix[];
+}
+
+const ENTITY_IDS: Record<string, number> = {
+  host: ID.host,
+  'remote-node': ID.remoteNode,
+  'kube-apiserver': ID.kubeApiserver,
+  world: ID.world,
+};
+
+export class PolicyEngine implements PolicyEngineAPI {
+  readonly config: EngineConfig;
+  readonly identities = new IdentityAllocator();
+  readonly ipcache = new IPCache();
+  readonly selectors: SelectorCache;
+  readonly dns = new DNSCache();
+  private readonly namespaces = new Map<string, Record<string, string>>();
+  private readonly endpoints = new Map<string, EndpointRecord>();
+  private readonly byIP = new Map<string, EndpointRecord>();
+  private readonly statesByIdentity = new Map<number, Set<EndpointState>>();
+  private readonly policies = new Map<string, StoredPolicy>();
+  private readonly rulesBySubject = new Map<CachedSelector, Set<InternalRule>>();
+  /** /32 prefixes held because DNS answers point at them. */
+  private readonly fqdnHeld = new Set<string>();
+  private dnsExpiries: number[] = [];
+  private readonly ctx: ResolveContext;
+
+  constructor(config?: Partial<EngineConfig>) {
+    this.config = {
+      enforcementMode: config?.enforcementMode ?? 'default',
+      clusterName: config?.clusterName ?? 'default',
+      localNode: config?.localNode ?? 'node-1',
+    };
+    this.selectors = new SelectorCache(this.identities.all());
+    this.identities.addListener(this.selectors);
+    this.ctx = {
+      selectors: this.selectors,
+      clusterName: this.config.clusterName,
+      namedPortsOf: (id) => this.namedPortsOf(id),
+    };
+    this.dns.subscribe((_name, added, removed, now) => {
+      for (const ip of new Set([...added, ...removed])) this.refreshFQDN(ip, now);
+    });
+  }
+
+  // ------------------------------------------------------------------ namespaces and endpoints
+
+  upsertNamespace(name: string, labels: Record<string, string>): void {
+    this.namespaces.set(name, { ...labels });
+    // Namespace labels are identity labels: pods of the namespace move to new identities.
+    for (const rec of [...this.endpoints.values()]) {
+      if (rec.kind === 'pod' && (rec.spec.namespace ?? 'default') === name) this.upsertEndpoint(rec.spec);
+    }
+  }
+
+  upsertEndpoint(ep: EndpointSpec): void {
+    if (ep.external === true) {
+      this.upsertExternal(ep);
+      return;
+    }
+    const ns = ep.namespace ?? 'default';
+    const key = `${ns}/${ep.name}`;
+    const labelsInput = {
+      namespace: ns,
+      labels: ep.labels,
+      namespaceLabels: this.namespaces.get(ns) ?? {},
+      cluster: this.config.clusterName,
+    };
+    const labels = podIdentityLabels(
+      ep.serviceAccount === undefined ? labelsInput : { ...labelsInput, serviceAccount: ep.serviceAccount },
+    );
+    const old = this.endpoints.get(key);
+    const identity = this.identities.allocate(labels); // before releasing the old one: keeps the number
+    const namedChanged = hasNamed(ep.ports) || (old !== undefined && hasNamed(old.spec.ports));
+    if (old !== undefined) this.dropRecord(old, old.kind === 'pod' && old.state.identity === identity);
+    let state: EndpointState;
+    if (old !== undefined && old.kind === 'pod' && old.state.identity === identity) {
+      state = old.state;
+      state.spec = ep;
+    } else {
+      state = new EndpointState(key, ep, identity, this.ctx);
+      let set = this.statesByIdentity.get(identity.id);
+      if (set === undefined) {
+        set = new Set();
+        this.statesByIdentity.set(identity.id, set);
+      }
+      set.add(state);
+    }
+    const rec: PodRecord = { kind: 'pod', key, spec: ep, state };
+    this.endpoints.set(key, rec);
+    this.byIP.set(ep.ip, rec);
+    this.ipcache.upsertEndpoint(ep.ip, identity.id);
+    this.resolve(state);
+    if (namedChanged) this.refreshEgressNamedPorts(state);
+  }
+
+  private upsertExternal(ep: EndpointSpec): void {
+    const key = ep.name;
+    const old = this.endpoints.get(key);
+    const prefix = parsePrefix(ep.ip);
+    if (prefix !== undefined) this.acquirePrefix(prefix);
+    if (old !== undefined) this.dropRecord(old, false);
+    const rec: ExternalRecord = { kind: 'external', key, spec: ep, prefix };
+    this.endpoints.set(key, rec);
+  }
+
+  removeEndpoint(namespace: string | undefined, name: string): void {
+    const rec = this.findEndpoint(namespace, name);
+    if (rec === undefined) return;
+    this.dropRecord(rec, false);
+    if (rec.kind === 'pod' && hasNamed(rec.spec.ports)) this.refreshEgressNamedPorts(undefined);
+  }
+
+  /** Forgets a record; `keepState` when the same identity continues under a new spec. */
+  private dropRecord(rec: EndpointRecord, keepState: boolean): void {
+    this.endpoints.delete(rec.key);
+    if (rec.kind === 'external') {
+      if (rec.prefix !== undefined) this.releasePrefix(rec.prefix);
+      return;
+    }
+    if (this.byIP.get(rec.spec.ip) === rec) {
+      this.byIP.delete(rec.spec.ip);
+      this.ipcache.deleteEndpoint(rec.spec.ip);
+    }
+    const identity = rec.state.identity;
+    if (!keepState) {
+      rec.state.dispose();
+      this.statesByIdentity.get(identity.id)?.delete(rec.state);
+      if (this.statesByIdentity.get(identity.id)?.size === 0) this.statesByIdentity.delete(identity.id);
+    }
+    this.identities.release(identity);
+  }
+
+  private findEndpoint(namespace: string | undefined, name: string): EndpointRecord | undefined {
+    if (namespace !== undefined)
+      return this.endpoints.get(`${namespace}/${name}`) ?? this.endpoints.get(name);
+    return this.endpoints.get(name) ?? this.endpoints.get(`default/${name}`);
+  }
+
+  private namedPortsOf(id: number): readonly ContainerPort[] {
+    const out: ContainerPort[] = [];
+    if (id === 0) {
+      for (const set of this.statesByIdentity.values())
+        for (const s of set) out.push(...(s.spec.ports ?? []));
+      return out;
+    }
+    for (const s of this.statesByIdentity.get(id) ?? []) out.push(...(s.spec.ports ?? []));
+    return out;
+  }
+
+  private refreshEgressNamedPorts(except: EndpointState | undefined): void {
+    for (const set of this.statesByIdentity.values()) {
+      for (const s of set) if (s !== except && s.hasEgressNamedPorts) this.resolve(s);
+    }
+  }
+
+  // ------------------------------------------------------------------ policies
+
+  upsertPolicy(p: PolicyObject): Issue[] {
+    return this.replacePolicy(policyKeyOf(p), p);
+  }
+
+  removePolicy(kind: string, namespace: string | undefined, name: string): void {
+    this.replacePolicy(
+      policyKey(kind, kind === 'CiliumClusterwideNetworkPolicy' ? undefined : namespace, name),
+      undefined,
+    );
+  }
+
+  private replacePolicy(key: string, p: PolicyObject | undefined): Issue[] {
+    const old = this.policies.get(key);
+    let next: StoredPolicy | undefined;
+    if (p !== undefined) {
+      const rules = translatePolicy(p, { clusterName: this.config.clusterName });
+      const prefixes: Prefix[] = [];
+      for (const r of rules)
+        for (const e of r.entries) for (const pc of e.peers) prefixes.push(...(pc.sel.prefixes ?? []));
+      for (const pr of prefixes) this.acquirePrefix(pr);
+      const subjects = rules.map((r) => this.selectors.add(r.subject));
+      rules.forEach((r, i) => {
+        const cs = subjects[i]!;
+        let set = this.rulesBySubject.get(cs);
+        if (set === undefined) {
+          set = new Set();
+          this.rulesBySubject.set(cs, set);
+        }
+        set.add(r);
+      });
+      next = { obj: p, rules, subjects, prefixes };
+      this.policies.set(key, next);
+    } else {
+      this.policies.delete(key);
+    }
+    const affected = new Set<number>();
+    for (const sp of [old, next])
+      for (const cs of sp?.subjects ?? []) for (const id of cs.ids) affected.add(id);
+    if (old !== undefined) {
+      old.rules.forEach((r, i) => {
+        this.rulesBySubject.get(old.subjects[i]!)?.delete(r);
+      });
+    }
+    const issues: Issue[] = [];
+    const seen = new Set<string>();
+    for (const id of affected) {
+      for (const s of this.statesByIdentity.get(id) ?? []) {
+        for (const is of this.resolve(s)) {
+          if (seen.has(is.message)) continue;
+          seen.add(is.message);
+          issues.push(is);
+        }
+      }
+    }
+    if (old !== undefined) {
+      old.rules.forEach((r, i) => {
+        const cs = old.subjects[i]!;
+        if (this.rulesBySubject.get(cs)?.size === 0) this.rulesBySubject.delete(cs);
+        void r;
+        this.selectors.release(cs);
+      });
+      for (const pr of old.prefixes) this.releasePrefix(pr);
+    }
+    return issues;
+  }
+
+  private rulesFor(identity: number): InternalRule[] {
+    const out: InternalRule[] = [];
+    for (const cs of this.selectors.selectorsOf(identity)) {
+      const rules = this.rulesBySubject.get(cs);
+      if (rules !== undefined) out.push(...rules);
+    }
+    return out;
+  }
+
+  private resolve(state: EndpointState): Issue[] {
+    return state.resolve(this.rulesFor(state.identity.id), this.config.enforcementMode);
+  }
+
+  // ------------------------------------------------------------------ CIDR and FQDN identities
+
+  private acquirePrefix(p: Prefix): void {
+    const id = this.identities.allocateCIDR(p);
+    if (p.len > 0) this.ipcache.upsertPrefix(p, id.id);
+  }
+
+  private releasePrefix(p: Prefix): void {
+    this.identities.releaseCIDR(p);
+    if (p.len > 0 && this.identities.cidrIdentity(p) === undefined) this.ipcache.deletePrefix(p);
+  }
+
+  learnDNS(name: string, ips: string[], ttlSeconds: number, nowMs: number = Date.now()): void {
+    this.expireDNS(nowMs);
+    this.dns.learn(name, ips, ttlSeconds, nowMs);
+    this.dnsExpiries.push(nowMs + Math.max(ttlSeconds, this.dns.minTTL) * 1000);
+  }
+
+  /** Drops DNS answers that expired before `nowMs` (their IPs leave the toFQDNs selections). */
+  expireDNS(nowMs: number): void {
+    if (!this.dnsExpiries.some((e) => e < nowMs)) return;
+    this.dns.gc(nowMs);
+    this.dnsExpiries = this.dnsExpiries.filter((e) => e >= nowMs);
+  }
+
+  private refreshFQDN(ip: string, nowMs: number): void {
+    const rec = this.byIP.get(ip);
+    if (rec !== undefined && rec.kind === 'pod') return; // in-cluster endpoints are never fqdn-selected
+    const p = parsePrefix(ip);
+    if (p === undefined || p.len !== 32) return;
+    const k = formatPrefix(p);
+    const names = this.dns.namesForIP(ip, nowMs);
+    if (names.length > 0) {
+      if (!this.fqdnHeld.has(k)) {
+        this.fqdnHeld.add(k);
+        this.acquirePrefix(p);
+      }
+      this.identities.setFQDNNames(this.identities.cidrIdentity(p)!, new Set(names));
+    } else if (this.fqdnHeld.has(k)) {
+      this.identities.setFQDNNames(this.identities.cidrIdentity(p)!, new Set());
+      this.fqdnHeld.delete(k);
+      this.releasePrefix(p);
+    }
+  }
+
+  // ------------------------------------------------------------------ decide
+
+  identityOf(peer: PeerRef): NumericIdentity {
+    return this.peerInfo(peer).id;
+  }
+
+  labelsOf(id: NumericIdentity): string[] {
+    return this.identities.get(id)?.labels.toStrings() ?? [];
+  }
+
+  private peerInfo(peer: PeerRef): PeerInfo & { state?: EndpointState } {
+    switch (peer.kind) {
+      case 'entity':
+        return { id: ENTITY_IDS[peer.entity] ?? ID.world, name: peer.entity };
+      case 'ip': {
+        const rec = this.byIP.get(peer.ip);
+        if (rec !== undefined && rec.kind === 'pod')
+          return { id: rec.state.identity.id, name: rec.key, state: rec.state };
+        return { id: this.ipcache.lookup(peer.ip), name: peer.ip };
+      }
+      case 'endpoint': {
+        const rec = this.findEndpoint(peer.namespace, peer.name);
+        if (rec === undefined)
+          return { id: ID.unknown, name: `${peer.namespace}/${peer.name} (unknown endpoint)` };
+        if (rec.kind === 'pod') return { id: rec.state.identity.id, name: rec.key, state: rec.state };
+        return { id: this.ipcache.lookup(rec.spec.ip), name: `${rec.key} (${rec.spec.ip})` };
+      }
+    }
+  }
+
+  describeIdentity(id: number): string {
+    const identity = this.identities.get(id);
+    if (identity === undefined) return `identity ${id}`;
+    return `identity ${id} (${shortLabels(identity).join(' ')})`;
+  }
+
+  decide(flow: FlowRequest, nowMs?: number): Verdict {
+    if (nowMs !== undefined) this.expireDNS(nowMs);
+    const src = this.peerInfo(flow.src);
+    const dst = this.peerInfo(flow.dst);
+    const ctx = { describeIdentity: (id: number) => this.describeIdentity(id) };
+    let egress: DirectionDecision | undefined;
+    let ingress: DirectionDecision | undefined;
+    if (src.state !== undefined) egress = decideDirection(ctx, src.state, 'EGRESS', dst, flow);
+    if (dst.state !== undefined) ingress = decideDirection(ctx, dst.state, 'INGRESS', src, flow);
+    const denied =
+      egress !== undefined && !egress.allowed
+        ? egress
+        : ingress !== undefined && !ingress.allowed
+          ? ingress
+          : undefined;
+    const allowed = denied === undefined;
+    const v: Verdict = {
+      allowed,
+      verdict: allowed ? 'FORWARDED' : 'DROPPED',
+      srcIdentity: src.id,
+      dstIdentity: dst.id,
+      explanation: [],
+    };
+    if (egress !== undefined) v.egress = egress;
+    if (ingress !== undefined) v.ingress = ingress;
+    const decidedBy: DirectionDecision | undefined = denied ?? ingress ?? egress;
+    if (decidedBy !== undefined) v.decidedBy = decidedBy.direction;
+    if (denied?.reason !== undefined) v.reason = denied.reason;
+    const head = allowed
+      ? `ALLOWED: ${src.name} → ${dst.name}`
+      : `DENIED (${denied!.reason ?? 'POLICY_DENIED'}) in ${denied!.direction.toLowerCase()} of ${denied!.endpoint}: ${src.name} → ${dst.name}`;
+    v.explanation.push(head);
+    if (egress === undefined && ingress === undefined)
+      v.explanation.push('neither side is a local pod: no policy applies');
+    for (const d of [egress, ingress]) if (d !== undefined) v.explanation.push(...d.explanation);
+    return v;
+  }
+
+  /** Allocation-free verdict lookup on an endpoint's MapState (for the datapath and benchmarks). */
+  lookup(endpointKey: string, d: TrafficDirection, identity: number, proto: number, port: number): number {
+    const rec = this.endpoints.get(endpointKey);
+    if (rec === undefined || rec.kind !== 'pod') return LOOKUP.NONE;
+    return rec.state.resolution.mapState.lookup(d, identity, proto, port);
+  }
+
+  // ------------------------------------------------------------------ distilled policy
+
+  endpointPolicy(namespace: string | undefined, name: string): EndpointPolicy {
+    const rec = this.findEndpoint(namespace, name);
+    if (rec === undefined || rec.kind !== 'pod') {
+      const off = { enforced: false, defaultDeny: false };
+      return {
+        endpoint: `${namespace ?? ''}/${name}`,
+        identity: ID.unknown,
+        ingress: off,
+        egress: off,
+        entries: [],
+        selectedBy: [],
+      };
+    }
+    const res = rec.state.resolution;
+    const entries: MapStateEntry[] = [];
+    for (const e of res.mapState.values()) {
+      const fs = [...e.contribs.keys()];
+      const m: MapStateEntry = {
+        key: {
+          direction: e.direction,
+          identity: e.identity,
+          proto: e.proto,
+          portLo: e.portLo,
+          portHi: e.portHi,
+        },
+        verdict: e.verdict,
+        derivedFrom: dedupeRefs(fs.map((f) => f.entry.ref)),
+      };
+      if (e.verdict === 'redirect') {
+        const l7 = unionL7(fs.flatMap((f) => (f.entry.l7 === undefined ? [] : [f.entry.l7])));
+        if (l7 !== undefined) m.l7 = l7;
+      }
+      entries.push(m);
+    }
+    entries.sort(cmpEntry);
+    return {
+      endpoint: rec.key,
+      identity: rec.state.identity.id,
+      ingress: { ...res.ingress },
+      egress: { ...res.egress },
+      entries,
+      selectedBy: dedupeRefs(res.rules.map((r) => r.ref)),
+    };
+  }
+
+  /** Re-resolves every endpoint from scratch (the baseline incremental updates are measured against). */
+  regenerateAll(): Issue[] {
+    const issues: Issue[] = [];
+    for (const set of this.statesByIdentity.values()) for (const s of set) issues.push(...this.resolve(s));
+    return issues;
+  }
+
+  /** Keys of pods, for the CLI. */
+  endpointKeys(): string[] {
+    return [...this.endpoints.values()].filter((r) => r.kind === 'pod').map((r) => r.key);
+  }
+
+  /** Whether the last resolution of an endpoint failed (it keeps its previous policy). */
+  endpointFailed(key: string): boolean {
+    const rec = this.endpoints.get(key);
+    return rec !== undefined && rec.kind === 'pod' && rec.state.failed;
+  }
+}
+
+function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {
+  return ports?.some((p) => p.name !== undefined) ?? false;
+}
+
+function dedupeRefs(refs: RuleRef[]): RuleRef[] {
+  const seen = new Set<string>();
+  return refs.filter((r) => {
+    const k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function cmpEntry(a: MapStateEntry, b: MapStateEntry): number {
+  const x = a.key;
+  const y = b.key;
+  if (x.direction !== y.direction) return x.direction < y.direction ? -1 : 1;
+  return (
+    x.identity - y.identity ||
+    x.proto - y.proto ||
+    x.portLo - y.portLo ||
+    x.portHi - y.portHi ||
+    (a.verdict < b.verdict ? -1 : a.verdict > b.verdict ? 1 : 0)
+  );
+}
+
+/** Labels worth showing: leave out Cilium's metadata labels and the covering cidr: prefixes. */
+export function shortLabels(identity: Identity): string[] {
+  const all = identity.labels.toStrings();
+  if (identity.kind === 'cidr') {
+    const own = `cidr:${formatPrefix(identity.prefix!)}`;
+    return all.filter((l) => !l.startsWith('cidr:') || l === own);
+  }
+  return all.filter(
+    (l) => !l.startsWith('k8s:io.cilium.k8s.') && !l.startsWith('k8s:io.cilium.k8s.namespace.labels'),
+  );
+}

@@ -1,0 +1,438 @@
+// API objects → internal rules: namespace scoping (§3.1), peers as selectors, ports as specs,
+// L7 rule sets, per-direction enforcement and default-deny. One InternalRule per Cilium rule
+// (a CNP's spec/specs entry, a CCNP's, or a converted KNP).
+
+import { type Prefix, parsePrefix } from '../identity/cidr.ts';
+import { SOURCE_ANY, SOURCE_K8S, SOURCE_RESERVED } from '../labels/label.ts';
+import { LABEL_NAMESPACE, LABEL_NS_LABELS_PREFIX } from '../labels/pod.ts';
+import { compileRequirements, mentionsKey, type Requirement, requirementsOf } from '../labels/selector.ts';
+import type { SourcePos } from '../policy-api/issue.ts';
+import type {
+  CIDRRule,
+  EgressDenyRule,
+  EgressRule,
+  EndpointSelector,
+  IngressDenyRule,
+  IngressRule,
+  IPBlock,
+  K8sLabelSelector,
+  NetworkPolicy,
+  NetworkPolicyPort,
+  PolicyObject,
+  PortRule,
+  Rule,
+} from '../policy-api/types.ts';
+import { cidrPeer, endpointPeer, entityPeer, fqdnPeer, NONE, type PeerSelector, WILDCARD } from './peer.ts';
+import { ALL_PORTS, icmpSpecOf, type PortSpec, portSpecOf, rangeOf } from './ports.ts';
+import type { L7RuleSet, RuleRef, TrafficDirection } from './types.ts';
+import { PROTO } from './types.ts';
+
+export interface PeerChoice {
+  sel: PeerSelector;
+  /** Where it came from, e.g. `fromEndpoints[0]`, or `(any peer)`. */
+  field: string;
+}
+
+/** One allow/deny entry of a rule, for one PortRule (L7 differs per PortRule). */
+export interface RuleEntry {
+  direction: TrafficDirection;
+  deny: boolean;
+  /** Empty ⇒ selects nothing. */
+  peers: PeerChoice[];
+  ports: readonly PortSpec[];
+  /** `toPorts[i]` / `icmps[i]` / undefined for L3-only. */
+  portsField?: string;
+  l7?: L7RuleSet;
+  ref: RuleRef;
+}
+
+export interface InternalRule {
+  /** kind/namespace/name#ruleIndex */
+  key: string;
+  policyKey: string;
+  subject: PeerSelector;
+  enforces: Record<TrafficDirection, boolean>;
+  defaultDeny: Record<TrafficDirection, boolean>;
+  entries: RuleEntry[];
+  /** The rule itself (section '', entryIndex -1). */
+  ref: RuleRef;
+}
+
+export interface TranslateOptions {
+  clusterName: string;
+}
+
+export function policyKey(kind: string, namespace: string | undefined, name: string): string {
+  return `${kind}/${namespace ?? ''}/${name}`;
+}
+
+export function policyKeyOf(p: PolicyObject): string {
+  return policyKey(
+    p.kind,
+    p.kind === 'CiliumClusterwideNetworkPolicy' ? undefined : p.metadata.namespace,
+    p.metadata.name,
+  );
+}
+
+export function translatePolicy(p: PolicyObject, opts: TranslateOptions): InternalRule[] {
+  if (p.kind === 'NetworkPolicy') return [translateKNP(p, opts)];
+  const ns = p.kind === 'CiliumNetworkPolicy' ? (p.metadata.namespace ?? 'default') : undefined;
+  const rules: Rule[] = [];
+  if (p.spec !== undefined) rules.push(p.spec);
+  if (p.specs !== undefined) rules.push(...p.specs);
+  const pk = policyKeyOf(p);
+  const out: InternalRule[] = [];
+  rules.forEach((r, i) => {
+    const base: Omit<RuleRef, 'section' | 'entryIndex' | 'pos'> =
+      ns === undefined
+        ? { kind: p.kind, name: p.metadata.name, ruleIndex: i }
+        : { kind: p.kind, name: p.metadata.name, namespace: ns, ruleIndex: i };
+    const t = translateRule(r, ns, base, opts);
+    if (t !== undefined) out.push({ ...t, key: `${pk}#${i}`, policyKey: pk });
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------- CNP / CCNP
+
+function hasItems(a: readonly unknown[] | undefined): boolean {
+  return a !== undefined && a.length > 0;
+}
+
+function translateRule(
+  r: Rule,
+  ns: string | undefined,
+  base: Omit<RuleRef, 'section' | 'entryIndex' | 'pos'>,
+  opts: TranslateOptions,
+): Omit<InternalRule, 'key' | 'policyKey'> | undefined {
+  // Host policies (nodeSelector) have the node as subject; Seawall's endpoints are pods.
+  if (r.endpointSelector === undefined) return undefined;
+  const subjectReqs = requirementsOf(r.endpointSelector, SOURCE_ANY);
+  let subject: PeerSelector;
+  if (ns !== undefined) {
+    // A CNP can only select pods of its own namespace: any namespace requirement is replaced.
+    const kept = subjectReqs.filter(
+      (q) => !(q.key === LABEL_NAMESPACE && (q.source === SOURCE_ANY || q.source === SOURCE_K8S)),
+    );
+    subject = endpointPeer(compileRequirements([...kept, nsReq(ns)]));
+  } else {
+    subject = endpointPeer(compileRequirements(subjectReqs));
+  }
+  const selectsInit = subjectReqs.some((q) => q.source === SOURCE_RESERVED && q.key === 'init');
+
+  const enfIn = hasItems(r.ingress) || hasItems(r.ingressDeny);
+  const enfEg = hasItems(r.egress) || hasItems(r.egressDeny);
+  const ddIn = enfIn && r.enableDefaultDeny?.ingress !== false;
+  const ddEg = enfEg && r.enableDefaultDeny?.egress !== false;
+
+  const ctx: PeerCtx = { ns, selectsInit, clusterName: opts.clusterName };
+  const entries: RuleEntry[] = [];
+  const ref = (section: string, entryIndex: number, pos: SourcePos): RuleRef => ({
+    ...base,
+    section,
+    entryIndex,
+    pos,
+  });
+
+  r.ingress?.forEach((e, i) => {
+    entries.push(...ingressEntries(e, false, ctx, ref('ingress', i, e.pos), !ddIn));
+  });
+  r.ingressDeny?.forEach((e, i) => {
+    entries.push(...ingressEntries(e, true, ctx, ref('ingressDeny', i, e.pos), false));
+  });
+  r.egress?.forEach((e, i) => {
+    entries.push(...egressEntries(e, false, ctx, ref('egress', i, e.pos), !ddEg));
+  });
+  r.egressDeny?.forEach((e, i) => {
+    entries.push(...egressEntries(e, true, ctx, ref('egressDeny', i, e.pos), false));
+  });
+  return {
+    subject,
+    enforces: { INGRESS: enfIn, EGRESS: enfEg },
+    defaultDeny: { INGRESS: ddIn, EGRESS: ddEg },
+    entries,
+    ref: ref('', -1, r.pos),
+  };
+}
+
+interface PeerCtx {
+  /** CNP namespace; undefined for CCNP. */
+  ns: string | undefined;
+  selectsInit: boolean;
+  clusterName: string;
+}
+
+function nsReq(ns: string): Requirement {
+  return { source: SOURCE_K8S, key: LABEL_NAMESPACE, operator: 'In', values: [ns] };
+}
+
+/** from/toEndpoints selector with namespace injection (§3.1). */
+function endpointSelectorPeer(sel: EndpointSelector, ctx: PeerCtx): PeerSelector {
+  const reqs = requirementsOf(sel, SOURCE_ANY);
+  const namesNs = mentionsKey(reqs, LABEL_NAMESPACE, [SOURCE_ANY, SOURCE_K8S]);
+  const reserved = reqs.some((q) => q.source === SOURCE_RESERVED);
+  const nsLabels = reqs.some((q) => q.key.startsWith(LABEL_NS_LABELS_PREFIX));
+  if (!namesNs && !reserved && !nsLabels) {
+    if (ctx.ns !== undefined) reqs.push(nsReq(ctx.ns));
+    else if (!ctx.selectsInit)
+      reqs.push({ source: SOURCE_K8S, key: LABEL_NAMESPACE, operator: 'Exists', values: [] });
+  }
+  return endpointPeer(compileRequirements(reqs));
+}
+
+function cidrStringPeer(s: string): PeerSelector {
+  const p = parsePrefix(s);
+  return p === undefined ? NONE : cidrPeer(p, []);
+}
+
+function cidrRulePeer(c: CIDRRule | IPBlock): PeerSelector {
+  if (c.cidr === undefined) return NONE; // cidrGroupRef/cidrGroupSelector: no CIDR groups here
+  const p = parsePrefix(c.cidr);
+  if (p === undefined) return NONE;
+  const ex: Prefix[] = [];
+  for (const e of c.except ?? []) {
+    const q = parsePrefix(e);
+    if (q !== undefined) ex.push(q);
+  }
+  return cidrPeer(p, ex);
+}
+
+type Common = IngressRule | IngressDenyRule | EgressRule | EgressDenyRule;
+
+/** Peer choices of one entry; undefined when no peer field is present (peer wildcard). */
+function peersOf(e: Common, dir: TrafficDirection, ctx: PeerCtx): PeerChoice[] | undefined {
+  const x = e as Partial<IngressRule & EgressRule>;
+  const pre = dir === 'INGRESS' ? 'from' : 'to';
+  const eps = dir === 'INGRESS' ? x.fromEndpoints : x.toEndpoints;
+  const cidrs = dir === 'INGRESS' ? x.fromCIDR : x.toCIDR;
+  const sets = dir === 'INGRESS' ? x.fromCIDRSet : x.toCIDRSet;
+  const ents = dir === 'INGRESS' ? x.fromEntities : x.toEntities;
+  const nodes = dir === 'INGRESS' ? x.fromNodes : x.toNodes;
+  const groups = dir === 'INGRESS' ? x.fromGroups : x.toGroups;
+  let any = false;
+  const out: PeerChoice[] = [];
+  if (eps !== undefined) {
+    any = true;
+    eps.forEach((s, i) => {
+      out.push({ sel: endpointSelectorPeer(s, ctx), field: `${pre}Endpoints[${i}]` });
+    });
+  }
+  if (cidrs !== undefined) {
+    any = true;
+    cidrs.forEach((c, i) => {
+      out.push({ sel: cidrStringPeer(c), field: `${pre}CIDR[${i}]` });
+    });
+  }
+  if (sets !== undefined) {
+    any = true;
+    sets.forEach((c, i) => {
+      out.push({ sel: cidrRulePeer(c), field: `${pre}CIDRSet[${i}]` });
+    });
+  }
+  if (ents !== undefined) {
+    any = true;
+    ents.forEach((en, i) => {
+      out.push({ sel: entityPeer(en, ctx.clusterName), field: `${pre}Entities[${i}]` });
+    });
+  }
+  if (nodes !== undefined) {
+    any = true;
+    nodes.forEach((s, i) => {
+      // Node selectors select remote nodes; node labels are not modelled, so only `{}` selects.
+      const reqs = requirementsOf(s, SOURCE_ANY);
+      const sel = reqs.length === 0 ? entityPeer('remote-node', ctx.clusterName) : NONE;
+      out.push({ sel, field: `${pre}Nodes[${i}]` });
+    });
+  }
+  if (groups !== undefined) any = true; // cloud groups: nothing to select offline
+  if (dir === 'EGRESS') {
+    if (x.toServices !== undefined) any = true; // services are not modelled: selects nothing
+    if (x.toFQDNs !== undefined) {
+      any = true;
+      x.toFQDNs.forEach((f, i) => {
+        out.push({ sel: fqdnPeer(f), field: `toFQDNs[${i}]` });
+      });
+    }
+  }
+  return any ? out : undefined;
+}
+
+const ANY_PEER: PeerChoice[] = [{ sel: WILDCARD, field: '(any peer)' }];
+
+function l7Of(pr: PortRule, dir: TrafficDirection, implicitAllowAll: boolean): L7RuleSet | undefined {
+  const r = pr.rules;
+  if (r === undefined) return undefined;
+  let set: L7RuleSet | undefined;
+  if (r.http !== undefined && r.http.length > 0) set = { parser: 'http', rules: [...r.http] };
+  else if (r.kafka !== undefined && r.kafka.length > 0) set = { parser: 'kafka', rules: [...r.kafka] };
+  else if (r.dns !== undefined && r.dns.length > 0 && dir === 'EGRESS')
+    set = { parser: 'dns', rules: [...r.dns] };
+  if (set === undefined || !implicitAllowAll) return set;
+  // 1.18: L7 rules in a direction without default-deny get an implicit L7 allow-all.
+  const pos = r.pos;
+  if (set.parser === 'http') return { parser: 'http', rules: [...set.rules, { pos }] };
+  if (set.parser === 'kafka') return { parser: 'kafka', rules: [...set.rules, { pos }] };
+  return { parser: 'dns', rules: [...set.rules, { matchPattern: '*', pos }] };
+}
+
+function portEntries(
+  e: IngressRule | EgressRule | IngressDenyRule | EgressDenyRule,
+  dir: TrafficDirection,
+  deny: boolean,
+  peers: PeerChoice[],
+  ref: RuleRef,
+  implicitL7AllowAll: boolean,
+): RuleEntry[] {
+  const out: RuleEntry[] = [];
+  const toPorts = e.toPorts as Array<PortRule> | undefined;
+  if (toPorts !== undefined && toPorts.length > 0) {
+    toPorts.forEach((pr, i) => {
+      const ports: PortSpec[] = [];
+      if (pr.ports === undefined || pr.ports.length === 0) ports.push({ proto: PROTO.ANY, lo: 0, hi: 65535 });
+      for (const pp of pr.ports ?? []) {
+        const s = portSpecOf(pp);
+        if (s !== undefined) ports.push(s);
+      }
+      const l7 = deny ? undefined : l7Of(pr, dir, implicitL7AllowAll);
+      const entry: RuleEntry = { direction: dir, deny, peers, ports, portsField: `toPorts[${i}]`, ref };
+      if (l7 !== undefined) entry.l7 = l7;
+      out.push(entry);
+    });
+    return out;
+  }
+  if (e.icmps !== undefined && e.icmps.length > 0) {
+    e.icmps.forEach((ic, i) => {
+      const ports: PortSpec[] = [];
+      for (const f of ic.fields) {
+        const s = icmpSpecOf(f);
+        if (s !== undefined) ports.push(s);
+      }
+      out.push({ direction: dir, deny, peers, ports, portsField: `icmps[${i}]`, ref });
+    });
+    return out;
+  }
+  out.push({ direction: dir, deny, peers, ports: ALL_PORTS, ref });
+  return out;
+}
+
+function hasPortsOrIcmps(e: Common): boolean {
+  return hasItems(e.toPorts) || hasItems(e.icmps);
+}
+
+function ingressEntries(
+  e: IngressRule | IngressDenyRule,
+  deny: boolean,
+  ctx: PeerCtx,
+  ref: RuleRef,
+  l7AllowAll: boolean,
+): RuleEntry[] {
+  let peers = peersOf(e, 'INGRESS', ctx);
+  if (peers === undefined) {
+    // No peer field: with toPorts/icmps any peer; without, the entry allows nothing (§3.2).
+    if (!hasPortsOrIcmps(e)) return [];
+    peers = ANY_PEER;
+  }
+  return portEntries(e, 'INGRESS', deny, peers, ref, l7AllowAll);
+}
+
+function egressEntries(
+  e: EgressRule | EgressDenyRule,
+  deny: boolean,
+  ctx: PeerCtx,
+  ref: RuleRef,
+  l7AllowAll: boolean,
+): RuleEntry[] {
+  let peers = peersOf(e, 'EGRESS', ctx);
+  if (peers === undefined) {
+    if (!hasPortsOrIcmps(e)) return [];
+    peers = ANY_PEER;
+  }
+  return portEntries(e, 'EGRESS', deny, peers, ref, l7AllowAll);
+}
+
+// ---------------------------------------------------------------- Kubernetes NetworkPolicy
+
+function k8sReqs(sel: K8sLabelSelector, keyPrefix = ''): Requirement[] {
+  return requirementsOf(sel, SOURCE_K8S).map((q) => ({ ...q, source: SOURCE_K8S, key: keyPrefix + q.key }));
+}
+
+function translateKNP(p: NetworkPolicy, _opts: TranslateOptions): InternalRule {
+  const ns = p.metadata.namespace ?? 'default';
+  const spec = p.spec;
+  const subject = endpointPeer(compileRequirements([...k8sReqs(spec.podSelector), nsReq(ns)]));
+  const types = spec.policyTypes ?? (hasItems(spec.egress) ? ['Ingress', 'Egress'] : ['Ingress']);
+  const enfIn = types.includes('Ingress');
+  const enfEg = types.includes('Egress');
+  const base = { kind: 'NetworkPolicy', name: p.metadata.name, namespace: ns, ruleIndex: 0 };
+  const entries: RuleEntry[] = [];
+  const peerOf = (
+    peer: NonNullable<NonNullable<typeof spec.ingress>[number]['from']>[number],
+  ): PeerSelector => {
+    if (peer.ipBlock !== undefined) return cidrRulePeer(peer.ipBlock);
+    const reqs: Requirement[] = [];
+    if (peer.podSelector !== undefined) reqs.push(...k8sReqs(peer.podSelector));
+    if (peer.namespaceSelector !== undefined) {
+      const nreqs = k8sReqs(peer.namespaceSelector, LABEL_NS_LABELS_PREFIX);
+      reqs.push(...nreqs);
+      // `namespaceSelector: {}` = every namespace (pods only).
+      if (nreqs.length === 0)
+        reqs.push({ source: SOURCE_K8S, key: LABEL_NAMESPACE, operator: 'Exists', values: [] });
+    } else if (peer.podSelector !== undefined) {
+      reqs.push(nsReq(ns));
+    } else {
+      return NONE;
+    }
+    return endpointPeer(compileRequirements(reqs));
+  };
+  const portsOf = (ports: NetworkPolicyPort[] | undefined): readonly PortSpec[] => {
+    if (ports === undefined || ports.length === 0) return ALL_PORTS;
+    const out: PortSpec[] = [];
+    for (const pp of ports) {
+      const proto = pp.protocol === 'UDP' ? PROTO.UDP : pp.protocol === 'SCTP' ? PROTO.SCTP : PROTO.TCP;
+      const s = rangeOf(proto, pp.port, pp.endPort);
+      if (s !== undefined) out.push(s);
+    }
+    return out;
+  };
+  const add = (
+    dir: TrafficDirection,
+    i: number,
+    pos: SourcePos,
+    peersIn: NetworkPolicyIngressPeer[] | undefined,
+    ports: NetworkPolicyPort[] | undefined,
+  ) => {
+    const section = dir === 'INGRESS' ? 'ingress' : 'egress';
+    const field = dir === 'INGRESS' ? 'from' : 'to';
+    const peers: PeerChoice[] =
+      peersIn === undefined || peersIn.length === 0
+        ? ANY_PEER
+        : peersIn.map((x, j) => ({ sel: peerOf(x), field: `${field}[${j}]` }));
+    const ref: RuleRef = { ...base, section, entryIndex: i, pos };
+    const entry: RuleEntry = { direction: dir, deny: false, peers, ports: portsOf(ports), ref };
+    if (ports !== undefined && ports.length > 0) entry.portsField = 'ports';
+    entries.push(entry);
+  };
+  if (enfIn) {
+    spec.ingress?.forEach((r, i) => {
+      add('INGRESS', i, r.pos, r.from, r.ports);
+    });
+  }
+  if (enfEg) {
+    spec.egress?.forEach((r, i) => {
+      add('EGRESS', i, r.pos, r.to, r.ports);
+    });
+  }
+  return {
+    key: `${policyKeyOf(p)}#0`,
+    policyKey: policyKeyOf(p),
+    subject,
+    enforces: { INGRESS: enfIn, EGRESS: enfEg },
+    defaultDeny: { INGRESS: enfIn, EGRESS: enfEg },
+    entries,
+    ref: { ...base, section: '', entryIndex: -1, pos: spec.pos },
+  };
+}
+
+type NetworkPolicyIngressPeer = NonNullable<
+  NonNullable<NetworkPolicy['spec']['ingress']>[number]['from']
+>[number];
