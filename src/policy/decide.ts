@@ -173,12 +173,7 @@ export function decideDirection(
   if (allows.length > 0) {
     const fs = filtersOf(allows);
     const lines = fs.map((f) => filterLine(d, ep, 'allowed', f, peer));
-    if (redirects.length > 0) {
-      lines.push(
-        `L7 rules on this port do not restrict ${peer.name}: a matching rule without L7 rules allows everything`,
-      );
-    }
-    return {
+    const out: DirectionDecision = {
       ...base,
       allowed: true,
       matchType: matchTypeOf(fs),
@@ -186,6 +181,17 @@ export function decideDirection(
       deniedBy: [],
       explanation: lines,
     };
+    if (redirects.length > 0) {
+      // Cilium merges the rule without L7 as an L7 wildcard: the port stays redirected to the
+      // proxy, which allows every request (and the DNS proxy still learns the answers).
+      const parser = filtersOf(redirects)[0]!.entry.l7!.parser;
+      out.l7 = { parser, allowed: true };
+      lines.push(
+        `L7 ${parser} rules on this port do not restrict ${peer.name}: a matching rule without L7 rules ` +
+          'adds an allow-all L7 rule (still proxied)',
+      );
+    }
+    return out;
   }
   // Only redirects: the proxy decides with the union of their L7 rules.
   const fs = filtersOf(redirects);
