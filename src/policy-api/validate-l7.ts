@@ -1,52 +1,13 @@
 // Validation of L7 rule contents and FQDN selectors: HTTP regexes and header matches, Kafka
 // roles/API keys/versions/topics, DNS and toFQDNs names and patterns (cilium-semantics.md §10-12, §15).
 
+import { KAFKA_API_KEY_NAMES, KAFKA_ROLES } from '../l7/kafka.ts';
 import { checkRegex } from '../l7/regex.ts';
 import { closest } from './cursor.ts';
 import type { FQDNSelector, PortRuleDNS, PortRuleHTTP, PortRuleKafka } from './types.ts';
 import type { Reporter } from './validate-report.ts';
 
-/** Kafka API key names and numbers (0-33), as Cilium's Kafka policy knows them. */
-export const KAFKA_API_KEYS: ReadonlyMap<string, number> = new Map(
-  [
-    'produce',
-    'fetch',
-    'offsets',
-    'metadata',
-    'leaderandisr',
-    'stopreplica',
-    'updatemetadata',
-    'controlledshutdown',
-    'offsetcommit',
-    'offsetfetch',
-    'findcoordinator',
-    'joingroup',
-    'heartbeat',
-    'leavegroup',
-    'syncgroup',
-    'describegroups',
-    'listgroups',
-    'saslhandshake',
-    'apiversions',
-    'createtopics',
-    'deletetopics',
-    'deleterecords',
-    'initproducerid',
-    'offsetforleaderepoch',
-    'addpartitionstotxn',
-    'addoffsetstotxn',
-    'endtxn',
-    'writetxnmarkers',
-    'txnoffsetcommit',
-    'describeacls',
-    'createacls',
-    'deleteacls',
-    'describeconfigs',
-    'alterconfigs',
-  ].map((n, i) => [n, i]),
-);
-const KAFKA_NAMES = [...KAFKA_API_KEYS.keys()];
-export const KAFKA_ROLES = ['produce', 'consume'] as const;
+const KAFKA_NAMES = [...KAFKA_API_KEY_NAMES];
 
 export function validateHTTP(h: PortRuleHTTP, r: Reporter): void {
   for (const field of ['path', 'method', 'host'] as const) {
@@ -89,7 +50,7 @@ export function validateKafka(k: PortRuleKafka, r: Reporter): void {
       'apiKey',
     );
   }
-  if (k.role && !(KAFKA_ROLES as readonly string[]).includes(k.role.toLowerCase())) {
+  if (k.role && !KAFKA_ROLES.has(k.role.toLowerCase())) {
     r.error(
       'invalid-kafka-role',
       `invalid Kafka role ${JSON.stringify(k.role)}; use produce or consume`,
@@ -97,7 +58,7 @@ export function validateKafka(k: PortRuleKafka, r: Reporter): void {
       'role',
     );
   }
-  if (k.apiKey && !KAFKA_API_KEYS.has(k.apiKey.toLowerCase())) {
+  if (k.apiKey && !KAFKA_API_KEY_NAMES.has(k.apiKey.toLowerCase())) {
     const guess = closest(k.apiKey, KAFKA_NAMES);
     r.error(
       'invalid-kafka-apikey',

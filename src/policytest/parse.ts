@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
   ContainerPort,
   DenyReason,
@@ -20,7 +21,6 @@ import { decodePolicyDocument, loadPolicies } from '../policy-api/load.ts';
 import type { LoadResult, PolicyObject } from '../policy-api/types.ts';
 import { decodeText, parseDocuments } from '../policy-api/yaml-source.ts';
 import { checkIdentityLabels, IPAllocator } from './endpoints.ts';
-import { kafkaApiKeyNumber } from './kafka-keys.ts';
 import {
   type DNSRecord,
   ENTITY_PEERS,
@@ -631,7 +631,7 @@ function decodeL7(item: Cursor, protocol: FlowProtocol): L7Request | undefined {
         const v = keyC.scalar();
         if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 32767) apiKey = v;
         else if (typeof v === 'string') {
-          apiKey = kafkaApiKeyNumber(v);
+          apiKey = kafkaApiKeyByName(v);
           if (apiKey === undefined) keyC.error('invalid-kafka-api-key', `"${v}" is not a Kafka API key name`);
         } else keyC.error('wrong-type', `kafka.apiKey must be a name or a number, not ${keyC.describe()}`);
       }
