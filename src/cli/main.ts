@@ -2,6 +2,12 @@
 // registers itself here; this is the one place that exits the process.
 
 import { Command } from 'commander';
+import { registerAgent } from './agent.ts';
+import { registerMatrix } from './matrix.ts';
+import { registerPolicyShow } from './policy-show.ts';
+import { registerTest } from './test.ts';
+import { registerTrace } from './trace.ts';
+import { registerValidate } from './validate.ts';
 
 const program = new Command();
 program
@@ -16,6 +22,12 @@ program
 // Commands register below (one import per command module).
 const registrars: Array<(p: Command) => void> = [];
 // -- command registrars --
+registrars.push(registerTest);
+registrars.push(registerTrace);
+registrars.push(registerMatrix);
+registrars.push(registerPolicyShow);
+registrars.push(registerValidate);
+registrars.push(registerAgent);
 
 for (const r of registrars) r(program);
 
