@@ -2,6 +2,7 @@
 // every corrected version is clean apart from the kafka-deprecated warning.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Issue } from '../src/policy-api/issue.ts';
@@ -70,4 +71,26 @@ describe('guide corrected', () => {
       assert.deepEqual(unexpected, [], show(unexpected));
     });
   }
+});
+
+const SEAWALL = join(import.meta.dirname, '..', 'bin', 'seawall.js');
+const seawall = (...args: string[]) => spawnSync(process.execPath, [SEAWALL, ...args], { encoding: 'utf8' });
+
+describe('guide through the CLI', () => {
+  test('validate on the originals: exit 1, and the cross-policy FQDN warning on 06', () => {
+    const r = seawall('validate', '-o', 'json', join(GUIDE, 'original'));
+    assert.equal(r.status, 1, r.stderr);
+    const report = JSON.parse(r.stdout) as { issues: Array<{ code: string; file: string }> };
+    const fqdn = report.issues.filter((i) => i.code === 'fqdn-without-dns-rule');
+    assert.ok(fqdn.length > 0 && fqdn.every((i) => i.file.endsWith('06-allow-external-apis.yaml')));
+  });
+  test('validate on the corrected versions: exit 0', () => {
+    const r = seawall('validate', join(GUIDE, 'corrected'));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+  test('the guide PolicyTests pass offline', () => {
+    const r = seawall('test', join(GUIDE, 'tests'));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^\d+ passed, 0 failed$/m);
+  });
 });

@@ -5,8 +5,9 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Command, Option } from 'commander';
+import { crossPolicyLint } from '../lint/cross-policy.ts';
 import { countBySeverity } from '../policy-api/issue.ts';
-import { LoadError, loadPolicies } from '../policy-api/load.ts';
+import { LoadError, loadPolicies, sortIssues } from '../policy-api/load.ts';
 import type { LoadResult } from '../policy-api/types.ts';
 import { LIMITS } from '../policy-api/yaml-source.ts';
 import { formatHuman, formatJson, formatJunit, formatSarif, type ReportInput } from '../report/index.ts';
@@ -140,6 +141,14 @@ async function runValidate(paths: string[], opts: ValidateOptions, deps: Validat
     if (!isLoadError(e)) throw e;
     deps.stderr(`seawall validate: ${(e as Error).message}\n`);
     return EXIT.usage;
+  }
+
+  // Findings that need every policy in view; conflicting L7 parsers are errors even with --no-lint.
+  const cross = crossPolicyLint(result.policies).filter((i) => opts.lint || i.severity === 'error');
+  if (cross.length > 0) {
+    const issues = [...result.issues, ...cross];
+    sortIssues(issues);
+    result = { ...result, issues };
   }
 
   const input: ReportInput = {
