@@ -3,6 +3,7 @@
 
 import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
+import { registerDemo } from './demo.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerPolicyShow } from './policy-show.ts';
 import { registerTest } from './test.ts';
@@ -28,6 +29,7 @@ registrars.push(registerMatrix);
 registrars.push(registerPolicyShow);
 registrars.push(registerValidate);
 registrars.push(registerAgent);
+registrars.push(registerDemo);
 
 for (const r of registrars) r(program);
 

@@ -1,0 +1,377 @@
+// The per-node agent: a directory of policy YAML (the default store) and a set of endpoints go
+// into the engine; the engine's MapState goes into the kernel as nftables deltas. The policy
+// directory is watched; a file that does not validate is reported and its last good version
+// stays enforced. `status` is served as JSON over a unix socket (HTTP), for `seawall agent status`.
+//
+// Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
+// it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
+
+import { type FSWatcher, readdirSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { EndpointSpec, PolicyEngineAPI } from '../policy/types.ts';
+import type { Issue } from '../policy-api/issue.ts';
+import { loadPolicyBytes } from '../policy-api/load.ts';
+import type { PolicyObject } from '../policy-api/types.ts';
+import { IPAllocator } from '../policytest/endpoints.ts';
+import { loadPolicyTestFile } from '../policytest/parse.ts';
+import type { EngineFactory } from '../policytest/runner.ts';
+import { toEndpointSpec } from '../policytest/runner.ts';
+import { DatapathError } from './exec.ts';
+import { countEntries } from './nft/compile.ts';
+import { NodeDatapath } from './node.ts';
+import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from './topology.ts';
+
+export const DEFAULT_SOCKET = `${STATE_DIR}/agent.sock`;
+
+export interface AgentOptions {
+  policies: string;
+  endpoints: string;
+  node?: string;
+  socket?: string;
+  debounceMs?: number;
+  createEngine?: EngineFactory;
+  log?: (line: string) => void;
+}
+
+export interface EndpointSource {
+  namespaces: Map<string, Record<string, string>>;
+  endpoints: EndpointSpec[];
+  issues: Issue[];
+}
+
+const YAML = /\.(ya?ml|json)$/i;
+
+function walk(path: string, out: string[] = []): string[] {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch {
+    return out;
+  }
+  if (!st.isDirectory()) {
+    out.push(path);
+    return out;
+  }
+  for (const name of readdirSync(path).sort()) {
+    if (name.startsWith('.')) continue;
+    const p = join(path, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (YAML.test(name)) out.push(p);
+  }
+  return out;
+}
+
+interface PodManifest {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  spec?: {
+    serviceAccountName?: string;
+    nodeName?: string;
+    containers?: Array<{ ports?: Array<{ name?: string; containerPort?: number; protocol?: string }> }>;
+  };
+  status?: { podIP?: string };
+}
+
+/** Endpoints from PolicyTest files (their endpoints and namespaces) or Pod/Namespace manifests. */
+export async function loadEndpoints(path: string): Promise<EndpointSource> {
+  const namespaces = new Map<string, Record<string, string>>();
+  const endpoints: EndpointSpec[] = [];
+  const issues: Issue[] = [];
+  const pods: PodManifest[] = [];
+  for (const file of walk(path)) {
+    const text = readFileSync(file, 'utf8');
+    if (/^kind:\s*["']?PolicyTest/m.test(text)) {
+      const parsed = await loadPolicyTestFile(file);
+      issues.push(...parsed.issues.filter((i) => i.severity === 'error'));
+      for (const t of parsed.tests) {
+        for (const ns of t.namespaces) namespaces.set(ns.name, ns.labels);
+        for (const ep of t.endpoints) if (!ep.external) endpoints.push(toEndpointSpec(ep));
+      }
+      continue;
+    }
+    const r = loadPolicyBytes(file, readFileSync(file), { lint: false });
+    for (const o of r.others) {
+      const v = o.value as PodManifest & { metadata?: { labels?: Record<string, string> } };
+      if (o.kind === 'Namespace' && v.metadata?.name)
+        namespaces.set(v.metadata.name, v.metadata.labels ?? {});
+      if (o.kind === 'Pod') pods.push(v);
+    }
+  }
+  const used = new Set(endpoints.map((e) => e.ip));
+  for (const p of pods) if (p.status?.podIP) used.add(p.status.podIP);
+  const alloc = new IPAllocator(used);
+  for (const p of pods) {
+    const name = p.metadata?.name;
+    if (!name) continue;
+    const ip = p.status?.podIP ?? alloc.allocate();
+    if (!ip) continue;
+    const ports = (p.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
+    const spec: EndpointSpec = {
+      name,
+      namespace: p.metadata?.namespace ?? 'default',
+      labels: p.metadata?.labels ?? {},
+      ip,
+      ports: ports
+        .filter((x) => typeof x.containerPort === 'number')
+        .map((x) => ({
+          port: x.containerPort as number,
+          ...(x.name ? { name: x.name } : {}),
+          ...(x.protocol === 'UDP' || x.protocol === 'SCTP' || x.protocol === 'TCP'
+            ? { protocol: x.protocol }
+            : {}),
+        })),
+    };
+    if (p.spec?.serviceAccountName) spec.serviceAccount = p.spec.serviceAccountName;
+    endpoints.push(spec);
+  }
+  for (const ep of endpoints)
+    if (ep.namespace && !namespaces.has(ep.namespace)) namespaces.set(ep.namespace, {});
+  return { namespaces, endpoints, issues };
+}
+
+function policyKey(p: PolicyObject): string {
+  return `${p.kind}/${p.metadata.namespace ?? ''}/${p.metadata.name}`;
+}
+
+export interface AgentStatus {
+  node: string;
+  pid: number;
+  policies: string[];
+  invalidFiles: Array<{ file: string; issues: string[] }>;
+  endpoints: Array<{
+    endpoint: string;
+    id: number;
+    ip: string;
+    identity: number;
+    ingress: string;
+    egress: string;
+    entries: number;
+  }>;
+  identities: Array<{ ip: string; identity: number }>;
+  counts: { endpoints: number; ipcache: number; elements: number };
+  lastApply?: { kind: string; lines: number; ms: number };
+  applies: number;
+}
+
+export class Agent {
+  private engine!: PolicyEngineAPI;
+  private node!: NodeDatapath;
+  private server: Server | undefined;
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Last good policies of each file. */
+  private readonly good = new Map<string, PolicyObject[]>();
+  private readonly invalid = new Map<string, string[]>();
+  private readonly lastGoodText = new Map<string, string>();
+  private enforcedKeys = new Set<string>();
+  private applies = 0;
+  private reloading: Promise<void> = Promise.resolve();
+  readonly socket: string;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly opts: AgentOptions) {
+    this.socket = opts.socket ?? DEFAULT_SOCKET;
+    this.log = opts.log ?? ((l) => process.stderr.write(`seawall agent: ${l}\n`));
+  }
+
+  get nodeName(): string {
+    return this.opts.node ?? DEFAULT_NODE;
+  }
+
+  async start(): Promise<void> {
+    const factory =
+      this.opts.createEngine ??
+      ((await import('../policytest/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
+        .defaultEngineFactory;
+    this.engine = factory({});
+    const src = await loadEndpoints(this.opts.endpoints);
+    for (const i of src.issues) this.log(`endpoints: ${i.pos.file}:${i.pos.line}: ${i.message}`);
+    for (const [ns, labels] of src.namespaces) this.engine.upsertNamespace(ns, labels);
+    this.node = new NodeDatapath(this.engine, { node: this.nodeName });
+    const prev = readState(stateFileFor(this.nodeName));
+    const ids = prev?.extra?.endpointIds;
+    if (ids && typeof ids === 'object') this.node.rememberIds(ids as Record<string, number>);
+    const lastGood = prev?.extra?.lastGood;
+    if (lastGood && typeof lastGood === 'object') {
+      for (const [f, t] of Object.entries(lastGood as Record<string, string>)) this.lastGoodText.set(f, t);
+    }
+    for (const ep of src.endpoints) await this.node.addPod(ep, { sync: false, connect: false });
+    this.loadPolicies();
+    // one transaction replaces whatever a previous run left: no allow-all window
+    await this.node.up({ adopt: true });
+    this.applies++;
+    await this.node.connect();
+    await this.node.pruneHosts();
+    await this.serve();
+    this.watch();
+    const c = countEntries(this.node.nft.state);
+    this.log(
+      `enforcing on ${this.nodeName}: ${c.endpoints} endpoints, ${c.ipcache} ipcache entries, ${c.elements} set elements`,
+    );
+  }
+
+  /** Reads the policy directory; files with errors keep their last good version. */
+  private loadPolicies(): void {
+    const seen = new Set<string>();
+    for (const file of walk(this.opts.policies)) {
+      seen.add(file);
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+      } catch (e) {
+        this.invalid.set(file, [(e as Error).message]);
+        continue;
+      }
+      const r = loadPolicyBytes(file, bytes, { lint: false });
+      const errors = r.issues.filter((i) => i.severity === 'error');
+      if (errors.length > 0) {
+        const msgs = errors.map((i) => `${i.pos.line}:${i.pos.column} ${i.code}: ${i.message}`);
+        this.invalid.set(file, msgs);
+        this.log(`${file}: invalid, skipped (last good state stays): ${msgs.join('; ')}`);
+        // after a restart the last good version comes from the state file
+        const saved = this.lastGoodText.get(file);
+        if (!this.good.has(file) && saved !== undefined) {
+          this.good.set(file, loadPolicyBytes(file, Buffer.from(saved), { lint: false }).policies);
+        }
+        continue;
+      }
+      this.invalid.delete(file);
+      this.good.set(file, r.policies);
+      this.lastGoodText.set(file, bytes.toString('utf8'));
+    }
+    for (const f of [...this.good.keys()]) {
+      if (seen.has(f)) continue;
+      this.good.delete(f);
+      this.lastGoodText.delete(f);
+    }
+    if (this.node) {
+      this.node.topo.extra = { ...this.node.topo.extra, lastGood: Object.fromEntries(this.lastGoodText) };
+      this.node.topo.persist();
+    }
+    for (const f of [...this.invalid.keys()]) if (!seen.has(f)) this.invalid.delete(f);
+    const next = new Map<string, PolicyObject>();
+    for (const ps of this.good.values()) for (const p of ps) next.set(policyKey(p), p);
+    for (const k of this.enforcedKeys) {
+      if (next.has(k)) continue;
+      const [kind, ns, name] = k.split('/') as [string, string, string];
+      this.engine.removePolicy(kind, ns === '' ? undefined : ns, name);
+    }
+    for (const p of next.values()) {
+      for (const i of this.engine.upsertPolicy(p)) {
+        if (i.severity === 'error') this.log(`${policyKey(p)}: ${i.code}: ${i.message}`);
+      }
+    }
+    this.enforcedKeys = new Set(next.keys());
+  }
+
+  /** Reload + delta apply, serialized. */
+  reload(): Promise<void> {
+    this.reloading = this.reloading.then(async () => {
+      this.loadPolicies();
+      try {
+        const st = await this.node.sync();
+        this.applies++;
+        if (st.kind !== 'none') this.log(`applied ${st.kind} (${st.lines} lines, ${st.ms.toFixed(1)} ms)`);
+      } catch (e) {
+        this.log(`apply failed, previous state stays enforced: ${(e as Error).message}`);
+      }
+    });
+    return this.reloading;
+  }
+
+  private watch(): void {
+    try {
+      this.watcher = watch(this.opts.policies, { recursive: true }, () => {
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 150);
+      });
+    } catch (e) {
+      this.log(`cannot watch ${this.opts.policies}: ${(e as Error).message}`);
+    }
+  }
+
+  status(): AgentStatus {
+    const st = this.node.nft.state;
+    const endpoints: AgentStatus['endpoints'] = [];
+    for (const ep of st.endpoints.values()) {
+      const pol = this.engine.endpointPolicy(...(ep.endpoint.split('/') as [string, string]));
+      const mode = (d: { enforced: boolean; defaultDeny: boolean }): string =>
+        !d.enforced ? 'not enforced' : d.defaultDeny ? 'default deny' : 'enforced (no default deny)';
+      endpoints.push({
+        endpoint: ep.endpoint,
+        id: ep.id,
+        ip: ep.ip,
+        identity: pol.identity,
+        ingress: mode(pol.ingress),
+        egress: mode(pol.egress),
+        entries: pol.entries.length,
+      });
+    }
+    const s: AgentStatus = {
+      node: this.nodeName,
+      pid: process.pid,
+      policies: [...this.enforcedKeys].sort(),
+      invalidFiles: [...this.invalid].map(([file, issues]) => ({ file, issues })),
+      endpoints,
+      identities: [...st.ipcache].map(([ip, identity]) => ({ ip, identity })),
+      counts: countEntries(st),
+      applies: this.applies,
+    };
+    if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
+    return s;
+  }
+
+  private serve(): Promise<void> {
+    rmSync(this.socket, { force: true });
+    this.server = createServer((req, res) => {
+      if (req.url === '/status' || req.url === '/') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(this.status()));
+        return;
+      }
+      if (req.url === '/reload' && req.method === 'POST') {
+        void this.reload().then(() => res.end(JSON.stringify({ ok: true })));
+        return;
+      }
+      res.statusCode = 404;
+      res.end('{"error":"not found"}');
+    });
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', (e) => reject(new DatapathError('socket-failed', e.message)));
+      this.server!.listen(this.socket, () => resolve());
+    });
+  }
+
+  /** Clean exit: removes the namespaces, the table (with its namespace) and the socket. */
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.timer) clearTimeout(this.timer);
+    await this.reloading;
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    rmSync(this.socket, { force: true });
+    await this.node?.down();
+  }
+}
+
+/** Client side of `seawall agent status`. */
+export function fetchStatus(socket = DEFAULT_SOCKET): Promise<AgentStatus> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: '/status', method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as AgentStatus);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('error', (e) =>
+      reject(new DatapathError('agent-unreachable', `no agent at ${socket}: ${e.message}`)),
+    );
+    req.end();
+  });
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { EndpointPolicy, MapStateEntry, MapStateKey, MapStateVerdict } from '../../policy/types.ts';
+import { type CompileInput, compile, countEntries, mergeRanges, renderDelta, renderFull } from './compile.ts';
+
+const TESTDATA = join(import.meta.dirname, 'testdata');
+
+function golden(name: string, actual: string): void {
+  const file = join(TESTDATA, name);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
+  assert.equal(actual, readFileSync(file, 'utf8'), `golden ${name} (UPDATE_GOLDEN=1 to refresh)`);
+}
+
+function e(
+  direction: MapStateKey['direction'],
+  identity: number,
+  proto: number,
+  portLo: number,
+  portHi: number,
+  verdict: MapStateVerdict = 'allow',
+): MapStateEntry {
+  return { key: { direction, identity, proto, portLo, portHi }, verdict, derivedFrom: [] };
+}
+
+function pol(
+  endpoint: string,
+  identity: number,
+  entries: MapStateEntry[],
+  over: Partial<EndpointPolicy> = {},
+): EndpointPolicy {
+  return {
+    endpoint,
+    identity,
+    ingress: { enforced: true, defaultDeny: true },
+    egress: { enforced: false, defaultDeny: false },
+    entries,
+    selectedBy: [],
+    ...over,
+  };
+}
+
+const ipcache = new Map([
+  ['10.0.1.10', 256],
+  ['10.0.1.20', 257],
+  ['192.168.5.5', 16777217],
+]);
+
+const base: CompileInput = {
+  ipcache,
+  endpoints: [
+    {
+      id: 1,
+      ip: '10.0.1.10',
+      policy: pol('prod/frontend', 256, [], { ingress: { enforced: false, defaultDeny: false } }),
+    },
+    {
+      id: 2,
+      ip: '10.0.1.20',
+      policy: pol(
+        'prod/backend',
+        257,
+        [
+          e('INGRESS', 256, 6, 8080, 8080),
+          e('INGRESS', 256, 6, 8000, 8079), // adjacent: merged into 8000-8080
+          e('INGRESS', 256, 0, 53, 53), // proto 0: TCP, UDP and SCTP
+          e('INGRESS', 0, 1, 8, 8), // any peer, ICMP echo request
+          e('INGRESS', 256, 6, 9000, 9000, 'deny'),
+          e('INGRESS', 258, 0, 0, 65535, 'deny'), // L3 deny
+          e('INGRESS', 259, 0, 0, 65535, 'deny'), // adjacent identity: its own element
+          e('INGRESS', 256, 6, 80, 80, 'redirect'),
+          e('EGRESS', 16777217, 6, 5432, 5432),
+          e('EGRESS', 0, 17, 53, 53),
+          e('EGRESS', 0, 58, 128, 128), // ICMPv6: not expressible on IPv4, reported
+        ],
+        { egress: { enforced: true, defaultDeny: true } },
+      ),
+    },
+    {
+      id: 3,
+      ip: '10.0.1.30',
+      policy: pol('prod/open', 258, [e('INGRESS', 0, 0, 0, 65535)], {
+        egress: { enforced: true, defaultDeny: false },
+      }),
+    },
+  ],
+};
+
+describe('compile', () => {
+  it('merges overlapping and adjacent ranges', () => {
+    const rows: Array<[string, Array<[number, number]>, Array<[number, number]>]> = [
+      [
+        'disjoint',
+        [
+          [1, 2],
+          [5, 6],
+        ],
+        [
+          [1, 2],
+          [5, 6],
+        ],
+      ],
+      [
+        'adjacent',
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [[1, 4]],
+      ],
+      [
+        'contained',
+        [
+          [1, 10],
+          [3, 4],
+        ],
+        [[1, 10]],
+      ],
+      [
+        'unsorted duplicate',
+        [
+          [5, 5],
+          [1, 1],
+          [5, 5],
+        ],
+        [
+          [1, 1],
+          [5, 5],
+        ],
+      ],
+    ];
+    for (const [name, input, want] of rows) assert.deepEqual(mergeRanges(input), want, name);
+  });
+
+  it('renders the full table (golden)', () => {
+    const t = compile(base);
+    golden('full.nft', renderFull(t));
+    assert.deepEqual(t.skipped, ['prod/backend EGRESS allow identity 0 proto 58']);
+    assert.deepEqual(countEntries(t), { endpoints: 3, ipcache: 3, elements: 11 });
+  });
+
+  const deltas: Array<{ name: string; change: (i: CompileInput) => CompileInput }> = [
+    { name: 'no-change', change: (i) => i },
+    {
+      name: 'element-only',
+      change: (i) => ({
+        ...i,
+        endpoints: i.endpoints.map((ep) =>
+          ep.id === 2
+            ? {
+                ...ep,
+                policy: { ...ep.policy, entries: [...ep.policy.entries, e('INGRESS', 256, 6, 8081, 8090)] },
+              }
+            : ep,
+        ),
+      }),
+    },
+    {
+      name: 'reshape-one-endpoint',
+      change: (i) => ({
+        ...i,
+        endpoints: i.endpoints.map((ep) =>
+          ep.id === 1
+            ? { ...ep, policy: pol('prod/frontend', 256, [e('INGRESS', 257, 17, 5000, 5010)]) }
+            : ep,
+        ),
+      }),
+    },
+    {
+      name: 'pod-joins',
+      change: (i) => ({
+        ipcache: new Map([...i.ipcache, ['10.0.1.40', 259]]),
+        endpoints: [
+          ...i.endpoints,
+          { id: 4, ip: '10.0.1.40', policy: pol('prod/new', 259, [e('INGRESS', 256, 6, 80, 80)]) },
+        ],
+      }),
+    },
+    {
+      name: 'pod-leaves',
+      change: (i) => ({
+        ipcache: new Map([...i.ipcache].filter(([ip]) => ip !== '10.0.1.20')),
+        endpoints: i.endpoints.filter((ep) => ep.id !== 2),
+      }),
+    },
+    {
+      name: 'identity-changes',
+      change: (i) => ({ ...i, ipcache: new Map([...i.ipcache, ['10.0.1.10', 300]]) }),
+    },
+  ];
+  for (const d of deltas) {
+    it(`renders the delta: ${d.name} (golden)`, () => {
+      golden(`delta-${d.name}.nft`, renderDelta(compile(base), compile(d.change(base))));
+    });
+  }
+
+  it('is deterministic whatever the input order', () => {
+    const shuffled = { ...base, endpoints: [...base.endpoints].reverse() };
+    assert.equal(renderFull(compile(shuffled)), renderFull(compile(base)));
+  });
+});

@@ -1,0 +1,452 @@
+// Compiles the engine's per-endpoint MapState into the model of one nftables table (`inet seawall`)
+// and renders it as an nft script: in full (first apply, adoption after a restart) or as the delta
+// between two models (every later change). Pure: no I/O, golden-tested.
+//
+// Layout of the table (node namespace only):
+//   map ipcache  ipv4_addr → mark        Cilium's ipcache: address → numeric identity
+//   map ep_eg    ipv4_addr → verdict     source pod IP → `jump epN_eg` (egress policy of N)
+//   map ep_in    ipv4_addr → verdict     destination pod IP → `jump epN_in` (ingress policy of N)
+//   chain epN_in / epN_eg               per-endpoint: peer identity into meta mark, then
+//                                        deny sets → redirect sets → allow sets → default
+//   sets epN_<dir>_<verdict>_<shape>    keyed by identity . proto . port interval (see SetShape)
+//   chains forward / input / output     conntrack first, then the egress and ingress vmaps
+//
+// The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
+// sets it to the destination's identity, ingress to the source's). Redirect entries (L7) are
+// allowed here and flagged in `ct mark` (REDIRECT_CT_MARK_*): the L7 proxy issue turns that flag
+// into a TPROXY rule in prerouting; this is the slot it plugs into.
+
+import type { EndpointPolicy, MapStateVerdict } from '../../policy/types.ts';
+
+export const TABLE = 'seawall';
+export const FAMILY = 'inet';
+export const NFLOG_GROUP = 1;
+/** Identity given to addresses the ipcache does not know (Cilium: world). */
+export const WORLD_IDENTITY = 2;
+export const HOST_IDENTITY = 1;
+/** ct mark bits set on connections whose policy entry redirects to an L7 proxy. */
+export const REDIRECT_CT_MARK_INGRESS = 0x1;
+export const REDIRECT_CT_MARK_EGRESS = 0x2;
+
+export type Dir = 'in' | 'eg';
+/** NFLOG prefix verdicts: fwd (allowed), deny (explicit deny rule), denied (default deny), redir. */
+export type LogVerdict = 'fwd' | 'deny' | 'denied' | 'redir';
+
+/** `sw/<verdict>/<dir>/<endpointId>/`: the contract with src/flow/ which parses NFLOG. */
+export function logPrefix(v: LogVerdict, dir: Dir, endpointId: number): string {
+  return `sw/${v}/${dir}/${endpointId}/`;
+}
+
+/** One endpoint as the datapath sees it. `id` is the agent's small endpoint number. */
+export interface DatapathEndpoint {
+  id: number;
+  ip: string;
+  policy: EndpointPolicy;
+}
+
+export interface CompileInput {
+  endpoints: DatapathEndpoint[];
+  /** Address → numeric identity, for every address the node knows. */
+  ipcache: ReadonlyMap<string, number>;
+}
+
+/**
+ * Which lookup a set serves. `l3`: identity only (all protocols); `l4`: identity . proto . port;
+ * `icmp`: identity . ICMP type; `anyL4`/`anyIcmp`: the same without identity (wildcard peer).
+ * A wildcard L3 entry (any peer, any protocol) needs no set: it is an unconditional rule.
+ */
+export type SetShape = 'l3' | 'l4' | 'icmp' | 'anyL4' | 'anyIcmp';
+
+const SHAPES: SetShape[] = ['l3', 'l4', 'icmp', 'anyL4', 'anyIcmp'];
+const SHAPE_TYPE: Record<SetShape, { type: string; interval: boolean }> = {
+  l3: { type: 'mark', interval: false },
+  l4: { type: 'mark . inet_proto . inet_service', interval: true },
+  icmp: { type: 'mark . icmp_type', interval: true },
+  anyL4: { type: 'inet_proto . inet_service', interval: true },
+  anyIcmp: { type: 'icmp_type', interval: true },
+};
+const SHAPE_NAME: Record<SetShape, string> = {
+  l3: 'l3',
+  l4: 'l4',
+  icmp: 'icmp',
+  anyL4: 'any4',
+  anyIcmp: 'anyicmp',
+};
+
+export interface SetDef {
+  name: string;
+  type: string;
+  interval: boolean;
+  /** Canonical element strings, sorted, disjoint per (identity, proto). */
+  elements: string[];
+}
+
+export interface CompiledChain {
+  name: string;
+  rules: string[];
+  sets: SetDef[];
+}
+
+export interface CompiledEndpoint {
+  id: number;
+  endpoint: string;
+  ip: string;
+  in: CompiledChain;
+  eg: CompiledChain;
+}
+
+export interface CompiledTable {
+  ipcache: Map<string, number>;
+  endpoints: Map<number, CompiledEndpoint>;
+  /** Entries the datapath cannot express (IPv6 ICMP, other protocols), for status and reports. */
+  skipped: string[];
+}
+
+const L4_PROTOS = [6, 17, 132];
+const VERDICT_ORDER: MapStateVerdict[] = ['deny', 'redirect', 'allow'];
+const VERDICT_NAME: Record<MapStateVerdict, string> = { deny: 'deny', redirect: 'redir', allow: 'allow' };
+
+interface Bucket {
+  all: boolean;
+  /** shape → (group key → ranges); group key is the element prefix (identity / identity . proto). */
+  ranges: Map<SetShape, Map<string, Array<[number, number]>>>;
+}
+
+function emptyBucket(): Bucket {
+  return { all: false, ranges: new Map() };
+}
+
+function addRange(b: Bucket, shape: SetShape, prefix: string, lo: number, hi: number): void {
+  let m = b.ranges.get(shape);
+  if (!m) {
+    m = new Map();
+    b.ranges.set(shape, m);
+  }
+  let r = m.get(prefix);
+  if (!r) {
+    r = [];
+    m.set(prefix, r);
+  }
+  r.push([lo, hi]);
+}
+
+/** Union of inclusive ranges, adjacent ones joined: elements of an interval set must not overlap. */
+export function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  const s = [...ranges].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of s) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  return out;
+}
+
+function rangeText(lo: number, hi: number): string {
+  return lo === hi ? `${lo}` : `${lo}-${hi}`;
+}
+
+function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[]): CompiledChain {
+  const chain = `ep${ep.id}_${dir}`;
+  const pol = ep.policy;
+  const dp = dir === 'in' ? pol.ingress : pol.egress;
+  if (!dp.enforced) return { name: chain, rules: [], sets: [] };
+  const direction = dir === 'in' ? 'INGRESS' : 'EGRESS';
+  const buckets = new Map<MapStateVerdict, Bucket>();
+  for (const e of pol.entries) {
+    if (e.key.direction !== direction) continue;
+    let b = buckets.get(e.verdict);
+    if (!b) {
+      b = emptyBucket();
+      buckets.set(e.verdict, b);
+    }
+    const { identity: id, proto, portLo, portHi } = e.key;
+    const full = portLo === 0 && portHi === 65535;
+    const wild = id === 0;
+    if (proto === 0 && full) {
+      if (wild) b.all = true;
+      else addRange(b, 'l3', '', id, id);
+    } else if (proto === 0 || L4_PROTOS.includes(proto)) {
+      for (const p of proto === 0 ? L4_PROTOS : [proto]) {
+        if (wild) addRange(b, 'anyL4', `${p}`, portLo, portHi);
+        else addRange(b, 'l4', `${id} . ${p}`, portLo, portHi);
+      }
+    } else if (proto === 1) {
+      const lo = Math.min(portLo, 255);
+      const hi = Math.min(portHi, 255);
+      if (wild) addRange(b, 'anyIcmp', '', lo, hi);
+      else addRange(b, 'icmp', `${id}`, lo, hi);
+    } else {
+      skipped.push(`${pol.endpoint} ${direction} ${e.verdict} identity ${id} proto ${proto}`);
+    }
+  }
+
+  const peer = dir === 'in' ? 'saddr' : 'daddr';
+  const rules = ['meta mark set ' + WORLD_IDENTITY, `meta mark set ip ${peer} map @ipcache`];
+  const sets: SetDef[] = [];
+  const action = (v: MapStateVerdict): string => {
+    if (v === 'deny') return `log prefix "${logPrefix('deny', dir, ep.id)}" group ${NFLOG_GROUP} drop`;
+    if (v === 'redirect') {
+      const bit = dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS;
+      return `ct mark set ct mark | ${bit} log prefix "${logPrefix('redir', dir, ep.id)}" group ${NFLOG_GROUP} return`;
+    }
+    return `log prefix "${logPrefix('fwd', dir, ep.id)}" group ${NFLOG_GROUP} return`;
+  };
+  for (const v of VERDICT_ORDER) {
+    const b = buckets.get(v);
+    if (!b) continue;
+    if (b.all) {
+      rules.push(action(v));
+      continue;
+    }
+    for (const shape of SHAPES) {
+      const groups = b.ranges.get(shape);
+      if (!groups) continue;
+      const name = `${chain}_${VERDICT_NAME[v]}_${SHAPE_NAME[shape]}`;
+      const elements: string[] = [];
+      for (const [prefix, rs] of groups) {
+        if (shape === 'l3') {
+          // single identities in a plain set: dedup, never merge (257 and 258 stay two)
+          for (const id of new Set(rs.map(([lo]) => lo))) elements.push(`${id}`);
+          continue;
+        }
+        for (const [lo, hi] of mergeRanges(rs)) {
+          // in concatenations the kernel stores ranges: `80-80` deletes what `80` would not find
+          elements.push(prefix === '' ? rangeText(lo, hi) : `${prefix} . ${lo}-${hi}`);
+        }
+      }
+      elements.sort(compareElements);
+      sets.push({ name, ...SHAPE_TYPE[shape], elements });
+      rules.push(`${matchFor(shape, name)} ${action(v)}`);
+    }
+  }
+  if (dir === 'in') {
+    // allow-localhost=always (Kubernetes mode): the local node may reach its pods under default deny.
+    rules.push(`meta mark ${HOST_IDENTITY} ${action('allow')}`);
+  }
+  if (dp.defaultDeny) {
+    rules.push(`log prefix "${logPrefix('denied', dir, ep.id)}" group ${NFLOG_GROUP} drop`);
+  } else {
+    rules.push(action('allow'));
+  }
+  return { name: chain, rules, sets };
+}
+
+function matchFor(shape: SetShape, set: string): string {
+  switch (shape) {
+    case 'l3':
+      return `meta mark @${set}`;
+    case 'l4':
+      return `meta l4proto { tcp, udp, sctp } meta mark . meta l4proto . th dport @${set}`;
+    case 'anyL4':
+      return `meta l4proto { tcp, udp, sctp } meta l4proto . th dport @${set}`;
+    case 'icmp':
+      return `meta l4proto icmp meta mark . icmp type @${set}`;
+    case 'anyIcmp':
+      return `meta l4proto icmp icmp type @${set}`;
+  }
+}
+
+/** Numeric-aware order so goldens read naturally and renders are deterministic. */
+function compareElements(a: string, b: string): number {
+  const pa = a.split(/[ .-]+/).map(Number);
+  const pb = b.split(/[ .-]+/).map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? -1) - (pb[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+export function compile(input: CompileInput): CompiledTable {
+  const skipped: string[] = [];
+  const endpoints = new Map<number, CompiledEndpoint>();
+  for (const ep of [...input.endpoints].sort((a, b) => a.id - b.id)) {
+    endpoints.set(ep.id, {
+      id: ep.id,
+      endpoint: ep.policy.endpoint,
+      ip: ep.ip,
+      in: compileDirection(ep, 'in', skipped),
+      eg: compileDirection(ep, 'eg', skipped),
+    });
+  }
+  return { ipcache: new Map(input.ipcache), endpoints, skipped };
+}
+
+// ---------------------------------------------------------------- rendering
+
+const T = `${FAMILY} ${TABLE}`;
+/** Elements per `add element` line: keeps single netlink messages reasonable for 50k sets. */
+const CHUNK = 2000;
+
+function chunks<X>(xs: X[]): X[][] {
+  const out: X[][] = [];
+  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
+  return out;
+}
+
+function elementLines(verb: 'add' | 'delete', set: string, elements: string[]): string[] {
+  return chunks(elements).map((c) => `${verb} element ${T} ${set} { ${c.join(', ')} }`);
+}
+
+function setDecl(s: SetDef): string {
+  const flags = s.interval ? ' flags interval;' : '';
+  return `add set ${T} ${s.name} { type ${s.type};${flags} }`;
+}
+
+function chainLines(c: CompiledChain): string[] {
+  return c.rules.map((r) => `add rule ${T} ${c.name} ${r}`);
+}
+
+function endpointAddLines(ep: CompiledEndpoint): string[] {
+  const out: string[] = [];
+  for (const c of [ep.in, ep.eg]) {
+    for (const s of c.sets) {
+      out.push(setDecl(s));
+      out.push(...elementLines('add', s.name, s.elements));
+    }
+    out.push(`add chain ${T} ${c.name}`);
+    out.push(...chainLines(c));
+  }
+  out.push(`add element ${T} ep_in { ${ep.ip} : jump ${ep.in.name} }`);
+  out.push(`add element ${T} ep_eg { ${ep.ip} : jump ${ep.eg.name} }`);
+  return out;
+}
+
+function endpointDeleteLines(ep: CompiledEndpoint): string[] {
+  const out = [`delete element ${T} ep_in { ${ep.ip} }`, `delete element ${T} ep_eg { ${ep.ip} }`];
+  for (const c of [ep.in, ep.eg]) {
+    out.push(`flush chain ${T} ${c.name}`, `delete chain ${T} ${c.name}`);
+    for (const s of c.sets) out.push(`delete set ${T} ${s.name}`);
+  }
+  return out;
+}
+
+function ipcacheElements(m: Map<string, number>): string[] {
+  return [...m].map(([ip, id]) => `${ip} : ${id}`);
+}
+
+/**
+ * The whole table as one transaction that replaces whatever table of ours the kernel holds:
+ * `add table` + `delete table` + rebuild commit together, so there is never a moment without
+ * enforcement (no allow-all window on restart or adoption).
+ */
+export function renderFull(t: CompiledTable): string {
+  const out = [
+    `add table ${T}`,
+    `delete table ${T}`,
+    `add table ${T}`,
+    `add map ${T} ipcache { type ipv4_addr : mark; }`,
+    `add map ${T} ep_in { type ipv4_addr : verdict; }`,
+    `add map ${T} ep_eg { type ipv4_addr : verdict; }`,
+    ...elementLines('add', 'ipcache', ipcacheElements(t.ipcache)),
+  ];
+  for (const ep of t.endpoints.values()) out.push(...endpointAddLines(ep));
+  out.push(
+    `add chain ${T} forward { type filter hook forward priority filter; policy accept; }`,
+    `add rule ${T} forward ct state established,related accept`,
+    `add rule ${T} forward ip saddr vmap @ep_eg`,
+    `add rule ${T} forward ip daddr vmap @ep_in`,
+    // pod → node (reserved:host): only the pod's egress policy applies
+    `add chain ${T} input { type filter hook input priority filter; policy accept; }`,
+    `add rule ${T} input ct state established,related accept`,
+    `add rule ${T} input ip saddr vmap @ep_eg`,
+    // node → pod: only the pod's ingress policy applies
+    `add chain ${T} output { type filter hook output priority filter; policy accept; }`,
+    `add rule ${T} output ct state established,related accept`,
+    `add rule ${T} output ip daddr vmap @ep_in`,
+  );
+  return out.join('\n') + '\n';
+}
+
+function sameRules(a: CompiledChain, b: CompiledChain): boolean {
+  if (a.rules.length !== b.rules.length) return false;
+  for (let i = 0; i < a.rules.length; i++) if (a.rules[i] !== b.rules[i]) return false;
+  return true;
+}
+
+function diffSorted(prev: string[], next: string[]): { del: string[]; add: string[] } {
+  const p = new Set(prev);
+  const n = new Set(next);
+  return { del: prev.filter((x) => !n.has(x)), add: next.filter((x) => !p.has(x)) };
+}
+
+function chainDelta(prev: CompiledChain, next: CompiledChain): string[] {
+  const out: string[] = [];
+  const prevSets = new Map(prev.sets.map((s) => [s.name, s]));
+  const nextSets = new Map(next.sets.map((s) => [s.name, s]));
+  const reshaped = !sameRules(prev, next);
+  if (reshaped) out.push(`flush chain ${T} ${next.name}`);
+  // Deletes before adds: merged intervals may change shape (80 → 80-90) and must never overlap.
+  for (const [name, n] of nextSets) {
+    const p = prevSets.get(name);
+    if (p) out.push(...elementLines('delete', name, diffSorted(p.elements, n.elements).del));
+  }
+  for (const [name, n] of nextSets) {
+    const p = prevSets.get(name);
+    if (!p) {
+      out.push(setDecl(n), ...elementLines('add', name, n.elements));
+    } else {
+      out.push(...elementLines('add', name, diffSorted(p.elements, n.elements).add));
+    }
+  }
+  if (reshaped) {
+    out.push(...chainLines(next));
+    // after the flush no rule refers to them any more
+    for (const name of prevSets.keys()) if (!nextSets.has(name)) out.push(`delete set ${T} ${name}`);
+  }
+  return out;
+}
+
+/**
+ * The transaction that turns `prev` into `next`: element adds/deletes, and for an endpoint whose
+ * rule shape changed a flush + refill of that endpoint's chain only. Empty string: nothing to do.
+ */
+export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
+  const out: string[] = [];
+  const delIp: string[] = [];
+  const addIp: string[] = [];
+  for (const [ip, id] of prev.ipcache) {
+    const n = next.ipcache.get(ip);
+    if (n === undefined || n !== id) delIp.push(ip);
+  }
+  for (const [ip, id] of next.ipcache) {
+    if (prev.ipcache.get(ip) !== id) addIp.push(`${ip} : ${id}`);
+  }
+  out.push(...elementLines('delete', 'ipcache', delIp));
+  out.push(...elementLines('add', 'ipcache', addIp));
+  for (const [id, p] of prev.endpoints) {
+    if (!next.endpoints.has(id)) out.push(...endpointDeleteLines(p));
+  }
+  for (const [id, n] of next.endpoints) {
+    const p = prev.endpoints.get(id);
+    if (!p) {
+      out.push(...endpointAddLines(n));
+      continue;
+    }
+    if (p.ip !== n.ip) {
+      out.push(`delete element ${T} ep_in { ${p.ip} }`, `delete element ${T} ep_eg { ${p.ip} }`);
+    }
+    out.push(...chainDelta(p.in, n.in), ...chainDelta(p.eg, n.eg));
+    if (p.ip !== n.ip) {
+      out.push(
+        `add element ${T} ep_in { ${n.ip} : jump ${n.in.name} }`,
+        `add element ${T} ep_eg { ${n.ip} : jump ${n.eg.name} }`,
+      );
+    }
+  }
+  return out.length === 0 ? '' : out.join('\n') + '\n';
+}
+
+/** Counts for `seawall agent status` and benches. */
+export function countEntries(t: CompiledTable): { endpoints: number; ipcache: number; elements: number } {
+  let elements = 0;
+  for (const ep of t.endpoints.values()) {
+    for (const c of [ep.in, ep.eg]) for (const s of c.sets) elements += s.elements.length;
+  }
+  return { endpoints: t.endpoints.size, ipcache: t.ipcache.size, elements };
+}
+
+export function emptyTable(): CompiledTable {
+  return { ipcache: new Map(), endpoints: new Map(), skipped: [] };
+}

@@ -1,0 +1,189 @@
+// One node's live datapath: the topology (namespaces) plus the nftables table, driven by the
+// policy engine. Used by the agent, `seawall test --live`, the demo and the benches.
+//
+// Ordering keeps enforcement fail-closed: a pod's policy and ipcache entry are in the kernel
+// before its veth exists, and it leaves the kernel only after its namespace is gone.
+
+import type { EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import { type ApplyStats, NftApplier } from './nft/apply.ts';
+import { type CompiledTable, compile, type DatapathEndpoint } from './nft/compile.ts';
+import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
+
+/** Test-only addresses of the hosts standing for entities (never routed outside the node). */
+export const ENTITY_IPS: Record<string, string> = {
+  world: '203.0.113.10',
+  'remote-node': '172.31.255.2',
+  'kube-apiserver': '172.31.255.3',
+};
+
+export interface LivePeer {
+  key: string;
+  ip: string;
+  peer: PeerRef;
+  /** Pod endpoint id (NFLOG prefixes carry it); absent for test hosts. */
+  endpointId?: number;
+  /** Namespace the peer's programs run in (the node's own for `host`). */
+  ns: string;
+}
+
+export function peerKey(p: PeerRef): string {
+  switch (p.kind) {
+    case 'endpoint':
+      return `pod:${p.namespace}/${p.name}`;
+    case 'ip':
+      return `ip:${p.ip}`;
+    case 'entity':
+      return `entity:${p.entity}`;
+  }
+}
+
+export class NodeDatapath {
+  readonly topo: Topology;
+  readonly nft: NftApplier;
+  private readonly pods = new Map<string, { id: number; spec: EndpointSpec }>();
+  /** Endpoint ids survive restarts (the state file) so NFLOG prefixes keep their meaning. */
+  private readonly knownIds = new Map<string, number>();
+  private readonly others = new Map<string, { ip: string; peer: PeerRef }>();
+  private nextId = 1;
+  lastApply: ApplyStats | undefined;
+
+  constructor(
+    public engine: PolicyEngineAPI,
+    opts: TopologyOptions = {},
+  ) {
+    this.topo = new Topology(opts);
+    this.nft = new NftApplier(this.topo.node);
+  }
+
+  get node(): string {
+    return this.topo.node;
+  }
+
+  /** Node namespace up, table installed in one transaction (replacing any leftover of ours). */
+  async up(opts: { adopt?: boolean } = {}): Promise<void> {
+    await this.topo.up(opts);
+    this.lastApply = await this.nft.applyFull(this.compile());
+  }
+
+  /** Creates the namespaces of declared peers that have none yet (after their policy is in). */
+  async connect(): Promise<void> {
+    for (const [key, { spec }] of this.pods) if (!this.topo.host(key)) await this.topo.addHost(key, spec.ip);
+    for (const [key, { ip }] of this.others) if (!this.topo.host(key)) await this.topo.addHost(key, ip);
+  }
+
+  /** Namespaces of a previous run that no declared peer claims any more. */
+  async pruneHosts(): Promise<void> {
+    for (const h of this.topo.records) {
+      if (!this.pods.has(h.key) && !this.others.has(h.key)) await this.topo.removeHost(h.key);
+    }
+  }
+
+  endpointIds(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.pods) out[k] = v.id;
+    return out;
+  }
+
+  podKeys(): string[] {
+    return [...this.pods.keys()];
+  }
+
+  /** Adds a pod: engine first, kernel policy second, network last. */
+  async addPod(
+    spec: EndpointSpec,
+    opts: { sync?: boolean; connect?: boolean } = {},
+  ): Promise<LivePeer | undefined> {
+    const ns = spec.namespace ?? 'default';
+    const key = `pod:${ns}/${spec.name}`;
+    const id = this.pods.get(key)?.id ?? this.knownIds.get(key) ?? this.allocId();
+    this.pods.set(key, { id, spec: { ...spec, namespace: ns } });
+    this.engine.upsertEndpoint({ ...spec, namespace: ns });
+    this.recordIds();
+    if (opts.sync !== false) await this.sync();
+    if (opts.connect === false) return undefined;
+    const h = await this.topo.addHost(key, spec.ip);
+    return {
+      key,
+      ip: h.ip,
+      peer: { kind: 'endpoint', namespace: ns, name: spec.name },
+      endpointId: id,
+      ns: h.ns,
+    };
+  }
+
+  private allocId(): number {
+    const used = new Set([...this.knownIds.values(), ...[...this.pods.values()].map((p) => p.id)]);
+    while (used.has(this.nextId)) this.nextId++;
+    return this.nextId++;
+  }
+
+  /** Takes endpoint ids recorded by an earlier run of this node. */
+  rememberIds(ids: Record<string, number>): void {
+    for (const [k, v] of Object.entries(ids)) this.knownIds.set(k, v);
+  }
+
+  /** Removes a pod: network first, then its policy. */
+  async removePod(namespace: string, name: string, opts: { sync?: boolean } = {}): Promise<void> {
+    const key = `pod:${namespace}/${name}`;
+    await this.topo.removeHost(key);
+    this.pods.delete(key);
+    this.engine.removeEndpoint(namespace, name);
+    this.recordIds();
+    if (opts.sync !== false) await this.sync();
+  }
+
+  /** A test host for an outside address or an entity (world, remote-node, kube-apiserver). */
+  async addTestHost(peer: PeerRef, ip: string, opts: { sync?: boolean } = {}): Promise<LivePeer> {
+    const key = peerKey(peer);
+    this.others.set(key, { ip, peer });
+    if (opts.sync !== false) await this.sync();
+    const h = await this.topo.addHost(key, ip);
+    return { key, ip, peer, ns: h.ns };
+  }
+
+  /** Where a peer lives, when it exists on this node. */
+  live(peer: PeerRef): LivePeer | undefined {
+    if (peer.kind === 'entity' && peer.entity === 'host') {
+      return { key: 'entity:host', ip: this.topo.nodeIp, peer, ns: this.topo.node };
+    }
+    const key = peerKey(peer);
+    const h: HostRecord | undefined = this.topo.host(key);
+    if (!h) return undefined;
+    const pod = this.pods.get(key);
+    return { key, ip: h.ip, peer, ns: h.ns, ...(pod ? { endpointId: pod.id } : {}) };
+  }
+
+  /** The engine's current view as a compiled table. */
+  compile(): CompiledTable {
+    const ipcache = new Map<string, number>();
+    const host = this.engine.identityOf({ kind: 'entity', entity: 'host' });
+    ipcache.set(this.topo.nodeIp, host);
+    ipcache.set(GATEWAY_IP, host);
+    const endpoints: DatapathEndpoint[] = [];
+    for (const [, { id, spec }] of this.pods) {
+      const ns = spec.namespace ?? 'default';
+      const policy = this.engine.endpointPolicy(ns, spec.name);
+      ipcache.set(spec.ip, policy.identity);
+      endpoints.push({ id, ip: spec.ip, policy });
+    }
+    for (const { ip, peer } of this.others.values()) ipcache.set(ip, this.engine.identityOf(peer));
+    return compile({ endpoints, ipcache });
+  }
+
+  /** Re-distills every endpoint and applies the delta. */
+  async sync(opts: { full?: boolean } = {}): Promise<ApplyStats> {
+    const t = this.compile();
+    this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
+    return this.lastApply;
+  }
+
+  /** Clean exit: everything made goes (the table with its namespace). */
+  async down(): Promise<void> {
+    await this.topo.down();
+  }
+
+  private recordIds(): void {
+    this.topo.extra = { ...this.topo.extra, endpointIds: this.endpointIds() };
+    this.topo.persist();
+  }
+}

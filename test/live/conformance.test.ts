@@ -1,0 +1,28 @@
+// `seawall test --live` on ../shared/conformance: live and offline agree on every flow that can
+// be replayed without the L7 proxies (those are skipped-live, never passed).
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { type LiveFlowResult, runLive } from '../../src/datapath/live-test.ts';
+import { liveSkipReason } from './helpers.ts';
+
+const CONFORMANCE = join(import.meta.dirname, '..', '..', '..', 'shared', 'conformance');
+const skip =
+  liveSkipReason() ??
+  (existsSync(CONFORMANCE) ? undefined : `no conformance suite at ${CONFORMANCE}`) ??
+  (existsSync(join(import.meta.dirname, '..', '..', 'src', 'policy', 'engine.ts'))
+    ? undefined
+    : 'no policy engine yet');
+
+it('live replay of the conformance suite agrees with offline', { skip, timeout: 600_000 }, async () => {
+  const lines: string[] = [];
+  const code = await runLive([CONFORMANCE], { output: 'json', write: (l) => lines.push(l) });
+  const results = lines.map((l) => JSON.parse(l) as LiveFlowResult);
+  assert.ok(results.length > 0);
+  const disagree = results.filter((r) => r.outcome !== 'skip' && r.live !== r.offline);
+  assert.deepEqual(disagree, [], 'live disagrees with offline');
+  for (const r of results.filter((x) => x.outcome === 'skip')) assert.ok(r.note, 'a skipped flow says why');
+  assert.ok(code === 0 || code === 1);
+});

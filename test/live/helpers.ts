@@ -1,0 +1,103 @@
+// Shared by the live tests: the skip condition, a stub engine whose EndpointPolicies the test
+// sets directly (datapath tests independent of the policy engine), and per-test node names.
+
+import { execFileSync } from 'node:child_process';
+import type {
+  EndpointPolicy,
+  EndpointSpec,
+  EngineConfig,
+  FlowRequest,
+  MapStateEntry,
+  PeerRef,
+  PolicyEngineAPI,
+  Verdict,
+} from '../../src/policy/types.ts';
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why live tests cannot run here, or undefined when they can. */
+export function liveSkipReason(): string | undefined {
+  if (process.platform !== 'linux') return 'live tests need Linux';
+  if (process.getuid?.() !== 0) return 'live tests need root (network namespaces, nftables)';
+  for (const c of ['ip', 'nft'])
+    if (!has(c)) return `live tests need \`${c}\` (apt-get install nftables iproute2)`;
+  return undefined;
+}
+
+let seq = 0;
+/** A node namespace name unique to this process and test. */
+export function testNode(tag: string): string {
+  seq++;
+  return `seawall-t${process.pid % 100000}-${tag}${seq}`.slice(0, 40);
+}
+
+export function entry(
+  direction: 'INGRESS' | 'EGRESS',
+  identity: number,
+  proto: number,
+  portLo: number,
+  portHi = portLo,
+  verdict: MapStateEntry['verdict'] = 'allow',
+): MapStateEntry {
+  return { key: { direction, identity, proto, portLo, portHi }, verdict, derivedFrom: [] };
+}
+
+/** Identities: pods 256+ in the order they are added; entities as Cilium numbers them. */
+export class StubEngine implements PolicyEngineAPI {
+  readonly config: EngineConfig = { enforcementMode: 'default', clusterName: 'default', localNode: 'node-1' };
+  private readonly ids = new Map<string, number>();
+  private readonly policies = new Map<string, EndpointPolicy>();
+  private next = 256;
+
+  upsertNamespace(): void {}
+  upsertEndpoint(ep: EndpointSpec): void {
+    const k = `${ep.namespace}/${ep.name}`;
+    if (!this.ids.has(k)) this.ids.set(k, this.next++);
+  }
+  removeEndpoint(ns: string | undefined, name: string): void {
+    this.ids.delete(`${ns}/${name}`);
+  }
+  upsertPolicy(): [] {
+    return [];
+  }
+  removePolicy(): void {}
+  learnDNS(): void {}
+  decide(_f: FlowRequest): Verdict {
+    throw new Error('stub');
+  }
+  setPolicy(ns: string, name: string, p: Partial<EndpointPolicy>): void {
+    this.policies.set(`${ns}/${name}`, { ...this.endpointPolicy(ns, name), ...p });
+  }
+  endpointPolicy(ns: string | undefined, name: string): EndpointPolicy {
+    const k = `${ns}/${name}`;
+    const base: EndpointPolicy = {
+      endpoint: k,
+      identity: this.ids.get(k) ?? 0,
+      ingress: { enforced: false, defaultDeny: false },
+      egress: { enforced: false, defaultDeny: false },
+      entries: [],
+      selectedBy: [],
+    };
+    const p = this.policies.get(k);
+    return p ? { ...p, identity: base.identity } : base;
+  }
+  identityOf(peer: PeerRef): number {
+    if (peer.kind === 'endpoint') return this.ids.get(`${peer.namespace}/${peer.name}`) ?? 0;
+    if (peer.kind === 'entity') {
+      return { host: 1, world: 2, 'remote-node': 6, 'kube-apiserver': 7 }[peer.entity];
+    }
+    // CIDR identities are node-local: bit 24 set
+    const n = peer.ip.split('.').reduce((a, o) => a + Number(o), 0);
+    return 0x01000000 | n;
+  }
+  labelsOf(): string[] {
+    return [];
+  }
+}
