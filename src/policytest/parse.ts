@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
   ContainerPort,
@@ -221,7 +221,9 @@ async function decodePolicies(
         );
         continue;
       }
-      paths.push(abs);
+      // Relative to the working directory when below it, so explanations print short paths.
+      const shown = relative(process.cwd(), abs);
+      paths.push(shown === '' || shown.startsWith('..') || isAbsolute(shown) ? abs : shown);
     }
     if (paths.length > 0) {
       const load = opts.loadFiles ?? ((ps: string[]) => loadPolicies(ps, { lint: false }));
