@@ -98,12 +98,16 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
       bad = true;
       const off = err.pos?.[0] ?? start;
       const p = lineCounter.linePos(off);
+      // The parser recurses per nesting level; a stack overflow there means absurd nesting.
+      const tooDeep = /call stack/i.test(err.message);
       issues.push({
-        code: err.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax',
+        code: err.code === 'DUPLICATE_KEY' ? 'duplicate-key' : tooDeep ? 'too-deep' : 'yaml-syntax',
         severity: 'error',
         path: '',
         pos: { file, line: p.line, column: p.col },
-        message: firstLine(err.message),
+        message: tooDeep
+          ? `document nests too deeply to parse (policies need fewer than ${LIMITS.maxDepth} levels)`
+          : firstLine(err.message),
       });
     }
     if (bad) return;
