@@ -349,7 +349,11 @@ function lintVoided(slots: Slot[], issues: Issue[]): void {
       path: a.path,
       pos: a.pos,
       object: objectName(a.policy),
-      message: `these ${a.parser} rules have no effect: ${where} allows ${peer} on this port without L7 rules, and any matching allow without L7 rules lets every request through`,
+      message:
+        `these ${a.parser} rules restrict nothing: ${where} allows ${peer} on this port without L7 rules, and any matching allow without L7 rules lets every request through` +
+        (a.parser === 'dns'
+          ? ' (queries are still proxied, so toFQDNs rules still learn their answers)'
+          : ' (requests are still proxied and visible)'),
     });
   }
 }
