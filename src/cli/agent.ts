@@ -12,6 +12,12 @@ export function registerAgent(program: Command): void {
     .option('--endpoints <path>', 'PolicyTest file(s) or Kubernetes Pod/Namespace manifests')
     .option('--node <name>', 'node namespace name', 'seawall-node1')
     .option('--socket <path>', 'unix socket of the status API')
+    .option('--flow-log <file>', 'flow records as JSON lines (default /run/seawall/<node>/flows.jsonl)')
+    .option(
+      '--flow-socket <path>',
+      'flow API for `seawall observe` (default /run/seawall/<node>/hubble.sock)',
+    )
+    .option('--no-flows', 'enforce only: no ulogd2, no flow records')
     .option('--cleanup', 'remove namespaces and tables left by a crashed run, then exit')
     .option('--force', 'with --cleanup: also remove what live runs hold')
     .action(
@@ -22,6 +28,9 @@ export function registerAgent(program: Command): void {
         socket?: string;
         cleanup?: boolean;
         force?: boolean;
+        flowLog?: string;
+        flowSocket?: string;
+        flows: boolean;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -50,6 +59,9 @@ export function registerAgent(program: Command): void {
           endpoints: o.endpoints,
           node: o.node,
           ...(o.socket ? { socket: o.socket } : {}),
+          ...(o.flowLog ? { flowLog: o.flowLog } : {}),
+          ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
+          flows: o.flows,
         });
         await a.start();
         await new Promise<void>((resolve) => {
@@ -66,11 +78,13 @@ export function registerAgent(program: Command): void {
     .description('what a running agent enforces')
     .option('--socket <path>', 'unix socket of the status API')
     .option('-o, --output <format>', 'human | json', 'human')
-    .action(async (o: { socket?: string; output: string }) => {
+    .action(async (o: { socket?: string; output: string }, cmd: Command) => {
       const { fetchStatus, DEFAULT_SOCKET } = await import('../datapath/agent.ts');
+      // `agent` has --socket too: commander gives `agent status --socket X` to the parent
+      const socket = o.socket ?? (cmd.parent?.opts() as { socket?: string } | undefined)?.socket;
       let s: Awaited<ReturnType<typeof fetchStatus>>;
       try {
-        s = await fetchStatus(o.socket ?? DEFAULT_SOCKET);
+        s = await fetchStatus(socket ?? DEFAULT_SOCKET);
       } catch (e) {
         process.stderr.write(`seawall agent status: ${(e as Error).message}\n`);
         process.exitCode = 2;
@@ -84,6 +98,7 @@ export function registerAgent(program: Command): void {
         `node ${s.node} (agent pid ${s.pid}): ${s.counts.endpoints} endpoints, ${s.counts.ipcache} identities in the ipcache, ${s.counts.elements} policy set elements, ${s.applies} applies`,
         `policies: ${s.policies.length === 0 ? '(none)' : s.policies.join(', ')}`,
       ];
+      lines.push(flowLine(s.flows));
       for (const f of s.invalidFiles)
         lines.push(`invalid (last good state kept): ${f.file}: ${f.issues.join('; ')}`);
       for (const e of s.endpoints) {
@@ -93,4 +108,18 @@ export function registerAgent(program: Command): void {
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+type FlowsStatus = Awaited<ReturnType<typeof import('../datapath/agent.ts').fetchStatus>>['flows'];
+
+/** One line on the flow pipeline: counts when it runs, the reason when it cannot. */
+export function flowLine(f: FlowsStatus | undefined): string {
+  if (f === undefined || f.state === 'disabled') return 'flow records: disabled (--no-flows)';
+  if (f.state === 'unavailable') return `flow records: unavailable (${f.reason ?? 'unknown reason'})`;
+  const ulogd = f.ulogdPid !== undefined ? `ulogd2 ${f.state} (pid ${f.ulogdPid})` : `ulogd2 ${f.state}`;
+  const extra = f.disagreements > 0 ? `, ${f.disagreements} kernel/engine DISAGREEMENTS` : '';
+  return [
+    `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${f.lost} lost, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
+    `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
+  ].join('\n');
 }

@@ -1,6 +1,7 @@
 // `seawall demo`: the guide's scenario. First what `validate` says about the guide's original
 // policies; then, live (root + Linux), the guide's workloads as namespaces, the corrected
-// policies applied one at a time, real traffic after each step and its verdicts; then teardown.
+// policies applied one at a time, real traffic after each step and its verdicts, then the flow log
+// as the kernel reported it (the real flow records, hubble-observe style); then teardown.
 // Without root or Linux: says what the live part needs and runs the offline part.
 
 import { readdirSync } from 'node:fs';
@@ -60,12 +61,19 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   const { ProbePool, ping } = await import('../datapath/probe.ts');
   const { liveSkip } = await import('../datapath/live-test.ts');
   const { prepareEngine } = await import('../policytest/runner.ts');
+  const { FlowPipeline, runDirFor } = await import('../datapath/flows.ts');
+  const { formatCompact } = await import('../observe/format.ts');
+  const { rmSync } = await import('node:fs');
   const { engine } = prepareEngine({ ...test, policies: [] }, defaultEngineFactory);
   const node = new NodeDatapath(engine, { node: 'seawall-demo' });
   const probes = new ProbePool();
+  const pipeline = new FlowPipeline(node, { socket: false });
   const stop = (): void => {
     probes.closeAll();
-    void node.down().finally(() => process.exit(130));
+    void pipeline
+      .stop()
+      .then(() => node.down())
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -90,6 +98,12 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
       }
     }
     await node.sync();
+    const fs = await pipeline.start();
+    out(
+      fs.state === 'running'
+        ? `  flow records: ulogd2 in the node namespace, written to ${fs.flowLog}`
+        : `  flow records unavailable (${fs.reason}); traffic is still enforced`,
+    );
     const flows = test.flows.filter((f) => liveSkip(test, f) === undefined);
     for (const f of flows) {
       const dst = node.live(f.request.dst);
@@ -99,8 +113,10 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     }
     out(`  ${flows.length} of ${test.flows.length} flows need no L7 proxy and are sent live after each step`);
     const { loadPolicies: load } = await import('../policy-api/load.ts');
-    const log: string[] = [];
+    const steps: Array<{ file: string; from: number; to: number }> = [];
     for (const [step, file] of corrected.entries()) {
+      pipeline.drain();
+      const from = pipeline.nextSeq;
       const r = await load([join(GUIDE, 'corrected', file)]);
       for (const p of r.policies) engine.upsertPolicy(p);
       const st = await node.sync();
@@ -124,14 +140,31 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
         const reason = !res.passed && offline.reason ? ` ${offline.reason}` : '';
         const line = `${verdict.padEnd(9)} ${f.from} -> ${f.to} ${proto}/${f.request.dport ?? ''}${reason}  (offline: ${offline.verdict})`;
         out(`  ${line}`);
-        log.push(`step ${step + 1} ${line}`);
       }
+      // records trail the packets by a poll interval or two
+      await new Promise((r) => setTimeout(r, 150));
+      pipeline.drain();
+      steps.push({ file, from, to: pipeline.nextSeq });
     }
     out('');
-    out('== 4. Flow log (every verdict, in order)');
-    for (const l of log) out(`  ${l}`);
+    if (!pipeline.available) {
+      out(`== 4. No flow log: flow records unavailable (${pipeline.status().reason ?? 'unknown'})`);
+    } else {
+      const st = pipeline.status();
+      out(
+        `== 4. Flow log: the kernel's policy verdicts as flow records (${st.processed} records, ${st.dropped} dropped; ${st.flowLog})`,
+      );
+      for (const [i, s] of steps.entries()) {
+        out(`  -- after step 3.${i + 1} (corrected/${s.file})`);
+        for (const e of pipeline.since(s.from)) if (e.seq < s.to) out(`  ${formatCompact(e.event)}`);
+      }
+      if (st.disagreements > 0)
+        out(`  ${st.disagreements} records where the kernel and the engine disagree!`);
+    }
   } finally {
     probes.closeAll();
+    await pipeline.stop();
+    rmSync(runDirFor(node.node), { recursive: true, force: true });
     await node.down();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
 import { registerMatrix } from './matrix.ts';
+import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
 import { registerTest } from './test.ts';
 import { registerTrace } from './trace.ts';
@@ -30,6 +31,7 @@ registrars.push(registerPolicyShow);
 registrars.push(registerValidate);
 registrars.push(registerAgent);
 registrars.push(registerDemo);
+registrars.push(registerObserve);
 
 for (const r of registrars) r(program);
 

@@ -14,18 +14,6 @@ export interface TestOptions {
   live?: boolean;
 }
 
-// Built by another engineer; loaded only with --live, through a variable so that its absence is
-// a runtime message rather than a type error.
-const LIVE_MODULE = '../datapath/live-test.ts';
-
-/** What src/datapath/live-test.ts offers: it parses, replays and prints; returns the exit code. */
-interface LiveModule {
-  runLive(
-    paths: string[],
-    opts: { output?: 'human' | 'json'; write?: (line: string) => void },
-  ): Promise<number>;
-}
-
 const EXAMPLES = `
 Examples:
   # Run one PolicyTest file
@@ -73,17 +61,14 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
   const report = await import('../policytest/report.ts');
 
   if (opts.live) {
-    let live: LiveModule;
-    try {
-      live = (await import(LIVE_MODULE)) as LiveModule;
-    } catch (e) {
-      io.stderr(`seawall test --live: the live data plane is not available (${(e as Error).message})\n`);
-      io.setExitCode(2);
-      return;
-    }
-    if (opts.junit !== undefined)
-      io.stderr('seawall test --live: --junit is not supported with --live; ignored\n');
-    const code = await live.runLive(paths, { output: opts.output, write: (l) => io.stdout(`${l}\n`) });
+    // loaded only with --live, so the offline runner never loads the datapath
+    const live = await import('../datapath/live-test.ts');
+    const code = await live.runLive(paths, {
+      output: opts.output,
+      write: (l) => io.stdout(`${l}\n`),
+      ...(opts.junit !== undefined ? { junit: opts.junit } : {}),
+      ...(opts.verbose ? { verbose: true } : {}),
+    });
     io.setExitCode(code);
     return;
   }

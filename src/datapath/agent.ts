@@ -3,6 +3,10 @@
 // directory is watched; a file that does not validate is reported and its last good version
 // stays enforced. `status` is served as JSON over a unix socket (HTTP), for `seawall agent status`.
 //
+// Flow records: a FlowPipeline (flows.ts) turns the kernel's NFLOG verdicts into Hubble records
+// (flow log, hubble.sock, metrics). Without ulogd2 the agent still enforces and says why it has
+// no records; `/metrics` on the status socket serves Hubble's counters.
+//
 // Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
 // it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
 
@@ -18,6 +22,7 @@ import { loadPolicyTestFile } from '../policytest/parse.ts';
 import type { EngineFactory } from '../policytest/runner.ts';
 import { toEndpointSpec } from '../policytest/runner.ts';
 import { DatapathError } from './exec.ts';
+import { FlowPipeline, type FlowPipelineStatus } from './flows.ts';
 import { countEntries } from './nft/compile.ts';
 import { NodeDatapath } from './node.ts';
 import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from './topology.ts';
@@ -32,6 +37,12 @@ export interface AgentOptions {
   debounceMs?: number;
   createEngine?: EngineFactory;
   log?: (line: string) => void;
+  /** Flow log file (default /run/seawall/<node>/flows.jsonl). */
+  flowLog?: string;
+  /** Local flow API socket (default /run/seawall/<node>/hubble.sock). */
+  flowSocket?: string;
+  /** false: no flow records at all (enforcement only). */
+  flows?: boolean;
 }
 
 export interface EndpointSource {
@@ -151,6 +162,8 @@ export interface AgentStatus {
   counts: { endpoints: number; ipcache: number; elements: number };
   lastApply?: { kind: string; lines: number; ms: number };
   applies: number;
+  /** The flow pipeline; state "unavailable" with a reason when ulogd2 is missing. */
+  flows: FlowPipelineStatus | { state: 'disabled' };
 }
 
 export class Agent {
@@ -166,6 +179,7 @@ export class Agent {
   private enforcedKeys = new Set<string>();
   private applies = 0;
   private reloading: Promise<void> = Promise.resolve();
+  private flows: FlowPipeline | undefined;
   readonly socket: string;
   private readonly log: (line: string) => void;
 
@@ -202,6 +216,17 @@ export class Agent {
     this.applies++;
     await this.node.connect();
     await this.node.pruneHosts();
+    if (this.opts.flows !== false) {
+      this.flows = new FlowPipeline(this.node, {
+        ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
+        ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
+        policyRevision: () => this.applies,
+        log: (l) => this.log(l),
+      });
+      const fs = await this.flows.start();
+      if (fs.state === 'running') this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
+      else this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
+    }
     await this.serve();
     this.watch();
     const c = countEntries(this.node.nft.state);
@@ -316,6 +341,7 @@ export class Agent {
       identities: [...st.ipcache].map(([ip, identity]) => ({ ip, identity })),
       counts: countEntries(st),
       applies: this.applies,
+      flows: this.flows?.status() ?? { state: 'disabled' },
     };
     if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
     return s;
@@ -327,6 +353,14 @@ export class Agent {
       if (req.url === '/status' || req.url === '/') {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify(this.status()));
+        return;
+      }
+      if (req.url === '/metrics') {
+        const text = this.flows?.metricsText() ?? Promise.resolve('');
+        void text.then((t) => {
+          res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+          res.end(t);
+        });
         return;
       }
       if (req.url === '/reload' && req.method === 'POST') {
@@ -349,6 +383,8 @@ export class Agent {
     await this.reloading;
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     rmSync(this.socket, { force: true });
+    // ulogd runs inside the node namespace: stop it before the namespace goes
+    await this.flows?.stop();
     await this.node?.down();
   }
 }

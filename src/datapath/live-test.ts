@@ -3,14 +3,25 @@
 // endpoint and per outside peer, the engine's MapState compiled into nftables, listeners on the
 // ports the flows use, then each flow sent in order by a real client. The verdict observed on
 // the wire is compared with the expectation and with the offline engine's verdict.
+//
+// Flow records: the node runs the same flow pipeline as the agent (ulogd2 → records). After each
+// flow, every direction whose policy is enforced must have produced its record (FORWARDED when
+// the flow got through, DROPPED in one of them when it did not), and the kernel's verdict must
+// agree with the engine's for each record (`agrees`); otherwise the flow fails. Without ulogd2
+// the records are not checked and the run says so.
 
-import type { PeerRef } from '../policy/types.ts';
+import { rmSync, writeFileSync } from 'node:fs';
+import type { KernelRecord } from '../flow/kernel.ts';
+import type { RingEntry } from '../flow/sink.ts';
+import type { Flow, FlowEvent } from '../flow/types.ts';
+import type { PeerRef, PolicyEngineAPI, TrafficDirection } from '../policy/types.ts';
 import { collectTestFiles } from '../policytest/files.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { formatIssue } from '../policytest/report.ts';
 import { type EngineFactory, prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
+import { agreesOnL4, FlowPipeline, runDirFor } from './flows.ts';
 import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from './node.ts';
 import { liveUnavailable } from './preflight.ts';
 import { ProbePool, ping } from './probe.ts';
@@ -25,6 +36,12 @@ export interface LiveOptions {
   node?: string;
   /** Engine factory; default the real PolicyEngine. */
   createEngine?: EngineFactory;
+  /** Also write JUnit XML here (one testsuite per PolicyTest, skipped-live flows as skipped). */
+  junit?: string;
+  /** Print each flow's records (direction and verdict) on its line. */
+  verbose?: boolean;
+  /** How long to wait for a flow's records after the probe returns (ms). */
+  recordTimeoutMs?: number;
 }
 
 export type LiveOutcome = 'pass' | 'fail' | 'skip';
@@ -44,6 +61,10 @@ export interface LiveFlowResult {
   outcome: LiveOutcome;
   note?: string;
   ms?: number;
+  /** The flow records the kernel produced for this flow: `INGRESS DROPPED (POLICY_DENIED)`. */
+  records?: string[];
+  /** Why records were not checked (ulogd2 unavailable), when they were not. */
+  recordsNote?: string;
 }
 
 /** Why a flow cannot be replayed live yet, or undefined when it can. */
@@ -82,6 +103,20 @@ function learntFromDNS(test: PolicyTest, flow: TestFlow): boolean {
   return test.flows.some((f) => f.index < flow.index && f.request.l7?.kind === 'dns');
 }
 
+/**
+ * The test host address of an entity: its usual one, or (when a test's external endpoint already
+ * has it) one from 100.64.255.0/24, which no test policy names.
+ */
+function entityIp(node: NodeDatapath, entity: string): string | undefined {
+  const usual = ENTITY_IPS[entity];
+  if (usual === undefined || !node.topo.hostByIp(usual)) return usual;
+  for (let i = 10; i < 250; i++) {
+    const ip = `100.64.255.${i}`;
+    if (!node.topo.hostByIp(ip)) return ip;
+  }
+  return undefined;
+}
+
 function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
   const p = flow.request.protocol;
   return p === 'UDP' ? 'udp' : p === 'ICMP' ? 'icmp' : 'tcp';
@@ -94,10 +129,14 @@ async function defaultFactory(): Promise<EngineFactory> {
 
 let liveNode: NodeDatapath | undefined;
 let liveProbes: ProbePool | undefined;
+let livePipeline: FlowPipeline | undefined;
 
 async function teardown(): Promise<void> {
   liveProbes?.closeAll();
   liveProbes = undefined;
+  const fp = livePipeline;
+  livePipeline = undefined;
+  await fp?.stop();
   const n = liveNode;
   liveNode = undefined;
   if (n) await n.down();
@@ -120,6 +159,8 @@ export async function replayTest(
   liveProbes = probes;
   const timeoutMs = opts.timeoutMs ?? 300;
   const results: LiveFlowResult[] = [];
+  let pipeline: FlowPipeline | undefined;
+  const agreement = new WeakMap<FlowEvent, KernelRecord>();
   try {
     await node.up();
     for (const ep of test.endpoints) {
@@ -134,12 +175,29 @@ export async function replayTest(
         continue;
       }
       for (const p of [f.request.src, f.request.dst]) {
-        if (node.live(p)) continue;
-        const ip = p.kind === 'ip' ? p.ip : p.kind === 'entity' ? ENTITY_IPS[p.entity] : undefined;
+        if (p.kind === 'ip' && !node.live(p)) await node.addTestHost(p, p.ip, { sync: false });
+      }
+    }
+    // entities after the outside addresses, so an entity never takes an address a test names
+    for (const f of test.flows) {
+      if (skips.has(f.index)) continue;
+      for (const p of [f.request.src, f.request.dst]) {
+        if (p.kind !== 'entity' || node.live(p)) continue;
+        const ip = entityIp(node, p.entity);
         if (ip) await node.addTestHost(p, ip, { sync: false });
       }
     }
     await node.sync();
+    pipeline = new FlowPipeline(node, {
+      flowLog: false,
+      socket: false,
+      // every packet its record: two identical pings in a row are two flows here
+      dedupWindowMs: 0,
+      pollMs: 20,
+      onRecord: (r, e) => agreement.set(e, r),
+    });
+    livePipeline = pipeline;
+    await pipeline.start();
     // servers first, so every flow finds a listener behind the policy
     for (const f of test.flows) {
       if (skips.has(f.index) || proto(f) === 'icmp') continue;
@@ -173,23 +231,53 @@ export async function replayTest(
         continue;
       }
       const p = proto(f);
+      pipeline?.drain();
+      const fromSeq = pipeline?.nextSeq ?? 0;
       const r =
         p === 'icmp'
           ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
           : await probes.get(src.ns).connect(p, dst.ip, f.request.dport ?? 0, timeoutMs);
       const live = r.passed ? 'allowed' : 'denied';
       const agree = live === base.offline;
-      const pass = live === f.expect && agree;
-      results.push({
-        ...base,
-        live,
-        outcome: pass ? 'pass' : 'fail',
-        ms: Math.round(r.ms),
-        ...(agree ? {} : { note: `live ${live} but offline ${base.offline}` }),
-      });
+      const notes: string[] = agree ? [] : [`live ${live} but offline ${base.offline}`];
+      const res: LiveFlowResult = { ...base, live, outcome: 'fail', ms: Math.round(r.ms) };
+      if (pipeline?.available) {
+        const dirs = enforcedDirections(engine, src, dst);
+        const entries = await pipeline.waitFor(
+          fromSeq,
+          (es) =>
+            checkRecords(
+              es.filter((e) => sameFlow(e.event.flow, src, dst, f)),
+              dirs,
+              live,
+            ).done,
+          opts.recordTimeoutMs ?? 2000,
+        );
+        const mine = entries.filter((e) => sameFlow(e.event.flow, src, dst, f));
+        res.records = mine.map((e) => recordText(e.event.flow));
+        const check = checkRecords(mine, dirs, live);
+        notes.push(...check.problems);
+        for (const e of mine) {
+          const k = agreement.get(e.event);
+          if (k !== undefined && !agreesOnL4(k)) {
+            notes.push(
+              `kernel ${e.event.flow.verdict} but engine ${k.engineVerdict} on ${e.event.flow.traffic_direction}: the datapath disagrees with the engine`,
+            );
+          }
+        }
+      } else if (pipeline !== undefined) {
+        res.recordsNote = `flow records unavailable (${pipeline.status().reason ?? 'unknown'})`;
+      }
+      if (notes.length > 0) res.note = notes.join('; ');
+      res.outcome = live === f.expect && notes.length === 0 ? 'pass' : 'fail';
+      results.push(res);
     }
   } finally {
     probes.closeAll();
+    // ulogd lives in the node namespace: stop it before the namespace goes
+    await pipeline?.stop();
+    livePipeline = undefined;
+    rmSync(runDirFor(node.node), { recursive: true, force: true });
     await node.down();
     liveNode = undefined;
     liveProbes = undefined;
@@ -197,15 +285,150 @@ export async function replayTest(
   return results;
 }
 
-export function formatLiveResult(r: LiveFlowResult): string {
+/** Directions whose policy the kernel enforces for this flow: each logs its verdict. */
+export function enforcedDirections(
+  engine: PolicyEngineAPI,
+  src: LivePeer,
+  dst: LivePeer,
+): TrafficDirection[] {
+  const out: TrafficDirection[] = [];
+  if (src.endpointId !== undefined && src.peer.kind === 'endpoint') {
+    if (engine.endpointPolicy(src.peer.namespace, src.peer.name).egress.enforced) out.push('EGRESS');
+  }
+  if (dst.endpointId !== undefined && dst.peer.kind === 'endpoint') {
+    if (engine.endpointPolicy(dst.peer.namespace, dst.peer.name).ingress.enforced) out.push('INGRESS');
+  }
+  return out;
+}
+
+function l4Of(f: Flow): { proto: string; dport?: number } {
+  const l4 = f.l4;
+  if (l4 === undefined) return { proto: '' };
+  if ('TCP' in l4)
+    return { proto: 'tcp', ...(l4.TCP.destination_port ? { dport: l4.TCP.destination_port } : {}) };
+  if ('UDP' in l4)
+    return { proto: 'udp', ...(l4.UDP.destination_port ? { dport: l4.UDP.destination_port } : {}) };
+  if ('ICMPv4' in l4) return { proto: 'icmp' };
+  return { proto: Object.keys(l4)[0]?.toLowerCase() ?? '' };
+}
+
+/** A record of this flow: its addresses, protocol and destination port. */
+function sameFlow(rec: Flow, src: LivePeer, dst: LivePeer, f: TestFlow): boolean {
+  if (rec.IP?.source !== src.ip || rec.IP?.destination !== dst.ip) return false;
+  const l4 = l4Of(rec);
+  if (l4.proto !== proto(f)) return false;
+  return l4.proto === 'icmp' || l4.dport === f.request.dport;
+}
+
+export function recordText(f: Flow): string {
+  const reason = f.drop_reason_desc !== undefined ? ` (${f.drop_reason_desc})` : '';
+  return `${f.traffic_direction ?? '?'} ${f.verdict}${reason}`;
+}
+
+/**
+ * What the records of one flow must show: allowed → a FORWARDED (or REDIRECTED) record for every
+ * enforced direction and no drop; denied → a DROPPED record in an enforced direction.
+ */
+export function checkRecords(
+  entries: readonly RingEntry[],
+  dirs: readonly TrafficDirection[],
+  live: 'allowed' | 'denied',
+): { done: boolean; problems: string[] } {
+  const flows = entries.map((e) => e.event.flow);
+  const problems: string[] = [];
+  if (live === 'allowed') {
+    for (const d of dirs) {
+      if (!flows.some((f) => f.traffic_direction === d && f.verdict !== 'DROPPED')) {
+        problems.push(`no FORWARDED flow record for the enforced ${d} direction`);
+      }
+    }
+    for (const f of flows) {
+      if (f.verdict === 'DROPPED')
+        problems.push(`a ${f.traffic_direction} DROPPED record for a flow that got through`);
+    }
+  } else if (dirs.length > 0) {
+    if (
+      !flows.some((f) => f.verdict === 'DROPPED' && dirs.includes(f.traffic_direction as TrafficDirection))
+    ) {
+      problems.push(`no DROPPED flow record in the enforced ${dirs.join('/')} direction(s)`);
+    }
+  }
+  return { done: problems.length === 0, problems };
+}
+
+export function formatLiveResult(r: LiveFlowResult, verbose = false): string {
   const tag = r.outcome === 'pass' ? 'PASS' : r.outcome === 'fail' ? 'FAIL' : 'SKIP';
   const what = `${r.protocol}${r.port !== undefined ? `/${r.port}` : ''}`;
   const label = r.name ? ` ${r.name}` : '';
   const verdicts =
     r.outcome === 'skip'
       ? `skipped-live: ${r.note ?? ''}`
-      : `live=${r.live} expected=${r.expected} offline=${r.offline}${r.note ? ` (${r.note})` : ''}`;
-  return `${tag}  ${r.test} #${r.flow}${label}: ${r.from} -> ${r.to} ${what}  ${verdicts}`;
+      : `live=${r.live ?? 'not run'} expected=${r.expected} offline=${r.offline}${r.note ? ` (${r.note})` : ''}`;
+  const records =
+    verbose && r.live !== undefined
+      ? `  records: ${r.recordsNote ?? (r.records && r.records.length > 0 ? r.records.join(', ') : '(none: no enforced direction)')}`
+      : '';
+  return `${tag}  ${r.test} #${r.flow}${label}: ${r.from} -> ${r.to} ${what}  ${verdicts}${records}`;
+}
+
+function xml(s: string): string {
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+}
+
+/**
+ * JUnit XML in the offline runner's layout (testsuites → one testsuite per PolicyTest → one
+ * testcase per flow), with skipped-live flows as <skipped/> so they never count as passed.
+ * (report.ts's formatJUnit has no skipped cases, hence this variant.)
+ */
+export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map<string, number>): string {
+  const suites = new Map<string, LiveFlowResult[]>();
+  for (const r of results) {
+    const k = `${r.file}\u0000${r.test}`;
+    const list = suites.get(k) ?? [];
+    list.push(r);
+    suites.set(k, list);
+  }
+  const count = (rs: readonly LiveFlowResult[], o: LiveOutcome): number =>
+    rs.filter((r) => r.outcome === o).length;
+  const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  out.push(
+    `<testsuites name="seawall test --live" tests="${results.length}" failures="${count(results, 'fail')}" skipped="${count(results, 'skip')}">`,
+  );
+  for (const [k, rs] of suites) {
+    const first = rs[0]!;
+    const t = seconds.get(k) ?? 0;
+    out.push(
+      `  <testsuite name="${xml(first.test)}" tests="${rs.length}" failures="${count(rs, 'fail')}" errors="0" skipped="${count(rs, 'skip')}" time="${t.toFixed(3)}" file="${xml(first.file)}">`,
+    );
+    for (const r of rs) {
+      const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
+      const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`;
+      const time = r.ms !== undefined ? ` time="${(r.ms / 1000).toFixed(3)}"` : '';
+      const open = `    <testcase name="${xml(name)}" classname="${xml(first.test)}"${time}`;
+      if (r.outcome === 'pass') {
+        out.push(`${open}/>`);
+        continue;
+      }
+      out.push(`${open}>`);
+      if (r.outcome === 'skip')
+        out.push(`      <skipped message="${xml(`skipped-live: ${r.note ?? ''}`)}"/>`);
+      else {
+        const msg = `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`;
+        out.push(
+          `      <failure message="${xml(msg)}" type="verdict">${xml((r.records ?? []).join('\n'))}</failure>`,
+        );
+      }
+      out.push('    </testcase>');
+    }
+    out.push('  </testsuite>');
+  }
+  out.push('</testsuites>');
+  return `${out.join('\n')}\n`;
 }
 
 /** Entry point of `seawall test --live FILE...`; returns the exit code (0 pass, 1 fail, 2 bad input). */
@@ -239,14 +462,44 @@ export async function runLive(paths: string[], opts: LiveOptions = {}): Promise<
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  const all: LiveFlowResult[] = [];
+  const seconds = new Map<string, number>();
+  let warned = false;
   try {
     for (const t of tests) {
-      const rs = await replayTest(t, { ...opts, createEngine });
+      const t0 = performance.now();
+      let rs: LiveFlowResult[];
+      try {
+        rs = await replayTest(t, { ...opts, createEngine });
+      } catch (e) {
+        // one test that cannot be built live fails its flows; the others still run
+        const msg = `live setup failed: ${(e as Error).message}`;
+        rs = t.flows.map((f) => ({
+          file: t.file,
+          test: t.name,
+          flow: f.index,
+          ...(f.name !== undefined ? { name: f.name } : {}),
+          from: f.from,
+          to: f.to,
+          protocol: f.request.protocol,
+          ...(f.request.dport !== undefined ? { port: f.request.dport } : {}),
+          expected: f.expect,
+          offline: 'unknown',
+          outcome: 'fail' as const,
+          note: msg,
+        }));
+      }
+      seconds.set(`${t.file}\u0000${t.name}`, (performance.now() - t0) / 1000);
       for (const r of rs) {
+        all.push(r);
         if (r.outcome === 'pass') passed++;
         else if (r.outcome === 'fail') failed++;
         else skipped++;
-        write(opts.output === 'json' ? JSON.stringify(r) : formatLiveResult(r));
+        if (r.recordsNote && !warned && opts.output !== 'json') {
+          warned = true;
+          write(`WARNING: ${r.recordsNote}: flow records are not checked`);
+        }
+        write(opts.output === 'json' ? JSON.stringify(r) : formatLiveResult(r, opts.verbose === true));
       }
     }
   } finally {
@@ -255,5 +508,13 @@ export async function runLive(paths: string[], opts: LiveOptions = {}): Promise<
     process.off('SIGTERM', onSignal);
   }
   if (opts.output !== 'json') write(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+  if (opts.junit !== undefined) {
+    try {
+      writeFileSync(opts.junit, formatLiveJUnit(all, seconds));
+    } catch (e) {
+      write(`seawall test --live: cannot write ${opts.junit}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   return failed > 0 ? 1 : 0;
 }

@@ -1,0 +1,174 @@
+// `seawall observe`: flow records from a running node's local API (hubble.sock), with a subset of
+// `hubble observe`'s flags. `-o json` prints the API's lines unchanged: `hubble observe -o json`'s
+// shape ({"flow": {...}, "node_name": ..., "time": ...}). Filters are applied here (src/observe).
+
+import { request } from 'node:http';
+import type { Command } from 'commander';
+import type { FlowEvent } from '../flow/types.ts';
+import {
+  FilterError,
+  type FilterFlags,
+  type FlowFilter,
+  filterFromFlags,
+  matchFlow,
+} from '../observe/filter.ts';
+import { formatCompact } from '../observe/format.ts';
+
+export interface ObserveOptions extends FilterFlags {
+  follow?: boolean;
+  last?: number;
+  output?: 'json' | 'compact';
+  socket: string;
+}
+
+export interface ObserveIO {
+  write: (line: string) => void;
+  error: (line: string) => void;
+  /** Aborts a --follow stream (SIGINT in the CLI). */
+  signal?: AbortSignal;
+}
+
+/** Hubble prints the last 20 flows when neither --last nor --follow is given. */
+const DEFAULT_LAST = 20;
+
+/** Reads the API and prints; resolves with the exit code (0 ok, 2 bad flags or no API). */
+export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<number> {
+  let filter: FlowFilter;
+  try {
+    filter = filterFromFlags(o);
+  } catch (e) {
+    if (e instanceof FilterError) {
+      io.error(`seawall observe: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const last = o.last ?? (o.follow ? undefined : DEFAULT_LAST);
+  // Filters run here, so the past is read whole (the ring is small) and cut after filtering.
+  const path = o.follow ? (last !== undefined ? '/flows?since=0&follow=1' : '/flows?follow=1') : '/flows';
+  const emit = (e: FlowEvent, raw: string): void => {
+    io.write(o.output === 'json' ? raw : formatCompact(e));
+  };
+  return new Promise<number>((resolve) => {
+    let backlog: Array<{ e: FlowEvent; raw: string }> | undefined = last !== undefined ? [] : undefined;
+    let buf = '';
+    const flushBacklog = (): void => {
+      if (backlog === undefined) return;
+      const keep = last === undefined ? backlog : last === 0 ? [] : backlog.slice(-last);
+      for (const b of keep) emit(b.e, b.raw);
+      backlog = undefined;
+    };
+    const onLine = (raw: string): void => {
+      let e: FlowEvent;
+      try {
+        e = JSON.parse(raw) as FlowEvent;
+      } catch {
+        return;
+      }
+      if (e.flow === undefined || !matchFlow(filter, e.flow)) return;
+      if (backlog !== undefined) {
+        // Until the ring's past is out, keep it; with --follow, past = times before we connected.
+        if (!o.follow || Date.parse(e.time) <= startedAt) {
+          backlog.push({ e, raw });
+          return;
+        }
+        flushBacklog();
+      }
+      emit(e, raw);
+    };
+    const startedAt = Date.now();
+    const req = request({ socketPath: o.socket, path, method: 'GET' }, (res) => {
+      if (res.statusCode !== 200) {
+        io.error(`seawall observe: ${o.socket}: HTTP ${res.statusCode}`);
+        res.resume();
+        resolve(2);
+        return;
+      }
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl = buf.indexOf('\n');
+        while (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line !== '') onLine(line);
+          nl = buf.indexOf('\n');
+        }
+        // With --follow, the past arrives in the first chunk(s): print it as soon as it is in.
+        if (o.follow && backlog !== undefined) setImmediate(flushBacklog);
+      });
+      res.on('end', () => {
+        if (buf !== '') onLine(buf);
+        flushBacklog();
+        resolve(0);
+      });
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', (e) => {
+      io.error(
+        `seawall observe: no flow API at ${o.socket} (${e.message}); is \`seawall agent\` running with flow records?`,
+      );
+      resolve(2);
+    });
+    io.signal?.addEventListener('abort', () => {
+      req.destroy();
+      flushBacklog();
+      resolve(0);
+    });
+    req.end();
+  });
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+export function registerObserve(program: Command): void {
+  program
+    .command('observe')
+    .description("flow records of a running agent, like `hubble observe` (reads the node's hubble.sock)")
+    .option('-f, --follow', 'keep printing new flows')
+    .option('--last <n>', 'the last N matching flows (default 20 without --follow)', (v) => {
+      if (!/^\d+$/.test(v)) throw new Error(`--last: not a number: ${v}`);
+      return Number(v);
+    })
+    .option('-o, --output <format>', 'json | compact', 'compact')
+    .option('--verdict <verdict>', 'FORWARDED, DROPPED, ... (repeatable)', collect)
+    .option('--from-pod <[ns/]name>', 'source pod name prefix (repeatable)', collect)
+    .option('--to-pod <[ns/]name>', 'destination pod name prefix (repeatable)', collect)
+    .option('--pod <[ns/]name>', 'either side (repeatable)', collect)
+    .option('-n, --namespace <ns>', 'either side in this namespace (repeatable)', collect)
+    .option('--from-namespace <ns>', 'source namespace (repeatable)', collect)
+    .option('--to-namespace <ns>', 'destination namespace (repeatable)', collect)
+    .option('--ip <ip>', 'either address (repeatable)', collect)
+    .option('--from-ip <ip>', 'source address (repeatable)', collect)
+    .option('--to-ip <ip>', 'destination address (repeatable)', collect)
+    .option('--protocol <proto>', 'tcp, udp, icmp, ... (repeatable)', collect)
+    .option('--port <port>', 'either port (repeatable)', collect)
+    .option('--to-port <port>', 'destination port (repeatable)', collect)
+    .option('--from-port <port>', 'source port (repeatable)', collect)
+    .option('--traffic-direction <dir>', 'ingress | egress', collect)
+    .option('-t, --type <type>', 'policy-verdict | drop | trace | l7 (repeatable)', collect)
+    .option('--node <name>', 'node whose socket to read', 'seawall-node1')
+    .option('--socket <path>', 'flow API socket (default /run/seawall/<node>/hubble.sock)')
+    .action(
+      async (
+        o: Omit<ObserveOptions, 'socket' | 'output'> & { output: string; node: string; socket?: string },
+      ) => {
+        if (o.output !== 'json' && o.output !== 'compact') {
+          process.stderr.write(`seawall observe: -o must be json or compact, not ${o.output}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        const { defaultFlowSocket } = await import('../datapath/flows.ts');
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        process.exitCode = await runObserve(
+          { ...o, output: o.output, socket: o.socket ?? defaultFlowSocket(o.node) },
+          {
+            write: (l) => process.stdout.write(`${l}\n`),
+            error: (l) => process.stderr.write(`${l}\n`),
+            signal: ac.signal,
+          },
+        );
+      },
+    );
+}

@@ -1,0 +1,380 @@
+// The flow pipeline of one running node: the kernel's NFLOG verdicts (ulogd2 in the node
+// namespace, JSON lines under the node's run dir) become Hubble flow records, asked of the same
+// engine that compiled the table. Records go to a JSON-lines flow log, a ring served on a unix
+// socket (the local Hubble-like API `seawall observe` reads) and Prometheus counters.
+//
+// Files, per node (default run dir /run/seawall/<node>/):
+//   ulogd.conf, flows.json, ulogd.log   ulogd2's config, raw JSON output (rotated past 16 MiB,
+//                                       removed on a clean stop) and log
+//   flows.jsonl                         flow records, `hubble observe -o json` lines (rotated)
+//   hubble.sock                         GET /flows?since=|last=&follow=1, /status, /metrics
+//
+// Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
+// "unavailable" with the reason, and the datapath keeps enforcing.
+
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
+import { FlowMetrics } from '../flow/metrics.ts';
+import type { KernelEvent } from '../flow/nflog.ts';
+import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../flow/sink.ts';
+import type { FlowEvent } from '../flow/types.ts';
+import { JsonLineTailer, UlogdProcess } from '../flow/ulogd.ts';
+import type { PeerRef } from '../policy/types.ts';
+import type { NodeDatapath } from './node.ts';
+import { GATEWAY_IP, STATE_DIR } from './topology.ts';
+
+/** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
+const RAW_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Hubble's default ring size (4095 events). */
+export const DEFAULT_RING_CAPACITY = 4095;
+
+export function runDirFor(node: string): string {
+  return join(STATE_DIR, node);
+}
+
+export function defaultFlowLog(node: string): string {
+  return join(runDirFor(node), 'flows.jsonl');
+}
+
+export function defaultFlowSocket(node: string): string {
+  return join(runDirFor(node), 'hubble.sock');
+}
+
+export type FlowPipelineState = 'starting' | 'running' | 'restarting' | 'unavailable' | 'stopped';
+
+export interface FlowPipelineStatus {
+  state: FlowPipelineState;
+  /** Why records are unavailable (ulogd2 missing, gave up restarting, ...). */
+  reason?: string;
+  flowLog?: string;
+  socket?: string;
+  /** Records made (every verdict). */
+  processed: number;
+  forwarded: number;
+  dropped: number;
+  /** Records the ring dropped to make room, plus kernel events no record could be made of. */
+  lost: number;
+  /** Identical drops folded into one record (DropDeduper). */
+  suppressedDrops: number;
+  /** Records where the kernel's verdict and the engine's disagree (a datapath bug). */
+  disagreements: number;
+  ulogdPid?: number;
+}
+
+export interface FlowPipelineOptions {
+  /** Directory for ulogd's files (default /run/seawall/<node>). */
+  runDir?: string;
+  /** Flow log path; false: no file. Default <runDir>/flows.jsonl. */
+  flowLog?: string | false;
+  /** Local API socket; false: none. Default <runDir>/hubble.sock. */
+  socket?: string | false;
+  ringCapacity?: number;
+  /** Window for folding identical drops (ms); 0 = one record per dropped packet. */
+  dedupWindowMs?: number;
+  pollMs?: number;
+  /** Revision of the policy repository, stamped on the records' policies. */
+  policyRevision?: () => number | undefined;
+  /** Each record as it is made (with the engine's agreement). */
+  onRecord?: (r: KernelRecord, e: FlowEvent) => void;
+  log?: (line: string) => void;
+}
+
+function peerFromKey(key: string, ip: string): PeerRef {
+  if (key.startsWith('pod:')) {
+    const rest = key.slice(4);
+    const slash = rest.indexOf('/');
+    return { kind: 'endpoint', namespace: rest.slice(0, slash), name: rest.slice(slash + 1) };
+  }
+  if (key.startsWith('entity:')) {
+    const e = key.slice(7);
+    if (e === 'world' || e === 'host' || e === 'remote-node' || e === 'kube-apiserver') {
+      return { kind: 'entity', entity: e };
+    }
+  }
+  return { kind: 'ip', ip };
+}
+
+/** Address → the peer the engine knows: a pod, a test host's entity or address, or the node. */
+export function resolverFor(node: NodeDatapath): (ip: string) => PeerRef {
+  return (ip) => {
+    if (ip === node.topo.nodeIp || ip === GATEWAY_IP) return { kind: 'entity', entity: 'host' };
+    const h = node.topo.hostByIp(ip);
+    return h ? peerFromKey(h.key, ip) : { kind: 'ip', ip };
+  };
+}
+
+/**
+ * Stops the ulogd2 a SIGKILLed agent left running in the node namespace (it would hold the NFLOG
+ * group, so a new one could not bind it). Only a process whose command line names our config.
+ */
+export function stopStaleUlogd(runDir: string): number | undefined {
+  const pidFile = join(runDir, 'ulogd.pid');
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  rmSync(pidFile, { force: true });
+  if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (!cmd.some((a) => a.endsWith('ulogd')) || !cmd.includes(join(runDir, 'ulogd.conf'))) return undefined;
+    process.kill(pid, 'SIGTERM');
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Kernel and engine agree at L3/L4: kernel.ts's `agrees`, except that a kernel REDIRECTED (a
+ * port with L7 rules, sent to the proxy) against an engine FORWARDED is agreement: the engine
+ * says REDIRECTED only when asked with an L7 request, which a kernel event never carries.
+ */
+export function agreesOnL4(r: KernelRecord): boolean {
+  return r.agrees || (r.flow.verdict === 'REDIRECTED' && r.engineVerdict === 'FORWARDED');
+}
+
+export class FlowPipeline {
+  readonly ring: FlowRing;
+  readonly metrics = new FlowMetrics();
+  readonly runDir: string;
+  readonly flowLog: string | undefined;
+  readonly socket: string | undefined;
+  private ulogd: UlogdProcess | undefined;
+  private tailer: JsonLineTailer | undefined;
+  private sink: FlowSink | undefined;
+  private server: Server | undefined;
+  private state: FlowPipelineState = 'stopped';
+  private reason: string | undefined;
+  private counts = { processed: 0, forwarded: 0, dropped: 0, unrecorded: 0, disagreements: 0 };
+  private ringLost = 0;
+  private rotateTimer: NodeJS.Timeout | undefined;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly node: NodeDatapath,
+    private readonly opts: FlowPipelineOptions = {},
+  ) {
+    this.runDir = opts.runDir ?? runDirFor(node.node);
+    this.flowLog = opts.flowLog === false ? undefined : (opts.flowLog ?? join(this.runDir, 'flows.jsonl'));
+    this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'hubble.sock'));
+    this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
+    this.log = opts.log ?? (() => {});
+  }
+
+  /**
+   * Starts ulogd2, the tailer, the flow log and the socket. Never throws for a missing or
+   * failing ulogd2: the pipeline goes "unavailable" with the reason (enforcement is unaffected).
+   */
+  async start(): Promise<FlowPipelineStatus> {
+    this.state = 'starting';
+    const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
+    this.sink = new FlowSink({
+      nodeName: this.node.node,
+      ring: this.ring,
+      ...(file ? { file } : {}),
+      observers: [(f) => this.metrics.observe(f)],
+    });
+    if (this.socket !== undefined) {
+      this.server = await startFlowServer(this.socket, this.ring);
+      this.addMetricsRoute(this.server);
+    }
+    const ulogd = new UlogdProcess({ netns: this.node.node, runDir: this.runDir });
+    ulogd.on('died', (d: { code: number | null; signal: string | null }) => {
+      this.state = 'restarting';
+      this.log(`ulogd2 exited (${d.code ?? d.signal}); restarting, enforcement is unaffected`);
+    });
+    ulogd.on('restarted', () => {
+      this.state = 'running';
+    });
+    ulogd.on('gave-up', () => this.unavailable(`ulogd2 keeps dying, see ${ulogd.logPath}`));
+    const stale = stopStaleUlogd(this.runDir);
+    if (stale !== undefined) {
+      this.log(`stopped ulogd2 pid ${stale} left by an earlier run`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    try {
+      await ulogd.start();
+    } catch (e) {
+      this.unavailable((e as Error).message);
+      return this.status();
+    }
+    this.ulogd = ulogd;
+    const writePid = (): void => {
+      if (ulogd.pid !== undefined) writeFileSync(join(this.runDir, 'ulogd.pid'), `${ulogd.pid}\n`);
+    };
+    writePid();
+    ulogd.on('restarted', writePid);
+    // From the end: lines of an earlier run were recorded (or lost) by that run.
+    this.tailer = new JsonLineTailer(ulogd.jsonPath, {
+      from: 'end',
+      pollMs: this.opts.pollMs ?? 50,
+      dedupWindowMs: this.opts.dedupWindowMs ?? 1000,
+      onEvent: (ev) => this.onEvent(ev),
+    });
+    this.tailer.start();
+    this.rotateTimer = setInterval(() => {
+      try {
+        if (statSync(ulogd.jsonPath).size > RAW_MAX_BYTES) ulogd.rotate();
+      } catch {
+        // not there yet
+      }
+    }, 10_000);
+    this.rotateTimer.unref();
+    this.state = 'running';
+    return this.status();
+  }
+
+  private unavailable(reason: string): void {
+    this.state = 'unavailable';
+    this.reason = reason;
+    this.log(`flow records unavailable (${reason}); enforcement continues without them`);
+  }
+
+  /** `/metrics` on the flow socket, in front of the sink's own routes. */
+  private addMetricsRoute(server: Server): void {
+    const inner = server.listeners('request') as Array<(...a: unknown[]) => void>;
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics') {
+        this.metrics.text().then(
+          (t) => {
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+            res.end(t);
+          },
+          (e: Error) => {
+            res.writeHead(500);
+            res.end(e.message);
+          },
+        );
+        return;
+      }
+      for (const l of inner) l(req, res);
+    });
+  }
+
+  private onEvent(ev: KernelEvent): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    const node = this.node;
+    const rev = this.opts.policyRevision?.();
+    const ids = node.endpointIds();
+    const rec = recordFromKernelEvent(node.engine, ev, {
+      nodeName: node.node,
+      resolve: resolverFor(node),
+      endpointIdOf: (p) => (p.kind === 'endpoint' ? ids[`pod:${p.namespace}/${p.name}`] : undefined),
+      ...(rev !== undefined ? { policyRevision: rev } : {}),
+    });
+    if (rec === undefined) {
+      this.counts.unrecorded++;
+      this.metrics.addLost('observer_events_queue');
+      return;
+    }
+    const event = sink.emit(rec.flow);
+    this.counts.processed++;
+    if (rec.flow.verdict === 'DROPPED') this.counts.dropped++;
+    else if (rec.flow.verdict === 'FORWARDED' || rec.flow.verdict === 'REDIRECTED') this.counts.forwarded++;
+    if (!agreesOnL4(rec)) {
+      this.counts.disagreements++;
+      this.log(
+        `kernel ${rec.flow.verdict} but engine ${rec.engineVerdict}: ${ev.srcIP} -> ${ev.dstIP} proto ${ev.proto} port ${ev.dport ?? '-'} (${ev.dir}, endpoint ${ev.endpointId})`,
+      );
+    }
+    if (this.ring.lost > this.ringLost) {
+      this.metrics.addLost('hubble_ring_buffer', this.ring.lost - this.ringLost);
+      this.ringLost = this.ring.lost;
+    }
+    this.opts.onRecord?.(rec, event);
+  }
+
+  /** Reads what ulogd has written so far (tests and the live runner wait on records). */
+  drain(): void {
+    this.tailer?.poll();
+  }
+
+  get available(): boolean {
+    return this.state === 'running' || this.state === 'restarting';
+  }
+
+  /** Sequence number the next record will get. */
+  get nextSeq(): number {
+    return this.ring.seen;
+  }
+
+  /** Records from `fromSeq` on, oldest first. */
+  since(fromSeq: number): RingEntry[] {
+    return this.ring.fromSeq(fromSeq);
+  }
+
+  /**
+   * Polls until `done(records since fromSeq)` holds or the time is up; returns the records seen.
+   * The kernel logs before ulogd writes and the tailer polls, so records trail packets slightly.
+   */
+  async waitFor(
+    fromSeq: number,
+    done: (entries: RingEntry[]) => boolean,
+    timeoutMs = 1500,
+  ): Promise<RingEntry[]> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      this.drain();
+      const entries = this.since(fromSeq);
+      if (done(entries) || Date.now() >= end || !this.available) return entries;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  status(): FlowPipelineStatus {
+    const s: FlowPipelineStatus = {
+      state: this.state,
+      processed: this.counts.processed,
+      forwarded: this.counts.forwarded,
+      dropped: this.counts.dropped,
+      lost: this.ring.lost + this.counts.unrecorded,
+      suppressedDrops: this.tailer?.stats.suppressedDrops ?? 0,
+      disagreements: this.counts.disagreements,
+    };
+    if (this.reason !== undefined) s.reason = this.reason;
+    if (this.flowLog !== undefined) s.flowLog = this.flowLog;
+    if (this.socket !== undefined) s.socket = this.socket;
+    if (this.ulogd?.pid !== undefined) s.ulogdPid = this.ulogd.pid;
+    return s;
+  }
+
+  metricsText(): Promise<string> {
+    return this.metrics.text();
+  }
+
+  /** Stops ulogd (after reading what it wrote), closes the socket and the flow log. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const reason = this.reason;
+    if (this.rotateTimer !== undefined) clearInterval(this.rotateTimer);
+    this.rotateTimer = undefined;
+    this.drain();
+    await this.ulogd?.stop();
+    rmSync(join(this.runDir, 'ulogd.pid'), { force: true });
+    this.tailer?.stop(); // final read, then close
+    if (this.ulogd !== undefined) {
+      // ulogd's raw output is consumed; the records (flows.jsonl) and ulogd.log stay
+      for (const f of ['flows.json', 'flows.json.1', 'ulogd.conf'])
+        rmSync(join(this.runDir, f), { force: true });
+    }
+    this.tailer = undefined;
+    this.ulogd = undefined;
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      server.closeAllConnections?.();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    this.sink?.close();
+    this.state = 'stopped';
+    if (reason !== undefined) this.reason = reason;
+  }
+}
