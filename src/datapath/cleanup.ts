@@ -3,6 +3,7 @@
 // and any other namespace with a Seawall prefix that no live run claims.
 
 import { readdirSync, rmSync } from 'node:fs';
+import { runDirFor, stopStaleUlogd } from './flows.ts';
 import { delNetns, listNetns, ownedName } from './netns.ts';
 import { readState, STATE_DIR } from './topology.ts';
 
@@ -45,6 +46,8 @@ export async function cleanup(opts: { all?: boolean } = {}): Promise<CleanupRepo
       keptLive.push(`${st.node} (pid ${st.pid})`);
       continue;
     }
+    // A SIGKILLed agent leaves its ulogd behind in the node namespace: stop it first.
+    stopStaleUlogd(runDirFor(st.node));
     for (const n of names) {
       if (!ownedName(n)) continue;
       await delNetns(n);

@@ -130,15 +130,6 @@ export function stopStaleUlogd(runDir: string): number | undefined {
   }
 }
 
-/**
- * Kernel and engine agree at L3/L4: kernel.ts's `agrees`, except that a kernel REDIRECTED (a
- * port with L7 rules, sent to the proxy) against an engine FORWARDED is agreement: the engine
- * says REDIRECTED only when asked with an L7 request, which a kernel event never carries.
- */
-export function agreesOnL4(r: KernelRecord): boolean {
-  return r.agrees || (r.flow.verdict === 'REDIRECTED' && r.engineVerdict === 'FORWARDED');
-}
-
 export class FlowPipeline {
   readonly ring: FlowRing;
   readonly metrics = new FlowMetrics();
@@ -279,7 +270,7 @@ export class FlowPipeline {
     this.counts.processed++;
     if (rec.flow.verdict === 'DROPPED') this.counts.dropped++;
     else if (rec.flow.verdict === 'FORWARDED' || rec.flow.verdict === 'REDIRECTED') this.counts.forwarded++;
-    if (!agreesOnL4(rec)) {
+    if (!rec.agrees) {
       this.counts.disagreements++;
       this.log(
         `kernel ${rec.flow.verdict} but engine ${rec.engineVerdict}: ${ev.srcIP} -> ${ev.dstIP} proto ${ev.proto} port ${ev.dport ?? '-'} (${ev.dir}, endpoint ${ev.endpointId})`,

@@ -21,7 +21,7 @@ import { formatIssue } from '../policytest/report.ts';
 import { type EngineFactory, prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
-import { agreesOnL4, FlowPipeline, runDirFor } from './flows.ts';
+import { FlowPipeline, runDirFor } from './flows.ts';
 import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from './node.ts';
 import { liveUnavailable } from './preflight.ts';
 import { ProbePool, ping } from './probe.ts';
@@ -259,7 +259,7 @@ export async function replayTest(
         notes.push(...check.problems);
         for (const e of mine) {
           const k = agreement.get(e.event);
-          if (k !== undefined && !agreesOnL4(k)) {
+          if (k !== undefined && !k.agrees) {
             notes.push(
               `kernel ${e.event.flow.verdict} but engine ${k.engineVerdict} on ${e.event.flow.traffic_direction}: the datapath disagrees with the engine`,
             );

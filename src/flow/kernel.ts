@@ -100,5 +100,9 @@ export function recordFromKernelEvent(
     if (other !== undefined) meta.dstEndpointID = other;
   }
   const flow = flowFromVerdict(engine, req, verdict, meta);
-  return { flow, agrees: engineVerdict === kernelVerdict && engineReason === kernelReason, engineVerdict };
+  // A kernel event never carries an L7 request, so the engine answers FORWARDED where the kernel
+  // sent the connection to the proxy (REDIRECTED): at L3/L4 that is the same verdict.
+  const sameVerdict =
+    engineVerdict === kernelVerdict || (kernelVerdict === 'REDIRECTED' && engineVerdict === 'FORWARDED');
+  return { flow, agrees: sameVerdict && engineReason === kernelReason, engineVerdict };
 }

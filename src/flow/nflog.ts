@@ -282,6 +282,10 @@ export function ulogdConfig(o: UlogdConfigOptions): string {
     `group=${o.group ?? NFLOG_GROUP}`,
     'netlink_socket_buffer_size=1048576',
     'netlink_socket_buffer_maxsize=8388608',
+    // The kernel batches NFLOG messages (default: 100 packets or 1 s). Flush every 32 packets or
+    // 20 ms, so a record follows its packet closely while a flood is still batched.
+    'netlink_qthreshold=32',
+    'netlink_qtimeout=2',
     '',
     '[json1]',
     'sync=1',
