@@ -20,6 +20,30 @@ export function registerAgent(program: Command): void {
     .option('--no-flows', 'enforce only: no ulogd2, no flow records')
     .option('--cleanup', 'remove namespaces and tables left by a crashed run, then exit')
     .option('--force', 'with --cleanup: also remove what live runs hold')
+    .addHelpText(
+      'after',
+      `
+Needs root on Linux (nftables, iproute2; ulogd2 + ulogd2-json for flow records). Everything lives
+in the node namespace (default seawall-node1): the machine's own network is never touched.
+
+Examples:
+  # Enforce a directory of policies on the endpoints of a PolicyTest file (Ctrl-C stops and cleans up)
+  $ sudo seawall agent --policies policies/ --endpoints tests/shop.policytest.yaml
+
+  # Endpoints from Kubernetes manifests (Pods, Deployments, ..., Namespaces)
+  $ sudo seawall agent --policies policies/ --endpoints deploy/
+
+  # What is enforced now, and the flow records so far
+  $ sudo seawall agent status
+  $ sudo seawall observe --last 20
+
+  # Run a program inside a pod's namespace
+  $ sudo seawall exec shop/frontend -- curl -s http://10.0.1.22:8080/
+
+  # After a crash (SIGKILL): enforcement stayed in place; remove it
+  $ sudo seawall agent --cleanup
+`,
+    )
     .action(
       async (o: {
         policies?: string;

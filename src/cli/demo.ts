@@ -15,6 +15,18 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description("the guide's scenario: validate the originals, then enforce the corrected policies live")
+    .addHelpText(
+      'after',
+      `
+As root on Linux with nftables and iproute2 (scripts/setup-debian.sh installs them), the scenario
+runs live in network namespaces of its own and is torn down at the end; elsewhere the offline part
+runs (validation and the engine's verdicts for the same flows).
+
+Examples:
+  $ sudo npx seawall demo
+  $ npx seawall demo        # offline part only, without root
+`,
+    )
     .action(async () => {
       process.exitCode = await runDemo((l) => process.stdout.write(`${l}\n`));
     });

@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
+import { registerExec } from './exec.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
@@ -30,6 +31,7 @@ registrars.push(registerMatrix);
 registrars.push(registerPolicyShow);
 registrars.push(registerValidate);
 registrars.push(registerAgent);
+registrars.push(registerExec);
 registrars.push(registerDemo);
 registrars.push(registerObserve);
 

@@ -125,6 +125,23 @@ export function registerObserve(program: Command): void {
   program
     .command('observe')
     .description("flow records of a running agent, like `hubble observe` (reads the node's hubble.sock)")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  # The last 20 flows, one line each
+  $ sudo seawall observe
+
+  # Follow drops in namespace shop
+  $ sudo seawall observe -f --verdict DROPPED -n shop
+
+  # Hubble's JSON (one {"flow": ...} per line), for jq and Hubble tooling
+  $ sudo seawall observe --last 100 -o json | jq -r '.flow.drop_reason_desc'
+
+  # Traffic from one pod to another, egress side only
+  $ sudo seawall observe --from-pod shop/frontend --to-pod shop/backend --traffic-direction egress
+`,
+    )
     .option('-f, --follow', 'keep printing new flows')
     .option('--last <n>', 'the last N matching flows (default 20 without --follow)', (v) => {
       if (!/^\d+$/.test(v)) throw new Error(`--last: not a number: ${v}`);
