@@ -4,9 +4,9 @@
 // Ordering keeps enforcement fail-closed: a pod's policy and ipcache entry are in the kernel
 // before its veth exists, and it leaves the kernel only after its namespace is gone.
 
-import type { EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import type { EndpointPolicy, EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { type ApplyStats, NftApplier } from './nft/apply.ts';
-import { type CompiledTable, compile, type DatapathEndpoint } from './nft/compile.ts';
+import { assemble, type CompiledEndpoint, type CompiledTable, compileEndpoint } from './nft/compile.ts';
 import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
 
 /** Test-only addresses of the hosts standing for entities (never routed outside the node). */
@@ -24,6 +24,38 @@ export interface LivePeer {
   endpointId?: number;
   /** Namespace the peer's programs run in (the node's own for `host`). */
   ns: string;
+}
+
+interface CompiledPod {
+  policy: EndpointPolicy;
+  ep: CompiledEndpoint;
+  skipped: string[];
+}
+
+/** Equal for the datapath: what compile reads (modes, keys, verdicts), not provenance or L7. */
+function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
+  if (a.endpoint !== b.endpoint || a.identity !== b.identity) return false;
+  const dirs = [a.ingress, b.ingress, a.egress, b.egress] as const;
+  if (dirs[0].enforced !== dirs[1].enforced || dirs[0].defaultDeny !== dirs[1].defaultDeny) return false;
+  if (dirs[2].enforced !== dirs[3].enforced || dirs[2].defaultDeny !== dirs[3].defaultDeny) return false;
+  if (a.entries === b.entries) return true;
+  if (a.entries.length !== b.entries.length) return false;
+  for (let i = 0; i < a.entries.length; i++) {
+    const x = a.entries[i]!;
+    const y = b.entries[i]!;
+    if (x.verdict !== y.verdict) return false;
+    const k = x.key;
+    const l = y.key;
+    if (
+      k.direction !== l.direction ||
+      k.identity !== l.identity ||
+      k.proto !== l.proto ||
+      k.portLo !== l.portLo ||
+      k.portHi !== l.portHi
+    )
+      return false;
+  }
+  return true;
 }
 
 export function peerKey(p: PeerRef): string {
@@ -45,6 +77,8 @@ export class NodeDatapath {
   private readonly knownIds = new Map<string, number>();
   private readonly others = new Map<string, { ip: string; peer: PeerRef }>();
   private nextId = 1;
+  /** Last compiled form of each pod, reused while its distilled policy is unchanged. */
+  private readonly compiled = new Map<string, CompiledPod>();
   lastApply: ApplyStats | undefined;
 
   constructor(
@@ -153,32 +187,55 @@ export class NodeDatapath {
     return { key, ip: h.ip, peer, ns: h.ns, ...(pod ? { endpointId: pod.id } : {}) };
   }
 
-  /** The engine's current view as a compiled table. */
-  compile(): CompiledTable {
+  /**
+   * The engine's current view as a compiled table. Incremental: a pod whose distilled policy,
+   * id, address and veth are unchanged keeps its compiled object (the delta skips it in O(1)).
+   * `only` (endpoint names `ns/name`) limits re-distilling to those pods, for callers that know
+   * what an event touched; every other pod keeps its last compiled form as is.
+   */
+  compile(opts: { only?: Iterable<string> } = {}): CompiledTable {
+    const only = opts.only === undefined ? undefined : new Set([...opts.only].map((k) => `pod:${k}`));
     const ipcache = new Map<string, number>();
     const host = this.engine.identityOf({ kind: 'entity', entity: 'host' });
     ipcache.set(this.topo.nodeIp, host);
     ipcache.set(GATEWAY_IP, host);
-    const endpoints: DatapathEndpoint[] = [];
-    for (const [, { id, spec }] of this.pods) {
-      const ns = spec.namespace ?? 'default';
-      const policy = this.engine.endpointPolicy(ns, spec.name);
-      ipcache.set(spec.ip, policy.identity);
-      endpoints.push({ id, ip: spec.ip, policy });
+    const endpoints: CompiledEndpoint[] = [];
+    const skipped: string[] = [];
+    for (const key of [...this.compiled.keys()]) if (!this.pods.has(key)) this.compiled.delete(key);
+    for (const [key, { id, spec }] of this.pods) {
+      const iface = this.topo.vethName(key);
+      let c = this.compiled.get(key);
+      const stale = !c || c.ep.id !== id || c.ep.ip !== spec.ip || c.ep.iface !== iface;
+      if (stale || only === undefined || only.has(key)) {
+        const policy = this.engine.endpointPolicy(spec.namespace ?? 'default', spec.name);
+        if (stale || !c || !samePolicy(c.policy, policy)) {
+          const sk: string[] = [];
+          c = { policy, ep: compileEndpoint({ id, ip: spec.ip, policy, iface }, sk), skipped: sk };
+          this.compiled.set(key, c);
+        }
+      }
+      if (!c) continue;
+      ipcache.set(spec.ip, c.policy.identity);
+      endpoints.push(c.ep);
+      skipped.push(...c.skipped);
     }
     for (const { ip, peer } of this.others.values()) ipcache.set(ip, this.engine.identityOf(peer));
-    return compile({ endpoints, ipcache });
+    return assemble(endpoints, ipcache, skipped);
   }
 
-  /** Re-distills every endpoint and applies the delta. */
-  async sync(opts: { full?: boolean } = {}): Promise<ApplyStats> {
-    const t = this.compile();
+  /**
+   * Brings the kernel to the engine's view with one delta transaction (`full`: one transaction
+   * replacing the whole table). `endpoints` limits re-distilling as in compile().
+   */
+  async sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): Promise<ApplyStats> {
+    const t = this.compile(opts.endpoints === undefined ? {} : { only: opts.endpoints });
     this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
     return this.lastApply;
   }
 
   /** Clean exit: everything made goes (the table with its namespace). */
   async down(): Promise<void> {
+    this.nft.close();
     await this.topo.down();
   }
 

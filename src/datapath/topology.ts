@@ -102,6 +102,11 @@ export class Topology {
     return `sw-${shortHash(`${this.node}|${key}`)}`;
   }
 
+  /** The host's veth in the node namespace (known before the host exists: policy goes first). */
+  vethName(key: string): string {
+    return `swv${this.nsName(key).slice(3)}`;
+  }
+
   /** Adds a host (pod or test host) with one address behind the node. */
   async addHost(key: string, ip: string): Promise<HostRecord> {
     const had = this.hosts.get(key);
@@ -111,7 +116,7 @@ export class Topology {
       throw new DatapathError('ip-in-use', `address ${ip} of ${key} is already used on ${this.node}`);
     }
     const ns = this.nsName(key);
-    const veth = `swv${ns.slice(3)}`;
+    const veth = this.vethName(key);
     const rec: HostRecord = { key, ns, veth, ip };
     this.hosts.set(key, rec);
     this.save();

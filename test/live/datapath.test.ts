@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { must, run } from '../../src/datapath/exec.ts';
 import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
 import { ProbePool, ping } from '../../src/datapath/probe.ts';
 import { entry, liveSkipReason, StubEngine, testNode } from './helpers.ts';
@@ -122,6 +123,63 @@ describe('live datapath', { skip }, () => {
     await dp.sync();
     assert.equal(await tcp(ext, a.ip, 80), false, 'outside → pod under default deny');
     assert.equal(await tcp(dp.node, a.ip, 80), true, 'host → pod (allow-localhost)');
+  });
+
+  it('anti-spoofing: a pod sending with an address not its own is dropped at its veth', async () => {
+    for (const p of ['a', 'b', 'c']) {
+      eng.setPolicy(p === 'c' ? 'other' : 'prod', p, {
+        ingress: { enforced: false, defaultDeny: false },
+        egress: { enforced: false, defaultDeny: false },
+        entries: [],
+      });
+    }
+    await dp.sync();
+    // packets that reach a: its eth0 receive counter (replies of forged pings go elsewhere)
+    const rx = async (): Promise<number> => {
+      const j = JSON.parse(await must('ip', ['-n', a.ns, '-s', '-j', 'link', 'show', 'eth0'])) as Array<{
+        stats64: { rx: { packets: number } };
+      }>;
+      return j[0]?.stats64.rx.packets ?? 0;
+    };
+    const pings = async (src: string): Promise<number> => {
+      const before = await rx();
+      await run('ip', [
+        'netns',
+        'exec',
+        c.ns,
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '20',
+        '-i',
+        '0.01',
+        '-W',
+        '0.2',
+        '-I',
+        src,
+        a.ip,
+      ]);
+      return (await rx()) - before;
+    };
+    const forged = ['10.0.9.9', b.ip];
+    for (const ip of forged) await must('ip', ['-n', c.ns, 'addr', 'add', `${ip}/32`, 'dev', 'eth0']);
+    try {
+      const rows: Array<[string, string, boolean]> = [
+        ['own address', c.ip, true],
+        ['another pod’s address (its egress policy would apply)', b.ip, false],
+        ['an address no pod has', '10.0.9.9', false],
+      ];
+      for (const [name, src, want] of rows) {
+        const got = await pings(src);
+        if (want) assert.ok(got >= 20, `${name}: ${got} of 20 echo requests reached a`);
+        else assert.ok(got < 3, `${name}: ${got} of 20 forged echo requests reached a`);
+      }
+      // and the TCP probe from c's own address still works
+      assert.equal(await tcp(c, a.ip, 80), true);
+    } finally {
+      for (const ip of forged) await run('ip', ['-n', c.ns, 'addr', 'del', `${ip}/32`, 'dev', 'eth0']);
+    }
   });
 
   it('enforced without default deny: only denies apply', async () => {

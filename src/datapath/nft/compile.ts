@@ -9,7 +9,21 @@
 //   chain epN_in / epN_eg               per-endpoint: peer identity into meta mark, then
 //                                        deny sets → redirect sets → allow sets → default
 //   sets epN_<dir>_<verdict>_<shape>    keyed by identity . proto . port interval (see SetShape)
+//   map ep_src   ifname → verdict        pod veth → `jump epN_src` (anti-spoofing, see below)
+//   chain epN_src                        drops what the pod sends from an address not its own
+//   chain prerouting (raw)               `iifname vmap @ep_src`, before conntrack
 //   chains forward / input / output     conntrack first, then the egress and ingress vmaps
+//
+// Cost per packet: established traffic does a fixed amount of work whatever the policy size:
+// one hash lookup of its veth in ep_src (+ one address compare) in prerouting, conntrack, and
+// `ct state established,related accept` as the first rule of forward/input/output. The sets,
+// the ipcache and NFLOG are reached only by the first packet of a connection.
+//
+// Anti-spoofing: egress policy is chosen by source address, so a pod must not be able to send
+// with another pod's address. Each pod veth is bound to its address in epN_src; a mismatch is
+// dropped before conntrack (no ct entry is made) and logged with the `denied` verdict, direction
+// `eg` and the sending endpoint's id (a default-deny egress drop to flow consumers). Veths not in
+// ep_src (test hosts standing for the outside world, pods not joined yet) are not bound.
 //
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
 // sets it to the destination's identity, ingress to the source's). Redirect entries (L7) are
@@ -42,6 +56,8 @@ export interface DatapathEndpoint {
   id: number;
   ip: string;
   policy: EndpointPolicy;
+  /** The pod's veth in the node namespace: bound to `ip` (anti-spoofing). */
+  iface?: string;
 }
 
 export interface CompileInput {
@@ -91,6 +107,7 @@ export interface CompiledEndpoint {
   id: number;
   endpoint: string;
   ip: string;
+  iface?: string;
   in: CompiledChain;
   eg: CompiledChain;
 }
@@ -258,19 +275,40 @@ function compareElements(a: string, b: string): number {
   return 0;
 }
 
+/** One endpoint; `skipped` collects what the datapath cannot express. */
+export function compileEndpoint(ep: DatapathEndpoint, skipped: string[] = []): CompiledEndpoint {
+  const out: CompiledEndpoint = {
+    id: ep.id,
+    endpoint: ep.policy.endpoint,
+    ip: ep.ip,
+    in: compileDirection(ep, 'in', skipped),
+    eg: compileDirection(ep, 'eg', skipped),
+  };
+  if (ep.iface !== undefined) out.iface = ep.iface;
+  return out;
+}
+
 export function compile(input: CompileInput): CompiledTable {
   const skipped: string[] = [];
   const endpoints = new Map<number, CompiledEndpoint>();
   for (const ep of [...input.endpoints].sort((a, b) => a.id - b.id)) {
-    endpoints.set(ep.id, {
-      id: ep.id,
-      endpoint: ep.policy.endpoint,
-      ip: ep.ip,
-      in: compileDirection(ep, 'in', skipped),
-      eg: compileDirection(ep, 'eg', skipped),
-    });
+    endpoints.set(ep.id, compileEndpoint(ep, skipped));
   }
   return { ipcache: new Map(input.ipcache), endpoints, skipped };
+}
+
+/**
+ * A table from already compiled endpoints (the incremental path: unchanged endpoints keep their
+ * objects, which renderDelta then skips by identity without looking inside).
+ */
+export function assemble(
+  endpoints: Iterable<CompiledEndpoint>,
+  ipcache: ReadonlyMap<string, number>,
+  skipped: string[] = [],
+): CompiledTable {
+  const m = new Map<number, CompiledEndpoint>();
+  for (const ep of [...endpoints].sort((a, b) => a.id - b.id)) m.set(ep.id, ep);
+  return { ipcache: new Map(ipcache), endpoints: m, skipped };
 }
 
 // ---------------------------------------------------------------- rendering
@@ -298,6 +336,27 @@ function chainLines(c: CompiledChain): string[] {
   return c.rules.map((r) => `add rule ${T} ${c.name} ${r}`);
 }
 
+function srcChain(ep: CompiledEndpoint): string {
+  return `ep${ep.id}_src`;
+}
+
+/** Anti-spoofing: the veth's chain and its ep_src element (the chain must exist first). */
+function bindAddLines(ep: CompiledEndpoint): string[] {
+  if (ep.iface === undefined) return [];
+  const c = srcChain(ep);
+  return [
+    `add chain ${T} ${c}`,
+    `add rule ${T} ${c} ip saddr != ${ep.ip} log prefix "${logPrefix('denied', 'eg', ep.id)}" group ${NFLOG_GROUP} drop`,
+    `add element ${T} ep_src { "${ep.iface}" : jump ${c} }`,
+  ];
+}
+
+function bindDeleteLines(ep: CompiledEndpoint): string[] {
+  if (ep.iface === undefined) return [];
+  const c = srcChain(ep);
+  return [`delete element ${T} ep_src { "${ep.iface}" }`, `flush chain ${T} ${c}`, `delete chain ${T} ${c}`];
+}
+
 function endpointAddLines(ep: CompiledEndpoint): string[] {
   const out: string[] = [];
   for (const c of [ep.in, ep.eg]) {
@@ -310,11 +369,16 @@ function endpointAddLines(ep: CompiledEndpoint): string[] {
   }
   out.push(`add element ${T} ep_in { ${ep.ip} : jump ${ep.in.name} }`);
   out.push(`add element ${T} ep_eg { ${ep.ip} : jump ${ep.eg.name} }`);
+  out.push(...bindAddLines(ep));
   return out;
 }
 
 function endpointDeleteLines(ep: CompiledEndpoint): string[] {
-  const out = [`delete element ${T} ep_in { ${ep.ip} }`, `delete element ${T} ep_eg { ${ep.ip} }`];
+  const out = [
+    ...bindDeleteLines(ep),
+    `delete element ${T} ep_in { ${ep.ip} }`,
+    `delete element ${T} ep_eg { ${ep.ip} }`,
+  ];
   for (const c of [ep.in, ep.eg]) {
     out.push(`flush chain ${T} ${c.name}`, `delete chain ${T} ${c.name}`);
     for (const s of c.sets) out.push(`delete set ${T} ${s.name}`);
@@ -339,10 +403,14 @@ export function renderFull(t: CompiledTable): string {
     `add map ${T} ipcache { type ipv4_addr : mark; }`,
     `add map ${T} ep_in { type ipv4_addr : verdict; }`,
     `add map ${T} ep_eg { type ipv4_addr : verdict; }`,
+    `add map ${T} ep_src { type ifname : verdict; }`,
     ...elementLines('add', 'ipcache', ipcacheElements(t.ipcache)),
   ];
   for (const ep of t.endpoints.values()) out.push(...endpointAddLines(ep));
   out.push(
+    // before conntrack (raw): a forged packet is dropped before it can make a ct entry
+    `add chain ${T} prerouting { type filter hook prerouting priority raw; policy accept; }`,
+    `add rule ${T} prerouting iifname vmap @ep_src`,
     `add chain ${T} forward { type filter hook forward priority filter; policy accept; }`,
     `add rule ${T} forward ct state established,related accept`,
     `add rule ${T} forward ip saddr vmap @ep_eg`,
@@ -420,10 +488,13 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
   }
   for (const [id, n] of next.endpoints) {
     const p = prev.endpoints.get(id);
+    if (p === n) continue; // reused by the incremental compile: unchanged, O(1)
     if (!p) {
       out.push(...endpointAddLines(n));
       continue;
     }
+    const rebind = p.ip !== n.ip || p.iface !== n.iface;
+    if (rebind) out.push(...bindDeleteLines(p));
     if (p.ip !== n.ip) {
       out.push(`delete element ${T} ep_in { ${p.ip} }`, `delete element ${T} ep_eg { ${p.ip} }`);
     }
@@ -434,6 +505,7 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
         `add element ${T} ep_eg { ${n.ip} : jump ${n.eg.name} }`,
       );
     }
+    if (rebind) out.push(...bindAddLines(n));
   }
   return out.length === 0 ? '' : out.join('\n') + '\n';
 }
