@@ -337,9 +337,17 @@ async function lookupBench(): Promise<void> {
   );
 }
 
+const SECTIONS: Record<string, () => Promise<void>> = {
+  compile: compileBench,
+  empty: emptyRulesBench,
+  join: joinBench,
+  lookup: lookupBench,
+};
+
+/** SEAWALL_BENCH_ONLY=lookup,join runs only those sections (the compile section takes minutes). */
 export default async function run(): Promise<void> {
-  await compileBench();
-  await emptyRulesBench();
-  await joinBench();
-  await lookupBench();
+  const only = process.env.SEAWALL_BENCH_ONLY?.split(',');
+  for (const [name, section] of Object.entries(SECTIONS)) {
+    if (only === undefined || only.includes(name)) await section();
+  }
 }

@@ -73,6 +73,7 @@ export class MapState<F> {
     const k = `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
     let e = this.entries.get(k);
     if (e === undefined) {
+      this.flat = undefined;
       e = { direction, identity, proto, portLo: lo, portHi: hi, verdict, contribs: new Map() };
       if (parser !== undefined) e.parser = parser;
       this.entries.set(k, e);
@@ -106,6 +107,7 @@ export class MapState<F> {
     e.contribs.delete(from);
     if (e.contribs.size > 0) return;
     this.entries.delete(k);
+    this.flat = undefined;
     const m = this.index[direction === 'INGRESS' ? 0 : 1]![slotOf(proto)]!;
     const list = m.get(identity);
     if (list === undefined) return;
@@ -133,21 +135,73 @@ export class MapState<F> {
     }
   }
 
-  /** The combined outcome without allocating: DENY > ALLOW > REDIRECT > NONE. */
+  /**
+   * The combined outcome without allocating: DENY > ALLOW > REDIRECT > NONE. Served from a flat
+   * index (one map lookup and a scan of packed port ranges) that is rebuilt on the first lookup
+   * after a change, so the datapath-facing lookup costs about as much as one Map.get.
+   */
   lookup(direction: TrafficDirection, identity: number, proto: number, port: number): number {
-    const d = this.index[direction === 'INGRESS' ? 0 : 1]!;
     const slot = slotOf(proto);
     if (slot < 0) return LOOKUP.NONE;
-    let best: number = LOOKUP.NONE;
-    best = worst(best, d[slot]!.get(identity), port);
-    if (best === LOOKUP.DENY) return best;
-    if (identity !== 0) best = worst(best, d[slot]!.get(0), port);
-    if (slot >= 1 && slot <= 3 && best !== LOOKUP.DENY) {
-      best = worst(best, d[0]!.get(identity), port);
-      if (identity !== 0 && best !== LOOKUP.DENY) best = worst(best, d[0]!.get(0), port);
-    }
-    return best;
+    const flat = this.flat ?? this.buildFlat();
+    const f = flat[(direction === 'INGRESS' ? 0 : SLOTS) + slot]!;
+    let rank = 0;
+    const own = f.byIdentity.get(identity);
+    if (own !== undefined) rank = scan(own, port, rank);
+    if (rank < 3 && (own === undefined || !f.merged)) rank = scan(f.wildcard, port, rank);
+    return CODE[rank]!;
   }
+
+  private flat: FlatSlot[] | undefined;
+
+  private buildFlat(): FlatSlot[] {
+    const flat: FlatSlot[] = [];
+    for (const d of this.index) {
+      for (let slot = 0; slot < SLOTS; slot++) {
+        // TCP, UDP and SCTP lookups also see the protocol-0 (any of the three) entries.
+        const sources = slot >= 1 && slot <= 3 ? [d[slot]!, d[0]!] : [d[slot]!];
+        const wild: number[] = [];
+        for (const m of sources) pack(m.get(0), wild);
+        // Copy the wildcard-identity ranges into each identity's list while that stays small.
+        const merged = wild.length <= 3 * 8;
+        const byIdentity = new Map<number, Int32Array>();
+        const ids = new Set<number>();
+        for (const m of sources) for (const id of m.keys()) if (id !== 0) ids.add(id);
+        for (const id of ids) {
+          const own: number[] = [];
+          for (const m of sources) pack(m.get(id), own);
+          if (merged) own.push(...wild);
+          byIdentity.set(id, Int32Array.from(own));
+        }
+        flat.push({ byIdentity, wildcard: Int32Array.from(wild), merged });
+      }
+    }
+    this.flat = flat;
+    return flat;
+  }
+}
+
+/** Per direction and protocol slot: identity → packed (lo, hi, rank) triples. */
+interface FlatSlot {
+  byIdentity: Map<number, Int32Array>;
+  wildcard: Int32Array;
+  /** The wildcard triples are already part of every identity's list. */
+  merged: boolean;
+}
+
+function pack<F>(list: StateEntry<F>[] | undefined, out: number[]): void {
+  if (list === undefined) return;
+  for (const e of list) out.push(e.portLo, e.portHi, RANK[e.verdict]);
+}
+
+function scan(t: Int32Array, port: number, rank: number): number {
+  for (let i = 0; i < t.length; i += 3) {
+    if (port >= t[i]! && port <= t[i + 1]! && t[i + 2]! > rank) {
+      rank = t[i + 2]!;
+      if (rank === 3) break;
+    }
+  }
+  return rank;
 }
 
 function pick<F>(
@@ -163,14 +217,3 @@ function pick<F>(
 
 const RANK: Record<MapStateVerdict, number> = { deny: 3, allow: 2, redirect: 1 };
 const CODE = [LOOKUP.NONE, LOOKUP.REDIRECT, LOOKUP.ALLOW, LOOKUP.DENY];
-
-function worst<F>(best: number, list: StateEntry<F>[] | undefined, port: number): number {
-  if (list === undefined) return best;
-  let rank = best === LOOKUP.DENY ? 3 : best === LOOKUP.ALLOW ? 2 : best === LOOKUP.REDIRECT ? 1 : 0;
-  for (const e of list) {
-    if (port < e.portLo || port > e.portHi) continue;
-    const r = RANK[e.verdict];
-    if (r > rank) rank = r;
-  }
-  return CODE[rank]!;
-}

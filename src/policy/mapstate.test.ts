@@ -1,0 +1,84 @@
+// MapState: the allocation-free lookup (flat index) must give exactly what the full collect()
+// path gives, whatever the mix of wildcard identities, protocols, ranges and verdicts, and it must
+// follow every add and remove.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { LOOKUP, MapState, type StateEntry } from './mapstate.ts';
+import type { MapStateVerdict, TrafficDirection } from './types.ts';
+
+const PROTOS = [0, 1, 6, 17, 58, 132];
+const VERDICTS: MapStateVerdict[] = ['allow', 'deny', 'redirect'];
+const DIRS: TrafficDirection[] = ['INGRESS', 'EGRESS'];
+
+function reference(
+  ms: MapState<string>,
+  d: TrafficDirection,
+  id: number,
+  proto: number,
+  port: number,
+): number {
+  const hits: StateEntry<string>[] = [];
+  ms.collect(d, id, proto, port, hits);
+  if (hits.some((e) => e.verdict === 'deny')) return LOOKUP.DENY;
+  if (hits.some((e) => e.verdict === 'allow')) return LOOKUP.ALLOW;
+  if (hits.some((e) => e.verdict === 'redirect')) return LOOKUP.REDIRECT;
+  return LOOKUP.NONE;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('MapState lookup agrees with collect', () => {
+  const cases = [
+    { name: 'few entries, few identities', seed: 1, entries: 10, ids: 3 },
+    { name: 'many wildcard entries (unmerged index)', seed: 2, entries: 200, ids: 4 },
+    { name: 'many identities', seed: 3, entries: 300, ids: 50 },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const r = rng(c.seed);
+      const pickN = (n: number) => Math.floor(r() * n);
+      const ms = new MapState<string>();
+      const added: Array<Parameters<MapState<string>['add']>> = [];
+      const check = () => {
+        for (let i = 0; i < 400; i++) {
+          const d = DIRS[pickN(2)]!;
+          const id = pickN(c.ids + 1);
+          const proto = PROTOS[pickN(PROTOS.length)]!;
+          const port = pickN(100);
+          assert.equal(
+            ms.lookup(d, id, proto, port),
+            reference(ms, d, id, proto, port),
+            `${d} ${id} ${proto} ${port}`,
+          );
+        }
+      };
+      for (let i = 0; i < c.entries; i++) {
+        const lo = pickN(100);
+        const args: Parameters<MapState<string>['add']> = [
+          DIRS[pickN(2)]!,
+          r() < 0.3 ? 0 : pickN(c.ids + 1),
+          PROTOS[pickN(PROTOS.length)]!,
+          lo,
+          lo + pickN(20),
+          VERDICTS[pickN(3)]!,
+          undefined,
+          `f${i}`,
+        ];
+        ms.add(...args);
+        added.push(args);
+        if (i % 25 === 0) check();
+      }
+      check();
+      // Remove half and check again: the flat index must follow removals too.
+      for (const a of added.filter((_, i) => i % 2 === 0)) ms.remove(...a);
+      check();
+    });
+  }
+});
