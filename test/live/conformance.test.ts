@@ -1,5 +1,6 @@
-// `seawall test --live` on ../shared/conformance: live and offline agree on every flow that can
-// be replayed without the L7 proxies (those are skipped-live, never passed).
+// `seawall test --live` on ../shared/conformance and on the guide's PolicyTests: live and offline
+// agree on every flow that can be replayed without the L7 proxies (those are skipped-live, never
+// passed).
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { it } from 'node:test';
 import { type LiveFlowResult, runLive } from '../../src/datapath/live-test.ts';
 import { liveSkipReason } from './helpers.ts';
 
+const GUIDE_TESTS = join(import.meta.dirname, '..', '..', 'examples', 'guide', 'tests');
 const CONFORMANCE = join(import.meta.dirname, '..', '..', '..', 'shared', 'conformance');
 const skip =
   liveSkipReason() ??
@@ -16,13 +18,34 @@ const skip =
     ? undefined
     : 'no policy engine yet');
 
-it('live replay of the conformance suite agrees with offline', { skip, timeout: 600_000 }, async () => {
+/** Replays PolicyTest files live; asserts live agrees with offline on every flow sent. */
+async function replay(path: string): Promise<{ results: LiveFlowResult[]; code: number }> {
   const lines: string[] = [];
-  const code = await runLive([CONFORMANCE], { output: 'json', write: (l) => lines.push(l) });
+  const code = await runLive([path], { output: 'json', write: (l) => lines.push(l) });
   const results = lines.map((l) => JSON.parse(l) as LiveFlowResult);
-  assert.ok(results.length > 0);
+  assert.ok(
+    results.some((r) => r.outcome !== 'skip'),
+    'some flows were replayed live',
+  );
   const disagree = results.filter((r) => r.outcome !== 'skip' && r.live !== r.offline);
   assert.deepEqual(disagree, [], 'live disagrees with offline');
   for (const r of results.filter((x) => x.outcome === 'skip')) assert.ok(r.note, 'a skipped flow says why');
+  return { results, code };
+}
+
+it('live replay of the conformance suite agrees with offline', { skip, timeout: 600_000 }, async () => {
+  const { code } = await replay(CONFORMANCE);
   assert.ok(code === 0 || code === 1);
+});
+
+it("live replay of the guide's PolicyTests: agrees with offline, every flow passes", {
+  skip,
+  timeout: 600_000,
+}, async () => {
+  const { results, code } = await replay(GUIDE_TESTS);
+  assert.deepEqual(
+    results.filter((r) => r.outcome === 'fail'),
+    [],
+  );
+  assert.equal(code, 0);
 });
