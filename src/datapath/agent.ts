@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import type { EndpointSpec, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
-import type { PolicyObject } from '../policy-api/types.ts';
-import { IPAllocator } from '../policytest/endpoints.ts';
+import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import type { EngineFactory } from '../policytest/runner.ts';
 import { toEndpointSpec } from '../policytest/runner.ts';
+import { workloadsFrom } from '../policytest/workloads.ts';
 import { DatapathError } from './exec.ts';
 import { FlowPipeline, type FlowPipelineStatus } from './flows.ts';
 import { countEntries } from './nft/compile.ts';
@@ -73,22 +73,16 @@ function walk(path: string, out: string[] = []): string[] {
   return out;
 }
 
-interface PodManifest {
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
-  spec?: {
-    serviceAccountName?: string;
-    nodeName?: string;
-    containers?: Array<{ ports?: Array<{ name?: string; containerPort?: number; protocol?: string }> }>;
-  };
-  status?: { podIP?: string };
-}
-
-/** Endpoints from PolicyTest files (their endpoints and namespaces) or Pod/Namespace manifests. */
+/**
+ * Endpoints from PolicyTest files (their endpoints and namespaces) or Kubernetes manifests (Pods,
+ * Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs: one endpoint per workload;
+ * Namespaces for their labels), read the same way as the offline commands read them.
+ */
 export async function loadEndpoints(path: string): Promise<EndpointSource> {
   const namespaces = new Map<string, Record<string, string>>();
   const endpoints: EndpointSpec[] = [];
   const issues: Issue[] = [];
-  const pods: PodManifest[] = [];
+  const others: OtherObject[] = [];
   for (const file of walk(path)) {
     const text = readFileSync(file, 'utf8');
     if (/^kind:\s*["']?PolicyTest/m.test(text)) {
@@ -100,41 +94,15 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
       }
       continue;
     }
-    const r = loadPolicyBytes(file, readFileSync(file), { lint: false });
-    for (const o of r.others) {
-      const v = o.value as PodManifest & { metadata?: { labels?: Record<string, string> } };
-      if (o.kind === 'Namespace' && v.metadata?.name)
-        namespaces.set(v.metadata.name, v.metadata.labels ?? {});
-      if (o.kind === 'Pod') pods.push(v);
-    }
+    others.push(...loadPolicyBytes(file, readFileSync(file), { lint: false }).others);
   }
-  const used = new Set(endpoints.map((e) => e.ip));
-  for (const p of pods) if (p.status?.podIP) used.add(p.status.podIP);
-  const alloc = new IPAllocator(used);
-  for (const p of pods) {
-    const name = p.metadata?.name;
-    if (!name) continue;
-    const ip = p.status?.podIP ?? alloc.allocate();
-    if (!ip) continue;
-    const ports = (p.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
-    const spec: EndpointSpec = {
-      name,
-      namespace: p.metadata?.namespace ?? 'default',
-      labels: p.metadata?.labels ?? {},
-      ip,
-      ports: ports
-        .filter((x) => typeof x.containerPort === 'number')
-        .map((x) => ({
-          port: x.containerPort as number,
-          ...(x.name ? { name: x.name } : {}),
-          ...(x.protocol === 'UDP' || x.protocol === 'SCTP' || x.protocol === 'TCP'
-            ? { protocol: x.protocol }
-            : {}),
-        })),
-    };
-    if (p.spec?.serviceAccountName) spec.serviceAccount = p.spec.serviceAccountName;
-    endpoints.push(spec);
-  }
+  const w = workloadsFrom(
+    others,
+    endpoints.map((e) => e.ip),
+  );
+  issues.push(...w.issues.filter((i) => i.severity === 'error'));
+  for (const ns of w.namespaces) namespaces.set(ns.name, ns.labels);
+  for (const ep of w.endpoints) endpoints.push(toEndpointSpec(ep));
   for (const ep of endpoints)
     if (ep.namespace && !namespaces.has(ep.namespace)) namespaces.set(ep.namespace, {});
   return { namespaces, endpoints, issues };
