@@ -4,13 +4,14 @@
 import { type Command, Option } from 'commander';
 import type { CommandIO, ScenarioFlags } from '../policytest/cli-support.ts';
 import type { MatrixFormat } from '../policytest/matrix.ts';
+import { addScenarioOptions } from './scenario-options.ts';
 
 export interface MatrixFlags extends ScenarioFlags {
   port?: string;
   protocol?: string;
   httpMethod?: string;
   httpPath?: string;
-  format: MatrixFormat;
+  output: MatrixFormat;
 }
 
 const EXAMPLES = `
@@ -19,36 +20,28 @@ Examples:
   $ seawall matrix -f tests/shop.policytest.yaml --port 8080
 
   # Workloads from manifests, policies from a directory, as Markdown for a pull request
-  $ seawall matrix -f deploy/ --policies policies/ --port 80 --format markdown
+  $ seawall matrix -f deploy/ --policies policies/ --port 80 -o markdown
 
   # One HTTP request on every pair
   $ seawall matrix -f tests/shop.yaml --port 8080 --http-method GET --http-path /healthz
 
   # DNS over UDP as CSV, and a Graphviz picture of the allowed edges
-  $ seawall matrix -f tests/shop.yaml --port 53 --protocol UDP --format csv
-  $ seawall matrix -f tests/shop.yaml --port 8080 --format dot | dot -Tsvg > matrix.svg
+  $ seawall matrix -f tests/shop.yaml --port 53 --protocol UDP -o csv
+  $ seawall matrix -f tests/shop.yaml --port 8080 -o dot | dot -Tsvg > matrix.svg
 `;
 
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
-
 export function registerMatrix(program: Command): void {
-  program
-    .command('matrix')
-    .description('connectivity matrix between all endpoints for one port and protocol')
-    .option(
-      '-f, --file <path>',
-      'PolicyTest file, or Kubernetes manifests (file or directory); repeatable',
-      collect,
-    )
-    .option('--policies <path>', 'policy file or directory; repeatable', collect)
-    .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
-    .option('--enforcement-mode <mode>', 'default | always | never (overrides the PolicyTest config)')
+  addScenarioOptions(
+    program
+      .command('matrix')
+      .description('connectivity matrix between all endpoints for one port and protocol'),
+  )
     .option('--port <port>', 'destination port (required except for ICMP)')
     .option('--protocol <proto>', 'TCP | UDP | SCTP | ICMP | ICMPv6', 'TCP')
     .option('--http-method <method>', 'HTTP request method for every pair')
     .option('--http-path <path>', 'HTTP request path for every pair')
     .addOption(
-      new Option('--format <format>', 'output format')
+      new Option('-o, --output <format>', 'output format')
         .choices(['text', 'csv', 'markdown', 'dot'])
         .default('text'),
     )
@@ -82,7 +75,7 @@ export async function runMatrixCommand(flags: MatrixFlags, io: CommandIO): Promi
       ...(port !== undefined ? { port } : {}),
       ...(l7 ? { l7 } : {}),
     });
-    io.stdout(mx.formatMatrix(m, flags.format));
+    io.stdout(mx.formatMatrix(m, flags.output));
     io.setExitCode(cs.EXIT.ok);
   } catch (e) {
     if (e instanceof cs.UsageError) {

@@ -144,11 +144,11 @@ test('trace: workloads from manifests and policies from a directory (named port)
   golden('trace-manifests.golden', io.out);
 });
 
-const matrixFormats: MatrixFlags['format'][] = ['text', 'csv', 'markdown', 'dot'];
+const matrixFormats: MatrixFlags['output'][] = ['text', 'csv', 'markdown', 'dot'];
 for (const format of matrixFormats) {
   test(`matrix: ${format}`, async () => {
     const io = capture();
-    await runMatrixCommand({ file: [SHOP], port: '8080', protocol: 'TCP', format }, io);
+    await runMatrixCommand({ file: [SHOP], port: '8080', protocol: 'TCP', output: format }, io);
     assert.equal(io.code, 0, io.err);
     golden(`matrix.${format}.golden`, io.out);
   });
@@ -163,7 +163,7 @@ test('matrix: HTTP request on manifests', async () => {
       port: '8080',
       httpMethod: 'GET',
       httpPath: '/',
-      format: 'text',
+      output: 'text',
     },
     io,
   );
@@ -173,7 +173,7 @@ test('matrix: HTTP request on manifests', async () => {
 
 test('matrix: needs a port for TCP', async () => {
   const io = capture();
-  await runMatrixCommand({ file: [SHOP], protocol: 'TCP', format: 'text' }, io);
+  await runMatrixCommand({ file: [SHOP], protocol: 'TCP', output: 'text' }, io);
   assert.equal(io.code, 2);
   assert.match(io.err, /needs --port/);
 });

@@ -3,6 +3,7 @@
 
 import { type Command, Option } from 'commander';
 import type { CommandIO, ScenarioFlags } from '../policytest/cli-support.ts';
+import { addScenarioOptions } from './scenario-options.ts';
 
 export interface PolicyShowFlags extends ScenarioFlags {
   output: 'human' | 'json';
@@ -20,25 +21,17 @@ Examples:
   $ seawall policy show shop/backend -f tests/shop.yaml -o json
 `;
 
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
-
 export function registerPolicyShow(program: Command): void {
   // `policy` is a command group; another module may have created it already.
   const group =
     program.commands.find((c) => c.name() === 'policy') ??
     program.command('policy').description('inspect policies as the engine resolves them');
-  group
-    .command('show')
-    .description("show an endpoint's resolved policy in both directions")
-    .argument('<endpoint>', 'NAMESPACE/NAME (or NAME when unique)')
-    .option(
-      '-f, --file <path>',
-      'PolicyTest file, or Kubernetes manifests (file or directory); repeatable',
-      collect,
-    )
-    .option('--policies <path>', 'policy file or directory; repeatable', collect)
-    .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
-    .option('--enforcement-mode <mode>', 'default | always | never (overrides the PolicyTest config)')
+  addScenarioOptions(
+    group
+      .command('show')
+      .description("show an endpoint's resolved policy in both directions")
+      .argument('<endpoint>', 'NAMESPACE/NAME (or NAME when unique)'),
+  )
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['human', 'json']).default('human'),
     )

@@ -3,6 +3,7 @@
 
 import { type Command, Option } from 'commander';
 import type { CommandIO, L7Flags, ScenarioFlags } from '../policytest/cli-support.ts';
+import { addScenarioOptions, collect as collectOpt } from './scenario-options.ts';
 
 export interface TraceFlags extends ScenarioFlags, L7Flags {
   fromPod?: string;
@@ -39,20 +40,12 @@ Examples:
       --port 53 --protocol UDP --dns-query api.github.com -o json
 `;
 
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
-
 export function registerTrace(program: Command): void {
-  program
-    .command('trace')
-    .description('explain one flow step by step: identities, egress and ingress rules, L7, verdict')
-    .option(
-      '-f, --file <path>',
-      'PolicyTest file, or Kubernetes manifests (file or directory); repeatable',
-      collect,
-    )
-    .option('--policies <path>', 'policy file or directory; repeatable', collect)
-    .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
-    .option('--enforcement-mode <mode>', 'default | always | never (overrides the PolicyTest config)')
+  addScenarioOptions(
+    program
+      .command('trace')
+      .description('explain one flow step by step: identities, egress and ingress rules, L7, verdict'),
+  )
     .option('--from-pod <ns/name>', 'source pod')
     .option('--from-ip <ip>', 'source address (an endpoint owning it, or a CIDR identity)')
     .option('--from-entity <entity>', 'source entity: world | host | remote-node | kube-apiserver')
@@ -66,7 +59,7 @@ export function registerTrace(program: Command): void {
     .option('--http-method <method>', 'HTTP request method')
     .option('--http-path <path>', 'HTTP request path')
     .option('--http-host <host>', 'HTTP Host header')
-    .option('--http-header <header>', "HTTP header 'Name: value'; repeatable", collect)
+    .option('--http-header <header>', "HTTP header 'Name: value'; repeatable", collectOpt)
     .option('--dns-query <name>', 'a DNS query carried by the flow')
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['human', 'json']).default('human'),
