@@ -21,6 +21,7 @@ import { formatIssue } from '../policytest/report.ts';
 import { type EngineFactory, prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
+import { xmlAttr, xmlText } from '../report/xml.ts';
 import { FlowPipeline, runDirFor } from './flows.ts';
 import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from './node.ts';
 import { liveUnavailable } from './preflight.ts';
@@ -371,15 +372,6 @@ export function formatLiveResult(r: LiveFlowResult, verbose = false): string {
   return `${tag}  ${r.test} #${r.flow}${label}: ${r.from} -> ${r.to} ${what}  ${verdicts}${records}`;
 }
 
-function xml(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
-}
-
 /**
  * JUnit XML in the offline runner's layout (testsuites → one testsuite per PolicyTest → one
  * testcase per flow), with skipped-live flows as <skipped/> so they never count as passed.
@@ -403,24 +395,24 @@ export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map
     const first = rs[0]!;
     const t = seconds.get(k) ?? 0;
     out.push(
-      `  <testsuite name="${xml(first.test)}" tests="${rs.length}" failures="${count(rs, 'fail')}" errors="0" skipped="${count(rs, 'skip')}" time="${t.toFixed(3)}" file="${xml(first.file)}">`,
+      `  <testsuite name="${xmlAttr(first.test)}" tests="${rs.length}" failures="${count(rs, 'fail')}" errors="0" skipped="${count(rs, 'skip')}" time="${t.toFixed(3)}" file="${xmlAttr(first.file)}">`,
     );
     for (const r of rs) {
       const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
       const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`;
       const time = r.ms !== undefined ? ` time="${(r.ms / 1000).toFixed(3)}"` : '';
-      const open = `    <testcase name="${xml(name)}" classname="${xml(first.test)}"${time}`;
+      const open = `    <testcase name="${xmlAttr(name)}" classname="${xmlAttr(first.test)}"${time}`;
       if (r.outcome === 'pass') {
         out.push(`${open}/>`);
         continue;
       }
       out.push(`${open}>`);
       if (r.outcome === 'skip')
-        out.push(`      <skipped message="${xml(`skipped-live: ${r.note ?? ''}`)}"/>`);
+        out.push(`      <skipped message="${xmlAttr(`skipped-live: ${r.note ?? ''}`)}"/>`);
       else {
         const msg = `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`;
         out.push(
-          `      <failure message="${xml(msg)}" type="verdict">${xml((r.records ?? []).join('\n'))}</failure>`,
+          `      <failure message="${xmlAttr(msg)}" type="verdict">${xmlText((r.records ?? []).join('\n'))}</failure>`,
         );
       }
       out.push('    </testcase>');

@@ -2,6 +2,7 @@
 // JSON lines (one result per flow) and JUnit XML (one testsuite per PolicyTest).
 
 import type { Issue } from '../policy-api/issue.ts';
+import { xmlAttr, xmlText } from '../report/xml.ts';
 import type { FlowResult, TestRun } from './types.ts';
 
 export function formatIssue(i: Issue): string {
@@ -65,11 +66,11 @@ export function formatJUnit(runs: readonly TestRun[]): string {
   for (const run of runs) {
     const f = run.results.filter((r) => !r.pass).length;
     out.push(
-      `  <testsuite name="${xml(run.test.name)}" tests="${run.results.length}" failures="${f}" errors="0" time="${run.seconds.toFixed(3)}" file="${xml(run.test.file)}">`,
+      `  <testsuite name="${xmlAttr(run.test.name)}" tests="${run.results.length}" failures="${f}" errors="0" time="${run.seconds.toFixed(3)}" file="${xmlAttr(run.test.file)}">`,
     );
     for (const r of run.results) {
       const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${describeFlow(r)}`;
-      const open = `    <testcase name="${xml(name)}" classname="${xml(run.test.name)}"`;
+      const open = `    <testcase name="${xmlAttr(name)}" classname="${xmlAttr(run.test.name)}"`;
       if (r.pass) {
         out.push(`${open}/>`);
         continue;
@@ -77,7 +78,7 @@ export function formatJUnit(runs: readonly TestRun[]): string {
       const msg = `expected ${verdictText(r.expected, r.expectedReason)}, got ${verdictText(r.actual, r.reason)}`;
       out.push(`${open}>`);
       out.push(
-        `      <failure message="${xml(msg)}" type="verdict">${xml(r.explanation.join('\n'))}</failure>`,
+        `      <failure message="${xmlAttr(msg)}" type="verdict">${xmlText(r.explanation.join('\n'))}</failure>`,
       );
       out.push('    </testcase>');
     }
@@ -85,13 +86,4 @@ export function formatJUnit(runs: readonly TestRun[]): string {
   }
   out.push('</testsuites>');
   return `${out.join('\n')}\n`;
-}
-
-function xml(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
 }

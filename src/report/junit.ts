@@ -3,6 +3,7 @@
 
 import { countBySeverity, type Issue } from '../policy-api/issue.ts';
 import { allFiles, plural, type ReportInput, sortIssues } from './common.ts';
+import { xmlAttr, xmlText } from './xml.ts';
 
 export interface JunitOptions {
   /** Warnings fail a file too (seawall validate --strict). */
@@ -25,7 +26,7 @@ export function formatJunit(input: ReportInput, opts: JunitOptions = {}): string
     const issues = byFile.get(file) ?? [];
     const { errors, warnings } = countBySeverity(issues);
     const failed = errors > 0 || (opts.strict === true && warnings > 0);
-    const open = `    <testcase classname="${attr(SUITE)}" name="${attr(file)}"`;
+    const open = `    <testcase classname="${xmlAttr(SUITE)}" name="${xmlAttr(file)}"`;
     const body = issues
       .map((i) => `${i.pos.file}:${i.pos.line}:${i.pos.column} ${i.severity} ${i.code} ${i.message}`)
       .map((l, k) => (issues[k]!.path === '' ? l : `${l} (${issues[k]!.path})`))
@@ -35,10 +36,10 @@ export function formatJunit(input: ReportInput, opts: JunitOptions = {}): string
       const msg = `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`;
       const type = errors > 0 ? 'error' : 'warning';
       cases.push(
-        `${open}>\n      <failure message="${attr(msg)}" type="${type}">${text(body)}</failure>\n    </testcase>`,
+        `${open}>\n      <failure message="${xmlAttr(msg)}" type="${type}">${xmlText(body)}</failure>\n    </testcase>`,
       );
     } else if (issues.length > 0) {
-      cases.push(`${open}>\n      <system-out>${text(body)}</system-out>\n    </testcase>`);
+      cases.push(`${open}>\n      <system-out>${xmlText(body)}</system-out>\n    </testcase>`);
     } else {
       cases.push(`${open}/>`);
     }
@@ -53,23 +54,4 @@ export function formatJunit(input: ReportInput, opts: JunitOptions = {}): string
     '</testsuites>',
     '',
   ].join('\n');
-}
-
-/** Characters XML 1.0 cannot carry at all (controls, lone surrogates, U+FFFE/F) become U+FFFD. */
-function xmlSafe(s: string): string {
-  return s.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD');
-}
-
-function text(s: string): string {
-  return xmlSafe(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function attr(s: string): string {
-  // In attributes, newlines and tabs must be character references or parsers normalise them away.
-  return text(s)
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;')
-    .replace(/\n/g, '&#10;')
-    .replace(/\r/g, '&#13;')
-    .replace(/\t/g, '&#9;');
 }

@@ -1,7 +1,7 @@
 // Shared by the live tests: the skip condition, a stub engine whose EndpointPolicies the test
 // sets directly (datapath tests independent of the policy engine), and per-test node names.
 
-import { execFileSync } from 'node:child_process';
+import { liveUnavailable } from '../../src/datapath/preflight.ts';
 import type {
   EndpointPolicy,
   EndpointSpec,
@@ -13,22 +13,9 @@ import type {
   Verdict,
 } from '../../src/policy/types.ts';
 
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Why live tests cannot run here, or undefined when they can. */
+/** Why live tests cannot run here, or undefined when they can (the datapath's own preflight). */
 export function liveSkipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'live tests need Linux';
-  if (process.getuid?.() !== 0) return 'live tests need root (network namespaces, nftables)';
-  for (const c of ['ip', 'nft'])
-    if (!has(c)) return `live tests need \`${c}\` (apt-get install nftables iproute2)`;
-  return undefined;
+  return liveUnavailable(['ip', 'nft']);
 }
 
 let seq = 0;
