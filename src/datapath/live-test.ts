@@ -69,9 +69,12 @@ export interface LiveFlowResult {
 }
 
 /** Why a flow cannot be replayed live yet, or undefined when it can. */
-export function liveSkip(test: PolicyTest, flow: TestFlow): string | undefined {
+export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult): string | undefined {
   const r = flow.request;
-  if (r.l7) return `${r.l7.kind} request: needs the L7 proxy (a later issue)`;
+  // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
+  // the connection is replayed without its request. Where a proxy would judge it, wait for one.
+  if (r.l7 && (offline === undefined || offline.l7 !== undefined))
+    return `${r.l7.kind} request: needs the L7 proxy (a later issue)`;
   if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
   if (flow.expect === 'audited') return 'audit verdicts are not observable on the wire';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
@@ -170,7 +173,11 @@ export async function replayTest(
     }
     const skips = new Map<number, string>();
     for (const f of test.flows) {
-      const why = liveSkip(test, f);
+      const why = liveSkip(
+        test,
+        f,
+        offline.results.find((r) => r.flow === f.index),
+      );
       if (why) {
         skips.set(f.index, why);
         continue;

@@ -18,7 +18,7 @@ import type {
 import { type Cursor, checkKnownFields, closest } from '../policy-api/cursor.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { decodePolicyDocument, loadPolicies } from '../policy-api/load.ts';
-import type { LoadResult, PolicyObject } from '../policy-api/types.ts';
+import type { LoadResult, OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { decodeText, parseDocuments } from '../policy-api/yaml-source.ts';
 import { checkIdentityLabels, IPAllocator } from './endpoints.ts';
 import {
@@ -183,7 +183,9 @@ async function decodeTest(
   test.namespaces = decodeNamespaces(spec.field('namespaces'));
   test.dns = decodeDNS(spec.field('dns'));
   test.endpoints = decodeEndpoints(spec.field('endpoints'), test.namespaces, test.dns);
-  test.policies = await decodePolicies(file, spec, issues, opts);
+  const objects: OtherObject[] = [];
+  test.policies = await decodePolicies(file, spec, issues, opts, objects);
+  if (objects.length > 0) test.objects = objects;
   const flows = spec.field('flows');
   if (!flows) spec.warn('no-flows', 'spec.flows is empty: this PolicyTest checks nothing');
   else test.flows = decodeFlows(flows, test);
@@ -205,6 +207,7 @@ async function decodePolicies(
   spec: Cursor,
   issues: Issue[],
   opts: ParseOptions,
+  objects: OtherObject[],
 ): Promise<PolicyObject[]> {
   const out: PolicyObject[] = [];
   const pf = spec.field('policyFiles');
@@ -231,6 +234,8 @@ async function decodePolicies(
         const res = await load(paths);
         issues.push(...res.issues);
         out.push(...res.policies);
+        // Services, CIDR groups, nodes… that peers refer to (the engine takes what it knows).
+        objects.push(...res.others.filter((o) => o.kind !== 'PolicyTest'));
       } catch (e) {
         pf.error('policy-files-unreadable', `cannot read policyFiles: ${(e as Error).message}`);
       }

@@ -4,6 +4,7 @@
 
 import type { EndpointSpec, EngineConfig, PolicyEngineAPI, Verdict } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
+import { applyClusterObjects, clusterObjectsFrom } from './cluster-objects.ts';
 import { explainVerdict } from './explain.ts';
 import { normalizeName } from './parse.ts';
 import type { FlowResult, Outcome, PolicyTest, TestEndpoint, TestFlow, TestRun } from './types.ts';
@@ -19,9 +20,12 @@ export interface RunOptions {
   now?: () => number;
 }
 
-/** Builds an engine holding the test's namespaces, endpoints and policies; returns its issues. */
+/**
+ * Builds an engine holding the test's namespaces, endpoints, the cluster objects peers refer to
+ * (Services, CIDR groups, nodes) and policies; returns its issues.
+ */
 export function prepareEngine(
-  test: Pick<PolicyTest, 'enforcementMode' | 'namespaces' | 'endpoints' | 'policies'>,
+  test: Pick<PolicyTest, 'enforcementMode' | 'namespaces' | 'endpoints' | 'policies' | 'objects'>,
   createEngine: EngineFactory,
 ): { engine: PolicyEngineAPI; issues: Issue[] } {
   const engine = createEngine({ enforcementMode: test.enforcementMode });
@@ -33,6 +37,10 @@ export function prepareEngine(
   for (const [name, labels] of nsLabels) engine.upsertNamespace(name, labels);
   for (const ep of test.endpoints) engine.upsertEndpoint(toEndpointSpec(ep));
   const issues: Issue[] = [];
+  if (test.objects !== undefined && test.objects.length > 0) {
+    const objs = clusterObjectsFrom(test.objects);
+    issues.push(...applyClusterObjects(engine, objs).filter((i) => i.severity === 'error'));
+  }
   for (const p of test.policies) issues.push(...engine.upsertPolicy(p).filter((i) => i.severity === 'error'));
   return { engine, issues };
 }
@@ -95,6 +103,8 @@ function resultOf(test: PolicyTest, flow: TestFlow, v: Verdict): FlowResult {
   if (v.reason !== undefined) r.reason = v.reason;
   r.pass = pass;
   if (v.decidedBy !== undefined) r.decidedBy = v.decidedBy;
+  const l7 = v.egress?.l7?.parser ?? v.ingress?.l7?.parser;
+  if (l7 !== undefined) r.l7 = l7;
   r.explanation = explainVerdict(v);
   return r;
 }

@@ -8,6 +8,7 @@ import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicies } from '../policy-api/load.ts';
 import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { decodeText } from '../policy-api/yaml-source.ts';
+import { clusterObjectsFrom } from './cluster-objects.ts';
 import { isDirectory, looksLikePolicyTest, parsePolicyTestText } from './parse.ts';
 import type { DNSRecord, PolicyTest, TestEndpoint, TestNamespace } from './types.ts';
 import { workloadsFrom } from './workloads.ts';
@@ -18,6 +19,8 @@ export interface Scenario {
   namespaces: TestNamespace[];
   endpoints: TestEndpoint[];
   dns: DNSRecord[];
+  /** Services, CIDR groups, nodes… from the manifests, for the peers that refer to them. */
+  objects: OtherObject[];
   issues: Issue[];
 }
 
@@ -38,6 +41,7 @@ export async function loadScenario(src: ScenarioSources): Promise<Scenario> {
     namespaces: [],
     endpoints: [],
     dns: [],
+    objects: [],
     issues: [],
   };
   const others: OtherObject[] = [];
@@ -84,6 +88,8 @@ export async function loadScenario(src: ScenarioSources): Promise<Scenario> {
     sc.endpoints.map((e) => e.ip),
   );
   sc.issues.push(...w.issues);
+  sc.objects.push(...others);
+  sc.issues.push(...clusterObjectsFrom(others).issues);
   for (const ns of w.namespaces) if (!sc.namespaces.some((n) => n.name === ns.name)) sc.namespaces.push(ns);
   for (const ep of w.endpoints) {
     if (!sc.endpoints.some((e) => e.namespace === ep.namespace && e.name === ep.name)) sc.endpoints.push(ep);
@@ -117,6 +123,7 @@ function mergeTest(sc: Scenario, t: PolicyTest): void {
   sc.namespaces.push(...t.namespaces.filter((n) => !sc.namespaces.some((m) => m.name === n.name)));
   sc.endpoints.push(...t.endpoints);
   sc.dns.push(...t.dns);
+  sc.objects.push(...(t.objects ?? []));
 }
 
 function issue(file: string, code: string, message: string): Issue {

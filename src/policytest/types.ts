@@ -11,7 +11,7 @@ import type {
   TrafficDirection,
 } from '../policy/types.ts';
 import type { Issue, SourcePos } from '../policy-api/issue.ts';
-import type { PolicyObject } from '../policy-api/types.ts';
+import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 
 export type Expectation = 'allowed' | 'denied' | 'audited';
 
@@ -61,6 +61,12 @@ export interface PolicyTest {
   endpoints: TestEndpoint[];
   dns: DNSRecord[];
   flows: TestFlow[];
+  /**
+   * Non-policy objects found in policyFiles (Services, EndpointSlices, CiliumCIDRGroups, Nodes):
+   * what toServices, cidrGroupRef/cidrGroupSelector and fromNodes/toNodes resolve against.
+   * Not a field of the file format.
+   */
+  objects?: OtherObject[];
 }
 
 export interface ParsedTestFile {
@@ -87,6 +93,8 @@ export interface FlowResult {
   reason?: DenyReason;
   pass: boolean;
   decidedBy?: TrafficDirection;
+  /** The L7 parser that judged the flow (a proxy redirect applied), when one did. */
+  l7?: 'http' | 'kafka' | 'dns';
   explanation: string[];
 }
 
