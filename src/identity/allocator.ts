@@ -1,12 +1,21 @@
 // Numeric identities for label sets: cluster identities from 256 (one per distinct label set,
 // reference-counted by endpoints), node-local CIDR identities (0x01000000|n) for outside prefixes,
+// remote-node-scoped identities (0x02000000|n) for nodes with labels (--enable-node-selector-labels),
 // and the reserved ones. Listeners (the SelectorCache) hear about every change.
 
 import { type Label, LabelSet, SOURCE_CIDR, SOURCE_FQDN, SOURCE_RESERVED } from '../labels/label.ts';
 import { coveringPrefixes, formatPrefix, type Prefix } from './cidr.ts';
-import { ID, LOCAL_SCOPE, MIN_CLUSTER_IDENTITY, RESERVED_NAMES, reservedLabels } from './reserved.ts';
+import {
+  ID,
+  LOCAL_SCOPE,
+  MIN_CLUSTER_IDENTITY,
+  REMOTE_NODE_SCOPE,
+  RESERVED_NAMES,
+  reservedLabels,
+} from './reserved.ts';
 
-export type IdentityKind = 'reserved' | 'cluster' | 'cidr';
+/** `node`: a remote node's own identity (reserved:remote-node plus its node: labels). */
+export type IdentityKind = 'reserved' | 'cluster' | 'cidr' | 'node';
 
 export interface Identity {
   readonly id: number;
@@ -40,6 +49,7 @@ export class IdentityAllocator {
   private readonly listeners: IdentityListener[] = [];
   private nextCluster = MIN_CLUSTER_IDENTITY;
   private nextLocal = 1;
+  private nextNode = 1;
 
   constructor() {
     for (const [id, name] of RESERVED_NAMES) {
@@ -75,9 +85,19 @@ export class IdentityAllocator {
 
   /** Identity for a label set, allocating on first use. Each call takes one reference. */
   allocate(labels: LabelSet): Identity {
+    return this.allocateIn(labels, 'cluster');
+  }
+
+  /** A remote node's identity (remote-node scope); nodes with equal labels share one. */
+  allocateNode(labels: LabelSet): Identity {
+    return this.allocateIn(labels, 'node');
+  }
+
+  private allocateIn(labels: LabelSet, kind: 'cluster' | 'node'): Identity {
     let slot = this.byLabels.get(labels.key);
     if (slot === undefined) {
-      const identity: Identity = { id: this.nextCluster++, kind: 'cluster', labels };
+      const id = kind === 'node' ? (REMOTE_NODE_SCOPE | this.nextNode++) >>> 0 : this.nextCluster++;
+      const identity: Identity = { id, kind, labels };
       slot = { identity, refs: 0 };
       this.byLabels.set(labels.key, slot);
       this.byId.set(identity.id, identity);
@@ -92,7 +112,7 @@ export class IdentityAllocator {
       this.releaseCIDR(identity.prefix!);
       return;
     }
-    if (identity.kind !== 'cluster') return;
+    if (identity.kind !== 'cluster' && identity.kind !== 'node') return;
     const slot = this.byLabels.get(identity.labels.key);
     if (slot === undefined || --slot.refs > 0) return;
     this.byLabels.delete(identity.labels.key);

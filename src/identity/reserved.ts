@@ -20,6 +20,8 @@ export const ID = {
 export const MIN_CLUSTER_IDENTITY = 256;
 /** Node-local scope (CIDR and FQDN identities): bit 24. */
 export const LOCAL_SCOPE = 0x01000000;
+/** Remote-node scope (per-node identities with --enable-node-selector-labels): bit 25. */
+export const REMOTE_NODE_SCOPE = 0x02000000;
 
 export const RESERVED_NAMES: ReadonlyArray<readonly [number, string]> = [
   [ID.host, 'host'],

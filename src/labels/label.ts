@@ -6,6 +6,9 @@ export const SOURCE_K8S = 'k8s';
 export const SOURCE_RESERVED = 'reserved';
 export const SOURCE_CIDR = 'cidr';
 export const SOURCE_FQDN = 'fqdn';
+/** Node labels on remote-node identities (--enable-node-selector-labels). */
+export const SOURCE_NODE = 'node';
+export const SOURCE_CIDRGROUP = 'cidrgroup';
 
 export interface Label {
   source: string;

@@ -128,6 +128,24 @@ const rows: Row[] = [
     expect: true,
   },
   {
+    name: 'fromGroups cannot be resolved offline',
+    yaml: doc(`{${EP}, ingress: [{fromGroups: [{aws: {securityGroupsIds: [sg-1]}}]}]}`),
+    code: 'peer-not-resolvable-offline',
+    expect: true,
+  },
+  {
+    name: 'toGroups cannot be resolved offline',
+    yaml: doc(`{${EP}, egress: [{toGroups: [{aws: {securityGroupsNames: [web]}}]}]}`),
+    code: 'peer-not-resolvable-offline',
+    expect: true,
+  },
+  {
+    name: 'toCIDRSet resolves offline',
+    yaml: doc(`{${EP}, egress: [{toCIDRSet: [{cidrGroupRef: office}]}]}`),
+    code: 'peer-not-resolvable-offline',
+    expect: false,
+  },
+  {
     name: 'fromEndpoints empty selector in CCNP',
     yaml: doc(`{${EP}, ingress: [{fromEndpoints: [{}]}]}`, 'CiliumClusterwideNetworkPolicy'),
     code: 'from-endpoints-empty-selector',

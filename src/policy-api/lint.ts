@@ -86,15 +86,26 @@ function lintRule(
       return;
     }
   };
+  const groups = (list: unknown[] | undefined, field: string, owner: object): void => {
+    if (list === undefined) return;
+    r.warn(
+      'peer-not-resolvable-offline',
+      `\`${field}\` names cloud-provider (AWS security) groups, which Seawall cannot resolve: this peer selects nothing here. Use \`${field.startsWith('from') ? 'fromCIDRSet' : 'toCIDRSet'}\` with the groups' addresses (or a CiliumCIDRGroup) to test it`,
+      owner,
+      field,
+    );
+  };
   for (const sec of ['ingress', 'ingressDeny'] as const) {
     for (const ir of rule[sec] ?? []) {
       emptyPeer(ir.fromEndpoints, 'fromEndpoints', ir);
+      groups(ir.fromGroups, 'fromGroups', ir);
       for (const pr of ir.toPorts ?? []) lintPortRule(pr as PortRule, `${sec}`, r, kafka);
     }
   }
   for (const sec of ['egress', 'egressDeny'] as const) {
     for (const er of rule[sec] ?? []) {
       emptyPeer(er.toEndpoints, 'toEndpoints', er);
+      groups(er.toGroups, 'toGroups', er);
       for (const pr of er.toPorts ?? []) lintPortRule(pr as PortRule, `${sec}`, r, kafka);
     }
   }

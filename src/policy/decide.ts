@@ -108,7 +108,7 @@ function filterLine(d: TrafficDirection, ep: string, verb: string, f: Filter, pe
       `so an implicit allow-all applies below the denies (${refText(f.entry.ref)})`
     );
   }
-  return `${dirWord(d)} of ${ep}: ${verb} by ${refText(f.entry.ref)}: ${f.peer.field} selects ${peer.name}; ${portsText(f)}`;
+  return `${dirWord(d)} of ${ep}: ${verb} by ${refText(f.entry.ref)}: ${f.peer.field} selects ${peer.name}${f.peer.via === undefined ? '' : ` via ${f.peer.via}`}; ${portsText(f)}`;
 }
 
 export function decideDirection(

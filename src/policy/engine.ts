@@ -6,9 +6,20 @@ import { type Identity, IdentityAllocator } from '../identity/allocator.ts';
 import { formatPrefix, type Prefix, parsePrefix } from '../identity/cidr.ts';
 import { IPCache } from '../identity/ipcache.ts';
 import { ID } from '../identity/reserved.ts';
-import { podIdentityLabels } from '../labels/pod.ts';
+import { type Label, LabelSet, SOURCE_K8S, SOURCE_NODE, SOURCE_RESERVED } from '../labels/label.ts';
+import { LABEL_CLUSTER, podIdentityLabels } from '../labels/pod.ts';
 import type { Issue } from '../policy-api/issue.ts';
-import type { PolicyObject } from '../policy-api/types.ts';
+import type { CIDRRule, PolicyObject, Service } from '../policy-api/types.ts';
+import {
+  type CIDRGroupInfo,
+  type ClusterLookup,
+  cidrGroupMatches,
+  cidrGroupRefsOf,
+  type ServiceInfo,
+  serviceKey,
+  serviceMatches,
+  serviceRefsOf,
+} from './cluster-objects.ts';
 import { decideDirection, type PeerInfo } from './decide.ts';
 import { EndpointState, type ResolveContext, unionL7 } from './endpoint.ts';
 import { LOOKUP } from './mapstate.ts';
@@ -51,6 +62,16 @@ interface StoredPolicy {
   rules: InternalRule[];
   subjects: CachedSelector[];
   prefixes: Prefix[];
+  /** References resolved at translation: a change to a matching object re-translates the policy. */
+  serviceRefs: Service[];
+  groupRefs: CIDRRule[];
+}
+
+interface NodeRecord {
+  name: string;
+  ip: string;
+  /** Undefined for the local node (its address is the host's). */
+  identity: Identity | undefined;
 }
 
 const ENTITY_IDS: Record<string, number> = {
@@ -76,6 +97,14 @@ export class PolicyEngine implements PolicyEngineAPI {
   private readonly fqdnHeld = new Set<string>();
   private dnsExpiries: number[] = [];
   private readonly ctx: ResolveContext;
+  private readonly services = new Map<string, ServiceInfo>();
+  private readonly cidrGroups = new Map<string, CIDRGroupInfo>();
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly nodesByIP = new Map<string, NodeRecord>();
+  private readonly cluster: ClusterLookup = {
+    services: () => this.services.values(),
+    cidrGroups: () => this.cidrGroups.values(),
+  };
 
   constructor(config?: Partial<EngineConfig>) {
     this.config = {
@@ -223,7 +252,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const old = this.policies.get(key);
     let next: StoredPolicy | undefined;
     if (p !== undefined) {
-      const rules = translatePolicy(p, { clusterName: this.config.clusterName });
+      const rules = translatePolicy(p, { clusterName: this.config.clusterName, cluster: this.cluster });
       const prefixes: Prefix[] = [];
       for (const r of rules)
         for (const e of r.entries) for (const pc of e.peers) prefixes.push(...(pc.sel.prefixes ?? []));
@@ -238,7 +267,14 @@ export class PolicyEngine implements PolicyEngineAPI {
         }
         set.add(r);
       });
-      next = { obj: p, rules, subjects, prefixes };
+      next = {
+        obj: p,
+        rules,
+        subjects,
+        prefixes,
+        serviceRefs: serviceRefsOf(p),
+        groupRefs: cidrGroupRefsOf(p),
+      };
       this.policies.set(key, next);
     } else {
       this.policies.delete(key);
@@ -272,6 +308,104 @@ export class PolicyEngine implements PolicyEngineAPI {
       for (const pr of old.prefixes) this.releasePrefix(pr);
     }
     return issues;
+  }
+
+  // ------------------------------------------------------------------ Services, CIDR groups, nodes
+
+  /**
+   * Adds or replaces a Service. `selector` is its pod selector; a selector-less Service is reached
+   * through `addresses` (its EndpointSlice/Endpoints backends). Policies whose toServices refer to
+   * the Service (before or after) are re-translated; only endpoints they select are re-resolved.
+   */
+  upsertService(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    selector?: Record<string, string>,
+    addresses: readonly string[] = [],
+  ): Issue[] {
+    const key = serviceKey(namespace, name);
+    const old = this.services.get(key);
+    const svc: ServiceInfo = { namespace, name, labels: { ...labels }, addresses: [...addresses] };
+    if (selector !== undefined) svc.selector = { ...selector };
+    this.services.set(key, svc);
+    return this.retranslate((sp) => sp.serviceRefs.some((r) => matchesEither(r, old, svc, serviceMatches)));
+  }
+
+  removeService(namespace: string, name: string): Issue[] {
+    const key = serviceKey(namespace, name);
+    const old = this.services.get(key);
+    if (old === undefined) return [];
+    this.services.delete(key);
+    return this.retranslate((sp) => sp.serviceRefs.some((r) => serviceMatches(r, old)));
+  }
+
+  /** Adds or replaces a CiliumCIDRGroup (its externalCIDRs and labels). */
+  upsertCIDRGroup(name: string, labels: Record<string, string>, cidrs: readonly string[]): Issue[] {
+    const old = this.cidrGroups.get(name);
+    const g: CIDRGroupInfo = { name, labels: { ...labels }, cidrs: [...cidrs] };
+    this.cidrGroups.set(name, g);
+    return this.retranslate((sp) => sp.groupRefs.some((r) => matchesEither(r, old, g, cidrGroupMatches)));
+  }
+
+  removeCIDRGroup(name: string): Issue[] {
+    const old = this.cidrGroups.get(name);
+    if (old === undefined) return [];
+    this.cidrGroups.delete(name);
+    return this.retranslate((sp) => sp.groupRefs.some((r) => cidrGroupMatches(r, old)));
+  }
+
+  private retranslate(affected: (sp: StoredPolicy) => boolean): Issue[] {
+    const issues: Issue[] = [];
+    for (const [key, sp] of [...this.policies])
+      if (affected(sp)) issues.push(...this.replacePolicy(key, sp.obj));
+    return issues;
+  }
+
+  /**
+   * Adds or replaces a node. As with Cilium's --enable-node-selector-labels, a remote node with
+   * labels gets its own remote-node-scoped identity (reserved:remote-node, its labels with the
+   * node: source, and the cluster label), so fromNodes/toNodes can select it; a node without
+   * labels keeps reserved:remote-node (6). The local node's address is the host's.
+   */
+  upsertNode(name: string, labels: Record<string, string>, ip: string): void {
+    const old = this.nodes.get(name);
+    let identity: Identity | undefined;
+    let id: number = ID.host;
+    if (name !== this.config.localNode) {
+      if (Object.keys(labels).length === 0) {
+        id = ID.remoteNode;
+      } else {
+        const ls: Label[] = Object.entries(labels).map(([key, value]) => ({
+          source: SOURCE_NODE,
+          key,
+          value,
+        }));
+        ls.push({ source: SOURCE_RESERVED, key: 'remote-node', value: '' });
+        ls.push({ source: SOURCE_K8S, key: LABEL_CLUSTER, value: this.config.clusterName });
+        identity = this.identities.allocateNode(new LabelSet(ls)); // before releasing: keeps the number
+        id = identity.id;
+      }
+    }
+    if (old !== undefined) this.dropNode(old);
+    const rec: NodeRecord = { name, ip, identity };
+    this.nodes.set(name, rec);
+    this.nodesByIP.set(ip, rec);
+    if (!this.byIP.has(ip)) this.ipcache.upsertEndpoint(ip, id);
+  }
+
+  removeNode(name: string): void {
+    const rec = this.nodes.get(name);
+    if (rec !== undefined) this.dropNode(rec);
+  }
+
+  private dropNode(rec: NodeRecord): void {
+    this.nodes.delete(rec.name);
+    if (this.nodesByIP.get(rec.ip) === rec) {
+      this.nodesByIP.delete(rec.ip);
+      if (!this.byIP.has(rec.ip)) this.ipcache.deleteEndpoint(rec.ip);
+    }
+    if (rec.identity !== undefined) this.identities.release(rec.identity);
   }
 
   private rulesFor(identity: number): InternalRule[] {
@@ -350,6 +484,9 @@ export class PolicyEngine implements PolicyEngineAPI {
         const rec = this.byIP.get(peer.ip);
         if (rec !== undefined && rec.kind === 'pod')
           return { id: rec.state.identity.id, name: rec.key, state: rec.state };
+        const node = this.nodesByIP.get(peer.ip);
+        if (node !== undefined)
+          return { id: this.ipcache.lookup(peer.ip), name: `node ${node.name} (${peer.ip})` };
         return { id: this.ipcache.lookup(peer.ip), name: peer.ip };
       }
       case 'endpoint': {
@@ -477,6 +614,10 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec = this.endpoints.get(key);
     return rec !== undefined && rec.kind === 'pod' && rec.state.failed;
   }
+}
+
+function matchesEither<R, O>(ref: R, a: O | undefined, b: O, match: (r: R, o: O) => boolean): boolean {
+  return (a !== undefined && match(ref, a)) || match(ref, b);
 }
 
 function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {

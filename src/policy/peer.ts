@@ -6,10 +6,10 @@ import type { Identity } from '../identity/allocator.ts';
 import { formatPrefix, type Prefix, prefixContains } from '../identity/cidr.ts';
 import { SOURCE_K8S, SOURCE_RESERVED } from '../labels/label.ts';
 import { LABEL_CLUSTER } from '../labels/pod.ts';
-import type { CompiledSelector } from '../labels/selector.ts';
+import { type CompiledSelector, compileRequirements, type Requirement } from '../labels/selector.ts';
 import type { FQDNSelector } from '../policy-api/types.ts';
 
-export type PeerKind = 'endpoint' | 'cidr' | 'entity' | 'fqdn' | 'wildcard' | 'none';
+export type PeerKind = 'endpoint' | 'cidr' | 'entity' | 'fqdn' | 'node' | 'wildcard' | 'none';
 
 export interface PeerSelector {
   readonly key: string;
@@ -82,7 +82,7 @@ export function entityPeer(entity: string, clusterName: string): PeerSelector {
         matches: (id) =>
           id.kind === 'cluster'
             ? id.labels.has(SOURCE_K8S, LABEL_CLUSTER, clusterName)
-            : id.reserved !== undefined && RESERVED_IN_CLUSTER.has(id.reserved),
+            : id.kind === 'node' || (id.reserved !== undefined && RESERVED_IN_CLUSTER.has(id.reserved)),
       };
     default:
       return {
@@ -91,6 +91,23 @@ export function entityPeer(entity: string, clusterName: string): PeerSelector {
         matches: (id) => id.reserved === entity || id.labels.has(SOURCE_RESERVED, entity),
       };
   }
+}
+
+/**
+ * from/toNodes: a node label selector (keys any-source, so they match the `node:` labels) ANDed
+ * with `reserved:remote-node`, so `{}` selects every remote node (identity 6 and per-node ones).
+ */
+export function nodePeer(reqs: readonly Requirement[]): PeerSelector {
+  const sel = compileRequirements([
+    ...reqs,
+    { source: SOURCE_RESERVED, key: 'remote-node', operator: 'Exists', values: [] },
+  ]);
+  const base = {
+    key: `node:${sel.key}`,
+    kind: 'node' as const,
+    matches: (id: Identity) => sel.matches(id.labels),
+  };
+  return sel.indexLabel === undefined ? base : { ...base, indexLabel: sel.indexLabel };
 }
 
 /** toFQDNs: CIDR identities whose address a live DNS answer for a matching name pointed at. */

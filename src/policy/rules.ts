@@ -3,7 +3,7 @@
 // (a CNP's spec/specs entry, a CCNP's, or a converted KNP).
 
 import { type Prefix, parsePrefix } from '../identity/cidr.ts';
-import { SOURCE_ANY, SOURCE_K8S, SOURCE_RESERVED } from '../labels/label.ts';
+import { parseKey, SOURCE_ANY, SOURCE_K8S, SOURCE_RESERVED } from '../labels/label.ts';
 import { LABEL_NAMESPACE, LABEL_NS_LABELS_PREFIX } from '../labels/pod.ts';
 import { compileRequirements, mentionsKey, type Requirement, requirementsOf } from '../labels/selector.ts';
 import type { SourcePos } from '../policy-api/issue.ts';
@@ -22,7 +22,24 @@ import type {
   PortRule,
   Rule,
 } from '../policy-api/types.ts';
-import { cidrPeer, endpointPeer, entityPeer, fqdnPeer, NONE, type PeerSelector, WILDCARD } from './peer.ts';
+import {
+  type ClusterLookup,
+  cidrGroupMatches,
+  EMPTY_CLUSTER,
+  hasPodSelector,
+  type ServiceInfo,
+  serviceMatches,
+} from './cluster-objects.ts';
+import {
+  cidrPeer,
+  endpointPeer,
+  entityPeer,
+  fqdnPeer,
+  NONE,
+  nodePeer,
+  type PeerSelector,
+  WILDCARD,
+} from './peer.ts';
 import { ALL_PORTS, icmpSpecOf, type PortSpec, portSpecOf, rangeOf } from './ports.ts';
 import type { L7RuleSet, RuleRef, TrafficDirection } from './types.ts';
 import { PROTO } from './types.ts';
@@ -31,6 +48,8 @@ export interface PeerChoice {
   sel: PeerSelector;
   /** Where it came from, e.g. `fromEndpoints[0]`, or `(any peer)`. */
   field: string;
+  /** The object a reference resolved through, e.g. `Service shop/backend-svc`. */
+  via?: string;
 }
 
 /** One allow/deny entry of a rule, for one PortRule (L7 differs per PortRule). */
@@ -60,6 +79,8 @@ export interface InternalRule {
 
 export interface TranslateOptions {
   clusterName: string;
+  /** Services and CIDR groups that toServices / cidrGroupRef / cidrGroupSelector resolve against. */
+  cluster?: ClusterLookup;
 }
 
 export function policyKey(kind: string, namespace: string | undefined, name: string): string {
@@ -125,7 +146,12 @@ function translateRule(
   const ddIn = enfIn && r.enableDefaultDeny?.ingress !== false;
   const ddEg = enfEg && r.enableDefaultDeny?.egress !== false;
 
-  const ctx: PeerCtx = { ns, selectsInit, clusterName: opts.clusterName };
+  const ctx: PeerCtx = {
+    ns,
+    selectsInit,
+    clusterName: opts.clusterName,
+    cluster: opts.cluster ?? EMPTY_CLUSTER,
+  };
   const entries: RuleEntry[] = [];
   const ref = (section: string, entryIndex: number, pos: SourcePos): RuleRef => ({
     ...base,
@@ -160,6 +186,7 @@ interface PeerCtx {
   ns: string | undefined;
   selectsInit: boolean;
   clusterName: string;
+  cluster: ClusterLookup;
 }
 
 function nsReq(ns: string): Requirement {
@@ -185,16 +212,59 @@ function cidrStringPeer(s: string): PeerSelector {
   return p === undefined ? NONE : cidrPeer(p, []);
 }
 
-function cidrRulePeer(c: CIDRRule | IPBlock): PeerSelector {
-  if (c.cidr === undefined) return NONE; // cidrGroupRef/cidrGroupSelector: no CIDR groups here
-  const p = parsePrefix(c.cidr);
-  if (p === undefined) return NONE;
+function exceptsOf(c: CIDRRule | IPBlock): Prefix[] {
   const ex: Prefix[] = [];
   for (const e of c.except ?? []) {
     const q = parsePrefix(e);
     if (q !== undefined) ex.push(q);
   }
-  return cidrPeer(p, ex);
+  return ex;
+}
+
+function cidrRulePeer(c: CIDRRule | IPBlock): PeerSelector {
+  if (c.cidr === undefined) return NONE;
+  const p = parsePrefix(c.cidr);
+  if (p === undefined) return NONE;
+  return cidrPeer(p, exceptsOf(c));
+}
+
+/** A CIDR-set entry: its cidr, or every prefix of the CIDR groups it refers to (excepts applied). */
+function cidrSetPeers(c: CIDRRule, field: string, ctx: PeerCtx): PeerChoice[] {
+  if (c.cidrGroupRef === undefined && c.cidrGroupSelector === undefined)
+    return [{ sel: cidrRulePeer(c), field }];
+  const out: PeerChoice[] = [];
+  const ex = exceptsOf(c);
+  for (const g of ctx.cluster.cidrGroups()) {
+    if (!cidrGroupMatches(c, g)) continue;
+    for (const s of g.cidrs) {
+      const p = parsePrefix(s);
+      if (p !== undefined) out.push({ sel: cidrPeer(p, ex), field, via: `CiliumCIDRGroup ${g.name}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * A Service as Cilium rewrites a toServices entry: its pod selector (restricted to the Service's
+ * namespace) as an endpoint selector, or, for a selector-less Service, its backend addresses as
+ * CIDR peers (which never select pods).
+ */
+function servicePeers(svc: ServiceInfo, field: string): PeerChoice[] {
+  const via = `Service ${svc.namespace}/${svc.name}`;
+  if (hasPodSelector(svc)) {
+    const reqs: Requirement[] = Object.entries(svc.selector ?? {}).map(([k, v]) => {
+      const { source, key } = parseKey(k);
+      return { source, key, operator: 'In', values: [v] };
+    });
+    reqs.push(nsReq(svc.namespace));
+    return [{ sel: endpointPeer(compileRequirements(reqs)), field, via }];
+  }
+  const out: PeerChoice[] = [];
+  for (const a of svc.addresses) {
+    const p = parsePrefix(a);
+    if (p !== undefined) out.push({ sel: cidrPeer(p, []), field, via });
+  }
+  return out;
 }
 
 type Common = IngressRule | IngressDenyRule | EgressRule | EgressDenyRule;
@@ -226,7 +296,7 @@ function peersOf(e: Common, dir: TrafficDirection, ctx: PeerCtx): PeerChoice[] |
   if (sets !== undefined) {
     any = true;
     sets.forEach((c, i) => {
-      out.push({ sel: cidrRulePeer(c), field: `${pre}CIDRSet[${i}]` });
+      out.push(...cidrSetPeers(c, `${pre}CIDRSet[${i}]`, ctx));
     });
   }
   if (ents !== undefined) {
@@ -238,15 +308,19 @@ function peersOf(e: Common, dir: TrafficDirection, ctx: PeerCtx): PeerChoice[] |
   if (nodes !== undefined) {
     any = true;
     nodes.forEach((s, i) => {
-      // Node selectors select remote nodes; node labels are not modelled, so only `{}` selects.
-      const reqs = requirementsOf(s, SOURCE_ANY);
-      const sel = reqs.length === 0 ? entityPeer('remote-node', ctx.clusterName) : NONE;
-      out.push({ sel, field: `${pre}Nodes[${i}]` });
+      // Node label selectors (as with --enable-node-selector-labels): not namespace-scoped.
+      out.push({ sel: nodePeer(requirementsOf(s, SOURCE_ANY)), field: `${pre}Nodes[${i}]` });
     });
   }
-  if (groups !== undefined) any = true; // cloud groups: nothing to select offline
+  if (groups !== undefined) any = true; // cloud (AWS) groups cannot be resolved: select nothing
   if (dir === 'EGRESS') {
-    if (x.toServices !== undefined) any = true; // services are not modelled: selects nothing
+    if (x.toServices !== undefined) {
+      any = true;
+      x.toServices.forEach((ref, i) => {
+        for (const svc of ctx.cluster.services())
+          if (serviceMatches(ref, svc)) out.push(...servicePeers(svc, `toServices[${i}]`));
+      });
+    }
     if (x.toFQDNs !== undefined) {
       any = true;
       x.toFQDNs.forEach((f, i) => {

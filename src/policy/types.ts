@@ -212,4 +212,24 @@ export interface PolicyEngineAPI {
   identityOf(peer: PeerRef): NumericIdentity;
   /** Labels of a numeric identity (source:key=value), for flow records. */
   labelsOf(id: NumericIdentity): string[];
+  // Objects that peers refer to (optional: stand-in engines may leave them out).
+  /** A Service for toServices: labels, pod selector (absent = selector-less), backend addresses. */
+  upsertService?(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    selector?: Record<string, string>,
+    addresses?: readonly string[],
+  ): import('../policy-api/issue.ts').Issue[];
+  removeService?(namespace: string, name: string): import('../policy-api/issue.ts').Issue[];
+  /** A CiliumCIDRGroup for cidrGroupRef / cidrGroupSelector. */
+  upsertCIDRGroup?(
+    name: string,
+    labels: Record<string, string>,
+    cidrs: readonly string[],
+  ): import('../policy-api/issue.ts').Issue[];
+  removeCIDRGroup?(name: string): import('../policy-api/issue.ts').Issue[];
+  /** A node for fromNodes/toNodes (remote nodes with labels get their own identities). */
+  upsertNode?(name: string, labels: Record<string, string>, ip: string): void;
+  removeNode?(name: string): void;
 }
