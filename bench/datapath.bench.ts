@@ -8,7 +8,12 @@
 //     and the client exist before the timed window, the join is the policy/ipcache update.
 //     Incremental delta against a full reload (the whole table replaced atomically);
 //  3. a policy change reaching enforcement on 200 endpoints: change → delta applied → first
-//     connection whose verdict the change flipped (deny → allow).
+//     connection whose verdict the change flipped (deny → allow);
+//  4. element changes with 50k elements installed: one policy change adding (then removing) 10,
+//     100 or 1,000 set elements, all in one endpoint's sets (the one holding the 50k) or spread
+//     over 200 endpoints' sets; event → delta applied, against a full reload of the same final
+//     state measured in the same rounds.
+// DP_BENCH_SECTIONS=4 (a comma list) runs only some sections.
 // All traffic stays between namespaces made here. Root + Linux + nft + ip + iperf3 needed.
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,7 +21,7 @@ import { createInterface } from 'node:readline';
 import { run } from '../src/datapath/exec.ts';
 import { removeTable } from '../src/datapath/nft/apply.ts';
 import type { CompiledTable } from '../src/datapath/nft/compile.ts';
-import { NodeDatapath } from '../src/datapath/node.ts';
+import { type LivePeer, NodeDatapath } from '../src/datapath/node.ts';
 import { liveUnavailable } from '../src/datapath/preflight.ts';
 import type { EndpointPolicy, PeerRef } from '../src/policy/types.ts';
 import { entry, StubEngine } from '../test/live/helpers.ts';
@@ -163,21 +168,36 @@ export default async function run_(): Promise<void> {
   const ROUNDS = Number(process.env.DP_BENCH_ROUNDS ?? 5);
   const JOINS = Number(process.env.DP_BENCH_JOINS ?? 50);
   const FULL_JOINS = Number(process.env.DP_BENCH_FULL_JOINS ?? 20);
+  const sections = new Set((process.env.DP_BENCH_SECTIONS ?? '1,2,3,4').split(',').map(Number));
+  // two pods: a (client) and b (servers; its ingress holds the bulk elements)
+  let a!: LivePeer;
+  let b!: LivePeer;
+  let iperfd!: ChildProcess;
   try {
     await dp.up();
-    const a = (await dp.addPod({ name: 'a', namespace: 'b', labels: {}, ip: '10.9.0.1' }))!;
-    const b = (await dp.addPod({ name: 'b', namespace: 'b', labels: {}, ip: '10.9.0.2' }))!;
+    a = (await dp.addPod({ name: 'a', namespace: 'b', labels: {}, ip: '10.9.0.1' }))!;
+    b = (await dp.addPod({ name: 'b', namespace: 'b', labels: {}, ip: '10.9.0.2' }))!;
     // Short connections by the thousand: reuse TIME_WAIT ports on the client, or the port search
     // (not the datapath) dominates late runs. Same settings for baseline and table runs.
     await run('ip', ['netns', 'exec', a.ns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']);
     await run('ip', ['netns', 'exec', a.ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000']);
-    const iperfd = spawn('ip', ['netns', 'exec', b.ns, 'iperf3', '-s'], { stdio: 'ignore' });
+    iperfd = spawn('ip', ['netns', 'exec', b.ns, 'iperf3', '-s'], { stdio: 'ignore' });
     procs.push(iperfd);
     const echo = new Traffic(b.ns, ['server', '9000']);
     procs.push(echo);
     await echo.next();
     await new Promise((r) => setTimeout(r, 300));
 
+    if (sections.has(1)) await throughput();
+    if (sections.has(2)) await joins();
+    if (sections.has(3)) await policyChange();
+    if (sections.has(4)) await elementChanges(dp, eng);
+  } finally {
+    for (const p of procs) p.kill();
+    await dp.down();
+  }
+
+  async function throughput(): Promise<void> {
     // 1. throughput, RR and CRR: the same pods and servers, with and without the table
     console.log(
       `### throughput and request/response (${ROUNDS} rounds each, baseline and table interleaved; medians)\n`,
@@ -225,7 +245,9 @@ export default async function run_(): Promise<void> {
       console.log(row(cells));
     }
     iperfd.kill();
+  }
 
+  async function joins(): Promise<void> {
     // 2. pod joins: b's ingress allows the join identity on 9000 before any joiner exists
     console.log('\n### pod join (joining pod runs a client to b:9000 before the event)\n');
     console.log(
@@ -305,7 +327,9 @@ export default async function run_(): Promise<void> {
         `\nat 50k elements the incremental join is ${(median(r50.b) / median(d50.b)).toFixed(1)}x faster than a full reload (event → first allowed connection, medians; p99 ${f1(pct(d50.b, 99))} vs ${f1(pct(r50.b, 99))} ms)`,
       );
     }
+  }
 
+  async function policyChange(): Promise<void> {
     // 3. one policy change selecting 200 endpoints (one of them, t, has a namespace and a server)
     eng.setPolicy('b', 'b', { ingress: { enforced: false, defaultDeny: false }, entries: [] });
     const tpod = (await dp.addPod({ name: 't', namespace: 'm', labels: {}, ip: '10.9.3.250' }))!;
@@ -361,10 +385,123 @@ export default async function run_(): Promise<void> {
         `of which render + nft transaction p50 ${f1(pct(cn, 50))} ms, the rest re-distilling and compiling 200 endpoints); ` +
         `change → first connection with the new verdict: p50 ${f1(pct(cb, 50))} ms, p99 ${f1(pct(cb, 99))} ms`,
     );
-  } finally {
-    for (const p of procs) p.kill();
-    await dp.down();
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await run_();
+
+/**
+ * 4. One change of `k` set elements with 50k installed. Layouts: `one` puts the k elements in
+ * the sets of the endpoint already holding the 50k (b's ingress), `spread` in the sets of 200
+ * other endpoints (k/200 each, at least one per endpoint touched). Each round: add by delta,
+ * remove by delta, and (in the first FULL rounds) the same two states by full reload.
+ */
+async function elementChanges(dp: NodeDatapath, eng: BenchEngine): Promise<void> {
+  const CHANGES = Number(process.env.DP_BENCH_CHANGES ?? 30);
+  const FULL = Number(process.env.DP_BENCH_FULL_CHANGES ?? 10);
+  const BULK = 50000;
+  const bulk = bulkEntries(BULK);
+  const open = { enforced: false, defaultDeny: false };
+  const closed = { enforced: true, defaultDeny: true };
+  eng.setPolicy('b', 'b', { ingress: closed, entries: bulk });
+  const spread: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    spread.push(`c${i}`);
+    await dp.addPod(
+      { name: `c${i}`, namespace: 'c', labels: {}, ip: `10.9.${20 + (i >> 7)}.${(i % 128) + 1}` },
+      { sync: false, connect: false },
+    );
+    eng.setPolicy('c', `c${i}`, { ingress: closed, entries: [entry('INGRESS', 256, 6, 9001)] });
+  }
+  const restore = (): void => {
+    eng.setPolicy('b', 'b', { ingress: closed, entries: bulk });
+    for (const n of spread)
+      eng.setPolicy('c', n, { ingress: closed, entries: [entry('INGRESS', 256, 6, 9001)] });
+  };
+  await dp.sync({ full: true });
+  const installed = dp.nft.state;
+  let elements = 0;
+  for (const ep of installed.endpoints.values()) for (const s of ep.in.sets) elements += s.elements.length;
+
+  console.log(
+    `\n### element changes with ${elements} elements installed (${CHANGES} adds + ${CHANGES} removes by delta, ` +
+      `${FULL} + ${FULL} full reloads of the same states, interleaved)\n`,
+  );
+  console.log(
+    row([
+      'elements changed',
+      'layout',
+      'delta add p50 / p99 ms',
+      'delta remove p50 / p99 ms',
+      'delta lines',
+      'of which render + nft p50 ms',
+      'full reload p50 / p99 ms',
+      'full / delta (p50)',
+      'full / delta (p99)',
+    ]),
+  );
+  console.log(row(Array(9).fill('---')));
+  for (const k of [10, 100, 1000]) {
+    for (const layout of ['one', 'spread'] as const) {
+      // the change: k new allow elements (identity . tcp . port, none of them in the table yet;
+      // ports spaced so that no two merge into one range in either representation)
+      const touched =
+        layout === 'one' ? ['b/b'] : spread.slice(0, Math.min(k, spread.length)).map((n) => `c/${n}`);
+      const apply = (): void => {
+        if (layout === 'one') {
+          const extra = [];
+          for (let j = 0; j < k; j++) extra.push(entry('INGRESS', 200000 + (j >> 6), 6, 30000 + 2 * (j & 63)));
+          eng.setPolicy('b', 'b', { ingress: closed, entries: [...bulk, ...extra] });
+          return;
+        }
+        const per = new Map<string, ReturnType<typeof entry>[]>();
+        for (let j = 0; j < k; j++) {
+          const n = spread[j % spread.length]!;
+          const l = per.get(n) ?? [entry('INGRESS', 256, 6, 9001)];
+          l.push(entry('INGRESS', 200000 + j, 6, 30000 + (j % 64)));
+          per.set(n, l);
+        }
+        for (const [n, entries] of per) eng.setPolicy('c', n, { ingress: closed, entries });
+      };
+      const add: number[] = [];
+      const del: number[] = [];
+      const full: number[] = [];
+      const nft: number[] = [];
+      let lines = 0;
+      const timed = async (change: () => void, isFull: boolean): Promise<number> => {
+        const t0 = performance.now();
+        change();
+        const st = await dp.sync(isFull ? { full: true, endpoints: touched } : { endpoints: touched });
+        if (!isFull && st.kind === 'delta') {
+          lines = Math.max(lines, st.lines);
+          nft.push(st.ms);
+        }
+        return performance.now() - t0;
+      };
+      for (let r = 0; r < CHANGES; r++) {
+        add.push(await timed(apply, false));
+        del.push(await timed(restore, false));
+        if (r < FULL) {
+          full.push(await timed(apply, true));
+          full.push(await timed(restore, true));
+        }
+      }
+      console.log(
+        row([
+          String(k),
+          layout === 'one' ? 'one endpoint (its 50k set)' : `spread (${touched.length} endpoints)`,
+          `${f1(pct(add, 50))} / ${f1(pct(add, 99))}`,
+          `${f1(pct(del, 50))} / ${f1(pct(del, 99))}`,
+          String(lines),
+          f1(pct(nft, 50)),
+          `${f1(pct(full, 50))} / ${f1(pct(full, 99))}`,
+          `${(pct(full, 50) / pct([...add, ...del], 50)).toFixed(1)}x`,
+          `${(pct(full, 99) / pct([...add, ...del], 99)).toFixed(1)}x`,
+        ]),
+      );
+    }
+  }
+  for (const n of spread) await dp.removePod('c', n, { sync: false });
+  eng.setPolicy('b', 'b', { ingress: open, entries: [] });
+  await dp.sync({ full: true });
+}

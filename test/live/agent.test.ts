@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fetchStatus } from '../../src/datapath/agent.ts';
 import { cleanup } from '../../src/datapath/cleanup.ts';
+import { runDirFor, stopStaleUlogd } from '../../src/datapath/flows.ts';
 import { delNetns } from '../../src/datapath/netns.ts';
 import { ProbePool } from '../../src/datapath/probe.ts';
 import { stateFileFor, Topology } from '../../src/datapath/topology.ts';
@@ -74,8 +75,11 @@ describe('seawall agent', { skip }, () => {
     probes.closeAll();
     agent?.kill('SIGKILL');
     // whatever happened, nothing of ours stays
+    // a SIGKILLed agent leaves its ulogd in the node namespace
+    stopStaleUlogd(runDirFor(node));
     for (const ns of [clientNs, ledgerNs, node]) await delNetns(ns);
     rmSync(stateFileFor(node), { force: true });
+    rmSync(runDirFor(node), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -9,6 +9,7 @@ import {
   type CompileInput,
   compile,
   countEntries,
+  diffSorted,
   mergeRanges,
   renderDelta,
   renderFull,
@@ -74,7 +75,7 @@ const base: CompileInput = {
         257,
         [
           e('INGRESS', 256, 6, 8080, 8080),
-          e('INGRESS', 256, 6, 8000, 8079), // adjacent: merged into 8000-8080
+          e('INGRESS', 256, 6, 8000, 8079), // a range: its own interval set (8080 stays a single)
           e('INGRESS', 256, 0, 53, 53), // proto 0: TCP, UDP and SCTP
           e('INGRESS', 0, 1, 8, 8), // any peer, ICMP echo request
           e('INGRESS', 256, 6, 9000, 9000, 'deny'),
@@ -144,11 +145,29 @@ describe('compile', () => {
     for (const [name, input, want] of rows) assert.deepEqual(mergeRanges(input), want, name);
   });
 
+  it('diffs element lists (head and tail skipped, the window hashed)', () => {
+    const rows: Array<[string, string[], string[], { del: string[]; add: string[] }]> = [
+      ['same', ['1', '2', '3'], ['1', '2', '3'], { del: [], add: [] }],
+      ['appended', ['1', '2'], ['1', '2', '3', '4'], { del: [], add: ['3', '4'] }],
+      ['removed in the middle', ['1', '2', '3', '4'], ['1', '4'], { del: ['2', '3'], add: [] }],
+      ['replaced', ['1', '2', '3'], ['1', '5', '3'], { del: ['2'], add: ['5'] }],
+      [
+        'scattered',
+        ['1', '2', '3', '4', '5'],
+        ['0', '2', '4', '6'],
+        { del: ['1', '3', '5'], add: ['0', '6'] },
+      ],
+      ['from empty', [], ['1'], { del: [], add: ['1'] }],
+      ['to empty', ['1'], [], { del: ['1'], add: [] }],
+    ];
+    for (const [name, prev, next, want] of rows) assert.deepEqual(diffSorted(prev, next), want, name);
+  });
+
   it('renders the full table (golden)', () => {
     const t = compile(base);
     golden('full.nft', renderFull(t));
     assert.deepEqual(t.skipped, ['prod/backend EGRESS allow identity 0 proto 58']);
-    assert.deepEqual(countEntries(t), { endpoints: 3, ipcache: 3, elements: 11 });
+    assert.deepEqual(countEntries(t), { endpoints: 3, ipcache: 3, elements: 12 });
   });
 
   const deltas: Array<{ name: string; change: (i: CompileInput) => CompileInput }> = [
@@ -162,6 +181,21 @@ describe('compile', () => {
             ? {
                 ...ep,
                 policy: { ...ep.policy, entries: [...ep.policy.entries, e('INGRESS', 256, 6, 8081, 8090)] },
+              }
+            : ep,
+        ),
+      }),
+    },
+    {
+      // a single next to a single stays two hash elements: one add, nothing deleted
+      name: 'single-port-added',
+      change: (i) => ({
+        ...i,
+        endpoints: i.endpoints.map((ep) =>
+          ep.id === 2
+            ? {
+                ...ep,
+                policy: { ...ep.policy, entries: [...ep.policy.entries, e('INGRESS', 256, 6, 8081, 8081)] },
               }
             : ep,
         ),
