@@ -450,7 +450,8 @@ async function elementChanges(dp: NodeDatapath, eng: BenchEngine): Promise<void>
       const apply = (): void => {
         if (layout === 'one') {
           const extra = [];
-          for (let j = 0; j < k; j++) extra.push(entry('INGRESS', 200000 + (j >> 6), 6, 30000 + 2 * (j & 63)));
+          for (let j = 0; j < k; j++)
+            extra.push(entry('INGRESS', 200000 + (j >> 6), 6, 30000 + 2 * (j & 63)));
           eng.setPolicy('b', 'b', { ingress: closed, entries: [...bulk, ...extra] });
           return;
         }
