@@ -2,7 +2,7 @@
 // Every decoder in Seawall (policies, PolicyTest files) reads YAML through it, so that every
 // issue names file:line:column and the path of the field.
 
-import { isMap, isScalar, isSeq, type LineCounter, type Node, Scalar, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, Scalar, type YAMLMap } from 'yaml';
 import { type Issue, joinPath, type Severity, type SourcePos } from './issue.ts';
 
 export interface DocSource {
@@ -180,8 +180,8 @@ export class Cursor {
     for (const [k, c] of this.entries()) {
       const v = c.scalar();
       // Label values like `true` or `8080` are strings to Kubernetes only when quoted.
-      if (typeof v === 'string') out[k] = v;
-      else if (v === null && c.node != null) out[k] = '';
+      if (typeof v === 'string') setEntry(out, k, v);
+      else if (v === null && c.node != null) setEntry(out, k, '');
       else c.string();
     }
     return out;
@@ -191,12 +191,25 @@ export class Cursor {
     if (this.node == null) return 'nothing';
     if (isMap(this.node)) return 'an object';
     if (isSeq(this.node)) return 'a list';
+    if (isAlias(this.node)) return `the YAML alias *${this.node.source}`;
     const v = this.scalar();
     if (v === null) return 'null';
     if (typeof v === 'string')
       return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-    return `${typeof v} ${String(v)}`;
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint')
+      return `${typeof v} ${String(v)}`;
+    // A tagged scalar (`!!binary`, `!!timestamp`…): its text may be bytes unfit for a terminal.
+    const tag = (this.node as Scalar).tag;
+    return tag ? `a ${tag.replace('tag:yaml.org,2002:', '!!')} value` : 'a value of another type';
   }
+}
+
+/**
+ * `out[k] = v` as an own property, also for the key `__proto__`, which plain assignment would
+ * swallow (a label selector would silently lose a requirement and select more).
+ */
+export function setEntry<V>(out: Record<string, V>, k: string, v: V): void {
+  Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 // ---------------------------------------------------------------- unknown fields
@@ -204,15 +217,21 @@ export class Cursor {
 /** Reports every key of `c` not in `known`, with a did-you-mean when one is close. */
 export function checkKnownFields(c: Cursor, known: readonly string[], what: string): void {
   for (const [key, child] of c.entries()) {
-    if (known.includes(key)) continue;
-    const guess = closest(key, known);
-    const hint = guess ? ` Did you mean "${guess}"?` : ` Known fields: ${known.join(', ')}.`;
-    child.error(
-      'unknown-field',
-      `unknown field "${key}" in ${what}.${hint} The Kubernetes API server silently drops unknown fields of Cilium's CRDs, so this field would have no effect.`,
-      true,
-    );
+    if (!known.includes(key)) reportUnknownField(child, key, known, what);
   }
+}
+
+/** One unknown key, at the key; `note` says what the mistake costs in the format at hand. */
+export function reportUnknownField(
+  child: Cursor,
+  key: string,
+  known: readonly string[],
+  what: string,
+  note = '',
+): void {
+  const guess = closest(key, known);
+  const hint = guess ? ` Did you mean "${guess}"?` : ` Known fields: ${known.join(', ')}.`;
+  child.error('unknown-field', `unknown field "${key}" in ${what}.${hint}${note}`, true);
 }
 
 /** The known name closest to `s` (case-insensitive edit distance ≤ 1/3 of its length), if any. */

@@ -4,7 +4,7 @@
 // the exact field without keeping positions for every scalar.
 
 import { isAlias, isMap, isScalar, isSeq, type Node } from 'yaml';
-import { Cursor, closest } from './cursor.ts';
+import { Cursor, closest, reportUnknownField, setEntry } from './cursor.ts';
 
 const origin = new WeakMap<object, Cursor>();
 
@@ -91,20 +91,8 @@ function collectAnchors(root: Node | null | undefined): Map<string, Node[]> {
   return out;
 }
 
-/** True for an absent field or an explicit null (Kubernetes treats both as "not set"). */
-export function isAbsent(c: Cursor): boolean {
-  return c.isNull;
-}
-
-export function unknownField(child: Cursor, key: string, known: readonly string[], what: string): void {
-  const guess = closest(key, known);
-  const hint = guess ? ` Did you mean "${guess}"?` : ` Known fields: ${known.join(', ')}.`;
-  child.error(
-    'unknown-field',
-    `unknown field "${key}" in ${what}.${hint} The Kubernetes API server silently drops unknown fields of Cilium's CRDs, so this field would have no effect.`,
-    true,
-  );
-}
+const CRD_NOTE =
+  " The Kubernetes API server silently drops unknown fields of Cilium's CRDs, so this field would have no effect.";
 
 /**
  * Walks a map once: `fn` gets each known field (alias-resolved); unknown fields are reported.
@@ -122,7 +110,7 @@ export function eachField(
   for (const [key, raw] of c.entries()) {
     if (!known.has(key)) {
       if (onUnknown?.(key, raw)) continue;
-      unknownField(raw, key, [...known], what);
+      reportUnknownField(raw, key, [...known], what, CRD_NOTE);
       continue;
     }
     fn(key, ctx.deref(raw));
@@ -178,8 +166,8 @@ export function strMap(c: Cursor, ctx: DecodeCtx): Record<string, string> | unde
   const out: Record<string, string> = {};
   for (const [k, raw] of c.entries()) {
     const v = ctx.deref(raw);
-    if (v.isNull) out[k] = '';
-    else if (isScalar(v.node) && typeof v.scalar() === 'string') out[k] = v.scalar() as string;
+    if (v.isNull) setEntry(out, k, '');
+    else if (isScalar(v.node) && typeof v.scalar() === 'string') setEntry(out, k, v.scalar() as string);
     else v.string();
   }
   return remember(out, c);

@@ -226,3 +226,33 @@ test('decode: KNP fields', () => {
     ],
   );
 });
+
+const hostileRows: Array<{
+  name: string;
+  yaml: string;
+  check: (r: ReturnType<typeof loadPolicyText>) => void;
+}> = [
+  {
+    name: '__proto__ label key stays a requirement (assignment would drop it and widen the selector)',
+    yaml: `${head}spec: {endpointSelector: {matchLabels: {__proto__: x, app: a}}, ingress: [{}]}\n`,
+    check: (r) => {
+      const sel = (r.policies[0] as CiliumNetworkPolicy | undefined)?.spec?.endpointSelector;
+      assert.deepEqual(Object.entries(sel?.matchLabels ?? {}), [
+        ['__proto__', 'x'],
+        ['app', 'a'],
+      ]);
+    },
+  },
+  {
+    name: 'a tagged scalar is named by its tag, not printed as bytes',
+    yaml: 'apiVersion: cilium.io/v2\nkind: !!binary Q2lsaXVtTmV0d29ya1BvbGljeQ==\n',
+    check: (r) => {
+      const hit = r.issues.find((i) => i.code === 'wrong-type');
+      assert.equal(hit?.message, 'kind must be a string, not a !!binary value');
+    },
+  },
+];
+
+for (const row of hostileRows) {
+  test(`decode: ${row.name}`, () => row.check(loadPolicyText('t.yaml', row.yaml)));
+}

@@ -423,8 +423,10 @@ function validatePortRule(pr: PortRule, dir: { ingress: boolean; deny: boolean }
 /** Validates one port entry; returns the numeric port (undefined for names or errors). */
 function validatePort(p: PortProtocol, hasDNS: boolean, r: Reporter): number | undefined {
   let num: number | undefined;
+  // A port written with the wrong type (`port: 80`) was reported by the decoder already.
+  const mistyped = p.port === undefined && r.locate(p, 'port')?.isNull === false;
   if (p.port === undefined || p.port === '') {
-    if (p.protocol === undefined || BASIC_PROTOS.has(p.protocol)) {
+    if (!mistyped && (p.protocol === undefined || BASIC_PROTOS.has(p.protocol))) {
       r.error(
         'port-missing',
         'port must be specified; write "0" to allow all ports of the protocol',

@@ -449,6 +449,14 @@ for (const row of rows) {
   });
 }
 
+test('validate: an unquoted port number is one error, not also "port must be specified"', () => {
+  const res = loadPolicyText('t.yaml', doc(ingressPorts('{port: 80, protocol: TCP}')));
+  assert.deepEqual(
+    res.issues.map((i) => i.code),
+    ['wrong-type'],
+  );
+});
+
 test('validate: empty-rule-sections message names the fix', () => {
   const res = loadPolicyText('t.yaml', doc(`{${EP}, ingress: [], egress: []}`));
   const hit = res.issues.find((i) => i.code === 'empty-rule-sections');

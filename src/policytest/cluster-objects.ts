@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue, SourcePos } from '../policy-api/issue.ts';
 import type { OtherObject } from '../policy-api/types.ts';
+import { arr, asObj, type Obj, str, strMap } from './plain.ts';
 
 export interface ServiceObject {
   namespace: string;
@@ -39,8 +40,6 @@ export interface ClusterObjects {
 
 const CIDR_GROUP_APIS = new Set(['cilium.io/v2alpha1', 'cilium.io/v2']);
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-
-type Obj = Record<string, unknown>;
 
 export function clusterObjectsFrom(others: readonly OtherObject[]): ClusterObjects {
   const out: ClusterObjects = { services: [], cidrGroups: [], nodes: [], issues: [] };
@@ -138,27 +137,6 @@ export function applyClusterObjects(engine: PolicyEngineAPI, objs: ClusterObject
   for (const s of objs.services)
     issues.push(...(engine.upsertService?.(s.namespace, s.name, s.labels, s.selector, s.addresses) ?? []));
   return issues;
-}
-
-function asObj(v: unknown): Obj | undefined {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
-}
-
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
-}
-
-function strMap(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(asObj(v) ?? {})) {
-    if (typeof x === 'string') out[k] = x;
-    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
-  }
-  return out;
 }
 
 function warn(pos: SourcePos, message: string): Issue {

@@ -1,7 +1,7 @@
 // Endpoint helpers shared by PolicyTest files and manifests: deterministic IP allocation and the
 // check that identity labels written by hand agree with the ones the engine derives.
 
-import type { Cursor } from '../policy-api/cursor.ts';
+import { type Cursor, setEntry } from '../policy-api/cursor.ts';
 
 /**
  * Allocates addresses from 10.0.0.0/16 in order, skipping every address in `used` and the .0/.255
@@ -62,7 +62,7 @@ export function checkIdentityLabels(
     }
     const expected = derivedValue(key, ctx);
     if (expected === null) {
-      plain[key] = value;
+      setEntry(plain, key, value);
       continue;
     }
     if (expected !== value) {
@@ -85,7 +85,8 @@ function derivedValue(key: string, ctx: DerivedContext): string | undefined | nu
   if (key.startsWith(NS_LABELS_PREFIX)) {
     const nsKey = key.slice(NS_LABELS_PREFIX.length);
     if (nsKey === 'kubernetes.io/metadata.name') return ctx.namespace;
-    return ctx.namespaceLabels[nsKey];
+    // Own keys only: `constructor` or `__proto__` must not find Object.prototype's members.
+    return Object.hasOwn(ctx.namespaceLabels, nsKey) ? ctx.namespaceLabels[nsKey] : undefined;
   }
   return null;
 }

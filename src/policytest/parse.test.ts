@@ -200,6 +200,11 @@ spec:
       'unknown-field@13:47',
       'l7-not-tcp@13:57',
     ],
+    check: (r) => {
+      // A PolicyTest is no CRD: the policy decoder's note about the API server does not apply.
+      const hit = r.issues.find((i) => i.path === 'spec.flows[0].expected');
+      assert.match(hit?.message ?? '', /Did you mean "expect"\?$/);
+    },
   },
   {
     name: 'missing required fields',
@@ -251,11 +256,24 @@ spec:
     ],
   },
   {
+    name: 'label keys named like Object.prototype members are plain keys',
+    text: doc(`  endpoints:
+    - {name: a, labels: {__proto__: x, io.cilium.k8s.namespace.labels.constructor: y}}
+  flows: []
+`),
+    issues: ['identity-label-mismatch@6:40'],
+    check: (r) => {
+      assert.deepEqual(r.tests[0]!.endpoints[0]!.labels, JSON.parse('{"__proto__": "x"}'));
+      assert.match(r.issues[0]!.message, /\(no such label\)/);
+    },
+  },
+  {
     name: 'bad flow references',
     text: doc(`${EPS}  flows:
     - {from: b, to: shop/c, port: 80, expect: allowed}
     - {from: api.github.com, to: nowhere.example, port: 80, expect: allowed}
     - {from: shop/aa, to: a, port: 80, expect: allowed}
+    - {from: a, to: shop/b/extra, port: 80, expect: allowed}
 `),
     issues: [
       'ambiguous-endpoint@13:14',
@@ -263,6 +281,8 @@ spec:
       'fqdn-as-source@14:14',
       'unknown-peer@14:34',
       'unknown-endpoint@15:14',
+      // NAMESPACE/NAME has one slash: the rest is not silently dropped.
+      'unknown-endpoint@16:21',
     ],
   },
   {

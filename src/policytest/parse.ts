@@ -721,8 +721,11 @@ export function resolveReference(
   test: Pick<PolicyTest, 'endpoints' | 'dns'>,
 ): ResolvedPeer | { code: string; error: string } {
   const eps = test.endpoints;
-  if (ref.includes('/')) {
-    const [ns, name] = ref.split('/', 2) as [string, string];
+  const slash = ref.indexOf('/');
+  if (slash >= 0) {
+    const ns = ref.slice(0, slash);
+    const name = ref.slice(slash + 1);
+    // `name` keeps any further `/`, so `ns/name/extra` names no endpoint rather than ns/name.
     const ep = eps.find((e) => e.namespace === ns && e.name === name);
     if (ep) return { peer: peerForEndpoint(ep) };
     return {

@@ -2,13 +2,14 @@
 // JSON lines (one result per flow) and JUnit XML (one testsuite per PolicyTest).
 
 import type { Issue } from '../policy-api/issue.ts';
+import { terminalSafe } from '../report/terminal.ts';
 import { xmlAttr, xmlText } from '../report/xml.ts';
 import type { FlowResult, TestRun } from './types.ts';
 
 export function formatIssue(i: Issue): string {
   const where = `${i.pos.file}:${i.pos.line}:${i.pos.column}`;
   const path = i.path ? ` (${i.path})` : '';
-  return `${where}: ${i.severity} ${i.code}: ${i.message}${path}`;
+  return terminalSafe(`${where}: ${i.severity} ${i.code}: ${i.message}${path}`);
 }
 
 export function describeFlow(r: FlowResult): string {
@@ -49,7 +50,8 @@ export function formatHuman(runs: readonly TestRun[], opts: HumanOptions = {}): 
     }
   }
   lines.push(`${passed} passed, ${failed} failed`);
-  return `${lines.join('\n')}\n`;
+  // Test, flow and endpoint names come from the file; each line is made terminal-safe.
+  return `${lines.map(terminalSafe).join('\n')}\n`;
 }
 
 export function formatJSONLines(runs: readonly TestRun[]): string {

@@ -188,6 +188,19 @@ test('runner: expectReason must match; audited expectation fails on a plain verd
   );
 });
 
+test('report: control characters from the file do not reach the terminal', async () => {
+  const text = TEST.replace(
+    /flows:[\s\S]*$/,
+    'flows:\n    - {name: "\\e[2Jgone", from: a, to: dns, port: 80, expect: allowed}\n',
+  );
+  const parsed = await parsePolicyTestText('t.yaml', text);
+  assert.deepEqual(parsed.issues, []);
+  const { engine } = stubEngine(() => ({}));
+  const out = formatHuman([runPolicyTest(parsed.tests[0]!, { createEngine: () => engine })]);
+  assert.ok(!out.includes('\x1b'), out);
+  assert.match(out, /"\\x1b\[2Jgone"/);
+});
+
 // ---------------------------------------------------------------- golden outputs on the real engine
 
 async function fixtureRuns(file: string) {

@@ -8,6 +8,7 @@ import type { ContainerPort } from '../policy/types.ts';
 import type { Issue, SourcePos } from '../policy-api/issue.ts';
 import type { OtherObject } from '../policy-api/types.ts';
 import { IPAllocator } from './endpoints.ts';
+import { asObj, type Obj, str, strMap } from './plain.ts';
 import type { TestEndpoint, TestNamespace } from './types.ts';
 
 export const WORKLOAD_KINDS = [
@@ -19,8 +20,6 @@ export const WORKLOAD_KINDS = [
   'Job',
   'CronJob',
 ];
-
-type Obj = Record<string, unknown>;
 
 export interface Workloads {
   endpoints: TestEndpoint[];
@@ -118,23 +117,6 @@ function containerPorts(podSpec: Obj): ContainerPort[] {
         out.push(cp);
       }
     }
-  }
-  return out;
-}
-
-function asObj(v: unknown): Obj | undefined {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
-}
-
-function strMap(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(asObj(v) ?? {})) {
-    if (typeof x === 'string') out[k] = x;
-    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
   }
   return out;
 }

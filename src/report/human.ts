@@ -3,6 +3,7 @@
 
 import { countBySeverity, type Issue } from '../policy-api/issue.ts';
 import { plural, type ReportInput, sortIssues } from './common.ts';
+import { terminalSafe as safe } from './terminal.ts';
 
 export interface HumanOptions {
   /** Text of a file, to quote the offending line; undefined when unknown (stdin, binary). */
@@ -74,12 +75,4 @@ function caretPad(text: string, col: number): string {
     pad += c === 9 ? '\t' : ' '.repeat(safe(text[k]!).length);
   }
   return pad;
-}
-
-/** Control characters from a file must not reach the terminal (escape sequences); tabs stay. */
-function safe(s: string): string {
-  return s.replace(
-    /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
 }
