@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DNSCache, FQDNSelectorCache } from './cache.ts';
+import { DNSCache } from './cache.ts';
 import { canonicalIP } from './ip.ts';
-import { compileFQDNSelector } from './pattern.ts';
 
 describe('canonicalIP', () => {
   const rows: Array<[string, string, string | undefined]> = [
@@ -78,7 +77,7 @@ describe('DNSCache', () => {
     c.learn('a.com', ['10.0.0.1'], 1, 0);
     c.learn('b.com', ['10.0.0.2'], 100, 0);
     assert.deepEqual(c.gc(2_000), [{ name: 'a.com.', removed: ['10.0.0.1'] }]);
-    assert.equal(c.hasName('a.com'), false);
+    assert.deepEqual(c.lookupName('a.com', 0), [], 'gone, not just expired');
     assert.deepEqual(c.namesForIP('10.0.0.1', 0), []);
     assert.deepEqual(events, ['a.com. +10.0.0.1 -', 'b.com. +10.0.0.2 -', 'a.com. + -10.0.0.1']);
   });
@@ -101,100 +100,15 @@ describe('DNSCache', () => {
     assert.equal(c.lookupName('big.com', 0).length, 1000);
   });
 
-  test('shared across pods: one cache serves every lookup', () => {
-    // conformance fqdn-cache-shared-by-pods-on-node: an IP learnt through one pod's lookup is known to all.
+  test('nextExpiry: a lower bound that gc makes exact', () => {
     const c = new DNSCache();
-    c.learn('cdn.partner.example', ['203.0.113.21'], 300, 0);
-    const m = compileFQDNSelector({ matchPattern: '*.partner.example' });
-    assert.deepEqual(c.ipsMatching(m, 1_000), ['203.0.113.21']);
-  });
-
-  test('ipsMatching: fqdn-pattern-excludes-apex', () => {
-    const c = new DNSCache();
-    c.learn('partner.example', ['203.0.113.20'], 300, 0);
-    c.learn('cdn.partner.example', ['203.0.113.21'], 300, 0);
-    assert.deepEqual(c.ipsMatching(compileFQDNSelector({ matchPattern: '*.partner.example' }), 0), [
-      '203.0.113.21',
-    ]);
-    assert.deepEqual(c.ipsMatching(compileFQDNSelector({ matchName: 'partner.example' }), 0), [
-      '203.0.113.20',
-    ]);
-    assert.deepEqual(c.ipsMatching(compileFQDNSelector({ matchPattern: '*' }), 0), [
-      '203.0.113.20',
-      '203.0.113.21',
-    ]);
-  });
-});
-
-describe('FQDNSelectorCache', () => {
-  test('selectorsForIP and incremental notifications', () => {
-    const dns = new DNSCache();
-    dns.learn('partner.example', ['203.0.113.20'], 300, 0);
-    const sc = new FQDNSelectorCache(dns);
-    const sub = sc.register({ matchPattern: '*.partner.example' });
-    const apex = sc.register({ matchName: 'Partner.Example' });
-    const events: string[] = [];
-    sc.subscribe((k, a, r) => events.push(`${k} +${a.join(',')} -${r.join(',')}`));
-
-    assert.deepEqual(sc.selectorsForIP('203.0.113.20', 0), [apex]);
-    dns.learn('cdn.partner.example', ['203.0.113.21', '203.0.113.20'], 300, 0);
-    assert.deepEqual(sc.selectorsForIP('203.0.113.20', 0), [sub, apex].sort());
-    assert.deepEqual(sc.selectorsForIP('203.0.113.21', 0), [sub]);
-    assert.deepEqual(events, ['matchPattern:*.partner.example. +203.0.113.21,203.0.113.20 -']);
-
-    // A second name of the same selector adding an IP the selector already has: no event.
-    events.length = 0;
-    dns.learn('eu.partner.example', ['203.0.113.21'], 600, 0);
-    assert.deepEqual(events, []);
-    // cdn expires; 203.0.113.21 still held by eu, 203.0.113.20 leaves the pattern selector.
-    dns.gc(400_000);
-    assert.deepEqual(events, [
-      'matchName:partner.example. + -203.0.113.20',
-      'matchPattern:*.partner.example. + -203.0.113.20',
-    ]);
-    assert.deepEqual(sc.ipsForSelector(sub, 400_000), ['203.0.113.21']);
-    assert.deepEqual(sc.selectorsForIP('203.0.113.20', 400_000), []);
-  });
-
-  test('register counts references', () => {
-    const dns = new DNSCache();
-    const sc = new FQDNSelectorCache(dns);
-    const k1 = sc.register({ matchName: 'a.com' });
-    const k2 = sc.register({ matchName: 'A.com.' });
-    assert.equal(k1, k2);
-    dns.learn('a.com', ['10.0.0.1'], 60, 0);
-    sc.unregister(k1);
-    assert.deepEqual(sc.selectorsForIP('10.0.0.1', 0), [k1]);
-    sc.unregister(k1);
-    assert.deepEqual(sc.selectorsForIP('10.0.0.1', 0), []);
-  });
-
-  test('invalid selector selects nothing', () => {
-    const dns = new DNSCache();
-    const sc = new FQDNSelectorCache(dns);
-    const k = sc.register({ matchName: 'a.com', matchPattern: '*' });
-    dns.learn('a.com', ['10.0.0.1'], 60, 0);
-    assert.deepEqual(sc.ipsForSelector(k, 0), []);
-    assert.deepEqual(sc.selectorsForIP('10.0.0.1', 0), []);
-  });
-
-  test('expired entries not selected before gc', () => {
-    const dns = new DNSCache();
-    const sc = new FQDNSelectorCache(dns);
-    const k = sc.register({ matchPattern: '*' });
-    dns.learn('a.com', ['10.0.0.1'], 1, 0);
-    assert.deepEqual(sc.selectorsForIP('10.0.0.1', 1_000), [k]);
-    assert.deepEqual(sc.selectorsForIP('10.0.0.1', 1_001), []);
-  });
-
-  test('lookup cost independent of cache size', () => {
-    const dns = new DNSCache();
-    const sc = new FQDNSelectorCache(dns);
-    sc.register({ matchPattern: '*.example.com' });
-    for (let i = 0; i < 20_000; i++)
-      dns.learn(`h${i}.example.com`, [`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`], 60, 0);
-    const t0 = performance.now();
-    for (let i = 0; i < 20_000; i++) sc.selectorsForIP('10.0.0.7', 0);
-    assert.ok(performance.now() - t0 < 1000);
+    assert.equal(c.nextExpiry(), Number.POSITIVE_INFINITY, 'empty');
+    c.learn('a.com', ['10.0.0.1'], 10, 0);
+    c.learn('b.com', ['10.0.0.2'], 60, 0);
+    assert.equal(c.nextExpiry(), 10_000);
+    c.gc(10_001);
+    assert.equal(c.nextExpiry(), 60_000, 'after a.com expired');
+    c.gc(60_001);
+    assert.equal(c.nextExpiry(), Number.POSITIVE_INFINITY);
   });
 });

@@ -1,11 +1,10 @@
 // The node's DNS cache (name → IPs with expiry), fed by the DNS proxy from answers that passed a DNS
-// L7 rule, shared by every pod of the node (cilium-semantics.md §12), and the FQDN selector cache
-// that turns toFQDNs selectors into IP sets incrementally.
+// L7 rule, shared by every pod of the node (cilium-semantics.md §12). toFQDNs selection is the
+// policy engine's: learnt names become fqdn: labels of CIDR identities, matched by its SelectorCache.
 // Time is always passed in (nowMs), so the offline engine and tests are deterministic.
 
-import type { FQDNSelector } from '../policy-api/types.ts';
 import { canonicalIP } from './ip.ts';
-import { compileFQDNSelector, fqdnSelectorKey, type NameMatcher, normalizeName } from './pattern.ts';
+import { normalizeName } from './pattern.ts';
 
 export interface DNSCacheOptions {
   /** --tofqdns-min-ttl in seconds (default 0: honour the DNS TTL). */
@@ -37,6 +36,8 @@ export class DNSCache {
   private readonly byName = new Map<string, Map<string, number>>(); // name → ip → expiresAt (ms)
   private readonly byIP = new Map<string, Set<string>>(); // ip → names holding it
   private readonly listeners = new Set<DNSCacheListener>();
+  /** A lower bound of every entry's expiry (exact after gc): lets callers skip a gc with nothing due. */
+  private soonest = Number.POSITIVE_INFINITY;
   readonly minTTL: number;
   readonly maxIPsPerName: number;
 
@@ -74,6 +75,7 @@ export class DNSCache {
         this.byName.set(n, entries);
       }
       const prev = entries.get(ip);
+      if (expiresAt < this.soonest) this.soonest = expiresAt;
       if (prev === undefined) {
         entries.set(ip, expiresAt);
         this.index(ip, n);
@@ -119,23 +121,9 @@ export class DNSCache {
     return out.sort();
   }
 
-  /** Live IPs of every name the matcher accepts (a scan of all names: for one-off questions). */
-  ipsMatching(matcher: NameMatcher, nowMs: number): string[] {
-    const out = new Set<string>();
-    for (const [n, entries] of this.byName) {
-      if (!matcher(n)) continue;
-      for (const [ip, exp] of entries) if (exp >= nowMs) out.add(ip);
-    }
-    return [...out].sort();
-  }
-
-  /** Every name with at least one entry (live or not yet collected). */
-  names(): IterableIterator<string> {
-    return this.byName.keys();
-  }
-
-  hasName(name: string): boolean {
-    return this.byName.has(normalizeName(name));
+  /** The earliest time an entry may expire (+Infinity when empty); nothing expires before it. */
+  nextExpiry(): number {
+    return this.soonest;
   }
 
   /** Drops expired entries (expiry < now) and tells listeners; returns what went, per name. */
@@ -148,6 +136,10 @@ export class DNSCache {
         this.emit(n, [], removed, nowMs);
       }
     }
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const entries of this.byName.values())
+      for (const exp of entries.values()) if (exp < soonest) soonest = exp;
+    this.soonest = soonest;
     return out;
   }
 
@@ -185,129 +177,5 @@ export class DNSCache {
   private emit(n: string, added: readonly string[], removed: readonly string[], nowMs: number): void {
     if (added.length === 0 && removed.length === 0) return;
     for (const l of this.listeners) l(n, added, removed, nowMs);
-  }
-}
-
-/** Told when the IPs a selector selects change: (selector key, IPs now selected, IPs no longer). */
-export type SelectorListener = (
-  selector: string,
-  added: readonly string[],
-  removed: readonly string[],
-) => void;
-
-interface SelectorEntry {
-  matcher: NameMatcher;
-  refs: number;
-  /** Cached names this selector matches. */
-  names: Set<string>;
-}
-
-/**
- * Which toFQDNs selectors select which IPs, kept current as the DNS cache changes. Each name is
- * tested against the selectors once (when first learnt, or when a selector is registered), so
- * asking about an IP costs O(names of that IP).
- */
-export class FQDNSelectorCache {
-  private readonly selectors = new Map<string, SelectorEntry>();
-  private readonly nameSelectors = new Map<string, Set<string>>(); // name → keys of matching selectors
-  private readonly listeners = new Set<SelectorListener>();
-  private readonly unsubscribe: () => void;
-
-  constructor(private readonly cache: DNSCache) {
-    this.unsubscribe = cache.subscribe((n, added, removed, now) => this.onNameChange(n, added, removed, now));
-  }
-
-  /** Stops following the DNS cache. */
-  close(): void {
-    this.unsubscribe();
-  }
-
-  subscribe(listener: SelectorListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * Registers a selector (counted: register as often as rules use it) and returns its key, the
-   * handle for every other call. An invalid selector registers fine and selects nothing.
-   */
-  register(sel: Pick<FQDNSelector, 'matchName' | 'matchPattern'>): string {
-    const key = fqdnSelectorKey(sel);
-    const existing = this.selectors.get(key);
-    if (existing !== undefined) {
-      existing.refs++;
-      return key;
-    }
-    const entry: SelectorEntry = { matcher: compileFQDNSelector(sel), refs: 1, names: new Set() };
-    this.selectors.set(key, entry);
-    for (const n of this.cache.names()) {
-      if (!entry.matcher(n)) continue;
-      entry.names.add(n);
-      this.selectorsOfName(n).add(key);
-    }
-    return key;
-  }
-
-  /** Drops one registration; the selector goes when the last one does. */
-  unregister(key: string): void {
-    const entry = this.selectors.get(key);
-    if (entry === undefined || --entry.refs > 0) return;
-    this.selectors.delete(key);
-    for (const n of entry.names) this.nameSelectors.get(n)?.delete(key);
-  }
-
-  /** Keys of the selectors that select this IP now, sorted. */
-  selectorsForIP(ip: string, nowMs: number): string[] {
-    const out = new Set<string>();
-    for (const n of this.cache.namesForIP(ip, nowMs)) {
-      const keys = this.nameSelectors.get(n);
-      if (keys !== undefined) for (const k of keys) out.add(k);
-    }
-    return [...out].sort();
-  }
-
-  /** IPs a selector selects now, sorted. */
-  ipsForSelector(key: string, nowMs: number): string[] {
-    const entry = this.selectors.get(key);
-    if (entry === undefined) return [];
-    const out = new Set<string>();
-    for (const n of entry.names) for (const ip of this.cache.lookupName(n, nowMs)) out.add(ip);
-    return [...out].sort();
-  }
-
-  private selectorsOfName(n: string): Set<string> {
-    let keys = this.nameSelectors.get(n);
-    if (keys === undefined) {
-      keys = new Set();
-      this.nameSelectors.set(n, keys);
-    }
-    return keys;
-  }
-
-  private onNameChange(n: string, added: readonly string[], removed: readonly string[], nowMs: number): void {
-    let keys = this.nameSelectors.get(n);
-    if (keys === undefined && this.cache.hasName(n)) {
-      keys = this.selectorsOfName(n);
-      for (const [key, entry] of this.selectors) {
-        if (!entry.matcher(n)) continue;
-        keys.add(key);
-        entry.names.add(n);
-      }
-    }
-    if (keys === undefined) return;
-    for (const key of keys) {
-      const entry = this.selectors.get(key)!;
-      // An IP is new (or gone) for the selector only if no other of its names holds it now.
-      const heldElsewhere = (ip: string) =>
-        this.cache.namesForIP(ip, nowMs).some((o) => o !== n && entry.names.has(o));
-      const a = added.filter((ip) => !heldElsewhere(ip));
-      const r = removed.filter((ip) => !heldElsewhere(ip));
-      if (a.length === 0 && r.length === 0) continue;
-      for (const l of this.listeners) l(key, a, r);
-    }
-    if (!this.cache.hasName(n)) {
-      for (const key of keys) this.selectors.get(key)?.names.delete(n);
-      this.nameSelectors.delete(n);
-    }
   }
 }

@@ -1,6 +1,6 @@
 // Runs every PolicyTest in /work/shared/conformance against the engine with a small reader of
 // the format (the real runner lives in src/policytest/). Inline policies are plain values here,
-// so a dummy `pos` is attached to every object the API types mark as Located.
+// so a dummy `pos` is attached to every object the API types mark as Located (testutil's withPos).
 
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -10,22 +10,10 @@ import { parseAllDocuments } from 'yaml';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type { PolicyObject } from '../policy-api/types.ts';
 import { PolicyEngine } from './engine.ts';
+import { withPos } from './testutil.ts';
 import type { EndpointSpec, FlowRequest, L7Request, PeerRef } from './types.ts';
 
 const DIR = '/work/shared/conformance';
-
-/** Keys whose values are string maps: never give them a `pos`. */
-const PLAIN = new Set(['matchLabels', 'labels', 'annotations', 'metadata', 'secret', 'l7']);
-
-export function withPos(v: unknown, file: string, key = ''): unknown {
-  if (Array.isArray(v)) return v.map((x) => withPos(x, file, key));
-  if (v === null || typeof v !== 'object') return v;
-  if (PLAIN.has(key)) return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = withPos(x, file, k);
-  out.pos = { file, line: 1, column: 1 };
-  return out;
-}
 
 interface TestDoc {
   metadata: { name: string };

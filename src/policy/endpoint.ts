@@ -3,9 +3,10 @@
 // selector) update the MapState incrementally; a rule change re-resolves the endpoint.
 
 import type { Identity } from '../identity/allocator.ts';
+import { compileRequirements } from '../labels/selector.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { MapState } from './mapstate.ts';
-import { entityPeer, type PeerSelector, WILDCARD } from './peer.ts';
+import { endpointPeer, entityPeer, type PeerSelector, WILDCARD } from './peer.ts';
 import { ALL_PORTS, formatPortSpec, type PortSpec } from './ports.ts';
 import type { InternalRule, PeerChoice, RuleEntry } from './rules.ts';
 import type { CachedSelector, SelectionUser, SelectorCache } from './selectorcache.ts';
@@ -55,6 +56,8 @@ interface Resolution {
   rules: InternalRule[];
   filters: Filter[];
   byCS: Map<CachedSelector, Filter[]>;
+  /** Egress filters with named ports: they resolve on the peer's pods, so pod changes re-expand them. */
+  namedEgress: Filter[];
   mapState: MapState<Filter>;
 }
 
@@ -76,7 +79,25 @@ export class EndpointState implements SelectionUser {
   }
 
   get hasEgressNamedPorts(): boolean {
-    return this.res?.filters.some((f) => f.entry.direction === 'EGRESS' && f.expanded !== undefined) ?? false;
+    return (this.res?.namedEgress.length ?? 0) > 0;
+  }
+
+  /**
+   * The container ports of the pods holding these identities changed (0: of any pod): re-expands
+   * the egress named-port filters that select them, instead of re-resolving the endpoint.
+   */
+  refreshNamedPorts(ids: Iterable<number>): void {
+    const res = this.res;
+    if (res === undefined) return;
+    for (const id of ids) {
+      for (const f of res.namedEgress) {
+        const before = f.expanded!.get(id);
+        if (before === undefined) continue;
+        if (sameKeys(before, this.resolvePorts(f.entry.ports, 'EGRESS', id))) continue;
+        this.expand(res, f, id, false);
+        this.expand(res, f, id, true);
+      }
+    }
   }
 
   /**
@@ -103,14 +124,21 @@ export class EndpointState implements SelectionUser {
       rules: sorted,
       filters: [],
       byCS: new Map(),
+      namedEgress: [],
       mapState: new MapState<Filter>(),
     };
     if (mode !== 'never') {
+      const requires = collectRequires(sorted);
       for (const r of sorted) {
         for (const e of r.entries) {
           const pol = e.direction === 'INGRESS' ? next.ingress : next.egress;
           if (!pol.enforced) continue;
-          for (const peer of e.peers) {
+          const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
+          for (const p of e.peers) {
+            const peer: PeerChoice =
+              p.reqs === undefined || extra.length === 0
+                ? p
+                : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
             const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
             this.addFilter(next, { entry: e, peer, cs: this.ctx.selectors.add(peer.sel), verdict, rule: r });
           }
@@ -171,7 +199,10 @@ export class EndpointState implements SelectionUser {
   }
 
   private addFilter(res: Resolution, f: Filter): void {
-    if (f.entry.ports.some((p) => p.named !== undefined)) f.expanded = new Map();
+    if (f.entry.ports.some((p) => p.named !== undefined)) {
+      f.expanded = new Map();
+      if (f.entry.direction === 'EGRESS') res.namedEgress.push(f);
+    }
     res.filters.push(f);
     let list = res.byCS.get(f.cs);
     if (list === undefined) {
@@ -242,6 +273,30 @@ export class EndpointState implements SelectionUser {
     }
     return out;
   }
+}
+
+/** The from/toRequires of all selecting rules, per direction and allow/deny; undefined when none. */
+function collectRequires(rules: readonly InternalRule[]): InternalRule['requires'] {
+  let out: InternalRule['requires'];
+  for (const r of rules) {
+    if (r.requires === undefined) continue;
+    out ??= { INGRESS: { allow: [], deny: [] }, EGRESS: { allow: [], deny: [] } };
+    for (const d of ['INGRESS', 'EGRESS'] as const) {
+      out[d].allow.push(...r.requires[d].allow);
+      out[d].deny.push(...r.requires[d].deny);
+    }
+  }
+  return out;
+}
+
+function sameKeys(a: ReadonlyArray<readonly number[]>, b: ReadonlyArray<readonly number[]>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x[0] !== y[0] || x[1] !== y[1] || x[2] !== y[2]) return false;
+  }
+  return true;
 }
 
 /** Same selector and port with two different L7 parsers: Cilium's "cannot merge conflicting L7 parsers". */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PolicyEngine } from './engine.ts';
 import { explainEndpointPolicy } from './explain.ts';
-import { cnp, engineWith, ext, flow, pod } from './testutil.ts';
+import { cnp, engineWith, ext, flow, pod, snapshot } from './testutil.ts';
 import type { EndpointSpec } from './types.ts';
 
 const EPS: EndpointSpec[] = [
@@ -137,26 +137,6 @@ test('conflicting L7 parsers for the same selector and port', () => {
   assert.equal(e.endpointFailed('shop/api'), false);
 });
 
-/** Canonical form of all endpoint policies, for comparing engines. */
-function snapshot(e: PolicyEngine): string {
-  const out: string[] = [];
-  for (const key of e.endpointKeys().sort()) {
-    const [ns, name] = key.split('/') as [string, string];
-    const p = e.endpointPolicy(ns, name);
-    const idName = (id: number) => (id === 0 ? '*' : e.labelsOf(id).join(','));
-    out.push(
-      `${key} in=${JSON.stringify(p.ingress)} eg=${JSON.stringify(p.egress)}`,
-      ...p.entries
-        .map(
-          (x) =>
-            `  ${x.key.direction} ${idName(x.key.identity)} ${x.key.proto} ${x.key.portLo}-${x.key.portHi} ${x.verdict} ${x.derivedFrom.map((r) => `${r.name}#${r.section}${r.entryIndex}`).join('+')}`,
-        )
-        .sort(),
-    );
-  }
-  return out.join('\n');
-}
-
 test('incremental updates give the same policy as a fresh engine', () => {
   const policies = [
     cnp('shop', 'p1', {
@@ -239,4 +219,43 @@ test('explainEndpointPolicy lists enforcement and entries by peer', () => {
     lines.join('\n'),
   );
   assert.ok(lines.some((l) => l.includes('identity 1 (reserved:host)')));
+});
+
+test('FQDN: an address that is (or stops being) a pod follows the DNS answers', () => {
+  const podAt = pod('shop/late', { app: 'late' }, '203.0.113.10');
+  // [name, changes after learning at t=0, expect web → 203.0.113.10:443 allowed, fqdn-selected entries]
+  const rows: Array<[string, (e: PolicyEngine) => void, boolean, number]> = [
+    ['no pod there', () => {}, true, 1],
+    ['a pod takes the address after the answer', (e) => e.upsertEndpoint(podAt), false, 0],
+    [
+      'the pod leaves while the answer lives',
+      (e) => {
+        e.upsertEndpoint(podAt);
+        e.learnDNS('api.partner.example', ['203.0.113.10'], 30, 1000);
+        e.removeEndpoint('shop', 'late');
+      },
+      true,
+      1,
+    ],
+  ];
+  for (const [name, change, want, fqdnEntries] of rows) {
+    const e = engineWith(EPS, [FQDN]);
+    e.learnDNS('api.partner.example', ['203.0.113.10'], 30, 0);
+    change(e);
+    const f = flow('shop/web', 'partner', '443/TCP', EPS);
+    assert.equal(e.decide(f, 2000).allowed, want, name);
+    const held = e
+      .endpointPolicy('shop', 'web')
+      .entries.filter((x) => e.labelsOf(x.key.identity).includes('fqdn:api.partner.example'));
+    assert.equal(held.length, fqdnEntries, `${name}: entries for the fqdn identity`);
+  }
+});
+
+test('FQDN: expiry is checked without scanning past answers', () => {
+  const e = engineWith(EPS, [FQDN]);
+  for (let i = 0; i < 5; i++) e.learnDNS('api.partner.example', ['203.0.113.10'], 30, i * 1000);
+  const f = flow('shop/web', 'partner', '443/TCP', EPS);
+  assert.equal(e.decide(f, 34_000).allowed, true, 'the last answer lives until 34 s');
+  assert.equal(e.decide(f, 34_001).allowed, false, 'and expires after');
+  assert.equal(e.dns.nextExpiry(), Number.POSITIVE_INFINITY);
 });

@@ -588,6 +588,43 @@ const SCENARIOS: Scenario[] = [
       ],
     ],
   },
+  {
+    // Cilium ≤1.18 (§13): fromRequires ANDs into the fromEndpoints of every rule selecting the
+    // endpoint (not namespace-scoped; CIDR/entity peers untouched); it grants nothing itself.
+    name: 'fromRequires restricts fromEndpoints of every selecting rule',
+    eps: [...EPS, pod('shop/web2', { app: 'web', env: 'prod' }, '10.0.1.4')],
+    policies: [
+      toApi({ ingress: [{ fromEndpoints: [{ matchLabels: { app: 'web' } }] }, { fromEntities: ['world'] }] }),
+      cnp('shop', 'req', {
+        endpointSelector: { matchLabels: { app: 'api' } },
+        ingress: [{ fromRequires: [{ matchLabels: { env: 'prod' } }] }],
+      }),
+    ],
+    flows: [
+      ['shop/web2', 'shop/api', '80/TCP', 'allow'],
+      ['shop/web', 'shop/api', '80/TCP', 'POLICY_DENIED'],
+      ['github', 'shop/api', '80/TCP', 'allow'],
+    ],
+  },
+  {
+    name: 'toRequires of an allow rule does not narrow deny rules',
+    eps: [...EPS, pod('shop/web2', { app: 'web', env: 'prod' }, '10.0.1.4')],
+    policies: [
+      cnp('shop', 'eg', {
+        endpointSelector: { matchLabels: { app: 'db' } },
+        egress: [{ toEndpoints: [{}], toRequires: [{ matchLabels: { env: 'prod' } }] }],
+        egressDeny: [
+          { toEndpoints: [{ matchLabels: { app: 'web' } }], toPorts: [{ ports: [{ port: '81' }] }] },
+        ],
+      }),
+    ],
+    flows: [
+      ['shop/db', 'shop/web2', '80/TCP', 'allow'],
+      ['shop/db', 'shop/web', '80/TCP', 'POLICY_DENIED'],
+      ['shop/db', 'shop/web2', '81/TCP', 'POLICY_DENY'],
+      ['shop/db', 'shop/api', '80/TCP', 'POLICY_DENIED'],
+    ],
+  },
 ];
 
 for (const s of SCENARIOS) {

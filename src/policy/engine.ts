@@ -20,7 +20,7 @@ import {
   serviceMatches,
   serviceRefsOf,
 } from './cluster-objects.ts';
-import { decideDirection, type PeerInfo } from './decide.ts';
+import { decideDirection, type PeerInfo, uniqRefList } from './decide.ts';
 import { EndpointState, type ResolveContext, unionL7 } from './endpoint.ts';
 import { LOOKUP } from './mapstate.ts';
 import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
@@ -36,7 +36,6 @@ import type {
   NumericIdentity,
   PeerRef,
   PolicyEngineAPI,
-  RuleRef,
   TrafficDirection,
   Verdict,
 } from './types.ts';
@@ -91,11 +90,14 @@ export class PolicyEngine implements PolicyEngineAPI {
   private readonly endpoints = new Map<string, EndpointRecord>();
   private readonly byIP = new Map<string, EndpointRecord>();
   private readonly statesByIdentity = new Map<number, Set<EndpointState>>();
+  /** Endpoints with egress named-port filters. */
+  private readonly namedPortUsers = new Set<EndpointState>();
   private readonly policies = new Map<string, StoredPolicy>();
   private readonly rulesBySubject = new Map<CachedSelector, Set<InternalRule>>();
   /** /32 prefixes held because DNS answers point at them. */
   private readonly fqdnHeld = new Set<string>();
-  private dnsExpiries: number[] = [];
+  /** The latest time DNS was learnt or expired at: pod address changes re-check fqdn names then. */
+  private dnsNow = Number.NEGATIVE_INFINITY;
   private readonly ctx: ResolveContext;
   private readonly services = new Map<string, ServiceInfo>();
   private readonly cidrGroups = new Map<string, CIDRGroupInfo>();
@@ -153,6 +155,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const old = this.endpoints.get(key);
     const identity = this.identities.allocate(labels); // before releasing the old one: keeps the number
     const namedChanged = hasNamed(ep.ports) || (old !== undefined && hasNamed(old.spec.ports));
+    const oldId = old?.kind === 'pod' ? old.state.identity.id : undefined;
     if (old !== undefined) this.dropRecord(old, old.kind === 'pod' && old.state.identity === identity);
     let state: EndpointState;
     if (old !== undefined && old.kind === 'pod' && old.state.identity === identity) {
@@ -172,7 +175,10 @@ export class PolicyEngine implements PolicyEngineAPI {
     this.byIP.set(ep.ip, rec);
     this.ipcache.upsertEndpoint(ep.ip, identity.id);
     this.resolve(state);
-    if (namedChanged) this.refreshEgressNamedPorts(state);
+    if (namedChanged) this.refreshEgressNamedPorts([identity.id, ...(oldId === undefined ? [] : [oldId])]);
+    // The address is a pod's now (and the old one may not be): fqdn selection follows.
+    this.refreshFQDN(ep.ip, this.dnsNow);
+    if (old !== undefined && old.spec.ip !== ep.ip) this.refreshFQDN(old.spec.ip, this.dnsNow);
   }
 
   private upsertExternal(ep: EndpointSpec): void {
@@ -189,7 +195,9 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec = this.findEndpoint(namespace, name);
     if (rec === undefined) return;
     this.dropRecord(rec, false);
-    if (rec.kind === 'pod' && hasNamed(rec.spec.ports)) this.refreshEgressNamedPorts(undefined);
+    if (rec.kind === 'pod' && hasNamed(rec.spec.ports)) this.refreshEgressNamedPorts([rec.state.identity.id]);
+    // A live DNS answer for the freed address makes it fqdn-selectable again.
+    if (rec.kind === 'pod') this.refreshFQDN(rec.spec.ip, this.dnsNow);
   }
 
   /** Forgets a record; `keepState` when the same identity continues under a new spec. */
@@ -206,6 +214,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const identity = rec.state.identity;
     if (!keepState) {
       rec.state.dispose();
+      this.namedPortUsers.delete(rec.state);
       this.statesByIdentity.get(identity.id)?.delete(rec.state);
       if (this.statesByIdentity.get(identity.id)?.size === 0) this.statesByIdentity.delete(identity.id);
     }
@@ -229,10 +238,10 @@ export class PolicyEngine implements PolicyEngineAPI {
     return out;
   }
 
-  private refreshEgressNamedPorts(except: EndpointState | undefined): void {
-    for (const set of this.statesByIdentity.values()) {
-      for (const s of set) if (s !== except && s.hasEgressNamedPorts) this.resolve(s);
-    }
+  /** Pods of these identities changed their container ports: egress named ports follow. */
+  private refreshEgressNamedPorts(ids: readonly number[]): void {
+    const all = [...new Set([...ids, 0])]; // 0: wildcard peers resolve on every pod
+    for (const s of this.namedPortUsers) s.refreshNamedPorts(all);
   }
 
   // ------------------------------------------------------------------ policies
@@ -299,12 +308,10 @@ export class PolicyEngine implements PolicyEngineAPI {
       }
     }
     if (old !== undefined) {
-      old.rules.forEach((r, i) => {
-        const cs = old.subjects[i]!;
+      for (const cs of old.subjects) {
         if (this.rulesBySubject.get(cs)?.size === 0) this.rulesBySubject.delete(cs);
-        void r;
         this.selectors.release(cs);
-      });
+      }
       for (const pr of old.prefixes) this.releasePrefix(pr);
     }
     return issues;
@@ -418,7 +425,10 @@ export class PolicyEngine implements PolicyEngineAPI {
   }
 
   private resolve(state: EndpointState): Issue[] {
-    return state.resolve(this.rulesFor(state.identity.id), this.config.enforcementMode);
+    const issues = state.resolve(this.rulesFor(state.identity.id), this.config.enforcementMode);
+    if (state.hasEgressNamedPorts) this.namedPortUsers.add(state);
+    else this.namedPortUsers.delete(state);
+    return issues;
   }
 
   // ------------------------------------------------------------------ CIDR and FQDN identities
@@ -436,23 +446,24 @@ export class PolicyEngine implements PolicyEngineAPI {
   learnDNS(name: string, ips: string[], ttlSeconds: number, nowMs: number = Date.now()): void {
     this.expireDNS(nowMs);
     this.dns.learn(name, ips, ttlSeconds, nowMs);
-    this.dnsExpiries.push(nowMs + Math.max(ttlSeconds, this.dns.minTTL) * 1000);
   }
 
-  /** Drops DNS answers that expired before `nowMs` (their IPs leave the toFQDNs selections). */
+  /**
+   * Drops DNS answers that expired before `nowMs` (their IPs leave the toFQDNs selections). O(1)
+   * unless something is due: decide() calls it for every flow.
+   */
   expireDNS(nowMs: number): void {
-    if (!this.dnsExpiries.some((e) => e < nowMs)) return;
+    if (nowMs > this.dnsNow) this.dnsNow = nowMs;
+    if (this.dns.nextExpiry() >= nowMs) return;
     this.dns.gc(nowMs);
-    this.dnsExpiries = this.dnsExpiries.filter((e) => e >= nowMs);
   }
 
   private refreshFQDN(ip: string, nowMs: number): void {
-    const rec = this.byIP.get(ip);
-    if (rec !== undefined && rec.kind === 'pod') return; // in-cluster endpoints are never fqdn-selected
     const p = parsePrefix(ip);
     if (p === undefined || p.len !== 32) return;
     const k = formatPrefix(p);
-    const names = this.dns.namesForIP(ip, nowMs);
+    // In-cluster endpoints are never fqdn-selected: a pod's address holds no fqdn identity.
+    const names = this.byIP.get(ip)?.kind === 'pod' ? [] : this.dns.namesForIP(ip, nowMs);
     if (names.length > 0) {
       if (!this.fqdnHeld.has(k)) {
         this.fqdnHeld.add(k);
@@ -578,7 +589,7 @@ export class PolicyEngine implements PolicyEngineAPI {
           portHi: e.portHi,
         },
         verdict: e.verdict,
-        derivedFrom: dedupeRefs(fs.map((f) => f.entry.ref)),
+        derivedFrom: uniqRefList(fs.map((f) => f.entry.ref)),
       };
       if (e.verdict === 'redirect') {
         const l7 = unionL7(fs.flatMap((f) => (f.entry.l7 === undefined ? [] : [f.entry.l7])));
@@ -593,7 +604,7 @@ export class PolicyEngine implements PolicyEngineAPI {
       ingress: { ...res.ingress },
       egress: { ...res.egress },
       entries,
-      selectedBy: dedupeRefs(res.rules.map((r) => r.ref)),
+      selectedBy: uniqRefList(res.rules.map((r) => r.ref)),
     };
   }
 
@@ -622,16 +633,6 @@ function matchesEither<R, O>(ref: R, a: O | undefined, b: O, match: (r: R, o: O)
 
 function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {
   return ports?.some((p) => p.name !== undefined) ?? false;
-}
-
-function dedupeRefs(refs: RuleRef[]): RuleRef[] {
-  const seen = new Set<string>();
-  return refs.filter((r) => {
-    const k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }
 
 function cmpEntry(a: MapStateEntry, b: MapStateEntry): number {

@@ -50,6 +50,14 @@ export interface PeerChoice {
   field: string;
   /** The object a reference resolved through, e.g. `Service shop/backend-svc`. */
   via?: string;
+  /** from/toEndpoints only: the selector's requirements, which from/toRequires extend. */
+  reqs?: readonly Requirement[];
+}
+
+/** from/toRequires of one direction (allow and deny sections apart, as Cilium collects them). */
+export interface RequiresOf {
+  allow: Requirement[];
+  deny: Requirement[];
 }
 
 /** One allow/deny entry of a rule, for one PortRule (L7 differs per PortRule). */
@@ -73,6 +81,11 @@ export interface InternalRule {
   enforces: Record<TrafficDirection, boolean>;
   defaultDeny: Record<TrafficDirection, boolean>;
   entries: RuleEntry[];
+  /**
+   * fromRequires / toRequires (Cilium ≤1.18): ANDed into every from/toEndpoints selector of every
+   * rule selecting the same endpoint, in that direction and allow/deny kind.
+   */
+  requires?: Record<TrafficDirection, RequiresOf>;
   /** The rule itself (section '', entryIndex -1). */
   ref: RuleRef;
 }
@@ -161,24 +174,45 @@ function translateRule(
   });
 
   r.ingress?.forEach((e, i) => {
-    entries.push(...ingressEntries(e, false, ctx, ref('ingress', i, e.pos), !ddIn));
+    entries.push(...sectionEntries(e, 'INGRESS', false, ctx, ref('ingress', i, e.pos), !ddIn));
   });
   r.ingressDeny?.forEach((e, i) => {
-    entries.push(...ingressEntries(e, true, ctx, ref('ingressDeny', i, e.pos), false));
+    entries.push(...sectionEntries(e, 'INGRESS', true, ctx, ref('ingressDeny', i, e.pos), false));
   });
   r.egress?.forEach((e, i) => {
-    entries.push(...egressEntries(e, false, ctx, ref('egress', i, e.pos), !ddEg));
+    entries.push(...sectionEntries(e, 'EGRESS', false, ctx, ref('egress', i, e.pos), !ddEg));
   });
   r.egressDeny?.forEach((e, i) => {
-    entries.push(...egressEntries(e, true, ctx, ref('egressDeny', i, e.pos), false));
+    entries.push(...sectionEntries(e, 'EGRESS', true, ctx, ref('egressDeny', i, e.pos), false));
   });
-  return {
+  const out: Omit<InternalRule, 'key' | 'policyKey'> = {
     subject,
     enforces: { INGRESS: enfIn, EGRESS: enfEg },
     defaultDeny: { INGRESS: ddIn, EGRESS: ddEg },
     entries,
     ref: ref('', -1, r.pos),
   };
+  const requires = requiresOf(r);
+  if (requires !== undefined) out.requires = requires;
+  return out;
+}
+
+/** The rule's from/toRequires, not namespace-scoped (Cilium adds no namespace to them). */
+function requiresOf(r: Rule): Record<TrafficDirection, RequiresOf> | undefined {
+  const out: Record<TrafficDirection, RequiresOf> = {
+    INGRESS: { allow: [], deny: [] },
+    EGRESS: { allow: [], deny: [] },
+  };
+  const add = (to: Requirement[], sels: readonly EndpointSelector[] | undefined) => {
+    for (const s of sels ?? []) to.push(...requirementsOf(s, SOURCE_ANY));
+  };
+  for (const e of r.ingress ?? []) add(out.INGRESS.allow, e.fromRequires);
+  for (const e of r.ingressDeny ?? []) add(out.INGRESS.deny, e.fromRequires);
+  for (const e of r.egress ?? []) add(out.EGRESS.allow, e.toRequires);
+  for (const e of r.egressDeny ?? []) add(out.EGRESS.deny, e.toRequires);
+  const n =
+    out.INGRESS.allow.length + out.INGRESS.deny.length + out.EGRESS.allow.length + out.EGRESS.deny.length;
+  return n > 0 ? out : undefined;
 }
 
 interface PeerCtx {
@@ -193,8 +227,8 @@ function nsReq(ns: string): Requirement {
   return { source: SOURCE_K8S, key: LABEL_NAMESPACE, operator: 'In', values: [ns] };
 }
 
-/** from/toEndpoints selector with namespace injection (§3.1). */
-function endpointSelectorPeer(sel: EndpointSelector, ctx: PeerCtx): PeerSelector {
+/** from/toEndpoints selector with namespace injection (§3.1), and its requirements. */
+function endpointSelectorReqs(sel: EndpointSelector, ctx: PeerCtx): Requirement[] {
   const reqs = requirementsOf(sel, SOURCE_ANY);
   const namesNs = mentionsKey(reqs, LABEL_NAMESPACE, [SOURCE_ANY, SOURCE_K8S]);
   const reserved = reqs.some((q) => q.source === SOURCE_RESERVED);
@@ -204,7 +238,7 @@ function endpointSelectorPeer(sel: EndpointSelector, ctx: PeerCtx): PeerSelector
     else if (!ctx.selectsInit)
       reqs.push({ source: SOURCE_K8S, key: LABEL_NAMESPACE, operator: 'Exists', values: [] });
   }
-  return endpointPeer(compileRequirements(reqs));
+  return reqs;
 }
 
 function cidrStringPeer(s: string): PeerSelector {
@@ -284,7 +318,8 @@ function peersOf(e: Common, dir: TrafficDirection, ctx: PeerCtx): PeerChoice[] |
   if (eps !== undefined) {
     any = true;
     eps.forEach((s, i) => {
-      out.push({ sel: endpointSelectorPeer(s, ctx), field: `${pre}Endpoints[${i}]` });
+      const reqs = endpointSelectorReqs(s, ctx);
+      out.push({ sel: endpointPeer(compileRequirements(reqs)), field: `${pre}Endpoints[${i}]`, reqs });
     });
   }
   if (cidrs !== undefined) {
@@ -350,7 +385,7 @@ function l7Of(pr: PortRule, dir: TrafficDirection, implicitAllowAll: boolean): L
 }
 
 function portEntries(
-  e: IngressRule | EgressRule | IngressDenyRule | EgressDenyRule,
+  e: Common,
   dir: TrafficDirection,
   deny: boolean,
   peers: PeerChoice[],
@@ -393,35 +428,21 @@ function hasPortsOrIcmps(e: Common): boolean {
   return hasItems(e.toPorts) || hasItems(e.icmps);
 }
 
-function ingressEntries(
-  e: IngressRule | IngressDenyRule,
+function sectionEntries(
+  e: Common,
+  dir: TrafficDirection,
   deny: boolean,
   ctx: PeerCtx,
   ref: RuleRef,
   l7AllowAll: boolean,
 ): RuleEntry[] {
-  let peers = peersOf(e, 'INGRESS', ctx);
+  let peers = peersOf(e, dir, ctx);
   if (peers === undefined) {
     // No peer field: with toPorts/icmps any peer; without, the entry allows nothing (§3.2).
     if (!hasPortsOrIcmps(e)) return [];
     peers = ANY_PEER;
   }
-  return portEntries(e, 'INGRESS', deny, peers, ref, l7AllowAll);
-}
-
-function egressEntries(
-  e: EgressRule | EgressDenyRule,
-  deny: boolean,
-  ctx: PeerCtx,
-  ref: RuleRef,
-  l7AllowAll: boolean,
-): RuleEntry[] {
-  let peers = peersOf(e, 'EGRESS', ctx);
-  if (peers === undefined) {
-    if (!hasPortsOrIcmps(e)) return [];
-    peers = ANY_PEER;
-  }
-  return portEntries(e, 'EGRESS', deny, peers, ref, l7AllowAll);
+  return portEntries(e, dir, deny, peers, ref, l7AllowAll);
 }
 
 // ---------------------------------------------------------------- Kubernetes NetworkPolicy

@@ -113,3 +113,32 @@ export function flow(
 export function get(path: string): L7Request {
   return { kind: 'http', method: 'GET', path };
 }
+
+/** Labels without the covering cidr: prefixes and Cilium's metadata, to keep failures readable. */
+function shortName(labels: string[]): string {
+  const cidrs = labels.filter((l) => l.startsWith('cidr:'));
+  const own = cidrs.sort((x, y) => Number(y.split('/')[1]) - Number(x.split('/')[1]))[0];
+  return labels
+    .filter((l) => (!l.startsWith('cidr:') || l === own) && !l.startsWith('k8s:io.cilium.k8s.'))
+    .join(',');
+}
+
+/** Canonical form of all endpoint policies, for comparing engines (one line per entry). */
+export function snapshot(e: PolicyEngine): string {
+  const out: string[] = [];
+  for (const key of e.endpointKeys().sort()) {
+    const [ns, name] = key.split('/') as [string, string];
+    const p = e.endpointPolicy(ns, name);
+    const idName = (id: number) => (id === 0 ? '*' : shortName(e.labelsOf(id)));
+    out.push(
+      `${key} in=${JSON.stringify(p.ingress)} eg=${JSON.stringify(p.egress)}`,
+      ...p.entries
+        .map(
+          (x) =>
+            `  ${x.key.direction} ${idName(x.key.identity)} ${x.key.proto} ${x.key.portLo}-${x.key.portHi} ${x.verdict} ${x.derivedFrom.map((r) => `${r.name}#${r.section}${r.entryIndex}`).join('+')}`,
+        )
+        .sort(),
+    );
+  }
+  return out.join('\n');
+}
