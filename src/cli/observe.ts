@@ -46,35 +46,36 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
   const last = o.last ?? (o.follow ? undefined : DEFAULT_LAST);
   // Filters run here, so the past is read whole (the ring is small) and cut after filtering.
   const path = o.follow ? (last !== undefined ? '/flows?since=0&follow=1' : '/flows?follow=1') : '/flows';
-  const emit = (e: FlowEvent, raw: string): void => {
-    io.write(o.output === 'json' ? raw : formatCompact(e));
-  };
   return new Promise<number>((resolve) => {
-    let backlog: Array<{ e: FlowEvent; raw: string }> | undefined = last !== undefined ? [] : undefined;
+    let backlog: string[] | undefined = last !== undefined ? [] : undefined;
     let buf = '';
     const flushBacklog = (): void => {
       if (backlog === undefined) return;
       const keep = last === undefined ? backlog : last === 0 ? [] : backlog.slice(-last);
-      for (const b of keep) emit(b.e, b.raw);
+      for (const text of keep) io.write(text);
       backlog = undefined;
     };
     const onLine = (raw: string): void => {
       let e: FlowEvent;
+      let text: string;
       try {
         e = JSON.parse(raw) as FlowEvent;
+        // a line not of the API's shape is skipped, never a crash (filters read nested fields)
+        if (typeof e !== 'object' || e === null || typeof e.flow !== 'object' || e.flow === null) return;
+        if (!matchFlow(filter, e.flow)) return;
+        text = o.output === 'json' ? raw : formatCompact(e);
       } catch {
         return;
       }
-      if (e.flow === undefined || !matchFlow(filter, e.flow)) return;
       if (backlog !== undefined) {
         // Until the ring's past is out, keep it; with --follow, past = times before we connected.
         if (!o.follow || Date.parse(e.time) <= startedAt) {
-          backlog.push({ e, raw });
+          backlog.push(text);
           return;
         }
         flushBacklog();
       }
-      emit(e, raw);
+      io.write(text);
     };
     const startedAt = Date.now();
     const req = request({ socketPath: o.socket, path, method: 'GET' }, (res) => {

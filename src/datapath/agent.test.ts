@@ -22,3 +22,43 @@ test('loadEndpoints reads Deployments, Pods and Namespaces', async () => {
   assert.equal(byName.get('shop/client')?.ip, '10.0.7.10', 'a Pod keeps its status.podIP');
   assert.notEqual(ledger.ip, '10.0.7.10', 'allocated addresses avoid the ones in use');
 });
+
+test('the status API answers 500 instead of crashing; a failed reload does not stop later ones', async () => {
+  const { mkdtempSync, mkdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { request } = await import('node:http');
+  const { Agent } = await import('./agent.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-agent-unit-'));
+  const socket = join(dir, 'agent.sock');
+  mkdirSync(join(dir, 'policies'));
+  const logs: string[] = [];
+  // never started: no engine, no node, so status() and reload() throw inside
+  const a = new Agent({ policies: join(dir, 'policies'), endpoints: dir, socket, log: (l) => logs.push(l) });
+  const get = (path: string, method = 'GET'): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath: socket, path, method }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  await (a as unknown as { serve(): Promise<void> }).serve();
+  try {
+    const rows: Array<[string, string, string, number]> = [
+      ['status throws', '/status', 'GET', 500],
+      ['reload fails', '/reload', 'POST', 200],
+      ['reload fails again (the chain is not stuck)', '/reload', 'POST', 200],
+      ['unknown path', '/nope', 'GET', 404],
+    ];
+    for (const [name, path, method, want] of rows) assert.equal(await get(path, method), want, name);
+    assert.equal(logs.filter((l) => l.startsWith('apply failed')).length, 2);
+    // a policy store that cannot be read keeps the last good state (nothing removed)
+    rmSync(join(dir, 'policies'), { recursive: true });
+    await a.reload();
+    assert.ok(logs.some((l) => l.includes('the last good state stays')));
+  } finally {
+    await a.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -64,10 +64,22 @@ function walk(path: string, out: string[] = []): string[] {
     out.push(path);
     return out;
   }
-  for (const name of readdirSync(path).sort()) {
+  let names: string[];
+  try {
+    names = readdirSync(path).sort();
+  } catch {
+    return out;
+  }
+  for (const name of names) {
     if (name.startsWith('.')) continue;
     const p = join(path, name);
-    if (statSync(p).isDirectory()) walk(p, out);
+    let dir: boolean;
+    try {
+      dir = statSync(p).isDirectory();
+    } catch {
+      continue; // removed since readdir (the watcher fires while files change)
+    }
+    if (dir) walk(p, out);
     else if (YAML.test(name)) out.push(p);
   }
   return out;
@@ -183,7 +195,6 @@ export class Agent {
     await this.node.up({ adopt: true });
     this.applies++;
     await this.node.connect();
-    await this.node.pruneHosts();
     if (this.opts.flows !== false) {
       this.flows = new FlowPipeline(this.node, {
         ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
@@ -205,6 +216,15 @@ export class Agent {
 
   /** Reads the policy directory; files with errors keep their last good version. */
   private loadPolicies(): void {
+    try {
+      const st = statSync(this.opts.policies);
+      if (st.isDirectory()) readdirSync(this.opts.policies);
+    } catch (e) {
+      // A store that cannot be read (moved away while being replaced, permissions) is not an
+      // empty store: removing every policy would open every endpoint.
+      this.log(`cannot read ${this.opts.policies} (${(e as Error).message}); the last good state stays`);
+      return;
+    }
     const seen = new Set<string>();
     for (const file of walk(this.opts.policies)) {
       seen.add(file);
@@ -260,8 +280,10 @@ export class Agent {
   /** Reload + delta apply, serialized. */
   reload(): Promise<void> {
     this.reloading = this.reloading.then(async () => {
-      this.loadPolicies();
+      // Nothing may escape: a rejected chain would stop every later reload (and crash the
+      // watcher's caller with an unhandled rejection).
       try {
+        this.loadPolicies();
         const st = await this.node.sync();
         this.applies++;
         if (st.kind !== 'none') this.log(`applied ${st.kind} (${st.lines} lines, ${st.ms.toFixed(1)} ms)`);
@@ -318,25 +340,40 @@ export class Agent {
   private serve(): Promise<void> {
     rmSync(this.socket, { force: true });
     this.server = createServer((req, res) => {
-      if (req.url === '/status' || req.url === '/') {
+      // a throw in a request handler would take the agent down (enforcement stays, updates stop)
+      const fail = (e: unknown): void => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        res.statusCode = 500;
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify(this.status()));
-        return;
+        res.end(JSON.stringify({ error: (e as Error).message ?? String(e) }));
+      };
+      try {
+        if (req.url === '/status' || req.url === '/') {
+          const body = JSON.stringify(this.status());
+          res.setHeader('content-type', 'application/json');
+          res.end(body);
+          return;
+        }
+        if (req.url === '/metrics') {
+          const text = this.flows?.metricsText() ?? Promise.resolve('');
+          text.then((t) => {
+            res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+            res.end(t);
+          }, fail);
+          return;
+        }
+        if (req.url === '/reload' && req.method === 'POST') {
+          this.reload().then(() => res.end(JSON.stringify({ ok: true })), fail);
+          return;
+        }
+        res.statusCode = 404;
+        res.end('{"error":"not found"}');
+      } catch (e) {
+        fail(e);
       }
-      if (req.url === '/metrics') {
-        const text = this.flows?.metricsText() ?? Promise.resolve('');
-        void text.then((t) => {
-          res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-          res.end(t);
-        });
-        return;
-      }
-      if (req.url === '/reload' && req.method === 'POST') {
-        void this.reload().then(() => res.end(JSON.stringify({ ok: true })));
-        return;
-      }
-      res.statusCode = 404;
-      res.end('{"error":"not found"}');
     });
     return new Promise((resolve, reject) => {
       this.server!.once('error', (e) => reject(new DatapathError('socket-failed', e.message)));

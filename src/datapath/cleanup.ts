@@ -1,10 +1,14 @@
 // `seawall agent --cleanup`: removes what crashed runs left behind: the namespaces recorded in
 // state files whose owner is gone (the nft table lives in the node namespace and goes with it),
-// and any other namespace with a Seawall prefix that no live run claims.
+// and any other namespace with a Seawall prefix that no live run claims. Processes still running
+// inside those namespaces (ulogd2, probe workers, servers started with `seawall exec`) are
+// stopped first: they would keep a deleted namespace, and its table, alive. A node's run dir
+// loses its transient files (ulogd's raw output, config, pid file, socket); the flow log stays.
 
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { runDirFor, stopStaleUlogd } from './flows.ts';
-import { delNetns, listNetns, ownedName } from './netns.ts';
+import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
 import { readState, STATE_DIR } from './topology.ts';
 
 function alive(pid: number): boolean {
@@ -14,6 +18,31 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Files of a node's run dir that only a running pipeline needs. */
+const TRANSIENT = ['ulogd.pid', 'ulogd.conf', 'flows.json', 'flows.json.1', 'hubble.sock'];
+
+/** Stops what runs inside, deletes the namespace, and tidies its run dir if it was a node. */
+async function remove(ns: string): Promise<void> {
+  // ulogd by its pid file first (it is ours for sure), then whatever else still runs inside
+  stopStaleUlogd(runDirFor(ns));
+  for (const pid of await netnsPids(ns)) {
+    if (pid === process.pid) continue;
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
+  await delNetns(ns);
+  const dir = runDirFor(ns);
+  for (const f of TRANSIENT) rmSync(join(dir, f), { force: true });
+  try {
+    rmdirSync(dir); // only when nothing (no flow log) is left
+  } catch {
+    // not there, or the flow log stays
   }
 }
 
@@ -46,18 +75,16 @@ export async function cleanup(opts: { all?: boolean } = {}): Promise<CleanupRepo
       keptLive.push(`${st.node} (pid ${st.pid})`);
       continue;
     }
-    // A SIGKILLed agent leaves its ulogd behind in the node namespace: stop it first.
-    stopStaleUlogd(runDirFor(st.node));
     for (const n of names) {
       if (!ownedName(n)) continue;
-      await delNetns(n);
+      await remove(n);
       removed.push(n);
     }
     rmSync(path, { force: true });
   }
   for (const n of await listNetns()) {
     if (ownedName(n) && !claimed.has(n) && !removed.includes(n)) {
-      await delNetns(n);
+      await remove(n);
       removed.push(n);
     }
   }

@@ -143,7 +143,10 @@ async function teardown(): Promise<void> {
   await fp?.stop();
   const n = liveNode;
   liveNode = undefined;
-  if (n) await n.down();
+  if (n) {
+    rmSync(runDirFor(n.node), { recursive: true, force: true });
+    await n.down();
+  }
 }
 
 function onSignal(sig: NodeJS.Signals): void {

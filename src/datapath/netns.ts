@@ -7,8 +7,11 @@ import { must, run } from './exec.ts';
 /** Prefixes of every namespace Seawall creates; `--cleanup` only ever removes these. */
 export const NS_PREFIXES = ['sw-', 'seawall-'] as const;
 
+/** A name with our prefix and nothing that could act as a path (run dirs are named after nodes). */
 export function ownedName(name: string): boolean {
-  return NS_PREFIXES.some((p) => name.startsWith(p));
+  return (
+    NS_PREFIXES.some((p) => name.startsWith(p)) && /^[A-Za-z0-9_.-]+$/.test(name) && !name.includes('..')
+  );
 }
 
 export async function listNetns(): Promise<string[]> {
@@ -33,6 +36,16 @@ export async function addNetns(name: string): Promise<void> {
 export async function delNetns(name: string): Promise<void> {
   if (!ownedName(name)) throw new Error(`refusing to delete namespace ${name}: not a Seawall name`);
   await run('ip', ['netns', 'del', name]);
+}
+
+/** Processes running inside a namespace (`ip netns pids`); none when it is gone. */
+export async function netnsPids(name: string): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', name]);
+  if (r.code !== 0) return [];
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isSafeInteger(n) && n > 1);
 }
 
 export async function sysctl(ns: string, key: string, value: string): Promise<void> {

@@ -96,6 +96,9 @@ export class NodeDatapath {
   /** Node namespace up, table installed in one transaction (replacing any leftover of ours). */
   async up(opts: { adopt?: boolean } = {}): Promise<void> {
     await this.topo.up(opts);
+    // Adopted namespaces that no declared peer claims at their address go while the old table
+    // still holds them: the new one has no policy for them (unbound veth, no ep_in/ep_eg entry).
+    if (opts.adopt) await this.pruneHosts();
     this.lastApply = await this.nft.applyFull(this.compile());
   }
 
@@ -105,10 +108,11 @@ export class NodeDatapath {
     for (const [key, { ip }] of this.others) if (!this.topo.host(key)) await this.topo.addHost(key, ip);
   }
 
-  /** Namespaces of a previous run that no declared peer claims any more. */
+  /** Namespaces of a previous run that no declared peer claims any more, or at another address. */
   async pruneHosts(): Promise<void> {
     for (const h of this.topo.records) {
-      if (!this.pods.has(h.key) && !this.others.has(h.key)) await this.topo.removeHost(h.key);
+      const ip = this.pods.get(h.key)?.spec.ip ?? this.others.get(h.key)?.ip;
+      if (ip !== h.ip) await this.topo.removeHost(h.key);
     }
   }
 

@@ -20,6 +20,7 @@ export class ProbeWorker {
   private readonly waiting = new Map<number, (v: Record<string, unknown>) => void>();
   private readonly ready: Promise<void>;
   private readonly listening = new Set<string>();
+  private exited = false;
 
   constructor(readonly ns: string) {
     this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', WORKER], {
@@ -32,7 +33,10 @@ export class ProbeWorker {
       readyResolve = res;
       readyReject = rej;
     });
+    // a write after the worker died must fail its call, not crash the runner with EPIPE
+    this.proc.stdin!.on('error', () => {});
     this.proc.on('exit', (code) => {
+      this.exited = true;
       readyReject(new DatapathError('probe-exited', `probe worker in ${ns} exited (${code})`));
       for (const w of this.waiting.values()) w({ ok: false, error: 'worker exited' });
       this.waiting.clear();
@@ -58,6 +62,7 @@ export class ProbeWorker {
 
   private async call(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
     await this.ready;
+    if (this.exited) return { ok: false, error: 'worker exited' };
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);

@@ -171,12 +171,38 @@ export class Topology {
   }
 }
 
+/** The state file, or undefined when it is missing or not of our shape (cleanup then removes it). */
 export function readState(file: string): TopologyState | undefined {
+  let v: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as TopologyState;
+    v = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     return undefined;
   }
+  const st = v as Partial<TopologyState> | null;
+  const hostOk = (h: unknown): boolean => {
+    const r = h as Partial<HostRecord> | null;
+    return (
+      typeof r === 'object' &&
+      r !== null &&
+      typeof r.key === 'string' &&
+      typeof r.ns === 'string' &&
+      typeof r.veth === 'string' &&
+      typeof r.ip === 'string'
+    );
+  };
+  if (
+    typeof st !== 'object' ||
+    st === null ||
+    typeof st.node !== 'string' ||
+    typeof st.nodeIp !== 'string' ||
+    typeof st.pid !== 'number' ||
+    !Array.isArray(st.hosts) ||
+    !st.hosts.every(hostOk)
+  ) {
+    return undefined;
+  }
+  return st as TopologyState;
 }
 
 export function nodeExists(node: string): boolean {

@@ -13,44 +13,46 @@ export interface ApplyStats {
   ms: number;
 }
 
-export class NftApplier {
-  private current: CompiledTable = emptyTable();
-  private installed = false;
-  private session: NftSession | undefined;
+/** How scripts reach the kernel; replaced in unit tests. */
+export interface NftTransport {
+  /** A long-lived session (nft -i); `alive` false once it died. */
+  session(netns: string): { readonly alive: boolean; transact(script: string): Promise<void>; close(): void };
+  /** One `nft -f -` process: one atomic transaction. */
+  runScript(netns: string, script: string): Promise<void>;
+}
 
-  constructor(readonly netns: string) {}
-
-  get state(): CompiledTable {
-    return this.current;
-  }
-
-  private async transact(script: string, viaSession = false): Promise<void> {
-    if (viaSession && script.length <= SESSION_MAX_BYTES) {
-      if (!this.session?.alive) this.session = new NftSession(this.netns);
-      try {
-        await this.session.transact(script);
-        return;
-      } catch (e) {
-        // An nft error is final. A session that died falls back to a fresh process: nft commits
-        // atomically, so the script either fully happened (then the retry reports an error and
-        // the caller's next full apply repairs) or not at all.
-        if (!(e instanceof DatapathError) || e.code !== 'nft-session-dead') throw e;
-      }
-    }
-    const r = await run('ip', ['netns', 'exec', this.netns, 'nft', '-f', '-'], script);
+export const kernelTransport: NftTransport = {
+  session: (netns) => new NftSession(netns),
+  async runScript(netns, script) {
+    const r = await run('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], script);
     if (r.code !== 0) {
       throw new DatapathError(
         'nft-apply-failed',
         `nft transaction failed (nothing changed): ${r.stderr.trim()}`,
       );
     }
+  },
+};
+
+export class NftApplier {
+  private current: CompiledTable = emptyTable();
+  private installed = false;
+  private session: ReturnType<NftTransport['session']> | undefined;
+
+  constructor(
+    readonly netns: string,
+    private readonly transport: NftTransport = kernelTransport,
+  ) {}
+
+  get state(): CompiledTable {
+    return this.current;
   }
 
   /** Replaces our table (adopting a crashed run's leftovers) in one transaction. */
   async applyFull(t: CompiledTable): Promise<ApplyStats> {
     const t0 = performance.now();
     const script = renderFull(t);
-    await this.transact(script);
+    await this.transport.runScript(this.netns, script);
     this.current = t;
     this.installed = true;
     return { kind: 'full', lines: countLines(script), ms: performance.now() - t0 };
@@ -65,7 +67,21 @@ export class NftApplier {
       this.current = t;
       return { kind: 'none', lines: 0, ms: performance.now() - t0 };
     }
-    await this.transact(script, true);
+    if (script.length > SESSION_MAX_BYTES) {
+      await this.transport.runScript(this.netns, script);
+    } else {
+      if (!this.session?.alive) this.session = this.transport.session(this.netns);
+      try {
+        await this.session.transact(script);
+      } catch (e) {
+        if (!(e instanceof DatapathError) || e.code !== 'nft-session-dead') throw e;
+        // nft died with the delta sent: whether it committed is unknown, so the delta must not
+        // be sent again (from the other state it may fail, or half-apply nothing useful). A full
+        // transaction replaces the table from whatever state it is in, atomically: right either way.
+        const full = await this.applyFull(t);
+        return { ...full, ms: performance.now() - t0 };
+      }
+    }
     this.current = t;
     return { kind: 'delta', lines: countLines(script), ms: performance.now() - t0 };
   }

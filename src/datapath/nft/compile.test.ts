@@ -242,6 +242,16 @@ describe('compile', () => {
       }),
     },
     {
+      // two pods trade addresses: every key given up is deleted before either is taken again
+      name: 'ip-swap',
+      change: (i) => ({
+        ...i,
+        endpoints: i.endpoints.map((ep) =>
+          ep.id === 1 ? { ...ep, ip: '10.0.1.20' } : ep.id === 2 ? { ...ep, ip: '10.0.1.10' } : ep,
+        ),
+      }),
+    },
+    {
       name: 'identity-changes',
       change: (i) => ({ ...i, ipcache: new Map([...i.ipcache, ['10.0.1.10', 300]]) }),
     },
@@ -251,6 +261,49 @@ describe('compile', () => {
       golden(`delta-${d.name}.nft`, renderDelta(compile(base), compile(d.change(base))));
     });
   }
+
+  it('deletes map keys before adding any (addresses and veths change hands in one transaction)', () => {
+    const rows: Array<{ name: string; next: CompileInput }> = [
+      {
+        name: 'ip swap',
+        next: {
+          ...base,
+          endpoints: base.endpoints.map((ep) =>
+            ep.id === 1 ? { ...ep, ip: '10.0.1.20' } : ep.id === 2 ? { ...ep, ip: '10.0.1.10' } : ep,
+          ),
+        },
+      },
+      {
+        name: 'veth swap',
+        next: {
+          ...base,
+          endpoints: base.endpoints.map((ep) =>
+            ep.id === 1
+              ? { ...ep, iface: 'swv0000000002' }
+              : ep.id === 2
+                ? { ...ep, iface: 'swv0000000001' }
+                : ep,
+          ),
+        },
+      },
+    ];
+    for (const r of rows) {
+      const lines = renderDelta(compile(base), compile(r.next)).split('\n');
+      for (const map of ['ep_in', 'ep_eg', 'ep_src']) {
+        const dels = lines.flatMap((l, i) =>
+          l.startsWith(`delete element inet seawall ${map} `) ? [i] : [],
+        );
+        const adds = lines.flatMap((l, i) => (l.startsWith(`add element inet seawall ${map} `) ? [i] : []));
+        assert.ok(adds.length > 0 || map !== 'ep_src', `${r.name}: ${map} re-added`);
+        assert.ok(Math.max(-1, ...dels) < Math.min(Infinity, ...adds), `${r.name}: ${map} deletes first`);
+      }
+    }
+  });
+
+  it('drops IPv6 from a bound veth (no IPv6 policy could judge it)', () => {
+    const full = renderFull(compile(base));
+    assert.match(full, /add rule inet seawall ep1_src meta nfproto ipv6 drop\n/);
+  });
 
   it('skips endpoints the incremental compile reused (same object), whatever is inside', () => {
     const prev = compile(base);

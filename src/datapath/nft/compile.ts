@@ -23,7 +23,8 @@
 // Anti-spoofing: egress policy is chosen by source address, so a pod must not be able to send
 // with another pod's address. Each pod veth is bound to its address in epN_src; a mismatch is
 // dropped before conntrack (no ct entry is made) and logged with the `denied` verdict, direction
-// `eg` and the sending endpoint's id (a default-deny egress drop to flow consumers). Veths not in
+// `eg` and the sending endpoint's id (a default-deny egress drop to flow consumers). IPv6 from a
+// bound veth is dropped too (no IPv6 policy exists to judge it). Veths not in
 // ep_src (test hosts standing for the outside world, pods not joined yet) are not bound.
 //
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
@@ -377,6 +378,9 @@ function bindAddLines(ep: CompiledEndpoint): string[] {
   const c = srcChain(ep);
   return [
     `add chain ${T} ${c}`,
+    // pods are IPv4 only and every policy lookup is by IPv4 address: IPv6 (link-local to the
+    // node) would pass no policy at all
+    `add rule ${T} ${c} meta nfproto ipv6 drop`,
     `add rule ${T} ${c} ip saddr != ${ep.ip} log prefix "${logPrefix('denied', 'eg', ep.id)}" group ${NFLOG_GROUP} drop`,
     `add element ${T} ep_src { "${ep.iface}" : jump ${c} }`,
   ];
@@ -535,18 +539,23 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
   for (const [id, p] of prev.endpoints) {
     if (!next.endpoints.has(id)) out.push(...endpointDeleteLines(p));
   }
+  // Keys an endpoint gives up go before any endpoint takes them (two pods swapping addresses):
+  // adding a map key that still holds another verdict fails the whole transaction.
+  const changed: Array<[CompiledEndpoint, CompiledEndpoint]> = [];
   for (const [id, n] of next.endpoints) {
     const p = prev.endpoints.get(id);
-    if (p === n) continue; // reused by the incremental compile: unchanged, O(1)
-    if (!p) {
-      out.push(...endpointAddLines(n));
-      continue;
-    }
-    const rebind = p.ip !== n.ip || p.iface !== n.iface;
-    if (rebind) out.push(...bindDeleteLines(p));
+    if (p === n || !p) continue; // reused by the incremental compile: unchanged, O(1)
+    changed.push([p, n]);
+    if (p.ip !== n.ip || p.iface !== n.iface) out.push(...bindDeleteLines(p));
     if (p.ip !== n.ip) {
       out.push(`delete element ${T} ep_in { ${p.ip} }`, `delete element ${T} ep_eg { ${p.ip} }`);
     }
+  }
+  for (const [id, n] of next.endpoints) {
+    if (!prev.endpoints.has(id)) out.push(...endpointAddLines(n));
+  }
+  for (const [p, n] of changed) {
+    const rebind = p.ip !== n.ip || p.iface !== n.iface;
     out.push(...chainDelta(p.in, n.in), ...chainDelta(p.eg, n.eg));
     if (p.ip !== n.ip) {
       out.push(
