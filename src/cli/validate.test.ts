@@ -80,6 +80,7 @@ async function runWith(args: string[], load: LoadPolicies, extra: Partial<Valida
 const result = (issues: Issue[], files = ['p.yaml']): LoadResult => ({
   policies: [],
   others: [],
+  rejected: 0,
   issues,
   files,
 });

@@ -153,7 +153,8 @@ async function runValidate(paths: string[], opts: ValidateOptions, deps: Validat
 
   const input: ReportInput = {
     files: result.files,
-    policies: result.policies.length,
+    policies: result.policies.length + result.rejected,
+    rejected: result.rejected,
     others: result.others.length,
     issues: result.issues,
   };

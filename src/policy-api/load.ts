@@ -34,6 +34,8 @@ export class LoadError extends Error {
 export interface DecodedPolicies {
   policies: PolicyObject[];
   others: OtherObject[];
+  /** Policies left out because they have errors (Cilium would not enforce them either). */
+  rejected: number;
   /** The issues of this document (also appended to the cursor's issue list). */
   issues: Issue[];
 }
@@ -47,7 +49,7 @@ const MAX_LIST_DEPTH = 4;
  * paths are those of the embedding file. `kind: List` items are decoded recursively.
  */
 export function decodePolicyDocument(cursor: Cursor, opts: LoadOptions = {}): DecodedPolicies {
-  const out: DecodedPolicies = { policies: [], others: [], issues: [] };
+  const out: DecodedPolicies = { policies: [], others: [], rejected: 0, issues: [] };
   const start = cursor.issues.length;
   const ctx = new DecodeCtx(cursor.node);
   decodeItem(ctx.deref(cursor), ctx, out, opts.lint !== false, 0);
@@ -88,13 +90,15 @@ function decodeItem(c: Cursor, ctx: DecodeCtx, out: DecodedPolicies, lint: boole
       if (label !== undefined && issue.object === undefined) issue.object = label;
     }
   }
-  if (d.type === 'policy' && !errors) out.policies.push(d.policy);
-  else if (d.type === 'other') out.others.push(d.other);
+  if (d.type === 'policy') {
+    if (errors) out.rejected++;
+    else out.policies.push(d.policy);
+  } else if (d.type === 'other') out.others.push(d.other);
 }
 
 /** Loads policies from one text (synchronous; used for PolicyTest files and tests). */
 export function loadPolicyText(file: string, text: string, opts: LoadOptions = {}): LoadResult {
-  const result: LoadResult = { policies: [], others: [], issues: [], files: [file] };
+  const result: LoadResult = { policies: [], others: [], rejected: 0, issues: [], files: [file] };
   addText(result, file, text, opts);
   sortIssues(result.issues);
   return result;
@@ -102,7 +106,7 @@ export function loadPolicyText(file: string, text: string, opts: LoadOptions = {
 
 /** Loads policies from raw bytes: refuses binary and non-UTF-8 input with an issue. */
 export function loadPolicyBytes(file: string, bytes: Uint8Array, opts: LoadOptions = {}): LoadResult {
-  const result: LoadResult = { policies: [], others: [], issues: [], files: [file] };
+  const result: LoadResult = { policies: [], others: [], rejected: 0, issues: [], files: [file] };
   addBytes(result, file, bytes, opts);
   sortIssues(result.issues);
   return result;
@@ -120,6 +124,7 @@ function addText(result: LoadResult, file: string, text: string, opts: LoadOptio
     const d = decodePolicyDocument(doc.root, opts);
     for (const p of d.policies) result.policies.push(p);
     for (const o of d.others) result.others.push(o);
+    result.rejected += d.rejected;
   }
   // parseDocuments' list also received every issue the documents' cursors reported.
   for (const i of issues) result.issues.push(i);
@@ -133,7 +138,7 @@ export async function loadPolicies(
   paths: string[],
   opts: LoadOptions & { stdin?: NodeJS.ReadableStream } = {},
 ): Promise<LoadResult> {
-  const result: LoadResult = { policies: [], others: [], issues: [], files: [] };
+  const result: LoadResult = { policies: [], others: [], rejected: 0, issues: [], files: [] };
   for (const p of paths) {
     if (p === '-') {
       const bytes = await readStream(opts.stdin ?? process.stdin);

@@ -333,8 +333,11 @@ export interface OtherObject extends Located {
 
 /** What loading one or more sources yields: every policy that decoded, every issue found. */
 export interface LoadResult {
+  /** Policies without errors. */
   policies: PolicyObject[];
   others: OtherObject[];
+  /** Policies left out because they have errors. */
+  rejected: number;
   issues: import('./issue.ts').Issue[];
   /** Files read (for the summary line). */
   files: string[];

@@ -8,6 +8,8 @@ export interface ReportInput {
   files: readonly string[];
   /** Policies decoded (valid or not). */
   policies: number;
+  /** Of those, the ones with errors (Cilium would reject them). */
+  rejected?: number;
   /** Non-policy objects passed over. */
   others: number;
   issues: readonly Issue[];

@@ -38,12 +38,13 @@ export function formatHuman(input: ReportInput, opts: HumanOptions = {}): string
   return `${out.join('\n')}\n`;
 }
 
-/** `3 files, 12 policies (2 other objects passed over): 2 errors, 1 warning` */
+/** `3 files, 12 policies (1 rejected) (2 other objects passed over): 2 errors, 1 warning` */
 export function summary(input: ReportInput): string {
   const { errors, warnings } = countBySeverity(input.issues);
   const others = input.others > 0 ? ` (${plural(input.others, 'other object')} passed over)` : '';
+  const rejected = (input.rejected ?? 0) > 0 ? ` (${input.rejected} rejected)` : '';
   return (
-    `${plural(input.files.length, 'file')}, ${plural(input.policies, 'policy', 'policies')}${others}: ` +
+    `${plural(input.files.length, 'file')}, ${plural(input.policies, 'policy', 'policies')}${rejected}${others}: ` +
     `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`
   );
 }

@@ -18,6 +18,7 @@ export interface JsonIssue {
 export interface JsonReport {
   files: number;
   policies: number;
+  rejected: number;
   others: number;
   errors: number;
   warnings: number;
@@ -29,6 +30,7 @@ export function toJsonReport(input: ReportInput): JsonReport {
   return {
     files: input.files.length,
     policies: input.policies,
+    rejected: input.rejected ?? 0,
     others: input.others,
     errors,
     warnings,
