@@ -5,7 +5,7 @@
 // Without root or Linux: says what the live part needs and runs the offline part.
 
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -36,9 +36,15 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   const { loadPolicies } = await import('../policy-api/load.ts');
   const { formatIssue } = await import('../policytest/report.ts');
   out('== 1. What `seawall validate` says about the guide as printed (examples/guide/original/)');
-  const orig = await loadPolicies([join(GUIDE, 'original')]);
-  for (const i of orig.issues) out(`  ${formatIssue(i)}`);
-  out(`  ${orig.issues.length} issues in ${orig.files.length} files`);
+  const { crossPolicyLint } = await import('../lint/cross-policy.ts');
+  const { sortIssues } = await import('../policy-api/load.ts');
+  // Relative to the working directory when below it, as `seawall validate` prints paths.
+  const shown = relative(process.cwd(), join(GUIDE, 'original'));
+  const orig = await loadPolicies([shown.startsWith('..') ? join(GUIDE, 'original') : shown]);
+  const issues = [...orig.issues, ...crossPolicyLint(orig.policies)];
+  sortIssues(issues);
+  for (const i of issues) out(`  ${formatIssue(i)}`);
+  out(`  ${issues.length} issues in ${orig.files.length} files`);
 
   const { loadPolicyTestFile } = await import('../policytest/parse.ts');
   const parsed = await loadPolicyTestFile(join(GUIDE, 'tests', '09-combined.test.yaml'));
