@@ -18,6 +18,11 @@ export function registerAgent(program: Command): void {
       'flow API for `seawall observe` (default /run/seawall/<node>/hubble.sock)',
     )
     .option('--no-flows', 'enforce only: no ulogd2, no flow records')
+    .option(
+      '--nft-timeout <ms>',
+      'kill a hung `nft -i` after this long and replace the table in one transaction (0: never)',
+      '5000',
+    )
     .option('--cleanup', 'remove namespaces and tables left by a crashed run, then exit')
     .option('--force', 'with --cleanup: also remove what live runs hold')
     .addHelpText(
@@ -55,6 +60,7 @@ Examples:
         flowLog?: string;
         flowSocket?: string;
         flows: boolean;
+        nftTimeout?: string;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -77,6 +83,15 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        let nftTimeoutMs: number | undefined;
+        if (o.nftTimeout !== undefined) {
+          if (!/^\d+$/.test(o.nftTimeout)) {
+            process.stderr.write(`seawall agent: --nft-timeout: not a number of ms: ${o.nftTimeout}\n`);
+            process.exitCode = 2;
+            return;
+          }
+          nftTimeoutMs = Number(o.nftTimeout);
+        }
         const { Agent } = await import('../datapath/agent.ts');
         const a = new Agent({
           policies: o.policies,
@@ -85,16 +100,57 @@ Examples:
           ...(o.socket ? { socket: o.socket } : {}),
           ...(o.flowLog ? { flowLog: o.flowLog } : {}),
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
+          ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
         });
-        await a.start();
-        await new Promise<void>((resolve) => {
-          const stop = (): void => {
-            void a.stop().finally(resolve);
-          };
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        // Handlers go in before start(): a Ctrl-C while namespaces are being made must remove
+        // them, not kill the process with them left behind. Later signals while stopping are
+        // absorbed for the same reason.
+        let signal: NodeJS.Signals | undefined;
+        let stopped: Promise<void> | undefined;
+        let wake: () => void = () => {};
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (signal !== undefined) {
+            process.stderr.write(`seawall agent: ${sig}: already stopping, removing what was made\n`);
+            return;
+          }
+          signal = sig;
+          stopped = a.stop();
+          wake();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        try {
+          let failed = false;
+          try {
+            await a.start();
+          } catch (e) {
+            if (signal === undefined) {
+              process.stderr.write(`seawall agent: ${(e as Error).message}\n`);
+              failed = true;
+              stopped = a.stop();
+            }
+          }
+          if (signal === undefined && !failed) {
+            // running: wait for a signal; a clean stop after startup exits 0
+            await new Promise<void>((r) => {
+              wake = r;
+            });
+            await stopped;
+            return;
+          }
+          await stopped;
+          if (failed) {
+            process.exitCode = 1;
+            return;
+          }
+          // stopped during startup: the shell's convention for a death by signal
+          process.exitCode = signal === 'SIGINT' ? 130 : 143;
+          process.stderr.write(`seawall agent: ${signal} during startup; removed what was made\n`);
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
       },
     );
   agent
@@ -141,9 +197,11 @@ export function flowLine(f: FlowsStatus | undefined): string {
   if (f === undefined || f.state === 'disabled') return 'flow records: disabled (--no-flows)';
   if (f.state === 'unavailable') return `flow records: unavailable (${f.reason ?? 'unknown reason'})`;
   const ulogd = f.ulogdPid !== undefined ? `ulogd2 ${f.state} (pid ${f.ulogdPid})` : `ulogd2 ${f.state}`;
+  const errors = f.errors ?? 0; // an agent from before the field
+  const lost = errors > 0 ? `${f.lost} lost (${errors} failed to build)` : `${f.lost} lost`;
   const extra = f.disagreements > 0 ? `, ${f.disagreements} kernel/engine DISAGREEMENTS` : '';
   return [
-    `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${f.lost} lost, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
+    `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
     `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
   ].join('\n');
 }

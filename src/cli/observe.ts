@@ -31,7 +31,10 @@ export interface ObserveIO {
 /** Hubble prints the last 20 flows when neither --last nor --follow is given. */
 const DEFAULT_LAST = 20;
 
-/** Reads the API and prints; resolves with the exit code (0 ok, 2 bad flags or no API). */
+/**
+ * Reads the API and prints; resolves with the exit code: 0 ok, 1 the connection broke mid-stream
+ * (or, with --follow, the stream ended: the agent went away), 2 bad flags or no API.
+ */
 export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<number> {
   let filter: FlowFilter;
   try {
@@ -47,6 +50,19 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
   // Filters run here, so the past is read whole (the ring is small) and cut after filtering.
   const path = o.follow ? (last !== undefined ? '/flows?since=0&follow=1' : '/flows?follow=1') : '/flows';
   return new Promise<number>((resolve) => {
+    let settled = false;
+    const finish = (code: number): void => {
+      if (settled) return;
+      settled = true;
+      resolve(code);
+    };
+    /** The stream broke: what was printed is all there is; say so instead of exiting 0. */
+    const broken = (why: string): void => {
+      if (settled) return;
+      flushBacklog();
+      io.error(`seawall observe: connection to ${o.socket} lost: ${why}`);
+      finish(1);
+    };
     let backlog: string[] | undefined = last !== undefined ? [] : undefined;
     let buf = '';
     const flushBacklog = (): void => {
@@ -78,11 +94,13 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
       io.write(text);
     };
     const startedAt = Date.now();
+    let responded = false;
     const req = request({ socketPath: o.socket, path, method: 'GET' }, (res) => {
+      responded = true;
       if (res.statusCode !== 200) {
         io.error(`seawall observe: ${o.socket}: HTTP ${res.statusCode}`);
         res.resume();
-        resolve(2);
+        finish(2);
         return;
       }
       res.setEncoding('utf8');
@@ -99,19 +117,32 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
         if (o.follow && backlog !== undefined) setImmediate(flushBacklog);
       });
       res.on('end', () => {
+        if (settled) return;
         if (buf !== '') onLine(buf);
         flushBacklog();
-        resolve(0);
+        // a followed stream has no end of its own: the agent stopped or dropped us
+        if (o.follow) broken('the flow API closed the stream (agent stopped?)');
+        else finish(0);
       });
-      res.on('error', () => resolve(0));
+      res.on('error', (e) => broken(e.message));
+      // a reset socket may end the response without 'error' (and never 'end')
+      res.on('close', () => {
+        if (!res.complete) broken('the connection closed mid-stream');
+      });
     });
     req.on('error', (e) => {
+      if (responded) {
+        broken(e.message);
+        return;
+      }
       io.error(
         `seawall observe: no flow API at ${o.socket} (${e.message}); is \`seawall agent\` running with flow records?`,
       );
-      resolve(2);
+      finish(2);
     });
     io.signal?.addEventListener('abort', () => {
+      if (settled) return;
+      settled = true; // ours: the breaking of the stream that follows is not an error
       req.destroy();
       flushBacklog();
       resolve(0);

@@ -43,6 +43,8 @@ export interface AgentOptions {
   flowSocket?: string;
   /** false: no flow records at all (enforcement only). */
   flows?: boolean;
+  /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
+  nftTimeoutMs?: number;
 }
 
 export interface EndpointSource {
@@ -160,6 +162,13 @@ export class Agent {
   private applies = 0;
   private reloading: Promise<void> = Promise.resolve();
   private flows: FlowPipeline | undefined;
+  /** start() in progress; stop() waits for its current step to finish, then tears down. */
+  private starting: Promise<void> | undefined;
+  private stopping = false;
+  /** From node.up() on, this run owns namespaces and a table that stop() must remove. */
+  private madeNode = false;
+  /** An earlier run's state existed: before up() its namespaces are not ours to remove. */
+  private hadState = false;
   readonly socket: string;
   private readonly log: (line: string) => void;
 
@@ -172,17 +181,33 @@ export class Agent {
     return this.opts.node ?? DEFAULT_NODE;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Loads endpoints and policies, brings the node up and starts serving. A stop() during startup
+   * makes it reject with code `agent-stopped` at the next step (after stop() tore down).
+   */
+  start(): Promise<void> {
+    if (this.starting === undefined) this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  private checkStopping(): void {
+    if (this.stopping) throw new DatapathError('agent-stopped', 'stopped during startup');
+  }
+
+  private async startSteps(): Promise<void> {
     const factory =
       this.opts.createEngine ??
       ((await import('../policytest/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
         .defaultEngineFactory;
     this.engine = factory({});
     const src = await loadEndpoints(this.opts.endpoints);
+    this.checkStopping();
     for (const i of src.issues) this.log(`endpoints: ${i.pos.file}:${i.pos.line}: ${i.message}`);
     for (const [ns, labels] of src.namespaces) this.engine.upsertNamespace(ns, labels);
     this.node = new NodeDatapath(this.engine, { node: this.nodeName });
+    if (this.opts.nftTimeoutMs !== undefined) this.node.nft.sessionTimeoutMs = this.opts.nftTimeoutMs;
     const prev = readState(stateFileFor(this.nodeName));
+    this.hadState = prev !== undefined;
     const ids = prev?.extra?.endpointIds;
     if (ids && typeof ids === 'object') this.node.rememberIds(ids as Record<string, number>);
     const lastGood = prev?.extra?.lastGood;
@@ -191,10 +216,14 @@ export class Agent {
     }
     for (const ep of src.endpoints) await this.node.addPod(ep, { sync: false, connect: false });
     this.loadPolicies();
+    this.checkStopping();
     // one transaction replaces whatever a previous run left: no allow-all window
+    this.madeNode = true;
     await this.node.up({ adopt: true });
     this.applies++;
+    this.checkStopping();
     await this.node.connect();
+    this.checkStopping();
     if (this.opts.flows !== false) {
       this.flows = new FlowPipeline(this.node, {
         ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
@@ -205,8 +234,10 @@ export class Agent {
       const fs = await this.flows.start();
       if (fs.state === 'running') this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
       else this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
+      this.checkStopping();
     }
     await this.serve();
+    this.checkStopping();
     this.watch();
     const c = countEntries(this.node.nft.state);
     this.log(
@@ -286,6 +317,8 @@ export class Agent {
         this.loadPolicies();
         const st = await this.node.sync();
         this.applies++;
+        if (st.recovered !== undefined)
+          this.log(`nft session lost (${st.recovered}); replaced the table in one transaction`);
         if (st.kind !== 'none') this.log(`applied ${st.kind} (${st.lines} lines, ${st.ms.toFixed(1)} ms)`);
       } catch (e) {
         this.log(`apply failed, previous state stays enforced: ${(e as Error).message}`);
@@ -381,8 +414,15 @@ export class Agent {
     });
   }
 
-  /** Clean exit: removes the namespaces, the table (with its namespace) and the socket. */
+  /**
+   * Clean exit: removes the namespaces, the table (with its namespace) and the socket. During
+   * startup it lets the step in flight finish (a namespace half made would escape the teardown),
+   * stops start() there and removes what exists. Before node.up() nothing of this run is in the
+   * kernel; an earlier run's leftovers then stay for `--cleanup` (their enforcement with them).
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting?.catch(() => {});
     this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
     await this.reloading;
@@ -390,7 +430,7 @@ export class Agent {
     rmSync(this.socket, { force: true });
     // ulogd runs inside the node namespace: stop it before the namespace goes
     await this.flows?.stop();
-    await this.node?.down();
+    if (this.node !== undefined && (this.madeNode || !this.hadState)) await this.node.down();
   }
 }
 

@@ -28,6 +28,10 @@ import { GATEWAY_IP, STATE_DIR } from './topology.ts';
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
 
+/** hubble_lost_events_total's source for kernel events whose record could not be built. */
+export const BUILD_ERROR_SOURCE = 'record_build_error';
+const MAX_ERROR_LOGS = 10;
+
 /** Hubble's default ring size (4095 events). */
 export const DEFAULT_RING_CAPACITY = 4095;
 
@@ -55,8 +59,14 @@ export interface FlowPipelineStatus {
   processed: number;
   forwarded: number;
   dropped: number;
-  /** Records the ring dropped to make room, plus kernel events no record could be made of. */
+  /**
+   * Records the ring dropped to make room, plus kernel events no record could be made of
+   * (`errors` included).
+   */
   lost: number;
+  /** Kernel events whose record failed to build: ulogd lines of ours that do not parse, or an
+   * exception while making the record. Part of `lost`; each is logged (the first few). */
+  errors: number;
   /** Identical drops folded into one record (DropDeduper). */
   suppressedDrops: number;
   /** Records where the kernel's verdict and the engine's disagree (a datapath bug). */
@@ -142,8 +152,10 @@ export class FlowPipeline {
   private server: Server | undefined;
   private state: FlowPipelineState = 'stopped';
   private reason: string | undefined;
-  private counts = { processed: 0, forwarded: 0, dropped: 0, unrecorded: 0, disagreements: 0 };
+  private counts = { processed: 0, forwarded: 0, dropped: 0, unrecorded: 0, disagreements: 0, errors: 0 };
   private ringLost = 0;
+  /** Unparsable ulogd lines already counted (the tailer keeps its own totals). */
+  private parseErrorsSeen = 0;
   private rotateTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
 
@@ -156,6 +168,14 @@ export class FlowPipeline {
     this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'hubble.sock'));
     this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
     this.log = opts.log ?? (() => {});
+    // the flow log opens on the first write
+    const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
+    this.sink = new FlowSink({
+      nodeName: this.node.node,
+      ring: this.ring,
+      ...(file ? { file } : {}),
+      observers: [(f) => this.metrics.observe(f)],
+    });
   }
 
   /**
@@ -164,13 +184,6 @@ export class FlowPipeline {
    */
   async start(): Promise<FlowPipelineStatus> {
     this.state = 'starting';
-    const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
-    this.sink = new FlowSink({
-      nodeName: this.node.node,
-      ring: this.ring,
-      ...(file ? { file } : {}),
-      observers: [(f) => this.metrics.observe(f)],
-    });
     if (this.socket !== undefined) {
       this.server = await startFlowServer(this.socket, this.ring);
       this.addMetricsRoute(this.server);
@@ -206,7 +219,7 @@ export class FlowPipeline {
       from: 'end',
       pollMs: this.opts.pollMs ?? 50,
       dedupWindowMs: this.opts.dedupWindowMs ?? 1000,
-      onEvent: (ev) => this.onEvent(ev),
+      onEvent: (ev) => this.ingest(ev),
     });
     this.tailer.start();
     this.rotateTimer = setInterval(() => {
@@ -249,7 +262,42 @@ export class FlowPipeline {
     });
   }
 
-  private onEvent(ev: KernelEvent): void {
+  /**
+   * One kernel verdict → one record. Never throws: an event whose record cannot be built is
+   * counted as an error and as lost (hubble_lost_events_total{source="record_build_error"}).
+   */
+  ingest(ev: KernelEvent): void {
+    try {
+      this.record(ev);
+    } catch (e) {
+      this.buildError(`${ev.srcIP} -> ${ev.dstIP} proto ${ev.proto}: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }
+
+  private buildError(what: string, n = 1): void {
+    this.counts.errors += n;
+    this.metrics.addLost(BUILD_ERROR_SOURCE, n);
+    // a broken engine or format would fail every event: say so, but not once per packet
+    if (this.counts.errors - n < MAX_ERROR_LOGS) this.log(`flow record not built: ${what}`);
+    if (this.counts.errors >= MAX_ERROR_LOGS && this.counts.errors - n < MAX_ERROR_LOGS)
+      this.log('further flow record errors are counted only (agent status, /metrics)');
+  }
+
+  /** Our ulogd lines the tailer could not parse (foreign prefixes are not ours: not lost). */
+  private syncParseErrors(): void {
+    const skipped = this.tailer?.stats.skipped ?? {};
+    let n = 0;
+    for (const [code, c] of Object.entries(skipped)) if (code !== 'foreign-prefix') n += c ?? 0;
+    if (n > this.parseErrorsSeen) {
+      this.buildError(
+        `${n - this.parseErrorsSeen} ulogd line(s) that do not parse`,
+        n - this.parseErrorsSeen,
+      );
+      this.parseErrorsSeen = n;
+    }
+  }
+
+  private record(ev: KernelEvent): void {
     const sink = this.sink;
     if (sink === undefined) return;
     const node = this.node;
@@ -286,6 +334,7 @@ export class FlowPipeline {
   /** Reads what ulogd has written so far (tests and the live runner wait on records). */
   drain(): void {
     this.tailer?.poll();
+    this.syncParseErrors();
   }
 
   get available(): boolean {
@@ -321,12 +370,14 @@ export class FlowPipeline {
   }
 
   status(): FlowPipelineStatus {
+    this.syncParseErrors();
     const s: FlowPipelineStatus = {
       state: this.state,
       processed: this.counts.processed,
       forwarded: this.counts.forwarded,
       dropped: this.counts.dropped,
-      lost: this.ring.lost + this.counts.unrecorded,
+      lost: this.ring.lost + this.counts.unrecorded + this.counts.errors,
+      errors: this.counts.errors,
       suppressedDrops: this.tailer?.stats.suppressedDrops ?? 0,
       disagreements: this.counts.disagreements,
     };
@@ -338,6 +389,7 @@ export class FlowPipeline {
   }
 
   metricsText(): Promise<string> {
+    this.syncParseErrors();
     return this.metrics.text();
   }
 

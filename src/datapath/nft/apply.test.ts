@@ -1,6 +1,7 @@
 // NftApplier's choice of transaction, against a fake transport: a delta goes through the session;
 // when the session dies with a delta in flight, the table is replaced in full (never the delta
-// again: whether nft committed it is unknown); an nft error leaves the remembered state as is.
+// again: whether nft committed it is unknown); a session that does not answer in time is killed
+// and treated the same; an nft error leaves the remembered state as is.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -30,13 +31,17 @@ function table(port: number): CompiledTable {
   });
 }
 
-type SessionOutcome = 'ok' | 'dead' | 'nft-error';
+type SessionOutcome = 'ok' | 'dead' | 'nft-error' | 'hang';
 
 function fakeTransport(outcomes: SessionOutcome[]) {
   const calls: Array<{ via: 'session' | 'file'; script: string }> = [];
+  const closed: number[] = [];
+  let sessions = 0;
   const t: NftTransport = {
     session: () => {
       let alive = true;
+      let kill: (() => void) | undefined;
+      const n = ++sessions;
       return {
         get alive() {
           return alive;
@@ -44,6 +49,13 @@ function fakeTransport(outcomes: SessionOutcome[]) {
         async transact(script: string) {
           calls.push({ via: 'session', script });
           const o = outcomes.shift() ?? 'ok';
+          if (o === 'hang') {
+            // like a hung nft: no answer until the process is killed
+            await new Promise<void>((resolve) => {
+              kill = resolve;
+            });
+            throw new DatapathError('nft-session-dead', 'nft -i exited');
+          }
           if (o === 'dead') {
             alive = false;
             throw new DatapathError('nft-session-dead', 'nft -i exited');
@@ -52,6 +64,8 @@ function fakeTransport(outcomes: SessionOutcome[]) {
         },
         close() {
           alive = false;
+          closed.push(n);
+          kill?.();
         },
       };
     },
@@ -59,7 +73,7 @@ function fakeTransport(outcomes: SessionOutcome[]) {
       calls.push({ via: 'file', script });
     },
   };
-  return { t, calls };
+  return { t, calls, closed };
 }
 
 const isFull = (s: string): boolean => s.startsWith('add table inet seawall\ndelete table inet seawall\n');
@@ -101,19 +115,32 @@ describe('NftApplier', () => {
       throws: 'nft-apply-failed',
       statePort: 80,
     },
+    {
+      name: 'session hung: killed after the timeout, then full replacement',
+      outcome: 'hang',
+      want: [
+        { via: 'file', full: true },
+        { via: 'session', full: false },
+        { via: 'file', full: true },
+      ],
+      statePort: 81,
+    },
   ];
   for (const r of rows) {
     it(r.name, async () => {
-      const { t, calls } = fakeTransport([r.outcome]);
-      const a = new NftApplier('sw-fake', t);
+      const { t, calls, closed } = fakeTransport([r.outcome]);
+      const a = new NftApplier('sw-fake', t, { sessionTimeoutMs: 50 });
       await a.apply(table(80));
       const next = table(81);
       if (r.throws !== undefined) {
         await assert.rejects(a.apply(next), (e: DatapathError) => e.code === r.throws);
       } else {
         const st = await a.apply(next);
-        assert.equal(st.kind, r.outcome === 'dead' ? 'full' : 'delta');
+        const recovered = { dead: 'session-died', hang: 'session-timeout' }[r.outcome as string];
+        assert.equal(st.kind, recovered !== undefined ? 'full' : 'delta');
+        assert.equal(st.recovered, recovered);
       }
+      assert.deepEqual(closed, r.outcome === 'hang' ? [1] : [], 'only a hung session is killed');
       assert.deepEqual(
         calls.map((c) => ({ via: c.via, full: isFull(c.script) })),
         r.want,
@@ -122,6 +149,21 @@ describe('NftApplier', () => {
       assert.deepEqual(el, [`256 . 6 . ${r.statePort}`]);
     });
   }
+
+  it('after a timeout the next delta goes through a new session', async () => {
+    const { t, calls, closed } = fakeTransport(['hang', 'ok']);
+    const a = new NftApplier('sw-fake', t, { sessionTimeoutMs: 20 });
+    await a.apply(table(80));
+    const t0 = performance.now();
+    assert.equal((await a.apply(table(81))).recovered, 'session-timeout');
+    assert.ok(performance.now() - t0 < 2000, 'the timeout bounds the wait');
+    assert.equal((await a.apply(table(82))).kind, 'delta');
+    assert.deepEqual(
+      calls.map((c) => c.via),
+      ['file', 'session', 'file', 'session'],
+    );
+    assert.deepEqual(closed, [1]);
+  });
 
   it('a dead session is replaced by a new one for the next delta', async () => {
     const { t, calls } = fakeTransport(['dead', 'ok']);

@@ -11,6 +11,16 @@ export interface ApplyStats {
   kind: 'full' | 'delta' | 'none';
   lines: number;
   ms: number;
+  /** Why a delta became a full replacement: the session died or did not answer in time. */
+  recovered?: 'session-died' | 'session-timeout';
+}
+
+/** How long a delta may wait for `nft -i`'s answer before the session is killed. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 5000;
+
+export interface NftApplierOptions {
+  /** Default DEFAULT_SESSION_TIMEOUT_MS; 0 = wait forever. */
+  sessionTimeoutMs?: number;
 }
 
 /** How scripts reach the kernel; replaced in unit tests. */
@@ -38,11 +48,16 @@ export class NftApplier {
   private current: CompiledTable = emptyTable();
   private installed = false;
   private session: ReturnType<NftTransport['session']> | undefined;
+  /** Mutable so that the owner of a NodeDatapath can set it after construction. */
+  sessionTimeoutMs: number;
 
   constructor(
     readonly netns: string,
     private readonly transport: NftTransport = kernelTransport,
-  ) {}
+    opts: NftApplierOptions = {},
+  ) {
+    this.sessionTimeoutMs = opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+  }
 
   get state(): CompiledTable {
     return this.current;
@@ -72,18 +87,40 @@ export class NftApplier {
     } else {
       if (!this.session?.alive) this.session = this.transport.session(this.netns);
       try {
-        await this.session.transact(script);
+        await this.transactWithTimeout(this.session, script);
       } catch (e) {
-        if (!(e instanceof DatapathError) || e.code !== 'nft-session-dead') throw e;
-        // nft died with the delta sent: whether it committed is unknown, so the delta must not
-        // be sent again (from the other state it may fail, or half-apply nothing useful). A full
-        // transaction replaces the table from whatever state it is in, atomically: right either way.
+        if (!(e instanceof DatapathError) || !SESSION_LOST.has(e.code)) throw e;
+        // nft died (or hung and was killed) with the delta sent: whether it committed is unknown,
+        // so the delta must not be sent again (from the other state it may fail, or half-apply
+        // nothing useful). A full transaction replaces the table from whatever state it is in,
+        // atomically: right either way.
         const full = await this.applyFull(t);
-        return { ...full, ms: performance.now() - t0 };
+        const recovered = e.code === 'nft-session-timeout' ? 'session-timeout' : 'session-died';
+        return { ...full, ms: performance.now() - t0, recovered };
       }
     }
     this.current = t;
     return { kind: 'delta', lines: countLines(script), ms: performance.now() - t0 };
+  }
+
+  /**
+   * A hung nft would hold every later change behind it (the session is a queue): past the
+   * timeout the session is killed, and the next one starts fresh.
+   */
+  private transactWithTimeout(session: ReturnType<NftTransport['session']>, script: string): Promise<void> {
+    const ms = this.sessionTimeoutMs;
+    const job = session.transact(script);
+    if (!(ms > 0)) return job;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        session.close();
+        if (this.session === session) this.session = undefined;
+        reject(new DatapathError('nft-session-timeout', `nft -i did not answer within ${ms} ms; killed`));
+      }, ms);
+    });
+    job.catch(() => {}); // after a timeout its rejection (the kill) has no one waiting
+    return Promise.race([job, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Stops the `nft -i` session (before the namespace goes: it would keep it alive). */
@@ -109,6 +146,9 @@ export async function removeTable(netns: string): Promise<void> {
     `add table ${FAMILY} ${TABLE}\ndelete table ${FAMILY} ${TABLE}\n`,
   );
 }
+
+/** Errors after which the delta's outcome is unknown: recover with a full replacement. */
+const SESSION_LOST = new Set(['nft-session-dead', 'nft-session-timeout']);
 
 function countLines(s: string): number {
   let n = 0;

@@ -109,12 +109,24 @@ export class NftSession {
     return job;
   }
 
+  /**
+   * Stops nft; a transaction still waiting is rejected as `nft-session-dead` (its outcome is
+   * unknown). With one in flight nft may be hung, so it gets SIGKILL rather than a polite SIGTERM.
+   */
   close(): void {
     this.dead = true;
+    this.hold(false); // a hung nft must not keep the agent's process alive
     const p = this.proc;
     this.proc = undefined;
     if (!p) return;
+    const busy = this.waiter !== undefined;
     p.stdin?.end();
-    p.kill('SIGTERM');
+    p.kill(busy ? 'SIGKILL' : 'SIGTERM');
+    if (busy) {
+      // 'exit' comes only once the kernel lets go of nft; the caller must not wait for that
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.(EXITED);
+    }
   }
 }

@@ -1,0 +1,82 @@
+// The flow pipeline's accounting of kernel events without a record: an event whose record fails
+// to build (the engine throws) is counted as an error and as lost, shown in status and in
+// /metrics as hubble_lost_events_total{source="record_build_error"}, and logged; never dropped
+// silently, never thrown into the event path.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { KernelEvent } from '../flow/nflog.ts';
+import { BUILD_ERROR_SOURCE, FlowPipeline } from './flows.ts';
+import type { NodeDatapath } from './node.ts';
+
+function fakeNode(decide: () => never): NodeDatapath {
+  return {
+    node: 'seawall-unit',
+    engine: { decide },
+    endpointIds: () => ({}),
+    topo: { nodeIp: '10.0.0.1', hostByIp: () => undefined },
+  } as unknown as NodeDatapath;
+}
+
+function event(proto: number): KernelEvent {
+  return {
+    time: { seconds: 1_700_000_000, nanos: 0 },
+    verdict: 'deny',
+    dir: 'in',
+    endpointId: 1,
+    srcIP: '10.0.1.10',
+    dstIP: '10.0.1.20',
+    proto,
+    sport: 40000,
+    dport: 80,
+  };
+}
+
+const lostMetric = (text: string, source: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`hubble_lost_events_total{source="${source}"}`));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+};
+
+describe('FlowPipeline: events without a record', () => {
+  const rows: Array<{
+    name: string;
+    events: KernelEvent[];
+    want: { errors: number; lost: number; processed: number; buildErrorMetric: number; logs: number };
+  }> = [
+    {
+      name: 'the engine throws: counted as errors and lost, logged',
+      events: [event(6), event(17)],
+      want: { errors: 2, lost: 2, processed: 0, buildErrorMetric: 2, logs: 2 },
+    },
+    {
+      name: 'logging stops after ten, counting does not',
+      events: Array.from({ length: 25 }, () => event(6)),
+      want: { errors: 25, lost: 25, processed: 0, buildErrorMetric: 25, logs: 11 },
+    },
+    {
+      name: 'a protocol the engine does not know: lost, but not a build error',
+      events: [event(200)],
+      want: { errors: 0, lost: 1, processed: 0, buildErrorMetric: 0, logs: 0 },
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const logs: string[] = [];
+      const p = new FlowPipeline(
+        fakeNode(() => {
+          throw new Error('engine exploded');
+        }),
+        { runDir: '/nonexistent', flowLog: false, socket: false, log: (l) => logs.push(l) },
+      );
+      for (const ev of r.events) p.ingest(ev);
+      const st = p.status();
+      assert.deepEqual(
+        { errors: st.errors, lost: st.lost, processed: st.processed },
+        { errors: r.want.errors, lost: r.want.lost, processed: r.want.processed },
+      );
+      assert.equal(lostMetric(await p.metricsText(), BUILD_ERROR_SOURCE), r.want.buildErrorMetric);
+      assert.equal(logs.length, r.want.logs, logs.join('\n'));
+      if (r.want.errors > 0) assert.match(logs[0] ?? '', /flow record not built: .*engine exploded/);
+    });
+  }
+});
