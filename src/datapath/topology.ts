@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatapathError } from './exec.ts';
+import { DatapathError, run } from './exec.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, sysctl } from './netns.ts';
 
 export const DEFAULT_NODE = 'seawall-node1';
@@ -138,6 +138,9 @@ export class Topology {
   async removeHost(key: string): Promise<void> {
     const h = this.hosts.get(key);
     if (!h) return;
+    // Deleting the veth destroys both ends now; a deleted namespace frees its veth only later
+    // (asynchronously in the kernel), and re-adding the same host would then find the name taken.
+    await run('ip', ['-n', this.node, 'link', 'del', h.veth]);
     await delNetns(h.ns);
     this.hosts.delete(key);
     this.save();
