@@ -6,7 +6,13 @@
 
 import type { EndpointPolicy, EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { type ApplyStats, NftApplier } from './nft/apply.ts';
-import { assemble, type CompiledEndpoint, type CompiledTable, compileEndpoint } from './nft/compile.ts';
+import {
+  assemble,
+  type CompiledEndpoint,
+  type CompiledTable,
+  compileEndpoint,
+  patchEndpoint,
+} from './nft/compile.ts';
 import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
 
 /** Test-only addresses of the hosts standing for entities (never routed outside the node). */
@@ -27,10 +33,15 @@ export interface LivePeer {
 }
 
 interface CompiledPod {
-  policy: EndpointPolicy;
+  /** The policy compiled in full; undefined once patched (then it no longer describes `ep`). */
+  policy: EndpointPolicy | undefined;
+  identity: number;
   ep: CompiledEndpoint;
   skipped: string[];
 }
+
+/** Above this many entry changes a full compile of the endpoint is as cheap as patching. */
+const PATCH_MAX_CHANGES = 4096;
 
 /** Equal for the datapath: what compile reads (modes, keys, verdicts), not provenance or L7. */
 function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
@@ -211,15 +222,34 @@ export class NodeDatapath {
       let c = this.compiled.get(key);
       const stale = !c || c.ep.id !== id || c.ep.ip !== spec.ip || c.ep.iface !== iface;
       if (stale || only === undefined || only.has(key)) {
-        const policy = this.engine.endpointPolicy(spec.namespace ?? 'default', spec.name);
-        if (stale || !c || !samePolicy(c.policy, policy)) {
-          const sk: string[] = [];
-          c = { policy, ep: compileEndpoint({ id, ip: spec.ip, policy, iface }, sk), skipped: sk };
-          this.compiled.set(key, c);
+        const ns = spec.namespace ?? 'default';
+        // the engine's change log, when it keeps one: a small change patches the compiled form
+        const ch = this.engine.drainEndpointChanges?.(ns, spec.name);
+        let done = false;
+        if (c && !stale && ch !== undefined && !ch.full && ch.identity === c.identity) {
+          const k = ch.added.length + ch.removed.length;
+          if (k === 0) done = true;
+          else if (k <= PATCH_MAX_CHANGES) {
+            const ep = patchEndpoint(c.ep, ch);
+            if (ep !== undefined) {
+              c = { policy: undefined, identity: c.identity, ep, skipped: c.skipped };
+              this.compiled.set(key, c);
+              done = true;
+            }
+          }
+        }
+        if (!done) {
+          const policy = this.engine.endpointPolicy(ns, spec.name);
+          if (stale || !c || c.policy === undefined || !samePolicy(c.policy, policy)) {
+            const sk: string[] = [];
+            const ep = compileEndpoint({ id, ip: spec.ip, policy, iface }, sk);
+            c = { policy, identity: policy.identity, ep, skipped: sk };
+            this.compiled.set(key, c);
+          }
         }
       }
       if (!c) continue;
-      ipcache.set(spec.ip, c.policy.identity);
+      ipcache.set(spec.ip, c.identity);
       endpoints.push(c.ep);
       skipped.push(...c.skipped);
     }

@@ -5,7 +5,7 @@
 import type { Identity } from '../identity/allocator.ts';
 import { compileRequirements } from '../labels/selector.ts';
 import type { Issue } from '../policy-api/issue.ts';
-import { MapState } from './mapstate.ts';
+import { type ChangeLog, logChange, MapState, newChangeLog, type StateEntry } from './mapstate.ts';
 import { endpointPeer, entityPeer, type PeerSelector, WILDCARD } from './peer.ts';
 import { ALL_PORTS, formatPortSpec, type PortSpec } from './ports.ts';
 import type { InternalRule, PeerChoice, RuleEntry } from './rules.ts';
@@ -61,8 +61,16 @@ interface Resolution {
   mapState: MapState<Filter>;
 }
 
+/** Net entry-level changes handed to a consumer; `full` when it must start over. */
+export interface DrainedChanges {
+  full: boolean;
+  changes: Array<{ entry: StateEntry<Filter>; added: boolean }>;
+}
+
 export class EndpointState implements SelectionUser {
   private res: Resolution | undefined;
+  /** The change log, from the first drain on (until then changes cost nothing extra). */
+  private log: ChangeLog<Filter> | undefined;
   /** Set when the last resolution failed and the previous policy is kept. */
   failed = false;
 
@@ -161,8 +169,43 @@ export class EndpointState implements SelectionUser {
     }
     const prev = this.res;
     this.res = next;
+    if (this.log !== undefined) this.logResolution(prev, next, this.log);
     if (prev !== undefined) this.drop(prev);
     return issues;
+  }
+
+  /** A re-resolution as entry changes: the keys that came and went (enforcement changes: full). */
+  private logResolution(prev: Resolution | undefined, next: Resolution, log: ChangeLog<Filter>): void {
+    next.mapState.log = log;
+    if (log.overflow) return;
+    if (prev === undefined || !sameDir(prev.ingress, next.ingress) || !sameDir(prev.egress, next.egress)) {
+      log.overflow = true;
+      log.changes.clear();
+      return;
+    }
+    const before = prev.mapState.keyed();
+    const after = next.mapState.keyed();
+    for (const [k, e] of after) if (!before.has(k)) logChange(log, k, e, true);
+    for (const [k, e] of before) if (!after.has(k)) logChange(log, k, e, false);
+  }
+
+  /**
+   * The net changes since the previous drain, and a fresh log from now on. The first drain
+   * starts the log and answers `full`.
+   */
+  drainChanges(): DrainedChanges {
+    const res = this.res;
+    const log = this.log;
+    this.log = newChangeLog();
+    if (res !== undefined) res.mapState.log = this.log;
+    if (res === undefined || log === undefined || log.overflow) return { full: true, changes: [] };
+    const current = res.mapState.keyed();
+    const changes: DrainedChanges['changes'] = [];
+    for (const [k, c] of log.changes) {
+      // an added entry may have been rebuilt by a re-resolution since: report the current object
+      changes.push(c.added ? { entry: current.get(k) ?? c.entry, added: true } : c);
+    }
+    return { full: false, changes };
   }
 
   dispose(): void {
@@ -273,6 +316,10 @@ export class EndpointState implements SelectionUser {
     }
     return out;
   }
+}
+
+function sameDir(a: DirectionPolicy, b: DirectionPolicy): boolean {
+  return a.enforced === b.enforced && a.defaultDeny === b.defaultDeny;
 }
 
 /** The from/toRequires of all selecting rules, per direction and allow/deny; undefined when none. */

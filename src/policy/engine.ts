@@ -21,13 +21,14 @@ import {
   serviceRefsOf,
 } from './cluster-objects.ts';
 import { decideDirection, type PeerInfo, uniqRefList } from './decide.ts';
-import { EndpointState, type ResolveContext, unionL7 } from './endpoint.ts';
-import { LOOKUP } from './mapstate.ts';
+import { EndpointState, type Filter, type ResolveContext, unionL7 } from './endpoint.ts';
+import { LOOKUP, type StateEntry } from './mapstate.ts';
 import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
 import { type CachedSelector, SelectorCache } from './selectorcache.ts';
 import type {
   ContainerPort,
   DirectionDecision,
+  EndpointChanges,
   EndpointPolicy,
   EndpointSpec,
   EngineConfig,
@@ -578,25 +579,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     }
     const res = rec.state.resolution;
     const entries: MapStateEntry[] = [];
-    for (const e of res.mapState.values()) {
-      const fs = [...e.contribs.keys()];
-      const m: MapStateEntry = {
-        key: {
-          direction: e.direction,
-          identity: e.identity,
-          proto: e.proto,
-          portLo: e.portLo,
-          portHi: e.portHi,
-        },
-        verdict: e.verdict,
-        derivedFrom: uniqRefList(fs.map((f) => f.entry.ref)),
-      };
-      if (e.verdict === 'redirect') {
-        const l7 = unionL7(fs.flatMap((f) => (f.entry.l7 === undefined ? [] : [f.entry.l7])));
-        if (l7 !== undefined) m.l7 = l7;
-      }
-      entries.push(m);
-    }
+    for (const e of res.mapState.values()) entries.push(toMapStateEntry(e));
     entries.sort(cmpEntry);
     return {
       endpoint: rec.key,
@@ -606,6 +589,19 @@ export class PolicyEngine implements PolicyEngineAPI {
       entries,
       selectedBy: uniqRefList(res.rules.map((r) => r.ref)),
     };
+  }
+
+  drainEndpointChanges(namespace: string | undefined, name: string): EndpointChanges {
+    const rec = this.findEndpoint(namespace, name);
+    if (rec === undefined || rec.kind !== 'pod')
+      return { identity: ID.unknown, full: true, removed: [], added: [] };
+    const d = rec.state.drainChanges();
+    const out: EndpointChanges = { identity: rec.state.identity.id, full: d.full, removed: [], added: [] };
+    for (const c of d.changes) {
+      if (c.added) out.added.push(toMapStateEntry(c.entry));
+      else out.removed.push({ key: keyOf(c.entry), verdict: c.entry.verdict, derivedFrom: [] });
+    }
+    return out;
   }
 
   /** Re-resolves every endpoint from scratch (the baseline incremental updates are measured against). */
@@ -633,6 +629,24 @@ function matchesEither<R, O>(ref: R, a: O | undefined, b: O, match: (r: R, o: O)
 
 function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {
   return ports?.some((p) => p.name !== undefined) ?? false;
+}
+
+function keyOf(e: StateEntry<Filter>): MapStateEntry['key'] {
+  return { direction: e.direction, identity: e.identity, proto: e.proto, portLo: e.portLo, portHi: e.portHi };
+}
+
+function toMapStateEntry(e: StateEntry<Filter>): MapStateEntry {
+  const fs = [...e.contribs.keys()];
+  const m: MapStateEntry = {
+    key: keyOf(e),
+    verdict: e.verdict,
+    derivedFrom: uniqRefList(fs.map((f) => f.entry.ref)),
+  };
+  if (e.verdict === 'redirect') {
+    const l7 = unionL7(fs.flatMap((f) => (f.entry.l7 === undefined ? [] : [f.entry.l7])));
+    if (l7 !== undefined) m.l7 = l7;
+  }
+  return m;
 }
 
 function cmpEntry(a: MapStateEntry, b: MapStateEntry): number {

@@ -43,8 +43,41 @@ function slotOf(proto: number): number {
 /** Lookup outcome codes for the allocation-free path. */
 export const LOOKUP = { NONE: 0, ALLOW: 1, REDIRECT: 2, DENY: 3 } as const;
 
+/** Past this many pending changes the log gives up and says "recompile fully" (bounded memory). */
+export const CHANGE_LOG_LIMIT = 8192;
+
+/**
+ * Entry-level changes since the last drain, net: an entry added and removed again in between
+ * leaves no trace. `overflow`: too many to keep; the consumer must start over from the whole map.
+ */
+export interface ChangeLog<F> {
+  changes: Map<string, { entry: StateEntry<F>; added: boolean }>;
+  overflow: boolean;
+}
+
+export function newChangeLog<F>(): ChangeLog<F> {
+  return { changes: new Map(), overflow: false };
+}
+
+/** Records one entry appearing (`added`) or disappearing under key `k`, netting out reversals. */
+export function logChange<F>(log: ChangeLog<F>, k: string, entry: StateEntry<F>, added: boolean): void {
+  if (log.overflow) return;
+  const prev = log.changes.get(k);
+  if (prev !== undefined && prev.added !== added) {
+    log.changes.delete(k);
+    return;
+  }
+  log.changes.set(k, { entry, added });
+  if (log.changes.size > CHANGE_LOG_LIMIT) {
+    log.overflow = true;
+    log.changes.clear();
+  }
+}
+
 export class MapState<F> {
   private readonly entries = new Map<string, StateEntry<F>>();
+  /** Set while a consumer (the datapath) follows this map's changes; undefined costs nothing. */
+  log: ChangeLog<F> | undefined;
   /** [direction][slot] → identity → entries. */
   private readonly index: Array<Array<Map<number, StateEntry<F>[]>>> = [0, 1].map(() =>
     Array.from({ length: SLOTS }, () => new Map<number, StateEntry<F>[]>()),
@@ -56,6 +89,11 @@ export class MapState<F> {
 
   values(): IterableIterator<StateEntry<F>> {
     return this.entries.values();
+  }
+
+  /** Entries by their key (direction|identity|proto|lo|hi|verdict|parser). */
+  keyed(): ReadonlyMap<string, StateEntry<F>> {
+    return this.entries;
   }
 
   add(
@@ -77,6 +115,7 @@ export class MapState<F> {
       e = { direction, identity, proto, portLo: lo, portHi: hi, verdict, contribs: new Map() };
       if (parser !== undefined) e.parser = parser;
       this.entries.set(k, e);
+      if (this.log !== undefined) logChange(this.log, k, e, true);
       const m = this.index[direction === 'INGRESS' ? 0 : 1]![slot]!;
       const list = m.get(identity);
       if (list === undefined) m.set(identity, [e]);
@@ -107,6 +146,7 @@ export class MapState<F> {
     e.contribs.delete(from);
     if (e.contribs.size > 0) return;
     this.entries.delete(k);
+    if (this.log !== undefined) logChange(this.log, k, e, false);
     this.flat = undefined;
     const m = this.index[direction === 'INGRESS' ? 0 : 1]![slotOf(proto)]!;
     const list = m.get(identity);

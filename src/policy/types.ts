@@ -83,6 +83,20 @@ export interface EndpointPolicy {
   selectedBy: RuleRef[];
 }
 
+/**
+ * What changed in one endpoint's MapState since the last drain, for consumers that follow it
+ * incrementally (the datapath). `full`: start over from endpointPolicy() (first drain, the log
+ * overflowed, a direction's enforced/defaultDeny changed, or the endpoint is unknown); the lists
+ * are empty then. Entries with the same key and verdict but different L7 parsers are separate
+ * entries. Removed entries carry no provenance (`derivedFrom` empty, no `l7`).
+ */
+export interface EndpointChanges {
+  identity: NumericIdentity;
+  full: boolean;
+  removed: MapStateEntry[];
+  added: MapStateEntry[];
+}
+
 // ---------------------------------------------------------------- flows and verdicts
 
 export type PeerRef =
@@ -208,6 +222,12 @@ export interface PolicyEngineAPI {
   decide(flow: FlowRequest, nowMs?: number): Verdict;
   /** The distilled policy of one endpoint (the datapath's input). */
   endpointPolicy(namespace: string | undefined, name: string): EndpointPolicy;
+  /**
+   * Entry-level changes of one endpoint's policy since the previous call (optional: stand-in
+   * engines may leave it out; consumers then recompile from endpointPolicy()). The first call for
+   * an endpoint starts the log and answers `full`.
+   */
+  drainEndpointChanges?(namespace: string | undefined, name: string): EndpointChanges;
   /** Numeric identity of an endpoint, entity or IP (CIDR identity for outside addresses). */
   identityOf(peer: PeerRef): NumericIdentity;
   /** Labels of a numeric identity (source:key=value), for flow records. */

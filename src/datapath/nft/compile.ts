@@ -32,7 +32,7 @@
 // allowed here and flagged in `ct mark` (REDIRECT_CT_MARK_*): the L7 proxy issue turns that flag
 // into a TPROXY rule in prerouting; this is the slot it plugs into.
 
-import type { EndpointPolicy, MapStateVerdict } from '../../policy/types.ts';
+import type { EndpointPolicy, MapStateEntry, MapStateVerdict } from '../../policy/types.ts';
 
 export const TABLE = 'seawall';
 export const FAMILY = 'inet';
@@ -174,7 +174,21 @@ function rangeText(lo: number, hi: number): string {
   return lo === hi ? `${lo}` : `${lo}-${hi}`;
 }
 
-function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[]): CompiledChain {
+/** set name → element → how many MapState entries produce it, kept only where more than one. */
+type Dups = Map<string, Map<string, number>>;
+
+function bump(dups: Dups, set: string, el: string, by: number): void {
+  let m = dups.get(set);
+  if (m === undefined) {
+    m = new Map();
+    dups.set(set, m);
+  }
+  const n = (m.get(el) ?? 1) + by;
+  if (n <= 1) m.delete(el);
+  else m.set(el, n);
+}
+
+function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dups: Dups): CompiledChain {
   const chain = `ep${ep.id}_${dir}`;
   const pol = ep.policy;
   const dp = dir === 'in' ? pol.ingress : pol.egress;
@@ -249,7 +263,11 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[]): Co
         singles.sort((x, y) => x - y);
         let last = -1;
         for (const x of singles) {
-          if (x === last) continue;
+          if (x === last) {
+            // a second entry producing the same element: patches must not delete it with the first
+            bump(dups, name, exact[exact.length - 1]!, 1);
+            continue;
+          }
           last = x;
           exact.push(prefix === '' ? `${x}` : `${prefix} . ${x}`);
         }
@@ -309,14 +327,257 @@ function comparePrefixes(a: string, b: string): number {
 
 /** One endpoint; `skipped` collects what the datapath cannot express. */
 export function compileEndpoint(ep: DatapathEndpoint, skipped: string[] = []): CompiledEndpoint {
+  const dups: Dups = new Map();
   const out: CompiledEndpoint = {
     id: ep.id,
     endpoint: ep.policy.endpoint,
     ip: ep.ip,
-    in: compileDirection(ep, 'in', skipped),
-    eg: compileDirection(ep, 'eg', skipped),
+    in: compileDirection(ep, 'in', skipped, dups),
+    eg: compileDirection(ep, 'eg', skipped, dups),
   };
   if (ep.iface !== undefined) out.iface = ep.iface;
+  patchIndexes.set(out, dups);
+  return out;
+}
+
+// ---------------------------------------------------------------- patching (incremental compile)
+//
+// A change of k MapState entries becomes k element adds/deletes in the endpoint's hash sets,
+// without recompiling the endpoint's n entries. Side tables (WeakMaps) keep what patching needs
+// out of the compiled form, so compiled forms stay plain data comparable with a fresh compile.
+// Copy-on-write: the previous compiled form is never modified (the applier may still hold it as
+// the kernel's state); a touched set gets a new sorted array, the others are shared.
+
+/** The duplicate counts of a compiled endpoint; moved to the patched form (one patch per form). */
+const patchIndexes = new WeakMap<CompiledEndpoint, Dups>();
+
+/** The element changes a patched form was made with, for renderDelta (when `base` is installed). */
+interface Patch {
+  base: CompiledEndpoint;
+  /** Per chain, per touched set in the chain's order: [set, deleted, added] (sorted). */
+  sets: Array<[string, string[], string[]]>;
+}
+const patches = new WeakMap<CompiledEndpoint, Patch>();
+
+/** Entry changes of one endpoint (the engine's drained log). */
+export interface EntryChanges {
+  removed: readonly MapStateEntry[];
+  added: readonly MapStateEntry[];
+}
+
+/**
+ * The hash-set element an entry produces in compileDirection, per expanded protocol; undefined
+ * when patching cannot express it (wildcard L3 rule, a port range, a skipped protocol): then the
+ * caller compiles in full.
+ */
+function singleElements(e: MapStateEntry, chain: string): Array<[string, string]> | undefined {
+  const { identity: id, proto, portLo, portHi } = e.key;
+  const base = `${chain}_${VERDICT_NAME[e.verdict]}_`;
+  const wild = id === 0;
+  if (proto === 0 && portLo === 0 && portHi === 65535) {
+    return wild ? undefined : [[base + SHAPE_NAME.l3, `${id}`]];
+  }
+  if (proto === 0 || L4_PROTOS.includes(proto)) {
+    if (portLo !== portHi) return undefined;
+    const out: Array<[string, string]> = [];
+    for (const p of proto === 0 ? L4_PROTOS : [proto]) {
+      if (wild) out.push([base + SHAPE_NAME.anyL4, `${p} . ${portLo}`]);
+      else out.push([base + SHAPE_NAME.l4, `${id} . ${p} . ${portLo}`]);
+    }
+    return out;
+  }
+  if (proto === 1) {
+    const lo = Math.min(portLo, 255);
+    if (lo !== Math.min(portHi, 255)) return undefined;
+    return [wild ? [base + SHAPE_NAME.anyIcmp, `${lo}`] : [base + SHAPE_NAME.icmp, `${id} . ${lo}`]];
+  }
+  return undefined;
+}
+
+/**
+ * Canonical order of hash-set elements: their numbers, left to right (as compileDirection sorts).
+ * `b` is parsed in place (digits and ` . ` only): this runs ~17 times per changed element.
+ */
+function cmpElement(a: readonly number[], b: string): number {
+  const n = b.length;
+  let i = 0;
+  let p = 0;
+  for (;;) {
+    let y = 0;
+    for (; p < n; p++) {
+      const c = b.charCodeAt(p);
+      if (c < 48 || c > 57) break;
+      y = y * 10 + (c - 48);
+    }
+    const d = a[i]! - y;
+    if (d !== 0) return d;
+    i++;
+    if (p >= n) return a.length - i;
+    p += 3;
+  }
+}
+
+function cmpTuple(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length && i < b.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+function tuple(el: string): number[] {
+  const out: number[] = [];
+  let y = 0;
+  for (let p = 0; p < el.length; p++) {
+    const c = el.charCodeAt(p);
+    if (c >= 48 && c <= 57) y = y * 10 + (c - 48);
+    else if (c === 46) {
+      out.push(y); // the `.` of ` . `
+      y = 0;
+    }
+  }
+  out.push(y);
+  return out;
+}
+
+/** First index whose element is not below `t`. */
+function lowerBound(xs: readonly string[], t: readonly number[]): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cmpElement(t, xs[mid]!) > 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface SetWork {
+  def: SetDef;
+  dups: Map<string, number> | undefined;
+  add: Set<string>;
+  del: Set<string>;
+  /** Element → its lower bound in def.elements (searched once per element). */
+  at: Map<string, number>;
+}
+
+/**
+ * The compiled form after `ch`, made from `prev` in O(k log n) plus an array copy per touched
+ * set; undefined when the change reshapes a chain (a set appears or empties, a wildcard rule,
+ * port ranges, skipped protocols) or `prev` cannot be patched: the caller compiles in full.
+ */
+export function patchEndpoint(prev: CompiledEndpoint, ch: EntryChanges): CompiledEndpoint | undefined {
+  const dups = patchIndexes.get(prev);
+  if (dups === undefined) return undefined;
+  // one patch per form: the counts move on with the result (or are rebuilt by a full compile)
+  patchIndexes.delete(prev);
+  const chains = { INGRESS: prev.in, EGRESS: prev.eg } as const;
+  const work = new Map<string, SetWork>();
+  const resolve = (list: readonly MapStateEntry[]): Array<Array<[SetWork, string]>> | undefined => {
+    const out: Array<Array<[SetWork, string]>> = [];
+    for (const e of list) {
+      const chain = chains[e.key.direction];
+      if (chain.rules.length === 0) continue; // direction not enforced: compile ignores its entries
+      const els = singleElements(e, chain.name);
+      if (els === undefined) return undefined;
+      const one: Array<[SetWork, string]> = [];
+      for (const [name, el] of els) {
+        let w = work.get(name);
+        if (w === undefined) {
+          const def = chain.sets.find((s) => s.name === name);
+          if (def === undefined) return undefined; // a new set: the chain's rules change
+          w = { def, dups: dups.get(name), add: new Set(), del: new Set(), at: new Map() };
+          work.set(name, w);
+        }
+        one.push([w, el]);
+      }
+      out.push(one);
+    }
+    return out;
+  };
+  const removed = resolve(ch.removed);
+  const added = resolve(ch.added);
+  if (removed === undefined || added === undefined) return undefined;
+  const present = (w: SetWork, el: string): boolean => {
+    if (w.add.has(el)) return true;
+    if (w.del.has(el)) return false;
+    const xs = w.def.elements;
+    let i = w.at.get(el);
+    if (i === undefined) {
+      i = lowerBound(xs, tuple(el));
+      w.at.set(el, i);
+    }
+    return i < xs.length && xs[i] === el;
+  };
+  // removals first: an element leaves only with the last entry producing it
+  for (const one of removed) {
+    for (const [w, el] of one) {
+      const n = w.dups?.get(el);
+      if (n !== undefined) {
+        bump(dups, w.def.name, el, -1);
+        w.dups = dups.get(w.def.name);
+      } else if (w.add.has(el)) w.add.delete(el);
+      else if (present(w, el)) w.del.add(el);
+      else return undefined; // not there: the log and the form disagree, start over
+    }
+  }
+  for (const one of added) {
+    for (const [w, el] of one) {
+      if (present(w, el)) {
+        bump(dups, w.def.name, el, 1);
+        w.dups = dups.get(w.def.name);
+      } else if (w.del.has(el)) w.del.delete(el);
+      else w.add.add(el);
+    }
+  }
+  const replaced = new Map<string, SetDef>();
+  const patch: Patch = { base: prev, sets: [] };
+  for (const [name, w] of work) {
+    if (w.add.size === 0 && w.del.size === 0) continue;
+    const xs = w.def.elements;
+    // every element in add/del went through present(): its position is known
+    const delAt = [...w.del].map((el) => w.at.get(el)!).sort((a, b) => a - b);
+    const adds = [...w.add].map((el) => ({ el, t: tuple(el), at: w.at.get(el)! }));
+    adds.sort((a, b) => cmpTuple(a.t, b.t));
+    const addAt = adds.map((a) => a.at);
+    const len = xs.length - delAt.length + adds.length;
+    if (len === 0) return undefined; // the set goes: the chain's rules change
+    // the untouched runs between changes are copied as slices (memcpy speed)
+    const parts: string[][] = [];
+    let cur = 0;
+    let di = 0;
+    let ai = 0;
+    while (di < delAt.length || ai < adds.length) {
+      const d = di < delAt.length ? delAt[di]! : Number.POSITIVE_INFINITY;
+      const a = ai < adds.length ? addAt[ai]! : Number.POSITIVE_INFINITY;
+      if (a <= d) {
+        // new elements go before xs[a] (and before its deletion when both are at a)
+        if (a > cur) parts.push(xs.slice(cur, a));
+        cur = a;
+        const run: string[] = [];
+        while (ai < adds.length && addAt[ai] === a) run.push(adds[ai++]!.el);
+        parts.push(run);
+      } else {
+        if (d > cur) parts.push(xs.slice(cur, d));
+        cur = d + 1;
+        di++;
+      }
+    }
+    if (cur < xs.length) parts.push(xs.slice(cur));
+    const next = ([] as string[]).concat(...parts);
+    replaced.set(name, { ...w.def, elements: next });
+    patch.sets.push([name, delAt.map((i) => xs[i]!), adds.map((a) => a.el)]);
+  }
+  const chainOf = (c: CompiledChain): CompiledChain =>
+    c.sets.some((s) => replaced.has(s.name))
+      ? { ...c, sets: c.sets.map((s) => replaced.get(s.name) ?? s) }
+      : c;
+  const out: CompiledEndpoint = { ...prev, in: chainOf(prev.in), eg: chainOf(prev.eg) };
+  // renderDelta's order: per chain, per set in the chain's order
+  const order = new Map<string, number>();
+  for (const c of [out.in, out.eg]) for (const s of c.sets) order.set(s.name, order.size);
+  patch.sets.sort((a, b) => order.get(a[0])! - order.get(b[0])!);
+  patchIndexes.set(out, dups);
+  // only the latest step is kept: a chain of bases would hold every earlier form in memory
+  patches.delete(prev);
+  patches.set(out, patch);
   return out;
 }
 
@@ -519,6 +780,17 @@ function chainDelta(prev: CompiledChain, next: CompiledChain): string[] {
   return out;
 }
 
+/** A patch as chainDelta would render it: per chain, its sets' deletes, then their adds. */
+function patchLines(patch: Patch, n: CompiledEndpoint): string[] {
+  const out: string[] = [];
+  for (const c of [n.in, n.eg]) {
+    const mine = patch.sets.filter(([name]) => c.sets.some((s) => s.name === name));
+    for (const [name, del] of mine) out.push(...elementLines('delete', name, del));
+    for (const [name, , add] of mine) out.push(...elementLines('add', name, add));
+  }
+  return out;
+}
+
 /**
  * The transaction that turns `prev` into `next`: element adds/deletes, and for an endpoint whose
  * rule shape changed a flush + refill of that endpoint's chain only. Empty string: nothing to do.
@@ -556,7 +828,9 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
   }
   for (const [p, n] of changed) {
     const rebind = p.ip !== n.ip || p.iface !== n.iface;
-    out.push(...chainDelta(p.in, n.in), ...chainDelta(p.eg, n.eg));
+    const patch = patches.get(n);
+    if (patch !== undefined && patch.base === p && !rebind) out.push(...patchLines(patch, n));
+    else out.push(...chainDelta(p.in, n.in), ...chainDelta(p.eg, n.eg));
     if (p.ip !== n.ip) {
       out.push(
         `add element ${T} ep_in { ${n.ip} : jump ${n.in.name} }`,
