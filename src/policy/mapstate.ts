@@ -108,7 +108,7 @@ export class MapState<F> {
   ): void {
     const slot = slotOf(proto);
     if (slot < 0) return;
-    const k = `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
+    const k = entryKey(direction, identity, proto, lo, hi, verdict, parser);
     let e = this.entries.get(k);
     if (e === undefined) {
       this.flat = undefined;
@@ -134,7 +134,7 @@ export class MapState<F> {
     parser: string | undefined,
     from: F,
   ): void {
-    const k = `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
+    const k = entryKey(direction, identity, proto, lo, hi, verdict, parser);
     const e = this.entries.get(k);
     if (e === undefined) return;
     const n = e.contribs.get(from);
@@ -227,6 +227,19 @@ interface FlatSlot {
   wildcard: Int32Array;
   /** The wildcard triples are already part of every identity's list. */
   merged: boolean;
+}
+
+/** The identity of an entry: one per (key, verdict, parser), whatever rules contributed it. */
+function entryKey(
+  direction: TrafficDirection,
+  identity: number,
+  proto: number,
+  lo: number,
+  hi: number,
+  verdict: MapStateVerdict,
+  parser: string | undefined,
+): string {
+  return `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
 }
 
 function pack<F>(list: StateEntry<F>[] | undefined, out: number[]): void {
