@@ -47,16 +47,12 @@ export interface LiveOptions {
 
 export type LiveOutcome = 'pass' | 'fail' | 'skip';
 
-export interface LiveFlowResult {
-  file: string;
-  test: string;
-  flow: number;
-  name?: string;
-  from: string;
-  to: string;
-  protocol: string;
-  port?: number;
-  expected: string;
+/** A flow as `seawall test -o json` names it, with what the live replay observed. */
+export interface LiveFlowResult
+  extends Pick<
+    FlowResult,
+    'file' | 'test' | 'flow' | 'name' | 'from' | 'to' | 'port' | 'protocol' | 'expected'
+  > {
   offline: string;
   live?: 'allowed' | 'denied';
   outcome: LiveOutcome;

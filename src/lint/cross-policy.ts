@@ -17,6 +17,7 @@ import type {
   PortRule,
   Rule,
 } from '../policy-api/types.ts';
+import { EGRESS_PEERS, INGRESS_PEERS } from '../policy-api/validate-rule.ts';
 
 type Direction = 'ingress' | 'egress';
 type Parser = 'http' | 'kafka' | 'dns' | 'l7proto';
@@ -65,27 +66,9 @@ interface FQDNUse {
 }
 
 const NS_KEY = 'io.kubernetes.pod.namespace';
-const PEER_FIELDS: Record<Direction, string[]> = {
-  ingress: [
-    'fromEndpoints',
-    'fromRequires',
-    'fromCIDR',
-    'fromCIDRSet',
-    'fromEntities',
-    'fromNodes',
-    'fromGroups',
-  ],
-  egress: [
-    'toEndpoints',
-    'toRequires',
-    'toCIDR',
-    'toCIDRSet',
-    'toEntities',
-    'toServices',
-    'toNodes',
-    'toGroups',
-    'toFQDNs',
-  ],
+const PEER_FIELDS: Record<Direction, readonly string[]> = {
+  ingress: [...INGRESS_PEERS, 'fromRequires'],
+  egress: [...EGRESS_PEERS, 'toRequires'],
 };
 
 export function crossPolicyLint(policies: readonly PolicyObject[]): Issue[] {

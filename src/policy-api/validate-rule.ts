@@ -145,7 +145,8 @@ export function validateSelector(sel: EndpointSelector, r: Reporter): void {
 
 // ---------------------------------------------------------------- peers
 
-const INGRESS_PEERS = [
+/** Peer kinds of an ingress rule (at most one per rule); fromRequires only narrows them. */
+export const INGRESS_PEERS = [
   'fromEndpoints',
   'fromCIDR',
   'fromCIDRSet',
@@ -153,7 +154,8 @@ const INGRESS_PEERS = [
   'fromNodes',
   'fromGroups',
 ] as const;
-const EGRESS_PEERS = [
+/** Peer kinds of an egress rule (at most one per rule); toRequires only narrows them. */
+export const EGRESS_PEERS = [
   'toEndpoints',
   'toCIDR',
   'toCIDRSet',

@@ -173,14 +173,7 @@ export function decideDirection(
   if (allows.length > 0) {
     const fs = filtersOf(allows);
     const lines = fs.map((f) => filterLine(d, ep, 'allowed', f, peer));
-    const out: DirectionDecision = {
-      ...base,
-      allowed: true,
-      matchType: matchTypeOf(fs),
-      allowedBy: uniqRefs(fs),
-      deniedBy: [],
-      explanation: lines,
-    };
+    const out = allowedDecision(base, fs, lines);
     if (redirects.length > 0) {
       // Cilium merges the rule without L7 as an L7 wildcard: the port stays redirected to the
       // proxy, which allows every request (and the DNS proxy still learns the answers).
@@ -196,14 +189,7 @@ export function decideDirection(
   // Only redirects: the proxy decides with the union of their L7 rules.
   const fs = filtersOf(redirects);
   const lines = fs.map((f) => filterLine(d, ep, 'allowed at L3/L4', f, peer));
-  const out: DirectionDecision = {
-    ...base,
-    allowed: true,
-    matchType: matchTypeOf(fs),
-    allowedBy: uniqRefs(fs),
-    deniedBy: [],
-    explanation: lines,
-  };
+  const out = allowedDecision(base, fs, lines);
   const req = flow.l7;
   const parsers = [...new Set(fs.map((f) => f.entry.l7!.parser))];
   if (req === undefined) {
@@ -236,6 +222,22 @@ export function decideDirection(
     );
   }
   return out;
+}
+
+/** An allowed decision from the entries that matched (the L7 outcome, if any, is added after). */
+function allowedDecision(
+  base: Pick<DirectionDecision, 'direction' | 'endpoint' | 'enforced'>,
+  fs: Filter[],
+  lines: string[],
+): DirectionDecision {
+  return {
+    ...base,
+    allowed: true,
+    matchType: matchTypeOf(fs),
+    allowedBy: uniqRefs(fs),
+    deniedBy: [],
+    explanation: lines,
+  };
 }
 
 const uids = new WeakMap<Filter, number>();

@@ -6,19 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PolicyObject } from '../policy-api/types.ts';
 import type { PolicyEngine } from './engine.ts';
-import { ccnp, cnp, engineWith, knp, snapshot } from './testutil.ts';
+import { ccnp, cnp, engineWith, knp, rng, snapshot } from './testutil.ts';
 import type { EndpointSpec } from './types.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POLICIES: PolicyObject[] = [
   cnp('a', 'p0', {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LOOKUP, MapState, type StateEntry } from './mapstate.ts';
+import { rng } from './testutil.ts';
 import type { MapStateVerdict, TrafficDirection } from './types.ts';
 
 const PROTOS = [0, 1, 6, 17, 58, 132];
@@ -24,14 +25,6 @@ function reference(
   if (hits.some((e) => e.verdict === 'allow')) return LOOKUP.ALLOW;
   if (hits.some((e) => e.verdict === 'redirect')) return LOOKUP.REDIRECT;
   return LOOKUP.NONE;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
 }
 
 describe('MapState lookup agrees with collect', () => {

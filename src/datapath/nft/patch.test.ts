@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PolicyEngine } from '../../policy/engine.ts';
-import { cnp } from '../../policy/testutil.ts';
+import { cnp, rng } from '../../policy/testutil.ts';
 import type { EndpointPolicy, MapStateEntry, MapStateVerdict } from '../../policy/types.ts';
 import {
   assemble,
@@ -16,17 +16,6 @@ import {
   patchEndpoint,
   renderDelta,
 } from './compile.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = Number(process.env.SEAWALL_FUZZ_SEEDS ?? 60);
 
