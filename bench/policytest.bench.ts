@@ -5,7 +5,7 @@
 // apart.
 
 import { performance } from 'node:perf_hooks';
-import { defaultEngineFactory } from '../src/policytest/default-engine.ts';
+import { defaultEngineFactory } from '../src/policy/default-engine.ts';
 import { parsePolicyTestText } from '../src/policytest/parse.ts';
 import { prepareEngine, runPolicyTest } from '../src/policytest/runner.ts';
 import type { PolicyTest } from '../src/policytest/types.ts';

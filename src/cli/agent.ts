@@ -92,7 +92,7 @@ Examples:
           }
           nftTimeoutMs = Number(o.nftTimeout);
         }
-        const { Agent } = await import('../datapath/agent.ts');
+        const { Agent } = await import('../agent/agent.ts');
         const a = new Agent({
           policies: o.policies,
           endpoints: o.endpoints,
@@ -159,7 +159,7 @@ Examples:
     .option('--socket <path>', 'unix socket of the status API')
     .option('-o, --output <format>', 'human | json', 'human')
     .action(async (o: { socket?: string; output: string }, cmd: Command) => {
-      const { fetchStatus, DEFAULT_SOCKET } = await import('../datapath/agent.ts');
+      const { fetchStatus, DEFAULT_SOCKET } = await import('../agent/agent.ts');
       // `agent` has --socket too: commander gives `agent status --socket X` to the parent
       const socket = o.socket ?? (cmd.parent?.opts() as { socket?: string } | undefined)?.socket;
       let s: Awaited<ReturnType<typeof fetchStatus>>;
@@ -190,7 +190,7 @@ Examples:
     });
 }
 
-type FlowsStatus = Awaited<ReturnType<typeof import('../datapath/agent.ts').fetchStatus>>['flows'];
+type FlowsStatus = Awaited<ReturnType<typeof import('../agent/agent.ts').fetchStatus>>['flows'];
 
 /** One line on the flow pipeline: counts when it runs, the reason when it cannot. */
 export function flowLine(f: FlowsStatus | undefined): string {

@@ -53,8 +53,8 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     for (const i of parsed.issues) out(formatIssue(i));
     return 2;
   }
-  const { defaultEngineFactory } = (await import('../policytest/default-engine.ts')) as {
-    defaultEngineFactory: import('../policytest/runner.ts').EngineFactory;
+  const { defaultEngineFactory } = (await import('../policy/default-engine.ts')) as {
+    defaultEngineFactory: import('../policy/types.ts').EngineFactory;
   };
   const { liveUnavailable } = await import('../datapath/preflight.ts');
   const why = liveUnavailable(['ip', 'nft', 'ping']);
@@ -76,10 +76,11 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   }
 
   const { NodeDatapath, ENTITY_IPS } = await import('../datapath/node.ts');
-  const { ProbePool, ping } = await import('../datapath/probe.ts');
-  const { liveSkip } = await import('../datapath/live-test.ts');
+  const { ProbePool, ping } = await import('../testbed/probe.ts');
+  const { liveSkip } = await import('../testbed/live-test.ts');
   const { prepareEngine } = await import('../policytest/runner.ts');
-  const { FlowPipeline, runDirFor } = await import('../datapath/flows.ts');
+  const { FlowPipeline } = await import('../agent/flows.ts');
+  const { runDirFor } = await import('../datapath/topology.ts');
   const { formatCompact } = await import('../observe/format.ts');
   const { rmSync } = await import('node:fs');
   const { engine } = prepareEngine({ ...test, policies: [] }, defaultEngineFactory);

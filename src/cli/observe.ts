@@ -207,7 +207,7 @@ Examples:
           process.exitCode = 2;
           return;
         }
-        const { defaultFlowSocket } = await import('../datapath/flows.ts');
+        const { defaultFlowSocket } = await import('../agent/flows.ts');
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
         process.exitCode = await runObserve(

@@ -62,7 +62,7 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
 
   if (opts.live) {
     // loaded only with --live, so the offline runner never loads the datapath
-    const live = await import('../datapath/live-test.ts');
+    const live = await import('../testbed/live-test.ts');
     const code = await live.runLive(paths, {
       output: opts.output,
       write: (l) => io.stdout(`${l}\n`),
@@ -96,7 +96,7 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
   }
 
   const { runPolicyTest } = await import('../policytest/runner.ts');
-  const { defaultEngineFactory } = await import('../policytest/default-engine.ts');
+  const { defaultEngineFactory } = await import('../policy/default-engine.ts');
   const runs = tests.map((t) => runPolicyTest(t, { createEngine: defaultEngineFactory }));
 
   const valid: TestRun[] = [];

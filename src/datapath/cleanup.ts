@@ -7,9 +7,9 @@
 
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDirFor, stopStaleUlogd } from './flows.ts';
 import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
-import { readState, STATE_DIR } from './topology.ts';
+import { readState, runDirFor, STATE_DIR } from './topology.ts';
+import { stopStaleUlogd } from './ulogd.ts';
 
 function alive(pid: number): boolean {
   if (pid === process.pid) return true;

@@ -2,15 +2,11 @@
 // touches networking names its namespace explicitly: nothing here runs in the machine's own.
 
 import { spawn } from 'node:child_process';
+import { SeawallError } from '../core/errors.ts';
 
-export class DatapathError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'DatapathError';
-  }
+/** A kernel-facing step failed: a command, the nft session, a socket, an agent request. */
+export class DatapathError extends SeawallError {
+  override name = 'DatapathError';
 }
 
 export interface RunResult {

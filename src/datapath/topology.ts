@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DatapathError, run } from './exec.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, sysctl } from './netns.ts';
 
@@ -210,4 +210,9 @@ export function readState(file: string): TopologyState | undefined {
 
 export function nodeExists(node: string): boolean {
   return netnsExists(node);
+}
+
+/** The node's run directory: its flow log, ulogd files and sockets. */
+export function runDirFor(node: string): string {
+  return join(STATE_DIR, node);
 }

@@ -2,7 +2,11 @@
 // Names arrive from the network, so matching is a hand-written label matcher: no RegExp, linear in
 // the name for a given pattern, and nothing a query can do makes it slower.
 
-import type { FQDNSelector } from '../policy-api/types.ts';
+/** The two fields of a toFQDNs selector or a DNS rule that name names (policy-api's FQDNSelector). */
+export interface FQDNSelector {
+  matchName?: string | undefined;
+  matchPattern?: string | undefined;
+}
 
 /** Longest matchName/matchPattern Cilium accepts. */
 export const MAX_FQDN_LENGTH = 255;

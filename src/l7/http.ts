@@ -1,8 +1,8 @@
 // HTTP (and gRPC) L7 rules, cilium-semantics.md §10: what Envoy's Cilium filter decides per request.
 // Fields of one rule are ANDed, rules ORed; path/method/host are whole-value RE2 matches.
 
+import { type FullMatchRegex, fullMatchRegex } from '../core/regex.ts';
 import type { HeaderMatch, PortRuleHTTP } from '../policy-api/types.ts';
-import { type FullMatchRegex, fullMatchRegex } from './regex.ts';
 
 export type HeaderList = Array<[string, string]> | Record<string, string>;
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SourcePos } from '../policy-api/issue.ts';
+import { KAFKA_API_KEY_NAMES } from '../policy-api/kafka.ts';
 import type { PortRuleKafka } from '../policy-api/types.ts';
 import {
   compileKafkaRules,
-  KAFKA_API_KEY_NAMES,
   type KafkaRequest,
   kafkaApiKeyByName,
   kafkaApiKeyName,

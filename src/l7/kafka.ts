@@ -1,56 +1,13 @@
 // Kafka L7 rules (≤1.18; removed in 1.19), cilium-semantics.md §11.
 // Fields of one rule are ANDed, rules ORed; a multi-topic request must have every topic covered.
 
+import { KAFKA_API_KEYS } from '../policy-api/kafka.ts';
 import type { PortRuleKafka } from '../policy-api/types.ts';
 
 /** Kafka error code injected in the response to a denied request. */
 export const TOPIC_AUTHORIZATION_FAILED = 29;
 
-/** API key names a policy may use, by key number (0–33). */
-const API_KEY_NAMES: readonly string[] = [
-  'produce',
-  'fetch',
-  'offsets',
-  'metadata',
-  'leaderandisr',
-  'stopreplica',
-  'updatemetadata',
-  'controlledshutdown',
-  'offsetcommit',
-  'offsetfetch',
-  'findcoordinator',
-  'joingroup',
-  'heartbeat',
-  'leavegroup',
-  'syncgroup',
-  'describegroups',
-  'listgroups',
-  'saslhandshake',
-  'apiversions',
-  'createtopics',
-  'deletetopics',
-  'deleterecords',
-  'initproducerid',
-  'offsetforleaderepoch',
-  'addpartitionstotxn',
-  'addoffsetstotxn',
-  'endtxn',
-  'writetxnmarkers',
-  'txnoffsetcommit',
-  'describeacls',
-  'createacls',
-  'deleteacls',
-  'describeconfigs',
-  'alterconfigs',
-];
-
-const API_KEY_BY_NAME = new Map(API_KEY_NAMES.map((n, i) => [n, i]));
-
-/** Valid `apiKey` names (lower-case), for validators. */
-export const KAFKA_API_KEY_NAMES: ReadonlySet<string> = new Set(API_KEY_NAMES);
-
-/** Valid `role` values (lower-case). */
-export const KAFKA_ROLES: ReadonlySet<string> = new Set(['produce', 'consume']);
+const API_KEY_BY_NAME = new Map(KAFKA_API_KEYS.map((n, i) => [n, i]));
 
 /** API keys whose requests name topics; only these are checked against a rule's `topic`. */
 export const KAFKA_TOPIC_API_KEYS: ReadonlySet<number> = new Set([
@@ -69,7 +26,7 @@ export function kafkaApiKeyByName(name: string): number | undefined {
 
 /** Name of a key number, or undefined for keys policies cannot name. */
 export function kafkaApiKeyName(n: number): string | undefined {
-  return Number.isInteger(n) ? API_KEY_NAMES[n] : undefined;
+  return Number.isInteger(n) ? KAFKA_API_KEYS[n] : undefined;
 }
 
 /** API keys a role expands to (case-insensitive), or undefined for an unknown role. */

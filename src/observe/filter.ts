@@ -3,6 +3,7 @@
 // `port` match either side. Pod references are `[namespace/]name-prefix` (namespace default
 // "default"), as Hubble reads them. Pure.
 
+import { SeawallError } from '../core/errors.ts';
 import type { Flow, FlowEndpoint, FlowVerdict } from '../flow/types.ts';
 
 export interface PodRef {
@@ -44,14 +45,10 @@ export const VERDICTS: readonly FlowVerdict[] = [
 
 const EVENT_TYPES: Record<string, number> = { drop: 1, trace: 4, 'policy-verdict': 5, l7: 129 };
 
-export class FilterError extends Error {
-  constructor(
-    readonly code: 'bad-verdict' | 'bad-pod' | 'bad-port' | 'bad-direction' | 'bad-type',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'FilterError';
-  }
+export class FilterError extends SeawallError<
+  'bad-verdict' | 'bad-pod' | 'bad-port' | 'bad-direction' | 'bad-type'
+> {
+  override name = 'FilterError';
 }
 
 export function parsePodRef(s: string): PodRef {

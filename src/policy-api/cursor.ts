@@ -3,6 +3,7 @@
 // issue names file:line:column and the path of the field.
 
 import { isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, Scalar, type YAMLMap } from 'yaml';
+import { setEntry } from '../core/plain.ts';
 import { type Issue, joinPath, type Severity, type SourcePos } from './issue.ts';
 
 export interface DocSource {
@@ -202,14 +203,6 @@ export class Cursor {
     const tag = (this.node as Scalar).tag;
     return tag ? `a ${tag.replace('tag:yaml.org,2002:', '!!')} value` : 'a value of another type';
   }
-}
-
-/**
- * `out[k] = v` as an own property, also for the key `__proto__`, which plain assignment would
- * swallow (a label selector would silently lose a requirement and select more).
- */
-export function setEntry<V>(out: Record<string, V>, k: string, v: V): void {
-  Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 // ---------------------------------------------------------------- unknown fields

@@ -4,7 +4,8 @@
 // the exact field without keeping positions for every scalar.
 
 import { isAlias, isMap, isScalar, isSeq, type Node } from 'yaml';
-import { Cursor, closest, reportUnknownField, setEntry } from './cursor.ts';
+import { setEntry } from '../core/plain.ts';
+import { Cursor, closest, reportUnknownField } from './cursor.ts';
 
 const origin = new WeakMap<object, Cursor>();
 

@@ -4,6 +4,7 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SeawallError } from '../core/errors.ts';
 import type { Cursor } from './cursor.ts';
 import { decodeObject, objectHeader, objectLabel } from './decode.ts';
 import { DecodeCtx } from './decode-util.ts';
@@ -20,14 +21,14 @@ export interface LoadOptions {
 
 export type LoadErrorCode = 'not-found' | 'permission-denied' | 'read-error';
 
-export class LoadError extends Error {
+export class LoadError extends SeawallError<LoadErrorCode> {
+  override name = 'LoadError';
   constructor(
-    readonly code: LoadErrorCode,
+    code: LoadErrorCode,
     readonly path: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'LoadError';
+    super(code, message);
   }
 }
 

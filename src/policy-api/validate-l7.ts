@@ -1,9 +1,9 @@
 // Validation of L7 rule contents and FQDN selectors: HTTP regexes and header matches, Kafka
 // roles/API keys/versions/topics, DNS and toFQDNs names and patterns (cilium-semantics.md §10-12, §15).
 
-import { KAFKA_API_KEY_NAMES, KAFKA_ROLES } from '../l7/kafka.ts';
-import { checkRegex } from '../l7/regex.ts';
+import { checkRegex } from '../core/regex.ts';
 import { closest } from './cursor.ts';
+import { KAFKA_API_KEY_NAMES, KAFKA_ROLES } from './kafka.ts';
 import type { FQDNSelector, PortRuleDNS, PortRuleHTTP, PortRuleKafka } from './types.ts';
 import type { Reporter } from './validate-report.ts';
 

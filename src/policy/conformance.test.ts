@@ -132,15 +132,8 @@ export function runDoc(
   });
 }
 
-/**
- * Files where the shared conformance expectation disagrees with Cilium; reported, not bent.
- * named-port.yaml: ledger lists no container port named `http-api`, and Cilium resolves a named
- * port only against the destination pod's container ports, so nothing is allowed on 8080.
- */
-const KNOWN: Record<string, string> = {
-  'named-port.yaml':
-    'ledger defines no container port http-api; Cilium resolves such a named port to nothing',
-};
+/** Files where the shared conformance expectation disagrees with Cilium; reported, not bent (none today). */
+const KNOWN: Record<string, string> = {};
 
 const files = existsSync(DIR)
   ? readdirSync(DIR)

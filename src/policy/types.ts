@@ -208,6 +208,9 @@ export interface EngineConfig {
  * The one policy engine. Offline tools and the live agent both drive it; every verdict in
  * Seawall comes from `decide`. Implemented by `PolicyEngine` in src/policy/engine.ts.
  */
+/** Builds an engine (the real one is in default-engine.ts; tests may pass a stand-in). */
+export type EngineFactory = (config: Partial<EngineConfig>) => PolicyEngineAPI;
+
 export interface PolicyEngineAPI {
   readonly config: EngineConfig;
   upsertNamespace(name: string, labels: Record<string, string>): void;

@@ -1,9 +1,10 @@
 // Shared by the offline commands (trace, matrix, policy show): I/O seams for tests, scenario
 // flags, and building an engine that holds a scenario.
 
+import { SeawallError } from '../core/errors.ts';
+import { defaultEngineFactory } from '../policy/default-engine.ts';
 import type { EnforcementMode, FlowProtocol, L7Request, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
-import { defaultEngineFactory } from './default-engine.ts';
 import { formatIssue } from './report.ts';
 import { prepareEngine } from './runner.ts';
 import { loadScenario, type Scenario } from './scenario.ts';
@@ -24,7 +25,13 @@ export const processIO: CommandIO = {
 
 export const EXIT = { ok: 0, failed: 1, invalid: 2 } as const;
 
-export class UsageError extends Error {}
+/** A command line that makes no sense (exit 2). */
+export class UsageError extends SeawallError<'usage'> {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
 
 export interface ScenarioFlags {
   file?: string[];

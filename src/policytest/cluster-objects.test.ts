@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { clusterObjectsFrom } from '../k8s/objects.ts';
+import { defaultEngineFactory } from '../policy/default-engine.ts';
 import type { OtherObject } from '../policy-api/types.ts';
-import { clusterObjectsFrom } from './cluster-objects.ts';
-import { defaultEngineFactory } from './default-engine.ts';
 import { prepareEngine } from './runner.ts';
 import { loadScenario } from './scenario.ts';
 

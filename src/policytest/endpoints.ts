@@ -1,29 +1,8 @@
-// Endpoint helpers shared by PolicyTest files and manifests: deterministic IP allocation and the
-// check that identity labels written by hand agree with the ones the engine derives.
+// The check that identity labels written by hand in a PolicyTest agree with the ones the engine
+// derives.
 
-import { type Cursor, setEntry } from '../policy-api/cursor.ts';
-
-/**
- * Allocates addresses from 10.0.0.0/16 in order, skipping every address in `used` and the .0/.255
- * of each /24 (so allocated addresses look like pod IPs). Deterministic: same input, same IPs.
- */
-export class IPAllocator {
-  private next = 1;
-  constructor(private readonly used: Set<string>) {}
-
-  allocate(): string | undefined {
-    while (this.next < 65536) {
-      const n = this.next++;
-      const lo = n & 0xff;
-      if (lo === 0 || lo === 255) continue;
-      const ip = `10.0.${n >> 8}.${lo}`;
-      if (this.used.has(ip)) continue;
-      this.used.add(ip);
-      return ip;
-    }
-    return undefined;
-  }
-}
+import { setEntry } from '../core/plain.ts';
+import type { Cursor } from '../policy-api/cursor.ts';
 
 const NS_KEY = 'io.kubernetes.pod.namespace';
 const SA_KEY = 'io.cilium.k8s.policy.serviceaccount';

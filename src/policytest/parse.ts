@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { IPAllocator } from '../k8s/addresses.ts';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
   ContainerPort,
@@ -20,7 +21,7 @@ import type { Issue } from '../policy-api/issue.ts';
 import { decodePolicyDocument, loadPolicies } from '../policy-api/load.ts';
 import type { LoadResult, OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { decodeText, parseDocuments } from '../policy-api/yaml-source.ts';
-import { checkIdentityLabels, IPAllocator } from './endpoints.ts';
+import { checkIdentityLabels } from './endpoints.ts';
 import {
   type DNSRecord,
   ENTITY_PEERS,

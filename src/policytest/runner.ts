@@ -2,14 +2,13 @@
 // flows are decided in order on a virtual clock, and DNS answers are learnt the way Cilium's DNS
 // proxy learns them (only from queries that passed a DNS L7 rule).
 
-import type { EndpointSpec, EngineConfig, PolicyEngineAPI, Verdict } from '../policy/types.ts';
+import { applyClusterObjects, clusterObjectsFrom } from '../k8s/objects.ts';
+import { toEndpointSpec } from '../k8s/types.ts';
+import type { EndpointSpec, EngineFactory, PolicyEngineAPI, Verdict } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
-import { applyClusterObjects, clusterObjectsFrom } from './cluster-objects.ts';
 import { explainVerdict } from './explain.ts';
 import { normalizeName } from './parse.ts';
 import type { FlowResult, Outcome, PolicyTest, TestEndpoint, TestFlow, TestRun } from './types.ts';
-
-export type EngineFactory = (config: Partial<EngineConfig>) => PolicyEngineAPI;
 
 export interface RunOptions {
   /** The engine to run on (default-engine.ts has the real one; tests may pass a stub). */
@@ -43,11 +42,6 @@ export function prepareEngine(
   }
   for (const p of test.policies) issues.push(...engine.upsertPolicy(p).filter((i) => i.severity === 'error'));
   return { engine, issues };
-}
-
-export function toEndpointSpec(ep: TestEndpoint): EndpointSpec {
-  const { pos: _pos, ipAllocated: _alloc, ...spec } = ep;
-  return spec;
 }
 
 export function runPolicyTest(test: PolicyTest, opts: RunOptions): TestRun {

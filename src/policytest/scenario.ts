@@ -3,15 +3,15 @@
 // from Kubernetes manifests plus policies (`-f deploy/ --policies policies/`).
 
 import { readFileSync } from 'node:fs';
+import { clusterObjectsFrom } from '../k8s/objects.ts';
+import { workloadsFrom } from '../k8s/workloads.ts';
 import type { EnforcementMode } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicies } from '../policy-api/load.ts';
 import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { decodeText } from '../policy-api/yaml-source.ts';
-import { clusterObjectsFrom } from './cluster-objects.ts';
 import { isDirectory, looksLikePolicyTest, parsePolicyTestText } from './parse.ts';
 import type { DNSRecord, PolicyTest, TestEndpoint, TestNamespace } from './types.ts';
-import { workloadsFrom } from './workloads.ts';
 
 export interface Scenario {
   enforcementMode: EnforcementMode;

@@ -2,6 +2,7 @@
 // an FQDN resolves and whether the source's DNS proxy would have learnt it, then the egress and
 // ingress decisions with the rules that made them, then the verdict.
 
+import { SeawallError } from '../core/errors.ts';
 import type {
   FlowProtocol,
   FlowRequest,
@@ -46,13 +47,8 @@ export interface TraceResult {
   verdict: Verdict;
 }
 
-export class TraceError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+export class TraceError extends SeawallError {
+  override name = 'TraceError';
 }
 
 function peerRef(input: PeerInput, side: 'from' | 'to'): string {

@@ -1,6 +1,7 @@
 // The PolicyTest format (../shared/spec/policy-test-format.md) as typed objects, after decoding
 // and reference resolution, plus the per-flow result the runner produces.
 
+import type { K8sEndpoint, K8sNamespace } from '../k8s/types.ts';
 import type {
   DenyReason,
   EndpointSpec,
@@ -15,18 +16,9 @@ import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 
 export type Expectation = 'allowed' | 'denied' | 'audited';
 
-export interface TestNamespace {
-  name: string;
-  labels: Record<string, string>;
-  pos: SourcePos;
-}
-
-/** An endpoint as the engine receives it, plus where it was written. */
-export interface TestEndpoint extends EndpointSpec {
-  pos: SourcePos;
-  /** True when `ip` was allocated rather than written. */
-  ipAllocated: boolean;
-}
+/** Endpoints and namespaces of a PolicyTest are Kubernetes' (the same reader's types). */
+export type TestNamespace = K8sNamespace;
+export type TestEndpoint = K8sEndpoint;
 
 export interface DNSRecord {
   name: string;

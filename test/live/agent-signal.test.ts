@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { runDirFor, stopStaleUlogd } from '../../src/datapath/flows.ts';
 import { delNetns, netnsExists } from '../../src/datapath/netns.ts';
-import { stateFileFor, Topology } from '../../src/datapath/topology.ts';
+import { runDirFor, stateFileFor, Topology } from '../../src/datapath/topology.ts';
+import { stopStaleUlogd } from '../../src/datapath/ulogd.ts';
 import { liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();

@@ -7,12 +7,12 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fetchStatus } from '../../src/datapath/agent.ts';
+import { fetchStatus } from '../../src/agent/agent.ts';
 import { cleanup } from '../../src/datapath/cleanup.ts';
-import { runDirFor, stopStaleUlogd } from '../../src/datapath/flows.ts';
 import { delNetns } from '../../src/datapath/netns.ts';
-import { ProbePool } from '../../src/datapath/probe.ts';
-import { stateFileFor, Topology } from '../../src/datapath/topology.ts';
+import { runDirFor, stateFileFor, Topology } from '../../src/datapath/topology.ts';
+import { stopStaleUlogd } from '../../src/datapath/ulogd.ts';
+import { ProbePool } from '../../src/testbed/probe.ts';
 import { liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();

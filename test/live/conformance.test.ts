@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { type LiveFlowResult, runLive } from '../../src/datapath/live-test.ts';
+import { type LiveFlowResult, runLive } from '../../src/testbed/live-test.ts';
 import { liveSkipReason } from './helpers.ts';
 
 const GUIDE_TESTS = join(import.meta.dirname, '..', '..', 'examples', 'guide', 'tests');

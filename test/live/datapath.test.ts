@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { must, run } from '../../src/datapath/exec.ts';
 import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
-import { ProbePool, ping } from '../../src/datapath/probe.ts';
+import { ProbePool, ping } from '../../src/testbed/probe.ts';
 import { entry, liveSkipReason, StubEngine, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();

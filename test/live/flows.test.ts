@@ -10,15 +10,15 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FlowPipeline } from '../../src/datapath/flows.ts';
+import { FlowPipeline } from '../../src/agent/flows.ts';
 import { delNetns } from '../../src/datapath/netns.ts';
 import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
-import { ProbePool } from '../../src/datapath/probe.ts';
 import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
 import type { Flow, FlowEvent } from '../../src/flow/types.ts';
+import { defaultEngineFactory } from '../../src/policy/default-engine.ts';
 import type { PolicyEngineAPI } from '../../src/policy/types.ts';
 import { loadPolicyBytes } from '../../src/policy-api/load.ts';
-import { defaultEngineFactory } from '../../src/policytest/default-engine.ts';
+import { ProbePool } from '../../src/testbed/probe.ts';
 import { liveSkipReason, testNode } from './helpers.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { JsonLineTailer, UlogdProcess } from '../../src/datapath/ulogd.ts';
 import { findUlogdPluginDir, type KernelEvent } from '../../src/flow/nflog.ts';
-import { JsonLineTailer, UlogdProcess } from '../../src/flow/ulogd.ts';
 
 function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

@@ -4,8 +4,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { Flow, FlowEvent } from '../flow/types.ts';
 import { FlowRing, FlowSink, RotatingFile, startFlowServer } from './sink.ts';
-import type { Flow, FlowEvent } from './types.ts';
 
 const flow = (i: number): Flow => ({
   time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),

@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
-import type { Flow, FlowEvent } from './types.ts';
+import type { Flow, FlowEvent } from '../flow/types.ts';
 
 /** A stored event with its sequence number (monotonic, never reused). */
 export interface RingEntry {

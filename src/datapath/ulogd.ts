@@ -8,12 +8,15 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { SeawallError } from '../core/errors.ts';
 import {
   DropDeduper,
   findUlogdPluginDir,
@@ -22,16 +25,12 @@ import {
   type ParseErrorCode,
   parseUlogdLine,
   ulogdConfig,
-} from './nflog.ts';
+} from '../flow/nflog.ts';
 
-export class UlogdError extends Error {
-  constructor(
-    readonly code: 'ulogd-missing' | 'ulogd-json-plugin-missing' | 'ulogd-start-failed',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UlogdError';
-  }
+export class UlogdError extends SeawallError<
+  'ulogd-missing' | 'ulogd-json-plugin-missing' | 'ulogd-start-failed'
+> {
+  override name = 'UlogdError';
 }
 
 export interface TailStats {
@@ -328,5 +327,29 @@ export class UlogdProcess extends EventEmitter {
       child.kill('SIGTERM');
     });
     this.child = undefined;
+  }
+}
+
+/**
+ * Stops the ulogd2 a SIGKILLed agent left running in the node namespace (it would hold the NFLOG
+ * group, so a new one could not bind it). Only a process whose command line names our config.
+ */
+export function stopStaleUlogd(runDir: string): number | undefined {
+  const pidFile = join(runDir, 'ulogd.pid');
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  rmSync(pidFile, { force: true });
+  if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (!cmd.some((a) => a.endsWith('ulogd')) || !cmd.includes(join(runDir, 'ulogd.conf'))) return undefined;
+    process.kill(pid, 'SIGTERM');
+    return pid;
+  } catch {
+    return undefined;
   }
 }

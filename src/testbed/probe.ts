@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DatapathError, run } from './exec.ts';
+import { DatapathError, run } from '../datapath/exec.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const WORKER = join(import.meta.dirname, 'probe-worker.ts');

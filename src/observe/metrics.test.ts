@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Flow } from '../flow/types.ts';
 import { FlowMetrics } from './metrics.ts';
-import type { Flow } from './types.ts';
 
 const base: Flow = { time: '2025-01-01T00:00:00Z', uuid: 'u', verdict: 'FORWARDED', Type: 'L3_L4' };
 

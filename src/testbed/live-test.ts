@@ -11,20 +11,21 @@
 // the records are not checked and the run says so.
 
 import { rmSync, writeFileSync } from 'node:fs';
+import { FlowPipeline } from '../agent/flows.ts';
+import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from '../datapath/node.ts';
+import { liveUnavailable } from '../datapath/preflight.ts';
+import { runDirFor } from '../datapath/topology.ts';
 import type { KernelRecord } from '../flow/kernel.ts';
-import type { RingEntry } from '../flow/sink.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
-import type { PeerRef, PolicyEngineAPI, TrafficDirection } from '../policy/types.ts';
+import type { RingEntry } from '../observe/sink.ts';
+import type { EngineFactory, PeerRef, PolicyEngineAPI, TrafficDirection } from '../policy/types.ts';
 import { collectTestFiles } from '../policytest/files.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { formatIssue } from '../policytest/report.ts';
-import { type EngineFactory, prepareEngine, runPolicyTest } from '../policytest/runner.ts';
+import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { xmlAttr, xmlText } from '../report/xml.ts';
-import { FlowPipeline, runDirFor } from './flows.ts';
-import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from './node.ts';
-import { liveUnavailable } from './preflight.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -123,7 +124,7 @@ function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
 }
 
 async function defaultFactory(): Promise<EngineFactory> {
-  const mod = (await import('../policytest/default-engine.ts')) as { defaultEngineFactory: EngineFactory };
+  const mod = (await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory };
   return mod.defaultEngineFactory;
 }
 

@@ -2,6 +2,7 @@
 // V8's backtracking RegExp never sees a policy's pattern: re2-wasm is Google's RE2 compiled to WASM.
 
 import { createRequire } from 'node:module';
+import { SeawallError } from './errors.ts';
 
 interface RE2Like {
   test(s: string): boolean;
@@ -53,13 +54,13 @@ export function checkRegex(source: string): RegexCheck {
   }
 }
 
-export class RegexSyntaxError extends Error {
-  readonly code = 'invalid-regex';
+export class RegexSyntaxError extends SeawallError<'invalid-regex'> {
+  override name = 'RegexSyntaxError';
   constructor(
     readonly pattern: string,
     readonly reason: string,
   ) {
-    super(`invalid RE2 regular expression ${JSON.stringify(pattern)}: ${reason}`);
+    super('invalid-regex', `invalid RE2 regular expression ${JSON.stringify(pattern)}: ${reason}`);
   }
 }
 

@@ -1,8 +1,6 @@
 // Readers for plain JS values (manifests decoded with toJS): Services, nodes, CIDR groups and
 // workloads are read leniently, so each field is taken only when it has the expected shape.
 
-import { setEntry } from '../policy-api/cursor.ts';
-
 export type Obj = Record<string, unknown>;
 
 export function asObj(v: unknown): Obj | undefined {
@@ -26,4 +24,12 @@ export function strMap(v: unknown): Record<string, string> {
     else if (typeof x === 'number' || typeof x === 'boolean') setEntry(out, k, String(x));
   }
   return out;
+}
+
+/**
+ * `out[k] = v` as an own property, also for the key `__proto__`, which plain assignment would
+ * swallow (a label selector would silently lose a requirement and select more).
+ */
+export function setEntry<V>(out: Record<string, V>, k: string, v: V): void {
+  Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
 }

@@ -4,12 +4,12 @@
 // `matrix` and `policy show` when no PolicyTest file describes the endpoints.
 
 import { isIP } from 'node:net';
+import { asObj, type Obj, str, strMap } from '../core/plain.ts';
 import type { ContainerPort } from '../policy/types.ts';
 import type { Issue, SourcePos } from '../policy-api/issue.ts';
 import type { OtherObject } from '../policy-api/types.ts';
-import { IPAllocator } from './endpoints.ts';
-import { asObj, type Obj, str, strMap } from './plain.ts';
-import type { TestEndpoint, TestNamespace } from './types.ts';
+import { IPAllocator } from './addresses.ts';
+import type { K8sEndpoint, K8sNamespace } from './types.ts';
 
 export const WORKLOAD_KINDS = [
   'Pod',
@@ -22,8 +22,8 @@ export const WORKLOAD_KINDS = [
 ];
 
 export interface Workloads {
-  endpoints: TestEndpoint[];
-  namespaces: TestNamespace[];
+  endpoints: K8sEndpoint[];
+  namespaces: K8sNamespace[];
   issues: Issue[];
 }
 
@@ -32,10 +32,10 @@ export interface Workloads {
  * status.podIP when present, else are allocated (avoiding `usedIPs`).
  */
 export function workloadsFrom(others: readonly OtherObject[], usedIPs: Iterable<string> = []): Workloads {
-  const endpoints: TestEndpoint[] = [];
-  const namespaces: TestNamespace[] = [];
+  const endpoints: K8sEndpoint[] = [];
+  const namespaces: K8sNamespace[] = [];
   const issues: Issue[] = [];
-  const pending: Array<{ ep: Omit<TestEndpoint, 'ip'> & { ip?: string } }> = [];
+  const pending: Array<{ ep: Omit<K8sEndpoint, 'ip'> & { ip?: string } }> = [];
   const used = new Set(usedIPs);
   for (const o of others) {
     const v = asObj(o.value);
@@ -54,7 +54,7 @@ export function workloadsFrom(others: readonly OtherObject[], usedIPs: Iterable<
     }
     const namespace = str(meta?.namespace) ?? 'default';
     const podSpec = asObj(tmpl.spec) ?? {};
-    const ep: Omit<TestEndpoint, 'ip'> & { ip?: string } = {
+    const ep: Omit<K8sEndpoint, 'ip'> & { ip?: string } = {
       name,
       namespace,
       labels: strMap(asObj(tmpl.metadata)?.labels),

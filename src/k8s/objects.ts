@@ -4,10 +4,10 @@
 // handed to the engine before the policies.
 
 import { isIP } from 'node:net';
+import { arr, asObj, type Obj, str, strMap } from '../core/plain.ts';
 import type { PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue, SourcePos } from '../policy-api/issue.ts';
 import type { OtherObject } from '../policy-api/types.ts';
-import { arr, asObj, type Obj, str, strMap } from './plain.ts';
 
 export interface ServiceObject {
   namespace: string;

@@ -13,19 +13,18 @@
 import { type FSWatcher, readdirSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { EndpointSpec, PolicyEngineAPI } from '../policy/types.ts';
+import { DatapathError } from '../datapath/exec.ts';
+import { countEntries } from '../datapath/nft/compile.ts';
+import { NodeDatapath } from '../datapath/node.ts';
+import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from '../datapath/topology.ts';
+import { toEndpointSpec } from '../k8s/types.ts';
+import { workloadsFrom } from '../k8s/workloads.ts';
+import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
-import type { EngineFactory } from '../policytest/runner.ts';
-import { toEndpointSpec } from '../policytest/runner.ts';
-import { workloadsFrom } from '../policytest/workloads.ts';
-import { DatapathError } from './exec.ts';
 import { FlowPipeline, type FlowPipelineStatus } from './flows.ts';
-import { countEntries } from './nft/compile.ts';
-import { NodeDatapath } from './node.ts';
-import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from './topology.ts';
 
 export const DEFAULT_SOCKET = `${STATE_DIR}/agent.sock`;
 
@@ -197,7 +196,7 @@ export class Agent {
   private async startSteps(): Promise<void> {
     const factory =
       this.opts.createEngine ??
-      ((await import('../policytest/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
+      ((await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
         .defaultEngineFactory;
     this.engine = factory({});
     const src = await loadEndpoints(this.opts.endpoints);

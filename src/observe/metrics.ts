@@ -7,7 +7,7 @@
 // name, protocol the L4 name, direction/action lowercased enums, match the lowercased match name.
 
 import { Counter, Registry } from 'prom-client';
-import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from './types.ts';
+import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
 
 const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.DROP]: 'Drop',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RingEntry } from '../flow/sink.ts';
 import type { Flow } from '../flow/types.ts';
+import type { RingEntry } from '../observe/sink.ts';
 import { checkRecords } from './live-test.ts';
 
 function rec(traffic_direction: 'INGRESS' | 'EGRESS', verdict: Flow['verdict']): RingEntry {

@@ -5,9 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { NodeDatapath } from '../datapath/node.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
 import { BUILD_ERROR_SOURCE, FlowPipeline } from './flows.ts';
-import type { NodeDatapath } from './node.ts';
 
 function fakeNode(decide: () => never): NodeDatapath {
   return {

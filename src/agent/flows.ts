@@ -15,15 +15,15 @@
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import type { NodeDatapath } from '../datapath/node.ts';
+import { GATEWAY_IP, runDirFor } from '../datapath/topology.ts';
+import { JsonLineTailer, stopStaleUlogd, UlogdProcess } from '../datapath/ulogd.ts';
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
-import { FlowMetrics } from '../flow/metrics.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
-import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../flow/sink.ts';
 import type { FlowEvent } from '../flow/types.ts';
-import { JsonLineTailer, UlogdProcess } from '../flow/ulogd.ts';
+import { FlowMetrics } from '../observe/metrics.ts';
+import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { PeerRef } from '../policy/types.ts';
-import type { NodeDatapath } from './node.ts';
-import { GATEWAY_IP, STATE_DIR } from './topology.ts';
 
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
@@ -34,10 +34,6 @@ const MAX_ERROR_LOGS = 10;
 
 /** Hubble's default ring size (4095 events). */
 export const DEFAULT_RING_CAPACITY = 4095;
-
-export function runDirFor(node: string): string {
-  return join(STATE_DIR, node);
-}
 
 export function defaultFlowLog(node: string): string {
   return join(runDirFor(node), 'flows.jsonl');
@@ -114,30 +110,6 @@ export function resolverFor(node: NodeDatapath): (ip: string) => PeerRef {
     const h = node.topo.hostByIp(ip);
     return h ? peerFromKey(h.key, ip) : { kind: 'ip', ip };
   };
-}
-
-/**
- * Stops the ulogd2 a SIGKILLed agent left running in the node namespace (it would hold the NFLOG
- * group, so a new one could not bind it). Only a process whose command line names our config.
- */
-export function stopStaleUlogd(runDir: string): number | undefined {
-  const pidFile = join(runDir, 'ulogd.pid');
-  let pid: number;
-  try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  rmSync(pidFile, { force: true });
-  if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
-  try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (!cmd.some((a) => a.endsWith('ulogd')) || !cmd.includes(join(runDir, 'ulogd.conf'))) return undefined;
-    process.kill(pid, 'SIGTERM');
-    return pid;
-  } catch {
-    return undefined;
-  }
 }
 
 export class FlowPipeline {
