@@ -13,7 +13,7 @@ import { cnp, pod } from '../src/policy/testutil.ts';
 import type { EndpointSpec } from '../src/policy/types.ts';
 import { PROTO } from '../src/policy/types.ts';
 import type { PolicyObject } from '../src/policy-api/types.ts';
-import { fmtBytes, fmtMs, fmtRatio, heapUsedBytes, median, rng, table } from './lib.ts';
+import { fmtBytes, fmtMs, fmtRatio, heapUsedBytes, median, retainedBytes, rng, table } from './lib.ts';
 
 function ip(i: number): string {
   return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
@@ -145,13 +145,10 @@ async function compileBench(): Promise<void> {
     const ems: number[] = [];
     const nms: number[] = [];
     let engine: PolicyEngine | undefined;
-    let heap = 0;
     for (let r = 0; r < runs; r++) {
-      engine = undefined;
-      const h0 = heapUsedBytes();
+      engine = undefined; // the previous run's engine must be collectable before this one is built
       const t = time(() => build(w.policies, w.eps));
       engine = t.out;
-      heap = Math.max(heap, heapUsedBytes() - h0);
       ems.push(t.ms);
       if (r < 3) nms.push(time(() => naive(w.policies, w.eps)).ms);
     }
@@ -177,6 +174,8 @@ async function compileBench(): Promise<void> {
       const want = !nv.enforced || nv.allowed.has(`${s}:${port}`);
       if (v.allowed === want) agree++;
     }
+    engine = undefined;
+    const heap = retainedBytes(() => build(w.policies, w.eps));
     outSizes.push(entries);
     times.push(median(ems));
     rows.push([
@@ -184,7 +183,7 @@ async function compileBench(): Promise<void> {
       String(m),
       String(entries),
       fmtMs(median(ems)),
-      fmtBytes(heap),
+      `${fmtBytes(heap)} (${(heap / Math.max(entries, 1) / 1024).toFixed(2)} KiB/entry)`,
       fmtMs(median(nms)),
       fmtRatio(median(nms) / median(ems)),
       `${agree}/${sample}`,

@@ -76,6 +76,18 @@ export async function interleaved(
   return out;
 }
 
+/**
+ * What a result holds on the heap: the heap with it minus the heap once it is released, both right
+ * after a full collection. Kept in `sink` rather than a local, which an optimised frame may keep
+ * alive past its last use (a difference of start heaps then counts what the previous run left).
+ */
+export function retainedBytes(f: () => unknown): number {
+  sink.result = f();
+  const withIt = heapUsedBytes();
+  sink.result = undefined;
+  return withIt - heapUsedBytes();
+}
+
 export function heapUsedBytes(): number {
   gc();
   return process.memoryUsage().heapUsed;
