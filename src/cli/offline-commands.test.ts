@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { golden as goldenFile } from '../core/testing/golden.ts';
 import type { CommandIO } from '../policytest/cli-support.ts';
 import { type MatrixFlags, runMatrixCommand } from './matrix.ts';
 import { runPolicyShowCommand } from './policy-show.ts';
@@ -20,11 +21,7 @@ process.chdir(root);
 const FIX = 'src/policytest/testdata';
 const SHOP = `${FIX}/shop.policytest.yaml`;
 
-function golden(name: string, got: string): void {
-  const file = join(here, 'testdata', 'offline', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, got);
-  assert.equal(got, readFileSync(file, 'utf8'));
-}
+const golden = (name: string, got: string): void => goldenFile(join(here, 'testdata', 'offline', name), got);
 
 function capture(): CommandIO & { out: string; err: string; code: number | undefined } {
   const io = {

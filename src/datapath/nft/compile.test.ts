@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { golden as goldenFile } from '../../core/testing/golden.ts';
 import type { EndpointPolicy, MapStateEntry, MapStateKey, MapStateVerdict } from '../../policy/types.ts';
 import {
   assemble,
@@ -17,11 +18,7 @@ import {
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
 
-function golden(name: string, actual: string): void {
-  const file = join(TESTDATA, name);
-  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
-  assert.equal(actual, readFileSync(file, 'utf8'), `golden ${name} (UPDATE_GOLDEN=1 to refresh)`);
-}
+const golden = (name: string, actual: string): void => goldenFile(join(TESTDATA, name), actual);
 
 function e(
   direction: MapStateKey['direction'],
