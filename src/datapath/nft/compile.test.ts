@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { golden as goldenFile } from '../../core/testing/golden.ts';
+import { NFLOG_GROUP as FLOW_NFLOG_GROUP, formatPrefix, parsePrefix } from '../../flow/nflog.ts';
+import { ID } from '../../identity/reserved.ts';
 import type { EndpointPolicy, MapStateEntry, MapStateKey, MapStateVerdict } from '../../policy/types.ts';
 import {
   assemble,
@@ -11,9 +13,13 @@ import {
   compile,
   countEntries,
   diffSorted,
+  HOST_IDENTITY,
+  logPrefix,
   mergeRanges,
+  NFLOG_GROUP,
   renderDelta,
   renderFull,
+  WORLD_IDENTITY,
 } from './compile.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
@@ -351,3 +357,18 @@ function nftCheckSkip(): string | undefined {
   }
   return undefined;
 }
+
+describe('one definition shared with flow/ and identity/', () => {
+  it('every NFLOG prefix the compiler writes parses back with flow/nflog.ts', () => {
+    const text = readFileSync(join(TESTDATA, 'full.nft'), 'utf8');
+    const prefixes = [...text.matchAll(/log prefix "([^"]*)"/g)].map((m) => m[1]!);
+    assert.ok(prefixes.length > 0);
+    for (const p of prefixes) assert.ok(parsePrefix(p) !== undefined, p);
+    assert.equal(logPrefix, formatPrefix);
+    assert.equal(NFLOG_GROUP, FLOW_NFLOG_GROUP);
+  });
+  it("host and world identities are Cilium's reserved numbers", () => {
+    assert.equal(HOST_IDENTITY, ID.host);
+    assert.equal(WORLD_IDENTITY, ID.world);
+  });
+});
