@@ -329,6 +329,27 @@ spec:
     ],
   },
   {
+    // RFC 4343: DNS case folding is ASCII; Unicode folding would turn U+212A KELVIN SIGN into `k`.
+    name: 'dns names fold ASCII only: KELVIN SIGN is no k',
+    text: doc(`  dns:
+    - {name: KUBE.Example., ips: [192.0.2.1]}
+    - {name: "\u212Aube.other", ips: [192.0.2.2]}
+  endpoints: [{name: a}]
+  flows:
+    - {from: a, to: kube.EXAMPLE, port: 443, expect: allowed}
+    - {from: a, to: "\u212Aube.example", port: 443, expect: allowed}
+`),
+    issues: ['invalid-dns-name@7:14', 'unknown-peer@11:21'],
+    check: (r) => {
+      const t = r.tests[0]!;
+      assert.deepEqual(
+        t.dns.map((d) => d.name),
+        ['kube.example'],
+      );
+      assert.deepEqual(t.flows[0]!.toFQDN, { name: 'kube.example', ip: '192.0.2.1' });
+    },
+  },
+  {
     name: 'identity labels must agree with derived ones',
     text: doc(`  namespaces: [{name: shop, labels: {env: prod}}]
   endpoints:

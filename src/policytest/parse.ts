@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { bareName, checkMatchName } from '../fqdn/name.ts';
 import { IPAllocator } from '../k8s/addresses.ts';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
@@ -322,11 +323,12 @@ function decodeDNS(c: Cursor | undefined): DNSRecord[] {
       else if (v !== undefined) ttl = v;
     }
     if (rawName === undefined) continue;
-    const name = normalizeName(rawName);
-    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name)) {
+    // The toFQDNs matchName rule: a name a policy could not name is no use to a test.
+    if (checkMatchName(rawName) !== undefined) {
       item.field('name')?.error('invalid-dns-name', `"${rawName}" is not a DNS name`);
       continue;
     }
+    const name = bareName(rawName);
     if (out.some((r) => r.name === name)) {
       item.field('name')?.error('duplicate-dns-name', `dns name "${rawName}" is listed twice`);
       continue;
@@ -334,12 +336,6 @@ function decodeDNS(c: Cursor | undefined): DNSRecord[] {
     out.push({ name, ips, ttl, pos: item.pos() });
   }
   return out;
-}
-
-/** Lower-cased, without the trailing dot: how DNS names compare. */
-export function normalizeName(name: string): string {
-  const n = name.toLowerCase();
-  return n.endsWith('.') ? n.slice(0, -1) : n;
 }
 
 function decodeEndpoints(
@@ -746,7 +742,7 @@ export function resolveReference(
   if ((ENTITY_PEERS as readonly string[]).includes(ref)) {
     return { peer: { kind: 'entity', entity: ref as (typeof ENTITY_PEERS)[number] } };
   }
-  const rec = test.dns.find((d) => d.name === normalizeName(ref));
+  const rec = test.dns.find((d) => d.name === bareName(ref));
   if (rec) {
     if (side === 'from') {
       return {
