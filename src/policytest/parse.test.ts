@@ -269,6 +269,7 @@ spec:
     - {apiVersion: v1, kind: Namespace, metadata: {name: n, labels: {a: 1}}}
     - {kind: Service, metadata: {name: x}}
     - 42
+    - {apiVersion: v1, kind: Node, metadata: {name: no-address}}
   flows: []
 `),
     issues: [
@@ -281,6 +282,8 @@ spec:
       'wrong-type@12:73',
       'not-a-kubernetes-object@13:7',
       'not-a-kubernetes-object@14:7',
+      // Taken, but the engine would leave it out: said, not silently dropped.
+      'cluster-object-skipped@15:7',
     ],
     check: (r) => {
       assert.match(
@@ -289,7 +292,11 @@ spec:
       );
       assert.match(r.issues[2]!.message, /use `apiVersion: v1`$/);
       assert.match(r.issues[3]!.message, /use `apiVersion: cilium\.io\/v2alpha1` or `cilium\.io\/v2`$/);
-      assert.equal(r.tests[0]!.objects, undefined);
+      assert.deepEqual(
+        r.tests[0]!.objects?.map((o) => o.kind),
+        ['Node'],
+      );
+      assert.equal(r.issues.at(-1)!.severity, 'warning');
     },
   },
   {

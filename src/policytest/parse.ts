@@ -8,6 +8,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { asObj, str, strMap } from '../core/plain.ts';
 import { bareName, checkMatchName } from '../fqdn/name.ts';
 import { IPAllocator } from '../k8s/addresses.ts';
+import { clusterObjectsFrom } from '../k8s/objects.ts';
 import { WORKLOAD_KINDS } from '../k8s/workloads.ts';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
@@ -192,7 +193,11 @@ async function decodeTest(
   const objects: OtherObject[] = [];
   const nsObjects: NamespaceObject[] = [];
   test.policies = await decodePolicies(file, spec, issues, opts, objects, nsObjects);
-  if (objects.length > 0) test.objects = objects;
+  if (objects.length > 0) {
+    test.objects = objects;
+    // What the engine will not take (a Node without an address...) is said here, not dropped.
+    issues.push(...clusterObjectsFrom(objects).issues);
+  }
   mergeNamespaceObjects(test.namespaces, nsObjects, issues);
   test.endpoints = decodeEndpoints(spec.field('endpoints'), test.namespaces, test.dns);
   const flows = spec.field('flows');
