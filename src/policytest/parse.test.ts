@@ -258,7 +258,7 @@ spec:
     },
   },
   {
-    name: 'inline objects that are no policy and nothing a policy refers to are refused',
+    name: 'inline objects: other kinds, apiVersions and nameless ones refused; duplicates; left-out warned',
     text: doc(`  policies:
     - {apiVersion: apps/v1, kind: Deployment, metadata: {name: d}}
     - {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}
@@ -270,6 +270,9 @@ spec:
     - {kind: Service, metadata: {name: x}}
     - 42
     - {apiVersion: v1, kind: Node, metadata: {name: no-address}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice, namespace: default}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice, namespace: other}}
   flows: []
 `),
     issues: [
@@ -284,6 +287,7 @@ spec:
       'not-a-kubernetes-object@14:7',
       // Taken, but the engine would leave it out: said, not silently dropped.
       'cluster-object-skipped@15:7',
+      'duplicate-object@17:7',
     ],
     check: (r) => {
       assert.match(
@@ -294,9 +298,13 @@ spec:
       assert.match(r.issues[3]!.message, /use `apiVersion: cilium\.io\/v2alpha1` or `cilium\.io\/v2`$/);
       assert.deepEqual(
         r.tests[0]!.objects?.map((o) => o.kind),
-        ['Node'],
+        ['Node', 'Service', 'Service', 'Service'],
       );
-      assert.equal(r.issues.at(-1)!.severity, 'warning');
+      assert.equal(r.issues.at(-2)!.severity, 'warning');
+      assert.match(
+        r.issues.at(-1)!.message,
+        /^Service default\/twice is defined twice \(first at t\.yaml:16:7\)$/,
+      );
     },
   },
   {

@@ -311,6 +311,24 @@ async function decodePolicies(
       }
     }
   }
+  // Two objects with one key would silently replace each other in the engine too.
+  const seenObj = new Map<string, OtherObject>();
+  for (const o of objects) {
+    if (!INLINE_OBJECT_KINDS.has(o.kind)) continue;
+    const meta = asObj(asObj(o.value)?.metadata);
+    const scoped = o.kind !== 'CiliumCIDRGroup' && o.kind !== 'Node';
+    const id = `${scoped ? `${str(meta?.namespace) ?? 'default'}/` : ''}${str(meta?.name) ?? ''}`;
+    const prev = seenObj.get(`${o.kind}/${id}`);
+    if (prev) {
+      issues.push({
+        code: 'duplicate-object',
+        severity: 'error',
+        path: cursorOf(o)?.pathString ?? '',
+        pos: o.pos,
+        message: `${o.kind} ${id} is defined twice (first at ${prev.pos.file}:${prev.pos.line}:${prev.pos.column})`,
+      });
+    } else seenObj.set(`${o.kind}/${id}`, o);
+  }
   // Two policies with one key would silently replace each other in the engine.
   const seen = new Map<string, PolicyObject>();
   for (const p of out) {
