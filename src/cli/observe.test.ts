@@ -2,19 +2,14 @@
 // crash, whatever the filters and the output format read.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tcpAllowedIngress as flow } from '../flow/testing/flows.ts';
 import { runObserve } from './observe.ts';
 
-const flow = JSON.parse(
-  readFileSync(
-    join(import.meta.dirname, '..', 'flow', 'testdata', 'record-tcp-allowed-ingress.golden.json'),
-    'utf8',
-  ),
-) as { time: string };
 const good = JSON.stringify({ flow, node_name: 'n', time: flow.time });
 const LINES = [
   'null',

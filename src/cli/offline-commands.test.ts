@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { golden as goldenFile } from '../core/testing/golden.ts';
 import type { CommandIO } from '../policytest/cli-support.ts';
 import { type MatrixFlags, runMatrixCommand } from './matrix.ts';
 import { runPolicyShowCommand } from './policy-show.ts';
@@ -20,11 +21,7 @@ process.chdir(root);
 const FIX = 'src/policytest/testdata';
 const SHOP = `${FIX}/shop.policytest.yaml`;
 
-function golden(name: string, got: string): void {
-  const file = join(here, 'testdata', 'offline', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, got);
-  assert.equal(got, readFileSync(file, 'utf8'));
-}
+const golden = (name: string, got: string): void => goldenFile(join(here, 'testdata', 'offline', name), got);
 
 function capture(): CommandIO & { out: string; err: string; code: number | undefined } {
   const io = {
@@ -195,7 +192,7 @@ test('policy show: unknown endpoint', async () => {
 const testRows: Array<{ name: string; paths: string[]; code: number; out?: RegExp; err?: RegExp }> = [
   { name: 'all pass', paths: [SHOP], code: 0, out: /^6 passed, 0 failed\n$/ },
   { name: 'failures', paths: [`${FIX}/failing.policytest.yaml`], code: 1, out: /\n2 passed, 3 failed\n$/ },
-  { name: 'directory walk skips non-tests', paths: [FIX], code: 1, out: /\n18 passed, 3 failed\n$/ },
+  { name: 'directory walk skips non-tests', paths: [FIX], code: 1, out: /\n24 passed, 3 failed\n$/ },
   { name: 'missing path', paths: ['nope.yaml'], code: 2, err: /no such file/ },
 ];
 for (const row of testRows) {

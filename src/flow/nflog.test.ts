@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { golden as goldenFile } from '../core/testing/golden.ts';
 import {
   DropDeduper,
   formatPrefix,
@@ -13,14 +14,9 @@ import {
 } from './nflog.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const lines = (f: string): string[] => readFileSync(join(TESTDATA, f), 'utf8').split('\n').filter(Boolean);
 
-function golden(file: string, text: string): void {
-  const path = join(TESTDATA, file);
-  if (UPDATE) writeFileSync(path, text);
-  assert.equal(text, readFileSync(path, 'utf8'), `golden ${path} (UPDATE_GOLDEN=1 to refresh)`);
-}
+const golden = (file: string, text: string): void => goldenFile(join(TESTDATA, file), text);
 
 describe('parseUlogdLine on recorded ulogd2 2.0.8 lines', () => {
   it('every captured line parses to the golden events', () => {

@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { goldenJSON } from '../core/testing/golden.ts';
 import type { FlowRequest, Verdict } from '../policy/types.ts';
 import { type FlowMeta, flowFromVerdict, formatTimestamp, summaryOf } from './record.ts';
 import { allowIngress, decision, FakeEngine, ref } from './test-support.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
-
-function golden(name: string, actual: unknown): void {
-  const path = join(TESTDATA, `record-${name}.golden.json`);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (UPDATE) writeFileSync(path, text);
-  assert.equal(text, readFileSync(path, 'utf8'), `golden ${path} (UPDATE_GOLDEN=1 to refresh)`);
-}
+const golden = (name: string, actual: unknown): void =>
+  goldenJSON(join(TESTDATA, `record-${name}.golden.json`), actual);
 
 const fe = { kind: 'endpoint', name: 'frontend', namespace: 'production' } as const;
 const be = { kind: 'endpoint', name: 'backend', namespace: 'production' } as const;

@@ -1,6 +1,7 @@
 // Test support: a stand-in for the policy engine (src/policy/engine.ts is built in parallel),
 // implementing the PolicyEngineAPI contract with canned verdicts.
 
+import { ID } from '../identity/reserved.ts';
 import type {
   DirectionDecision,
   EndpointPolicy,
@@ -13,7 +14,7 @@ import type {
 } from '../policy/types.ts';
 
 export const LABELS: Record<number, string[]> = {
-  2: ['reserved:world'],
+  [ID.world]: ['reserved:world'],
   1001: [
     'k8s:app=frontend',
     'k8s:io.cilium.k8s.policy.cluster=default',
@@ -76,7 +77,7 @@ export class FakeEngine implements PolicyEngineAPI {
   }
   identityOf(peer: PeerRef): number {
     if (peer.kind === 'endpoint') return peer.name === 'frontend' ? 1001 : 1002;
-    if (peer.kind === 'entity') return peer.entity === 'world' ? 2 : 1;
+    if (peer.kind === 'entity') return peer.entity === 'world' ? ID.world : ID.host;
     return 16777217;
   }
   labelsOf(id: number): string[] {

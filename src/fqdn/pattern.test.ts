@@ -33,6 +33,11 @@ describe('validMatchName / validMatchPattern', () => {
     ['non-ASCII', 'bücher.de', false, false],
     ['256 chars', 'a'.repeat(256), false, false],
     ['255 chars', 'a'.repeat(255), true, true],
+    ['empty label inside', 'api..example.com', false, false],
+    ['leading dot', '.example.com', false, false],
+    ['root alone', '.', false, false],
+    ['two trailing dots', 'example.com..', false, false],
+    ['star-dot pattern', '*.', false, true],
   ];
   for (const [name, input, vn, vp] of rows) {
     test(name, () => {
@@ -51,6 +56,8 @@ describe('compileFQDNSelector', () => {
     ['matchName no subdomain', { matchName: 'example.com' }, 'a.example.com', false],
     ['matchName no prefix', { matchName: 'example.com' }, 'myexample.com', false],
     ['matchName with star is invalid', { matchName: '*.example.com' }, 'a.example.com', false],
+    ['matchName with an empty label is invalid', { matchName: 'a..com' }, 'a..com', false],
+    ['matchPattern with an empty label is invalid', { matchPattern: 'a..*' }, 'a..b', false],
     ['star label one label', { matchPattern: '*.ex.com' }, 'a.ex.com', true],
     ['star label not apex', { matchPattern: '*.ex.com' }, 'ex.com', false],
     ['star label not two labels', { matchPattern: '*.ex.com' }, 'a.b.ex.com', false],

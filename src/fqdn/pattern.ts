@@ -1,6 +1,11 @@
 // FQDN names and patterns (toFQDNs and DNS L7 rules), cilium-semantics.md §12.
 // Names arrive from the network, so matching is a hand-written label matcher: no RegExp, linear in
-// the name for a given pattern, and nothing a query can do makes it slower.
+// the name for a given pattern, and nothing a query can do makes it slower. Which names and
+// patterns are valid, and how names are normalised, is name.ts's one rule.
+
+import { isLabelChar, normalizeName, validMatchName, validMatchPattern } from './name.ts';
+
+export { MAX_FQDN_LENGTH, normalizeName, validMatchName, validMatchPattern } from './name.ts';
 
 /** The two fields of a toFQDNs selector or a DNS rule that name names (policy-api's FQDNSelector). */
 export interface FQDNSelector {
@@ -8,71 +13,11 @@ export interface FQDNSelector {
   matchPattern?: string | undefined;
 }
 
-/** Longest matchName/matchPattern Cilium accepts. */
-export const MAX_FQDN_LENGTH = 255;
-
 /** A compiled name test. Input may be any string; it is normalised inside. */
 export type NameMatcher = (name: string) => boolean;
 
 const CH_DOT = 46;
 const CH_STAR = 42;
-
-/** `[-a-zA-Z0-9_]`: what one label may hold, and what `*` may stand for. */
-function isLabelChar(c: number): boolean {
-  return (
-    (c >= 97 && c <= 122) ||
-    (c >= 65 && c <= 90) ||
-    (c >= 48 && c <= 57) ||
-    c === 45 /* - */ ||
-    c === 95 /* _ */
-  );
-}
-
-/**
- * Lower-cases ASCII only and makes the name fully qualified (trailing dot).
- * ASCII-only on purpose: DNS case-folding is ASCII (RFC 4343), and Unicode folding would let e.g.
- * U+212A KELVIN SIGN turn into `k` and match a rule it should not.
- */
-export function normalizeName(name: string): string {
-  let out = name;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) {
-      out = asciiLower(name);
-      break;
-    }
-  }
-  return out.length > 0 && out.charCodeAt(out.length - 1) === CH_DOT ? out : `${out}.`;
-}
-
-function asciiLower(s: string): string {
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    out += c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : s[i];
-  }
-  return out;
-}
-
-/** matchName charset `[-a-zA-Z0-9_.]`, non-empty, ≤ 255 chars (Cilium: "Invalid characters in MatchName"). */
-export function validMatchName(s: string): boolean {
-  if (s.length === 0 || s.length > MAX_FQDN_LENGTH) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!isLabelChar(c) && c !== CH_DOT) return false;
-  }
-  return true;
-}
-
-/** matchPattern charset `[-a-zA-Z0-9_.*]`, non-empty, ≤ 255 chars. */
-export function validMatchPattern(s: string): boolean {
-  if (s.length === 0 || s.length > MAX_FQDN_LENGTH) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!isLabelChar(c) && c !== CH_DOT && c !== CH_STAR) return false;
-  }
-  return true;
-}
 
 /** A pattern made only of `*`, optionally with one trailing dot: matches every well-formed name. */
 export function isWildcardOnly(pattern: string): boolean {
@@ -156,7 +101,7 @@ function labelsOf(fqdn: string): string[] {
 const never: NameMatcher = () => false;
 
 /**
- * Compiles a matchPattern. Invalid patterns (bad chars, too long) never match: callers validate
+ * Compiles a matchPattern. Invalid patterns (bad chars, empty labels, too long) never match: callers validate
  * with validMatchPattern and report; the matcher itself fails closed.
  */
 export function compileMatchPattern(pattern: string): NameMatcher {

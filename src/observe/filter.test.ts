@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { icmpWorldEgress, udpDefaultDenyEgress, udpExplicitDenyEgress } from '../flow/testing/flows.ts';
 import type { Flow } from '../flow/types.ts';
 import { FilterError, type FilterFlags, filterFromFlags, matchFlow, parsePodRef } from './filter.ts';
 
@@ -19,13 +20,11 @@ function flow(p: Partial<Flow> = {}): Flow {
   };
 }
 
-const dropped = flow({ verdict: 'DROPPED', drop_reason_desc: 'POLICY_DENIED', traffic_direction: 'EGRESS' });
-const world = flow({
-  IP: { source: '10.0.1.10', destination: '203.0.113.10', ipVersion: 'IPv4' },
-  destination: { identity: 2, labels: ['reserved:world'] },
-  l4: { UDP: { source_port: 5353, destination_port: 53 } },
-});
-const icmp = flow({ l4: { ICMPv4: { type: 8 } } });
+// The base record above crosses namespaces (production → backend), which the pod and namespace
+// rows rely on; the others are the shared fixtures.
+const dropped = udpDefaultDenyEgress;
+const world = udpExplicitDenyEgress;
+const icmp = icmpWorldEgress;
 
 describe('matchFlow', () => {
   const cases: Array<{ name: string; flags: FilterFlags; flow: Flow; want: boolean }> = [

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { dnsL7Egress, tcpAllowedIngress, udpDefaultDenyEgress } from '../flow/testing/flows.ts';
 import type { Flow } from '../flow/types.ts';
+import { ID } from '../identity/reserved.ts';
 import { FlowMetrics } from './metrics.ts';
 
 const base: Flow = { time: '2025-01-01T00:00:00Z', uuid: 'u', verdict: 'FORWARDED', Type: 'L3_L4' };
@@ -9,15 +11,7 @@ describe('FlowMetrics', () => {
   const rows: { name: string; flows: Flow[]; expect: string[]; absent?: string[] }[] = [
     {
       name: 'forwarded policy verdict',
-      flows: [
-        {
-          ...base,
-          event_type: { type: 5 },
-          traffic_direction: 'INGRESS',
-          policy_match_type: 2,
-          l4: { TCP: { destination_port: 80 } },
-        },
-      ],
+      flows: [tcpAllowedIngress],
       expect: [
         'hubble_flows_processed_total{type="PolicyVerdict",subtype="",verdict="FORWARDED"} 1',
         'hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="forwarded"} 1',
@@ -26,14 +20,7 @@ describe('FlowMetrics', () => {
     },
     {
       name: 'default-deny drop, twice',
-      flows: Array(2).fill({
-        ...base,
-        verdict: 'DROPPED',
-        drop_reason_desc: 'POLICY_DENIED',
-        event_type: { type: 5 },
-        traffic_direction: 'EGRESS',
-        l4: { UDP: { destination_port: 53 } },
-      }),
+      flows: [udpDefaultDenyEgress, udpDefaultDenyEgress],
       expect: [
         'hubble_drop_total{reason="POLICY_DENIED",protocol="UDP"} 2',
         'hubble_policy_verdicts_total{direction="egress",match="none",action="dropped"} 2',
@@ -63,12 +50,21 @@ describe('FlowMetrics', () => {
           ...base,
           event_type: { type: 5 },
           traffic_direction: 'INGRESS',
-          source: { identity: 1 },
+          source: { identity: ID.host },
           policy_match_type: 4,
         },
       ],
       expect: ['hubble_flows_processed_total{type="PolicyVerdict",subtype="",verdict="FORWARDED"} 1'],
       absent: ['hubble_policy_verdicts_total{'],
+    },
+    {
+      name: 'L7 DNS access log: an L7 flow and an l7/dns policy verdict',
+      flows: [dnsL7Egress],
+      expect: [
+        'hubble_flows_processed_total{type="L7",subtype="DNS",verdict="FORWARDED"} 1',
+        'hubble_policy_verdicts_total{direction="egress",match="l7/dns",action="forwarded"} 1',
+      ],
+      absent: ['hubble_drop_total{'],
     },
     {
       name: 'redirected',

@@ -8,6 +8,7 @@
 
 import { Counter, Registry } from 'prom-client';
 import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
+import { ID } from '../identity/reserved.ts';
 
 const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.DROP]: 'Drop',
@@ -16,9 +17,6 @@ const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.POLICY_VERDICT]: 'PolicyVerdict',
   [MESSAGE_TYPE.ACCESS_LOG]: 'L7',
 };
-
-/** Reserved identity of the local host: Hubble does not count its policy verdicts. */
-const HOST_IDENTITY = 1;
 
 export function l4Protocol(f: Flow): string {
   const l4 = f.l4;
@@ -83,7 +81,8 @@ export class FlowMetrics {
 
     const isVerdictEvent = type === MESSAGE_TYPE.POLICY_VERDICT || type === MESSAGE_TYPE.ACCESS_LOG;
     if (!isVerdictEvent) return;
-    if (f.traffic_direction === 'INGRESS' && f.source?.identity === HOST_IDENTITY) return;
+    // Hubble does not count the policy verdicts of ingress from the local host.
+    if (f.traffic_direction === 'INGRESS' && f.source?.identity === ID.host) return;
     const match = type === MESSAGE_TYPE.ACCESS_LOG ? `l7/${(l7 ?? 'l7').toLowerCase()}` : undefined;
     this.verdicts.inc({
       direction: (f.traffic_direction ?? 'TRAFFIC_DIRECTION_UNKNOWN').toLowerCase(),

@@ -2,6 +2,7 @@
 // roles/API keys/versions/topics, DNS and toFQDNs names and patterns (cilium-semantics.md §10-12, §15).
 
 import { checkRegex } from '../core/regex.ts';
+import { checkMatchName, checkMatchPattern, MAX_FQDN_LENGTH } from '../fqdn/name.ts';
 import { closest } from './cursor.ts';
 import { KAFKA_API_KEY_NAMES, KAFKA_ROLES } from './kafka.ts';
 import type { FQDNSelector, PortRuleDNS, PortRuleHTTP, PortRuleKafka } from './types.ts';
@@ -96,9 +97,7 @@ export function validateKafka(k: PortRuleKafka, r: Reporter): void {
   }
 }
 
-const MAX_FQDN = 255;
-
-/** toFQDNs entries and DNS rules share one shape and one set of checks. */
+/** toFQDNs entries and DNS rules share one shape and one set of checks (fqdn/name.ts's rule). */
 export function validateFQDN(f: FQDNSelector | PortRuleDNS, r: Reporter): void {
   const { matchName, matchPattern } = f;
   if (matchName !== undefined && matchPattern !== undefined) {
@@ -112,52 +111,61 @@ export function validateFQDN(f: FQDNSelector | PortRuleDNS, r: Reporter): void {
     r.error('fqdn-missing-match', 'entry needs matchName or matchPattern', f);
   }
   if (matchName !== undefined) {
-    if (matchName.length > MAX_FQDN) {
-      r.error(
-        'fqdn-too-long',
-        `matchName is ${matchName.length} characters; the maximum is 255`,
-        f,
-        'matchName',
-      );
-    } else if (/[^-a-zA-Z0-9_.]/.test(matchName)) {
-      const star = matchName.includes('*') ? '; for wildcards use matchPattern' : '';
-      r.error(
-        'invalid-match-name',
-        `invalid characters in matchName ${JSON.stringify(matchName)}: only letters, digits, '-', '_' and '.' are allowed${star}`,
-        f,
-        'matchName',
-      );
-    } else if (matchName === '' || matchName.startsWith('.') || matchName.includes('..')) {
-      r.error(
-        'invalid-match-name',
-        `matchName ${JSON.stringify(matchName)} is not a DNS name (empty label); write e.g. api.example.com`,
-        f,
-        'matchName',
-      );
+    switch (checkMatchName(matchName)) {
+      case 'too-long':
+        r.error(
+          'fqdn-too-long',
+          `matchName is ${matchName.length} characters; the maximum is ${MAX_FQDN_LENGTH}`,
+          f,
+          'matchName',
+        );
+        break;
+      case 'bad-chars': {
+        const star = matchName.includes('*') ? '; for wildcards use matchPattern' : '';
+        r.error(
+          'invalid-match-name',
+          `invalid characters in matchName ${JSON.stringify(matchName)}: only letters, digits, '-', '_' and '.' are allowed${star}`,
+          f,
+          'matchName',
+        );
+        break;
+      }
+      case 'empty-label':
+        r.error(
+          'invalid-match-name',
+          `matchName ${JSON.stringify(matchName)} is not a DNS name (empty label); write e.g. api.example.com`,
+          f,
+          'matchName',
+        );
+        break;
     }
   }
   if (matchPattern !== undefined) {
-    if (matchPattern.length > MAX_FQDN) {
-      r.error(
-        'fqdn-too-long',
-        `matchPattern is ${matchPattern.length} characters; the maximum is 255`,
-        f,
-        'matchPattern',
-      );
-    } else if (/[^-a-zA-Z0-9_.*]/.test(matchPattern)) {
-      r.error(
-        'invalid-match-pattern',
-        `invalid characters in matchPattern ${JSON.stringify(matchPattern)}: only letters, digits, '-', '_', '.' and '*' are allowed (no ports, schemes or regexes)`,
-        f,
-        'matchPattern',
-      );
-    } else if (matchPattern === '' || matchPattern.startsWith('.') || matchPattern.includes('..')) {
-      r.error(
-        'invalid-match-pattern',
-        `matchPattern ${JSON.stringify(matchPattern)} has an empty label; write e.g. *.example.com`,
-        f,
-        'matchPattern',
-      );
+    switch (checkMatchPattern(matchPattern)) {
+      case 'too-long':
+        r.error(
+          'fqdn-too-long',
+          `matchPattern is ${matchPattern.length} characters; the maximum is ${MAX_FQDN_LENGTH}`,
+          f,
+          'matchPattern',
+        );
+        break;
+      case 'bad-chars':
+        r.error(
+          'invalid-match-pattern',
+          `invalid characters in matchPattern ${JSON.stringify(matchPattern)}: only letters, digits, '-', '_', '.' and '*' are allowed (no ports, schemes or regexes)`,
+          f,
+          'matchPattern',
+        );
+        break;
+      case 'empty-label':
+        r.error(
+          'invalid-match-pattern',
+          `matchPattern ${JSON.stringify(matchPattern)} has an empty label; write e.g. *.example.com`,
+          f,
+          'matchPattern',
+        );
+        break;
     }
   }
 }

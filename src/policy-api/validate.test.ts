@@ -252,6 +252,20 @@ const rows: Row[] = [
     code: 'fqdn-too-long',
   },
   {
+    name: 'matchName with an empty label',
+    yaml: doc(egressRule('{toFQDNs: [{matchName: "api..a.com"}]}')),
+    code: 'invalid-match-name',
+  },
+  {
+    name: 'matchPattern with a leading dot',
+    yaml: doc(egressRule('{toFQDNs: [{matchPattern: ".a.com"}]}')),
+    code: 'invalid-match-pattern',
+  },
+  {
+    name: 'matchName with a trailing dot is fine',
+    yaml: doc(egressRule('{toFQDNs: [{matchName: "a.com."}]}')),
+  },
+  {
     name: 'kafka role and apiKey',
     yaml: doc(kafka('{role: produce, apiKey: produce}')),
     code: 'kafka-role-and-apikey',

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,141 @@ spec:
     issues: ['unknown-field@12:13'],
   },
   {
+    name: 'inline objects policies refer to go to test.objects, as policyFiles objects do',
+    text: doc(`  policies:
+    - {apiVersion: cilium.io/v2alpha1, kind: CiliumCIDRGroup, metadata: {name: g}, spec: {externalCIDRs: [192.0.2.0/24]}}
+    - {apiVersion: cilium.io/v2, kind: CiliumCIDRGroup, metadata: {name: g2}, spec: {externalCIDRs: []}}
+    - {apiVersion: v1, kind: Service, metadata: {name: s, namespace: shop}, spec: {selector: {app: a}}}
+    - {apiVersion: v1, kind: Endpoints, metadata: {name: s2, namespace: shop}, subsets: []}
+    - {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s2-1, namespace: shop}}
+    - {apiVersion: v1, kind: Node, metadata: {name: node-2}, status: {addresses: [{type: InternalIP, address: 172.18.0.2}]}}
+    - apiVersion: v1
+      kind: List
+      items:
+        - {apiVersion: v1, kind: Service, metadata: {name: in-list}}
+    - {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: p, namespace: shop}, spec: {endpointSelector: {}, ingress: [{}]}}
+  flows: []
+`),
+    issues: [],
+    check: (r) => {
+      const t = r.tests[0]!;
+      assert.deepEqual(
+        t.objects?.map((o) => `${o.kind}/${(o.value as { metadata: { name: string } }).metadata.name}`),
+        [
+          'CiliumCIDRGroup/g',
+          'CiliumCIDRGroup/g2',
+          'Service/s',
+          'Endpoints/s2',
+          'EndpointSlice/s2-1',
+          'Node/node-2',
+          'Service/in-list',
+        ],
+      );
+      assert.deepEqual(
+        t.policies.map((p) => p.metadata.name),
+        ['p'],
+      );
+      // Positions are the PolicyTest file's.
+      assert.deepEqual(t.objects?.[0]?.pos, { file: 't.yaml', line: 6, column: 7 });
+    },
+  },
+  {
+    name: 'an inline Namespace gives namespace labels, as spec.namespaces does',
+    text: doc(`  policies:
+    - {apiVersion: v1, kind: Namespace, metadata: {name: shop, labels: {env: prod}}}
+  endpoints:
+    - {name: a, namespace: shop, labels: {app: a, io.cilium.k8s.namespace.labels.env: prod}}
+  flows: []
+`),
+    issues: [],
+    check: (r) => {
+      const t = r.tests[0]!;
+      assert.deepEqual(
+        t.namespaces.map((n) => [n.name, n.labels, n.pos.line]),
+        [['shop', { env: 'prod' }, 6]],
+      );
+      assert.equal(t.objects, undefined);
+    },
+  },
+  {
+    name: 'a namespace in spec.namespaces and as a Namespace: same labels agree, others are an error',
+    text: doc(`  namespaces:
+    - {name: shop, labels: {env: prod}}
+    - {name: web, labels: {env: prod}}
+  policies:
+    - {apiVersion: v1, kind: Namespace, metadata: {name: shop, labels: {env: prod}}}
+    - {apiVersion: v1, kind: Namespace, metadata: {name: web, labels: {env: dev}}}
+    - {apiVersion: v1, kind: Namespace, metadata: {name: lab}}
+    - {apiVersion: v1, kind: Namespace, metadata: {name: lab, labels: {x: y}}}
+  flows: []
+`),
+    issues: ['conflicting-namespace@10:58', 'conflicting-namespace@12:58'],
+    check: (r) => {
+      assert.deepEqual(
+        r.tests[0]!.namespaces.map((n) => [n.name, n.labels]),
+        [
+          ['shop', { env: 'prod' }],
+          ['web', { env: 'prod' }],
+          ['lab', {}],
+        ],
+      );
+      assert.match(
+        r.issues[0]!.message,
+        /Namespace web has labels \{"env":"dev"\} here but \{"env":"prod"\} at t\.yaml:7:7/,
+      );
+    },
+  },
+  {
+    name: 'inline objects: other kinds, apiVersions and nameless ones refused; duplicates; left-out warned',
+    text: doc(`  policies:
+    - {apiVersion: apps/v1, kind: Deployment, metadata: {name: d}}
+    - {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}
+    - {apiVersion: apps/v1, kind: Service, metadata: {name: s}}
+    - {apiVersion: cilium.io/v2alpha2, kind: CiliumCIDRGroup, metadata: {name: g}}
+    - {apiVersion: v1, kind: Node, metadata: {labels: {a: b}}}
+    - {apiVersion: v1, kind: Namespace}
+    - {apiVersion: v1, kind: Namespace, metadata: {name: n, labels: {a: 1}}}
+    - {kind: Service, metadata: {name: x}}
+    - 42
+    - {apiVersion: v1, kind: Node, metadata: {name: no-address}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice, namespace: default}}
+    - {apiVersion: v1, kind: Service, metadata: {name: twice, namespace: other}}
+  flows: []
+`),
+    issues: [
+      'not-a-policy@6:35',
+      'not-a-policy@7:30',
+      'unsupported-api-version@8:20',
+      'unsupported-api-version@9:20',
+      'missing-name@10:46',
+      'missing-name@11:7',
+      'wrong-type@12:73',
+      'not-a-kubernetes-object@13:7',
+      'not-a-kubernetes-object@14:7',
+      // Taken, but the engine would leave it out: said, not silently dropped.
+      'cluster-object-skipped@15:7',
+      'duplicate-object@17:7',
+    ],
+    check: (r) => {
+      assert.match(
+        r.issues[0]!.message,
+        /Deployment is neither; endpoints are listed under spec\.endpoints$/,
+      );
+      assert.match(r.issues[2]!.message, /use `apiVersion: v1`$/);
+      assert.match(r.issues[3]!.message, /use `apiVersion: cilium\.io\/v2alpha1` or `cilium\.io\/v2`$/);
+      assert.deepEqual(
+        r.tests[0]!.objects?.map((o) => o.kind),
+        ['Node', 'Service', 'Service', 'Service'],
+      );
+      assert.equal(r.issues.at(-2)!.severity, 'warning');
+      assert.match(
+        r.issues.at(-1)!.message,
+        /^Service default\/twice is defined twice \(first at t\.yaml:16:7\)$/,
+      );
+    },
+  },
+  {
     name: 'unknown fields at every level',
     text: `apiVersion: seawall/v1
 kind: PolicyTest
@@ -329,6 +465,27 @@ spec:
     ],
   },
   {
+    // RFC 4343: DNS case folding is ASCII; Unicode folding would turn U+212A KELVIN SIGN into `k`.
+    name: 'dns names fold ASCII only: KELVIN SIGN is no k',
+    text: doc(`  dns:
+    - {name: KUBE.Example., ips: [192.0.2.1]}
+    - {name: "\u212Aube.other", ips: [192.0.2.2]}
+  endpoints: [{name: a}]
+  flows:
+    - {from: a, to: kube.EXAMPLE, port: 443, expect: allowed}
+    - {from: a, to: "\u212Aube.example", port: 443, expect: allowed}
+`),
+    issues: ['invalid-dns-name@7:14', 'unknown-peer@11:21'],
+    check: (r) => {
+      const t = r.tests[0]!;
+      assert.deepEqual(
+        t.dns.map((d) => d.name),
+        ['kube.example'],
+      );
+      assert.deepEqual(t.flows[0]!.toFQDN, { name: 'kube.example', ip: '192.0.2.1' });
+    },
+  },
+  {
     name: 'identity labels must agree with derived ones',
     text: doc(`  namespaces: [{name: shop, labels: {env: prod}}]
   endpoints:
@@ -403,4 +560,57 @@ test('parse: policyFiles relative to the test file, directories recursive, missi
     ['missing-policy-file@5:33'],
   );
   assert.deepEqual(r.tests[0]!.policies.map((p) => p.metadata.name).sort(), ['a', 'b', 'c']);
+});
+
+test('parse: Namespace objects in policyFiles give namespace labels and agree with spec.namespaces', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-pt-'));
+  writeFileSync(
+    join(dir, 'ns.yaml'),
+    'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {env: prod}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: web, labels: {env: dev}}\n',
+  );
+  const file = join(dir, 'test.yaml');
+  const r = await parsePolicyTestText(
+    file,
+    doc(
+      '  policyFiles: [ns.yaml]\n  namespaces: [{name: web, labels: {env: prod}}]\n  endpoints:\n    - {name: a, namespace: shop, labels: {io.cilium.k8s.namespace.labels.env: prod}}\n  flows: []\n',
+    ),
+  );
+  assert.deepEqual(
+    r.issues.map((i) => `${i.code}@${i.pos.file === file ? '' : 'ns.yaml:'}${i.pos.line}:${i.pos.column}`),
+    ['conflicting-namespace@ns.yaml:5:1'],
+  );
+  assert.deepEqual(
+    r.tests[0]!.namespaces.map((n) => [n.name, n.labels]),
+    [
+      ['web', { env: 'prod' }],
+      ['shop', { env: 'prod' }],
+    ],
+  );
+  assert.equal(r.tests[0]!.objects, undefined);
+});
+
+test('seawall test: inline CiliumCIDRGroup, Services and Namespace pass end to end', () => {
+  const root = join(import.meta.dirname, '..', '..');
+  const r = spawnSync(
+    process.execPath,
+    ['bin/seawall.js', 'test', 'src/policytest/testdata/inline-objects.policytest.yaml', '-o', 'json'],
+    { cwd: root, encoding: 'utf8' },
+  );
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 0, r.stdout);
+  const results = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { name: string; actual: string; pass: boolean });
+  assert.deepEqual(
+    results.map((x) => [x.name, x.actual, x.pass]),
+    [
+      ['service pods', 'allowed', true],
+      ['not selected by the Service', 'denied', true],
+      ['selector-less Service backend', 'allowed', true],
+      ['CIDR group member', 'allowed', true],
+      ['CIDR group except', 'denied', true],
+      ['outside the CIDR group', 'denied', true],
+    ],
+  );
 });

@@ -5,7 +5,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { asObj, str, strMap } from '../core/plain.ts';
+import { bareName, checkMatchName } from '../fqdn/name.ts';
 import { IPAllocator } from '../k8s/addresses.ts';
+import { clusterObjectsFrom } from '../k8s/objects.ts';
+import { WORKLOAD_KINDS } from '../k8s/workloads.ts';
 import { kafkaApiKeyByName } from '../l7/kafka.ts';
 import type {
   ContainerPort,
@@ -17,7 +21,8 @@ import type {
   PeerRef,
 } from '../policy/types.ts';
 import { type Cursor, checkKnownFields, closest } from '../policy-api/cursor.ts';
-import type { Issue } from '../policy-api/issue.ts';
+import { cursorOf } from '../policy-api/decode-util.ts';
+import type { Issue, SourcePos } from '../policy-api/issue.ts';
 import { decodePolicyDocument, loadPolicies } from '../policy-api/load.ts';
 import type { LoadResult, OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { decodeText, parseDocuments } from '../policy-api/yaml-source.ts';
@@ -183,10 +188,18 @@ async function decodeTest(
 
   test.namespaces = decodeNamespaces(spec.field('namespaces'));
   test.dns = decodeDNS(spec.field('dns'));
-  test.endpoints = decodeEndpoints(spec.field('endpoints'), test.namespaces, test.dns);
+  // Policies (and the objects beside them) first: Namespace objects add namespace labels, which
+  // the endpoints' identity labels are checked against.
   const objects: OtherObject[] = [];
-  test.policies = await decodePolicies(file, spec, issues, opts, objects);
-  if (objects.length > 0) test.objects = objects;
+  const nsObjects: NamespaceObject[] = [];
+  test.policies = await decodePolicies(file, spec, issues, opts, objects, nsObjects);
+  if (objects.length > 0) {
+    test.objects = objects;
+    // What the engine will not take (a Node without an address...) is said here, not dropped.
+    issues.push(...clusterObjectsFrom(objects).issues);
+  }
+  mergeNamespaceObjects(test.namespaces, nsObjects, issues);
+  test.endpoints = decodeEndpoints(spec.field('endpoints'), test.namespaces, test.dns);
   const flows = spec.field('flows');
   if (!flows) spec.warn('no-flows', 'spec.flows is empty: this PolicyTest checks nothing');
   else test.flows = decodeFlows(flows, test);
@@ -203,12 +216,36 @@ function decodeConfig(c: Cursor | undefined): EnforcementMode {
 
 // ---------------------------------------------------------------- policies
 
+/**
+ * What `spec.policies` holds besides policies: the objects policies refer to, as one
+ * `kubectl apply -f` file would hold them (kind → the apiVersions Kubernetes serves it under).
+ */
+export const INLINE_OBJECT_KINDS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['CiliumCIDRGroup', ['cilium.io/v2alpha1', 'cilium.io/v2']],
+  ['Service', ['v1']],
+  ['Endpoints', ['v1']],
+  ['EndpointSlice', ['discovery.k8s.io/v1']],
+  ['Node', ['v1']],
+  ['Namespace', ['v1']],
+]);
+
+const POLICY_KINDS = 'CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy';
+
+/** A Namespace object from spec.policies or policyFiles: its labels, and where it was written. */
+interface NamespaceObject {
+  name: string;
+  labels: Record<string, string>;
+  pos: SourcePos;
+  path: string;
+}
+
 async function decodePolicies(
   file: string,
   spec: Cursor,
   issues: Issue[],
   opts: ParseOptions,
   objects: OtherObject[],
+  nsObjects: NamespaceObject[],
 ): Promise<PolicyObject[]> {
   const out: PolicyObject[] = [];
   const pf = spec.field('policyFiles');
@@ -236,7 +273,12 @@ async function decodePolicies(
         issues.push(...res.issues);
         out.push(...res.policies);
         // Services, CIDR groups, nodes… that peers refer to (the engine takes what it knows).
-        objects.push(...res.others.filter((o) => o.kind !== 'PolicyTest'));
+        for (const o of res.others) {
+          if (o.kind === 'Namespace') {
+            const ns = namespaceFromValue(o);
+            if (ns) nsObjects.push(ns);
+          } else if (o.kind !== 'PolicyTest') objects.push(o);
+        }
       } catch (e) {
         pf.error('policy-files-unreadable', `cannot read policyFiles: ${(e as Error).message}`);
       }
@@ -248,13 +290,44 @@ async function decodePolicies(
       // Issues land in the cursor's list (the file's), with this file's positions.
       const r = decodePolicyDocument(item, { lint: false });
       out.push(...r.policies);
-      if (r.policies.length === 0 && r.issues.length === 0) {
+      for (const o of r.others) {
+        const at = cursorOf(o) ?? item;
+        if (!checkInlineObject(o, at)) continue;
+        if (o.kind === 'Namespace') {
+          const labelsC = at.field('metadata')?.field('labels');
+          nsObjects.push({
+            name: str(asObj(asObj(o.value)?.metadata)?.name) ?? '',
+            labels: labelsC ? (labelsC.stringMap() ?? {}) : {},
+            pos: (at.field('metadata')?.field('name') ?? at).pos(),
+            path: at.pathString,
+          });
+        } else objects.push(o);
+      }
+      if (r.policies.length === 0 && r.others.length === 0 && r.issues.length === 0) {
         item.error(
           'not-a-policy',
-          'spec.policies items must be CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy objects',
+          `spec.policies items must be ${POLICY_KINDS} objects, or objects they refer to (${[...INLINE_OBJECT_KINDS.keys()].join(', ')})`,
         );
       }
     }
+  }
+  // Two objects with one key would silently replace each other in the engine too.
+  const seenObj = new Map<string, OtherObject>();
+  for (const o of objects) {
+    if (!INLINE_OBJECT_KINDS.has(o.kind)) continue;
+    const meta = asObj(asObj(o.value)?.metadata);
+    const scoped = o.kind !== 'CiliumCIDRGroup' && o.kind !== 'Node';
+    const id = `${scoped ? `${str(meta?.namespace) ?? 'default'}/` : ''}${str(meta?.name) ?? ''}`;
+    const prev = seenObj.get(`${o.kind}/${id}`);
+    if (prev) {
+      issues.push({
+        code: 'duplicate-object',
+        severity: 'error',
+        path: cursorOf(o)?.pathString ?? '',
+        pos: o.pos,
+        message: `${o.kind} ${id} is defined twice (first at ${prev.pos.file}:${prev.pos.line}:${prev.pos.column})`,
+      });
+    } else seenObj.set(`${o.kind}/${id}`, o);
   }
   // Two policies with one key would silently replace each other in the engine.
   const seen = new Map<string, PolicyObject>();
@@ -272,6 +345,67 @@ async function decodePolicies(
     } else seen.set(key, p);
   }
   return out;
+}
+
+/** An inline non-policy object: one of INLINE_OBJECT_KINDS, under its apiVersion, with a name. */
+function checkInlineObject(o: OtherObject, at: Cursor): boolean {
+  const apis = INLINE_OBJECT_KINDS.get(o.kind);
+  if (apis === undefined) {
+    const where = WORKLOAD_KINDS.includes(o.kind) ? '; endpoints are listed under spec.endpoints' : '';
+    (at.field('kind') ?? at).error(
+      'not-a-policy',
+      `spec.policies holds ${POLICY_KINDS} objects and the objects they refer to (${[...INLINE_OBJECT_KINDS.keys()].join(', ')}); ${o.kind} is neither${where}`,
+    );
+    return false;
+  }
+  if (!apis.includes(o.apiVersion)) {
+    (at.field('apiVersion') ?? at).error(
+      'unsupported-api-version',
+      `${o.kind} with apiVersion ${JSON.stringify(o.apiVersion)} is not supported; use \`apiVersion: ${apis.join('` or `')}\``,
+    );
+    return false;
+  }
+  if (str(asObj(asObj(o.value)?.metadata)?.name) === undefined) {
+    (at.field('metadata') ?? at).error('missing-name', `${o.kind} needs \`metadata.name\``);
+    return false;
+  }
+  return true;
+}
+
+/** A Namespace read from a policy file (whose issues were reported with that file). */
+function namespaceFromValue(o: OtherObject): NamespaceObject | undefined {
+  const meta = asObj(asObj(o.value)?.metadata);
+  const name = str(meta?.name);
+  if (name === undefined) return undefined;
+  return { name, labels: strMap(meta?.labels), pos: o.pos, path: '' };
+}
+
+/**
+ * Namespace objects give namespace labels as `spec.namespaces` entries do. A namespace may be
+ * described more than once (a list entry and a Namespace object, or two objects) only with the
+ * same labels; different labels are an error at the later one, since one of them would be wrong.
+ */
+function mergeNamespaceObjects(namespaces: TestNamespace[], objs: NamespaceObject[], issues: Issue[]): void {
+  for (const o of objs) {
+    const prev = namespaces.find((n) => n.name === o.name);
+    if (prev === undefined) {
+      namespaces.push({ name: o.name, labels: o.labels, pos: o.pos });
+      continue;
+    }
+    if (sameLabels(prev.labels, o.labels)) continue;
+    issues.push({
+      code: 'conflicting-namespace',
+      severity: 'error',
+      path: o.path,
+      pos: o.pos,
+      message: `Namespace ${o.name} has labels ${JSON.stringify(o.labels)} here but ${JSON.stringify(prev.labels)} at ${prev.pos.file}:${prev.pos.line}:${prev.pos.column}; give one set of labels`,
+    });
+  }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
 // ---------------------------------------------------------------- namespaces, dns, endpoints
@@ -322,11 +456,12 @@ function decodeDNS(c: Cursor | undefined): DNSRecord[] {
       else if (v !== undefined) ttl = v;
     }
     if (rawName === undefined) continue;
-    const name = normalizeName(rawName);
-    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name)) {
+    // The toFQDNs matchName rule: a name a policy could not name is no use to a test.
+    if (checkMatchName(rawName) !== undefined) {
       item.field('name')?.error('invalid-dns-name', `"${rawName}" is not a DNS name`);
       continue;
     }
+    const name = bareName(rawName);
     if (out.some((r) => r.name === name)) {
       item.field('name')?.error('duplicate-dns-name', `dns name "${rawName}" is listed twice`);
       continue;
@@ -334,12 +469,6 @@ function decodeDNS(c: Cursor | undefined): DNSRecord[] {
     out.push({ name, ips, ttl, pos: item.pos() });
   }
   return out;
-}
-
-/** Lower-cased, without the trailing dot: how DNS names compare. */
-export function normalizeName(name: string): string {
-  const n = name.toLowerCase();
-  return n.endsWith('.') ? n.slice(0, -1) : n;
 }
 
 function decodeEndpoints(
@@ -746,7 +875,7 @@ export function resolveReference(
   if ((ENTITY_PEERS as readonly string[]).includes(ref)) {
     return { peer: { kind: 'entity', entity: ref as (typeof ENTITY_PEERS)[number] } };
   }
-  const rec = test.dns.find((d) => d.name === normalizeName(ref));
+  const rec = test.dns.find((d) => d.name === bareName(ref));
   if (rec) {
     if (side === 'from') {
       return {

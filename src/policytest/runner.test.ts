@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { golden as goldenFile } from '../core/testing/golden.ts';
 import { defaultEngineFactory } from '../policy/default-engine.ts';
 import type { FlowRequest, PolicyEngineAPI, Verdict } from '../policy/types.ts';
 import { loadPolicyTestFile, parsePolicyTestText } from './parse.ts';
@@ -13,12 +13,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const rel = (p: string) => relative(root, join(here, p));
 
-/** Compares with a golden file; UPDATE_GOLDEN=1 rewrites it. */
-function golden(name: string, got: string): void {
-  const file = join(here, 'testdata', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, got);
-  assert.equal(got, readFileSync(file, 'utf8'));
-}
+const golden = (name: string, got: string): void => goldenFile(join(here, 'testdata', name), got);
 
 // ---------------------------------------------------------------- a stub engine
 

@@ -2,12 +2,12 @@
 // flows are decided in order on a virtual clock, and DNS answers are learnt the way Cilium's DNS
 // proxy learns them (only from queries that passed a DNS L7 rule).
 
+import { bareName } from '../fqdn/name.ts';
 import { applyClusterObjects, clusterObjectsFrom } from '../k8s/objects.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI, Verdict } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { explainVerdict } from './explain.ts';
-import { normalizeName } from './parse.ts';
 import type { FlowResult, Outcome, PolicyTest, TestEndpoint, TestFlow, TestRun } from './types.ts';
 
 export interface RunOptions {
@@ -71,7 +71,7 @@ function learnFromDNS(
   const l7 = flow.request.l7;
   if (l7?.kind !== 'dns' || !v.allowed) return;
   if (v.egress?.l7?.parser !== 'dns' || !v.egress.l7.allowed) return;
-  const rec = test.dns.find((d) => d.name === normalizeName(l7.query));
+  const rec = test.dns.find((d) => d.name === bareName(l7.query));
   if (rec) engine.learnDNS(rec.name, rec.ips, rec.ttl, now);
 }
 

@@ -3,6 +3,7 @@
 // ingress decisions with the rules that made them, then the verdict.
 
 import { SeawallError } from '../core/errors.ts';
+import { bareName } from '../fqdn/name.ts';
 import type {
   FlowProtocol,
   FlowRequest,
@@ -12,7 +13,7 @@ import type {
   Verdict,
 } from '../policy/types.ts';
 import { directionLines } from './explain.ts';
-import { normalizeName, peerForEndpoint, resolveReference } from './parse.ts';
+import { peerForEndpoint, resolveReference } from './parse.ts';
 import type { Scenario } from './scenario.ts';
 import { peerLabel } from './types.ts';
 
@@ -75,7 +76,7 @@ function resolve(
       throw new TraceError('unknown-endpoint', `no unique pod named "${ref}"; write NAMESPACE/NAME`);
     return { peer: peerForEndpoint(eps[0]!) };
   }
-  if (input.fqdn !== undefined && !sc.dns.some((d) => d.name === normalizeName(ref))) {
+  if (input.fqdn !== undefined && !sc.dns.some((d) => d.name === bareName(ref))) {
     throw new TraceError(
       'unknown-fqdn',
       `${ref} is not in the scenario's dns records; add it to the PolicyTest's spec.dns`,

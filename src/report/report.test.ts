@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { golden as goldenFile } from '../core/testing/golden.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { formatHuman, formatJson, formatJunit, formatSarif, type ReportInput } from './index.ts';
 
 // Golden files: UPDATE_GOLDEN=1 node scripts/run-tests.mjs src/report/report.test.ts rewrites them.
 const TESTDATA = join(import.meta.dirname, 'testdata');
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
-
-function golden(name: string, got: string): void {
-  const file = join(TESTDATA, `${name}.golden`);
-  if (UPDATE) writeFileSync(file, got);
-  assert.equal(got, readFileSync(file, 'utf8'), `${name}.golden differs (UPDATE_GOLDEN=1 to rewrite)`);
-}
+const golden = (name: string, got: string): void => goldenFile(join(TESTDATA, `${name}.golden`), got);
 
 const A = '/repo/policies/a.yaml';
 const B = '/repo/policies/b.yaml';

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { golden as goldenFile } from '../../core/testing/golden.ts';
+import { NFLOG_GROUP as FLOW_NFLOG_GROUP, formatPrefix, parsePrefix } from '../../flow/nflog.ts';
+import { ID } from '../../identity/reserved.ts';
 import type { EndpointPolicy, MapStateEntry, MapStateKey, MapStateVerdict } from '../../policy/types.ts';
 import {
   assemble,
@@ -10,18 +13,18 @@ import {
   compile,
   countEntries,
   diffSorted,
+  HOST_IDENTITY,
+  logPrefix,
   mergeRanges,
+  NFLOG_GROUP,
   renderDelta,
   renderFull,
+  WORLD_IDENTITY,
 } from './compile.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
 
-function golden(name: string, actual: string): void {
-  const file = join(TESTDATA, name);
-  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
-  assert.equal(actual, readFileSync(file, 'utf8'), `golden ${name} (UPDATE_GOLDEN=1 to refresh)`);
-}
+const golden = (name: string, actual: string): void => goldenFile(join(TESTDATA, name), actual);
 
 function e(
   direction: MapStateKey['direction'],
@@ -354,3 +357,18 @@ function nftCheckSkip(): string | undefined {
   }
   return undefined;
 }
+
+describe('one definition shared with flow/ and identity/', () => {
+  it('every NFLOG prefix the compiler writes parses back with flow/nflog.ts', () => {
+    const text = readFileSync(join(TESTDATA, 'full.nft'), 'utf8');
+    const prefixes = [...text.matchAll(/log prefix "([^"]*)"/g)].map((m) => m[1]!);
+    assert.ok(prefixes.length > 0);
+    for (const p of prefixes) assert.ok(parsePrefix(p) !== undefined, p);
+    assert.equal(logPrefix, formatPrefix);
+    assert.equal(NFLOG_GROUP, FLOW_NFLOG_GROUP);
+  });
+  it("host and world identities are Cilium's reserved numbers", () => {
+    assert.equal(HOST_IDENTITY, ID.host);
+    assert.equal(WORLD_IDENTITY, ID.world);
+  });
+});

@@ -32,26 +32,26 @@
 // allowed here and flagged in `ct mark` (REDIRECT_CT_MARK_*): the L7 proxy issue turns that flag
 // into a TPROXY rule in prerouting; this is the slot it plugs into.
 
+import { formatPrefix, type KernelDir, type KernelVerdict, NFLOG_GROUP } from '../../flow/nflog.ts';
+import { ID } from '../../identity/reserved.ts';
 import type { EndpointPolicy, MapStateEntry, MapStateVerdict } from '../../policy/types.ts';
 
 export const TABLE = 'seawall';
 export const FAMILY = 'inet';
-export const NFLOG_GROUP = 1;
+export { NFLOG_GROUP };
 /** Identity given to addresses the ipcache does not know (Cilium: world). */
-export const WORLD_IDENTITY = 2;
-export const HOST_IDENTITY = 1;
+export const WORLD_IDENTITY = ID.world;
+export const HOST_IDENTITY = ID.host;
 /** ct mark bits set on connections whose policy entry redirects to an L7 proxy. */
 export const REDIRECT_CT_MARK_INGRESS = 0x1;
 export const REDIRECT_CT_MARK_EGRESS = 0x2;
 
-export type Dir = 'in' | 'eg';
+export type Dir = KernelDir;
 /** NFLOG prefix verdicts: fwd (allowed), deny (explicit deny rule), denied (default deny), redir. */
-export type LogVerdict = 'fwd' | 'deny' | 'denied' | 'redir';
+export type LogVerdict = KernelVerdict;
 
-/** `sw/<verdict>/<dir>/<endpointId>/`: the contract with src/flow/ which parses NFLOG. */
-export function logPrefix(v: LogVerdict, dir: Dir, endpointId: number): string {
-  return `sw/${v}/${dir}/${endpointId}/`;
-}
+/** `sw/<verdict>/<dir>/<endpointId>/`: defined once in src/flow/nflog.ts, which parses it back. */
+export const logPrefix = formatPrefix;
 
 /** One endpoint as the datapath sees it. `id` is the agent's small endpoint number. */
 export interface DatapathEndpoint {
