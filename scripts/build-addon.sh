@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the SO_ORIGINAL_DST addon (src/proxy/native) with node-gyp against the installed Node
+# headers, offline (--nodedir, never a download). Without it the HTTP proxy refuses redirected
+# connections (fail closed); nothing else needs it. Needs gcc, make, python3 and Node's headers
+# (Debian: nodejs ships /usr/include/node; otherwise set NODE_DIR to a Node source/headers tree).
+set -euo pipefail
+cd "$(dirname "$0")/../src/proxy/native"
+if [ "$(uname -s)" != Linux ]; then
+  echo "build-addon.sh: SO_ORIGINAL_DST is Linux only; skipping (redirected connections will be refused)" >&2
+  exit 0
+fi
+nodedir="${NODE_DIR:-}"
+if [ -z "$nodedir" ]; then
+  for d in /usr /usr/local "$(dirname "$(dirname "$(command -v node)")")"; do
+    if [ -f "$d/include/node/node_api.h" ]; then nodedir="$d"; break; fi
+  done
+fi
+if [ -z "$nodedir" ]; then
+  echo "build-addon.sh: Node headers not found (node_api.h); set NODE_DIR" >&2
+  exit 1
+fi
+gyp=""
+for g in "$(npm root -g 2>/dev/null)/npm/node_modules/node-gyp/bin/node-gyp.js" \
+  /usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js \
+  /usr/share/nodejs/node-gyp/bin/node-gyp.js; do
+  if [ -f "$g" ]; then gyp="$g"; break; fi
+done
+if [ -n "$gyp" ]; then
+  node "$gyp" rebuild --nodedir="$nodedir" --loglevel=warn
+else
+  npm exec --yes -- node-gyp rebuild --nodedir="$nodedir" --loglevel=warn
+fi
+test -f build/Release/seawall_origdst.node
+echo "build-addon.sh: built src/proxy/native/build/Release/seawall_origdst.node"
