@@ -42,6 +42,8 @@ export interface HTTPProxyOptions {
   lookup: RedirectLookup;
   /** Default: SO_ORIGINAL_DST through the addon; when it is missing every connection is refused. */
   originalDst?: OriginalDstResolver;
+  /** Where the addon is (default: its build output); for tests of its absence. */
+  originalDstAddon?: string;
   onFlow?: (flow: Flow) => void;
   /** Connections refused and requests rejected before judging, with the reason. */
   onRefused?: (reason: string, conn?: Partial<ConnectionInfo>) => void;
@@ -178,7 +180,7 @@ export class HTTPProxy extends EventEmitter {
     this.judge = new HTTPJudge(opts.secrets === undefined ? {} : { secrets: opts.secrets });
     if (opts.originalDst !== undefined) this.resolveDst = opts.originalDst;
     else {
-      const a = loadOriginalDst();
+      const a = loadOriginalDst(opts.originalDstAddon);
       if (a.ok) this.resolveDst = a.resolve;
       else this.dstUnavailable = a.reason;
     }
