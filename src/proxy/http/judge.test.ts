@@ -274,7 +274,7 @@ describe('live and offline agree (same matcher as decide)', () => {
       method: fc.constantFrom('GET', 'POST', 'GET|HEAD', 'P.*'),
       path: fc.constantFrom('/public/.*', '/admin', '/api/v1/items/[0-9]+', '/.*'),
       host: fc.constantFrom('shop', 'shop(:[0-9]+)?', 'evil'),
-      headers: fc.constantFrom(['X-Env: prod'], ['x-env'], []),
+      headers: fc.constantFrom<string[]>(['X-Env: prod'], ['x-env'], []),
     },
     { requiredKeys: [] },
   );
@@ -288,7 +288,7 @@ describe('live and offline agree (same matcher as decide)', () => {
         fc.constantFrom('shop', 'shop:8080', 'evil'),
         fc.constantFrom<Array<[string, string]>>([], [['x-env', 'prod']], [['x-env', 'dev']]),
         (rs, method, path, host, headers) => {
-          const prs: PortRuleHTTP[] = rs.map((r) => ({ pos, ...r }));
+          const prs: PortRuleHTTP[] = rs.map((r) => ({ pos, ...r }) as PortRuleHTTP);
           const live = new HTTPJudge().judge([set('INGRESS', prs)], req(method, path, headers, host));
           const offline = matchL7({ parser: 'http', rules: prs }, `parity-${n++}`, {
             kind: 'http',

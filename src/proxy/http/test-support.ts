@@ -5,15 +5,24 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Flow } from '../../flow/types.ts';
 import type { RuleRef } from '../../policy/types.ts';
-import type { PortRuleHTTP } from '../../policy-api/types.ts';
+import type { HeaderMatch, PortRuleHTTP } from '../../policy-api/types.ts';
 import { fixedOriginalDst } from '../origdst.ts';
 import type { HostPort, HTTPRuleSet, RedirectContext } from './context.ts';
 import { HTTPProxy, type HTTPProxyOptions } from './proxy.ts';
 
 export const pos = { file: 'test', line: 1, column: 1 };
 
-export function rules(...rs: Array<Omit<PortRuleHTTP, 'pos'>>): PortRuleHTTP[] {
-  return rs.map((r) => ({ pos, ...r }));
+export type RuleInput = Omit<PortRuleHTTP, 'pos' | 'headerMatches'> & {
+  headerMatches?: Array<Omit<HeaderMatch, 'pos'>>;
+};
+
+/** Rules without source positions (tests write them inline). */
+export function rules(...rs: RuleInput[]): PortRuleHTTP[] {
+  return rs.map(({ headerMatches, ...r }) => {
+    const out: PortRuleHTTP = { pos, ...r };
+    if (headerMatches !== undefined) out.headerMatches = headerMatches.map((h) => ({ pos, ...h }));
+    return out;
+  });
 }
 
 export function ref(name: string): RuleRef {
