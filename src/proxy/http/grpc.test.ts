@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { ingress, rules, startProxy, type TestProxy } from './test-support.ts';
+import { httpOf, ingress, rules, startProxy, type TestProxy } from './test-support.ts';
 
 const id = (b: Buffer): Buffer => b;
 const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
@@ -145,8 +145,7 @@ describe('gRPC through the h2c proxy', () => {
     await call(client, 'Echo', 'r');
     await call(client, 'Remove', 'r');
     const lines = p.flows.map(
-      (f) =>
-        `${f.l7?.type} ${f.verdict} ${(f.l7?.http as { url: string }).url.replace(/^http:\/\/[^/]+/, '')}`,
+      (f) => `${f.l7?.type} ${f.verdict} ${httpOf(f).url.replace(/^http:\/\/[^/]+/, '')}`,
     );
     assert.deepEqual(lines, [
       'REQUEST FORWARDED /shop.Cart/Echo',
@@ -154,8 +153,8 @@ describe('gRPC through the h2c proxy', () => {
       'REQUEST DROPPED /shop.Cart/Remove',
       'RESPONSE FORWARDED /shop.Cart/Remove',
     ]);
-    assert.equal((p.flows[0]!.l7?.http as { protocol: string }).protocol, 'HTTP/2');
-    assert.equal((p.flows[0]!.l7?.http as { method: string }).method, 'POST');
+    assert.equal(httpOf(p.flows[0]!).protocol, 'HTTP/2');
+    assert.equal(httpOf(p.flows[0]!).method, 'POST');
   });
 
   test('a plain HTTP/2 request that is denied gets 403 Access denied', async () => {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { secretsFromDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 import {
+  httpOf,
   ingress,
   parseResponses,
   rawExchange,
@@ -379,8 +380,8 @@ describe('HTTP/1.x proxy on loopback', () => {
     // Pipelined requests are judged as they arrive, so records of the two may interleave.
     const kinds = (url: string) =>
       p.flows
-        .filter((f) => (f.l7?.http as { url: string }).url === url)
-        .map((f) => `${f.l7?.type} ${f.verdict} ${(f.l7?.http as { code?: number }).code ?? '-'}`);
+        .filter((f) => httpOf(f).url === url)
+        .map((f) => `${f.l7?.type} ${f.verdict} ${httpOf(f).code ?? '-'}`);
     assert.deepEqual(kinds('http://shop/public/rec'), ['REQUEST FORWARDED -', 'RESPONSE FORWARDED 200']);
     assert.deepEqual(kinds('http://shop/private'), ['REQUEST DROPPED -', 'RESPONSE FORWARDED 403']);
     const req = p.flows.find((f) => f.l7?.type === 'REQUEST' && f.verdict === 'FORWARDED');
@@ -391,7 +392,7 @@ describe('HTTP/1.x proxy on loopback', () => {
     assert.equal(req!.is_reply, false);
     assert.equal(res!.is_reply, true);
     assert.ok(Number(res!.l7?.latency_ns) > 0);
-    assert.equal((req!.l7?.http as { url: string }).url, 'http://shop/public/rec');
+    assert.equal(httpOf(req!).url, 'http://shop/public/rec');
     assert.equal(req!.ingress_allowed_by?.[0]?.name, 'backend-http');
     assert.equal(dropped!.ingress_allowed_by, undefined);
     assert.match(dropped!.Summary ?? '', /no HTTP rule matched/);
@@ -406,8 +407,8 @@ describe('HTTP/1.x proxy on loopback', () => {
         expectResponses: 2,
       },
     );
-    const h = p.flows[0]!.l7?.http as { headers: Array<{ key: string; value: string }> };
-    assert.equal(h.headers.find((x) => x.key === 'x-token')?.value, '[redacted]');
+    const h = httpOf(p.flows[0]!);
+    assert.equal(h.headers?.find((x) => x.key === 'x-token')?.value, '[redacted]');
     assert.ok(!JSON.stringify(p.flows).includes('s3cret'));
     const hm = p.flows.find(
       (f) => f.l7?.type === 'REQUEST' && (f.l7.http as { url: string }).url === 'http://shop/hm',

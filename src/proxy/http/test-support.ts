@@ -245,3 +245,16 @@ export function parseResponses(data: string): ParsedResponse[] {
 export function statuses(data: string): number[] {
   return parseResponses(data).map((r) => r.status);
 }
+
+export interface RecordHTTP {
+  code?: number;
+  method: string;
+  url: string;
+  protocol: string;
+  headers?: Array<{ key: string; value: string }>;
+}
+
+/** The `l7.http` part of a record (empty fields when the record has none). */
+export function httpOf(f: Flow): RecordHTTP {
+  return (f.l7?.http ?? { method: '', url: '', protocol: '' }) as unknown as RecordHTTP;
+}
