@@ -288,6 +288,15 @@ export class HTTPProxy extends EventEmitter {
       this.refuse(sock, (e as Error).message, { remote, local });
       return;
     }
+    if (originalDst.port === local.port && originalDst.address === local.address) {
+      // Conntrack saw no NAT: the client dialled the proxy itself. Forwarding would loop.
+      this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
+        remote,
+        local,
+        originalDst,
+      });
+      return;
+    }
     const info: ConnectionInfo = { remote, local, originalDst };
     let ctx: RedirectContext | undefined;
     Promise.resolve()
