@@ -3,8 +3,16 @@
 # headers, offline (--nodedir, never a download). Without it the HTTP proxy refuses redirected
 # connections (fail closed); nothing else needs it. Needs gcc, make, python3 and Node's headers
 # (Debian: nodejs ships /usr/include/node; otherwise set NODE_DIR to a Node source/headers tree).
+# --if-possible (npm's pretest): a machine without the toolchain or headers warns and goes on.
 set -euo pipefail
 cd "$(dirname "$0")/../src/proxy/native"
+optional=0
+[ "${1:-}" = --if-possible ] && optional=1
+give_up() {
+  echo "build-addon.sh: $1 (redirected connections will be refused)" >&2
+  if [ "$optional" = 1 ]; then exit 0; fi
+  exit 1
+}
 if [ "$(uname -s)" != Linux ]; then
   echo "build-addon.sh: SO_ORIGINAL_DST is Linux only; skipping (redirected connections will be refused)" >&2
   exit 0
@@ -15,10 +23,8 @@ if [ -z "$nodedir" ]; then
     if [ -f "$d/include/node/node_api.h" ]; then nodedir="$d"; break; fi
   done
 fi
-if [ -z "$nodedir" ]; then
-  echo "build-addon.sh: Node headers not found (node_api.h); set NODE_DIR" >&2
-  exit 1
-fi
+[ -n "$nodedir" ] || give_up "Node headers not found (node_api.h); set NODE_DIR"
+command -v make >/dev/null && command -v cc >/dev/null || give_up "no C toolchain (make, cc)"
 gyp=""
 for g in "$(npm root -g 2>/dev/null)/npm/node_modules/node-gyp/bin/node-gyp.js" \
   /usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js \
@@ -26,9 +32,9 @@ for g in "$(npm root -g 2>/dev/null)/npm/node_modules/node-gyp/bin/node-gyp.js" 
   if [ -f "$g" ]; then gyp="$g"; break; fi
 done
 if [ -n "$gyp" ]; then
-  node "$gyp" rebuild --nodedir="$nodedir" --loglevel=warn
+  node "$gyp" rebuild --nodedir="$nodedir" --loglevel=warn || give_up "node-gyp failed"
 else
-  npm exec --yes -- node-gyp rebuild --nodedir="$nodedir" --loglevel=warn
+  npm exec --yes -- node-gyp rebuild --nodedir="$nodedir" --loglevel=warn || give_up "node-gyp failed"
 fi
-test -f build/Release/seawall_origdst.node
+test -f build/Release/seawall_origdst.node || give_up "node-gyp built nothing"
 echo "build-addon.sh: built src/proxy/native/build/Release/seawall_origdst.node"

@@ -17,6 +17,7 @@ export interface HostPort {
  * empty rule `{pos}`, which admits every request; an empty `rules` list admits none.
  */
 export interface HTTPRuleSet {
+  // Treated as immutable: rules and decisions are cached per object, so a change is a new set.
   direction: 'INGRESS' | 'EGRESS';
   rules: readonly PortRuleHTTP[];
   /** The rules' policies, for the records' *_allowed_by. */

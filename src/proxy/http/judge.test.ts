@@ -257,6 +257,44 @@ describe('HTTPJudge', () => {
   });
 });
 
+describe('decision memo', () => {
+  test('a header rule is never answered from a decision taken for other headers', () => {
+    const j = new HTTPJudge();
+    const s = set('INGRESS', rules({ headers: ['X-Env: prod'] }));
+    assert.equal(j.judge([s], req('GET', '/', [['x-env', 'prod']])).allowed, true);
+    assert.equal(j.judge([s], req('GET', '/', [['x-env', 'dev']])).allowed, false);
+    assert.equal(j.judge([s], req('GET', '/', [['x-env', 'prod']])).allowed, true);
+  });
+
+  test('fields cannot run into each other in the key', () => {
+    const j = new HTTPJudge();
+    const s = set('INGRESS', rules({ method: 'GET', path: '/a' }));
+    assert.equal(j.judge([s], { method: 'GET', path: '/a', headers: [] }).allowed, true);
+    assert.equal(j.judge([s], { method: 'GET/', path: 'a', headers: [] }).allowed, false);
+  });
+
+  test('a shared judge answers as a fresh one, request after request', () => {
+    const shared = new HTTPJudge();
+    const s = set(
+      'INGRESS',
+      rules({ method: 'GET', path: '/public/.*' }, { method: 'POST', host: 'shop', headers: ['x-env'] }),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom('GET', 'POST'),
+        fc.constantFrom('/public/a', '/admin', '/public/b?x'),
+        fc.constantFrom('shop', 'evil'),
+        fc.constantFrom<Array<[string, string]>>([], [['x-env', '1']]),
+        (m, path, host, h) => {
+          const r = req(m, path, h, host);
+          assert.deepEqual(shared.judge([s], r).allowed, new HTTPJudge().judge([s], r).allowed);
+        },
+      ),
+      { numRuns: 300, seed: 3 },
+    );
+  });
+});
+
 describe('applyHeaderActions', () => {
   test('REPLACE of an absent header adds it', () => {
     assert.deepEqual(applyHeaderActions([['a', '1']], [{ op: 'REPLACE', name: 'b', value: '2' }]), [

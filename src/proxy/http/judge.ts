@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   compileHTTPRules,
   type HeaderAction,
+  type HTTPMatch,
   type HTTPPolicy,
   type HTTPRequest,
   matchHTTP,
@@ -97,16 +98,40 @@ export interface JudgeOptions {
   secrets?: SecretResolver;
 }
 
+interface Compiled {
+  policy: HTTPPolicy;
+  secretHeaders: string[];
+  /**
+   * Decisions already taken for this (immutable) rule set, by everything matchHTTP reads: method,
+   * path, host, and the headers when a rule looks at any. matchHTTP is a pure function of those,
+   * so a hit is the same answer; RE2 through WASM is the proxy's largest per-request cost.
+   */
+  memo: Map<string, HTTPMatch>;
+}
+
+const MEMO_MAX = 10_000;
+const MEMO_KEY_MAX = 4096;
+
+function memoKey(req: HTTPRequest, withHeaders: boolean): string | undefined {
+  // Length-prefixed fields: no value can forge another key.
+  let k = `${req.method.length}:${req.method}${req.path.length}:${req.path}`;
+  k += req.host === undefined ? '-' : `${req.host.length}:${req.host}`;
+  if (withHeaders) {
+    for (const [n, v] of req.headers as Array<[string, string]>) k += `${n.length}:${n}${v.length}:${v}`;
+  }
+  return k.length > MEMO_KEY_MAX ? undefined : k;
+}
+
 export class HTTPJudge {
-  private cache = new WeakMap<HTTPRuleSet, { policy: HTTPPolicy; secretHeaders: string[] }>();
+  private cache = new WeakMap<HTTPRuleSet, Compiled>();
   constructor(private readonly opts: JudgeOptions = {}) {}
 
-  /** Forgets compiled sets (after the secrets changed). */
+  /** Forgets compiled sets and their decisions (after the secrets changed). */
   clear(): void {
     this.cache = new WeakMap();
   }
 
-  private compiled(set: HTTPRuleSet): { policy: HTTPPolicy; secretHeaders: string[] } {
+  private compiled(set: HTTPRuleSet): Compiled {
     let c = this.cache.get(set);
     if (c === undefined) {
       const o: Parameters<typeof compileHTTPRules>[1] = {};
@@ -116,7 +141,7 @@ export class HTTPJudge {
       const secretHeaders = policy.rules.flatMap((r) =>
         r.headerMatches.filter((h) => h.secret).map((h) => h.name),
       );
-      c = { policy, secretHeaders };
+      c = { policy, secretHeaders, memo: new Map() };
       this.cache.set(set, c);
     }
     return c;
@@ -141,11 +166,19 @@ export class HTTPJudge {
     let headers = req.headers;
     try {
       for (const set of ordered) {
-        const { policy, secretHeaders: sh } = this.compiled(set);
-        for (const n of sh) secretHeaders.add(n);
+        const c = this.compiled(set);
+        for (const n of c.secretHeaders) secretHeaders.add(n);
         const hreq: HTTPRequest = { method: req.method, path: req.path, headers };
         if (req.host !== undefined) hreq.host = req.host;
-        const m = matchHTTP(policy, hreq);
+        const key = memoKey(hreq, c.policy.needsHeaders);
+        let m = key === undefined ? undefined : c.memo.get(key);
+        if (m === undefined) {
+          m = matchHTTP(c.policy, hreq);
+          if (key !== undefined) {
+            if (c.memo.size >= MEMO_MAX) c.memo.clear();
+            c.memo.set(key, m);
+          }
+        }
         const o: SetOutcome = { set, allowed: m.allowed };
         if (m.ruleIndex !== undefined) o.ruleIndex = m.ruleIndex;
         if (m.reason !== undefined) o.reason = m.reason;

@@ -241,6 +241,12 @@ export class HTTPProxy extends EventEmitter {
     return { address: a.address, port: a.port };
   }
 
+  private listenPort: number | undefined;
+  private port(): number {
+    this.listenPort ??= this.address().port;
+    return this.listenPort;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await new Promise<void>((r) => this.listener.close(() => r()));
@@ -459,7 +465,7 @@ export class HTTPProxy extends EventEmitter {
         url: x.url,
         protocol: x.protocol,
         headers: this.recordHeaders(x, extra.headers ?? (type === 'REQUEST' ? x.headers : [])),
-        proxyPort: this.address().port,
+        proxyPort: this.port(),
       };
       if (extra.code !== undefined) input.code = extra.code;
       if (extra.note !== undefined) input.note = extra.note;
