@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { httpOf, ingress, rules, startProxy, type TestProxy } from './test-support.ts';
+import { httpOf, ingress, rawExchange, rules, startProxy, type TestProxy } from './test-support.ts';
 
 const id = (b: Buffer): Buffer => b;
 const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
@@ -155,6 +155,21 @@ describe('gRPC through the h2c proxy', () => {
     ]);
     assert.equal(httpOf(p.flows[0]!).protocol, 'HTTP/2');
     assert.equal(httpOf(p.flows[0]!).method, 'POST');
+  });
+
+  test('a connection preface split across packets is still HTTP/2', async () => {
+    const r = await rawExchange(p.address, ['PRI * HTT', 'P/2.0\r\n\r\nS', 'M\r\n\r\n'], {
+      gapMs: 50,
+      timeoutMs: 600,
+    });
+    // The server's first frame: its SETTINGS (frame type 4 at offset 3), not an HTTP/1 answer.
+    assert.ok(r.data.length >= 9, JSON.stringify(r.data));
+    assert.equal(r.data.charCodeAt(3), 4);
+  });
+
+  test('bytes that start like the preface and then differ are HTTP/1: 400', async () => {
+    const r = await rawExchange(p.address, ['PRI * HTTP/1.1\r\nHost: x\r\n\r\n'], { timeoutMs: 600 });
+    assert.match(r.data, /^HTTP\/1\.1 400/);
   });
 
   test('a plain HTTP/2 request that is denied gets 403 Access denied', async () => {

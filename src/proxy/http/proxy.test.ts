@@ -296,6 +296,22 @@ const rows: Row[] = [
     closed: true,
   },
   {
+    name: 'two Host headers: 400',
+    send: ['GET /admin HTTP/1.1\r\nHost: admin.shop\r\nHost: evil\r\n\r\n'],
+    statuses: [400],
+    upstream: 0,
+    closed: true,
+  },
+  {
+    name: 'Upgrade is not passed on (hop-by-hop): a plain request upstream',
+    send: [get('/public/ws', 'shop', 'Connection: Upgrade\r\nUpgrade: websocket\r\n')],
+    statuses: [200],
+    upstream: 1,
+    check: (s) => {
+      assert.equal(s[0]!.headers.upgrade, undefined);
+    },
+  },
+  {
     name: 'HTTP/1.1 without Host: 400',
     send: ['GET /public/a HTTP/1.1\r\n\r\n'],
     statuses: [400],
@@ -445,6 +461,54 @@ describe('HTTP/1.x proxy on loopback', () => {
       p.sets.current = [ingress(policy)];
       sock.destroy();
     }
+  });
+
+  test('a policy change while requests flow: no request judged by the old policy after it', async () => {
+    const allowAll = [ingress(policy)];
+    const denyPublic = [ingress(rules({ method: 'GET', path: '/other' }))];
+    p.sets.current = allowAll;
+    p.flows.length = 0;
+    let swappedAt = -1;
+    let stop = false;
+    // Four keep-alive clients, each sending its next request as soon as the last is answered.
+    const client = async () => {
+      const sock = net.connect(p.address.port, p.address.address);
+      await new Promise((r) => sock.once('connect', r));
+      let data = '';
+      sock.on('data', (d) => {
+        data += d.toString('latin1');
+      });
+      let n = 0;
+      while (!stop) {
+        sock.write(get(`/public/flow${n}`));
+        n++;
+        const t0 = Date.now();
+        while (parseResponses(data).length < n && Date.now() - t0 < 2000)
+          await new Promise((r) => setImmediate(r));
+      }
+      sock.destroy();
+    };
+    const clients = Array.from({ length: 4 }, client);
+    await new Promise((r) => setTimeout(r, 150));
+    swappedAt = p.flows.length;
+    p.sets.current = denyPublic;
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await Promise.all(clients);
+    p.sets.current = allowAll;
+    const requests = (from: number, to?: number) =>
+      p.flows.slice(from, to).filter((f) => f.l7?.type === 'REQUEST');
+    assert.ok(
+      requests(0, swappedAt).some((f) => f.verdict === 'FORWARDED'),
+      'requests flowed before the change',
+    );
+    const afterChange = requests(swappedAt);
+    assert.ok(afterChange.length > 0, 'requests flowed after the change');
+    assert.deepEqual(
+      afterChange.filter((f) => f.verdict === 'FORWARDED').map((f) => httpOf(f).url),
+      [],
+      'forwarded after the change',
+    );
   });
 
   test('a rule-set lookup that throws is a 403, never a pass', async () => {

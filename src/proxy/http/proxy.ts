@@ -523,7 +523,11 @@ export class HTTPProxy extends EventEmitter {
     }
     const method = req.method ?? '';
     const headers = pairs(req.rawHeaders);
-    const tgt = normalizeTarget(method, req.url ?? '');
+    let tgt = normalizeTarget(method, req.url ?? '');
+    // RFC 9112 §3.2: more than one Host is a 400; proxies that pick different ones disagree.
+    if (tgt.ok && headers.filter(([k]) => k === 'host').length > 1) {
+      tgt = { ok: false, error: 'more than one Host header' };
+    }
     const host = tgt.ok && tgt.authority !== undefined ? tgt.authority : req.headers.host;
     const remote = hostPortOf(req.socket.remoteAddress, req.socket.remotePort);
     const protocol = `HTTP/${req.httpVersion}`;
@@ -532,7 +536,7 @@ export class HTTPProxy extends EventEmitter {
     if (!tgt.ok) {
       const x = this.exchange(ctx, remote, method, req.url ?? '', host, protocol, headers);
       this.stats.rejected++;
-      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: `path cannot be normalized: ${tgt.error}` });
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: `bad request target: ${tgt.error}` });
       req.resume();
       this.localReply(res, x, 400, 'Bad Request\r\n', [], true);
       return;
