@@ -45,6 +45,42 @@ function call(
   });
 }
 
+describe('HTTP/2 failure paths', () => {
+  test('upstream down: UNAVAILABLE, no hang', async () => {
+    const p = await startProxy({ address: '127.0.0.1', port: 1 }, [ingress(rules({}))]);
+    const Client = grpc.makeGenericClientConstructor(service, 'Cart');
+    const c = new Client(
+      `127.0.0.1:${p.address.port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as CartClient;
+    try {
+      const r = await call(c, 'Echo', 'x');
+      assert.equal(r.code, grpc.status.UNAVAILABLE);
+    } finally {
+      c.close();
+      await p.close();
+    }
+  });
+
+  test('an idle HTTP/2 connection is closed after the keep-alive timeout', async () => {
+    const p = await startProxy({ address: '127.0.0.1', port: 1 }, [ingress(rules({}))], {
+      keepAliveTimeoutMs: 200,
+    });
+    try {
+      const s = http2.connect(`http://127.0.0.1:${p.address.port}`);
+      s.on('error', () => {});
+      const closed = await Promise.race([
+        new Promise((r) => s.once('close', () => r(true))),
+        new Promise((r) => setTimeout(() => r(false), 3000)),
+      ]);
+      s.destroy();
+      assert.equal(closed, true, 'the proxy closed the idle connection');
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe('gRPC through the h2c proxy', () => {
   let server: grpc.Server;
   let p: TestProxy;

@@ -212,6 +212,16 @@ export class HTTPProxy extends EventEmitter {
       this.h2Sessions.add(s);
       s.once('close', () => this.h2Sessions.delete(s));
       s.on('error', () => {});
+      // An HTTP/2 connection without open streams closes after the keep-alive timeout, as an
+      // HTTP/1 one does; a quiet but open stream (a gRPC stream waiting for data) keeps it.
+      let open = 0;
+      s.on('stream', (st: http2.ServerHttp2Stream) => {
+        open++;
+        st.once('close', () => open--);
+      });
+      s.setTimeout(this.o.keepAliveTimeoutMs, () => {
+        if (open === 0) s.close();
+      });
     });
     this.h2.on(
       'stream',
