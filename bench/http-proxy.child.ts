@@ -1,0 +1,56 @@
+// Child processes of bench/http-proxy.bench.ts (one role each, so the proxy's CPU is its own):
+//   upstream PORT_FILE            a minimal HTTP/1.1 server (200, 2-byte body)
+//   grpc-upstream                 a grpc-js server with one unary method
+//   proxy UPSTREAM_PORT RULES     the Seawall HTTP proxy with RULES rules (the match is the last),
+//                                 or `grpc` for the one rule that admits the gRPC method
+// Each prints `{"port":N}` when listening and answers IPC `cpu` with process.cpuUsage().
+
+import http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { HTTPProxy } from '../src/proxy/http/proxy.ts';
+import { benchRules, benchService, grpcRules } from './http-proxy.shared.ts';
+
+const [role, a1, a2] = process.argv.slice(2);
+
+function ready(port: number): void {
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+}
+
+process.on('message', (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+});
+process.on('disconnect', () => process.exit(0));
+
+if (role === 'upstream') {
+  const s = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
+    res.end('ok');
+  });
+  s.listen(0, '127.0.0.1', () => ready((s.address() as { port: number }).port));
+} else if (role === 'grpc-upstream') {
+  const s = new grpc.Server();
+  s.addService(benchService, {
+    Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request),
+  });
+  s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => {
+    if (e) throw e;
+    ready(port);
+  });
+} else if (role === 'proxy') {
+  const upstream = { address: '127.0.0.1', port: Number(a1) };
+  const rules = a2 === 'grpc' ? grpcRules : benchRules(Number(a2));
+  const proxy = new HTTPProxy({
+    lookup: (c) => ({
+      sourceIdentity: 1001,
+      source: { identity: 1001 },
+      destination: { identity: 1002 },
+      originalDst: c.originalDst,
+      direction: 'INGRESS',
+      ruleSets: [{ direction: 'INGRESS', rules }],
+    }),
+    originalDst: () => upstream,
+    // Records are built (their cost is part of the proxy's) and dropped.
+    onFlow: () => {},
+  });
+  proxy.listen(0, '127.0.0.1').then((a) => ready(a.port));
+}

@@ -1,0 +1,197 @@
+// One request against the redirect's rule sets, with the functions offline `decide` uses
+// (l7/http's compileHTTPRules and matchHTTP, through which policy/l7match runs), so live and
+// offline cannot disagree. A request passes every set; as in Cilium, where a connection with L7
+// rules on both sides crosses the source's egress proxy and then the destination's ingress proxy,
+// the egress set is judged first and the ingress set sees the request with egress's header
+// actions applied. Anything that throws is a denial, never a pass.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  compileHTTPRules,
+  type HeaderAction,
+  type HTTPMatch,
+  type HTTPPolicy,
+  type HTTPRequest,
+  matchHTTP,
+  type SecretResolver,
+} from '../../l7/http.ts';
+import type { HTTPRuleSet } from './context.ts';
+
+export interface JudgeRequest {
+  method: string;
+  /** Normalised path with its query string. */
+  path: string;
+  /** `:authority` or Host, as sent (port included). */
+  host?: string;
+  /** Lower-case names, in order; repeated headers repeat. */
+  headers: Array<[string, string]>;
+}
+
+export interface SetOutcome {
+  set: HTTPRuleSet;
+  allowed: boolean;
+  ruleIndex?: number;
+  reason?: string;
+}
+
+export interface Judgement {
+  allowed: boolean;
+  outcomes: SetOutcome[];
+  /** The headers to forward: the request's, after every set's ADD/DELETE/REPLACE. */
+  headers: Array<[string, string]>;
+  /** headerMatches mismatches with action LOG (value kept out when it came from a secret). */
+  logged: HeaderAction[];
+  /** Header names some rule compares with a secret: their values stay out of records. */
+  secretHeaders: ReadonlySet<string>;
+  reason?: string;
+}
+
+/** `DIR/NAMESPACE/NAME` files (one trailing newline dropped); missing or unreadable = not found. */
+export function secretsFromDir(dir: string): SecretResolver {
+  return (namespace, name) => {
+    if (namespace === undefined || !safeName(namespace) || !safeName(name)) return undefined;
+    try {
+      return readFileSync(join(dir, namespace, name), 'utf8').replace(/\r?\n$/, '');
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** A Kubernetes object name: never a path that climbs out of the secrets directory. */
+function safeName(s: string): boolean {
+  return /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(s) && !s.includes('..');
+}
+
+/** Cilium's header actions on the forwarded request: ADD appends, REPLACE sets, DELETE removes. */
+export function applyHeaderActions(
+  headers: Array<[string, string]>,
+  actions: readonly HeaderAction[],
+): Array<[string, string]> {
+  let out = headers;
+  for (const a of actions) {
+    switch (a.op) {
+      case 'ADD':
+        out = [...out, [a.name, a.value ?? '']];
+        break;
+      case 'DELETE':
+        out = out.filter(([k]) => k !== a.name);
+        break;
+      case 'REPLACE': {
+        const i = out.findIndex(([k]) => k === a.name);
+        const rest = out.filter(([k]) => k !== a.name);
+        if (i < 0) rest.push([a.name, a.value ?? '']);
+        else rest.splice(i, 0, [a.name, a.value ?? '']);
+        out = rest;
+        break;
+      }
+      case 'LOG':
+        break;
+    }
+  }
+  return out;
+}
+
+export interface JudgeOptions {
+  /** Where `secret` references resolve; without it a secret-only match never matches. */
+  secrets?: SecretResolver;
+}
+
+interface Compiled {
+  policy: HTTPPolicy;
+  secretHeaders: string[];
+  /**
+   * Decisions already taken for this (immutable) rule set, by everything matchHTTP reads: method,
+   * path, host, and the headers when a rule looks at any. matchHTTP is a pure function of those,
+   * so a hit is the same answer; RE2 through WASM is the proxy's largest per-request cost.
+   */
+  memo: Map<string, HTTPMatch>;
+}
+
+const MEMO_MAX = 10_000;
+const MEMO_KEY_MAX = 4096;
+
+function memoKey(req: HTTPRequest, withHeaders: boolean): string | undefined {
+  // Length-prefixed fields: no value can forge another key.
+  let k = `${req.method.length}:${req.method}${req.path.length}:${req.path}`;
+  k += req.host === undefined ? '-' : `${req.host.length}:${req.host}`;
+  if (withHeaders) {
+    for (const [n, v] of req.headers as Array<[string, string]>) k += `${n.length}:${n}${v.length}:${v}`;
+  }
+  return k.length > MEMO_KEY_MAX ? undefined : k;
+}
+
+export class HTTPJudge {
+  private cache = new WeakMap<HTTPRuleSet, Compiled>();
+  constructor(private readonly opts: JudgeOptions = {}) {}
+
+  /** Forgets compiled sets and their decisions (after the secrets changed). */
+  clear(): void {
+    this.cache = new WeakMap();
+  }
+
+  private compiled(set: HTTPRuleSet): Compiled {
+    let c = this.cache.get(set);
+    if (c === undefined) {
+      const o: Parameters<typeof compileHTTPRules>[1] = {};
+      if (this.opts.secrets !== undefined) o.secrets = this.opts.secrets;
+      if (set.namespace !== undefined) o.namespace = set.namespace;
+      const policy = compileHTTPRules(set.rules, o);
+      const secretHeaders = policy.rules.flatMap((r) =>
+        r.headerMatches.filter((h) => h.secret).map((h) => h.name),
+      );
+      c = { policy, secretHeaders, memo: new Map() };
+      this.cache.set(set, c);
+    }
+    return c;
+  }
+
+  judge(sets: readonly HTTPRuleSet[], req: JudgeRequest): Judgement {
+    const secretHeaders = new Set<string>();
+    const denied = (reason: string, outcomes: SetOutcome[] = []): Judgement => ({
+      allowed: false,
+      outcomes,
+      headers: req.headers,
+      logged: [],
+      secretHeaders,
+      reason,
+    });
+    if (sets.length === 0) return denied('no HTTP rule set applies to this connection');
+    const ordered = [...sets].sort((a, b) =>
+      a.direction === b.direction ? 0 : a.direction === 'EGRESS' ? -1 : 1,
+    );
+    const outcomes: SetOutcome[] = [];
+    const logged: HeaderAction[] = [];
+    let headers = req.headers;
+    try {
+      for (const set of ordered) {
+        const c = this.compiled(set);
+        for (const n of c.secretHeaders) secretHeaders.add(n);
+        const hreq: HTTPRequest = { method: req.method, path: req.path, headers };
+        if (req.host !== undefined) hreq.host = req.host;
+        const key = memoKey(hreq, c.policy.needsHeaders);
+        let m = key === undefined ? undefined : c.memo.get(key);
+        if (m === undefined) {
+          m = matchHTTP(c.policy, hreq);
+          if (key !== undefined) {
+            if (c.memo.size >= MEMO_MAX) c.memo.clear();
+            c.memo.set(key, m);
+          }
+        }
+        const o: SetOutcome = { set, allowed: m.allowed };
+        if (m.ruleIndex !== undefined) o.ruleIndex = m.ruleIndex;
+        if (m.reason !== undefined) o.reason = m.reason;
+        outcomes.push(o);
+        if (!m.allowed) {
+          return denied(`${set.direction.toLowerCase()}: ${m.reason ?? 'no HTTP rule matched'}`, outcomes);
+        }
+        for (const a of m.headerActions) if (a.op === 'LOG') logged.push(a);
+        headers = applyHeaderActions(headers, m.headerActions);
+      }
+    } catch (e) {
+      return denied(`policy engine error: ${(e as Error).message}`, outcomes);
+    }
+    return { allowed: true, outcomes, headers, logged, secretHeaders };
+  }
+}

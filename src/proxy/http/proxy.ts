@@ -1,0 +1,879 @@
+// The transparent HTTP proxy: HTTP/1.1 (and 1.0) and HTTP/2 with prior knowledge (h2c, what gRPC
+// clients speak) on one port. For each accepted connection it learns the original destination
+// (SO_ORIGINAL_DST through the addon, or a resolver the caller gives), asks the agent for the
+// connection's redirect context, and then judges every request on its own with the engine's
+// matchers (judge.ts). Denied: Cilium's 403 `Access denied` (gRPC: PERMISSION_DENIED); allowed:
+// forwarded to the original destination with the header actions applied.
+//
+// Fail closed everywhere: no original destination, no context, a lookup that throws, a parser
+// error, a rule set that cannot be read: the connection is closed or the request refused; no byte
+// goes upstream for a request the judge did not admit.
+//
+// Parsing is node:http's llhttp with its strict defaults (insecureHTTPParser is never set):
+// Content-Length with Transfer-Encoding, repeated Content-Length, obs-fold, bare LF and invalid
+// header bytes are parse errors (400, connection closed) before any 'request' event.
+//
+// Cilium's proxy defaults where they apply (cilium-agent flags, pkg/option/config.go):
+//  --http-request-timeout 3600 s: the upstream response deadline (Envoy route timeout) → 504;
+//  --http-retry-count 3: retries after a failed attempt; here only attempts that failed before a
+//    request byte reached upstream (connection failures), as the body streams and is not kept;
+//  --http-retry-timeout 0: no per-try timeout ("never");
+//  --proxy-connect-timeout 1 s: the upstream TCP connect deadline.
+// Downstream: Node's headersTimeout/requestTimeout bound slow clients (408, then closed).
+
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
+import type { Flow } from '../../flow/types.ts';
+import type { SecretResolver } from '../../l7/http.ts';
+import type { RuleRef } from '../../policy/types.ts';
+import { loadOriginalDst, type OriginalDstResolver } from '../origdst.ts';
+import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
+import { HTTPJudge, type Judgement } from './judge.ts';
+import { normalizeTarget, type TargetResult } from './normalize.ts';
+
+export const ACCESS_DENIED_BODY = 'Access denied\r\n';
+/** gRPC status codes the proxy itself returns (grpc/status codes). */
+export const GRPC_STATUS = { INTERNAL: 13, PERMISSION_DENIED: 7, UNAVAILABLE: 14 } as const;
+
+export interface HTTPProxyOptions {
+  lookup: RedirectLookup;
+  /** Default: SO_ORIGINAL_DST through the addon; when it is missing every connection is refused. */
+  originalDst?: OriginalDstResolver;
+  /** Where the addon is (default: its build output); for tests of its absence. */
+  originalDstAddon?: string;
+  onFlow?: (flow: Flow) => void;
+  /** Connections refused and requests rejected before judging, with the reason. */
+  onRefused?: (reason: string, conn?: Partial<ConnectionInfo>) => void;
+  secrets?: SecretResolver;
+  nodeName?: string;
+  /** Largest request head (llhttp's limit; Node's default 16 KiB). */
+  maxHeaderSize?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** How often Node checks the two timeouts above. */
+  timeoutCheckIntervalMs?: number;
+  keepAliveTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  retryCount?: number;
+}
+
+export interface ProxyStats {
+  connections: number;
+  refused: number;
+  requests: number;
+  forwarded: number;
+  denied: number;
+  rejected: number;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+]);
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+function pairs(raw: readonly string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+  return out;
+}
+
+/** Headers that end at this hop: the fixed list and whatever `Connection` names. */
+function endToEnd(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
+  const named = new Set<string>();
+  for (const [k, v] of headers) {
+    if (k === 'connection') for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+  }
+  return headers.filter(([k]) => !HOP_BY_HOP.has(k) && !named.has(k) && !k.startsWith(':')) as Array<
+    [string, string]
+  >;
+}
+
+function flat(headers: ReadonlyArray<readonly [string, string]>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of headers) out.push(k, v);
+  return out;
+}
+
+function hostPortOf(addr: string | undefined, port: number | undefined): HostPort {
+  return { address: addr ?? '', port: port ?? 0 };
+}
+
+/** Where one request stands, for its two records. */
+interface Exchange {
+  ctx: RedirectContext;
+  client: L7Peer;
+  server: L7Peer;
+  method: string;
+  url: string;
+  protocol: string;
+  t0: bigint;
+  headers: Array<[string, string]>;
+  secretHeaders: ReadonlySet<string>;
+  allowedBy?: { ingress?: RuleRef[]; egress?: RuleRef[] };
+}
+
+export class HTTPProxy extends EventEmitter {
+  readonly stats: ProxyStats = {
+    connections: 0,
+    refused: 0,
+    requests: 0,
+    forwarded: 0,
+    denied: 0,
+    rejected: 0,
+  };
+  private readonly judge: HTTPJudge;
+  private readonly listener: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly resolveDst: OriginalDstResolver | undefined;
+  private readonly dstUnavailable: string | undefined;
+  private readonly contexts = new WeakMap<object, RedirectContext>();
+  private pendingH2: RedirectContext | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly agents = new Map<string, http.Agent>();
+  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private readonly h2Sessions = new Set<http2.Http2Session>();
+  private readonly o: Required<
+    Pick<
+      HTTPProxyOptions,
+      | 'nodeName'
+      | 'maxHeaderSize'
+      | 'headersTimeoutMs'
+      | 'requestTimeoutMs'
+      | 'timeoutCheckIntervalMs'
+      | 'keepAliveTimeoutMs'
+      | 'upstreamTimeoutMs'
+      | 'connectTimeoutMs'
+      | 'retryCount'
+    >
+  >;
+  private closed = false;
+
+  constructor(private readonly opts: HTTPProxyOptions) {
+    super();
+    this.o = {
+      nodeName: opts.nodeName ?? '',
+      maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+      headersTimeoutMs: opts.headersTimeoutMs ?? 60_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 300_000,
+      timeoutCheckIntervalMs: opts.timeoutCheckIntervalMs ?? 1_000,
+      keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 60_000,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 3_600_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 1_000,
+      retryCount: opts.retryCount ?? 3,
+    };
+    this.judge = new HTTPJudge(opts.secrets === undefined ? {} : { secrets: opts.secrets });
+    if (opts.originalDst !== undefined) this.resolveDst = opts.originalDst;
+    else {
+      const a = loadOriginalDst(opts.originalDstAddon);
+      if (a.ok) this.resolveDst = a.resolve;
+      else this.dstUnavailable = a.reason;
+    }
+    this.h1 = http.createServer({
+      maxHeaderSize: this.o.maxHeaderSize,
+      headersTimeout: this.o.headersTimeoutMs,
+      requestTimeout: this.o.requestTimeoutMs,
+      keepAliveTimeout: this.o.keepAliveTimeoutMs,
+      connectionsCheckingInterval: this.o.timeoutCheckIntervalMs,
+      insecureHTTPParser: false,
+      requireHostHeader: true,
+      noDelay: true,
+    });
+    this.h1.on('request', (req, res) => this.onH1Request(req, res, false));
+    this.h1.on('checkContinue', (req, res) => this.onH1Request(req, res, true));
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) =>
+      this.onClientError(err, socket),
+    );
+    // The h1 server never listens (connections are handed to it); this starts its timeout checks.
+    this.h1.emit('listening');
+    this.h2 = http2.createServer({ maxSessionMemory: 32 });
+    this.h2.on('session', (s) => {
+      const ctx = this.pendingH2;
+      if (ctx === undefined) {
+        s.destroy();
+        return;
+      }
+      this.contexts.set(s, ctx);
+      this.h2Sessions.add(s);
+      s.once('close', () => this.h2Sessions.delete(s));
+      s.on('error', () => {});
+      // An HTTP/2 connection without open streams closes after the keep-alive timeout, as an
+      // HTTP/1 one does; a quiet but open stream (a gRPC stream waiting for data) keeps it.
+      let open = 0;
+      s.on('stream', (st: http2.ServerHttp2Stream) => {
+        open++;
+        st.once('close', () => open--);
+      });
+      s.setTimeout(this.o.keepAliveTimeoutMs, () => {
+        if (open === 0) s.close();
+      });
+    });
+    this.h2.on(
+      'stream',
+      (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) =>
+        this.onH2Stream(stream, headers, raw),
+    );
+    this.listener = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
+  }
+
+  /** Why redirected connections are refused, when the original-destination addon is missing. */
+  get unavailableReason(): string | undefined {
+    return this.dstUnavailable;
+  }
+
+  listen(port = 0, host = '127.0.0.1'): Promise<HostPort> {
+    return new Promise((resolve, reject) => {
+      this.listener.once('error', reject);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', reject);
+        resolve(this.address());
+      });
+    });
+  }
+
+  address(): HostPort {
+    const a = this.listener.address() as net.AddressInfo;
+    return { address: a.address, port: a.port };
+  }
+
+  private listenPort: number | undefined;
+  private port(): number {
+    this.listenPort ??= this.address().port;
+    return this.listenPort;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await new Promise<void>((r) => this.listener.close(() => r()));
+    this.h1.close(() => {});
+    for (const s of this.h2Sessions) s.destroy();
+    for (const s of this.sockets) s.destroy();
+    for (const a of this.agents.values()) a.destroy();
+    for (const s of this.sessions.values()) s.destroy();
+    this.agents.clear();
+    this.sessions.clear();
+  }
+
+  /** Forgets compiled rule sets (secrets changed). */
+  reloadSecrets(): void {
+    this.judge.clear();
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private refuse(sock: net.Socket, reason: string, conn?: Partial<ConnectionInfo>): void {
+    this.stats.refused++;
+    sock.destroy();
+    this.opts.onRefused?.(reason, conn);
+  }
+
+  private onConnection(sock: net.Socket): void {
+    this.stats.connections++;
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+    sock.on('error', () => {});
+    const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
+    const local = hostPortOf(sock.localAddress, sock.localPort);
+    if (this.closed) {
+      this.refuse(sock, 'the proxy is closing', { remote, local });
+      return;
+    }
+    if (this.resolveDst === undefined) {
+      this.refuse(sock, `no original destination: ${this.dstUnavailable}`, { remote, local });
+      return;
+    }
+    let originalDst: HostPort;
+    try {
+      originalDst = this.resolveDst(sock);
+    } catch (e) {
+      this.refuse(sock, (e as Error).message, { remote, local });
+      return;
+    }
+    if (originalDst.port === local.port && originalDst.address === local.address) {
+      // Conntrack saw no NAT: the client dialled the proxy itself. Forwarding would loop.
+      this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
+        remote,
+        local,
+        originalDst,
+      });
+      return;
+    }
+    const info: ConnectionInfo = { remote, local, originalDst };
+    let ctx: RedirectContext | undefined;
+    Promise.resolve()
+      .then(() => this.opts.lookup(info))
+      .then(
+        (c) => {
+          ctx = c;
+          if (sock.destroyed) return;
+          if (ctx === undefined) return this.refuse(sock, 'no redirect context for this connection', info);
+          this.sniff(sock, ctx, info);
+        },
+        (e) => this.refuse(sock, `redirect lookup failed: ${(e as Error).message}`, info),
+      );
+  }
+
+  /** Reads until the bytes are, or cannot be, HTTP/2's connection preface, then hands over. */
+  private sniff(sock: net.Socket, ctx: RedirectContext, info: ConnectionInfo): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      done();
+      this.refuse(sock, 'no request before the headers timeout', info);
+    }, this.o.headersTimeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      sock.off('readable', onReadable);
+      sock.off('end', onEnd);
+    };
+    const onEnd = () => {
+      done();
+      sock.destroy();
+    };
+    const onReadable = () => {
+      for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null) {
+        buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+      }
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      if (n === 0) return;
+      const h2 = buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2 && buf.length < H2_PREFACE.length) return;
+      done();
+      sock.unshift(buf);
+      if (h2) {
+        this.pendingH2 = ctx;
+        try {
+          this.h2.emit('connection', sock);
+        } finally {
+          this.pendingH2 = undefined;
+        }
+      } else {
+        this.contexts.set(sock, ctx);
+        this.h1.emit('connection', sock);
+      }
+    };
+    sock.on('readable', onReadable);
+    sock.on('end', onEnd);
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    this.stats.rejected++;
+    const code =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.opts.onRefused?.(`client error ${err.code ?? ''}: ${err.message}`, {
+      remote: hostPortOf(socket.remoteAddress, socket.remotePort),
+    });
+    if (
+      socket.writable &&
+      !(socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
+    ) {
+      const reason = http.STATUS_CODES[code] ?? 'Bad Request';
+      socket.end(`HTTP/1.1 ${code} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    }
+    socket.destroySoon();
+  }
+
+  // ------------------------------------------------------------------ judging (both protocols)
+
+  private ruleSets(ctx: RedirectContext): readonly HTTPRuleSet[] | Error {
+    try {
+      const s = typeof ctx.ruleSets === 'function' ? ctx.ruleSets() : ctx.ruleSets;
+      return Array.isArray(s) ? s : new Error('rule sets are not a list');
+    } catch (e) {
+      return e as Error;
+    }
+  }
+
+  private decide(
+    ctx: RedirectContext,
+    method: string,
+    tgt: Extract<TargetResult, { ok: true }>,
+    host: string | undefined,
+    headers: Array<[string, string]>,
+  ): Judgement {
+    const sets = this.ruleSets(ctx);
+    if (sets instanceof Error) {
+      return {
+        allowed: false,
+        outcomes: [],
+        headers,
+        logged: [],
+        secretHeaders: new Set(),
+        reason: `policy engine error: ${sets.message}`,
+      };
+    }
+    const req: { method: string; path: string; host?: string; headers: Array<[string, string]> } = {
+      method,
+      path: tgt.path,
+      headers,
+    };
+    if (host !== undefined) req.host = host;
+    return this.judge.judge(sets, req);
+  }
+
+  private exchange(
+    ctx: RedirectContext,
+    remote: HostPort,
+    method: string,
+    path: string,
+    host: string | undefined,
+    protocol: string,
+    headers: Array<[string, string]>,
+  ): Exchange {
+    return {
+      ctx,
+      client: { ip: remote.address, port: remote.port, endpoint: ctx.source },
+      server: { ip: ctx.originalDst.address, port: ctx.originalDst.port, endpoint: ctx.destination },
+      method,
+      url: `http://${host ?? `${ctx.originalDst.address}:${ctx.originalDst.port}`}${path}`,
+      protocol,
+      t0: process.hrtime.bigint(),
+      headers,
+      secretHeaders: new Set(),
+    };
+  }
+
+  private recordHeaders(
+    x: Exchange,
+    headers: ReadonlyArray<readonly [string, string]>,
+  ): Array<[string, string]> {
+    return headers.map(([k, v]) => [k, x.secretHeaders.has(k) ? '[redacted]' : v]);
+  }
+
+  private emitFlow(
+    x: Exchange,
+    type: 'REQUEST' | 'RESPONSE',
+    verdict: 'FORWARDED' | 'DROPPED',
+    extra: { code?: number; headers?: ReadonlyArray<readonly [string, string]>; note?: string } = {},
+  ): void {
+    const cb = this.opts.onFlow;
+    if (cb === undefined) return;
+    try {
+      const input: Parameters<typeof httpFlowRecord>[0] = {
+        time: new Date(),
+        nodeName: this.o.nodeName,
+        type,
+        verdict,
+        direction: x.ctx.direction,
+        client: x.client,
+        server: x.server,
+        method: x.method,
+        url: x.url,
+        protocol: x.protocol,
+        headers: this.recordHeaders(x, extra.headers ?? (type === 'REQUEST' ? x.headers : [])),
+        proxyPort: this.port(),
+      };
+      if (extra.code !== undefined) input.code = extra.code;
+      if (extra.note !== undefined) input.note = extra.note;
+      if (type === 'RESPONSE') input.latencyNs = process.hrtime.bigint() - x.t0;
+      if (x.allowedBy !== undefined && verdict === 'FORWARDED') input.allowedBy = x.allowedBy;
+      cb(httpFlowRecord(input));
+    } catch {
+      // A record sink that throws must not change what happens to the request.
+    }
+  }
+
+  private admitted(x: Exchange, j: Judgement): void {
+    x.secretHeaders = j.secretHeaders;
+    const by: { ingress?: RuleRef[]; egress?: RuleRef[] } = {};
+    for (const o of j.outcomes) {
+      const key = o.set.direction === 'INGRESS' ? 'ingress' : 'egress';
+      by[key] = [...(by[key] ?? []), ...(o.set.policies ?? [])];
+    }
+    x.allowedBy = by;
+  }
+
+  private logNote(j: Judgement): string | undefined {
+    if (j.logged.length === 0) return undefined;
+    return `header mismatch logged: ${j.logged.map((a) => a.name).join(', ')}`;
+  }
+
+  // ------------------------------------------------------------------ HTTP/1.x
+
+  private localReply(
+    res: http.ServerResponse,
+    x: Exchange,
+    code: number,
+    body: string,
+    extra: Array<[string, string]> = [],
+    close = false,
+  ): void {
+    const headers: Array<[string, string]> = [
+      ['content-type', 'text/plain'],
+      ['content-length', String(Buffer.byteLength(body))],
+      ...extra,
+    ];
+    if (close) headers.push(['connection', 'close']);
+    res.writeHead(code, flat(headers));
+    res.end(body);
+    this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code, headers });
+  }
+
+  private onH1Request(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+    this.stats.requests++;
+    const ctx = this.contexts.get(req.socket);
+    if (ctx === undefined) {
+      // Every socket the h1 server sees came through sniff(); anything else is refused.
+      req.socket.destroy();
+      return;
+    }
+    const method = req.method ?? '';
+    const headers = pairs(req.rawHeaders);
+    let tgt = normalizeTarget(method, req.url ?? '');
+    // RFC 9112 §3.2: more than one Host is a 400; proxies that pick different ones disagree.
+    if (tgt.ok && headers.filter(([k]) => k === 'host').length > 1) {
+      tgt = { ok: false, error: 'more than one Host header' };
+    }
+    const host = tgt.ok && tgt.authority !== undefined ? tgt.authority : req.headers.host;
+    const remote = hostPortOf(req.socket.remoteAddress, req.socket.remotePort);
+    const protocol = `HTTP/${req.httpVersion}`;
+    // A body the client holds back for 100-continue never comes after a refusal: close then.
+    const closeAfter = expectContinue;
+    if (!tgt.ok) {
+      const x = this.exchange(ctx, remote, method, req.url ?? '', host, protocol, headers);
+      this.stats.rejected++;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: `bad request target: ${tgt.error}` });
+      req.resume();
+      this.localReply(res, x, 400, 'Bad Request\r\n', [], true);
+      return;
+    }
+    const x = this.exchange(ctx, remote, method, tgt.path, host, protocol, headers);
+    if (tgt.redirect) {
+      // UNESCAPE_AND_REDIRECT: the client asks again for the unescaped path, which is then judged.
+      this.stats.rejected++;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: 'escaped slashes: redirected to the normalized path' });
+      req.resume();
+      this.localReply(res, x, 307, '', [['location', tgt.path]], closeAfter);
+      return;
+    }
+    const j = this.decide(ctx, method, tgt, host, headers);
+    if (!j.allowed) {
+      this.stats.denied++;
+      x.secretHeaders = j.secretHeaders;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: j.reason ?? 'denied' });
+      req.resume();
+      this.localReply(res, x, 403, ACCESS_DENIED_BODY, [], closeAfter);
+      return;
+    }
+    this.admitted(x, j);
+    this.stats.forwarded++;
+    const note = this.logNote(j);
+    this.emitFlow(x, 'REQUEST', 'FORWARDED', note === undefined ? {} : { note });
+    if (expectContinue) res.writeContinue();
+    this.forwardH1(req, res, x, tgt.path, host, j.headers);
+  }
+
+  private agentFor(dst: HostPort): http.Agent {
+    const key = `${dst.address}|${dst.port}`;
+    let a = this.agents.get(key);
+    if (a === undefined) {
+      a = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  private forwardH1(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    x: Exchange,
+    path: string,
+    host: string | undefined,
+    judged: Array<[string, string]>,
+  ): void {
+    const dst = x.ctx.originalDst;
+    const out = endToEnd(judged).filter(([k]) => k !== 'host' && k !== 'content-length');
+    out.unshift(['host', host ?? `${dst.address}:${dst.port}`]);
+    // Framing is re-stated explicitly: what llhttp parsed is what upstream gets.
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
+    const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    if (te !== undefined) out.push(['transfer-encoding', 'chunked']);
+    else if (cl !== undefined) out.push(['content-length', cl]);
+    let attempt = 0;
+    let bodyStarted = false;
+    let responded = false;
+    const onDownstreamClose = () => {
+      if (!res.writableFinished) current?.destroy();
+    };
+    res.once('close', onDownstreamClose);
+    let current: http.ClientRequest | undefined;
+    const fail = (code: number, body: string) => {
+      if (responded || res.headersSent) {
+        res.destroy();
+        return;
+      }
+      responded = true;
+      req.resume();
+      this.localReply(res, x, code, body, [], true);
+    };
+    const send = () => {
+      attempt++;
+      const up = http.request({
+        host: dst.address,
+        port: dst.port,
+        method: req.method,
+        path,
+        headers: flat(out),
+        agent: this.agentFor(dst),
+        setHost: false,
+      });
+      current = up;
+      up.setTimeout(this.o.upstreamTimeoutMs, () =>
+        up.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT_UPSTREAM' })),
+      );
+      up.on('socket', (s: net.Socket) => {
+        const start = () => {
+          if (!hasBody) {
+            up.end();
+            return;
+          }
+          req.on('data', () => {
+            bodyStarted = true;
+          });
+          req.pipe(up);
+        };
+        if (s.connecting) {
+          const t = setTimeout(
+            () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNECT_TIMEOUT' })),
+            this.o.connectTimeoutMs,
+          );
+          s.once('connect', () => {
+            clearTimeout(t);
+            start();
+          });
+          s.once('close', () => clearTimeout(t));
+        } else start();
+      });
+      up.on('error', (e: NodeJS.ErrnoException) => {
+        req.unpipe(up);
+        if (responded || res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (e.code === 'ETIMEDOUT_UPSTREAM') return fail(504, 'upstream request timeout\r\n');
+        if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) return send();
+        fail(
+          503,
+          `upstream connect error or disconnect/reset before headers. reset reason: ${e.code ?? e.message}\r\n`,
+        );
+      });
+      up.on('response', (ures) => {
+        responded = true;
+        const code = ures.statusCode ?? 502;
+        const rh = endToEnd(pairs(ures.rawHeaders));
+        res.writeHead(code, flat(rh));
+        this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code, headers: rh });
+        ures.pipe(res);
+        ures.on('error', () => res.destroy());
+      });
+    };
+    send();
+  }
+
+  // ------------------------------------------------------------------ HTTP/2 and gRPC
+
+  private h2Reply(
+    stream: http2.ServerHttp2Stream,
+    x: Exchange,
+    grpc: boolean,
+    code: number,
+    grpcStatus: number,
+    message: string,
+    extra: Record<string, string> = {},
+  ): void {
+    if (stream.destroyed || stream.headersSent) return;
+    let headers: Record<string, string>;
+    let body: string | undefined;
+    if (grpc) {
+      // Envoy's local reply to a gRPC request: trailers-only, HTTP 200, the status in grpc-status.
+      headers = {
+        ':status': '200',
+        'content-type': 'application/grpc',
+        'grpc-status': String(grpcStatus),
+        'grpc-message': message.trim(),
+      };
+    } else {
+      body = message;
+      headers = { ':status': String(code), 'content-type': 'text/plain', ...extra };
+    }
+    try {
+      stream.respond(headers, { endStream: body === undefined });
+      if (body !== undefined) stream.end(body);
+    } catch {
+      stream.destroy();
+    }
+    const { ':status': status, ...rest } = headers;
+    this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code: Number(status), headers: Object.entries(rest) });
+  }
+
+  private onH2Stream(stream: http2.ServerHttp2Stream, hdrs: http2.IncomingHttpHeaders, raw: string[]): void {
+    this.stats.requests++;
+    stream.on('error', () => {});
+    const ctx = this.contexts.get(stream.session as object);
+    if (ctx === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const method = String(hdrs[':method'] ?? '');
+    const rawPath = String(hdrs[':path'] ?? '');
+    const host = hdrs[':authority'] !== undefined ? String(hdrs[':authority']) : hdrs.host;
+    const headers = pairs(Array.isArray(raw) ? raw : []).filter(([k]) => !k.startsWith(':'));
+    const grpc = String(hdrs['content-type'] ?? '').startsWith('application/grpc');
+    const sock = stream.session?.socket;
+    const remote = hostPortOf(sock?.remoteAddress, sock?.remotePort);
+    if (method === 'CONNECT') {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const tgt = normalizeTarget(method, rawPath);
+    if (!tgt.ok) {
+      const x = this.exchange(ctx, remote, method, rawPath, host, 'HTTP/2', headers);
+      this.stats.rejected++;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: `path cannot be normalized: ${tgt.error}` });
+      this.h2Reply(stream, x, grpc, 400, GRPC_STATUS.INTERNAL, 'Bad Request\r\n');
+      return;
+    }
+    const x = this.exchange(ctx, remote, method, tgt.path, host, 'HTTP/2', headers);
+    if (tgt.redirect) {
+      // Envoy rejects a gRPC call with escaped slashes (INTERNAL) instead of redirecting it.
+      this.stats.rejected++;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: 'escaped slashes: redirected to the normalized path' });
+      this.h2Reply(stream, x, grpc, 307, GRPC_STATUS.INTERNAL, '', { location: tgt.path });
+      return;
+    }
+    const j = this.decide(ctx, method, tgt, host, headers);
+    if (!j.allowed) {
+      this.stats.denied++;
+      x.secretHeaders = j.secretHeaders;
+      this.emitFlow(x, 'REQUEST', 'DROPPED', { note: j.reason ?? 'denied' });
+      this.h2Reply(stream, x, grpc, 403, GRPC_STATUS.PERMISSION_DENIED, ACCESS_DENIED_BODY);
+      return;
+    }
+    this.admitted(x, j);
+    this.stats.forwarded++;
+    const note = this.logNote(j);
+    this.emitFlow(x, 'REQUEST', 'FORWARDED', note === undefined ? {} : { note });
+    this.forwardH2(stream, x, tgt.path, host, j.headers, grpc);
+  }
+
+  private sessionFor(dst: HostPort): http2.ClientHttp2Session {
+    const key = `${dst.address}|${dst.port}`;
+    const s = this.sessions.get(key);
+    if (s !== undefined && !s.closed && !s.destroyed) return s;
+    const authority = dst.address.includes(':')
+      ? `http://[${dst.address}]:${dst.port}`
+      : `http://${dst.address}:${dst.port}`;
+    const n = http2.connect(authority);
+    n.on('error', () => {});
+    const forget = () => {
+      if (this.sessions.get(key) === n) this.sessions.delete(key);
+    };
+    n.once('close', forget);
+    n.once('goaway', forget);
+    n.unref();
+    this.sessions.set(key, n);
+    return n;
+  }
+
+  private forwardH2(
+    stream: http2.ServerHttp2Stream,
+    x: Exchange,
+    path: string,
+    host: string | undefined,
+    judged: Array<[string, string]>,
+    grpc: boolean,
+  ): void {
+    const dst = x.ctx.originalDst;
+    const h: http2.OutgoingHttpHeaders = {};
+    for (const [k, v] of endToEnd(judged)) {
+      if (k === 'host') continue;
+      const prev = h[k];
+      h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+    }
+    h[':method'] = x.method;
+    h[':path'] = path;
+    h[':scheme'] = 'http';
+    h[':authority'] = host ?? `${dst.address}:${dst.port}`;
+    if (grpc) h.te = 'trailers';
+    let up: http2.ClientHttp2Stream;
+    try {
+      up = this.sessionFor(dst).request(h, { endStream: stream.readableEnded });
+    } catch {
+      this.h2Reply(stream, x, grpc, 503, GRPC_STATUS.UNAVAILABLE, 'upstream connect error\r\n');
+      return;
+    }
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    up.setTimeout(this.o.upstreamTimeoutMs, () => up.close(http2.constants.NGHTTP2_CANCEL));
+    stream.pipe(up);
+    stream.on('close', () => {
+      if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    up.on('error', () => {
+      if (!stream.headersSent)
+        this.h2Reply(
+          stream,
+          x,
+          grpc,
+          503,
+          GRPC_STATUS.UNAVAILABLE,
+          'upstream connect error or disconnect/reset before headers\r\n',
+        );
+      else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    up.on('close', () => {
+      if (!stream.headersSent && !stream.destroyed) {
+        this.h2Reply(stream, x, grpc, 503, GRPC_STATUS.UNAVAILABLE, 'upstream reset before headers\r\n');
+      } else if (!stream.writableEnded && up.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+        stream.close(up.rstCode ?? http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    up.on('response', (rh, flags) => {
+      const status = Number(rh[':status'] ?? 502);
+      const out: http2.OutgoingHttpHeaders = { ':status': status };
+      const rec: Array<[string, string]> = [];
+      for (const [k, v] of Object.entries(rh)) {
+        if (k.startsWith(':') || HOP_BY_HOP.has(k) || v === undefined) continue;
+        out[k] = v;
+        rec.push([k, Array.isArray(v) ? v.join(',') : String(v)]);
+      }
+      const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code: status, headers: rec });
+      try {
+        stream.respond(out, endStream ? { endStream: true } : { waitForTrailers: true });
+      } catch {
+        up.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
+      if (endStream) return;
+      stream.on('wantTrailers', () => {
+        const t: http2.OutgoingHttpHeaders = {};
+        for (const [k, v] of Object.entries(trailers ?? {}))
+          if (!k.startsWith(':') && v !== undefined) t[k] = v;
+        try {
+          stream.sendTrailers(t);
+        } catch {
+          stream.close();
+        }
+      });
+      up.pipe(stream);
+    });
+    up.on('trailers', (t) => {
+      trailers = t;
+    });
+  }
+}
