@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { FlowRequest, Verdict } from '../policy/types.ts';
 import { type FlowMeta, flowFromVerdict, formatTimestamp, summaryOf } from './record.ts';
-import { allowIngress, decision, FakeEngine, ref } from './test-support.ts';
+import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -121,14 +121,14 @@ const rows: { name: string; req: FlowRequest; verdict: Verdict; meta?: Partial<F
 describe('flowFromVerdict', () => {
   for (const r of rows) {
     it(r.name, () => {
-      const flow = flowFromVerdict(new FakeEngine(), r.req, r.verdict, { ...baseMeta, ...r.meta });
+      const flow = flowFromVerdict(flowEngine(), r.req, r.verdict, { ...baseMeta, ...r.meta });
       golden(r.name, flow);
     });
   }
 
   it('observation direction wins over the deciding direction', () => {
     const flow = flowFromVerdict(
-      new FakeEngine(),
+      flowEngine(),
       { src: fe, dst: be, protocol: 'TCP', dport: 8080 },
       allowIngress(),
       { ...baseMeta, observationDirection: 'EGRESS' },
@@ -141,7 +141,7 @@ describe('flowFromVerdict', () => {
   it('a random uuid without one given', () => {
     const { uuid: _u, ...meta } = baseMeta;
     const f = flowFromVerdict(
-      new FakeEngine(),
+      flowEngine(),
       { src: fe, dst: be, protocol: 'TCP', dport: 1 },
       allowIngress(),
       meta,
