@@ -121,6 +121,8 @@ export class PolicyEngine implements PolicyEngineAPI {
   private readonly cidrGroups = new Map<string, CIDRGroupInfo>();
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly nodesByIP = new Map<string, NodeRecord>();
+  /** Listeners this engine put on its backend and DNS cache, removed by close(). */
+  private readonly unsubscribe: Array<() => void> = [];
   private readonly cluster: ClusterLookup = {
     services: () => this.services.values(),
     cidrGroups: () => this.cidrGroups.values(),
@@ -144,17 +146,32 @@ export class PolicyEngine implements PolicyEngineAPI {
     this.identities = this.backend.identities;
     this.ipcache = this.backend.ipcache;
     this.selectors = new SelectorCache(this.identities.all());
-    this.identities.addListener(this.selectors);
+    this.unsubscribe.push(this.identities.addListener(this.selectors));
     this.ctx = {
       selectors: this.selectors,
       clusterName: this.config.clusterName,
       namedPortsOf: (id) => this.namedPortsOf(id),
     };
-    this.dns.subscribe((_name, added, removed, now) => {
+    const dnsListener = this.dns.subscribe((_name, added, removed, now) => {
       // Others (the DNS proxy) may learn into the shared cache directly: the clock follows.
       if (now > this.dnsNow) this.dnsNow = now;
       for (const ip of new Set([...added, ...removed])) this.refreshFQDN(ip, now);
     });
+    this.unsubscribe.push(dnsListener);
+  }
+
+  /**
+   * Gives back everything this engine holds in its backend (its pods' and nodes' identities and
+   * ipcache entries, the CIDR identities of its policies, outside endpoints and learnt addresses)
+   * and stops listening to the backend and the DNS cache, which outlive it when shared.
+   */
+  close(): void {
+    for (const rec of [...this.endpoints.values()]) this.dropRecord(rec, false);
+    for (const rec of [...this.nodes.values()]) this.dropNode(rec);
+    for (const key of [...this.policies.keys()]) this.replacePolicy(key, undefined);
+    for (const k of this.fqdnHeld) this.releasePrefix(parsePrefix(k)!);
+    this.fqdnHeld.clear();
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 
   // ------------------------------------------------------------------ namespaces and endpoints
