@@ -1,8 +1,10 @@
 // The identity backend: where an engine gets numeric identities (labels → id) and the IP → identity
 // cache from. In memory now (MemoryIdentityBackend); an etcd one (Cilium's kvstore mode, kvstore/)
-// can come later behind the same interface. The engine's hot paths (decide: get(id), lookup(ip))
-// call it synchronously, so a remote backend answers them from a local mirror it keeps in sync,
-// and tells the engine what others changed through the listeners, exactly as local changes are told.
+// can come later behind the same interface. The engine calls it synchronously (decide reads get(id)
+// and lookup(ip) on every flow), so a remote backend answers from a local mirror it keeps in sync,
+// and tells the engine what others changed through the listeners, as it tells local changes. Where
+// allocation needs a round trip (a label set new to the cluster), that wait belongs at the edge: the
+// agent awaits the backend before handing the endpoint to the engine.
 //
 // One backend instance is one node's view: cluster and remote-node identities are what a kvstore
 // would share between nodes, while CIDR/FQDN identities (local scope) and the prefixes behind them
