@@ -23,8 +23,9 @@ import { removeTable } from '../src/datapath/nft/apply.ts';
 import type { CompiledTable } from '../src/datapath/nft/compile.ts';
 import { type LivePeer, NodeDatapath } from '../src/datapath/node.ts';
 import { liveUnavailable } from '../src/datapath/preflight.ts';
+import { FakeEngine } from '../src/policy/testing/fake-engine.ts';
 import type { EndpointPolicy, PeerRef } from '../src/policy/types.ts';
-import { entry, StubEngine } from '../test/live/helpers.ts';
+import { entry } from '../test/live/helpers.ts';
 import { median } from './lib.ts';
 
 const pct = (xs: number[], p: number): number => {
@@ -142,7 +143,7 @@ function bulkEntries(n: number) {
 
 /** Pods of namespace `join` share one identity decided before they exist (same labels). */
 const JOIN_IDENTITY = 5000;
-class BenchEngine extends StubEngine {
+class BenchEngine extends FakeEngine {
   override endpointPolicy(ns: string | undefined, name: string): EndpointPolicy {
     const p = super.endpointPolicy(ns, name);
     return ns === 'join' ? { ...p, identity: JOIN_IDENTITY } : p;

@@ -223,10 +223,10 @@ export class NodeDatapath {
       const stale = !c || c.ep.id !== id || c.ep.ip !== spec.ip || c.ep.iface !== iface;
       if (stale || only === undefined || only.has(key)) {
         const ns = spec.namespace ?? 'default';
-        // the engine's change log, when it keeps one: a small change patches the compiled form
-        const ch = this.engine.drainEndpointChanges?.(ns, spec.name);
+        // the engine's change log: a small change patches the compiled form
+        const ch = this.engine.drainEndpointChanges(ns, spec.name);
         let done = false;
-        if (c && !stale && ch !== undefined && !ch.full && ch.identity === c.identity) {
+        if (c && !stale && !ch.full && ch.identity === c.identity) {
           const k = ch.added.length + ch.removed.length;
           if (k === 0) done = true;
           else if (k <= PATCH_MAX_CHANGES) {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { PeerRef, Verdict } from '../policy/types.ts';
 import { recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
-import { allowIngress, decision, FakeEngine, ref } from './test-support.ts';
+import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
 
 const peers: Record<string, PeerRef> = {
   '10.0.1.8': { kind: 'endpoint', name: 'frontend', namespace: 'production' },
@@ -75,10 +75,14 @@ describe('recordFromKernelEvent', () => {
   ];
   for (const r of rows) {
     it(r.name, () => {
-      const out = recordFromKernelEvent(new FakeEngine(() => r.verdict), r.ev, {
-        nodeName: 'node-1',
-        resolve,
-      });
+      const out = recordFromKernelEvent(
+        flowEngine(() => r.verdict),
+        r.ev,
+        {
+          nodeName: 'node-1',
+          resolve,
+        },
+      );
       assert.ok(out !== undefined);
       assert.equal(out.flow.verdict, r.want.verdict);
       assert.equal(out.flow.drop_reason_desc, r.want.reason);
@@ -89,14 +93,14 @@ describe('recordFromKernelEvent', () => {
     });
   }
   it('egress event names the source endpoint id; unknown protocols are skipped', () => {
-    const out = recordFromKernelEvent(new FakeEngine(), ev({ dir: 'eg', endpointId: 101 }), {
+    const out = recordFromKernelEvent(flowEngine(), ev({ dir: 'eg', endpointId: 101 }), {
       nodeName: 'n',
       resolve,
     });
     assert.equal(out?.flow.source?.ID, 101);
     assert.equal(out?.flow.traffic_direction, 'EGRESS');
     assert.equal(
-      recordFromKernelEvent(new FakeEngine(), ev({ proto: 47 }), { nodeName: 'n', resolve }),
+      recordFromKernelEvent(flowEngine(), ev({ proto: 47 }), { nodeName: 'n', resolve }),
       undefined,
     );
   });

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { goldenJSON } from '../core/testing/golden.ts';
-import type { FlowRequest, Verdict } from '../policy/types.ts';
-import { type FlowMeta, flowFromVerdict, formatTimestamp, summaryOf } from './record.ts';
-import { allowIngress, decision, FakeEngine, ref } from './test-support.ts';
+import type { DirectionDecision, FlowRequest, Verdict } from '../policy/types.ts';
+import { type FlowMeta, flowFromVerdict, flowVerdictOf, formatTimestamp, summaryOf } from './record.ts';
+import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
 const golden = (name: string, actual: unknown): void =>
@@ -115,14 +115,14 @@ const rows: { name: string; req: FlowRequest; verdict: Verdict; meta?: Partial<F
 describe('flowFromVerdict', () => {
   for (const r of rows) {
     it(r.name, () => {
-      const flow = flowFromVerdict(new FakeEngine(), r.req, r.verdict, { ...baseMeta, ...r.meta });
+      const flow = flowFromVerdict(flowEngine(), r.req, r.verdict, { ...baseMeta, ...r.meta });
       golden(r.name, flow);
     });
   }
 
   it('observation direction wins over the deciding direction', () => {
     const flow = flowFromVerdict(
-      new FakeEngine(),
+      flowEngine(),
       { src: fe, dst: be, protocol: 'TCP', dport: 8080 },
       allowIngress(),
       { ...baseMeta, observationDirection: 'EGRESS' },
@@ -135,12 +135,35 @@ describe('flowFromVerdict', () => {
   it('a random uuid without one given', () => {
     const { uuid: _u, ...meta } = baseMeta;
     const f = flowFromVerdict(
-      new FakeEngine(),
+      flowEngine(),
       { src: fe, dst: be, protocol: 'TCP', dport: 1 },
       allowIngress(),
       meta,
     );
     assert.match(f.uuid, /^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('flowVerdictOf', () => {
+  const redirect = decision({ direction: 'INGRESS', l7: { parser: 'http', allowed: true } });
+  const cases: { name: string; v: Verdict; d?: DirectionDecision; want: string }[] = [
+    { name: 'allowed', v: allowIngress(), want: 'FORWARDED' },
+    { name: 'dropped', v: denied({ reason: 'POLICY_DENIED' }), want: 'DROPPED' },
+    { name: 'to the proxy', v: allowIngress(), d: redirect, want: 'REDIRECTED' },
+    { name: 'audited (policy audit mode)', v: { ...allowIngress(), verdict: 'AUDIT' }, want: 'AUDIT' },
+  ];
+  for (const c of cases) it(c.name, () => assert.equal(flowVerdictOf(c.v, c.d), c.want));
+
+  it('an audited flow is no drop: no drop reason, its allowing policies kept', () => {
+    const f = flowFromVerdict(
+      flowEngine(),
+      { src: fe, dst: be, protocol: 'TCP', dport: 8080 },
+      { ...allowIngress(), verdict: 'AUDIT' },
+      baseMeta,
+    );
+    assert.equal(f.verdict, 'AUDIT');
+    assert.equal(f.drop_reason, undefined);
+    assert.equal(f.ingress_allowed_by?.length, 1);
   });
 });
 

@@ -201,8 +201,12 @@ export function summaryOf(l4: FlowLayer4 | undefined): string {
   return `ICMPv6 ${ICMP6_NAMES[t] ?? `Type${t}`}`;
 }
 
-/** The Hubble verdict of the L3/L4 policy decision: an L7-redirected connection is REDIRECTED. */
+/**
+ * The Hubble verdict of the L3/L4 policy decision: an L7-redirected connection is REDIRECTED, an
+ * audited one (policy would drop it, audit mode lets it pass) AUDIT.
+ */
 export function flowVerdictOf(v: Verdict, d: DirectionDecision | undefined): FlowVerdict {
+  if (v.verdict === 'AUDIT') return 'AUDIT';
   if (v.reason === 'L7_DENIED' || d?.l7 !== undefined) return 'REDIRECTED';
   return v.allowed ? 'FORWARDED' : 'DROPPED';
 }

@@ -1,17 +1,9 @@
-// Test support: a stand-in for the policy engine (src/policy/engine.ts is built in parallel),
-// implementing the PolicyEngineAPI contract with canned verdicts.
+// Test support for flow records: canned verdicts and the labels of a few identities, served by the
+// one fake engine (src/policy/testing/fake-engine.ts).
 
 import { ID } from '../identity/reserved.ts';
-import type {
-  DirectionDecision,
-  EndpointPolicy,
-  EngineConfig,
-  FlowRequest,
-  PeerRef,
-  PolicyEngineAPI,
-  RuleRef,
-  Verdict,
-} from '../policy/types.ts';
+import { FakeEngine } from '../policy/testing/fake-engine.ts';
+import type { DirectionDecision, FlowRequest, PeerRef, RuleRef, Verdict } from '../policy/types.ts';
 
 export const LABELS: Record<number, string[]> = {
   [ID.world]: ['reserved:world'],
@@ -58,31 +50,17 @@ export function decision(
   };
 }
 
-export class FakeEngine implements PolicyEngineAPI {
-  readonly config: EngineConfig = { enforcementMode: 'default', clusterName: 'default', localNode: 'node-1' };
-  constructor(private readonly verdictFor: (f: FlowRequest) => Verdict = () => allowIngress()) {}
-  upsertNamespace(): void {}
-  upsertEndpoint(): void {}
-  removeEndpoint(): void {}
-  upsertPolicy(): [] {
-    return [];
-  }
-  removePolicy(): void {}
-  learnDNS(): void {}
-  decide(flow: FlowRequest): Verdict {
-    return this.verdictFor(flow);
-  }
-  endpointPolicy(): EndpointPolicy {
-    throw new Error('not in the fake');
-  }
-  identityOf(peer: PeerRef): number {
-    if (peer.kind === 'endpoint') return peer.name === 'frontend' ? 1001 : 1002;
-    if (peer.kind === 'entity') return peer.entity === 'world' ? ID.world : ID.host;
-    return 16777217;
-  }
-  labelsOf(id: number): string[] {
-    return LABELS[id] ?? [];
-  }
+/** A fake engine deciding every flow with `verdictFor` (default: allowed at ingress). */
+export function flowEngine(verdictFor: (f: FlowRequest) => Verdict = () => allowIngress()): FakeEngine {
+  return new FakeEngine({
+    decide: verdictFor,
+    identityOf: (peer: PeerRef) => {
+      if (peer.kind === 'endpoint') return peer.name === 'frontend' ? 1001 : 1002;
+      if (peer.kind === 'entity') return peer.entity === 'world' ? ID.world : ID.host;
+      return 16777217;
+    },
+    labelsOf: (id) => LABELS[id] ?? [],
+  });
 }
 
 export function allowIngress(): Verdict {

@@ -4,6 +4,7 @@
 // and the reserved ones. Listeners (the SelectorCache) hear about every change.
 
 import { type Label, LabelSet, SOURCE_CIDR, SOURCE_FQDN, SOURCE_RESERVED } from '../labels/label.ts';
+import type { IdentityAllocatorAPI } from './backend.ts';
 import { coveringPrefixes, formatPrefix, type Prefix } from './cidr.ts';
 import {
   ID,
@@ -42,11 +43,12 @@ interface Slot {
   refs: number;
 }
 
-export class IdentityAllocator {
+/** The memory implementation of IdentityAllocatorAPI (backend.ts). */
+export class IdentityAllocator implements IdentityAllocatorAPI {
   private readonly byId = new Map<number, Identity>();
   private readonly byLabels = new Map<string, Slot>();
   private readonly byPrefix = new Map<string, Slot>();
-  private readonly listeners: IdentityListener[] = [];
+  private readonly listeners = new Set<IdentityListener>();
   private nextCluster = MIN_CLUSTER_IDENTITY;
   private nextLocal = 1;
   private nextNode = 1;
@@ -67,8 +69,9 @@ export class IdentityAllocator {
     }
   }
 
-  addListener(l: IdentityListener): void {
-    this.listeners.push(l);
+  addListener(l: IdentityListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
   }
 
   get(id: number): Identity | undefined {

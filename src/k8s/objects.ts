@@ -128,14 +128,13 @@ function nodeIP(status: Obj | undefined): string | undefined {
   return undefined;
 }
 
-/** Hands the objects to an engine (engines without these methods ignore them). */
+/** Hands the objects to an engine. */
 export function applyClusterObjects(engine: PolicyEngineAPI, objs: ClusterObjects): Issue[] {
   const issues: Issue[] = [];
-  for (const n of objs.nodes) engine.upsertNode?.(n.name, n.labels, n.ip);
-  for (const g of objs.cidrGroups)
-    issues.push(...(engine.upsertCIDRGroup?.(g.name, g.labels, g.cidrs) ?? []));
+  for (const n of objs.nodes) engine.upsertNode(n.name, n.labels, n.ip);
+  for (const g of objs.cidrGroups) issues.push(...engine.upsertCIDRGroup(g.name, g.labels, g.cidrs));
   for (const s of objs.services)
-    issues.push(...(engine.upsertService?.(s.namespace, s.name, s.labels, s.selector, s.addresses) ?? []));
+    issues.push(...engine.upsertService(s.namespace, s.name, s.labels, s.selector, s.addresses));
   return issues;
 }
 

@@ -4,4 +4,4 @@
 import { PolicyEngine } from './engine.ts';
 import type { EngineFactory } from './types.ts';
 
-export const defaultEngineFactory: EngineFactory = (config) => new PolicyEngine(config);
+export const defaultEngineFactory: EngineFactory = (config, deps) => new PolicyEngine(config, deps);

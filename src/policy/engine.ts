@@ -1,10 +1,16 @@
 // The policy engine: repository of rules, identities, SelectorCache, per-endpoint resolved policy
 // (MapState) kept up to date incrementally, and decide(flow) answering from the MapStates.
 
+import { SeawallError } from '../core/errors.ts';
 import { DNSCache } from '../fqdn/cache.ts';
-import { type Identity, IdentityAllocator } from '../identity/allocator.ts';
+import type { Identity } from '../identity/allocator.ts';
+import {
+  type IdentityAllocatorAPI,
+  type IdentityBackend,
+  type IPCacheAPI,
+  MemoryIdentityBackend,
+} from '../identity/backend.ts';
 import { formatPrefix, type Prefix, parsePrefix } from '../identity/cidr.ts';
-import { IPCache } from '../identity/ipcache.ts';
 import { ID } from '../identity/reserved.ts';
 import { type Label, LabelSet, SOURCE_K8S, SOURCE_NODE, SOURCE_RESERVED } from '../labels/label.ts';
 import { LABEL_CLUSTER, podIdentityLabels } from '../labels/pod.ts';
@@ -32,6 +38,7 @@ import type {
   EndpointPolicy,
   EndpointSpec,
   EngineConfig,
+  EngineDeps,
   FlowRequest,
   MapStateEntry,
   NumericIdentity,
@@ -81,12 +88,22 @@ const ENTITY_IDS: Record<string, number> = {
   world: ID.world,
 };
 
+/**
+ * The DNS cache whose answers label each backend's CIDR identities (fqdn: labels live on the
+ * backend's identities): engines sharing a backend but not its DNS cache would select addresses
+ * by one another's answers, so that is refused.
+ */
+const dnsOfBackend = new WeakMap<IdentityBackend, DNSCache>();
+
 export class PolicyEngine implements PolicyEngineAPI {
   readonly config: EngineConfig;
-  readonly identities = new IdentityAllocator();
-  readonly ipcache = new IPCache();
+  /** Where identities and the ipcache live (given, or a new memory backend). */
+  readonly backend: IdentityBackend;
+  readonly identities: IdentityAllocatorAPI;
+  readonly ipcache: IPCacheAPI;
   readonly selectors: SelectorCache;
-  readonly dns = new DNSCache();
+  /** The node's DNS cache (given, or a new one), shared by its pods as in Cilium. */
+  readonly dns: DNSCache;
   private readonly namespaces = new Map<string, Record<string, string>>();
   private readonly endpoints = new Map<string, EndpointRecord>();
   private readonly byIP = new Map<string, EndpointRecord>();
@@ -104,27 +121,57 @@ export class PolicyEngine implements PolicyEngineAPI {
   private readonly cidrGroups = new Map<string, CIDRGroupInfo>();
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly nodesByIP = new Map<string, NodeRecord>();
+  /** Listeners this engine put on its backend and DNS cache, removed by close(). */
+  private readonly unsubscribe: Array<() => void> = [];
   private readonly cluster: ClusterLookup = {
     services: () => this.services.values(),
     cidrGroups: () => this.cidrGroups.values(),
   };
 
-  constructor(config?: Partial<EngineConfig>) {
+  constructor(config?: Partial<EngineConfig>, deps: EngineDeps = {}) {
     this.config = {
       enforcementMode: config?.enforcementMode ?? 'default',
       clusterName: config?.clusterName ?? 'default',
       localNode: config?.localNode ?? 'node-1',
     };
+    this.backend = deps.identity ?? new MemoryIdentityBackend();
+    this.dns = deps.dns ?? new DNSCache();
+    const bound = dnsOfBackend.get(this.backend);
+    if (bound === undefined) dnsOfBackend.set(this.backend, this.dns);
+    else if (bound !== this.dns)
+      throw new SeawallError(
+        'engine-dns-not-shared',
+        'engines sharing an identity backend share its CIDR and FQDN identities: give them the same DNS cache',
+      );
+    this.identities = this.backend.identities;
+    this.ipcache = this.backend.ipcache;
     this.selectors = new SelectorCache(this.identities.all());
-    this.identities.addListener(this.selectors);
+    this.unsubscribe.push(this.identities.addListener(this.selectors));
     this.ctx = {
       selectors: this.selectors,
       clusterName: this.config.clusterName,
       namedPortsOf: (id) => this.namedPortsOf(id),
     };
-    this.dns.subscribe((_name, added, removed, now) => {
+    const dnsListener = this.dns.subscribe((_name, added, removed, now) => {
+      // Others (the DNS proxy) may learn into the shared cache directly: the clock follows.
+      if (now > this.dnsNow) this.dnsNow = now;
       for (const ip of new Set([...added, ...removed])) this.refreshFQDN(ip, now);
     });
+    this.unsubscribe.push(dnsListener);
+  }
+
+  /**
+   * Gives back everything this engine holds in its backend (its pods' and nodes' identities and
+   * ipcache entries, the CIDR identities of its policies, outside endpoints and learnt addresses)
+   * and stops listening to the backend and the DNS cache, which outlive it when shared.
+   */
+  close(): void {
+    for (const rec of [...this.endpoints.values()]) this.dropRecord(rec, false);
+    for (const rec of [...this.nodes.values()]) this.dropNode(rec);
+    for (const key of [...this.policies.keys()]) this.replacePolicy(key, undefined);
+    for (const k of this.fqdnHeld) this.releasePrefix(parsePrefix(k)!);
+    this.fqdnHeld.clear();
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 
   // ------------------------------------------------------------------ namespaces and endpoints
@@ -174,7 +221,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec: PodRecord = { kind: 'pod', key, spec: ep, state };
     this.endpoints.set(key, rec);
     this.byIP.set(ep.ip, rec);
-    this.ipcache.upsertEndpoint(ep.ip, identity.id);
+    this.ipcache.upsertEndpoint(ep.ip, identity.id, this);
     this.resolve(state);
     if (namedChanged) this.refreshEgressNamedPorts([identity.id, ...(oldId === undefined ? [] : [oldId])]);
     // The address is a pod's now (and the old one may not be): fqdn selection follows.
@@ -210,7 +257,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     }
     if (this.byIP.get(rec.spec.ip) === rec) {
       this.byIP.delete(rec.spec.ip);
-      this.ipcache.deleteEndpoint(rec.spec.ip);
+      this.ipcache.deleteEndpoint(rec.spec.ip, this);
     }
     const identity = rec.state.identity;
     if (!keepState) {
@@ -399,7 +446,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec: NodeRecord = { name, ip, identity };
     this.nodes.set(name, rec);
     this.nodesByIP.set(ip, rec);
-    if (!this.byIP.has(ip)) this.ipcache.upsertEndpoint(ip, id);
+    if (!this.byIP.has(ip)) this.ipcache.upsertEndpoint(ip, id, this);
   }
 
   removeNode(name: string): void {
@@ -411,7 +458,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     this.nodes.delete(rec.name);
     if (this.nodesByIP.get(rec.ip) === rec) {
       this.nodesByIP.delete(rec.ip);
-      if (!this.byIP.has(rec.ip)) this.ipcache.deleteEndpoint(rec.ip);
+      if (!this.byIP.has(rec.ip)) this.ipcache.deleteEndpoint(rec.ip, this);
     }
     if (rec.identity !== undefined) this.identities.release(rec.identity);
   }

@@ -1,8 +1,10 @@
 // The engine's contract with its consumers (policytest/, datapath/, proxy/, flow/, cli/).
 // Names follow Cilium: Identity, MapState, Verdict, TrafficDirection, DerivedFrom.
 
-import type { SourcePos } from '../policy-api/issue.ts';
-import type { PortRuleDNS, PortRuleHTTP, PortRuleKafka } from '../policy-api/types.ts';
+import type { DNSCache } from '../fqdn/cache.ts';
+import type { IdentityBackend } from '../identity/backend.ts';
+import type { Issue, SourcePos } from '../policy-api/issue.ts';
+import type { PolicyObject, PortRuleDNS, PortRuleHTTP, PortRuleKafka } from '../policy-api/types.ts';
 
 export type TrafficDirection = 'INGRESS' | 'EGRESS';
 
@@ -158,9 +160,13 @@ export interface DirectionDecision {
 }
 
 export interface Verdict {
+  /** Whether the connection goes through (true for AUDIT: audit mode lets it pass). */
   allowed: boolean;
-  /** Hubble verdict enum string. */
-  verdict: 'FORWARDED' | 'DROPPED';
+  /**
+   * Hubble's verdict enum string. AUDIT: policy would drop the flow but audit mode lets it pass
+   * (per-policy audit mode is to come: the engine does not answer it yet).
+   */
+  verdict: 'FORWARDED' | 'DROPPED' | 'AUDIT';
   reason?: DenyReason;
   /** The direction whose decision is final (the denying one, or ingress when both allow). */
   decidedBy?: TrafficDirection;
@@ -204,20 +210,29 @@ export interface EngineConfig {
   localNode: string;
 }
 
+/** What an engine is given rather than builds: the node's shared state. */
+export interface EngineDeps {
+  /** Identities and the ipcache (default: a new memory backend, identity/backend.ts). */
+  identity?: IdentityBackend;
+  /** The node's DNS cache, shared by its pods and fed by the DNS proxy (default: a new one). */
+  dns?: DNSCache;
+}
+
+/** Builds an engine (the real one is in default-engine.ts; tests may pass a stand-in). */
+export type EngineFactory = (config: Partial<EngineConfig>, deps?: EngineDeps) => PolicyEngineAPI;
+
 /**
  * The one policy engine. Offline tools and the live agent both drive it; every verdict in
- * Seawall comes from `decide`. Implemented by `PolicyEngine` in src/policy/engine.ts.
+ * Seawall comes from `decide`. Implemented by `PolicyEngine` in src/policy/engine.ts, and for tests
+ * by `FakeEngine` in src/policy/testing/fake-engine.ts.
  */
-/** Builds an engine (the real one is in default-engine.ts; tests may pass a stand-in). */
-export type EngineFactory = (config: Partial<EngineConfig>) => PolicyEngineAPI;
-
 export interface PolicyEngineAPI {
   readonly config: EngineConfig;
   upsertNamespace(name: string, labels: Record<string, string>): void;
   upsertEndpoint(ep: EndpointSpec): void;
   removeEndpoint(namespace: string | undefined, name: string): void;
   /** Adds or replaces a policy (keyed by kind/namespace/name). Returns resolution errors. */
-  upsertPolicy(p: import('../policy-api/types.ts').PolicyObject): import('../policy-api/issue.ts').Issue[];
+  upsertPolicy(p: PolicyObject): Issue[];
   removePolicy(kind: string, namespace: string | undefined, name: string): void;
   /** Records a DNS answer seen by the DNS proxy (name → IPs for ttl seconds from `now`). */
   learnDNS(name: string, ips: string[], ttlSeconds: number, nowMs?: number): void;
@@ -226,33 +241,28 @@ export interface PolicyEngineAPI {
   /** The distilled policy of one endpoint (the datapath's input). */
   endpointPolicy(namespace: string | undefined, name: string): EndpointPolicy;
   /**
-   * Entry-level changes of one endpoint's policy since the previous call (optional: stand-in
-   * engines may leave it out; consumers then recompile from endpointPolicy()). The first call for
-   * an endpoint starts the log and answers `full`.
+   * Entry-level changes of one endpoint's policy since the previous call. The first call for an
+   * endpoint starts the log and answers `full`; an engine that keeps no log answers `full` always.
    */
-  drainEndpointChanges?(namespace: string | undefined, name: string): EndpointChanges;
+  drainEndpointChanges(namespace: string | undefined, name: string): EndpointChanges;
   /** Numeric identity of an endpoint, entity or IP (CIDR identity for outside addresses). */
   identityOf(peer: PeerRef): NumericIdentity;
   /** Labels of a numeric identity (source:key=value), for flow records. */
   labelsOf(id: NumericIdentity): string[];
-  // Objects that peers refer to (optional: stand-in engines may leave them out).
+  // Objects that peers refer to.
   /** A Service for toServices: labels, pod selector (absent = selector-less), backend addresses. */
-  upsertService?(
+  upsertService(
     namespace: string,
     name: string,
     labels: Record<string, string>,
     selector?: Record<string, string>,
     addresses?: readonly string[],
-  ): import('../policy-api/issue.ts').Issue[];
-  removeService?(namespace: string, name: string): import('../policy-api/issue.ts').Issue[];
+  ): Issue[];
+  removeService(namespace: string, name: string): Issue[];
   /** A CiliumCIDRGroup for cidrGroupRef / cidrGroupSelector. */
-  upsertCIDRGroup?(
-    name: string,
-    labels: Record<string, string>,
-    cidrs: readonly string[],
-  ): import('../policy-api/issue.ts').Issue[];
-  removeCIDRGroup?(name: string): import('../policy-api/issue.ts').Issue[];
+  upsertCIDRGroup(name: string, labels: Record<string, string>, cidrs: readonly string[]): Issue[];
+  removeCIDRGroup(name: string): Issue[];
   /** A node for fromNodes/toNodes (remote nodes with labels get their own identities). */
-  upsertNode?(name: string, labels: Record<string, string>, ip: string): void;
-  removeNode?(name: string): void;
+  upsertNode(name: string, labels: Record<string, string>, ip: string): void;
+  removeNode(name: string): void;
 }

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { golden as goldenFile } from '../core/testing/golden.ts';
 import { defaultEngineFactory } from '../policy/default-engine.ts';
-import type { FlowRequest, PolicyEngineAPI, Verdict } from '../policy/types.ts';
+import { type FakeCall, FakeEngine } from '../policy/testing/fake-engine.ts';
+import type { FlowRequest, Verdict } from '../policy/types.ts';
 import { loadPolicyTestFile, parsePolicyTestText } from './parse.ts';
 import { formatHuman, formatJSONLines, formatJUnit } from './report.ts';
 import { outcomeOf, runPolicyTest } from './runner.ts';
@@ -17,35 +18,25 @@ const golden = (name: string, got: string): void => goldenFile(join(here, 'testd
 
 // ---------------------------------------------------------------- a stub engine
 
-interface Call {
-  op: string;
-  args: unknown[];
-}
+/** Short names of the calls the setup-order assertion lists. */
+const OP: Partial<Record<FakeCall['method'], string>> = {
+  upsertNamespace: 'ns',
+  upsertEndpoint: 'ep',
+  upsertPolicy: 'policy',
+};
 
 function stubEngine(decide: (f: FlowRequest, now: number) => Partial<Verdict>) {
-  const calls: Call[] = [];
-  const engine = {
-    config: { enforcementMode: 'default', clusterName: 'default', localNode: 'node-1' },
-    upsertNamespace: (...args: unknown[]) => calls.push({ op: 'ns', args }),
-    upsertEndpoint: (...args: unknown[]) => calls.push({ op: 'ep', args }),
-    upsertPolicy: (...args: unknown[]) => {
-      calls.push({ op: 'policy', args });
-      return [];
-    },
-    learnDNS: (...args: unknown[]) => calls.push({ op: 'learn', args }),
-    decide: (f: FlowRequest, now: number) => {
-      calls.push({ op: 'decide', args: [now] });
-      return {
-        allowed: false,
-        verdict: 'DROPPED',
-        srcIdentity: 1,
-        dstIdentity: 2,
-        explanation: [],
-        ...decide(f, now),
-      };
-    },
-  } as unknown as PolicyEngineAPI;
-  return { engine, calls };
+  const engine = new FakeEngine({
+    decide: (f, now) => ({
+      allowed: false,
+      verdict: 'DROPPED',
+      srcIdentity: 1,
+      dstIdentity: 2,
+      explanation: [],
+      ...decide(f, now!),
+    }),
+  });
+  return { engine, calls: engine.calls };
 }
 
 const TEST = `apiVersion: seawall/v1
@@ -125,12 +116,14 @@ for (const row of rows) {
     });
     assert.equal(mode, 'never');
     assert.deepEqual(
-      calls.filter((c) => c.op === 'learn').map((c) => c.args),
+      calls.filter((c) => c.method === 'learnDNS').map((c) => c.args),
       row.learnt,
     );
     // Setup order: namespaces (listed and implied), endpoints, then flows on a rising clock.
     assert.deepEqual(
-      calls.filter((c) => c.op !== 'learn').map((c) => (c.op === 'decide' ? `decide@${c.args[0]}` : c.op)),
+      calls
+        .filter((c) => c.method !== 'learnDNS')
+        .map((c) => (c.method === 'decide' ? `decide@${c.args[1]}` : OP[c.method])),
       ['ns', 'ns', 'ep', 'ep', 'decide@100', 'decide@200', 'decide@300'],
     );
     assert.deepEqual(calls[1]!.args, ['kube-system', {}]);
@@ -153,7 +146,7 @@ const outcomeRows: Array<{ name: string; v: Partial<Verdict>; want: string }> = 
   { name: 'dropped', v: { allowed: false, verdict: 'DROPPED' }, want: 'denied' },
   {
     name: 'audit verdict (hook for policy audit mode)',
-    v: { allowed: true, verdict: 'AUDIT' as 'FORWARDED' },
+    v: { allowed: true, verdict: 'AUDIT' },
     want: 'audited',
   },
 ];

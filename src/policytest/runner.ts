@@ -76,8 +76,8 @@ function learnFromDNS(
 }
 
 export function outcomeOf(v: Verdict): Outcome {
-  // Hook for policy audit mode: Hubble reports AUDIT for flows a policy would drop.
-  if ((v.verdict as string) === 'AUDIT' || (v as { audited?: boolean }).audited === true) return 'audited';
+  // Policy audit mode: Hubble reports AUDIT for flows a policy would drop but lets pass.
+  if (v.verdict === 'AUDIT') return 'audited';
   return v.allowed ? 'allowed' : 'denied';
 }
 

@@ -1,17 +1,18 @@
 // The nftables datapath on real packets between namespaces, with EndpointPolicies set directly
-// (a stub engine), so each row pins one datapath behaviour. Root + Linux + nft + ip, else skipped.
+// (the fake engine), so each row pins one datapath behaviour. Root + Linux + nft + ip, else skipped.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { must, run } from '../../src/datapath/exec.ts';
 import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
+import { FakeEngine } from '../../src/policy/testing/fake-engine.ts';
 import { ProbePool, ping } from '../../src/testbed/probe.ts';
-import { entry, liveSkipReason, StubEngine, testNode } from './helpers.ts';
+import { entry, liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();
 
 describe('live datapath', { skip }, () => {
-  const eng = new StubEngine();
+  const eng = new FakeEngine();
   const dp = new NodeDatapath(eng, { node: testNode('dp') });
   const probes = new ProbePool();
   let a: LivePeer; // prod/a  identity 256

@@ -9,7 +9,8 @@ import { cleanup } from '../../src/datapath/cleanup.ts';
 import { must, run } from '../../src/datapath/exec.ts';
 import { delNetns, netnsExists } from '../../src/datapath/netns.ts';
 import { NodeDatapath } from '../../src/datapath/node.ts';
-import { liveSkipReason, StubEngine, testNode } from './helpers.ts';
+import { FakeEngine } from '../../src/policy/testing/fake-engine.ts';
+import { liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();
 
@@ -24,14 +25,14 @@ describe('live restart and leftovers', { skip }, () => {
 
   it('an adopting restart prunes unclaimed and moved hosts before the table', async () => {
     const node = testNode('rs');
-    const first = new NodeDatapath(new StubEngine(), { node });
+    const first = new NodeDatapath(new FakeEngine(), { node });
     made.push(first);
     await first.up();
     const keep = (await first.addPod({ name: 'keep', namespace: 'p', labels: {}, ip: '10.0.9.1' }))!;
     const gone = (await first.addPod({ name: 'gone', namespace: 'p', labels: {}, ip: '10.0.9.2' }))!;
     const moved = (await first.addPod({ name: 'moved', namespace: 'p', labels: {}, ip: '10.0.9.3' }))!;
     first.nft.close(); // the "crash": namespaces and table stay
-    const second = new NodeDatapath(new StubEngine(), { node });
+    const second = new NodeDatapath(new FakeEngine(), { node });
     made.push(second);
     await second.addPod(
       { name: 'keep', namespace: 'p', labels: {}, ip: '10.0.9.1' },
@@ -50,7 +51,7 @@ describe('live restart and leftovers', { skip }, () => {
   });
 
   it('drops IPv6 from a pod (no policy lookup could judge it)', async () => {
-    const d = new NodeDatapath(new StubEngine(), { node: testNode('v6') });
+    const d = new NodeDatapath(new FakeEngine(), { node: testNode('v6') });
     made.push(d);
     await d.up();
     const a = (await d.addPod({ name: 'a', namespace: 'p', labels: {}, ip: '10.0.8.1' }))!;
@@ -66,7 +67,7 @@ describe('live restart and leftovers', { skip }, () => {
   });
 
   it('--cleanup stops processes left inside a crashed run and removes its namespaces', async () => {
-    const d = new NodeDatapath(new StubEngine(), { node: testNode('cl') });
+    const d = new NodeDatapath(new FakeEngine(), { node: testNode('cl') });
     made.push(d);
     await d.up();
     const a = (await d.addPod({ name: 'a', namespace: 'p', labels: {}, ip: '10.0.7.1' }))!;

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { ID } from '../../identity/reserved.ts';
 import type { FlowRequest, Verdict } from '../../policy/types.ts';
 import { type FlowMeta, flowFromVerdict } from '../record.ts';
-import { allowIngress, decision, FakeEngine, ref } from '../test-support.ts';
+import { allowIngress, decision, flowEngine, ref } from '../test-support.ts';
 import type { Flow } from '../types.ts';
 import {
   dnsL7Egress,
@@ -142,7 +142,7 @@ describe('fixture flows are what flowFromVerdict makes', () => {
   ];
   for (const r of rows) {
     it(r.name, () => {
-      const made = flowFromVerdict(new FakeEngine(), r.req, r.verdict, meta(r.fixture, r.meta));
+      const made = flowFromVerdict(flowEngine(), r.req, r.verdict, meta(r.fixture, r.meta));
       // Text equality: key order too, as `-o json` prints it.
       assert.equal(JSON.stringify(r.fixture, null, 2), JSON.stringify(made, null, 2));
     });
