@@ -25,7 +25,7 @@ import { formatIssue } from '../policytest/report.ts';
 import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
-import { xmlAttr, xmlText } from '../report/xml.ts';
+import { formatTestSuites } from '../report/junit.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -382,7 +382,6 @@ export function formatLiveResult(r: LiveFlowResult, verbose = false): string {
 /**
  * JUnit XML in the offline runner's layout (testsuites → one testsuite per PolicyTest → one
  * testcase per flow), with skipped-live flows as <skipped/> so they never count as passed.
- * (report.ts's formatJUnit has no skipped cases, hence this variant.)
  */
 export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map<string, number>): string {
   const suites = new Map<string, LiveFlowResult[]>();
@@ -392,42 +391,29 @@ export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map
     list.push(r);
     suites.set(k, list);
   }
-  const count = (rs: readonly LiveFlowResult[], o: LiveOutcome): number =>
-    rs.filter((r) => r.outcome === o).length;
-  const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  out.push(
-    `<testsuites name="seawall test --live" tests="${results.length}" failures="${count(results, 'fail')}" skipped="${count(results, 'skip')}">`,
-  );
-  for (const [k, rs] of suites) {
-    const first = rs[0]!;
-    const t = seconds.get(k) ?? 0;
-    out.push(
-      `  <testsuite name="${xmlAttr(first.test)}" tests="${rs.length}" failures="${count(rs, 'fail')}" errors="0" skipped="${count(rs, 'skip')}" time="${t.toFixed(3)}" file="${xmlAttr(first.file)}">`,
-    );
-    for (const r of rs) {
-      const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
-      const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`;
-      const time = r.ms !== undefined ? ` time="${(r.ms / 1000).toFixed(3)}"` : '';
-      const open = `    <testcase name="${xmlAttr(name)}" classname="${xmlAttr(first.test)}"${time}`;
-      if (r.outcome === 'pass') {
-        out.push(`${open}/>`);
-        continue;
-      }
-      out.push(`${open}>`);
-      if (r.outcome === 'skip')
-        out.push(`      <skipped message="${xmlAttr(`skipped-live: ${r.note ?? ''}`)}"/>`);
-      else {
-        const msg = `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`;
-        out.push(
-          `      <failure message="${xmlAttr(msg)}" type="verdict">${xmlText((r.records ?? []).join('\n'))}</failure>`,
-        );
-      }
-      out.push('    </testcase>');
-    }
-    out.push('  </testsuite>');
-  }
-  out.push('</testsuites>');
-  return `${out.join('\n')}\n`;
+  return formatTestSuites({
+    name: 'seawall test --live',
+    skippedCounts: true,
+    suites: [...suites].map(([k, rs]) => ({
+      name: rs[0]!.test,
+      file: rs[0]!.file,
+      time: seconds.get(k) ?? 0,
+      cases: rs.map((r) => {
+        const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
+        return {
+          name: `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`,
+          classname: rs[0]!.test,
+          ...(r.ms !== undefined ? { time: r.ms / 1000 } : {}),
+          outcome: r.outcome,
+          message:
+            r.outcome === 'skip'
+              ? `skipped-live: ${r.note ?? ''}`
+              : `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`,
+          body: (r.records ?? []).join('\n'),
+        };
+      }),
+    })),
+  });
 }
 
 /** Entry point of `seawall test --live FILE...`; returns the exit code (0 pass, 1 fail, 2 bad input). */
