@@ -15,8 +15,8 @@ import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { DatapathError } from '../datapath/exec.ts';
 import { countEntries } from '../datapath/nft/compile.ts';
-import { NodeDatapath } from '../datapath/node.ts';
-import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from '../datapath/topology.ts';
+import type { NodeDatapath } from '../datapath/node.ts';
+import { DEFAULT_NODE, runDirFor } from '../datapath/topology.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
 import { workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
@@ -24,9 +24,13 @@ import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
-import { FlowPipeline, type FlowPipelineStatus } from './flows.ts';
+import type { FlowPipelineStatus } from './flows.ts';
+import { NodeRuntime, type RuntimeComponent } from './runtime.ts';
 
-export const DEFAULT_SOCKET = `${STATE_DIR}/agent.sock`;
+/** The status API's socket: one per node, so agents of different nodes never share one. */
+export function defaultSocket(node: string = DEFAULT_NODE): string {
+  return join(runDirFor(node), 'agent.sock');
+}
 
 export interface AgentOptions {
   policies: string;
@@ -149,7 +153,7 @@ export interface AgentStatus {
 
 export class Agent {
   private engine!: PolicyEngineAPI;
-  private node!: NodeDatapath;
+  private runtime: NodeRuntime | undefined;
   private server: Server | undefined;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -160,24 +164,24 @@ export class Agent {
   private enforcedKeys = new Set<string>();
   private applies = 0;
   private reloading: Promise<void> = Promise.resolve();
-  private flows: FlowPipeline | undefined;
-  /** start() in progress; stop() waits for its current step to finish, then tears down. */
+  /** start() in progress; stop() lets its current step finish, then tears down. */
   private starting: Promise<void> | undefined;
   private stopping = false;
-  /** From node.up() on, this run owns namespaces and a table that stop() must remove. */
-  private madeNode = false;
-  /** An earlier run's state existed: before up() its namespaces are not ours to remove. */
-  private hadState = false;
   readonly socket: string;
   private readonly log: (line: string) => void;
 
   constructor(readonly opts: AgentOptions) {
-    this.socket = opts.socket ?? DEFAULT_SOCKET;
+    this.socket = opts.socket ?? defaultSocket(opts.node ?? DEFAULT_NODE);
     this.log = opts.log ?? ((l) => process.stderr.write(`seawall agent: ${l}\n`));
   }
 
   get nodeName(): string {
     return this.opts.node ?? DEFAULT_NODE;
+  }
+
+  private get node(): NodeDatapath {
+    if (this.runtime === undefined) throw new DatapathError('agent-stopped', 'the node is not up');
+    return this.runtime.datapath;
   }
 
   /**
@@ -203,45 +207,72 @@ export class Agent {
     this.checkStopping();
     for (const i of src.issues) this.log(`endpoints: ${i.pos.file}:${i.pos.line}: ${i.message}`);
     for (const [ns, labels] of src.namespaces) this.engine.upsertNamespace(ns, labels);
-    this.node = new NodeDatapath(this.engine, { node: this.nodeName });
-    if (this.opts.nftTimeoutMs !== undefined) this.node.nft.sessionTimeoutMs = this.opts.nftTimeoutMs;
-    const prev = readState(stateFileFor(this.nodeName));
-    this.hadState = prev !== undefined;
+    const rt = new NodeRuntime({
+      engine: this.engine,
+      node: this.nodeName,
+      // one transaction replaces whatever a previous run left: no allow-all window
+      adopt: true,
+      ...(this.opts.nftTimeoutMs !== undefined ? { nftTimeoutMs: this.opts.nftTimeoutMs } : {}),
+      flows:
+        this.opts.flows === false
+          ? false
+          : {
+              ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
+              ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
+              policyRevision: () => this.applies,
+            },
+      components: [this.statusApi(), this.policyWatcher()],
+      keep: 'flow-log',
+      log: (l) => this.log(l),
+    });
+    this.runtime = rt;
+    const prev = rt.previous;
     const ids = prev?.extra?.endpointIds;
-    if (ids && typeof ids === 'object') this.node.rememberIds(ids as Record<string, number>);
+    if (ids && typeof ids === 'object') rt.datapath.rememberIds(ids as Record<string, number>);
     const lastGood = prev?.extra?.lastGood;
     if (lastGood && typeof lastGood === 'object') {
       for (const [f, t] of Object.entries(lastGood as Record<string, string>)) this.lastGoodText.set(f, t);
     }
-    for (const ep of src.endpoints) await this.node.addPod(ep, { sync: false, connect: false });
-    this.loadPolicies();
-    this.checkStopping();
-    // one transaction replaces whatever a previous run left: no allow-all window
-    this.madeNode = true;
-    await this.node.up({ adopt: true });
-    this.applies++;
-    this.checkStopping();
-    await this.node.connect();
-    this.checkStopping();
-    if (this.opts.flows !== false) {
-      this.flows = new FlowPipeline(this.node, {
-        ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
-        ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
-        policyRevision: () => this.applies,
-        log: (l) => this.log(l),
-      });
-      const fs = await this.flows.start();
-      if (fs.state === 'running') this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
-      else this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
-      this.checkStopping();
-    }
-    await this.serve();
-    this.checkStopping();
-    this.watch();
-    const c = countEntries(this.node.nft.state);
+    await rt.start({
+      pods: src.endpoints,
+      beforeUp: () => {
+        this.loadPolicies();
+        this.applies++; // the first transaction
+      },
+    });
+    const c = countEntries(rt.datapath.nft.state);
     this.log(
       `enforcing on ${this.nodeName}: ${c.endpoints} endpoints, ${c.ipcache} ipcache entries, ${c.elements} set elements`,
     );
+  }
+
+  /** The status API as a node component: after the flow pipeline, before the watcher. */
+  private statusApi(): RuntimeComponent {
+    return {
+      name: 'status API',
+      start: async (rt) => {
+        const fs = rt.flows?.status();
+        if (fs?.state === 'running')
+          this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
+        else if (fs !== undefined)
+          this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
+        await this.serve();
+      },
+      stop: () => this.closeServer(),
+    };
+  }
+
+  private policyWatcher(): RuntimeComponent {
+    return {
+      name: 'policy watcher',
+      start: () => this.watch(),
+      stop: async () => {
+        this.watcher?.close();
+        this.watcher = undefined;
+        if (this.timer) clearTimeout(this.timer);
+        await this.reloading;
+      },
+    };
   }
 
   /** Reads the policy directory; files with errors keep their last good version. */
@@ -287,7 +318,7 @@ export class Agent {
       this.good.delete(f);
       this.lastGoodText.delete(f);
     }
-    if (this.node) {
+    if (this.runtime) {
       this.node.topo.extra = { ...this.node.topo.extra, lastGood: Object.fromEntries(this.lastGoodText) };
       this.node.topo.persist();
     }
@@ -363,7 +394,7 @@ export class Agent {
       identities: [...st.ipcache].map(([ip, identity]) => ({ ip, identity })),
       counts: countEntries(st),
       applies: this.applies,
-      flows: this.flows?.status() ?? { state: 'disabled' },
+      flows: this.runtime?.flows?.status() ?? { state: 'disabled' },
     };
     if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
     return s;
@@ -390,7 +421,7 @@ export class Agent {
           return;
         }
         if (req.url === '/metrics') {
-          const text = this.flows?.metricsText() ?? Promise.resolve('');
+          const text = this.runtime?.flows?.metricsText() ?? Promise.resolve('');
           text.then((t) => {
             res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
             res.end(t);
@@ -413,28 +444,31 @@ export class Agent {
     });
   }
 
+  private async closeServer(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server === undefined) return;
+    server.closeAllConnections?.();
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(this.socket, { force: true });
+  }
+
   /**
-   * Clean exit: removes the namespaces, the table (with its namespace) and the socket. During
-   * startup it lets the step in flight finish (a namespace half made would escape the teardown),
-   * stops start() there and removes what exists. Before node.up() nothing of this run is in the
-   * kernel; an earlier run's leftovers then stay for `--cleanup` (their enforcement with them).
+   * Clean exit: the node runtime's one tear-down (watcher, status API, flow pipeline, run dir,
+   * namespaces with the table). During startup the step in flight finishes first; before the
+   * first transaction an earlier run's leftovers stay for `--cleanup` (their enforcement with them).
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.starting?.catch(() => {});
-    this.watcher?.close();
-    if (this.timer) clearTimeout(this.timer);
-    await this.reloading;
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    rmSync(this.socket, { force: true });
-    // ulogd runs inside the node namespace: stop it before the namespace goes
-    await this.flows?.stop();
-    if (this.node !== undefined && (this.madeNode || !this.hadState)) await this.node.down();
+    // no runtime yet: startSteps is before its next checkStopping and makes none
+    if (this.runtime === undefined) await this.starting?.catch(() => {});
+    await this.runtime?.stop();
+    await this.closeServer(); // served without a runtime (tests)
   }
 }
 
 /** Client side of `seawall agent status`. */
-export function fetchStatus(socket = DEFAULT_SOCKET): Promise<AgentStatus> {
+export function fetchStatus(socket = defaultSocket()): Promise<AgentStatus> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: socket, path: '/status', method: 'GET' }, (res) => {
       let body = '';

@@ -12,7 +12,7 @@
 // Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
 // "unavailable" with the reason, and the datapath keeps enforcing.
 
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { NodeDatapath } from '../datapath/node.ts';

@@ -11,7 +11,7 @@ export function registerAgent(program: Command): void {
     .option('--policies <dir>', 'directory of policy YAML, watched and re-applied on change')
     .option('--endpoints <path>', 'PolicyTest file(s) or Kubernetes Pod/Namespace manifests')
     .option('--node <name>', 'node namespace name', 'seawall-node1')
-    .option('--socket <path>', 'unix socket of the status API')
+    .option('--socket <path>', 'unix socket of the status API (default /run/seawall/<node>/agent.sock)')
     .option('--flow-log <file>', 'flow records as JSON lines (default /run/seawall/<node>/flows.jsonl)')
     .option(
       '--flow-socket <path>',
@@ -38,8 +38,9 @@ Examples:
   # Endpoints from Kubernetes manifests (Pods, Deployments, ..., Namespaces)
   $ sudo seawall agent --policies policies/ --endpoints deploy/
 
-  # What is enforced now, and the flow records so far
+  # What is enforced now, and the flow records so far (--node NAME: another node's agent)
   $ sudo seawall agent status
+  $ sudo seawall agent status --node seawall-node2
   $ sudo seawall observe --last 20
 
   # Run a program inside a pod's namespace
@@ -156,15 +157,17 @@ Examples:
   agent
     .command('status')
     .description('what a running agent enforces')
-    .option('--socket <path>', 'unix socket of the status API')
+    .option('--node <name>', 'the node whose agent to ask (its socket is /run/seawall/<node>/agent.sock)')
+    .option('--socket <path>', 'unix socket of the status API (overrides --node)')
     .option('-o, --output <format>', 'human | json', 'human')
-    .action(async (o: { socket?: string; output: string }, cmd: Command) => {
-      const { fetchStatus, DEFAULT_SOCKET } = await import('../agent/agent.ts');
-      // `agent` has --socket too: commander gives `agent status --socket X` to the parent
-      const socket = o.socket ?? (cmd.parent?.opts() as { socket?: string } | undefined)?.socket;
+    .action(async (o: { node?: string; socket?: string; output: string }, cmd: Command) => {
+      const { fetchStatus, defaultSocket } = await import('../agent/agent.ts');
+      // `agent` has --socket and --node too: commander gives `agent status --socket X` to the parent
+      const parent = (cmd.parent?.opts() ?? {}) as { socket?: string; node?: string };
+      const socket = o.socket ?? parent.socket ?? defaultSocket(o.node ?? parent.node);
       let s: Awaited<ReturnType<typeof fetchStatus>>;
       try {
-        s = await fetchStatus(socket ?? DEFAULT_SOCKET);
+        s = await fetchStatus(socket);
       } catch (e) {
         process.stderr.write(`seawall agent status: ${(e as Error).message}\n`);
         process.exitCode = 2;
