@@ -62,3 +62,12 @@ test('the status API answers 500 instead of crashing; a failed reload does not s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the status socket defaults to one per node, so agents of two nodes never share one', async () => {
+  const { defaultSocket } = await import('./agent.ts');
+  const rows: Array<[string, string | undefined, string]> = [
+    ['the default node', undefined, '/run/seawall/seawall-node1/agent.sock'],
+    ['another node', 'sw-b', '/run/seawall/sw-b/agent.sock'],
+  ];
+  for (const [name, node, want] of rows) assert.equal(defaultSocket(node), want, name);
+});
