@@ -13,8 +13,10 @@
 // escape the teardown), start() rejects with `agent-stopped`, and what exists is removed.
 
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { DatapathError } from '../datapath/exec.ts';
+import { ownedName } from '../datapath/netns.ts';
 import { NodeDatapath } from '../datapath/node.ts';
 import { readState, runDirFor, stateFileFor, type TopologyState } from '../datapath/topology.ts';
 import type { EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
@@ -63,6 +65,30 @@ export interface NodePlan {
   beforeUp?: () => void | Promise<void>;
 }
 
+/** A node name the datapath may own: `seawall-` or `sw-` and then letters, digits, `_.-`. */
+export function checkNodeName(node: string): void {
+  if (!ownedName(node) || node.length > 40) {
+    throw new DatapathError(
+      'bad-node-name',
+      `node name ${JSON.stringify(node)}: must start with seawall- or sw- and use only letters, digits and _.- (at most 40 characters)`,
+    );
+  }
+}
+
+/** IPv4 only: the live datapath has no IPv6 policy path, and nft's error would say nothing. */
+export function checkEndpointAddresses(endpoints: readonly EndpointSpec[]): void {
+  for (const ep of endpoints) {
+    if (isIPv4(ep.ip)) continue;
+    const name = `${ep.namespace ?? 'default'}/${ep.name}`;
+    throw new DatapathError(
+      'bad-endpoint',
+      isIPv6(ep.ip)
+        ? `endpoint ${name}: address ${ep.ip} is IPv6; the live datapath is IPv4 only`
+        : `endpoint ${name}: address ${JSON.stringify(ep.ip)} is not an IPv4 address`,
+    );
+  }
+}
+
 export class NodeRuntime {
   readonly datapath: NodeDatapath;
   readonly runDir: string;
@@ -79,6 +105,7 @@ export class NodeRuntime {
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: NodeRuntimeOptions) {
+    checkNodeName(opts.node); // before anything is written (the state file)
     this.previous = readState(stateFileFor(opts.node));
     this.datapath = new NodeDatapath(opts.engine, { node: opts.node });
     if (opts.nftTimeoutMs !== undefined) this.datapath.nft.sessionTimeoutMs = opts.nftTimeoutMs;
@@ -113,6 +140,7 @@ export class NodeRuntime {
 
   private async bringUp(plan: NodePlan): Promise<void> {
     this.checkStopping();
+    checkEndpointAddresses(plan.pods);
     const dp = this.datapath;
     for (const ep of plan.pods) await dp.addPod(ep, { sync: false, connect: false });
     for (const h of plan.hosts ?? []) dp.declareTestHost(h.peer, h.ip);
