@@ -645,7 +645,9 @@ export class Agent {
 /** Client side of `seawall agent status`. */
 export function fetchStatus(socket = defaultSocket()): Promise<AgentStatus> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path: '/status', method: 'GET' }, (res) => {
+    // one connection per call (no keep-alive pool): a pooled socket the server closed after its
+    // keepAliveTimeout would fail the next call with EPIPE
+    const req = request({ socketPath: socket, path: '/status', method: 'GET', agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => {
         body += d.toString();
