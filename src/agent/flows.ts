@@ -158,6 +158,8 @@ export class FlowPipeline {
     this.state = 'starting';
     if (this.socket !== undefined) {
       this.server = await startFlowServer(this.socket, this.ring);
+      // after listen an error (EMFILE on accept) is logged: it must never take the agent down
+      this.server.on('error', (e) => this.log(`flow API: ${e.message}`));
       this.addMetricsRoute(this.server);
     }
     const ulogd = new UlogdProcess({ netns: this.node.node, runDir: this.runDir });
