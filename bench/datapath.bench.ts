@@ -165,7 +165,7 @@ export default async function run_(): Promise<void> {
   }
   const eng = new BenchEngine();
   // the one node bring-up and tear-down (no flow records: they would cost in every figure)
-  const rt = new NodeRuntime({ engine: eng, node: 'seawall-bench', flows: false });
+  const rt = new NodeRuntime({ engine: eng, node: `seawall-bench${process.pid % 100000}`, flows: false });
   const dp = rt.datapath;
   const procs: Array<{ kill(): void }> = [];
   const ROUNDS = Number(process.env.DP_BENCH_ROUNDS ?? 5);
