@@ -120,7 +120,7 @@ test('item 4: the status API limits connections and survives more idle ones than
   const { request } = await import('node:http');
   const { Agent, STATUS_LIMITS } = await import('./agent.ts');
   const dir = mkdtempSync(join(tmpdir(), 'seawall-agent-limits-'));
-  const socket = join(dir, 'agent.sock');
+  const socket = join(dir, 'run', 'agent.sock'); // a run dir not made yet (--no-flows)
   mkdirSync(join(dir, 'policies'));
   const a = new Agent({ policies: join(dir, 'policies'), endpoints: dir, socket, log: () => {} });
   await (a as unknown as { serve(): Promise<void> }).serve();

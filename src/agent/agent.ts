@@ -10,7 +10,7 @@
 // Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
 // it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
 
-import { type FSWatcher, lstatSync, rmSync, statSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, mkdirSync, rmSync, statSync, watch } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -542,6 +542,8 @@ export class Agent {
 
   private async serve(): Promise<void> {
     await claimSocket(this.socket);
+    // the default socket lives in the node's run dir, which --no-flows leaves unmade
+    mkdirSync(dirname(this.socket), { recursive: true, mode: 0o750 });
     const L = { ...STATUS_LIMITS, ...this.opts.statusLimits };
     const server = createServer(
       {

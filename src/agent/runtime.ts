@@ -192,24 +192,25 @@ export class NodeRuntime {
 
   /** The run dir's files go (ulogd's config, output and log, sockets); the flow log may stay. */
   private removeRunDir(): void {
-    const flowLog = this.flows?.flowLog;
-    if (this.opts.keep !== 'flow-log' || flowLog === undefined || dirname(flowLog) !== this.runDir) {
+    if (this.opts.keep !== 'flow-log') {
       rmSync(this.runDir, { recursive: true, force: true });
       return;
     }
-    const log = basename(flowLog);
+    // the flow log this run writes, and the default one an earlier run may have left
+    const keep = new Set(['flows.jsonl']);
+    const f = this.opts.flows === false ? undefined : this.opts.flows?.flowLog;
+    if (typeof f === 'string' && dirname(f) === this.runDir) keep.add(basename(f));
     let names: string[];
     try {
       names = readdirSync(this.runDir);
     } catch {
       return;
     }
-    for (const n of names) {
-      if (n === log || (n.startsWith(`${log}.`) && /^\d+$/.test(n.slice(log.length + 1)))) continue;
-      rmSync(join(this.runDir, n), { recursive: true, force: true });
-    }
+    const kept = (n: string): boolean =>
+      [...keep].some((k) => n === k || (n.startsWith(`${k}.`) && /^\d+$/.test(n.slice(k.length + 1))));
+    for (const n of names) if (!kept(n)) rmSync(join(this.runDir, n), { recursive: true, force: true });
     try {
-      rmdirSync(this.runDir); // only when no flow log was written
+      rmdirSync(this.runDir); // only when no flow log is there
     } catch {
       // the flow log stays
     }

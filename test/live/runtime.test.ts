@@ -132,6 +132,20 @@ describe('node runtime', { skip }, () => {
     });
   }
 
+  it("keep: flow-log keeps an earlier run's flow log when stopped before the pipeline ran", async () => {
+    const rt = make({ flows: { socket: false }, keep: 'flow-log' });
+    const dir = runDirFor(rt.node);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'flows.jsonl'), '{}\n');
+    writeFileSync(join(dir, 'ulogd.log'), 'old\n');
+    const started = rt.start({ pods: pods(1, 66) }).catch((e: { code?: string }) => e.code);
+    await rt.stop();
+    assert.equal(await started, 'agent-stopped');
+    assert.deepEqual(readdirSync(dir), ['flows.jsonl']);
+    const { rmSync } = await import('node:fs');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('the run dir goes on stop; keep: flow-log keeps only the flow log', { skip: noUlogd }, async () => {
     for (const keep of ['nothing', 'flow-log'] as const) {
       const rt = make({ flows: { socket: false }, keep });
