@@ -18,10 +18,11 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { NodeRuntime } from '../src/agent/runtime.ts';
 import { run } from '../src/datapath/exec.ts';
 import { removeTable } from '../src/datapath/nft/apply.ts';
 import type { CompiledTable } from '../src/datapath/nft/compile.ts';
-import { type LivePeer, NodeDatapath } from '../src/datapath/node.ts';
+import type { LivePeer, NodeDatapath } from '../src/datapath/node.ts';
 import { liveUnavailable } from '../src/datapath/preflight.ts';
 import { FakeEngine } from '../src/policy/testing/fake-engine.ts';
 import type { EndpointPolicy, PeerRef } from '../src/policy/types.ts';
@@ -164,7 +165,9 @@ export default async function run_(): Promise<void> {
     return;
   }
   const eng = new BenchEngine();
-  const dp = new NodeDatapath(eng, { node: 'seawall-bench' });
+  // the one node bring-up and tear-down (no flow records: they would cost in every figure)
+  const rt = new NodeRuntime({ engine: eng, node: `seawall-bench${process.pid % 100000}`, flows: false });
+  const dp = rt.datapath;
   const procs: Array<{ kill(): void }> = [];
   const ROUNDS = Number(process.env.DP_BENCH_ROUNDS ?? 5);
   const JOINS = Number(process.env.DP_BENCH_JOINS ?? 50);
@@ -175,9 +178,14 @@ export default async function run_(): Promise<void> {
   let b!: LivePeer;
   let iperfd!: ChildProcess;
   try {
-    await dp.up();
-    a = (await dp.addPod({ name: 'a', namespace: 'b', labels: {}, ip: '10.9.0.1' }))!;
-    b = (await dp.addPod({ name: 'b', namespace: 'b', labels: {}, ip: '10.9.0.2' }))!;
+    await rt.start({
+      pods: [
+        { name: 'a', namespace: 'b', labels: {}, ip: '10.9.0.1' },
+        { name: 'b', namespace: 'b', labels: {}, ip: '10.9.0.2' },
+      ],
+    });
+    a = dp.live({ kind: 'endpoint', namespace: 'b', name: 'a' })!;
+    b = dp.live({ kind: 'endpoint', namespace: 'b', name: 'b' })!;
     // Short connections by the thousand: reuse TIME_WAIT ports on the client, or the port search
     // (not the datapath) dominates late runs. Same settings for baseline and table runs.
     await run('ip', ['netns', 'exec', a.ns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']);
@@ -195,7 +203,7 @@ export default async function run_(): Promise<void> {
     if (sections.has(4)) await elementChanges(dp, eng);
   } finally {
     for (const p of procs) p.kill();
-    await dp.down();
+    await rt.stop();
   }
 
   async function throughput(): Promise<void> {

@@ -10,30 +10,48 @@
 // Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
 // it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
 
-import { type FSWatcher, readdirSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, mkdirSync, rmSync, statSync, watch } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
-import { join } from 'node:path';
+import { connect } from 'node:net';
+import { basename, dirname, join, resolve } from 'node:path';
 import { DatapathError } from '../datapath/exec.ts';
 import { countEntries } from '../datapath/nft/compile.ts';
-import { NodeDatapath } from '../datapath/node.ts';
-import { DEFAULT_NODE, readState, STATE_DIR, stateFileFor } from '../datapath/topology.ts';
+import type { NodeDatapath } from '../datapath/node.ts';
+import { DEFAULT_NODE, runDirFor } from '../datapath/topology.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
 import { workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
-import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
+import type { OtherObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
-import { FlowPipeline, type FlowPipelineStatus } from './flows.ts';
+import type { FlowPipelineStatus } from './flows.ts';
+import { readPolicyDir } from './policy-dir.ts';
+import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
+import { checkEndpointAddresses, checkNodeName, NodeRuntime, type RuntimeComponent } from './runtime.ts';
 
-export const DEFAULT_SOCKET = `${STATE_DIR}/agent.sock`;
+export { checkEndpointAddresses, checkNodeName };
+
+/** The periodic resync: a watch event missed (or a watcher lost) is corrected within this. */
+export const DEFAULT_RESYNC_MS = 3000;
+
+/** The status API's socket: one per node, so agents of different nodes never share one. */
+export function defaultSocket(node: string = DEFAULT_NODE): string {
+  return join(runDirFor(node), 'agent.sock');
+}
 
 export interface AgentOptions {
   policies: string;
   endpoints: string;
   node?: string;
   socket?: string;
+  /** A change is applied once the file's content is unchanged for this long (ms). */
   debounceMs?: number;
+  /** Period of the resync that compares content hashes (ms; 0: none). */
+  resyncMs?: number;
+  /** Size cap of one policy file (bytes). */
+  maxPolicyBytes?: number;
+  statusLimits?: Partial<typeof STATUS_LIMITS>;
   createEngine?: EngineFactory;
   log?: (line: string) => void;
   /** Flow log file (default /run/seawall/<node>/flows.jsonl). */
@@ -52,40 +70,6 @@ export interface EndpointSource {
   issues: Issue[];
 }
 
-const YAML = /\.(ya?ml|json)$/i;
-
-function walk(path: string, out: string[] = []): string[] {
-  let st: ReturnType<typeof statSync>;
-  try {
-    st = statSync(path);
-  } catch {
-    return out;
-  }
-  if (!st.isDirectory()) {
-    out.push(path);
-    return out;
-  }
-  let names: string[];
-  try {
-    names = readdirSync(path).sort();
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    if (name.startsWith('.')) continue;
-    const p = join(path, name);
-    let dir: boolean;
-    try {
-      dir = statSync(p).isDirectory();
-    } catch {
-      continue; // removed since readdir (the watcher fires while files change)
-    }
-    if (dir) walk(p, out);
-    else if (YAML.test(name)) out.push(p);
-  }
-  return out;
-}
-
 /**
  * Endpoints from PolicyTest files (their endpoints and namespaces) or Kubernetes manifests (Pods,
  * Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs: one endpoint per workload;
@@ -96,8 +80,10 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
   const endpoints: EndpointSpec[] = [];
   const issues: Issue[] = [];
   const others: OtherObject[] = [];
-  for (const file of walk(path)) {
-    const text = readFileSync(file, 'utf8');
+  const read = readPolicyDir(path);
+  for (const s of read.skipped) issues.push(skippedIssue(s.path, s.reason));
+  for (const { path: file, bytes } of read.files) {
+    const text = bytes.toString('utf8');
     if (/^kind:\s*["']?PolicyTest/m.test(text)) {
       const parsed = await loadPolicyTestFile(file);
       issues.push(...parsed.issues.filter((i) => i.severity === 'error'));
@@ -107,7 +93,7 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
       }
       continue;
     }
-    others.push(...loadPolicyBytes(file, readFileSync(file), { lint: false }).others);
+    others.push(...loadPolicyBytes(file, bytes, { lint: false }).others);
   }
   const w = workloadsFrom(
     others,
@@ -121,8 +107,14 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
   return { namespaces, endpoints, issues };
 }
 
-function policyKey(p: PolicyObject): string {
-  return `${p.kind}/${p.metadata.namespace ?? ''}/${p.metadata.name}`;
+function skippedIssue(file: string, reason: string): Issue {
+  return {
+    severity: 'error',
+    code: 'file-skipped',
+    message: `skipped: ${reason}`,
+    path: '',
+    pos: { file, line: 0, column: 0 },
+  };
 }
 
 export interface AgentStatus {
@@ -130,6 +122,25 @@ export interface AgentStatus {
   pid: number;
   policies: string[];
   invalidFiles: Array<{ file: string; issues: string[] }>;
+  /** Files not read (FIFO, device, too large, symlink loop), each with why; their last good version stays. */
+  skippedFiles: Array<{ file: string; reason: string }>;
+  /** Changes seen but not applied yet: a file is applied once its content is stable. */
+  pendingChanges: PendingChange[];
+  /** The store could not be read at the last scan (the last good state stays). */
+  storeError?: string;
+  watch: {
+    /** Directories watched now (the store's, and its parent for a swap of the whole directory). */
+    watchers: number;
+    /** Watchers re-armed (after a rename or swap of the directory, or a watcher error). */
+    rearms: number;
+    errors: number;
+  };
+  resync: {
+    intervalMs: number;
+    runs: number;
+    /** Changes the periodic resync found that no watch event had announced. */
+    corrections: number;
+  };
   endpoints: Array<{
     endpoint: string;
     id: number;
@@ -147,37 +158,95 @@ export interface AgentStatus {
   flows: FlowPipelineStatus | { state: 'disabled' };
 }
 
+/** Limits of the status API: it is local, but nothing may exhaust the agent's descriptors. */
+export const STATUS_LIMITS = {
+  maxConnections: 64,
+  maxHeaderSize: 8 * 1024,
+  maxBodyBytes: 4 * 1024,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 15_000,
+};
+
+/**
+ * Whether a live agent answers on `path`. A socket nobody answers on is stale (a crashed run's)
+ * and is removed; anything else at the path (a live agent, a file that is not a socket) is
+ * refused: taking it over would leave its owner unreachable, and deleting it on exit worse.
+ */
+export async function claimSocket(path: string): Promise<void> {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) {
+    throw new DatapathError('socket-in-use', `${path} exists and is not a socket; refusing to replace it`);
+  }
+  const answered = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    const done = (v: boolean): void => {
+      c.removeAllListeners();
+      c.on('error', () => {});
+      c.destroy();
+      resolve(v);
+    };
+    c.setTimeout(1000, () => done(true)); // accepted but slow: someone holds it
+    c.once('connect', () => done(true));
+    c.once('error', (e: NodeJS.ErrnoException) => done(e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT'));
+  });
+  if (answered) {
+    throw new DatapathError(
+      'socket-in-use',
+      `another agent is running on ${path}; stop it first, or give this one another --socket or --node`,
+    );
+  }
+  rmSync(path, { force: true }); // stale: nobody answers
+}
+
 export class Agent {
   private engine!: PolicyEngineAPI;
-  private node!: NodeDatapath;
+  private runtime: NodeRuntime | undefined;
   private server: Server | undefined;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  /** Last good policies of each file. */
-  private readonly good = new Map<string, PolicyObject[]>();
-  private readonly invalid = new Map<string, string[]>();
-  private readonly lastGoodText = new Map<string, string>();
+  private readonly store: PolicyStore;
   private enforcedKeys = new Set<string>();
   private applies = 0;
   private reloading: Promise<void> = Promise.resolve();
-  private flows: FlowPipeline | undefined;
-  /** start() in progress; stop() waits for its current step to finish, then tears down. */
+  /** start() in progress; stop() lets its current step finish, then tears down. */
   private starting: Promise<void> | undefined;
   private stopping = false;
-  /** From node.up() on, this run owns namespaces and a table that stop() must remove. */
-  private madeNode = false;
-  /** An earlier run's state existed: before up() its namespaces are not ours to remove. */
-  private hadState = false;
+  /** Watchers: the store's directories, and its parent (a swap of the whole directory). */
+  private readonly watchers = new Map<string, FSWatcher>();
+  private watchedRootIno: number | undefined;
+  private watching = false;
+  private watchCounts = { rearms: 0, errors: 0 };
+  /** A watch event came since the last scan (the resync then is not the one correcting). */
+  private eventSeen = false;
+  private eventTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncCounts = { runs: 0, corrections: 0 };
   readonly socket: string;
   private readonly log: (line: string) => void;
 
   constructor(readonly opts: AgentOptions) {
-    this.socket = opts.socket ?? DEFAULT_SOCKET;
+    this.socket = opts.socket ?? defaultSocket(opts.node ?? DEFAULT_NODE);
     this.log = opts.log ?? ((l) => process.stderr.write(`seawall agent: ${l}\n`));
+    this.store = new PolicyStore(opts.policies, {
+      stableMs: opts.debounceMs ?? DEFAULT_STABLE_MS,
+      ...(opts.maxPolicyBytes !== undefined ? { maxBytes: opts.maxPolicyBytes } : {}),
+      log: (l) => this.log(l),
+    });
   }
 
   get nodeName(): string {
     return this.opts.node ?? DEFAULT_NODE;
+  }
+
+  private get node(): NodeDatapath {
+    if (this.runtime === undefined) throw new DatapathError('agent-stopped', 'the node is not up');
+    return this.runtime.datapath;
   }
 
   /**
@@ -194,6 +263,10 @@ export class Agent {
   }
 
   private async startSteps(): Promise<void> {
+    // before anything is made or written: a bad name, a live agent's socket, an IPv6 endpoint
+    checkNodeName(this.nodeName);
+    await claimSocket(this.socket);
+    this.checkStopping();
     const factory =
       this.opts.createEngine ??
       ((await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
@@ -201,99 +274,82 @@ export class Agent {
     this.engine = factory({});
     const src = await loadEndpoints(this.opts.endpoints);
     this.checkStopping();
+    checkEndpointAddresses(src.endpoints);
     for (const i of src.issues) this.log(`endpoints: ${i.pos.file}:${i.pos.line}: ${i.message}`);
     for (const [ns, labels] of src.namespaces) this.engine.upsertNamespace(ns, labels);
-    this.node = new NodeDatapath(this.engine, { node: this.nodeName });
-    if (this.opts.nftTimeoutMs !== undefined) this.node.nft.sessionTimeoutMs = this.opts.nftTimeoutMs;
-    const prev = readState(stateFileFor(this.nodeName));
-    this.hadState = prev !== undefined;
+    const rt = new NodeRuntime({
+      engine: this.engine,
+      node: this.nodeName,
+      // one transaction replaces whatever a previous run left: no allow-all window
+      adopt: true,
+      ...(this.opts.nftTimeoutMs !== undefined ? { nftTimeoutMs: this.opts.nftTimeoutMs } : {}),
+      flows:
+        this.opts.flows === false
+          ? false
+          : {
+              ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
+              ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
+              policyRevision: () => this.applies,
+            },
+      components: [this.statusApi(), this.policyWatcher()],
+      keep: 'flow-log',
+      log: (l) => this.log(l),
+    });
+    this.runtime = rt;
+    const prev = rt.previous;
     const ids = prev?.extra?.endpointIds;
-    if (ids && typeof ids === 'object') this.node.rememberIds(ids as Record<string, number>);
+    if (ids && typeof ids === 'object') rt.datapath.rememberIds(ids as Record<string, number>);
     const lastGood = prev?.extra?.lastGood;
-    if (lastGood && typeof lastGood === 'object') {
-      for (const [f, t] of Object.entries(lastGood as Record<string, string>)) this.lastGoodText.set(f, t);
-    }
-    for (const ep of src.endpoints) await this.node.addPod(ep, { sync: false, connect: false });
-    this.loadPolicies();
-    this.checkStopping();
-    // one transaction replaces whatever a previous run left: no allow-all window
-    this.madeNode = true;
-    await this.node.up({ adopt: true });
-    this.applies++;
-    this.checkStopping();
-    await this.node.connect();
-    this.checkStopping();
-    if (this.opts.flows !== false) {
-      this.flows = new FlowPipeline(this.node, {
-        ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
-        ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
-        policyRevision: () => this.applies,
-        log: (l) => this.log(l),
-      });
-      const fs = await this.flows.start();
-      if (fs.state === 'running') this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
-      else this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
-      this.checkStopping();
-    }
-    await this.serve();
-    this.checkStopping();
-    this.watch();
-    const c = countEntries(this.node.nft.state);
+    if (lastGood && typeof lastGood === 'object') this.store.restore(lastGood as Record<string, string>);
+    await rt.start({
+      pods: src.endpoints,
+      beforeUp: async () => {
+        // Two reads a settle time apart: a file being written as the agent starts is enforced
+        // in its saved last good version (or not at all) until it is stable.
+        this.store.scan();
+        await new Promise((r) => setTimeout(r, this.store.stableMs));
+        this.checkStopping();
+        this.store.scan();
+        this.applyToEngine();
+        this.applies++; // the first transaction
+      },
+    });
+    const c = countEntries(rt.datapath.nft.state);
     this.log(
       `enforcing on ${this.nodeName}: ${c.endpoints} endpoints, ${c.ipcache} ipcache entries, ${c.elements} set elements`,
     );
   }
 
-  /** Reads the policy directory; files with errors keep their last good version. */
-  private loadPolicies(): void {
-    try {
-      const st = statSync(this.opts.policies);
-      if (st.isDirectory()) readdirSync(this.opts.policies);
-    } catch (e) {
-      // A store that cannot be read (moved away while being replaced, permissions) is not an
-      // empty store: removing every policy would open every endpoint.
-      this.log(`cannot read ${this.opts.policies} (${(e as Error).message}); the last good state stays`);
-      return;
-    }
-    const seen = new Set<string>();
-    for (const file of walk(this.opts.policies)) {
-      seen.add(file);
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(file);
-      } catch (e) {
-        this.invalid.set(file, [(e as Error).message]);
-        continue;
-      }
-      const r = loadPolicyBytes(file, bytes, { lint: false });
-      const errors = r.issues.filter((i) => i.severity === 'error');
-      if (errors.length > 0) {
-        const msgs = errors.map((i) => `${i.pos.line}:${i.pos.column} ${i.code}: ${i.message}`);
-        this.invalid.set(file, msgs);
-        this.log(`${file}: invalid, skipped (last good state stays): ${msgs.join('; ')}`);
-        // after a restart the last good version comes from the state file
-        const saved = this.lastGoodText.get(file);
-        if (!this.good.has(file) && saved !== undefined) {
-          this.good.set(file, loadPolicyBytes(file, Buffer.from(saved), { lint: false }).policies);
-        }
-        continue;
-      }
-      this.invalid.delete(file);
-      this.good.set(file, r.policies);
-      this.lastGoodText.set(file, bytes.toString('utf8'));
-    }
-    for (const f of [...this.good.keys()]) {
-      if (seen.has(f)) continue;
-      this.good.delete(f);
-      this.lastGoodText.delete(f);
-    }
-    if (this.node) {
-      this.node.topo.extra = { ...this.node.topo.extra, lastGood: Object.fromEntries(this.lastGoodText) };
-      this.node.topo.persist();
-    }
-    for (const f of [...this.invalid.keys()]) if (!seen.has(f)) this.invalid.delete(f);
-    const next = new Map<string, PolicyObject>();
-    for (const ps of this.good.values()) for (const p of ps) next.set(policyKey(p), p);
+  /** The status API as a node component: after the flow pipeline, before the watcher. */
+  private statusApi(): RuntimeComponent {
+    return {
+      name: 'status API',
+      start: async (rt) => {
+        const fs = rt.flows?.status();
+        if (fs?.state === 'running')
+          this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
+        else if (fs !== undefined)
+          this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
+        await this.serve();
+      },
+      stop: () => this.closeServer(),
+    };
+  }
+
+  private policyWatcher(): RuntimeComponent {
+    return {
+      name: 'policy watcher',
+      start: () => this.watch(),
+      stop: async () => {
+        this.unwatch();
+        await this.reloading;
+      },
+    };
+  }
+
+  /** The store's good versions into the engine: removed policies out, the rest upserted. */
+  private applyToEngine(): void {
+    const next = this.store.policies();
     for (const k of this.enforcedKeys) {
       if (next.has(k)) continue;
       const [kind, ns, name] = k.split('/') as [string, string, string];
@@ -305,20 +361,41 @@ export class Agent {
       }
     }
     this.enforcedKeys = new Set(next.keys());
+    if (this.runtime) {
+      this.node.topo.extra = { ...this.node.topo.extra, lastGood: this.store.lastGoodTexts() };
+      this.node.topo.persist();
+    }
   }
 
-  /** Reload + delta apply, serialized. */
-  reload(): Promise<void> {
+  /**
+   * Reads the store and applies what is stable, as one delta; serialized. `now`: an explicit
+   * reload (POST /reload) applies what is there without waiting for it to settle.
+   */
+  reload(how: 'now' | 'event' | 'resync' = 'now'): Promise<void> {
     this.reloading = this.reloading.then(async () => {
       // Nothing may escape: a rejected chain would stop every later reload (and crash the
       // watcher's caller with an unhandled rejection).
       try {
-        this.loadPolicies();
-        const st = await this.node.sync();
-        this.applies++;
-        if (st.recovered !== undefined)
-          this.log(`nft session lost (${st.recovered}); replaced the table in one transaction`);
-        if (st.kind !== 'none') this.log(`applied ${st.kind} (${st.lines} lines, ${st.ms.toFixed(1)} ms)`);
+        const announced = this.eventSeen;
+        this.eventSeen = false;
+        const r = this.store.scan({ immediate: how === 'now' });
+        if (how === 'resync') {
+          this.resyncCounts.runs++;
+          if (r.found > 0 && !announced) {
+            this.resyncCounts.corrections += r.found;
+            this.log(`resync: ${r.found} change(s) no watch event announced`);
+          }
+        }
+        this.scheduleSettle();
+        if (this.watching) this.rearmIfMoved();
+        if (how === 'now' || r.changed) {
+          this.applyToEngine();
+          const st = await this.node.sync();
+          this.applies++;
+          if (st.recovered !== undefined)
+            this.log(`nft session lost (${st.recovered}); replaced the table in one transaction`);
+          if (st.kind !== 'none') this.log(`applied ${st.kind} (${st.lines} lines, ${st.ms.toFixed(1)} ms)`);
+        }
       } catch (e) {
         this.log(`apply failed, previous state stays enforced: ${(e as Error).message}`);
       }
@@ -326,15 +403,104 @@ export class Agent {
     return this.reloading;
   }
 
+  /** A rescan when the earliest pending change can settle. */
+  private scheduleSettle(): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+    const due = this.store.nextDue();
+    if (due === undefined || !this.watching) return;
+    this.settleTimer = setTimeout(() => void this.reload('event'), Math.max(0, due - Date.now()) + 10);
+  }
+
+  private onEvent(): void {
+    this.eventSeen = true;
+    // events come in bursts (write, close, rename): one scan shortly after
+    if (this.eventTimer) clearTimeout(this.eventTimer);
+    this.eventTimer = setTimeout(() => void this.reload('event'), 50);
+  }
+
   private watch(): void {
-    try {
-      this.watcher = watch(this.opts.policies, { recursive: true }, () => {
-        if (this.timer) clearTimeout(this.timer);
-        this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 150);
-      });
-    } catch (e) {
-      this.log(`cannot watch ${this.opts.policies}: ${(e as Error).message}`);
+    this.watching = true;
+    this.armWatchers();
+    const every = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
+    if (every > 0) {
+      this.resyncTimer = setInterval(() => void this.reload('resync'), every);
+      this.resyncTimer.unref();
     }
+    this.scheduleSettle(); // files still settling when the node came up
+  }
+
+  private unwatch(): void {
+    this.watching = false;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+    for (const t of [this.eventTimer, this.settleTimer]) if (t) clearTimeout(t);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.eventTimer = this.settleTimer = this.resyncTimer = undefined;
+  }
+
+  private inode(path: string): number | undefined {
+    try {
+      return statSync(path).ino;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * One watcher per directory of the store (non-recursive: an inotify watch follows an inode, so
+   * each is re-armed when its directory is replaced) and one on the parent, which sees the
+   * store's own directory renamed or swapped. Every watcher has its error handler: an error
+   * (EMFILE, the directory gone) closes it and the next scan re-arms it.
+   */
+  private armWatchers(): void {
+    const root = resolve(this.opts.policies);
+    const want = new Set<string>([dirname(root), ...this.store.dirs]);
+    if (this.store.dirs.length === 0) want.add(root);
+    for (const [dir, w] of this.watchers) {
+      if (want.has(dir)) continue;
+      w.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of want) {
+      if (this.watchers.has(dir)) continue;
+      const parent = dir === dirname(root);
+      try {
+        const w = watch(dir, { persistent: false }, (_ev, name) => {
+          if (parent && name !== null && name !== basename(root)) return;
+          this.onEvent();
+        });
+        w.on('error', (e) => {
+          this.watchCounts.errors++;
+          this.log(`watching ${dir}: ${e.message}; re-armed at the next scan`);
+          w.close();
+          if (this.watchers.get(dir) === w) this.watchers.delete(dir);
+        });
+        this.watchers.set(dir, w);
+      } catch (e) {
+        // gone or unreadable: the resync still reads the store, and re-arms when it is back
+        this.watchCounts.errors++;
+        this.log(`cannot watch ${dir}: ${(e as Error).message}`);
+      }
+    }
+    this.watchedRootIno = this.inode(root);
+  }
+
+  /** After a scan: the store's directory replaced (rename, swap) or its subdirectories changed. */
+  private rearmIfMoved(): void {
+    const root = resolve(this.opts.policies);
+    const want = new Set<string>([dirname(root), ...this.store.dirs]);
+    const same =
+      this.inode(root) === this.watchedRootIno &&
+      want.size === this.watchers.size &&
+      [...want].every((d) => this.watchers.has(d));
+    if (same) return;
+    if (this.watchers.size > 0) {
+      for (const w of this.watchers.values()) w.close();
+      this.watchers.clear();
+    }
+    this.watchCounts.rearms++;
+    this.armWatchers();
   }
 
   status(): AgentStatus {
@@ -358,85 +524,132 @@ export class Agent {
       node: this.nodeName,
       pid: process.pid,
       policies: [...this.enforcedKeys].sort(),
-      invalidFiles: [...this.invalid].map(([file, issues]) => ({ file, issues })),
+      invalidFiles: this.store.invalidFiles(),
+      skippedFiles: this.store.skippedFiles(),
+      pendingChanges: this.store.pendingChanges(),
+      watch: { watchers: this.watchers.size, ...this.watchCounts },
+      resync: { intervalMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS, ...this.resyncCounts },
       endpoints,
       identities: [...st.ipcache].map(([ip, identity]) => ({ ip, identity })),
       counts: countEntries(st),
       applies: this.applies,
-      flows: this.flows?.status() ?? { state: 'disabled' },
+      flows: this.runtime?.flows?.status() ?? { state: 'disabled' },
     };
+    if (this.store.storeError !== undefined) s.storeError = this.store.storeError;
     if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
     return s;
   }
 
-  private serve(): Promise<void> {
-    rmSync(this.socket, { force: true });
-    this.server = createServer((req, res) => {
-      // a throw in a request handler would take the agent down (enforcement stays, updates stop)
-      const fail = (e: unknown): void => {
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        res.statusCode = 500;
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ error: (e as Error).message ?? String(e) }));
-      };
-      try {
-        if (req.url === '/status' || req.url === '/') {
-          const body = JSON.stringify(this.status());
+  private async serve(): Promise<void> {
+    await claimSocket(this.socket);
+    // the default socket lives in the node's run dir, which --no-flows leaves unmade
+    mkdirSync(dirname(this.socket), { recursive: true, mode: 0o750 });
+    const L = { ...STATUS_LIMITS, ...this.opts.statusLimits };
+    const server = createServer(
+      {
+        maxHeaderSize: L.maxHeaderSize,
+        headersTimeout: L.headersTimeoutMs,
+        requestTimeout: L.requestTimeoutMs,
+        keepAliveTimeout: L.keepAliveTimeoutMs,
+      },
+      (req, res) => {
+        // a throw in a request handler would take the agent down (enforcement stays, updates stop)
+        const fail = (e: unknown): void => {
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          res.statusCode = 500;
           res.setHeader('content-type', 'application/json');
-          res.end(body);
-          return;
+          res.end(JSON.stringify({ error: (e as Error).message ?? String(e) }));
+        };
+        try {
+          // no route takes a body: a large one is refused, and never buffered
+          let body = 0;
+          const declared = Number(req.headers['content-length'] ?? 0);
+          if (declared > L.maxBodyBytes) {
+            res.statusCode = 413;
+            res.setHeader('connection', 'close');
+            res.end('{"error":"request too large"}');
+            return;
+          }
+          req.on('data', (d: Buffer) => {
+            body += d.length;
+            if (body > L.maxBodyBytes) req.destroy();
+          });
+          req.on('error', () => {});
+          if (req.url === '/status' || req.url === '/') {
+            const out = JSON.stringify(this.status());
+            res.setHeader('content-type', 'application/json');
+            res.end(out);
+            return;
+          }
+          if (req.url === '/metrics') {
+            const text = this.runtime?.flows?.metricsText() ?? Promise.resolve('');
+            text.then((t) => {
+              res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+              res.end(t);
+            }, fail);
+            return;
+          }
+          if (req.url === '/reload' && req.method === 'POST') {
+            this.reload('now').then(() => res.end(JSON.stringify({ ok: true })), fail);
+            return;
+          }
+          res.statusCode = 404;
+          res.end('{"error":"not found"}');
+        } catch (e) {
+          fail(e);
         }
-        if (req.url === '/metrics') {
-          const text = this.flows?.metricsText() ?? Promise.resolve('');
-          text.then((t) => {
-            res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-            res.end(t);
-          }, fail);
-          return;
-        }
-        if (req.url === '/reload' && req.method === 'POST') {
-          this.reload().then(() => res.end(JSON.stringify({ ok: true })), fail);
-          return;
-        }
-        res.statusCode = 404;
-        res.end('{"error":"not found"}');
-      } catch (e) {
-        fail(e);
-      }
-    });
-    return new Promise((resolve, reject) => {
-      this.server!.once('error', (e) => reject(new DatapathError('socket-failed', e.message)));
-      this.server!.listen(this.socket, () => resolve());
+      },
+    );
+    server.maxConnections = L.maxConnections;
+    // idle connections (no request, or between requests) are closed: nothing holds a descriptor
+    server.setTimeout(L.idleTimeoutMs);
+    server.on('connection', (sock) => sock.on('error', () => {}));
+    server.on('clientError', (_e, sock) => sock.destroy());
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new DatapathError('socket-failed', e.message)));
+      server.listen(this.socket, () => {
+        server.removeAllListeners('error');
+        // after listen an error (EMFILE on accept) is logged, never thrown: the agent keeps enforcing
+        server.on('error', (e) => this.log(`status API: ${e.message}`));
+        resolve();
+      });
     });
   }
 
+  private async closeServer(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server === undefined) return;
+    server.closeAllConnections?.();
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(this.socket, { force: true });
+  }
+
   /**
-   * Clean exit: removes the namespaces, the table (with its namespace) and the socket. During
-   * startup it lets the step in flight finish (a namespace half made would escape the teardown),
-   * stops start() there and removes what exists. Before node.up() nothing of this run is in the
-   * kernel; an earlier run's leftovers then stay for `--cleanup` (their enforcement with them).
+   * Clean exit: the node runtime's one tear-down (watcher, status API, flow pipeline, run dir,
+   * namespaces with the table). During startup the step in flight finishes first; before the
+   * first transaction an earlier run's leftovers stay for `--cleanup` (their enforcement with them).
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.starting?.catch(() => {});
-    this.watcher?.close();
-    if (this.timer) clearTimeout(this.timer);
-    await this.reloading;
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    rmSync(this.socket, { force: true });
-    // ulogd runs inside the node namespace: stop it before the namespace goes
-    await this.flows?.stop();
-    if (this.node !== undefined && (this.madeNode || !this.hadState)) await this.node.down();
+    // no runtime yet: startSteps is before its next checkStopping and makes none
+    if (this.runtime === undefined) await this.starting?.catch(() => {});
+    await this.runtime?.stop();
+    this.unwatch();
+    await this.closeServer(); // served without a runtime (tests)
   }
 }
 
 /** Client side of `seawall agent status`. */
-export function fetchStatus(socket = DEFAULT_SOCKET): Promise<AgentStatus> {
+export function fetchStatus(socket = defaultSocket()): Promise<AgentStatus> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path: '/status', method: 'GET' }, (res) => {
+    // one connection per call (no keep-alive pool): a pooled socket the server closed after its
+    // keepAliveTimeout would fail the next call with EPIPE
+    const req = request({ socketPath: socket, path: '/status', method: 'GET', agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => {
         body += d.toString();

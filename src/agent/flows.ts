@@ -12,7 +12,7 @@
 // Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
 // "unavailable" with the reason, and the datapath keeps enforcing.
 
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { NodeDatapath } from '../datapath/node.ts';
@@ -158,6 +158,8 @@ export class FlowPipeline {
     this.state = 'starting';
     if (this.socket !== undefined) {
       this.server = await startFlowServer(this.socket, this.ring);
+      // after listen an error (EMFILE on accept) is logged: it must never take the agent down
+      this.server.on('error', (e) => this.log(`flow API: ${e.message}`));
       this.addMetricsRoute(this.server);
     }
     const ulogd = new UlogdProcess({ netns: this.node.node, runDir: this.runDir });
@@ -181,6 +183,15 @@ export class FlowPipeline {
       return this.status();
     }
     this.ulogd = ulogd;
+    // ulogd creates its files with its umask (often 0644): flow data is not for every user
+    // (the agent's CLI also runs with umask 027, which covers files ulogd makes later)
+    for (const f of [ulogd.jsonPath, ulogd.logPath]) {
+      try {
+        chmodSync(f, 0o640);
+      } catch {
+        // not created yet
+      }
+    }
     const writePid = (): void => {
       if (ulogd.pid !== undefined) writeFileSync(join(this.runDir, 'ulogd.pid'), `${ulogd.pid}\n`);
     };

@@ -10,8 +10,8 @@ export function registerAgent(program: Command): void {
     .description('enforce policies on this machine (network namespaces + nftables)')
     .option('--policies <dir>', 'directory of policy YAML, watched and re-applied on change')
     .option('--endpoints <path>', 'PolicyTest file(s) or Kubernetes Pod/Namespace manifests')
-    .option('--node <name>', 'node namespace name', 'seawall-node1')
-    .option('--socket <path>', 'unix socket of the status API')
+    .option('--node <name>', 'node namespace name: seawall-... or sw-... (default seawall-node1)')
+    .option('--socket <path>', 'unix socket of the status API (default /run/seawall/<node>/agent.sock)')
     .option('--flow-log <file>', 'flow records as JSON lines (default /run/seawall/<node>/flows.jsonl)')
     .option(
       '--flow-socket <path>',
@@ -23,13 +23,25 @@ export function registerAgent(program: Command): void {
       'kill a hung `nft -i` after this long and replace the table in one transaction (0: never)',
       '5000',
     )
-    .option('--cleanup', 'remove namespaces and tables left by a crashed run, then exit')
+    .option(
+      '--cleanup',
+      'remove namespaces and tables left by crashed runs (with --node: only that node), then exit',
+    )
     .option('--force', 'with --cleanup: also remove what live runs hold')
+    .option('--debounce <ms>', 'apply a changed file once it is stable this long', '300')
     .addHelpText(
       'after',
       `
 Needs root on Linux (nftables, iproute2; ulogd2 + ulogd2-json for flow records). Everything lives
-in the node namespace (default seawall-node1): the machine's own network is never touched.
+in the node namespace (default seawall-node1): the machine's own network is never touched. Node
+names start with seawall- or sw- (letters, digits, _.-; at most 40 characters). Each node's
+agent serves its status on /run/seawall/<node>/agent.sock; an agent refuses a socket another
+live agent holds (exit 1). Endpoints are IPv4 only.
+
+A changed policy file is applied once its content is stable (unchanged for --debounce ms): a
+truncate-and-rewrite never applies the empty file in between. The directory is watched (also
+when files are replaced by rename or the whole directory is swapped) and re-read every few
+seconds; \`agent status\` shows pending changes, skipped files and resync corrections.
 
 Examples:
   # Enforce a directory of policies on the endpoints of a PolicyTest file (Ctrl-C stops and cleans up)
@@ -38,14 +50,16 @@ Examples:
   # Endpoints from Kubernetes manifests (Pods, Deployments, ..., Namespaces)
   $ sudo seawall agent --policies policies/ --endpoints deploy/
 
-  # What is enforced now, and the flow records so far
+  # What is enforced now, and the flow records so far (--node NAME: another node's agent)
   $ sudo seawall agent status
+  $ sudo seawall agent status --node seawall-node2
   $ sudo seawall observe --last 20
 
   # Run a program inside a pod's namespace
   $ sudo seawall exec shop/frontend -- curl -s http://10.0.1.22:8080/
 
-  # After a crash (SIGKILL): enforcement stayed in place; remove it
+  # After a crash (SIGKILL): enforcement stayed in place; remove it (one node, or every dead run)
+  $ sudo seawall agent --cleanup --node seawall-node1
   $ sudo seawall agent --cleanup
 `,
     )
@@ -53,8 +67,9 @@ Examples:
       async (o: {
         policies?: string;
         endpoints?: string;
-        node: string;
+        node?: string;
         socket?: string;
+        debounce?: string;
         cleanup?: boolean;
         force?: boolean;
         flowLog?: string;
@@ -69,9 +84,20 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        const { checkNodeName } = await import('../agent/agent.ts');
+        try {
+          if (o.node !== undefined) checkNodeName(o.node);
+        } catch (e) {
+          process.stderr.write(`seawall agent: --node: ${(e as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
         if (o.cleanup) {
           const { cleanup } = await import('../datapath/cleanup.ts');
-          const r = await cleanup({ all: o.force === true });
+          const r = await cleanup({
+            all: o.force === true,
+            ...(o.node !== undefined ? { node: o.node } : {}),
+          });
           process.stdout.write(
             r.removed.length > 0 ? `removed: ${r.removed.join(' ')}\n` : 'nothing to clean up\n',
           );
@@ -92,11 +118,20 @@ Examples:
           }
           nftTimeoutMs = Number(o.nftTimeout);
         }
+        if (o.debounce !== undefined && !/^\d+$/.test(o.debounce)) {
+          process.stderr.write(`seawall agent: --debounce: not a number of ms: ${o.debounce}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        // what the agent and its ulogd create (flow log, ulogd's raw output and log, sockets)
+        // is never world-readable: 0640 files, 0750 directories
+        process.umask(0o027);
         const { Agent } = await import('../agent/agent.ts');
         const a = new Agent({
           policies: o.policies,
           endpoints: o.endpoints,
-          node: o.node,
+          ...(o.node !== undefined ? { node: o.node } : {}),
+          ...(o.debounce !== undefined ? { debounceMs: Number(o.debounce) } : {}),
           ...(o.socket ? { socket: o.socket } : {}),
           ...(o.flowLog ? { flowLog: o.flowLog } : {}),
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
@@ -156,15 +191,17 @@ Examples:
   agent
     .command('status')
     .description('what a running agent enforces')
-    .option('--socket <path>', 'unix socket of the status API')
+    .option('--node <name>', 'the node whose agent to ask (its socket is /run/seawall/<node>/agent.sock)')
+    .option('--socket <path>', 'unix socket of the status API (overrides --node)')
     .option('-o, --output <format>', 'human | json', 'human')
-    .action(async (o: { socket?: string; output: string }, cmd: Command) => {
-      const { fetchStatus, DEFAULT_SOCKET } = await import('../agent/agent.ts');
-      // `agent` has --socket too: commander gives `agent status --socket X` to the parent
-      const socket = o.socket ?? (cmd.parent?.opts() as { socket?: string } | undefined)?.socket;
+    .action(async (o: { node?: string; socket?: string; output: string }, cmd: Command) => {
+      const { fetchStatus, defaultSocket } = await import('../agent/agent.ts');
+      // `agent` has --socket and --node too: commander gives `agent status --socket X` to the parent
+      const parent = (cmd.parent?.opts() ?? {}) as { socket?: string; node?: string };
+      const socket = o.socket ?? parent.socket ?? defaultSocket(o.node ?? parent.node);
       let s: Awaited<ReturnType<typeof fetchStatus>>;
       try {
-        s = await fetchStatus(socket ?? DEFAULT_SOCKET);
+        s = await fetchStatus(socket);
       } catch (e) {
         process.stderr.write(`seawall agent status: ${(e as Error).message}\n`);
         process.exitCode = 2;
@@ -179,6 +216,7 @@ Examples:
         `policies: ${s.policies.length === 0 ? '(none)' : s.policies.join(', ')}`,
       ];
       lines.push(flowLine(s.flows));
+      lines.push(...storeLines(s));
       for (const f of s.invalidFiles)
         lines.push(`invalid (last good state kept): ${f.file}: ${f.issues.join('; ')}`);
       for (const e of s.endpoints) {
@@ -204,4 +242,21 @@ export function flowLine(f: FlowsStatus | undefined): string {
     `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
     `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
   ].join('\n');
+}
+
+type AgentStatusView = Awaited<ReturnType<typeof import('../agent/agent.ts').fetchStatus>>;
+
+/** The policy store: what is not applied yet, what is skipped, the watcher and the resync. */
+export function storeLines(s: AgentStatusView, now = Date.now()): string[] {
+  const out: string[] = [];
+  if (s.storeError !== undefined) out.push(`policy store UNREADABLE: ${s.storeError}`);
+  for (const p of s.pendingChanges ?? [])
+    out.push(`pending (applied once stable): ${p.file} ${p.change} ${Math.max(0, now - p.since)} ms ago`);
+  for (const f of s.skippedFiles ?? []) out.push(`skipped (last good state kept): ${f.file}: ${f.reason}`);
+  if (s.watch !== undefined && s.resync !== undefined) {
+    out.push(
+      `watch: ${s.watch.watchers} watchers, ${s.watch.rearms} re-armed, ${s.watch.errors} errors; resync every ${s.resync.intervalMs} ms: ${s.resync.runs} runs, ${s.resync.corrections} corrections`,
+    );
+  }
+  return out;
 }

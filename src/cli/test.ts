@@ -63,13 +63,30 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
   if (opts.live) {
     // loaded only with --live, so the offline runner never loads the datapath
     const live = await import('../testbed/live-test.ts');
-    const code = await live.runLive(paths, {
-      output: opts.output,
-      write: (l) => io.stdout(`${l}\n`),
-      ...(opts.junit !== undefined ? { junit: opts.junit } : {}),
-      ...(opts.verbose ? { verbose: true } : {}),
-    });
-    io.setExitCode(code);
+    // A signal tears the node in use down and makes the runner return; the exit code is the
+    // shell's for the signal (130 SIGINT, 143 SIGTERM). Later signals while stopping are absorbed.
+    const ac = new AbortController();
+    let signal: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signal !== undefined) return;
+      signal = sig;
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const code = await live.runLive(paths, {
+        output: opts.output,
+        write: (l) => io.stdout(`${l}\n`),
+        signal: ac.signal,
+        ...(opts.junit !== undefined ? { junit: opts.junit } : {}),
+        ...(opts.verbose ? { verbose: true } : {}),
+      });
+      io.setExitCode(signal === undefined ? code : signal === 'SIGINT' ? 130 : 143);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     return;
   }
   const { files, missing } = collectTestFiles(paths);

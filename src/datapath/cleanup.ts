@@ -6,9 +6,9 @@
 // loses its transient files (ulogd's raw output, config, pid file, socket); the flow log stays.
 
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
-import { readState, runDirFor, STATE_DIR } from './topology.ts';
+import { readState, runDirFor, STATE_DIR, stateFileFor } from './topology.ts';
 import { stopStaleUlogd } from './ulogd.ts';
 
 function alive(pid: number): boolean {
@@ -51,14 +51,20 @@ export interface CleanupReport {
   keptLive: string[];
 }
 
-/** `all`: also remove what live runs claim (used by `--cleanup --force`). */
-export async function cleanup(opts: { all?: boolean } = {}): Promise<CleanupReport> {
+/**
+ * `all`: also remove what live runs claim (used by `--cleanup --force`). `node`: only that node's
+ * run (its state file's namespaces and the node namespace), never another node's leftovers.
+ */
+export async function cleanup(opts: { all?: boolean; node?: string } = {}): Promise<CleanupReport> {
   const claimed = new Set<string>();
   const removed: string[] = [];
   const keptLive: string[] = [];
   let files: string[] = [];
   try {
-    files = readdirSync(STATE_DIR).filter((f) => f.startsWith('state') && f.endsWith('.json'));
+    const only = opts.node !== undefined ? basename(stateFileFor(opts.node)) : undefined;
+    files = readdirSync(STATE_DIR).filter(
+      (f) => f.startsWith('state') && f.endsWith('.json') && (only === undefined || f === only),
+    );
   } catch {
     files = [];
   }
@@ -83,6 +89,7 @@ export async function cleanup(opts: { all?: boolean } = {}): Promise<CleanupRepo
     rmSync(path, { force: true });
   }
   for (const n of await listNetns()) {
+    if (opts.node !== undefined && n !== opts.node) continue;
     if (ownedName(n) && !claimed.has(n) && !removed.includes(n)) {
       await remove(n);
       removed.push(n);

@@ -181,6 +181,11 @@ export class NodeDatapath {
     if (opts.sync !== false) await this.sync();
   }
 
+  /** Declares a test host without making it: its ipcache entry compiles, connect() makes it. */
+  declareTestHost(peer: PeerRef, ip: string): void {
+    this.others.set(peerKey(peer), { ip, peer });
+  }
+
   /** A test host for an outside address or an entity (world, remote-node, kube-apiserver). */
   async addTestHost(peer: PeerRef, ip: string, opts: { sync?: boolean } = {}): Promise<LivePeer> {
     const key = peerKey(peer);

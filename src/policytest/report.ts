@@ -2,8 +2,8 @@
 // JSON lines (one result per flow) and JUnit XML (one testsuite per PolicyTest).
 
 import type { Issue } from '../policy-api/issue.ts';
+import { formatTestSuites } from '../report/junit.ts';
 import { terminalSafe } from '../report/terminal.ts';
-import { xmlAttr, xmlText } from '../report/xml.ts';
 import type { FlowResult, TestRun } from './types.ts';
 
 export function formatIssue(i: Issue): string {
@@ -61,31 +61,19 @@ export function formatJSONLines(runs: readonly TestRun[]): string {
 }
 
 export function formatJUnit(runs: readonly TestRun[]): string {
-  const all = runs.flatMap((r) => r.results);
-  const failures = all.filter((r) => !r.pass).length;
-  const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  out.push(`<testsuites name="seawall test" tests="${all.length}" failures="${failures}">`);
-  for (const run of runs) {
-    const f = run.results.filter((r) => !r.pass).length;
-    out.push(
-      `  <testsuite name="${xmlAttr(run.test.name)}" tests="${run.results.length}" failures="${f}" errors="0" time="${run.seconds.toFixed(3)}" file="${xmlAttr(run.test.file)}">`,
-    );
-    for (const r of run.results) {
-      const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${describeFlow(r)}`;
-      const open = `    <testcase name="${xmlAttr(name)}" classname="${xmlAttr(run.test.name)}"`;
-      if (r.pass) {
-        out.push(`${open}/>`);
-        continue;
-      }
-      const msg = `expected ${verdictText(r.expected, r.expectedReason)}, got ${verdictText(r.actual, r.reason)}`;
-      out.push(`${open}>`);
-      out.push(
-        `      <failure message="${xmlAttr(msg)}" type="verdict">${xmlText(r.explanation.join('\n'))}</failure>`,
-      );
-      out.push('    </testcase>');
-    }
-    out.push('  </testsuite>');
-  }
-  out.push('</testsuites>');
-  return `${out.join('\n')}\n`;
+  return formatTestSuites({
+    name: 'seawall test',
+    suites: runs.map((run) => ({
+      name: run.test.name,
+      file: run.test.file,
+      time: run.seconds,
+      cases: run.results.map((r) => ({
+        name: `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${describeFlow(r)}`,
+        classname: run.test.name,
+        outcome: r.pass ? ('pass' as const) : ('fail' as const),
+        message: `expected ${verdictText(r.expected, r.expectedReason)}, got ${verdictText(r.actual, r.reason)}`,
+        body: r.explanation.join('\n'),
+      })),
+    })),
+  });
 }

@@ -55,3 +55,71 @@ export function formatJunit(input: ReportInput, opts: JunitOptions = {}): string
     '',
   ].join('\n');
 }
+
+/** One testcase of a PolicyTest run (offline or live): passed, failed with a message, or skipped. */
+export interface JUnitCase {
+  name: string;
+  classname: string;
+  /** Seconds; omitted when unknown. */
+  time?: number;
+  outcome: 'pass' | 'fail' | 'skip';
+  /** The failure's or the skip's message. */
+  message?: string;
+  /** The failure's type attribute (default "verdict"). */
+  type?: string;
+  /** The failure's text (explanation, records). */
+  body?: string;
+}
+
+export interface JUnitSuite {
+  name: string;
+  file: string;
+  time: number;
+  cases: readonly JUnitCase[];
+}
+
+export interface JUnitSuites {
+  name: string;
+  suites: readonly JUnitSuite[];
+  /**
+   * `skipped=` counts on testsuites and testsuite (the live runner has skipped flows; the offline
+   * report never had the attribute, and its output stays as it was).
+   */
+  skippedCounts?: boolean;
+}
+
+/** testsuites → testsuite per PolicyTest → testcase per flow: the one writer of both runners. */
+export function formatTestSuites(doc: JUnitSuites): string {
+  const count = (cs: readonly JUnitCase[], o: JUnitCase['outcome']): number =>
+    cs.filter((c) => c.outcome === o).length;
+  const all = doc.suites.flatMap((s) => s.cases);
+  const skipped = (cs: readonly JUnitCase[]): string =>
+    doc.skippedCounts ? ` skipped="${count(cs, 'skip')}"` : '';
+  const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  out.push(
+    `<testsuites name="${xmlAttr(doc.name)}" tests="${all.length}" failures="${count(all, 'fail')}"${skipped(all)}>`,
+  );
+  for (const s of doc.suites) {
+    out.push(
+      `  <testsuite name="${xmlAttr(s.name)}" tests="${s.cases.length}" failures="${count(s.cases, 'fail')}" errors="0"${skipped(s.cases)} time="${s.time.toFixed(3)}" file="${xmlAttr(s.file)}">`,
+    );
+    for (const c of s.cases) {
+      const time = c.time !== undefined ? ` time="${c.time.toFixed(3)}"` : '';
+      const open = `    <testcase name="${xmlAttr(c.name)}" classname="${xmlAttr(c.classname)}"${time}`;
+      if (c.outcome === 'pass') {
+        out.push(`${open}/>`);
+        continue;
+      }
+      out.push(`${open}>`);
+      if (c.outcome === 'skip') out.push(`      <skipped message="${xmlAttr(c.message ?? '')}"/>`);
+      else
+        out.push(
+          `      <failure message="${xmlAttr(c.message ?? '')}" type="${xmlAttr(c.type ?? 'verdict')}">${xmlText(c.body ?? '')}</failure>`,
+        );
+      out.push('    </testcase>');
+    }
+    out.push('  </testsuite>');
+  }
+  out.push('</testsuites>');
+  return `${out.join('\n')}\n`;
+}

@@ -10,22 +10,27 @@
 // agree with the engine's for each record (`agrees`); otherwise the flow fails. Without ulogd2
 // the records are not checked and the run says so.
 
-import { rmSync, writeFileSync } from 'node:fs';
-import { FlowPipeline } from '../agent/flows.ts';
-import { ENTITY_IPS, type LivePeer, NodeDatapath, peerKey } from '../datapath/node.ts';
+import { writeFileSync } from 'node:fs';
+import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
+import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
 import { liveUnavailable } from '../datapath/preflight.ts';
-import { runDirFor } from '../datapath/topology.ts';
 import type { KernelRecord } from '../flow/kernel.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 import type { RingEntry } from '../observe/sink.ts';
-import type { EngineFactory, PeerRef, PolicyEngineAPI, TrafficDirection } from '../policy/types.ts';
+import type {
+  EndpointSpec,
+  EngineFactory,
+  PeerRef,
+  PolicyEngineAPI,
+  TrafficDirection,
+} from '../policy/types.ts';
 import { collectTestFiles } from '../policytest/files.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { formatIssue } from '../policytest/report.ts';
 import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
-import { xmlAttr, xmlText } from '../report/xml.ts';
+import { formatTestSuites } from '../report/junit.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -44,6 +49,8 @@ export interface LiveOptions {
   verbose?: boolean;
   /** How long to wait for a flow's records after the probe returns (ms). */
   recordTimeoutMs?: number;
+  /** Aborted (by the CLI on SIGINT/SIGTERM): the node in use is torn down and the run returns. */
+  signal?: AbortSignal;
 }
 
 export type LiveOutcome = 'pass' | 'fail' | 'skip';
@@ -108,12 +115,12 @@ function learntFromDNS(test: PolicyTest, flow: TestFlow): boolean {
  * The test host address of an entity: its usual one, or (when a test's external endpoint already
  * has it) one from 100.64.255.0/24, which no test policy names.
  */
-function entityIp(node: NodeDatapath, entity: string): string | undefined {
+function entityIp(used: ReadonlySet<string>, entity: string): string | undefined {
   const usual = ENTITY_IPS[entity];
-  if (usual === undefined || !node.topo.hostByIp(usual)) return usual;
+  if (usual === undefined || !used.has(usual)) return usual;
   for (let i = 10; i < 250; i++) {
     const ip = `100.64.255.${i}`;
-    if (!node.topo.hostByIp(ip)) return ip;
+    if (!used.has(ip)) return ip;
   }
   return undefined;
 }
@@ -128,92 +135,98 @@ async function defaultFactory(): Promise<EngineFactory> {
   return mod.defaultEngineFactory;
 }
 
-let liveNode: NodeDatapath | undefined;
-let liveProbes: ProbePool | undefined;
-let livePipeline: FlowPipeline | undefined;
-
-async function teardown(): Promise<void> {
-  liveProbes?.closeAll();
-  liveProbes = undefined;
-  const fp = livePipeline;
-  livePipeline = undefined;
-  await fp?.stop();
-  const n = liveNode;
-  liveNode = undefined;
-  if (n) {
-    rmSync(runDirFor(n.node), { recursive: true, force: true });
-    await n.down();
+/** The test's pods and the test hosts its live flows need (outside addresses, then entities). */
+function nodePlan(test: PolicyTest, skips: ReadonlyMap<number, string>): NodePlan {
+  const pods: EndpointSpec[] = [];
+  const used = new Set<string>();
+  for (const ep of test.endpoints) {
+    if (ep.external || ep.namespace === undefined) continue;
+    pods.push({ ...ep, namespace: ep.namespace });
+    used.add(ep.ip);
   }
+  const hosts = new Map<string, TestHostSpec>();
+  for (const f of test.flows) {
+    if (skips.has(f.index)) continue;
+    for (const p of [f.request.src, f.request.dst]) {
+      if (p.kind === 'ip' && !hosts.has(peerKey(p))) {
+        hosts.set(peerKey(p), { peer: p, ip: p.ip });
+        used.add(p.ip);
+      }
+    }
+  }
+  // entities after the outside addresses, so an entity never takes an address a test names
+  for (const f of test.flows) {
+    if (skips.has(f.index)) continue;
+    for (const p of [f.request.src, f.request.dst]) {
+      if (p.kind !== 'entity' || p.entity === 'host' || hosts.has(peerKey(p))) continue;
+      const ip = entityIp(used, p.entity);
+      if (ip === undefined) continue;
+      hosts.set(peerKey(p), { peer: p, ip });
+      used.add(ip);
+    }
+  }
+  return { pods, hosts: [...hosts.values()] };
 }
 
-function onSignal(sig: NodeJS.Signals): void {
-  void teardown().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-}
-
-/** Replays one PolicyTest live; the node is always torn down. */
+/**
+ * Replays one PolicyTest live through a node runtime of its own; the node is always torn down.
+ * An abort (a signal) tears it down at once and makes this reject with code `agent-stopped`.
+ */
 export async function replayTest(
   test: PolicyTest,
   opts: LiveOptions & { createEngine: EngineFactory },
 ): Promise<LiveFlowResult[]> {
   const offline = runPolicyTest(test, { createEngine: opts.createEngine });
   const { engine } = prepareEngine(test, opts.createEngine);
-  const node = new NodeDatapath(engine, { node: opts.node ?? `seawall-lt${process.pid % 100000}` });
+  const skips = new Map<number, string>();
+  for (const f of test.flows) {
+    const why = liveSkip(
+      test,
+      f,
+      offline.results.find((r) => r.flow === f.index),
+    );
+    if (why) skips.set(f.index, why);
+  }
   const probes = new ProbePool();
-  liveNode = node;
-  liveProbes = probes;
-  const timeoutMs = opts.timeoutMs ?? 300;
-  const results: LiveFlowResult[] = [];
-  let pipeline: FlowPipeline | undefined;
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
-  try {
-    await node.up();
-    for (const ep of test.endpoints) {
-      if (ep.external || ep.namespace === undefined) continue;
-      await node.addPod({ ...ep, namespace: ep.namespace }, { sync: false });
-    }
-    const skips = new Map<number, string>();
-    for (const f of test.flows) {
-      const why = liveSkip(
-        test,
-        f,
-        offline.results.find((r) => r.flow === f.index),
-      );
-      if (why) {
-        skips.set(f.index, why);
-        continue;
-      }
-      for (const p of [f.request.src, f.request.dst]) {
-        if (p.kind === 'ip' && !node.live(p)) await node.addTestHost(p, p.ip, { sync: false });
-      }
-    }
-    // entities after the outside addresses, so an entity never takes an address a test names
-    for (const f of test.flows) {
-      if (skips.has(f.index)) continue;
-      for (const p of [f.request.src, f.request.dst]) {
-        if (p.kind !== 'entity' || node.live(p)) continue;
-        const ip = entityIp(node, p.entity);
-        if (ip) await node.addTestHost(p, ip, { sync: false });
-      }
-    }
-    await node.sync();
-    pipeline = new FlowPipeline(node, {
+  const rt = new NodeRuntime({
+    engine,
+    node: opts.node ?? `seawall-lt${process.pid % 100000}`,
+    flows: {
       flowLog: false,
       socket: false,
       // every packet its record: two identical pings in a row are two flows here
       dedupWindowMs: 0,
       pollMs: 20,
       onRecord: (r, e) => agreement.set(e, r),
-    });
-    livePipeline = pipeline;
-    await pipeline.start();
-    // servers first, so every flow finds a listener behind the policy
+    },
+    components: [
+      {
+        // servers after the flow pipeline, so every flow finds a listener behind the policy
+        name: 'probe servers',
+        start: async (r) => {
+          for (const f of test.flows) {
+            if (skips.has(f.index) || proto(f) === 'icmp') continue;
+            const dst = r.datapath.live(f.request.dst);
+            if (dst && f.request.dport !== undefined)
+              await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
+          }
+        },
+        stop: () => probes.closeAll(),
+      },
+    ],
+  });
+  const abort = (): void => void rt.stop();
+  if (opts.signal?.aborted) abort();
+  opts.signal?.addEventListener('abort', abort);
+  const timeoutMs = opts.timeoutMs ?? 300;
+  const results: LiveFlowResult[] = [];
+  try {
+    await rt.start(nodePlan(test, skips));
+    const node = rt.datapath;
+    const pipeline = rt.flows;
     for (const f of test.flows) {
-      if (skips.has(f.index) || proto(f) === 'icmp') continue;
-      const dst = node.live(f.request.dst);
-      if (dst && f.request.dport !== undefined)
-        await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
-    }
-    for (const f of test.flows) {
+      rt.checkStopping();
       const off: FlowResult | undefined = offline.results.find((r) => r.flow === f.index);
       const base: LiveFlowResult = {
         file: test.file,
@@ -245,6 +258,7 @@ export async function replayTest(
         p === 'icmp'
           ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
           : await probes.get(src.ns).connect(p, dst.ip, f.request.dport ?? 0, timeoutMs);
+      rt.checkStopping(); // a probe cut short by the teardown says nothing about the policy
       const live = r.passed ? 'allowed' : 'denied';
       const agree = live === base.offline;
       const notes: string[] = agree ? [] : [`live ${live} but offline ${base.offline}`];
@@ -261,6 +275,7 @@ export async function replayTest(
             ).done,
           opts.recordTimeoutMs ?? 2000,
         );
+        rt.checkStopping();
         const mine = entries.filter((e) => sameFlow(e.event.flow, src, dst, f));
         res.records = mine.map((e) => recordText(e.event.flow));
         const check = checkRecords(mine, dirs, live);
@@ -281,14 +296,8 @@ export async function replayTest(
       results.push(res);
     }
   } finally {
-    probes.closeAll();
-    // ulogd lives in the node namespace: stop it before the namespace goes
-    await pipeline?.stop();
-    livePipeline = undefined;
-    rmSync(runDirFor(node.node), { recursive: true, force: true });
-    await node.down();
-    liveNode = undefined;
-    liveProbes = undefined;
+    opts.signal?.removeEventListener('abort', abort);
+    await rt.stop();
   }
   return results;
 }
@@ -382,7 +391,6 @@ export function formatLiveResult(r: LiveFlowResult, verbose = false): string {
 /**
  * JUnit XML in the offline runner's layout (testsuites → one testsuite per PolicyTest → one
  * testcase per flow), with skipped-live flows as <skipped/> so they never count as passed.
- * (report.ts's formatJUnit has no skipped cases, hence this variant.)
  */
 export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map<string, number>): string {
   const suites = new Map<string, LiveFlowResult[]>();
@@ -392,42 +400,29 @@ export function formatLiveJUnit(results: readonly LiveFlowResult[], seconds: Map
     list.push(r);
     suites.set(k, list);
   }
-  const count = (rs: readonly LiveFlowResult[], o: LiveOutcome): number =>
-    rs.filter((r) => r.outcome === o).length;
-  const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  out.push(
-    `<testsuites name="seawall test --live" tests="${results.length}" failures="${count(results, 'fail')}" skipped="${count(results, 'skip')}">`,
-  );
-  for (const [k, rs] of suites) {
-    const first = rs[0]!;
-    const t = seconds.get(k) ?? 0;
-    out.push(
-      `  <testsuite name="${xmlAttr(first.test)}" tests="${rs.length}" failures="${count(rs, 'fail')}" errors="0" skipped="${count(rs, 'skip')}" time="${t.toFixed(3)}" file="${xmlAttr(first.file)}">`,
-    );
-    for (const r of rs) {
-      const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
-      const name = `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`;
-      const time = r.ms !== undefined ? ` time="${(r.ms / 1000).toFixed(3)}"` : '';
-      const open = `    <testcase name="${xmlAttr(name)}" classname="${xmlAttr(first.test)}"${time}`;
-      if (r.outcome === 'pass') {
-        out.push(`${open}/>`);
-        continue;
-      }
-      out.push(`${open}>`);
-      if (r.outcome === 'skip')
-        out.push(`      <skipped message="${xmlAttr(`skipped-live: ${r.note ?? ''}`)}"/>`);
-      else {
-        const msg = `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`;
-        out.push(
-          `      <failure message="${xmlAttr(msg)}" type="verdict">${xmlText((r.records ?? []).join('\n'))}</failure>`,
-        );
-      }
-      out.push('    </testcase>');
-    }
-    out.push('  </testsuite>');
-  }
-  out.push('</testsuites>');
-  return `${out.join('\n')}\n`;
+  return formatTestSuites({
+    name: 'seawall test --live',
+    skippedCounts: true,
+    suites: [...suites].map(([k, rs]) => ({
+      name: rs[0]!.test,
+      file: rs[0]!.file,
+      time: seconds.get(k) ?? 0,
+      cases: rs.map((r) => {
+        const port = r.port !== undefined ? `${r.port}/${r.protocol}` : r.protocol;
+        return {
+          name: `flows[${r.flow}]${r.name !== undefined ? ` ${r.name}` : ''}: ${r.from} → ${r.to} ${port}`,
+          classname: rs[0]!.test,
+          ...(r.ms !== undefined ? { time: r.ms / 1000 } : {}),
+          outcome: r.outcome,
+          message:
+            r.outcome === 'skip'
+              ? `skipped-live: ${r.note ?? ''}`
+              : `expected ${r.expected}, live ${r.live ?? 'unknown'}, offline ${r.offline}${r.note ? ` (${r.note})` : ''}`,
+          body: (r.records ?? []).join('\n'),
+        };
+      }),
+    })),
+  });
 }
 
 /** Entry point of `seawall test --live FILE...`; returns the exit code (0 pass, 1 fail, 2 bad input). */
@@ -456,56 +451,52 @@ export async function runLive(paths: string[], opts: LiveOptions = {}): Promise<
   }
   if (invalid) return 2;
   const createEngine = opts.createEngine ?? (await defaultFactory());
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let passed = 0;
   let failed = 0;
   let skipped = 0;
   const all: LiveFlowResult[] = [];
   const seconds = new Map<string, number>();
   let warned = false;
-  try {
-    for (const t of tests) {
-      const t0 = performance.now();
-      let rs: LiveFlowResult[];
-      try {
-        rs = await replayTest(t, { ...opts, createEngine });
-      } catch (e) {
-        // one test that cannot be built live fails its flows; the others still run
-        const msg = `live setup failed: ${(e as Error).message}`;
-        rs = t.flows.map((f) => ({
-          file: t.file,
-          test: t.name,
-          flow: f.index,
-          ...(f.name !== undefined ? { name: f.name } : {}),
-          from: f.from,
-          to: f.to,
-          protocol: f.request.protocol,
-          ...(f.request.dport !== undefined ? { port: f.request.dport } : {}),
-          expected: f.expect,
-          offline: 'unknown',
-          outcome: 'fail' as const,
-          note: msg,
-        }));
-      }
-      seconds.set(`${t.file}\u0000${t.name}`, (performance.now() - t0) / 1000);
-      for (const r of rs) {
-        all.push(r);
-        if (r.outcome === 'pass') passed++;
-        else if (r.outcome === 'fail') failed++;
-        else skipped++;
-        if (r.recordsNote && !warned && opts.output !== 'json') {
-          warned = true;
-          write(`WARNING: ${r.recordsNote}: flow records are not checked`);
-        }
-        write(opts.output === 'json' ? JSON.stringify(r) : formatLiveResult(r, opts.verbose === true));
-      }
+  for (const t of tests) {
+    if (opts.signal?.aborted) break;
+    const t0 = performance.now();
+    let rs: LiveFlowResult[];
+    try {
+      rs = await replayTest(t, { ...opts, createEngine });
+    } catch (e) {
+      // interrupted: the node is down; what ran so far is reported
+      if (opts.signal?.aborted) break;
+      // one test that cannot be built live fails its flows; the others still run
+      const msg = `live setup failed: ${(e as Error).message}`;
+      rs = t.flows.map((f) => ({
+        file: t.file,
+        test: t.name,
+        flow: f.index,
+        ...(f.name !== undefined ? { name: f.name } : {}),
+        from: f.from,
+        to: f.to,
+        protocol: f.request.protocol,
+        ...(f.request.dport !== undefined ? { port: f.request.dport } : {}),
+        expected: f.expect,
+        offline: 'unknown',
+        outcome: 'fail' as const,
+        note: msg,
+      }));
     }
-  } finally {
-    await teardown();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    seconds.set(`${t.file}\u0000${t.name}`, (performance.now() - t0) / 1000);
+    for (const r of rs) {
+      all.push(r);
+      if (r.outcome === 'pass') passed++;
+      else if (r.outcome === 'fail') failed++;
+      else skipped++;
+      if (r.recordsNote && !warned && opts.output !== 'json') {
+        warned = true;
+        write(`WARNING: ${r.recordsNote}: flow records are not checked`);
+      }
+      write(opts.output === 'json' ? JSON.stringify(r) : formatLiveResult(r, opts.verbose === true));
+    }
   }
+  if (opts.signal?.aborted && opts.output !== 'json') write('interrupted: the node is torn down');
   if (opts.output !== 'json') write(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   if (opts.junit !== undefined) {
     try {

@@ -12,6 +12,8 @@ type Cmd =
   | { id: number; op: 'exit' };
 
 const servers: Array<Server | UdpSocket> = [];
+/** Accepted connections, closed at exit with their servers. */
+const conns = new Set<Socket>();
 
 function reply(id: number, body: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ id, ...body })}\n`);
@@ -20,6 +22,8 @@ function reply(id: number, body: Record<string, unknown>): void {
 function listen(id: number, proto: 'tcp' | 'udp', port: number): void {
   if (proto === 'tcp') {
     const s = createServer((c) => {
+      conns.add(c);
+      c.on('close', () => conns.delete(c));
       c.on('error', () => {});
       c.on('data', (d) => c.write(d));
     });
@@ -90,7 +94,12 @@ rl.on('line', (line) => {
   }
   if (c.op === 'listen') listen(c.id, c.proto, c.port);
   else if (c.op === 'connect') connect(c.id, c.proto, c.host, c.port, c.timeoutMs);
-  else process.exit(0);
+  else rl.close();
 });
-rl.on('close', () => process.exit(0));
+// stdin closed (or `exit`): close every listener and connection and let the process end by
+// itself (the testbed never calls process.exit; a client in flight ends within its timeout)
+rl.on('close', () => {
+  for (const s of servers) s.close();
+  for (const c of conns) c.destroy();
+});
 reply(0, { ok: true, ready: true });

@@ -151,7 +151,8 @@ spec:
     const { netnsExists } = await import('../../src/datapath/netns.ts');
     assert.equal(netnsExists(node), false, 'node namespace gone');
     assert.equal(netnsExists(ledgerNs), false, 'pod namespace gone');
-    const r = await cleanup();
+    // only this test's node: other runs on the machine (crashed or not) are not ours to remove
+    const r = await cleanup({ node });
     assert.ok(!r.removed.includes(node));
   });
 });

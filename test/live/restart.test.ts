@@ -82,7 +82,7 @@ describe('live restart and leftovers', { skip }, () => {
     st.pid = 2 ** 22 + 1; // above pid_max's default: no such process
     writeFileSync(d.topo.stateFile, JSON.stringify(st));
     const exited = new Promise((r) => p.once('exit', r));
-    const r = await cleanup();
+    const r = await cleanup({ node: d.node }); // only this test's run, never another's
     assert.ok(r.removed.includes(d.node) && r.removed.includes(a.ns), r.removed.join(' '));
     await exited;
     assert.equal(netnsExists(a.ns), false);

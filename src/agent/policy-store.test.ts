@@ -1,0 +1,149 @@
+// Issue 8 item 3 (unit): a change is applied only once the file has been stable (two equal reads
+// stableMs apart), so a truncate-and-rewrite never applies the empty file in between; removals
+// settle the same way; an invalid or unreadable file keeps its last good version.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PolicyStore } from './policy-store.ts';
+
+const cnp = (name: string, port: number): string => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ${name}, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: ledger}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: client}}]
+      toPorts: [{ports: [{port: "${port}", protocol: TCP}]}]
+`;
+
+describe('item 3: PolicyStore applies a change once it is stable', () => {
+  const root = mkdtempSync(join(tmpdir(), 'seawall-store-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  let dirN = 0;
+  const setup = () => {
+    const dir = join(root, `d${dirN++}`);
+    mkdirSync(dir);
+    let t = 1_000_000;
+    const store = new PolicyStore(dir, { stableMs: 300, now: () => t });
+    const file = join(dir, 'ledger.yaml');
+    writeFileSync(file, cnp('ledger', 8080));
+    store.scan();
+    t += 300;
+    const first = store.scan();
+    return {
+      dir,
+      file,
+      store,
+      first,
+      advance: (ms: number) => {
+        t += ms;
+      },
+      ports: () => [...store.policies().keys()],
+    };
+  };
+
+  it('startup: two reads a settle time apart apply the file', () => {
+    const s = setup();
+    assert.equal(s.first.changed, true);
+    assert.deepEqual(s.ports(), ['CiliumNetworkPolicy/shop/ledger']);
+  });
+
+  it('truncate, then rewrite within the settle time: the empty file is never applied', () => {
+    const s = setup();
+    writeFileSync(s.file, '');
+    s.advance(50);
+    const a = s.store.scan();
+    assert.equal(a.changed, false);
+    assert.equal(a.found, 1);
+    assert.deepEqual(
+      s.store.pendingChanges().map((p) => p.change),
+      ['modified'],
+    );
+    s.advance(200);
+    writeFileSync(s.file, cnp('ledger', 8080));
+    const b = s.store.scan();
+    assert.equal(b.changed, false);
+    assert.deepEqual(s.store.pendingChanges(), [], 'back to the applied content: nothing pending');
+    assert.deepEqual(s.ports(), ['CiliumNetworkPolicy/shop/ledger']);
+  });
+
+  const rows: Array<{ name: string; change: (file: string) => void; want: string[] }> = [
+    {
+      name: 'a new version',
+      change: (f) => writeFileSync(f, cnp('ledger-v2', 9090)),
+      want: ['CiliumNetworkPolicy/shop/ledger-v2'],
+    },
+    { name: 'an empty file that stays empty (zero policies)', change: (f) => writeFileSync(f, ''), want: [] },
+    { name: 'a removed file', change: (f) => unlinkSync(f), want: [] },
+    {
+      name: 'an invalid file keeps the last good version',
+      change: (f) => writeFileSync(f, 'kind: CiliumNetworkPolicy\nspec: {bogus: 1}\n'),
+      want: ['CiliumNetworkPolicy/shop/ledger'],
+    },
+  ];
+  for (const r of rows) {
+    it(`${r.name}: pending until stable, then applied`, () => {
+      const s = setup();
+      r.change(s.file);
+      assert.equal(s.store.scan().changed, false, 'first sight: pending');
+      s.advance(299);
+      assert.equal(s.store.scan().changed, false, 'not yet stable');
+      assert.equal(s.store.nextDue(), s.store.pendingChanges()[0]!.since + 300);
+      s.advance(1);
+      s.store.scan();
+      assert.deepEqual(s.ports(), r.want);
+      assert.deepEqual(s.store.pendingChanges(), []);
+    });
+  }
+
+  it('a file that keeps changing is not applied until it stops', () => {
+    const s = setup();
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(s.file, cnp('ledger', 9000 + i));
+      s.store.scan();
+      s.advance(200);
+    }
+    assert.deepEqual(
+      s.ports(),
+      ['CiliumNetworkPolicy/shop/ledger'],
+      'the last good version while it changes',
+    );
+    s.advance(100);
+    s.store.scan();
+    assert.equal(s.store.pendingChanges().length, 0, 'stable: applied');
+  });
+
+  it('an explicit reload applies at once', () => {
+    const s = setup();
+    writeFileSync(s.file, cnp('ledger-now', 1));
+    assert.equal(s.store.scan({ immediate: true }).changed, true);
+    assert.deepEqual(s.ports(), ['CiliumNetworkPolicy/shop/ledger-now']);
+  });
+
+  it('an unreadable store changes nothing and says so', () => {
+    const s = setup();
+    rmSync(s.dir, { recursive: true });
+    const r = s.store.scan();
+    assert.equal(r.changed, false);
+    assert.match(r.error ?? '', /the last good state stays/);
+    s.advance(1000);
+    s.store.scan();
+    assert.deepEqual(s.ports(), ['CiliumNetworkPolicy/shop/ledger']);
+  });
+
+  it('after a restart an unsettled file is enforced in its saved last good version', () => {
+    const s = setup();
+    let t = 5_000_000;
+    const store = new PolicyStore(s.dir, { stableMs: 300, now: () => t });
+    store.restore({ [s.file]: cnp('saved', 7) });
+    writeFileSync(s.file, '');
+    store.scan();
+    assert.deepEqual([...store.policies().keys()], ['CiliumNetworkPolicy/shop/saved']);
+    t += 300;
+    store.scan();
+    assert.deepEqual([...store.policies().keys()], [], 'stable now: the empty file is what the user wants');
+  });
+});
