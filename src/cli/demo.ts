@@ -233,7 +233,7 @@ export interface DemoVerdict {
   flow: number;
   text: string;
   live: 'FORWARDED' | 'DROPPED';
-  offline: 'FORWARDED' | 'DROPPED';
+  offline: Verdict['verdict'];
   reason?: string;
   /** The engine's deciding rules (allowed_by / denied_by, or the default deny). */
   rules: string;

@@ -29,8 +29,9 @@ import { delNetns, netnsExists } from '../../src/datapath/netns.ts';
 import { NodeDatapath } from '../../src/datapath/node.ts';
 import { runDirFor, stateFileFor, Topology } from '../../src/datapath/topology.ts';
 import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
+import { FakeEngine } from '../../src/policy/testing/fake-engine.ts';
 import { ProbePool } from '../../src/testbed/probe.ts';
-import { liveSkipReason, StubEngine, testNode } from './helpers.ts';
+import { liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();
 const TESTDATA = join(import.meta.dirname, 'testdata', 'agent');
@@ -380,7 +381,7 @@ spec:
   it('--cleanup --node X cleans only node X', async () => {
     const made: NodeDatapath[] = [];
     for (const tag of ['cx', 'cy']) {
-      const d = new NodeDatapath(new StubEngine(), { node: testNode(tag) });
+      const d = new NodeDatapath(new FakeEngine(), { node: testNode(tag) });
       nodes.push(d.node);
       await d.up();
       await d.addPod({ name: 'client', namespace: 'shop', labels: {}, ip: '10.0.7.10' });

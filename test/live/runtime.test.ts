@@ -10,8 +10,9 @@ import { NodeRuntime, type RuntimeComponent } from '../../src/agent/runtime.ts';
 import { delNetns, netnsExists } from '../../src/datapath/netns.ts';
 import { runDirFor } from '../../src/datapath/topology.ts';
 import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
+import { FakeEngine } from '../../src/policy/testing/fake-engine.ts';
 import type { EndpointSpec } from '../../src/policy/types.ts';
-import { entry, liveSkipReason, StubEngine, testNode } from './helpers.ts';
+import { entry, liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();
 const noUlogd = findUlogdPluginDir() === undefined ? 'needs ulogd2 and ulogd2-json' : undefined;
@@ -27,7 +28,7 @@ const pods = (n: number, net: number): EndpointSpec[] =>
 describe('node runtime', { skip }, () => {
   const made: NodeRuntime[] = [];
   const make = (o: Partial<ConstructorParameters<typeof NodeRuntime>[0]> = {}): NodeRuntime => {
-    const rt = new NodeRuntime({ engine: new StubEngine(), node: testNode('rt'), flows: false, ...o });
+    const rt = new NodeRuntime({ engine: new FakeEngine(), node: testNode('rt'), flows: false, ...o });
     made.push(rt);
     return rt;
   };
@@ -40,7 +41,7 @@ describe('node runtime', { skip }, () => {
   });
 
   it("every pod's policy and ipcache entry are in the kernel before its veth exists", async () => {
-    const eng = new StubEngine();
+    const eng = new FakeEngine();
     const rt = make({ engine: eng });
     const topo = rt.datapath.topo;
     const add = topo.addHost.bind(topo);
