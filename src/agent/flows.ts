@@ -383,7 +383,10 @@ export class FlowPipeline {
 
   /** Stops ulogd (after reading what it wrote), closes the socket and the flow log. */
   async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
+    if (this.state === 'stopped') {
+      this.sink?.close(); // a pipeline never started may still have written its flow log
+      return;
+    }
     const reason = this.reason;
     if (this.rotateTimer !== undefined) clearInterval(this.rotateTimer);
     this.rotateTimer = undefined;
