@@ -116,7 +116,7 @@ class End {
 
 // Raw IPv4 packets with a header of our making (IPPROTO_RAW implies IP_HDRINCL): any protocol
 // number, any source address, any length of transport header. Args: SRC DST then PROTO:BYTES...
-const RAW = String.raw`
+const RAW = `
 import socket, struct, sys
 src, dst = sys.argv[1], sys.argv[2]
 def csum(b):
@@ -439,7 +439,10 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
       '6:0',
     ]);
     const want = protos.length + cut.length + 1;
-    const dropped = (f: Flow): boolean => f.verdict === 'DROPPED' && f.traffic_direction === 'INGRESS';
+    // only the raw packets have no l4 (packets of earlier tests' connections, still closing, do):
+    // a raw packet's record with an l4 would be missing from the count
+    const dropped = (f: Flow): boolean =>
+      f.verdict === 'DROPPED' && f.traffic_direction === 'INGRESS' && f.l4 === undefined;
     const fs = (await records(seq, (x) => x.filter(dropped).length >= want, 5000)).filter(dropped);
     assert.equal(fs.length, want, `records: ${JSON.stringify(fs.map((f) => f.IP))}`);
     const clientId = engine.identityOf({ kind: 'endpoint', namespace: NS, name: 'client' });
@@ -447,7 +450,6 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
     for (const f of fs) {
       assert.equal(f.drop_reason_desc, 'POLICY_DENIED');
       assert.equal(f.drop_reason, 133);
-      assert.equal(f.l4, undefined, 'no l4: the protocol or its header is unknown');
       assert.equal(f.source?.identity, clientId);
       assert.equal(f.destination?.identity, serverId);
       assert.equal(f.destination?.pod_name, 'server');
