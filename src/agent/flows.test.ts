@@ -12,7 +12,12 @@ import { BUILD_ERROR_SOURCE, FlowPipeline } from './flows.ts';
 function fakeNode(decide: () => never): NodeDatapath {
   return {
     node: 'seawall-unit',
-    engine: { decide },
+    engine: {
+      decide,
+      config: { clusterName: 'default' },
+      identityOf: () => 2,
+      labelsOf: () => ['reserved:world'],
+    },
     endpointIds: () => ({}),
     topo: { nodeIp: '10.0.0.1', hostByIp: () => undefined },
   } as unknown as NodeDatapath;
@@ -54,9 +59,9 @@ describe('FlowPipeline: events without a record', () => {
       want: { errors: 25, lost: 25, processed: 0, buildErrorMetric: 25, logs: 11 },
     },
     {
-      name: 'a protocol the engine does not know: lost, but not a build error',
+      name: 'a protocol the engine does not know: recorded from the kernel alone, not lost (item 7)',
       events: [event(200)],
-      want: { errors: 0, lost: 1, processed: 0, buildErrorMetric: 0, logs: 0 },
+      want: { errors: 0, lost: 0, processed: 1, buildErrorMetric: 0, logs: 0 },
     },
   ];
   for (const r of rows) {

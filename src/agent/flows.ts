@@ -30,6 +30,8 @@ const RAW_MAX_BYTES = 16 * 1024 * 1024;
 
 /** hubble_lost_events_total's source for kernel events whose record could not be built. */
 export const BUILD_ERROR_SOURCE = 'record_build_error';
+/** hubble_lost_events_total's source for records the flow log could not take (a full disk). */
+export const FLOW_LOG_SOURCE = 'flow_log_write_error';
 const MAX_ERROR_LOGS = 10;
 
 /** Hubble's default ring size (4095 events). */
@@ -56,10 +58,14 @@ export interface FlowPipelineStatus {
   forwarded: number;
   dropped: number;
   /**
-   * Records the ring dropped to make room, plus kernel events no record could be made of
-   * (`errors` included).
+   * Records the ring dropped to make room, kernel events no record could be made of (`errors`
+   * included), and records missing from the flow log (`flowLogLost` included).
    */
   lost: number;
+  /** Records the flow log could not take (a full disk): in the ring, not in the file. */
+  flowLogLost: number;
+  /** Why the last of them failed (ENOSPC, ...). */
+  flowLogError?: string;
   /** Kernel events whose record failed to build: ulogd lines of ours that do not parse, or an
    * exception while making the record. Part of `lost`; each is logged (the first few). */
   errors: number;
@@ -124,8 +130,10 @@ export class FlowPipeline {
   private server: Server | undefined;
   private state: FlowPipelineState = 'stopped';
   private reason: string | undefined;
-  private counts = { processed: 0, forwarded: 0, dropped: 0, unrecorded: 0, disagreements: 0, errors: 0 };
+  private counts = { processed: 0, forwarded: 0, dropped: 0, disagreements: 0, errors: 0 };
   private ringLost = 0;
+  /** Flow log write failures already put in the metric. */
+  private flowLogLostSeen = 0;
   /** Unparsable ulogd lines already counted (the tailer keeps its own totals). */
   private parseErrorsSeen = 0;
   private rotateTimer: NodeJS.Timeout | undefined;
@@ -290,14 +298,20 @@ export class FlowPipeline {
       nodeName: node.node,
       resolve: resolverFor(node),
       endpointIdOf: (p) => (p.kind === 'endpoint' ? ids[`pod:${p.namespace}/${p.name}`] : undefined),
+      endpointById: (id) => {
+        for (const [key, v] of Object.entries(ids)) if (v === id) return peerFromKey(key, '');
+        return undefined;
+      },
       ...(rev !== undefined ? { policyRevision: rev } : {}),
     });
-    if (rec === undefined) {
-      this.counts.unrecorded++;
-      this.metrics.addLost('observer_events_queue');
-      return;
-    }
     const event = sink.emit(rec.flow);
+    if (sink.writeErrors > this.flowLogLostSeen) {
+      this.metrics.addLost(FLOW_LOG_SOURCE, sink.writeErrors - this.flowLogLostSeen);
+      if (this.flowLogLostSeen === 0) {
+        this.log(`flow log ${this.flowLog}: ${sink.lastWriteError}; records missing from it are counted`);
+      }
+      this.flowLogLostSeen = sink.writeErrors;
+    }
     this.counts.processed++;
     if (rec.flow.verdict === 'DROPPED') this.counts.dropped++;
     else if (rec.flow.verdict === 'FORWARDED' || rec.flow.verdict === 'REDIRECTED') this.counts.forwarded++;
@@ -359,12 +373,14 @@ export class FlowPipeline {
       processed: this.counts.processed,
       forwarded: this.counts.forwarded,
       dropped: this.counts.dropped,
-      lost: this.ring.lost + this.counts.unrecorded + this.counts.errors,
+      lost: this.ring.lost + this.counts.errors + (this.sink?.writeErrors ?? 0),
+      flowLogLost: this.sink?.writeErrors ?? 0,
       errors: this.counts.errors,
       suppressedDrops: this.tailer?.stats.suppressedDrops ?? 0,
       disagreements: this.counts.disagreements,
     };
     if (this.reason !== undefined) s.reason = this.reason;
+    if (this.sink?.lastWriteError !== undefined) s.flowLogError = this.sink.lastWriteError;
     if (this.flowLog !== undefined) s.flowLog = this.flowLog;
     if (this.socket !== undefined) s.socket = this.socket;
     if (this.ulogd?.pid !== undefined) s.ulogdPid = this.ulogd.pid;
@@ -378,7 +394,10 @@ export class FlowPipeline {
 
   /** Stops ulogd (after reading what it wrote), closes the socket and the flow log. */
   async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
+    if (this.state === 'stopped') {
+      this.sink?.close(); // a pipeline never started may still have written its flow log
+      return;
+    }
     const reason = this.reason;
     if (this.rotateTimer !== undefined) clearInterval(this.rotateTimer);
     this.rotateTimer = undefined;

@@ -10,8 +10,8 @@ import type {
   TrafficDirection,
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
-import { type FlowMeta, flowFromVerdict } from './record.ts';
-import type { DropReasonName, Flow, FlowVerdict } from './types.ts';
+import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict } from './record.ts';
+import type { DropReasonName, Flow, FlowEndpoint, FlowLayer4, FlowVerdict } from './types.ts';
 
 const PROTOCOL: Record<number, FlowProtocol> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 
@@ -20,17 +20,30 @@ export const KERNEL_VERDICT: Record<KernelVerdict, FlowVerdict> = {
   redir: 'REDIRECTED',
   deny: 'DROPPED',
   denied: 'DROPPED',
+  spoof: 'DROPPED',
 };
 
 const KERNEL_REASON: Partial<Record<KernelVerdict, DropReasonName>> = {
   deny: 'POLICY_DENY',
   denied: 'POLICY_DENIED',
+  spoof: 'INVALID_SOURCE_IP',
 };
 
-/** The FlowRequest the engine decides for a kernel event; undefined for protocols it has no name for. */
+/** The header was cut short: no ports (TCP, UDP, SCTP) or no type (ICMP), or nothing at all. */
+export function truncated(ev: KernelEvent): boolean {
+  if (ev.bare) return true;
+  if (ev.proto === 6 || ev.proto === 17 || ev.proto === 132) return ev.dport === undefined;
+  if (ev.proto === 1 || ev.proto === 58) return ev.icmp === undefined;
+  return false;
+}
+
+/**
+ * The FlowRequest the engine decides for a kernel event; undefined for protocols it has no name
+ * for and for cut-short headers (the kernel matched no port; the engine would judge one).
+ */
 export function flowRequestOf(ev: KernelEvent, src: PeerRef, dst: PeerRef): FlowRequest | undefined {
   const protocol = PROTOCOL[ev.proto];
-  if (protocol === undefined) return undefined;
+  if (protocol === undefined || truncated(ev)) return undefined;
   const req: FlowRequest = { src, dst, protocol };
   if (ev.icmp !== undefined) req.icmp = { type: ev.icmp.type, family: ev.proto === 58 ? 'IPv6' : 'IPv4' };
   else if (ev.dport !== undefined) req.dport = ev.dport;
@@ -39,9 +52,17 @@ export function flowRequestOf(ev: KernelEvent, src: PeerRef, dst: PeerRef): Flow
 
 export interface KernelRecord {
   flow: Flow;
-  /** True when the engine, asked about the same flow, reaches the kernel's verdict and reason. */
+  /**
+   * True when the engine, asked about the same flow, reaches the kernel's verdict and reason;
+   * also true when it was not asked (`explained` false).
+   */
   agrees: boolean;
   engineVerdict: FlowVerdict;
+  /**
+   * False for packets the engine cannot judge (another IP protocol, a cut-short header, an
+   * anti-spoofing drop): the record is the kernel's alone, with no policy explanation.
+   */
+  explained: boolean;
 }
 
 export interface KernelRecordOptions {
@@ -50,6 +71,11 @@ export interface KernelRecordOptions {
   resolve: (ip: string) => PeerRef;
   /** Endpoint id of a local endpoint by peer, for the ID of the non-subject side. */
   endpointIdOf?: (peer: PeerRef) => number | undefined;
+  /**
+   * The local endpoint of an id (the NFLOG prefix's): the sender of an anti-spoofing drop, whose
+   * source address is forged, and the subject of a bare IP header, which has no addresses.
+   */
+  endpointById?: (id: number) => PeerRef | undefined;
   policyRevision?: number;
 }
 
@@ -57,11 +83,12 @@ export function recordFromKernelEvent(
   engine: PolicyEngineAPI,
   ev: KernelEvent,
   o: KernelRecordOptions,
-): KernelRecord | undefined {
+): KernelRecord {
+  if (ev.verdict === 'spoof' || ev.bare) return kernelOnlyRecord(engine, ev, o);
   const src = o.resolve(ev.srcIP);
   const dst = o.resolve(ev.dstIP);
   const req = flowRequestOf(ev, src, dst);
-  if (req === undefined) return undefined;
+  if (req === undefined) return kernelOnlyRecord(engine, ev, o, src, dst);
   const verdict = engine.decide(req, ev.time.seconds * 1000);
   const direction: TrafficDirection = ev.dir === 'in' ? 'INGRESS' : 'EGRESS';
   const kernelVerdict = KERNEL_VERDICT[ev.verdict];
@@ -104,5 +131,76 @@ export function recordFromKernelEvent(
   // sent the connection to the proxy (REDIRECTED): at L3/L4 that is the same verdict.
   const sameVerdict =
     engineVerdict === kernelVerdict || (kernelVerdict === 'REDIRECTED' && engineVerdict === 'FORWARDED');
-  return { flow, agrees: sameVerdict && engineReason === kernelReason, engineVerdict };
+  return { flow, agrees: sameVerdict && engineReason === kernelReason, engineVerdict, explained: true };
+}
+
+/** The l4 of a packet whose header was decoded in full; none otherwise (as Hubble). */
+function layer4Of(ev: KernelEvent): FlowLayer4 | undefined {
+  if (truncated(ev)) return undefined;
+  const ports = (): { source_port?: number; destination_port?: number } => {
+    const p: { source_port?: number; destination_port?: number } = {};
+    if (ev.sport) p.source_port = ev.sport;
+    if (ev.dport) p.destination_port = ev.dport;
+    return p;
+  };
+  switch (ev.proto) {
+    case 6:
+      return { TCP: { ...ports(), flags: ev.tcpFlags ?? {} } };
+    case 17:
+      return { UDP: ports() };
+    case 132:
+      return { SCTP: ports() };
+    case 1:
+    case 58: {
+      const icmp: { type?: number; code?: number } = {};
+      if (ev.icmp?.type) icmp.type = ev.icmp.type;
+      if (ev.icmp?.code) icmp.code = ev.icmp.code;
+      return ev.proto === 1 ? { ICMPv4: icmp } : { ICMPv6: icmp };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The record of a packet the engine cannot judge. Its subject endpoint is the prefix's (the
+ * sender for egress, the receiver for ingress); the other side is resolved from its address, or,
+ * without addresses (a bare header), known by the identity the chain put in the mark. An
+ * anti-spoofing drop names the sending endpoint as its source, never the forged address's owner.
+ */
+function kernelOnlyRecord(
+  engine: PolicyEngineAPI,
+  ev: KernelEvent,
+  o: KernelRecordOptions,
+  src?: PeerRef,
+  dst?: PeerRef,
+): KernelRecord {
+  const direction: TrafficDirection = ev.dir === 'in' ? 'INGRESS' : 'EGRESS';
+  const verdict = KERNEL_VERDICT[ev.verdict];
+  const subject = ev.verdict === 'spoof' || ev.bare ? o.endpointById?.(ev.endpointId) : undefined;
+  const side = (peer: PeerRef | undefined, isSubject: boolean): FlowEndpoint => {
+    if (isSubject) {
+      const p = subject ?? peer;
+      return endpointOf(engine, p, p !== undefined ? engine.identityOf(p) : 0, ev.endpointId);
+    }
+    if (peer !== undefined) return endpointOf(engine, peer, engine.identityOf(peer), o.endpointIdOf?.(peer));
+    // no address: the identity the endpoint chain looked up for the peer (a spoof has none)
+    return endpointOf(engine, undefined, ev.verdict === 'spoof' ? 0 : (ev.mark ?? 0), undefined);
+  };
+  const source = side(src, direction === 'EGRESS');
+  const destination = side(ev.bare ? undefined : (dst ?? o.resolve(ev.dstIP)), direction === 'INGRESS');
+  const reason = KERNEL_REASON[ev.verdict];
+  const flow = flowFromKernelOnly({
+    time: ev.time,
+    nodeName: o.nodeName,
+    verdict,
+    ...(reason !== undefined ? { dropReason: reason } : {}),
+    direction,
+    ...(ev.bare ? {} : { ip: { source: ev.srcIP, destination: ev.dstIP } }),
+    ...(layer4Of(ev) !== undefined ? { l4: layer4Of(ev)! } : {}),
+    source,
+    destination,
+    // Cilium reports an invalid source as a drop notification, not a policy verdict
+    eventKind: ev.verdict === 'spoof' ? 'drop' : 'policy-verdict',
+  });
+  return { flow, agrees: true, engineVerdict: verdict, explained: false };
 }

@@ -59,6 +59,52 @@ describe('parseUlogdLine on recorded ulogd2 2.0.8 lines', () => {
   });
 });
 
+// Issue 8 item 7: drops of other IP protocols and of cut-short headers were lines that did not
+// parse (or events no record was made of). Captured from ulogd2 2.0.8 for raw packets sent
+// through a `log group 1 ... drop` rule: IP protocol 0 with 8 bytes, a bare 20-byte IP header
+// (mark 256), GRE with 4 bytes, TCP with 3 and 10 bytes, UDP with 4 bytes, ICMP with 2 bytes.
+describe('item 7: other IP protocols and cut-short headers parse to events', () => {
+  const all = lines('ulogd-truncated.jsonl');
+  const rows: Array<{ name: string; want: Partial<KernelEvent> & { noPorts?: true } }> = [
+    { name: 'IP protocol 0', want: { proto: 0, srcIP: '10.0.1.10', dstIP: '10.0.1.20', noPorts: true } },
+    {
+      name: 'bare IP header',
+      want: { proto: -1, bare: true, srcIP: '', dstIP: '', mark: 256, noPorts: true },
+    },
+    { name: 'GRE', want: { proto: 47, srcIP: '10.0.1.10', noPorts: true } },
+    { name: 'TCP, 3 of 20 header bytes', want: { proto: 6, noPorts: true } },
+    { name: 'TCP, 10 of 20 header bytes', want: { proto: 6, noPorts: true } },
+    { name: 'UDP, 4 of 8 header bytes', want: { proto: 17, noPorts: true } },
+    { name: 'ICMP, 2 of 8 header bytes', want: { proto: 1, noPorts: true } },
+  ];
+  rows.forEach((r, i) => {
+    it(r.name, () => {
+      const p = parseUlogdLine(all[i]!);
+      assert.ok(p.ok, JSON.stringify(p));
+      const { noPorts, ...want } = r.want;
+      assert.equal(p.event.verdict, 'denied');
+      assert.equal(p.event.endpointId, 3);
+      for (const [k, v] of Object.entries(want)) assert.deepEqual(p.event[k as keyof KernelEvent], v, k);
+      if (noPorts)
+        assert.deepEqual(
+          [p.event.sport, p.event.dport, p.event.tcpFlags, p.event.icmp],
+          [undefined, undefined, undefined, undefined],
+        );
+    });
+  });
+  it('parses the spoof verdict', () =>
+    assert.deepEqual(parsePrefix('sw/spoof/eg/9/'), { verdict: 'spoof', dir: 'eg', endpointId: 9 }));
+  it('bare headers of different peers are different drops', () => {
+    const d = new DropDeduper(1000);
+    const p = parseUlogdLine(all[1]!);
+    assert.ok(p.ok);
+    assert.deepEqual(
+      [d.admit(p.event), d.admit({ ...p.event, mark: 257 }), d.admit(p.event)],
+      [true, true, false],
+    );
+  });
+});
+
 describe('parseUlogdLine skips bad lines with a code', () => {
   const codes = [
     'malformed-json', // truncated
@@ -69,9 +115,8 @@ describe('parseUlogdLine skips bad lines with a code', () => {
     'bad-prefix', // unknown dir
     'bad-prefix', // non-numeric id
     'missing-field', // no src_ip
-    'missing-field', // tcp without dest_port
-    'missing-field', // icmp without type
     'missing-field', // no time
+    'missing-field', // no addresses, yet too long to be a bare IP header
   ];
   lines('ulogd-malformed.jsonl').forEach((l, i) => {
     it(`line ${i + 1}: ${codes[i]}`, () => {

@@ -12,7 +12,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type KernelVerdict = 'fwd' | 'deny' | 'denied' | 'redir';
+/**
+ * fwd (allowed), deny (explicit deny rule), denied (default deny), redir (to an L7 proxy), spoof
+ * (anti-spoofing: the endpoint sent from an address not its own; always `eg`, its own id).
+ */
+export type KernelVerdict = 'fwd' | 'deny' | 'denied' | 'redir' | 'spoof';
 export type KernelDir = 'in' | 'eg';
 
 export interface KernelEvent {
@@ -24,11 +28,21 @@ export interface KernelEvent {
   endpointId: number;
   srcIP: string;
   dstIP: string;
-  /** IANA protocol number. */
+  /** IANA protocol number; -1 when `bare`. */
   proto: number;
+  /**
+   * The packet had no byte past its IP header: ulogd2 decodes none of it, so srcIP and dstIP are
+   * '' and proto is -1. The prefix (who dropped it) and `mark` (the peer's identity in an
+   * endpoint chain) still say whose it was.
+   */
+  bare?: true;
+  /** Absent for TCP/UDP/SCTP too when the header was cut short (ulogd2 decodes no ports). */
   sport?: number;
   dport?: number;
+  /** Absent for ICMP too when the header was cut short. */
   icmp?: { type: number; code: number };
+  /** The packet mark when logged (nonzero only): endpoint chains hold the peer's identity in it. */
+  mark?: number;
   tcpFlags?: { SYN?: true; ACK?: true; FIN?: true; RST?: true; PSH?: true; URG?: true };
   /** Netfilter hook (0 prerouting, 1 input, 2 forward, 3 output, 4 postrouting). */
   hook?: number;
@@ -49,7 +63,7 @@ export type ParseResult =
   | { ok: false; code: ParseErrorCode; detail: string };
 
 export const NFLOG_GROUP = 1;
-const PREFIX_RE = /^sw\/(fwd|deny|denied|redir)\/(in|eg)\/(\d{1,10})\/$/;
+const PREFIX_RE = /^sw\/(fwd|deny|denied|redir|spoof)\/(in|eg)\/(\d{1,10})\/$/;
 
 /** Parses `sw/<verdict>/<dir>/<endpointId>/`; undefined when it is not ours or malformed. */
 export function parsePrefix(
@@ -107,34 +121,45 @@ export function parseUlogdLine(line: string): ParseResult {
   const srcIP = str(r, 'src_ip');
   const dstIP = str(r, 'dest_ip');
   const proto = num(r, 'ip.protocol') ?? num(r, 'ip6.nexthdr');
-  if (srcIP === undefined || dstIP === undefined || proto === undefined) {
-    return { ok: false, code: 'missing-field', detail: 'src_ip, dest_ip and ip.protocol are required' };
-  }
   const sec = num(r, 'oob.time.sec');
   const usec = num(r, 'oob.time.usec') ?? 0;
   const time =
     sec !== undefined ? { seconds: sec, nanos: usec * 1000 } : timeFromLocal(str(r, 'timestamp') ?? '');
+  // ulogd2's BASE decodes an IPv4 packet only when something follows its header: a bare header
+  // (20 to 60 bytes with options) comes without addresses and protocol, yet it is a packet of
+  // ours and must be recorded
+  const bare =
+    srcIP === undefined &&
+    dstIP === undefined &&
+    proto === undefined &&
+    num(r, 'oob.family') === 2 &&
+    (num(r, 'raw.pktlen') ?? 0) >= 20 &&
+    (num(r, 'raw.pktlen') ?? 0) <= 60; // a header with options is as bare
+  if (!bare && (srcIP === undefined || dstIP === undefined || proto === undefined)) {
+    return { ok: false, code: 'missing-field', detail: 'src_ip, dest_ip and ip.protocol are required' };
+  }
   if (time === undefined) return { ok: false, code: 'missing-field', detail: 'no packet time' };
 
-  const ev: KernelEvent = { time, ...p, srcIP, dstIP, proto };
+  const ev: KernelEvent = bare
+    ? { time, ...p, srcIP: '', dstIP: '', proto: -1, bare: true }
+    : { time, ...p, srcIP: srcIP!, dstIP: dstIP!, proto: proto! };
   const sport = num(r, 'src_port');
   const dport = num(r, 'dest_port');
   if (sport !== undefined) ev.sport = sport;
   if (dport !== undefined) ev.dport = dport;
-  if (proto === 6) {
+  if (ev.proto === 6 && dport !== undefined) {
     const flags: NonNullable<KernelEvent['tcpFlags']> = {};
     for (const [k, name] of TCP_FLAG_KEYS) if (num(r, k) === 1) flags[name] = true;
     ev.tcpFlags = flags;
   }
-  if (proto === 1 || proto === 58) {
-    const type = num(r, proto === 1 ? 'icmp.type' : 'icmpv6.type');
-    const code = num(r, proto === 1 ? 'icmp.code' : 'icmpv6.code');
-    if (type === undefined) return { ok: false, code: 'missing-field', detail: 'icmp type' };
-    ev.icmp = { type, code: code ?? 0 };
+  if (ev.proto === 1 || ev.proto === 58) {
+    // a cut-short ICMP header has no type: still an event (the record has no l4)
+    const type = num(r, ev.proto === 1 ? 'icmp.type' : 'icmpv6.type');
+    const code = num(r, ev.proto === 1 ? 'icmp.code' : 'icmpv6.code');
+    if (type !== undefined) ev.icmp = { type, code: code ?? 0 };
   }
-  if ((proto === 6 || proto === 17 || proto === 132) && dport === undefined) {
-    return { ok: false, code: 'missing-field', detail: 'dest_port' };
-  }
+  const mark = num(r, 'oob.mark');
+  if (mark !== undefined && mark !== 0) ev.mark = mark;
   const hook = num(r, 'oob.hook');
   if (hook !== undefined) ev.hook = hook;
   const inDev = str(r, 'oob.in');
@@ -154,13 +179,15 @@ function timeFromLocal(s: string): { seconds: number; nanos: number } | undefine
 }
 
 export function isDrop(v: KernelVerdict): boolean {
-  return v === 'deny' || v === 'denied';
+  return v === 'deny' || v === 'denied' || v === 'spoof';
 }
 
 /** The identity of a drop for de-duplication: verdict, direction, endpoint and 5-tuple. */
 export function dropKey(e: KernelEvent): string {
   const l4 = e.icmp !== undefined ? `icmp${e.icmp.type}/${e.icmp.code}` : `${e.sport ?? 0}>${e.dport ?? 0}`;
-  return `${e.verdict}|${e.dir}|${e.endpointId}|${e.proto}|${e.srcIP}|${e.dstIP}|${l4}`;
+  // bare headers carry no addresses: the peer's identity (mark) keeps different peers apart
+  const peer = e.bare ? `mark${e.mark ?? 0}` : `${e.srcIP}|${e.dstIP}`;
+  return `${e.verdict}|${e.dir}|${e.endpointId}|${e.proto}|${peer}|${l4}`;
 }
 
 /**

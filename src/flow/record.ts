@@ -90,22 +90,23 @@ function ipVersion(ip: string): 'IPv4' | 'IPv6' {
   return ip.includes(':') ? 'IPv6' : 'IPv4';
 }
 
-function endpointOf(
+/** A Flow endpoint: the peer (absent: only its identity is known) with its identity's labels. */
+export function endpointOf(
   engine: PolicyEngineAPI,
-  peer: PeerRef,
+  peer: PeerRef | undefined,
   identity: number,
   id: number | undefined,
 ): FlowEndpoint {
   const ep: FlowEndpoint = {};
-  if (id !== undefined && id !== 0 && peer.kind === 'endpoint') ep.ID = id;
+  if (id !== undefined && id !== 0 && (peer === undefined || peer.kind === 'endpoint')) ep.ID = id;
   if (identity !== 0) ep.identity = identity;
-  if (peer.kind === 'endpoint') {
+  if (peer?.kind === 'endpoint') {
     ep.cluster_name = engine.config.clusterName;
     ep.namespace = peer.namespace;
   }
-  const labels = [...engine.labelsOf(identity)].sort();
+  const labels = identity !== 0 ? [...engine.labelsOf(identity)].sort() : [];
   if (labels.length > 0) ep.labels = labels;
-  if (peer.kind === 'endpoint') ep.pod_name = peer.name;
+  if (peer?.kind === 'endpoint') ep.pod_name = peer.name;
   return ep;
 }
 
@@ -262,5 +263,52 @@ export function flowFromVerdict(
     if (allowed.length > 0 && !dropped) flow[`${prefix}_allowed_by`] = allowed;
     if (denied.length > 0) flow[`${prefix}_denied_by`] = denied;
   }
+  return flow;
+}
+
+/** What the kernel alone says about a packet the engine cannot judge (see flowFromKernelOnly). */
+export interface KernelOnlyMeta {
+  time: Date | Timestamp;
+  nodeName: string;
+  verdict: FlowVerdict;
+  /** Required for DROPPED. */
+  dropReason?: DropReasonName;
+  direction: TrafficDirection;
+  /** Absent when the packet's addresses are unknown (a bare IP header). */
+  ip?: { source: string; destination: string };
+  l4?: FlowLayer4;
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  /** A drop event (type 1, drop reason as sub type) rather than a policy verdict (type 5). */
+  eventKind?: 'policy-verdict' | 'drop';
+  uuid?: string;
+}
+
+/**
+ * The record of a packet with no engine verdict behind it: a protocol the engine has no name for,
+ * a header cut short (no ports), an anti-spoofing drop. Same shape as flowFromVerdict's, without
+ * policy fields (no match type, no *_allowed_by / *_denied_by); no l4 when the protocol or its
+ * header is unknown, as Hubble does.
+ */
+export function flowFromKernelOnly(m: KernelOnlyMeta): Flow {
+  const dropped = m.verdict === 'DROPPED';
+  const reason = dropped ? (m.dropReason ?? 'POLICY_DENIED') : undefined;
+  const flow = { time: formatTimestamp(m.time), uuid: m.uuid ?? randomUUID(), verdict: m.verdict } as Flow;
+  if (reason !== undefined) flow.drop_reason = DROP_REASON[reason];
+  if (m.ip !== undefined) flow.IP = { ...m.ip, ipVersion: ipVersion(m.ip.source) };
+  if (m.l4 !== undefined) flow.l4 = m.l4;
+  flow.source = m.source;
+  flow.destination = m.destination;
+  flow.Type = 'L3_L4';
+  flow.node_name = m.nodeName;
+  flow.event_type =
+    m.eventKind === 'drop' && reason !== undefined
+      ? { type: MESSAGE_TYPE.DROP, sub_type: DROP_REASON[reason] }
+      : { type: MESSAGE_TYPE.POLICY_VERDICT };
+  flow.traffic_direction = m.direction;
+  if (reason !== undefined) flow.drop_reason_desc = reason;
+  flow.is_reply = false;
+  const summary = summaryOf(m.l4);
+  if (summary !== '') flow.Summary = summary;
   return flow;
 }

@@ -15,6 +15,8 @@ export type FlowVerdict =
 
 /** The DropReason names Seawall emits (flow.proto's enum; the number is `drop_reason`). */
 export const DROP_REASON = {
+  /** Anti-spoofing: an endpoint sent from an address not its own. */
+  INVALID_SOURCE_IP: 132,
   POLICY_DENIED: 133,
   POLICY_DENY: 181,
 } as const;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Flow, FlowEvent } from '../flow/types.ts';
-import { FlowRing, FlowSink, RotatingFile, startFlowServer } from './sink.ts';
+import { type FileOps, FlowRing, FlowSink, nodeFileOps, RotatingFile, startFlowServer } from './sink.ts';
 
 const flow = (i: number): Flow => ({
   time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
@@ -84,6 +84,90 @@ describe('FlowSink and RotatingFile', () => {
     for (const p of [path, `${path}.1`, `${path}.2`]) assert.ok(readFileSync(p).length <= 100);
     const last = readFileSync(path, 'utf8').trim().split('\n').at(-1)!;
     assert.equal((JSON.parse(last) as { i: number }).i, 19);
+  });
+});
+
+/** Real file calls on a disk of `capacity` bytes: writes are cut short, then fail with ENOSPC. */
+function tinyDisk(capacity: { bytes: number }, over: Partial<FileOps> = {}): FileOps {
+  return {
+    ...nodeFileOps,
+    write(fd, buf, offset, length) {
+      const room = capacity.bytes - fstatSync(fd).size;
+      if (room <= 0)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return writeSync(fd, buf, offset, Math.min(length, room));
+    },
+    ...over,
+  };
+}
+
+// Issue 8 item 6: a full disk under flows.jsonl lost records silently and glued the next record
+// onto a torn line. Every line in the file must parse; every record missing from it is counted.
+describe('item 6: a full disk under the flow log', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-full-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n');
+  const sinkOn = (file: RotatingFile): FlowSink =>
+    new FlowSink({ nodeName: 'node-1', ring: new FlowRing(64), file });
+
+  it('a write cut short is cut back to the last line; the record is counted, the ring has it', () => {
+    const path = join(dir, 'a.jsonl');
+    const disk = { bytes: 700 };
+    const sink = sinkOn(new RotatingFile(path, 1 << 20, 3, tinyDisk(disk)));
+    for (let i = 0; i < 20; i++) sink.emit(flow(i));
+    const ls = lines(path);
+    assert.equal(ls.pop(), '', 'the file ends on a line boundary');
+    for (const l of ls) JSON.parse(l);
+    assert.ok(ls.length > 0 && ls.length < 20, `${ls.length} lines`);
+    assert.equal(sink.writeErrors, 20 - ls.length);
+    assert.match(sink.lastWriteError ?? '', /ENOSPC/);
+    // space comes back: writing resumes on a clean line
+    disk.bytes = 1 << 20;
+    sink.emit(flow(20));
+    const after = lines(path);
+    assert.equal(after.pop(), '');
+    assert.equal((JSON.parse(after.at(-1)!) as FlowEvent).flow.uuid, 'u20');
+    for (const l of after) JSON.parse(l);
+  });
+
+  it('when even the cut fails, the next record starts on a new line', () => {
+    const path = join(dir, 'b.jsonl');
+    const disk = { bytes: 300 };
+    const ops = tinyDisk(disk, {
+      ftruncate: () => {
+        throw new Error('EIO');
+      },
+    });
+    const sink = sinkOn(new RotatingFile(path, 1 << 20, 3, ops));
+    for (let i = 0; i < 5; i++) sink.emit(flow(i));
+    disk.bytes = 1 << 20;
+    sink.emit(flow(5));
+    const ls = lines(path);
+    assert.equal(ls.pop(), '');
+    const parsed = ls.filter((l) => {
+      try {
+        JSON.parse(l);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(ls.length - parsed.length, 1, 'one torn line, not glued to the next record');
+    assert.equal((JSON.parse(ls.at(-1)!) as FlowEvent).flow.uuid, 'u5');
+    assert.equal(sink.writeErrors, 5 - (parsed.length - 1));
+  });
+
+  it('a file found ending mid-line (a crash) gets a newline before the next record', () => {
+    const path = join(dir, 'c.jsonl');
+    writeFileSync(path, '{"flow":{"uuid":"torn"');
+    const f = new RotatingFile(path);
+    f.write(JSON.stringify(ev(1)));
+    f.close();
+    const ls = lines(path);
+    assert.deepEqual(
+      [ls.length, ls[0], (JSON.parse(ls[1]!) as FlowEvent).flow.uuid, ls[2]],
+      [3, '{"flow":{"uuid":"torn"', 'u1', ''],
+    );
   });
 });
 

@@ -6,8 +6,10 @@ import {
   closeSync,
   existsSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
   rmSync,
   writeSync,
@@ -81,15 +83,45 @@ export class FlowRing {
   }
 }
 
-/** Appends lines to a file; past `maxBytes` it shifts file → file.1 → … → file.<keep>. */
+/** The descriptor-level calls RotatingFile makes; replaced in tests to inject failures. */
+export interface FileOps {
+  open(path: string, flags: string, mode: number): number;
+  write(fd: number, buf: Buffer, offset: number, length: number): number;
+  ftruncate(fd: number, len: number): void;
+  size(fd: number): number;
+  read(fd: number, buf: Buffer, position: number): number;
+  close(fd: number): void;
+}
+
+export const nodeFileOps: FileOps = {
+  open: (path, flags, mode) => openSync(path, flags, mode),
+  write: (fd, buf, offset, length) => writeSync(fd, buf, offset, length),
+  ftruncate: (fd, len) => ftruncateSync(fd, len),
+  size: (fd) => fstatSync(fd).size,
+  read: (fd, buf, position) => readSync(fd, buf, 0, buf.length, position),
+  close: (fd) => closeSync(fd),
+};
+
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * Appends lines to a file; past `maxBytes` it shifts file → file.1 → … → file.<keep>.
+ * A line is written whole or not at all: a failed or short write (a full disk) is cut back to
+ * the last line boundary and thrown, so the caller counts the record as lost. Should even the
+ * cut fail, or the file be found ending mid-line (a crash), the next line starts on a new line:
+ * one torn line, never a record glued onto it.
+ */
 export class RotatingFile {
   private fd: number | undefined;
   private bytes = 0;
+  /** The file does not end with a newline: the next write begins with one. */
+  private torn = false;
 
   constructor(
     readonly path: string,
     private readonly maxBytes = 10 * 1024 * 1024,
     private readonly keep = 3,
+    private readonly ops: FileOps = nodeFileOps,
   ) {}
 
   write(line: string): void {
@@ -99,14 +131,44 @@ export class RotatingFile {
       this.rotate();
       this.open();
     }
-    writeSync(this.fd!, data);
-    this.bytes += data.length;
+    const fd = this.fd!;
+    const out = this.torn ? Buffer.concat([NEWLINE, data]) : data;
+    let done = 0;
+    try {
+      while (done < out.length) {
+        const n = this.ops.write(fd, out, done, out.length - done);
+        if (!(n > 0)) throw new Error(`wrote ${done} of ${out.length} bytes`);
+        done += n;
+      }
+    } catch (e) {
+      if (done > 0) this.cutBack(fd, done);
+      throw e;
+    }
+    this.bytes += out.length;
+    this.torn = false;
+  }
+
+  /** Undoes the `done` bytes of a failed write; if that fails too, the next write starts a line. */
+  private cutBack(fd: number, done: number): void {
+    try {
+      this.ops.ftruncate(fd, this.bytes);
+    } catch {
+      this.bytes += done;
+      this.torn = true;
+    }
   }
 
   private open(): void {
     mkdirSync(dirname(this.path), { recursive: true });
-    this.fd = openSync(this.path, 'a', 0o640);
-    this.bytes = fstatSync(this.fd).size;
+    // a+: appends, and lets open() read the last byte
+    const fd = this.ops.open(this.path, 'a+', 0o640);
+    this.fd = fd;
+    this.bytes = this.ops.size(fd);
+    this.torn = false;
+    if (this.bytes > 0) {
+      const last = Buffer.alloc(1);
+      this.torn = this.ops.read(fd, last, this.bytes - 1) === 1 && last[0] !== 0x0a;
+    }
   }
 
   private rotate(): void {
@@ -123,7 +185,7 @@ export class RotatingFile {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    if (this.fd !== undefined) this.ops.close(this.fd);
     this.fd = undefined;
   }
 }
@@ -136,9 +198,14 @@ export interface FlowSinkOptions {
   observers?: ((f: Flow) => void)[];
 }
 
-/** Fans each record out to the file, the ring and the observers. A failing writer is counted. */
+/**
+ * Fans each record out to the file, the ring and the observers. A record the file could not take
+ * (a full disk, ...) still reaches the ring and the observers, and is counted in `writeErrors`
+ * (records missing from the flow log) with the last error's message.
+ */
 export class FlowSink {
   writeErrors = 0;
+  lastWriteError: string | undefined;
   constructor(private readonly o: FlowSinkOptions) {}
 
   emit(flow: Flow): FlowEvent {
@@ -146,8 +213,9 @@ export class FlowSink {
     if (this.o.file !== undefined) {
       try {
         this.o.file.write(JSON.stringify(event));
-      } catch {
+      } catch (e) {
         this.writeErrors++;
+        this.lastWriteError = (e as Error)?.message ?? String(e);
       }
     }
     this.o.ring.push(event);

@@ -343,6 +343,35 @@ describe('compile', () => {
     }
   });
 
+  // Issue 8 item 1: `ct state established,related accept` came first, so a connection outlived
+  // the policy that allowed it. Only replies and related packets may pass on conntrack.
+  it('item 1: only replies and related packets skip policy; allows log new connections only', () => {
+    const script = renderFull(compile(base));
+    const hooks = script.split('\n').filter((l) => / (forward|input|output) ct /.test(l));
+    assert.deepEqual(
+      hooks.map((l) => l.replace(/^add rule inet seawall \w+ /, '')),
+      Array(3).fill(['ct direction reply accept', 'ct state related accept']).flat(),
+    );
+    assert.doesNotMatch(script, /established/);
+    const endpointRules = script
+      .split('\n')
+      .filter((l) => / ep\d+_(in|eg) /.test(l) && l.startsWith('add rule'));
+    for (const l of endpointRules) {
+      if (/sw\/(fwd|redir)\//.test(l)) assert.match(l, / ep\d+_(in|eg) ct state new /, l);
+      // every allowing log rule has its unlogged twin for the connection's later packets
+      if (/sw\/fwd\/|sw\/redir\//.test(l)) {
+        const twin = l.replace(' ct state new', '').replace(/ log prefix "[^"]+" group 1/, '');
+        assert.ok(endpointRules.includes(twin), `no twin for ${l}`);
+      }
+    }
+  });
+
+  it('item 8: the anti-spoofing drop logs its own verdict with the sending endpoint', () => {
+    const script = renderFull(compile(base));
+    assert.match(script, /ep1_src ip saddr != 10\.0\.1\.10 log prefix "sw\/spoof\/eg\/1\/" group 1 drop/);
+    assert.match(script, /ep2_src ip saddr != 10\.0\.1\.20 log prefix "sw\/spoof\/eg\/2\/" group 1 drop/);
+  });
+
   it('is deterministic whatever the input order', () => {
     const shuffled = { ...base, endpoints: [...base.endpoints].reverse() };
     assert.equal(renderFull(compile(shuffled)), renderFull(compile(base)));

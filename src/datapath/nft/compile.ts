@@ -13,18 +13,30 @@
 //   map ep_src   ifname → verdict        pod veth → `jump epN_src` (anti-spoofing, see below)
 //   chain epN_src                        drops what the pod sends from an address not its own
 //   chain prerouting (raw)               `iifname vmap @ep_src`, before conntrack
-//   chains forward / input / output     conntrack first, then the egress and ingress vmaps
+//   chains forward / input / output     replies and related on conntrack, then the egress and
+//                                        ingress vmaps for every other packet
 //
-// Cost per packet: established traffic does a fixed amount of work whatever the policy size:
-// one hash lookup of its veth in ep_src (+ one address compare) in prerouting, conntrack, and
-// `ct state established,related accept` as the first rule of forward/input/output. The sets,
-// the ipcache and NFLOG are reached only by the first packet of a connection.
+// Policy is checked on every packet of the original direction, as Cilium does: only replies
+// (`ct direction reply`) and related packets (ICMP errors) pass on conntrack. An established
+// connection is therefore judged again by the verdict sets on each packet and is cut as soon as
+// a change (a port removed, a deny added) no longer allows it.
+//
+// Logging: drops are logged on every packet (the flow pipeline folds identical ones); allow and
+// redirect verdicts only on `ct state new`, so records stay per connection. Each allowing match
+// is two rules: `ct state new <match> log … return`, then `<match> return` for the rest.
+//
+// Cost per packet: a reply does a fixed amount of work whatever the policy size: one hash lookup
+// of its veth in ep_src (+ one address compare) in prerouting, conntrack, and `ct direction
+// reply accept` as the first rule of forward/input/output. An original-direction packet adds
+// the two vmap lookups, the ipcache lookup and one hash (or interval) lookup per verdict set of
+// its endpoints' chains until one matches: O(number of sets), not O(set size).
 //
 // Anti-spoofing: egress policy is chosen by source address, so a pod must not be able to send
 // with another pod's address. Each pod veth is bound to its address in epN_src; a mismatch is
-// dropped before conntrack (no ct entry is made) and logged with the `denied` verdict, direction
-// `eg` and the sending endpoint's id (a default-deny egress drop to flow consumers). IPv6 from a
-// bound veth is dropped too (no IPv6 policy exists to judge it). Veths not in
+// dropped before conntrack (no ct entry is made) and logged with its own verdict, `spoof`, direction
+// `eg` and the sending endpoint's id: flow records name the sender (Cilium: INVALID_SOURCE_IP),
+// never the address it forged. IPv6 from a bound veth is dropped too (no IPv6 policy exists to
+// judge it; not logged: every pod sends link-local IPv6 at start). Veths not in
 // ep_src (test hosts standing for the outside world, pods not joined yet) are not bound.
 //
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
@@ -47,7 +59,10 @@ export const REDIRECT_CT_MARK_INGRESS = 0x1;
 export const REDIRECT_CT_MARK_EGRESS = 0x2;
 
 export type Dir = KernelDir;
-/** NFLOG prefix verdicts: fwd (allowed), deny (explicit deny rule), denied (default deny), redir. */
+/**
+ * NFLOG prefix verdicts: fwd (allowed), deny (explicit deny rule), denied (default deny), redir,
+ * spoof (anti-spoofing drop: a source address not the sending pod's).
+ */
 export type LogVerdict = KernelVerdict;
 
 /** `sw/<verdict>/<dir>/<endpointId>/`: defined once in src/flow/nflog.ts, which parses it back. */
@@ -226,19 +241,24 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
   const peer = dir === 'in' ? 'saddr' : 'daddr';
   const rules = ['meta mark set ' + WORLD_IDENTITY, `meta mark set ip ${peer} map @ipcache`];
   const sets: SetDef[] = [];
-  const action = (v: MapStateVerdict): string => {
-    if (v === 'deny') return `log prefix "${logPrefix('deny', dir, ep.id)}" group ${NFLOG_GROUP} drop`;
-    if (v === 'redirect') {
-      const bit = dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS;
-      return `ct mark set ct mark | ${bit} log prefix "${logPrefix('redir', dir, ep.id)}" group ${NFLOG_GROUP} return`;
-    }
-    return `log prefix "${logPrefix('fwd', dir, ep.id)}" group ${NFLOG_GROUP} return`;
+  const log = (v: LogVerdict): string => `log prefix "${logPrefix(v, dir, ep.id)}" group ${NFLOG_GROUP}`;
+  // `match` ('' for none) → the rules of one verdict: a drop logs every packet; an allow or a
+  // redirect logs the first packet of a connection only (records per connection, not per packet)
+  // and then passes every later packet of the original direction that still matches
+  const verdictRules = (v: MapStateVerdict, match: string): string[] => {
+    const m = match === '' ? '' : `${match} `;
+    if (v === 'deny') return [`${m}${log('deny')} drop`];
+    const mark =
+      v === 'redirect'
+        ? `ct mark set ct mark | ${dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS} `
+        : '';
+    return [`ct state new ${m}${mark}${log(v === 'redirect' ? 'redir' : 'fwd')} return`, `${m}${mark}return`];
   };
   for (const v of VERDICT_ORDER) {
     const b = buckets.get(v);
     if (!b) continue;
     if (b.all) {
-      rules.push(action(v));
+      rules.push(...verdictRules(v, ''));
       continue;
     }
     for (const shape of SHAPES) {
@@ -283,18 +303,18 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
       ] as const) {
         if (elements.length === 0) continue;
         sets.push({ name: setName, type: SHAPE_TYPE[shape], interval, elements });
-        rules.push(`${matchFor(shape, setName)} ${action(v)}`);
+        rules.push(...verdictRules(v, matchFor(shape, setName)));
       }
     }
   }
   if (dir === 'in') {
     // allow-localhost=always (Kubernetes mode): the local node may reach its pods under default deny.
-    rules.push(`meta mark ${HOST_IDENTITY} ${action('allow')}`);
+    rules.push(...verdictRules('allow', `meta mark ${HOST_IDENTITY}`));
   }
   if (dp.defaultDeny) {
-    rules.push(`log prefix "${logPrefix('denied', dir, ep.id)}" group ${NFLOG_GROUP} drop`);
+    rules.push(`${log('denied')} drop`);
   } else {
-    rules.push(action('allow'));
+    rules.push(...verdictRules('allow', ''));
   }
   return { name: chain, rules, sets };
 }
@@ -642,7 +662,7 @@ function bindAddLines(ep: CompiledEndpoint): string[] {
     // pods are IPv4 only and every policy lookup is by IPv4 address: IPv6 (link-local to the
     // node) would pass no policy at all
     `add rule ${T} ${c} meta nfproto ipv6 drop`,
-    `add rule ${T} ${c} ip saddr != ${ep.ip} log prefix "${logPrefix('denied', 'eg', ep.id)}" group ${NFLOG_GROUP} drop`,
+    `add rule ${T} ${c} ip saddr != ${ep.ip} log prefix "${logPrefix('spoof', 'eg', ep.id)}" group ${NFLOG_GROUP} drop`,
     `add element ${T} ep_src { "${ep.iface}" : jump ${c} }`,
   ];
 }
@@ -707,17 +727,22 @@ export function renderFull(t: CompiledTable): string {
     // before conntrack (raw): a forged packet is dropped before it can make a ct entry
     `add chain ${T} prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `add rule ${T} prerouting iifname vmap @ep_src`,
+    // replies and related packets pass on conntrack; every original-direction packet (new or
+    // established) is judged by policy, so a connection outlives no change that denies it
     `add chain ${T} forward { type filter hook forward priority filter; policy accept; }`,
-    `add rule ${T} forward ct state established,related accept`,
+    `add rule ${T} forward ct direction reply accept`,
+    `add rule ${T} forward ct state related accept`,
     `add rule ${T} forward ip saddr vmap @ep_eg`,
     `add rule ${T} forward ip daddr vmap @ep_in`,
     // pod → node (reserved:host): only the pod's egress policy applies
     `add chain ${T} input { type filter hook input priority filter; policy accept; }`,
-    `add rule ${T} input ct state established,related accept`,
+    `add rule ${T} input ct direction reply accept`,
+    `add rule ${T} input ct state related accept`,
     `add rule ${T} input ip saddr vmap @ep_eg`,
     // node → pod: only the pod's ingress policy applies
     `add chain ${T} output { type filter hook output priority filter; policy accept; }`,
-    `add rule ${T} output ct state established,related accept`,
+    `add rule ${T} output ct direction reply accept`,
+    `add rule ${T} output ct state related accept`,
     `add rule ${T} output ip daddr vmap @ep_in`,
   );
   return out.join('\n') + '\n';
