@@ -2,9 +2,10 @@
 // issue in the chosen format, and set the exit status: 0 valid, 1 errors (or warnings with
 // --strict), 2 usage or I/O error.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Command, Option } from 'commander';
+import { readRegularFile } from '../core/files.ts';
 import { crossPolicyLint } from '../lint/cross-policy.ts';
 import { countBySeverity } from '../policy-api/issue.ts';
 import { LoadError, loadPolicies, sortIssues } from '../policy-api/load.ts';
@@ -41,13 +42,9 @@ const defaultDeps: ValidateDeps = {
     return Buffer.concat(chunks);
   },
   readFile: (file) => {
-    try {
-      // Only to quote source lines: skip what the loader would refuse as too large anyway.
-      if (statSync(file).size > LIMITS.maxBytes) return undefined;
-      return readFileSync(file);
-    } catch {
-      return undefined;
-    }
+    // Only to quote source lines: the same reader as the loader (no FIFOs, devices, huge files).
+    const r = readRegularFile(file);
+    return r.ok ? r.bytes : undefined;
   },
   writeFile: (file, text) => writeFileSync(file, text),
   stdout: (s) => process.stdout.write(s),

@@ -2,12 +2,13 @@
 // what would hurt the loader: binary or non-UTF-8 bytes, oversized input, alias bombs, deep nesting.
 
 import { isAlias, isMap, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { describeLimit, MAX_INPUT_BYTES } from '../core/files.ts';
 import { Cursor } from './cursor.ts';
 import type { Issue } from './issue.ts';
 
 export const LIMITS = {
   /** Bytes of one file. */
-  maxBytes: 16 * 1024 * 1024,
+  maxBytes: MAX_INPUT_BYTES,
   /** Nesting depth of one document. */
   maxDepth: 64,
   /** Alias expansions per document (the yaml package's default is 100). */
@@ -30,7 +31,7 @@ export function decodeText(file: string, bytes: Uint8Array): { text?: string; is
         severity: 'error',
         path: '',
         pos: at,
-        message: `file is ${bytes.length} bytes; the limit is ${LIMITS.maxBytes}`,
+        message: `file is ${bytes.length} bytes, more than the limit of ${describeLimit(LIMITS.maxBytes)} per file`,
       },
     };
   }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parsePolicyTestText } from './parse.ts';
+import { loadPolicyTestFile, parsePolicyTestText } from './parse.ts';
 import type { ParsedTestFile } from './types.ts';
 
 /** Header on lines 1-4; the body starts on line 5. */
@@ -403,4 +403,14 @@ test('parse: policyFiles relative to the test file, directories recursive, missi
     ['missing-policy-file@5:33'],
   );
   assert.deepEqual(r.tests[0]!.policies.map((p) => p.metadata.name).sort(), ['a', 'b', 'c']);
+});
+
+test('loadPolicyTestFile: item 5: a FIFO or device named on the command line is an issue', async () => {
+  for (const f of ['/dev/zero', '/dev/null']) {
+    const got = await loadPolicyTestFile(f);
+    assert.deepEqual(
+      got.issues.map((i) => [i.code, i.message]),
+      [['not-regular-file', `${f}: is a character device, not a regular file`]],
+    );
+  }
 });
