@@ -111,6 +111,21 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
           : firstLine(err.message),
       });
     }
+    // The yaml package takes a tag it does not know (`!foo`, `!!js/function`) as a plain string and
+    // only warns; Kubernetes' decoder does not, so neither do we: the document is refused.
+    for (const w of doc.warnings) {
+      if (w.code !== 'TAG_RESOLVE_FAILED') continue;
+      bad = true;
+      const p = lineCounter.linePos(w.pos?.[0] ?? start);
+      const tag = unknownTag(w.message);
+      issues.push({
+        code: 'unknown-yaml-tag',
+        severity: 'error',
+        path: '',
+        pos: { file, line: p.line, column: p.col },
+        message: `unknown YAML tag ${tag}: Kubernetes does not decode it; remove the tag (the core schema's !!str, !!int, !!bool, !!float, !!null, !!map and !!seq are fine)`,
+      });
+    }
     if (bad) return;
     if (doc.contents == null) return; // an empty document (e.g. a trailing `---`)
     const src = { file, lineCounter, fallback };
@@ -155,6 +170,13 @@ function checkDepthAndAliases(root: Node): { code: string; message: string } | u
     }
   }
   return undefined;
+}
+
+/** `!!js/function` or `!foo` from the yaml package's "Unresolved tag: tag:yaml.org,2002:js/function". */
+function unknownTag(message: string): string {
+  const t = message.replace(/^Unresolved tag: /, '');
+  const s = t.startsWith('tag:yaml.org,2002:') ? `!!${t.slice(18)}` : t;
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s).slice(1, -1);
 }
 
 function firstLine(s: string): string {
