@@ -27,7 +27,7 @@ const readRows: ReadRow[] = [
     name: 'item 5: a FIFO is refused without blocking',
     path: join(dir, 'pipe.yaml'),
     code: 'not-regular-file',
-    message: /pipe\.yaml: is a FIFO \(named pipe\), not a regular file/,
+    message: /pipe\.yaml: is a FIFO \(named pipe\), not a regular file \(to read standard input, give -\)$/,
   },
   {
     name: 'item 5: /dev/zero is refused before a byte is read',

@@ -83,7 +83,11 @@ export function readRegularFile(path: string, max: number = MAX_INPUT_BYTES): Re
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) return problem('not-regular-file', path, `is ${fileKind(st)}, not a regular file`);
+    if (!st.isFile()) {
+      // A pipe has one legitimate use: standard input, which `-` reads (with the same cap).
+      const hint = st.isFIFO() ? ' (to read standard input, give -)' : '';
+      return problem('not-regular-file', path, `is ${fileKind(st)}, not a regular file${hint}`);
+    }
     if (st.size > max) return tooLarge(path, st.size, max);
     const chunks: Buffer[] = [];
     let total = 0;

@@ -113,7 +113,7 @@ test('load: item 5: a FIFO named *.yaml in a directory is an issue, not a hang',
         [
           'not-regular-file',
           join(d, 'b.yaml'),
-          `${join(d, 'b.yaml')}: is a FIFO (named pipe), not a regular file`,
+          `${join(d, 'b.yaml')}: is a FIFO (named pipe), not a regular file (to read standard input, give -)`,
         ],
       ],
     );
