@@ -5,12 +5,11 @@
 import { writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Command, Option } from 'commander';
-import { readRegularFile } from '../core/files.ts';
+import { MAX_INPUT_BYTES, readRegularFile } from '../core/files.ts';
 import { crossPolicyLint } from '../lint/cross-policy.ts';
 import { countBySeverity } from '../policy-api/issue.ts';
 import { LoadError, loadPolicies, sortIssues } from '../policy-api/load.ts';
 import type { LoadResult } from '../policy-api/types.ts';
-import { LIMITS } from '../policy-api/yaml-source.ts';
 import { formatHuman, formatJson, formatJunit, formatSarif, type ReportInput } from '../report/index.ts';
 
 export type LoadPolicies = typeof loadPolicies;
@@ -37,7 +36,7 @@ const defaultDeps: ValidateDeps = {
     for await (const c of process.stdin) {
       chunks.push(c as Buffer);
       size += (c as Buffer).length;
-      if (size > LIMITS.maxBytes) break; // the loader reports the oversize; keep memory bounded
+      if (size > MAX_INPUT_BYTES) break; // the loader reports the oversize; keep memory bounded
     }
     return Buffer.concat(chunks);
   },
@@ -129,7 +128,8 @@ async function runValidate(paths: string[], opts: ValidateOptions, deps: Validat
     if (paths.includes('-')) {
       // Read it here so the human report can quote its lines too.
       const bytes = await deps.readStdin();
-      stdinText = decodeUtf8(bytes);
+      // Past the cap the loader refuses it; quoting its first "line" would flood the terminal.
+      stdinText = bytes.length > MAX_INPUT_BYTES ? undefined : decodeUtf8(bytes);
       loadOpts.stdin = Readable.from([bytes]);
     }
     const loadPolicies = await deps.load();

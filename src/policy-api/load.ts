@@ -122,6 +122,10 @@ function addText(result: LoadResult, file: string, text: string, opts: LoadOptio
   const { docs, issues } = parseDocuments(file, text);
   for (const doc of docs) {
     const d = decodePolicyDocument(doc.root, opts);
+    if (doc.refused) {
+      result.rejected += d.rejected + d.policies.length;
+      continue;
+    }
     for (const p of d.policies) result.policies.push(p);
     for (const o of d.others) result.others.push(o);
     result.rejected += d.rejected;

@@ -19,6 +19,9 @@ export interface SourceDocument {
   /** 0-based index of the document in its file. */
   index: number;
   root: Cursor;
+  /** The document has an error of its own (an unknown tag): decode it for its other issues, but
+   *  use none of its objects. */
+  refused: boolean;
 }
 
 /** Decodes bytes as UTF-8, or returns an issue when they are binary or not UTF-8. */
@@ -112,10 +115,12 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
       });
     }
     // The yaml package takes a tag it does not know (`!foo`, `!!js/function`) as a plain string and
-    // only warns; Kubernetes' decoder does not, so neither do we: the document is refused.
+    // only warns; Kubernetes' decoder does not, so neither do we: the document is refused (and
+    // still decoded, so its other issues are reported too).
+    let refused = false;
     for (const w of doc.warnings) {
       if (w.code !== 'TAG_RESOLVE_FAILED') continue;
-      bad = true;
+      refused = true;
       const p = lineCounter.linePos(w.pos?.[0] ?? start);
       const tag = unknownTag(w.message);
       issues.push({
@@ -140,7 +145,7 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
       });
       return;
     }
-    docs.push({ index, root: new Cursor(src, doc.contents as Node, [], issues) });
+    docs.push({ index, root: new Cursor(src, doc.contents as Node, [], issues), refused });
   });
   return { docs, issues };
 }
