@@ -32,6 +32,11 @@ test('collectTestFiles: item 5: a FIFO named *.yaml is reported, not read', () =
   assert.deepEqual(got.missing, [join(dir, 'nope')]);
   assert.deepEqual(
     got.unreadable.map((u) => [u.code, u.message]),
-    [['not-regular-file', `${join(d, 'b.yaml')}: is a FIFO (named pipe), not a regular file (to read standard input, give -)`]],
+    [
+      [
+        'not-regular-file',
+        `${join(d, 'b.yaml')}: is a FIFO (named pipe), not a regular file (to read standard input, give -)`,
+      ],
+    ],
   );
 });
