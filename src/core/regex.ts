@@ -19,20 +19,61 @@ export type RegexCheck = { ok: true } | { ok: false; error: string };
  * `:authority` (RE2::FullMatch). The bare pattern is compiled on its own first, so that a pattern
  * such as `/public)|(` is a syntax error instead of becoming `^(?:/public)|()$`, which matches
  * everything. Only a pattern that compiled alone is wrapped: its parentheses are balanced and it
- * ends outside any escape or class, so our `)` closes our group. The one construct that reaches
- * past its end is an unterminated `\Q` (quote to the end of the pattern), which would quote our
- * `)$` too; it is closed with `\E` first.
+ * ends outside any escape, class or `\Q` quote (toWasmSyntax spells quotes out), so our `)`
+ * closes our group.
  */
 export class FullMatchRegex {
   private readonly re: RE2Like;
   constructor(readonly source: string) {
-    new RE2(source, 'u'); // throws for bad syntax, with the user's pattern in the message
-    const close = scan(source).quoted ? '\\E' : '';
-    this.re = new RE2(`^(?:${source}${close})$`, 'u');
+    const pattern = toWasmSyntax(source);
+    new RE2(pattern, 'u'); // throws for bad syntax, before anything is added to the pattern
+    this.re = new RE2(`^(?:${pattern})$`, 'u');
   }
   test(value: string): boolean {
     return this.re.test(value);
   }
+}
+
+/**
+ * re2-wasm takes JavaScript syntax and rewrites it for RE2: `/` becomes `\/`, `\uXXXX` and `\cX`
+ * become `\x{…}`. Outside a quote that is harmless, but inside RE2's `\Q…\E` it changes the
+ * literal (`\Q/a\E` would match `\/a`), and `\u`/`\c` are escapes RE2 and Go refuse. So the
+ * pattern handed to re2-wasm has no quotes (each quoted character is written as an escaped
+ * literal; an unterminated `\Q` quotes to the end, as in RE2) and `\u`/`\c` are refused here.
+ */
+function toWasmSyntax(p: string): string {
+  let out = '';
+  let i = 0;
+  while (i < p.length) {
+    const c = p[i]!;
+    if (c === '\\') {
+      const d = p[i + 1];
+      if (d === 'Q') {
+        const end = p.indexOf('\\E', i + 2);
+        const lit = end < 0 ? p.slice(i + 2) : p.slice(i + 2, end);
+        for (const ch of lit) out += /[\x21-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7e]/.test(ch) ? `\\${ch}` : ch;
+        i = end < 0 ? p.length : end + 2;
+        continue;
+      }
+      if (d === 'u' || d === 'c') throw new Error(`invalid escape sequence: \\${d}`);
+      const next = skipEscape(p, i);
+      out += p.slice(i, next);
+      i = next;
+      continue;
+    }
+    if (c === '[') {
+      const next = skipClass(p, i);
+      const cls = p.slice(i, next);
+      if (/\\[uc]/.test(cls.replaceAll('\\\\', '')))
+        throw new Error('invalid escape sequence in character class');
+      out += cls;
+      i = next;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  return out;
 }
 
 const cache = new Map<string, FullMatchRegex | Error>();
@@ -88,8 +129,6 @@ export function checkGoRegex(source: string): RegexCheck {
 }
 
 interface Scan {
-  /** The pattern ends inside `\Q…` without `\E`. */
-  quoted: boolean;
   /** `\C` outside a quote. */
   anyByte: boolean;
   /** Deepest nesting of capturing groups. */
@@ -98,10 +137,10 @@ interface Scan {
 
 /**
  * A lexer for patterns RE2 has already accepted (so escapes are complete and brackets balance):
- * tracks `\Q…\E` quoting, character classes, and group nesting.
+ * passes over `\Q…\E` quotes and character classes, and tracks group nesting.
  */
 function scan(p: string): Scan {
-  const out: Scan = { quoted: false, anyByte: false, captureDepth: 0 };
+  const out: Scan = { anyByte: false, captureDepth: 0 };
   const groups: boolean[] = []; // capturing?
   let depth = 0;
   let i = 0;
@@ -112,10 +151,7 @@ function scan(p: string): Scan {
       const d = p[i + 1];
       if (d === 'Q') {
         const end = p.indexOf('\\E', i + 2);
-        if (end < 0) {
-          out.quoted = true;
-          return out;
-        }
+        if (end < 0) return out; // quoted to the end
         i = end + 2;
         continue;
       }

@@ -536,6 +536,24 @@ const injectionRows: InjectionRow[] = [
     deny: [ADMIN, get('/public'), get('')],
   },
   {
+    name: 'item 9: \\Q/admin\\E quotes the slash as a slash',
+    rule: { path: '\\Q/admin\\E' },
+    allow: [get('/admin')],
+    deny: [get('\\/admin'), ADMIN],
+  },
+  {
+    name: 'item 9: /a\\Q/b.* quotes to the end',
+    rule: { path: '/a\\Q/b.*' },
+    allow: [get('/a/b.*')],
+    deny: [get('/a/bc'), get('/a\\/b.*')],
+  },
+  {
+    name: 'item 9: \\u0061 is no RE2 escape: never matches',
+    rule: { path: '/\\u0061' },
+    allow: [],
+    deny: [get('/a'), ADMIN],
+  },
+  {
     name: 'item 9: (?i)get ignores case, whole value',
     rule: { method: '(?i)get' },
     allow: [get('/'), get('/', { method: 'gEt' })],

@@ -53,6 +53,21 @@ const rows: Row[] = [
   { name: 'item 9: inline flag', field: 'method', pattern: '(?i)get' },
   { name: 'item 9: alternation', field: 'path', pattern: '/a|/b' },
   { name: 'item 9: class with a bracket and parenthesis', field: 'path', pattern: '[])(]x' },
+  { name: 'item 9: \\Q quoting a slash', field: 'path', pattern: '\\Q/admin\\E' },
+  // item 10: what re2-wasm's JavaScript front end accepts but RE2 and Go refuse
+  {
+    name: 'item 10: \\u escape',
+    field: 'path',
+    pattern: '/\\u0061dmin',
+    error: /invalid escape sequence: \\u/,
+  },
+  { name: 'item 10: \\c escape', field: 'method', pattern: 'GET\\cA', error: /invalid escape sequence: \\c/ },
+  {
+    name: 'item 10: \\u escape in a class',
+    field: 'host',
+    pattern: '[\\u0061]',
+    error: /invalid escape sequence/,
+  },
   // item 10: what Go's regexp (Cilium's agent, for path and method) refuses though RE2 accepts it
   { name: 'item 10: \\C in path', field: 'path', pattern: '/a\\C', error: /\\C/ },
   { name: 'item 10: \\C in method', field: 'method', pattern: 'G\\CT', error: /\\C/ },
