@@ -48,7 +48,11 @@ describe('seawall observe', () => {
           { write: (l) => out.push(l), error: (l) => err.push(l) },
         );
         assert.equal(code, 0);
-        assert.deepEqual(err, []);
+        // every line but the good one is malformed, or filtered out (then not counted)
+        assert.ok(err.length <= 1, err.join('\n'));
+        if (r.args.output === 'json' || Object.keys(r.args).length === 0) {
+          assert.deepEqual(err, [`seawall observe: skipped ${LINES.length - 1} malformed records`]);
+        }
         assert.ok(out.length <= 1, `at most the one good line: ${out.join(' | ')}`);
         if (r.args.output === 'json') assert.deepEqual(out, [good]);
       } finally {
@@ -148,5 +152,113 @@ describe('seawall observe: the stream breaks', () => {
       await new Promise((res) => server.close(res));
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('seawall observe: a misbehaving server', () => {
+  /** Serves `body` (chunks written in order, then `end`) on a unix socket in a temp dir. */
+  async function observe(
+    chunks: Array<string | Buffer>,
+    args: Record<string, unknown> = {},
+    end: 'end' | 'destroy' = 'end',
+  ): Promise<{ code: number; out: string[]; err: string[] }> {
+    const dir = mkdtempSync(join(tmpdir(), 'seawall-observe-'));
+    const socket = join(dir, 'hubble.sock');
+    const server = createServer(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      for (const c of chunks) {
+        if (!res.write(c)) await new Promise((r) => res.once('drain', r));
+      }
+      if (end === 'end') res.end();
+      else setTimeout(() => res.socket?.destroy(), 50);
+    });
+    await new Promise<void>((res) => server.listen(socket, res));
+    const out: string[] = [];
+    const err: string[] = [];
+    try {
+      const code = await runObserve(
+        { socket, ...args },
+        { write: (l) => out.push(l), error: (l) => err.push(l) },
+      );
+      return { code, out, err };
+    } finally {
+      server.closeAllConnections();
+      await new Promise((res) => server.close(res));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const evil = JSON.stringify({
+    flow: {
+      ...flow,
+      source: { namespace: 'ns', pod_name: '\u001b[2J\u001b]0;pwned\u0007x\u009bq\u202eabc' },
+    },
+    node_name: 'n',
+    time: flow.time,
+  });
+
+  it('oversized lines: a line over 1 MiB is skipped and counted, the next one printed', async () => {
+    const MiB = 1024 * 1024;
+    const huge = [Buffer.from('{"flow": "'), ...Array.from({ length: 8 }, () => Buffer.alloc(MiB, 0x61))];
+    const r = await observe([...huge, Buffer.from('"}\n'), `${good}\n`], { output: 'json' });
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.out, [good]);
+    assert.deepEqual(r.err, ['seawall observe: skipped 1 line longer than 1 MiB']);
+  });
+
+  it('oversized lines: a line of exactly 1 MiB is still read', async () => {
+    const pad = ' '.repeat(1024 * 1024 - good.length);
+    const r = await observe([`${good}${pad}\n`], { output: 'json' });
+    assert.deepEqual(r.out, [`${good}${pad}`]);
+    assert.deepEqual(r.err, []);
+  });
+
+  it('ANSI escapes: control characters in fields are escaped in compact output', async () => {
+    const r = await observe([`${evil}\n`]);
+    assert.equal(r.out.length, 1);
+    assert.doesNotMatch(r.out[0]!, /[\u0000-\u001f\u007f-\u009f\u202e]/);
+    assert.match(r.out[0]!, /\(ns\/\\x1b\[2J\\x1b\]0;pwned\\x07x\\x9bq\\u202eabc\)/);
+  });
+
+  it('ANSI escapes: json output stays the raw JSON line', async () => {
+    const r = await observe([`${evil}\n`], { output: 'json' });
+    assert.deepEqual(r.out, [evil]);
+  });
+
+  it('malformed records: skipped with a count on stderr, never printed as undefined', async () => {
+    const bad = [
+      '{"flow": {"IP": {"source": "1.2.3.4"}}, "time": "2025-01-01T00:00:00Z"}',
+      '{"flow": {"verdict": "FORWARDED"}}',
+      '{"flow": {"verdict": "FORWARDED", "l4": {"TCP": 5}}, "time": "x"}',
+      '{"flow": {"verdict": "FORWARDED", "ingress_allowed_by": 7}, "time": "x"}',
+      '[1, 2]',
+      '{not json',
+    ];
+    const r = await observe([`${bad.join('\n')}\n${good}\n`]);
+    assert.equal(r.out.length, 1);
+    assert.doesNotMatch(r.out.join('\n'), /undefined/);
+    assert.deepEqual(r.err, ['seawall observe: skipped 6 malformed records']);
+  });
+
+  it('a last line without a newline is printed at the end of the stream', async () => {
+    const r = await observe([`${good}\n`, good], { output: 'json' });
+    assert.deepEqual(r.out, [good, good]);
+    assert.equal(r.code, 0);
+  });
+
+  it('a last line without a newline before the connection breaks is printed too', async () => {
+    const r = await observe([`${good}\n`, good], { output: 'json', follow: true, last: 10 }, 'destroy');
+    assert.deepEqual(r.out, [good, good]);
+    assert.equal(r.code, 1);
+  });
+
+  it('a record split across writes, in the middle of a UTF-8 character, is read whole', async () => {
+    const line = JSON.stringify({
+      flow: { ...flow, source: { namespace: 'ns', pod_name: 'café-😀' } },
+      time: flow.time,
+    });
+    const b = Buffer.from(`${line}\n`);
+    const cut = b.indexOf(Buffer.from('😀')) + 2;
+    const r = await observe([b.subarray(0, cut), b.subarray(cut)], { output: 'json' });
+    assert.deepEqual(r.out, [line]);
   });
 });

@@ -12,7 +12,7 @@ import {
   filterFromFlags,
   matchFlow,
 } from '../observe/filter.ts';
-import { formatCompact } from '../observe/format.ts';
+import { flowEventProblem, formatCompact } from '../observe/format.ts';
 
 export interface ObserveOptions extends FilterFlags {
   follow?: boolean;
@@ -30,6 +30,9 @@ export interface ObserveIO {
 
 /** Hubble prints the last 20 flows when neither --last nor --follow is given. */
 const DEFAULT_LAST = 20;
+
+/** A record line longer than this is skipped (and counted): a flow record is a few KiB. */
+export const MAX_LINE_BYTES = 1024 * 1024;
 
 /**
  * Reads the API and prints; resolves with the exit code: 0 ok, 1 the connection broke mid-stream
@@ -59,28 +62,49 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
     /** The stream broke: what was printed is all there is; say so instead of exiting 0. */
     const broken = (why: string): void => {
       if (settled) return;
+      flushLine();
       flushBacklog();
+      reportSkipped();
       io.error(`seawall observe: connection to ${o.socket} lost: ${why}`);
       finish(1);
     };
     let backlog: string[] | undefined = last !== undefined ? [] : undefined;
-    let buf = '';
     const flushBacklog = (): void => {
       if (backlog === undefined) return;
       const keep = last === undefined ? backlog : last === 0 ? [] : backlog.slice(-last);
       for (const text of keep) io.write(text);
       backlog = undefined;
     };
+    /** Lines skipped, said once on stderr when the command ends. */
+    let malformed = 0;
+    let oversized = 0;
+    const reportSkipped = (): void => {
+      if (malformed > 0) {
+        io.error(`seawall observe: skipped ${malformed} malformed record${malformed === 1 ? '' : 's'}`);
+      }
+      if (oversized > 0) {
+        io.error(
+          `seawall observe: skipped ${oversized} line${oversized === 1 ? '' : 's'} longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB`,
+        );
+      }
+      malformed = 0;
+      oversized = 0;
+    };
     const onLine = (raw: string): void => {
       let e: FlowEvent;
       let text: string;
       try {
-        e = JSON.parse(raw) as FlowEvent;
-        // a line not of the API's shape is skipped, never a crash (filters read nested fields)
-        if (typeof e !== 'object' || e === null || typeof e.flow !== 'object' || e.flow === null) return;
+        const v: unknown = JSON.parse(raw);
+        // a line not of the API's shape is skipped and counted, never a crash or an `undefined`
+        if (flowEventProblem(v) !== undefined) {
+          malformed++;
+          return;
+        }
+        e = v as FlowEvent;
         if (!matchFlow(filter, e.flow)) return;
         text = o.output === 'json' ? raw : formatCompact(e);
       } catch {
+        malformed++;
         return;
       }
       if (backlog !== undefined) {
@@ -93,6 +117,47 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
       }
       io.write(text);
     };
+    // Lines are cut from bytes, so a record split across chunks decodes whole; a line is held
+    // up to MAX_LINE_BYTES, past that it is dropped up to its newline (memory stays bounded).
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let skipping = false;
+    const takeLine = (): void => {
+      const line = Buffer.concat(pending, pendingBytes).toString('utf8');
+      pending = [];
+      pendingBytes = 0;
+      if (line !== '') onLine(line);
+    };
+    const onBytes = (chunk: Buffer): void => {
+      let from = 0;
+      while (from < chunk.length) {
+        const nl = chunk.indexOf(0x0a, from);
+        const end = nl < 0 ? chunk.length : nl;
+        if (!skipping) {
+          if (pendingBytes + (end - from) > MAX_LINE_BYTES) {
+            skipping = true;
+            pending = [];
+            pendingBytes = 0;
+          } else if (end > from) {
+            pending.push(chunk.subarray(from, end));
+            pendingBytes += end - from;
+          }
+        }
+        if (nl < 0) break;
+        if (skipping) {
+          oversized++;
+          skipping = false;
+        } else takeLine();
+        from = nl + 1;
+      }
+    };
+    /** End of stream: a last line without a newline is a line too. */
+    const flushLine = (): void => {
+      if (skipping) {
+        oversized++;
+        skipping = false;
+      } else if (pendingBytes > 0) takeLine();
+    };
     const startedAt = Date.now();
     let responded = false;
     const req = request({ socketPath: o.socket, path, method: 'GET' }, (res) => {
@@ -103,23 +168,16 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
         finish(2);
         return;
       }
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl = buf.indexOf('\n');
-        while (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line !== '') onLine(line);
-          nl = buf.indexOf('\n');
-        }
+      res.on('data', (chunk: Buffer) => {
+        onBytes(chunk);
         // With --follow, the past arrives in the first chunk(s): print it as soon as it is in.
         if (o.follow && backlog !== undefined) setImmediate(flushBacklog);
       });
       res.on('end', () => {
         if (settled) return;
-        if (buf !== '') onLine(buf);
+        flushLine();
         flushBacklog();
+        reportSkipped();
         // a followed stream has no end of its own: the agent stopped or dropped us
         if (o.follow) broken('the flow API closed the stream (agent stopped?)');
         else finish(0);
@@ -144,7 +202,9 @@ export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<numb
       if (settled) return;
       settled = true; // ours: the breaking of the stream that follows is not an error
       req.destroy();
+      flushLine();
       flushBacklog();
+      reportSkipped();
       resolve(0);
     });
     req.end();

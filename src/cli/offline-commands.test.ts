@@ -2,8 +2,8 @@
 // output, against golden files; plus `seawall test` end to end on the shared conformance suite.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -230,6 +230,25 @@ test('test: invalid file prints issues and exits 2; junit and json outputs', asy
     await runTestCommand([SHOP], { output: 'human', live: true }, io);
     assert.equal(io.code, 2);
     assert.match(io.err, /live data plane is not available/);
+  }
+});
+
+test('test: item 5 and 12: a FIFO and a symlink loop in the directory: no hang, each test run once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-cli-'));
+  try {
+    writeFileSync(join(dir, 'shop.policytest.yaml'), readFileSync(SHOP));
+    symlinkSync('.', join(dir, 'loop'));
+    execFileSync('mkfifo', [join(dir, 'pipe.yaml')]);
+    const io = capture();
+    await runTestCommand([dir], { output: 'json' }, io);
+    assert.equal(io.code, 2, 'the FIFO makes the input invalid');
+    assert.equal(
+      io.err,
+      `seawall test: ${join(dir, 'pipe.yaml')}: is a FIFO (named pipe), not a regular file (to read standard input, give -)\n`,
+    );
+    assert.equal(io.out.trimEnd().split('\n').length, 6, 'the six flows of the one test, once');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -89,14 +89,15 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
     }
     return;
   }
-  const { files, missing } = collectTestFiles(paths);
+  const { files, missing, unreadable } = collectTestFiles(paths);
   for (const m of missing) io.stderr(`seawall test: ${m}: no such file or directory\n`);
+  for (const u of unreadable) io.stderr(`seawall test: ${u.message}\n`);
   if (files.length === 0) {
     io.stderr('seawall test: no PolicyTest files found\n');
     io.setExitCode(2);
     return;
   }
-  let invalid = missing.length > 0;
+  let invalid = missing.length > 0 || unreadable.length > 0;
   const tests: PolicyTest[] = [];
   for (const f of files) {
     const parsed = await loadPolicyTestFile(f);

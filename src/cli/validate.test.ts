@@ -317,6 +317,12 @@ const SPAWN_ROWS: SpawnRow[] = [
     stdout: [/:18:11 error unknown-field/, / 18 \| {11}pathRegex/],
   },
   { name: 'missing file is an I/O error', args: [`${FIX}/nope.yaml`], code: 2, stderr: /nope\.yaml/ },
+  {
+    name: 'item 5: /dev/zero is refused at once, not read until 4 GB',
+    args: ['/dev/zero'],
+    code: 1,
+    stdout: [/\/dev\/zero:1:1 error not-regular-file/, /is a character device, not a regular file/],
+  },
   { name: 'bad output format', args: ['-o', 'xml', `${FIX}/valid.yaml`], code: 2, stderr: /xml/ },
   { name: 'help', args: ['--help'], code: 0, stdout: [/Examples:/, /seawall validate -o sarif/] },
 ];

@@ -2,14 +2,14 @@
 // issue in the chosen format, and set the exit status: 0 valid, 1 errors (or warnings with
 // --strict), 2 usage or I/O error.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Command, Option } from 'commander';
+import { MAX_INPUT_BYTES, readRegularFile } from '../core/files.ts';
 import { crossPolicyLint } from '../lint/cross-policy.ts';
 import { countBySeverity } from '../policy-api/issue.ts';
 import { LoadError, loadPolicies, sortIssues } from '../policy-api/load.ts';
 import type { LoadResult } from '../policy-api/types.ts';
-import { LIMITS } from '../policy-api/yaml-source.ts';
 import { formatHuman, formatJson, formatJunit, formatSarif, type ReportInput } from '../report/index.ts';
 
 export type LoadPolicies = typeof loadPolicies;
@@ -36,18 +36,14 @@ const defaultDeps: ValidateDeps = {
     for await (const c of process.stdin) {
       chunks.push(c as Buffer);
       size += (c as Buffer).length;
-      if (size > LIMITS.maxBytes) break; // the loader reports the oversize; keep memory bounded
+      if (size > MAX_INPUT_BYTES) break; // the loader reports the oversize; keep memory bounded
     }
     return Buffer.concat(chunks);
   },
   readFile: (file) => {
-    try {
-      // Only to quote source lines: skip what the loader would refuse as too large anyway.
-      if (statSync(file).size > LIMITS.maxBytes) return undefined;
-      return readFileSync(file);
-    } catch {
-      return undefined;
-    }
+    // Only to quote source lines: the same reader as the loader (no FIFOs, devices, huge files).
+    const r = readRegularFile(file);
+    return r.ok ? r.bytes : undefined;
   },
   writeFile: (file, text) => writeFileSync(file, text),
   stdout: (s) => process.stdout.write(s),
@@ -132,7 +128,8 @@ async function runValidate(paths: string[], opts: ValidateOptions, deps: Validat
     if (paths.includes('-')) {
       // Read it here so the human report can quote its lines too.
       const bytes = await deps.readStdin();
-      stdinText = decodeUtf8(bytes);
+      // Past the cap the loader refuses it; quoting its first "line" would flood the terminal.
+      stdinText = bytes.length > MAX_INPUT_BYTES ? undefined : decodeUtf8(bytes);
       loadOpts.stdin = Readable.from([bytes]);
     }
     const loadPolicies = await deps.load();

@@ -474,3 +474,111 @@ describe('grpcRequest', () => {
     });
   });
 });
+
+// Item 9: a rule's pattern is compiled alone before it is anchored, so an unbalanced pattern is a
+// rule that never matches (deny), and RE2's \Q… without \E cannot quote the anchors away.
+interface InjectionRow {
+  name: string;
+  rule: Omit<PortRuleHTTP, 'pos'>;
+  /** Requests this rule must admit (whole-value match of the whole pattern, as Envoy). */
+  allow: HTTPRequest[];
+  /** Requests it must refuse. */
+  deny: HTTPRequest[];
+}
+const ADMIN = get('/admin/delete-all');
+const injectionRows: InjectionRow[] = [
+  {
+    name: 'item 9: path /public)|( denies everything',
+    rule: { path: '/public)|(' },
+    allow: [],
+    deny: [ADMIN, get('/public'), get('')],
+  },
+  {
+    name: 'item 9: path /x)|(.* denies everything',
+    rule: { path: '/x)|(.*' },
+    allow: [],
+    deny: [ADMIN, get('/x')],
+  },
+  {
+    name: 'item 9: method GET)|( denies everything',
+    rule: { method: 'GET)|(' },
+    allow: [],
+    deny: [ADMIN, get('/', { method: 'DELETE' })],
+  },
+  {
+    name: 'item 9: host a)|( denies everything',
+    rule: { host: 'a)|(' },
+    allow: [],
+    deny: [get('/', { host: 'evil' }), get('/', { host: 'a' })],
+  },
+  {
+    name: 'item 9: path (/public denies everything',
+    rule: { path: '(/public' },
+    allow: [],
+    deny: [ADMIN, get('/public')],
+  },
+  {
+    name: 'item 9: /a\\Q matches /a literally',
+    rule: { path: '/a\\Q' },
+    allow: [get('/a')],
+    deny: [ADMIN, get('/a\\Q'), get('/a)$')],
+  },
+  {
+    name: 'item 9: \\Qa)b matches a)b',
+    rule: { path: '\\Qa)b' },
+    allow: [get('a)b')],
+    deny: [ADMIN, get('a'), get('a)b)$')],
+  },
+  {
+    name: 'item 9: /public\\Q)|( is one literal',
+    rule: { path: '/public\\Q)|(' },
+    allow: [get('/public)|(')],
+    deny: [ADMIN, get('/public'), get('')],
+  },
+  {
+    name: 'item 9: \\Q/admin\\E quotes the slash as a slash',
+    rule: { path: '\\Q/admin\\E' },
+    allow: [get('/admin')],
+    deny: [get('\\/admin'), ADMIN],
+  },
+  {
+    name: 'item 9: /a\\Q/b.* quotes to the end',
+    rule: { path: '/a\\Q/b.*' },
+    allow: [get('/a/b.*')],
+    deny: [get('/a/bc'), get('/a\\/b.*')],
+  },
+  {
+    name: 'item 9: \\u0061 is no RE2 escape: never matches',
+    rule: { path: '/\\u0061' },
+    allow: [],
+    deny: [get('/a'), ADMIN],
+  },
+  {
+    name: 'item 9: (?i)get ignores case, whole value',
+    rule: { method: '(?i)get' },
+    allow: [get('/'), get('/', { method: 'gEt' })],
+    deny: [get('/', { method: 'GETX' })],
+  },
+  {
+    name: 'item 9: a|b is whole-value alternation',
+    rule: { path: '/a|/b' },
+    allow: [get('/a'), get('/b')],
+    deny: [ADMIN, get('/a/b'), get('/ab'), get('x/b')],
+  },
+  {
+    name: 'item 9: /public.* still a prefix match',
+    rule: { path: '/public.*' },
+    allow: [get('/public/x')],
+    deny: [ADMIN],
+  },
+];
+for (const row of injectionRows) {
+  test(`http regex: ${row.name}`, () => {
+    const policy = compileHTTPRules([rule(row.rule)]);
+    for (const req of row.allow)
+      assert.equal(matchHTTP(policy, req).allowed, true, `allow ${JSON.stringify(req)}`);
+    for (const req of row.deny)
+      assert.equal(matchHTTP(policy, req).allowed, false, `deny ${JSON.stringify(req)}`);
+    if (row.allow.length === 0) assert.equal(policy.errors.length, 1, 'the rule is marked invalid');
+  });
+}

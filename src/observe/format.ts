@@ -1,6 +1,9 @@
 // One flow per line in the spirit of `hubble observe -o compact`:
 //   TIME  SRC:PORT (ns/pod) -> DST:PORT (ns/pod)  VERDICT  (summary)  DIRECTION reason policies
 // Peers that are not pods show their reserved entity (world, host, ...) or their identity. Pure.
+// Records come from a socket: human output escapes control characters (an ESC in a pod name must
+// not repaint the terminal), and records not of the API's shape are refused, not printed as
+// `undefined`.
 
 import { summaryOf } from '../flow/record.ts';
 import type { Flow, FlowEndpoint, FlowEvent, FlowPolicy } from '../flow/types.ts';
@@ -60,5 +63,59 @@ export function formatCompact(e: FlowEvent): string {
   const src = `${f.IP?.source ?? '?'}${p.src !== undefined ? `:${p.src}` : ''}`;
   const dst = `${f.IP?.destination ?? '?'}${p.dst !== undefined ? `:${p.dst}` : ''}`;
   const summary = f.Summary || summaryOf(f.l4);
-  return `${compactTime(e.time)}  ${src} (${who(f.source)}) -> ${dst} (${who(f.destination)})  ${f.verdict}  (${summary})  ${reasonOf(f)}`;
+  return escapeControl(
+    `${compactTime(e.time)}  ${src} (${who(f.source)}) -> ${dst} (${who(f.destination)})  ${f.verdict}  (${summary})  ${reasonOf(f)}`,
+  );
+}
+
+/**
+ * Control characters as visible escapes: C0 (ESC, CR, BS, NUL...), DEL, C1 (a lone 0x9b is a CSI
+ * on some terminals) and the bidirectional overrides that reorder what is shown. `\` is escaped
+ * too, so an escape in the output always came from us.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(
+    /[\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      if (c === '\\') return '\\\\';
+      const n = c.charCodeAt(0);
+      return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+    },
+  );
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Why a decoded line is not a flow event of the API's shape (`{"flow": {...}, "time": ...}`), or
+ * undefined. Checks what the compact format and the filters read, so neither meets a surprise.
+ */
+export function flowEventProblem(v: unknown): string | undefined {
+  if (!isObj(v)) return 'not a JSON object';
+  if (typeof v.time !== 'string') return 'no `time`';
+  const f = v.flow;
+  if (!isObj(f)) return 'no `flow` object';
+  if (typeof f.verdict !== 'string') return 'no `flow.verdict`';
+  for (const k of ['IP', 'l4', 'source', 'destination'] as const) {
+    if (f[k] !== undefined && !isObj(f[k])) return `\`flow.${k}\` is not an object`;
+  }
+  if (isObj(f.l4)) {
+    const layers = Object.values(f.l4);
+    if (layers.length !== 1 || !isObj(layers[0])) return '`flow.l4` is not one protocol object';
+  }
+  for (const k of ['Summary', 'traffic_direction', 'drop_reason_desc'] as const) {
+    if (f[k] !== undefined && typeof f[k] !== 'string') return `\`flow.${k}\` is not a string`;
+  }
+  for (const side of ['source', 'destination'] as const) {
+    const ep = f[side];
+    if (
+      isObj(ep) &&
+      ep.labels !== undefined &&
+      !(Array.isArray(ep.labels) && ep.labels.every((l) => typeof l === 'string'))
+    ) {
+      return `\`flow.${side}.labels\` is not a list of strings`;
+    }
+  }
+  return undefined;
 }

@@ -136,7 +136,15 @@ export class Cursor {
     if (typeof v === 'string') return v;
     if (isScalar(this.node) && (typeof v === 'number' || typeof v === 'boolean') && v !== null) {
       // YAML reads `80` and `true` as non-strings; Kubernetes would reject them for string fields.
-      this.error('wrong-type', `${this.pathString} must be a string; quote it: "${String(v)}"`);
+      // Messages quote what was written (`0x1F`, `1e400`), never the value YAML made of it.
+      const src = this.sourceText();
+      const bad = typeof v === 'number' ? numberProblem(v, src) : undefined;
+      this.error(
+        'wrong-type',
+        bad
+          ? `${this.pathString}: ${src} is not a number Kubernetes accepts: ${bad}; this field takes a string`
+          : `${this.pathString} must be a string: YAML reads the unquoted ${src} as a ${typeof v}; write it in quotes: "${src}"`,
+      );
       return undefined;
     }
     this.error('wrong-type', `${this.pathString} must be a string, not ${this.describe()}`);
@@ -146,14 +154,15 @@ export class Cursor {
   /** A string field that Kubernetes would also accept written as a number (int-or-string). */
   intOrString(): string | number | undefined {
     const v = this.scalar();
-    if (typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v))) return v;
+    if (typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v))) return v;
     this.error('wrong-type', `${this.pathString} must be a number or a string, not ${this.describe()}`);
     return undefined;
   }
 
   integer(): number | undefined {
     const v = this.scalar();
-    if (typeof v === 'number' && Number.isInteger(v)) return v;
+    // Not an unsafe integer either: 12345678901234567890 would be checked (and shown) as …7000.
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
     this.error('wrong-type', `${this.pathString} must be an integer, not ${this.describe()}`);
     return undefined;
   }
@@ -188,6 +197,15 @@ export class Cursor {
     return out;
   }
 
+  /** A scalar as written in the file (`0x1F`, `1e400`, `.inf`), else its value as text. */
+  sourceText(): string {
+    const n = this.node;
+    if (isScalar(n) && typeof n.source === 'string' && n.source !== '') {
+      return n.source.length > 40 ? `${n.source.slice(0, 40)}…` : n.source;
+    }
+    return String(this.scalar());
+  }
+
   describe(): string {
     if (this.node == null) return 'nothing';
     if (isMap(this.node)) return 'an object';
@@ -197,12 +215,34 @@ export class Cursor {
     if (v === null) return 'null';
     if (typeof v === 'string')
       return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint')
-      return `${typeof v} ${String(v)}`;
+    if (typeof v === 'number') {
+      const src = this.sourceText();
+      const bad = numberProblem(v, src);
+      return `the number ${src}${bad ? `, which is not a number Kubernetes accepts: ${bad}` : ''}`;
+    }
+    if (typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${this.sourceText()}`;
     // A tagged scalar (`!!binary`, `!!timestamp`…): its text may be bytes unfit for a terminal.
     const tag = (this.node as Scalar).tag;
     return tag ? `a ${tag.replace('tag:yaml.org,2002:', '!!')} value` : 'a value of another type';
   }
+}
+
+/**
+ * Why a YAML number is no number Kubernetes (Go's JSON decoding) accepts, or undefined when it is
+ * an ordinary one: infinities and NaN have no JSON form; 1e400 is beyond float64; a long integer
+ * silently loses digits.
+ */
+export function numberProblem(v: number, src: string): string | undefined {
+  if (Number.isNaN(v)) return 'YAML reads it as NaN, which JSON has no number for';
+  if (!Number.isFinite(v)) {
+    return /inf/i.test(src)
+      ? 'YAML reads it as infinity, which JSON has no number for'
+      : 'it is beyond the range of every JSON number type, whose largest is about 1.8e308';
+  }
+  if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
+    return `it has more digits than a number keeps exactly and would read as ${v}`;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------- unknown fields

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -95,3 +96,63 @@ for (const row of byteRows) {
     );
   });
 }
+
+test('load: item 5: a FIFO named *.yaml in a directory is an issue, not a hang', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'seawall-load-fifo-'));
+  try {
+    await writeFile(join(d, 'a.yaml'), good('a'));
+    execFileSync('mkfifo', [join(d, 'b.yaml')]);
+    const res = await loadPolicies([d]);
+    assert.deepEqual(
+      res.policies.map((p) => p.metadata.name),
+      ['a'],
+    );
+    assert.deepEqual(
+      res.issues.map((i) => [i.code, i.pos.file, i.message]),
+      [
+        [
+          'not-regular-file',
+          join(d, 'b.yaml'),
+          `${join(d, 'b.yaml')}: is a FIFO (named pipe), not a regular file (to read standard input, give -)`,
+        ],
+      ],
+    );
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+test('load: item 5: /dev/zero is refused, not read until memory runs out', async () => {
+  const res = await loadPolicies(['/dev/zero']);
+  assert.deepEqual(
+    res.issues.map((i) => [i.code, i.message]),
+    [['not-regular-file', '/dev/zero: is a character device, not a regular file']],
+  );
+});
+
+test('load: item 5: stdin is capped at 16 MiB', async () => {
+  const big = Readable.from(
+    (function* () {
+      for (let i = 0; i < 64; i++) yield Buffer.alloc(1024 * 1024, 0x20);
+    })(),
+  );
+  const res = await loadPolicies(['-'], { stdin: big });
+  assert.deepEqual(
+    res.issues.map((i) => [i.code, i.pos.file]),
+    [['file-too-large', '<stdin>']],
+  );
+  assert.match(res.issues[0]!.message, /16 MiB \(16777216 bytes\)/);
+});
+
+test('load: item 12: a symlink loop reads each file once', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'seawall-load-loop-'));
+  try {
+    await writeFile(join(d, 'a.yaml'), good('a'));
+    await symlink('.', join(d, 'loop'));
+    const res = await loadPolicies([d]);
+    assert.deepEqual(res.files, [join(d, 'a.yaml')]);
+    assert.equal(res.policies.length, 1);
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});

@@ -2,9 +2,8 @@
 // I/O failures throw LoadError (the CLI maps them to exit 2); everything about the content is an
 // issue. A policy with an error is left out of `policies`: Cilium would not enforce it either.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { SeawallError } from '../core/errors.ts';
+import { type FileProblem, readRegularFile, readStreamCapped, walkFiles } from '../core/files.ts';
 import type { Cursor } from './cursor.ts';
 import { decodeObject, objectHeader, objectLabel } from './decode.ts';
 import { DecodeCtx } from './decode-util.ts';
@@ -12,7 +11,7 @@ import type { Issue } from './issue.ts';
 import { lintPolicy } from './lint.ts';
 import type { LoadResult, OtherObject, PolicyObject } from './types.ts';
 import { validatePolicy } from './validate.ts';
-import { decodeText, LIMITS, parseDocuments } from './yaml-source.ts';
+import { decodeText, parseDocuments } from './yaml-source.ts';
 
 export interface LoadOptions {
   /** Run lint (warnings) as well as validation. Default true. */
@@ -123,6 +122,10 @@ function addText(result: LoadResult, file: string, text: string, opts: LoadOptio
   const { docs, issues } = parseDocuments(file, text);
   for (const doc of docs) {
     const d = decodePolicyDocument(doc.root, opts);
+    if (doc.refused) {
+      result.rejected += d.rejected + d.policies.length;
+      continue;
+    }
     for (const p of d.policies) result.policies.push(p);
     for (const o of d.others) result.others.push(o);
     result.rejected += d.rejected;
@@ -132,8 +135,10 @@ function addText(result: LoadResult, file: string, text: string, opts: LoadOptio
 }
 
 /**
- * Loads files, directories (recursively: *.yaml, *.yml, *.json, in sorted order) and `-` (stdin,
- * named `<stdin>`). Throws LoadError when a path cannot be read.
+ * Loads files, directories (recursively: *.yaml, *.yml, *.json, in sorted order, symlinks followed
+ * without loops) and `-` (stdin, named `<stdin>`). Only regular files are read, each (and stdin) at
+ * most MAX_INPUT_BYTES: a FIFO, a device or an oversized file is an issue naming it. Throws
+ * LoadError when a path cannot be read at all (missing, permission).
  */
 export async function loadPolicies(
   paths: string[],
@@ -142,31 +147,20 @@ export async function loadPolicies(
   const result: LoadResult = { policies: [], others: [], rejected: 0, issues: [], files: [] };
   for (const p of paths) {
     if (p === '-') {
-      const bytes = await readStream(opts.stdin ?? process.stdin);
+      const r = await readStreamCapped(opts.stdin ?? process.stdin, '<stdin>');
       result.files.push('<stdin>');
-      addBytes(result, '<stdin>', bytes, opts);
+      if (r.ok) addBytes(result, '<stdin>', r.bytes, opts);
+      else refuse(result, r);
       continue;
     }
-    for (const file of await expand(p)) {
+    const walk = walkFiles(p, { accept: (n) => POLICY_FILE.test(n), skip: (n) => n.startsWith('.') });
+    const trouble = walk.problems[0];
+    if (trouble !== undefined) throw toLoadError(trouble);
+    for (const file of walk.files) {
       result.files.push(file);
-      const st = await statOrThrow(file);
-      if (st.size > LIMITS.maxBytes) {
-        result.issues.push({
-          code: 'file-too-large',
-          severity: 'error',
-          path: '',
-          pos: { file, line: 1, column: 1 },
-          message: `file is ${st.size} bytes; the limit is ${LIMITS.maxBytes}`,
-        });
-        continue;
-      }
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(file);
-      } catch (e) {
-        throw toLoadError(e, file);
-      }
-      addBytes(result, file, bytes, opts);
+      const r = readRegularFile(file);
+      if (r.ok) addBytes(result, file, r.bytes, opts);
+      else refuse(result, r);
     }
   }
   sortIssues(result.issues);
@@ -175,67 +169,22 @@ export async function loadPolicies(
 
 const POLICY_FILE = /\.(ya?ml|json)$/i;
 
-async function expand(path: string): Promise<string[]> {
-  const st = await statOrThrow(path);
-  if (!st.isDirectory()) return [path];
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const walk = async (dir: string): Promise<void> => {
-    const ds = await statOrThrow(dir);
-    const key = `${ds.dev}:${ds.ino}`;
-    if (seen.has(key)) return; // a symlink loop
-    seen.add(key);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (e) {
-      throw toLoadError(e, dir);
-    }
-    names.sort();
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const p = join(dir, name);
-      const s = await statOrThrow(p);
-      if (s.isDirectory()) await walk(p);
-      else if (s.isFile() && POLICY_FILE.test(name)) out.push(p);
-    }
-  };
-  await walk(path);
-  return out.sort();
+/** What is there but must not be read is an issue; what cannot be opened at all, a LoadError. */
+function refuse(result: LoadResult, p: FileProblem): void {
+  if (p.code !== 'not-regular-file' && p.code !== 'file-too-large') throw toLoadError(p);
+  result.issues.push({
+    code: p.code,
+    severity: 'error',
+    path: '',
+    pos: { file: p.path, line: 1, column: 1 },
+    message: p.message,
+  });
 }
 
-async function statOrThrow(path: string) {
-  try {
-    return await stat(path);
-  } catch (e) {
-    throw toLoadError(e, path);
-  }
-}
-
-function toLoadError(e: unknown, path: string): LoadError {
-  const errno = (e as { code?: string }).code;
-  if (errno === 'ENOENT' || errno === 'ENOTDIR')
-    return new LoadError('not-found', path, `${path}: no such file or directory`);
-  if (errno === 'EACCES' || errno === 'EPERM')
-    return new LoadError('permission-denied', path, `${path}: permission denied`);
-  return new LoadError('read-error', path, `${path}: ${(e as Error).message}`);
-}
-
-async function readStream(s: NodeJS.ReadableStream): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of s) {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
-      size += b.length;
-      chunks.push(b);
-      // Past the limit decodeText reports the oversize; reading further would only cost memory.
-      if (size > LIMITS.maxBytes) break;
-    }
-  } catch (e) {
-    throw toLoadError(e, '<stdin>');
-  }
-  return Buffer.concat(chunks);
+function toLoadError(p: FileProblem): LoadError {
+  const code: LoadErrorCode =
+    p.code === 'not-found' || p.code === 'permission-denied' ? p.code : 'read-error';
+  return new LoadError(code, p.path, p.message);
 }
 
 /** Sorts issues by file, line, column (stable for equal positions). */

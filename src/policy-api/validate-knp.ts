@@ -7,7 +7,7 @@ import type { Reporter } from './validate-report.ts';
 import { checkExcept, validateSelector } from './validate-rule.ts';
 
 export function validateKNPSpec(spec: NetworkPolicySpec, r: Reporter): void {
-  validateSelector(spec.podSelector, r);
+  validateSelector(spec.podSelector, r, 'k8s');
   for (const rule of spec.ingress ?? []) {
     for (const p of rule.from ?? []) validatePeer(p, r);
     for (const p of rule.ports ?? []) validateKNPPort(p, r);
@@ -19,8 +19,8 @@ export function validateKNPSpec(spec: NetworkPolicySpec, r: Reporter): void {
 }
 
 function validatePeer(p: NetworkPolicyPeer, r: Reporter): void {
-  if (p.podSelector) validateSelector(p.podSelector, r);
-  if (p.namespaceSelector) validateSelector(p.namespaceSelector, r);
+  if (p.podSelector) validateSelector(p.podSelector, r, 'k8s');
+  if (p.namespaceSelector) validateSelector(p.namespaceSelector, r, 'k8s');
   if (!p.podSelector && !p.namespaceSelector && !p.ipBlock) {
     r.error(
       'knp-empty-peer',

@@ -1,7 +1,7 @@
 // Validation of L7 rule contents and FQDN selectors: HTTP regexes and header matches, Kafka
 // roles/API keys/versions/topics, DNS and toFQDNs names and patterns (cilium-semantics.md §10-12, §15).
 
-import { checkRegex } from '../core/regex.ts';
+import { checkGoRegex, checkRegex } from '../core/regex.ts';
 import { checkMatchName, checkMatchPattern, MAX_FQDN_LENGTH } from '../fqdn/name.ts';
 import { closest } from './cursor.ts';
 import { KAFKA_API_KEY_NAMES, KAFKA_ROLES } from './kafka.ts';
@@ -14,7 +14,9 @@ export function validateHTTP(h: PortRuleHTTP, r: Reporter): void {
   for (const field of ['path', 'method', 'host'] as const) {
     const v = h[field];
     if (v === undefined || v === '') continue;
-    const res = checkRegex(v);
+    // Each pattern is checked alone, before it is anchored (so `/a)|(` cannot escape the anchors).
+    // Cilium's agent compiles path and method with Go's regexp; host only reaches Envoy's RE2.
+    const res = field === 'host' ? checkRegex(v) : checkGoRegex(v);
     if (!res.ok) {
       const hint = /^\*/.test(v) ? ' (a lone `*` repeats nothing; write `.*` to match anything)' : '';
       r.error(

@@ -204,14 +204,3 @@ function underscoreOK(s: string): boolean {
   }
   return saw !== '_';
 }
-
-// ---------------------------------------------------------------- labels
-
-/** Kubernetes label value: ≤63 chars, alphanumeric at both ends, `-_.` inside; may be empty. */
-export function labelValueProblem(v: string): string | undefined {
-  if (v.length > 63) return `is ${v.length} characters long; label values are at most 63`;
-  if (v !== '' && !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(v)) {
-    return 'must be empty or consist of letters, digits, `-`, `_` or `.`, and begin and end with a letter or digit';
-  }
-  return undefined;
-}

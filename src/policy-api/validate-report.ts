@@ -22,13 +22,20 @@ export class Reporter {
     return c.field(field);
   }
 
-  report(severity: Severity, code: string, message: string, obj: object, field?: string | number): void {
+  report(
+    severity: Severity,
+    code: string,
+    message: string,
+    obj: object,
+    field?: string | number,
+    ofKey = false,
+  ): void {
     const c = this.locate(obj, field) ?? cursorOf(obj);
     const issue: Issue = {
       code,
       severity,
       path: c ? c.pathString : '',
-      pos: c ? c.pos() : this.fallback,
+      pos: c ? c.pos(ofKey) : this.fallback,
       message,
     };
     if (this.object !== undefined) issue.object = this.object;
@@ -37,6 +44,11 @@ export class Reporter {
 
   error(code: string, message: string, obj: object, field?: string | number): void {
     this.report('error', code, message, obj, field);
+  }
+
+  /** An error about a map key itself (a label key), pointing at the key rather than its value. */
+  errorAtKey(code: string, message: string, obj: object, key: string): void {
+    this.report('error', code, message, obj, key, true);
   }
 
   warn(code: string, message: string, obj: object, field?: string | number): void {

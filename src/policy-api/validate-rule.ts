@@ -15,14 +15,8 @@ import type {
 } from './types.ts';
 import { validateICMP } from './validate-icmp.ts';
 import { validateFQDN, validateHTTP, validateKafka } from './validate-l7.ts';
-import {
-  goParseUint0,
-  isSvcName,
-  labelValueProblem,
-  type Prefix,
-  parsePrefix,
-  prefixContains,
-} from './validate-net.ts';
+import { validateSelectorLabels } from './validate-meta.ts';
+import { goParseUint0, isSvcName, type Prefix, parsePrefix, prefixContains } from './validate-net.ts';
 import type { Reporter } from './validate-report.ts';
 
 export type CiliumKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy';
@@ -113,15 +107,13 @@ export function validateRule(rule: Rule, kind: CiliumKind, r: Reporter): void {
 
 // ---------------------------------------------------------------- selectors
 
-export function validateSelector(sel: EndpointSelector, r: Reporter): void {
-  const ml = sel.matchLabels;
-  if (ml) {
-    for (const [k, v] of Object.entries(ml)) {
-      if (k === '') r.error('invalid-label-key', 'matchLabels has an empty key', ml);
-      const p = labelValueProblem(v);
-      if (p) r.error('invalid-label-value', `matchLabels value of ${JSON.stringify(k)} ${p}`, ml, k);
-    }
-  }
+/** `keys`: Cilium's selectors take `source:key`; a NetworkPolicy's take plain Kubernetes keys. */
+export function validateSelector(
+  sel: EndpointSelector,
+  r: Reporter,
+  keys: 'cilium' | 'k8s' = 'cilium',
+): void {
+  validateSelectorLabels(sel, keys, r);
   for (const req of sel.matchExpressions ?? []) {
     const n = req.values?.length ?? 0;
     if ((req.operator === 'In' || req.operator === 'NotIn') && n === 0) {
@@ -139,7 +131,6 @@ export function validateSelector(sel: EndpointSelector, r: Reporter): void {
         'values',
       );
     }
-    if (req.key === '') r.error('invalid-label-key', 'matchExpressions key must not be empty', req, 'key');
   }
 }
 

@@ -5,12 +5,14 @@
 import type { Issue } from './issue.ts';
 import type { PolicyObject } from './types.ts';
 import { validateKNPSpec } from './validate-knp.ts';
+import { validateMeta } from './validate-meta.ts';
 import { Reporter } from './validate-report.ts';
 import { validateRule } from './validate-rule.ts';
 
 /** Validates one policy; issues are appended to `issues` (tagged with `object` when given). */
 export function validatePolicy(policy: PolicyObject, issues: Issue[], object?: string): void {
   const r = new Reporter(issues, policy.pos, object);
+  validateMeta(policy, r);
   if (policy.kind === 'NetworkPolicy') {
     validateKNPSpec(policy.spec, r);
     return;

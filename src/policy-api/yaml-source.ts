@@ -2,12 +2,13 @@
 // what would hurt the loader: binary or non-UTF-8 bytes, oversized input, alias bombs, deep nesting.
 
 import { isAlias, isMap, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { describeLimit, MAX_INPUT_BYTES } from '../core/files.ts';
 import { Cursor } from './cursor.ts';
 import type { Issue } from './issue.ts';
 
 export const LIMITS = {
   /** Bytes of one file. */
-  maxBytes: 16 * 1024 * 1024,
+  maxBytes: MAX_INPUT_BYTES,
   /** Nesting depth of one document. */
   maxDepth: 64,
   /** Alias expansions per document (the yaml package's default is 100). */
@@ -18,6 +19,9 @@ export interface SourceDocument {
   /** 0-based index of the document in its file. */
   index: number;
   root: Cursor;
+  /** The document has an error of its own (an unknown tag): decode it for its other issues, but
+   *  use none of its objects. */
+  refused: boolean;
 }
 
 /** Decodes bytes as UTF-8, or returns an issue when they are binary or not UTF-8. */
@@ -30,7 +34,7 @@ export function decodeText(file: string, bytes: Uint8Array): { text?: string; is
         severity: 'error',
         path: '',
         pos: at,
-        message: `file is ${bytes.length} bytes; the limit is ${LIMITS.maxBytes}`,
+        message: `file is ${bytes.length} bytes, more than the limit of ${describeLimit(LIMITS.maxBytes)} per file`,
       },
     };
   }
@@ -110,6 +114,23 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
           : firstLine(err.message),
       });
     }
+    // The yaml package takes a tag it does not know (`!foo`, `!!js/function`) as a plain string and
+    // only warns; Kubernetes' decoder does not, so neither do we: the document is refused (and
+    // still decoded, so its other issues are reported too).
+    let refused = false;
+    for (const w of doc.warnings) {
+      if (w.code !== 'TAG_RESOLVE_FAILED') continue;
+      refused = true;
+      const p = lineCounter.linePos(w.pos?.[0] ?? start);
+      const tag = unknownTag(w.message);
+      issues.push({
+        code: 'unknown-yaml-tag',
+        severity: 'error',
+        path: '',
+        pos: { file, line: p.line, column: p.col },
+        message: `unknown YAML tag ${tag}: Kubernetes does not decode it; remove the tag (the core schema's !!str, !!int, !!bool, !!float, !!null, !!map and !!seq are fine)`,
+      });
+    }
     if (bad) return;
     if (doc.contents == null) return; // an empty document (e.g. a trailing `---`)
     const src = { file, lineCounter, fallback };
@@ -124,7 +145,7 @@ export function parseDocuments(file: string, text: string): { docs: SourceDocume
       });
       return;
     }
-    docs.push({ index, root: new Cursor(src, doc.contents as Node, [], issues) });
+    docs.push({ index, root: new Cursor(src, doc.contents as Node, [], issues), refused });
   });
   return { docs, issues };
 }
@@ -154,6 +175,13 @@ function checkDepthAndAliases(root: Node): { code: string; message: string } | u
     }
   }
   return undefined;
+}
+
+/** `!!js/function` or `!foo` from the yaml package's "Unresolved tag: tag:yaml.org,2002:js/function". */
+function unknownTag(message: string): string {
+  const t = message.replace(/^Unresolved tag: /, '');
+  const s = t.startsWith('tag:yaml.org,2002:') ? `!!${t.slice(18)}` : t;
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s).slice(1, -1);
 }
 
 function firstLine(s: string): string {

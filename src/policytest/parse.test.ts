@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parsePolicyTestText } from './parse.ts';
+import { loadPolicyTestFile, parsePolicyTestText } from './parse.ts';
 import type { ParsedTestFile } from './types.ts';
 
 /** Header on lines 1-4; the body starts on line 5. */
@@ -613,4 +613,14 @@ test('seawall test: inline CiliumCIDRGroup, Services and Namespace pass end to e
       ['outside the CIDR group', 'denied', true],
     ],
   );
+});
+
+test('loadPolicyTestFile: item 5: a FIFO or device named on the command line is an issue', async () => {
+  for (const f of ['/dev/zero', '/dev/null']) {
+    const got = await loadPolicyTestFile(f);
+    assert.deepEqual(
+      got.issues.map((i) => [i.code, i.message]),
+      [['not-regular-file', `${f}: is a character device, not a regular file`]],
+    );
+  }
 });

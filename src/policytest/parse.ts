@@ -2,9 +2,10 @@
 // so each issue names file:line:column; unknown fields are errors. Flow references (`from`, `to`)
 // are resolved here, so a bad reference makes the file invalid before anything runs.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { readRegularFile } from '../core/files.ts';
 import { asObj, str, strMap } from '../core/plain.ts';
 import { bareName, checkMatchName } from '../fqdn/name.ts';
 import { IPAllocator } from '../k8s/addresses.ts';
@@ -83,17 +84,10 @@ export interface ParseOptions {
 
 /** Reads and parses one PolicyTest file. Never throws for bad input. */
 export async function loadPolicyTestFile(file: string, opts: ParseOptions = {}): Promise<ParsedTestFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    return {
-      file,
-      tests: [],
-      issues: [fileIssue(file, 'read-error', `cannot read: ${(e as Error).message}`)],
-    };
-  }
-  const { text, issue } = decodeText(file, bytes);
+  // Regular files only, at most 16 MiB: a FIFO or a device would block or never end.
+  const r = readRegularFile(file);
+  if (!r.ok) return { file, tests: [], issues: [fileIssue(file, r.code, r.message)] };
+  const { text, issue } = decodeText(file, r.bytes);
   if (text === undefined) return { file, tests: [], issues: issue ? [issue] : [] };
   return parsePolicyTestText(file, text, opts);
 }

@@ -2,7 +2,7 @@
 // state (`trace`, `matrix`, `policy show`). It comes from a PolicyTest file (`-f test.yaml`) or
 // from Kubernetes manifests plus policies (`-f deploy/ --policies policies/`).
 
-import { readFileSync } from 'node:fs';
+import { readRegularFile } from '../core/files.ts';
 import { clusterObjectsFrom } from '../k8s/objects.ts';
 import { workloadsFrom } from '../k8s/workloads.ts';
 import type { EnforcementMode } from '../policy/types.ts';
@@ -51,14 +51,12 @@ export async function loadScenario(src: ScenarioSources): Promise<Scenario> {
       manifestPaths.push(f);
       continue;
     }
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(f);
-    } catch (e) {
-      sc.issues.push(issue(f, 'read-error', `cannot read: ${(e as Error).message}`));
+    const r = readRegularFile(f);
+    if (!r.ok) {
+      sc.issues.push(issue(f, r.code, r.message));
       continue;
     }
-    const { text, issue: bad } = decodeText(f, bytes);
+    const { text, issue: bad } = decodeText(f, r.bytes);
     if (text === undefined) {
       if (bad) sc.issues.push(bad);
       continue;
