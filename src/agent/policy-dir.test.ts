@@ -44,11 +44,15 @@ describe('item 5: readPolicyDir', () => {
     },
     {
       name: 'a FIFO named x.yaml is skipped without blocking',
-      check: () => assert.match(skipped.get('x.yaml') ?? '', /FIFO, not a regular file/),
+      check: () => assert.match(skipped.get('x.yaml') ?? '', /is a FIFO \(named pipe\), not a regular file$/),
     },
     {
       name: 'a file above the size cap is skipped',
-      check: () => assert.match(skipped.get('big.yaml') ?? '', /larger than 1024 bytes \(2048\)/),
+      check: () =>
+        assert.match(
+          skipped.get('big.yaml') ?? '',
+          /is 2048 bytes, more than the limit of 1024 bytes per file/,
+        ),
     },
     {
       name: 'a directory link back to the store is a loop, walked once',
@@ -56,11 +60,11 @@ describe('item 5: readPolicyDir', () => {
     },
     {
       name: 'a cycle of file links is a loop',
-      check: () => assert.match(skipped.get('self1.yaml') ?? '', /symlink loop/),
+      check: () => assert.match(skipped.get('self1.yaml') ?? '', /too many levels of symbolic links/),
     },
     {
       name: 'a dangling link is reported',
-      check: () => assert.match(skipped.get('dangling.yaml') ?? '', /dangling/),
+      check: () => assert.match(skipped.get('dangling.yaml') ?? '', /no such file or directory/),
     },
     {
       name: 'other names and hidden files are not policy files',

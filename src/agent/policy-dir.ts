@@ -1,23 +1,12 @@
-// The agent's read of its policy directory, kept in one function (readPolicyDir) so a shared
-// reader can replace it. Only regular files are read: a FIFO named x.yaml would block the agent
-// forever, a device or socket means nothing; each is skipped with its reason. Files above a size
-// cap are skipped too. Symbolic links are followed (to files and directories) with loop
-// detection: a directory reached again through a link is not walked twice. Opening uses
-// O_NONBLOCK and checks the opened file, so a path swapped for a FIFO after the check cannot block.
+// The agent's read of its policy directory: core/files.ts's walk and reader (regular files only,
+// O_NONBLOCK + fstat so a FIFO named x.yaml cannot block the agent, a size cap, symlinks followed
+// with each directory entered once), plus what the agent needs on top: a content hash per file for
+// the settle check and the resync, the directories for the watchers, and a throw when the store
+// itself cannot be read (a store that cannot be read is not an empty store).
 
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  openSync,
-  readdirSync,
-  readSync,
-  realpathSync,
-  type Stats,
-  statSync,
-} from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { readRegularFile, walkFiles } from '../core/files.ts';
 
 /** Policy files the agent reads: YAML or JSON by name, never hidden ones. */
 export const POLICY_FILE = /\.(ya?ml|json)$/i;
@@ -44,116 +33,34 @@ export function contentHash(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  return 'not a regular file';
-}
-
-/** Reads one regular file without ever blocking on it; a string is the reason it was not read. */
-function readRegular(path: string, maxBytes: number): Buffer | string {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (e) {
-    return `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return `${kindOf(st)}, not a regular file`;
-    if (st.size > maxBytes) return `larger than ${maxBytes} bytes (${st.size})`;
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < buf.length) {
-      const n = readSync(fd, buf, off, buf.length - off, off);
-      if (n <= 0) break;
-      off += n;
-    }
-    // grown since fstat: read only up to the cap, and say so when it is passed
-    const extra = Buffer.alloc(1);
-    if (readSync(fd, extra, 0, 1, off) > 0 && off >= maxBytes) return `larger than ${maxBytes} bytes`;
-    return off === buf.length ? buf : buf.subarray(0, off);
-  } catch (e) {
-    return `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-  } finally {
-    closeSync(fd);
-  }
+/** The reason without the path in front (status lists them by path). */
+function reasonOf(path: string, message: string): string {
+  return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
 }
 
 /**
  * The policy files under `root` (a directory, or one file), sorted, with what was skipped and
- * why. Throws when `root` itself cannot be read: a store that cannot be read is not an empty
- * store (removing every policy would open every endpoint).
+ * why. Throws when `root` itself cannot be read.
  */
 export function readPolicyDir(root: string, opts: { maxBytes?: number } = {}): PolicyDirRead {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_POLICY_BYTES;
+  if (statSync(root).isDirectory()) readdirSync(root); // throws: unreadable store
+  const w = walkFiles(root, { accept: (n) => POLICY_FILE.test(n), skip: (n) => n.startsWith('.') });
   const out: PolicyDirRead = { files: [], skipped: [], dirs: [] };
-  const rootSt = statSync(root); // throws: unreadable store
-  if (!rootSt.isDirectory()) {
-    const r = readRegular(root, maxBytes);
-    if (typeof r === 'string') out.skipped.push({ path: root, reason: r });
-    else out.files.push({ path: root, bytes: r, hash: contentHash(r) });
-    return out;
+  for (const d of w.dirs) {
+    try {
+      out.dirs.push(realpathSync(d));
+    } catch {
+      // removed since the walk; the next event or resync sees it
+    }
   }
-  readdirSync(root); // throws: unreadable store
-  const visited = new Set<string>();
-  const walk = (dir: string, top: boolean): void => {
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch (e) {
-      out.skipped.push({ path: dir, reason: `cannot resolve: ${(e as NodeJS.ErrnoException).code}` });
-      return;
-    }
-    if (visited.has(real)) {
-      out.skipped.push({ path: dir, reason: `symlink loop: ${real} is already read` });
-      return;
-    }
-    visited.add(real);
-    out.dirs.push(real);
-    let names: string[];
-    try {
-      names = readdirSync(dir).sort();
-    } catch (e) {
-      if (top) throw e;
-      out.skipped.push({ path: dir, reason: `cannot list: ${(e as NodeJS.ErrnoException).code}` });
-      return;
-    }
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const p = join(dir, name);
-      let st: Stats;
-      try {
-        st = statSync(p); // follows a symlink (ELOOP for a link cycle)
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') {
-          // removed since readdir (the watcher fires while files change), or a dangling link
-          if (POLICY_FILE.test(name)) out.skipped.push({ path: p, reason: 'dangling or removed' });
-          continue;
-        }
-        out.skipped.push({ path: p, reason: code === 'ELOOP' ? 'symlink loop' : `cannot stat: ${code}` });
-        continue;
-      }
-      if (st.isDirectory()) {
-        walk(p, false);
-        continue;
-      }
-      if (!POLICY_FILE.test(name)) continue;
-      if (!st.isFile()) {
-        out.skipped.push({ path: p, reason: `${kindOf(st)}, not a regular file` });
-        continue;
-      }
-      if (st.size > maxBytes) {
-        out.skipped.push({ path: p, reason: `larger than ${maxBytes} bytes (${st.size})` });
-        continue;
-      }
-      const r = readRegular(p, maxBytes);
-      if (typeof r === 'string') out.skipped.push({ path: p, reason: r });
-      else out.files.push({ path: p, bytes: r, hash: contentHash(r) });
-    }
-  };
-  walk(root, true);
+  for (const p of w.problems) out.skipped.push({ path: p.path, reason: reasonOf(p.path, p.message) });
+  for (const l of w.loops)
+    out.skipped.push({ path: l, reason: 'symlink loop: the directory is already read' });
+  for (const path of w.files) {
+    const r = readRegularFile(path, maxBytes, { stdinHint: false });
+    if (r.ok) out.files.push({ path, bytes: r.bytes, hash: contentHash(r.bytes) });
+    else out.skipped.push({ path, reason: reasonOf(path, r.message) });
+  }
   return out;
 }

@@ -74,7 +74,11 @@ const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants
  * writer cannot block the open, then refuses everything fstat does not call a regular file before
  * reading a byte. Reads at most max+1 bytes: a file that grows past the cap after fstat is refused too.
  */
-export function readRegularFile(path: string, max: number = MAX_INPUT_BYTES): ReadResult {
+export function readRegularFile(
+  path: string,
+  max: number = MAX_INPUT_BYTES,
+  opts: { stdinHint?: boolean } = {},
+): ReadResult {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -85,7 +89,7 @@ export function readRegularFile(path: string, max: number = MAX_INPUT_BYTES): Re
     const st = fstatSync(fd);
     if (!st.isFile()) {
       // A pipe has one legitimate use: standard input, which `-` reads (with the same cap).
-      const hint = st.isFIFO() ? ' (to read standard input, give -)' : '';
+      const hint = st.isFIFO() && opts.stdinHint !== false ? ' (to read standard input, give -)' : '';
       return problem('not-regular-file', path, `is ${fileKind(st)}, not a regular file${hint}`);
     }
     if (st.size > max) return tooLarge(path, st.size, max);
@@ -150,6 +154,10 @@ export interface WalkResult {
   files: string[];
   /** Entries that could not be looked at (dangling links, permissions). */
   problems: FileProblem[];
+  /** Directories entered, in walk order (what a watcher watches). */
+  dirs: string[];
+  /** Paths of directory links that lead to a directory already entered (a loop, not walked again). */
+  loops: string[];
 }
 
 /**
@@ -160,13 +168,16 @@ export interface WalkResult {
 export function walkFiles(root: string, opts: WalkOptions = {}): WalkResult {
   const accept = opts.accept ?? (() => true);
   const skip = opts.skip ?? (() => false);
-  const out: WalkResult = { files: [], problems: [] };
+  const out: WalkResult = { files: [], problems: [], dirs: [], loops: [] };
   const seen = new Set<string>();
   // Iterative: a deep tree must not overflow the stack.
   const stack: Array<{ dir: string; st: Stats }> = [];
   const enter = (dir: string, st: Stats): void => {
     const key = `${st.dev}:${st.ino}`;
-    if (seen.has(key)) return;
+    if (seen.has(key)) {
+      out.loops.push(dir);
+      return;
+    }
     seen.add(key);
     stack.push({ dir, st });
   };
@@ -184,6 +195,7 @@ export function walkFiles(root: string, opts: WalkOptions = {}): WalkResult {
   enter(root, rootSt);
   while (stack.length > 0) {
     const { dir } = stack.pop()!;
+    out.dirs.push(dir);
     let names: string[];
     try {
       names = readdirSync(dir);
