@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import type { AgentStatus } from '../agent/agent.ts';
-import { storeLines } from './agent.ts';
+import { flowLine, storeLines } from './agent.ts';
 
 const base = {
   pendingChanges: [],
@@ -37,3 +37,41 @@ const rows: Array<{ name: string; s: Partial<AgentStatus>; want: string[] }> = [
 ];
 for (const r of rows)
   it(`storeLines: ${r.name}`, () => assert.deepEqual(storeLines({ ...base, ...r.s }, 1000), r.want));
+
+// Issue 8 item 6: records the flow log could not take are counted and said, with the write error.
+const running = {
+  state: 'running',
+  processed: 10,
+  forwarded: 7,
+  dropped: 3,
+  lost: 0,
+  errors: 0,
+  suppressedDrops: 0,
+  disagreements: 0,
+  flowLogLost: 0,
+  flowLog: '/run/seawall/sw-a/flows.jsonl',
+  socket: '/run/seawall/sw-a/hubble.sock',
+  ulogdPid: 42,
+} as const;
+const flowRows: Array<{ name: string; f: Record<string, unknown>; want: string[] }> = [
+  {
+    name: 'nothing lost',
+    f: {},
+    want: [
+      'flow records: 10 processed (7 forwarded, 3 dropped), 0 lost, 0 repeated drops folded; ulogd2 running (pid 42)',
+      '  flow log /run/seawall/sw-a/flows.jsonl; observe socket /run/seawall/sw-a/hubble.sock',
+    ],
+  },
+  {
+    name: 'item 6: a full disk: records not written, and why',
+    f: { lost: 4, errors: 1, flowLogLost: 3, flowLogError: 'ENOSPC: no space left on device, write' },
+    want: [
+      'flow records: 10 processed (7 forwarded, 3 dropped), 4 lost (1 failed to build, 3 not written to the flow log), 0 repeated drops folded; ulogd2 running (pid 42)',
+      '  flow log /run/seawall/sw-a/flows.jsonl; observe socket /run/seawall/sw-a/hubble.sock',
+      '  flow log write error: ENOSPC: no space left on device, write',
+    ],
+  },
+];
+for (const r of flowRows)
+  it(`flowLine: ${r.name}`, () =>
+    assert.deepEqual(flowLine({ ...running, ...r.f } as never).split('\n'), r.want));

@@ -236,11 +236,16 @@ export function flowLine(f: FlowsStatus | undefined): string {
   if (f.state === 'unavailable') return `flow records: unavailable (${f.reason ?? 'unknown reason'})`;
   const ulogd = f.ulogdPid !== undefined ? `ulogd2 ${f.state} (pid ${f.ulogdPid})` : `ulogd2 ${f.state}`;
   const errors = f.errors ?? 0; // an agent from before the field
-  const lost = errors > 0 ? `${f.lost} lost (${errors} failed to build)` : `${f.lost} lost`;
+  const why = [
+    ...(errors > 0 ? [`${errors} failed to build`] : []),
+    ...((f.flowLogLost ?? 0) > 0 ? [`${f.flowLogLost} not written to the flow log`] : []),
+  ];
+  const lost = why.length > 0 ? `${f.lost} lost (${why.join(', ')})` : `${f.lost} lost`;
   const extra = f.disagreements > 0 ? `, ${f.disagreements} kernel/engine DISAGREEMENTS` : '';
   return [
     `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
     `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
+    ...(f.flowLogError !== undefined ? [`  flow log write error: ${f.flowLogError}`] : []),
   ].join('\n');
 }
 
