@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Seawall's live data plane and its tests use. Needs root.
 # nftables: the L3/L4 datapath; iproute2: network namespaces and veth; ulogd2: NFLOG → JSON
-# (drop and verdict events; ulogd2-json is its JSON output plugin); iperf3: datapath benchmarks; dnsmasq: DNS server for live tests.
+# (drop and verdict events; ulogd2-json is its JSON output plugin); iperf3: datapath benchmarks; dnsmasq: DNS server for live tests; bind9-dnsutils: dig, the real DNS client of the DNS proxy tests.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
   echo "setup-debian.sh: needs root (apt-get); the offline tools need none of this" >&2
@@ -9,4 +9,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json iperf3 dnsmasq procps >/dev/null
+apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json iperf3 dnsmasq bind9-dnsutils procps >/dev/null
