@@ -7,7 +7,11 @@ import { DNSProxy, type LearnedAnswer, type RedirectContext } from './proxy.ts';
 import { query, startUpstream, tcpAsk, type Upstream, udpAsk } from './testing/upstream.ts';
 import { frame } from './wire.ts';
 
-const RULES: PortRuleDNS[] = [{ matchName: 'api.example.com' }, { matchPattern: '*.cdn.example.net' }];
+const pos = { file: 't.yaml', line: 1, column: 1 };
+const RULES: PortRuleDNS[] = [
+  { pos, matchName: 'api.example.com' },
+  { pos, matchPattern: '*.cdn.example.net' },
+];
 
 let up: Upstream;
 before(async () => {
@@ -70,17 +74,15 @@ async function withProxy(
   }
 }
 
-async function ask(
-  port: number,
-  transport: 'udp' | 'tcp',
-  msg: Buffer,
-): Promise<dnsPacket.Packet | undefined> {
+type Answer = dnsPacket.Packet & { rcode?: string; answers?: Array<{ type: string; data?: unknown }> };
+
+async function ask(port: number, transport: 'udp' | 'tcp', msg: Buffer): Promise<Answer | undefined> {
   if (transport === 'udp') {
     const b = await udpAsk(port, msg);
-    return b && dnsPacket.decode(b);
+    return b && (dnsPacket.decode(b) as Answer);
   }
   const r = await tcpAsk(port, frame(msg));
-  return r.answers[0] && dnsPacket.decode(r.answers[0]);
+  return r.answers[0] && (dnsPacket.decode(r.answers[0]) as Answer);
 }
 
 describe('DNS proxy: judged per name, forwarded or refused', () => {
@@ -160,7 +162,7 @@ describe('DNS proxy: judged per name, forwarded or refused', () => {
         assert.equal(a.rcode, r.rcode);
         const ips = (a.answers ?? [])
           .filter((x) => x.type === 'A' || x.type === 'AAAA')
-          .map((x) => String(x.data));
+          .map((x) => String((x as { data?: unknown }).data));
         assert.deepEqual(ips, r.ips);
         const forwarded = up.received.length - before;
         assert.equal(forwarded, r.rcode === 'NOERROR' ? 1 : 0, 'only allowed queries reach the server');
