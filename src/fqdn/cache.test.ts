@@ -139,7 +139,7 @@ describe('DNSCache per-endpoint lookups', () => {
   test('endpoint cap evicts the soonest-expiring IP of that endpoint, and from the node when no one else holds it', () => {
     const c = new DNSCache({ maxIPsPerEndpointName: 2 });
     const events: string[] = [];
-    c.subscribe((n, a, r) => events.push(`+${a.join(',')} -${r.join(',')}`));
+    c.subscribe((_n, a, r) => events.push(`+${a.join(',')} -${r.join(',')}`));
     c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/p');
     c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/q'); // q holds .1 too
     c.learn('a.com', ['10.0.0.2'], 100, 0, 'ns/p');
