@@ -1,14 +1,15 @@
 // DNS proxy throughput and added latency, against a baseline measured in the same run: the same
 // Node load generator straight to the DNS server. The server is dnsmasq on a loopback port when
 // installed (answering from --host-record), else the tests' tiny dns-packet server. Loopback only,
-// well under 2 minutes. The proxy runs in this process beside the load generator (one event loop:
-// its cost is what a Node agent would pay), with an onAnswer that resolves at once.
+// well under 2 minutes. The proxy runs in a child process of its own (as in the agent: not on the
+// load generator's event loop), with an onAnswer that resolves at once.
 //   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, proxy, …), medians.
 //   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy minus direct.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { DNSProxy } from '../src/proxy/dns/proxy.ts';
 import { query, startUpstream } from '../src/proxy/dns/testing/upstream.ts';
 import { fmtRatio, median, table } from './lib.ts';
@@ -141,18 +142,61 @@ async function openLoop(port: number): Promise<{ p50: number; p99: number; lost:
   };
 }
 
-export default async function run(): Promise<void> {
-  const server = await startServer();
+const CHILD_ENV = 'SEAWALL_BENCH_DNS_PROXY_UPSTREAM';
+
+/** In the child: a proxy to the server on the given port; prints its port, then stats on stdin's end. */
+async function child(upstreamPort: number): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
   const proxy = new DNSProxy({
     resolveRedirect: () => ({
       endpoint: { key: 'bench/client', identity: 1000 },
-      server: { ip: '127.0.0.1', port: server.port },
+      server: { ip: '127.0.0.1', port: upstreamPort },
       rules: [{ pos, matchName: 'api.example.com' }],
     }),
     onAnswer: () => {},
   });
   await proxy.start();
+  process.stdout.write(`${proxy.port}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', async () => {
+    const dropped = Object.values(proxy.stats.dropped).reduce((a, b) => a + (b ?? 0), 0);
+    process.stdout.write(
+      `proxy: ${proxy.stats.answered} answered, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
+    );
+    await proxy.close();
+    process.exit(0);
+  });
+}
+
+if (process.env[CHILD_ENV] !== undefined) await child(Number(process.env[CHILD_ENV]));
+
+async function startProxyChild(upstreamPort: number): Promise<{ port: number; stop: () => Promise<string> }> {
+  const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, [CHILD_ENV]: String(upstreamPort) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  c.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+  const port = Number(out.split('\n')[0]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`proxy child did not start: ${out}`);
+  return {
+    port,
+    stop: async () => {
+      const done = new Promise<void>((r) => c.once('exit', () => r()));
+      c.stdin!.end();
+      await done;
+      return out.split('\n').slice(1).join('\n');
+    },
+  };
+}
+
+export default async function run(): Promise<void> {
+  const server = await startServer();
+  const proxy = await startProxyChild(server.port);
+  let stats = '';
   try {
     await closedLoop(server.port); // warm-up
     await closedLoop(proxy.port);
@@ -184,12 +228,9 @@ export default async function run(): Promise<void> {
         ['added by the proxy', (lp.p50 - ld.p50).toFixed(3), (lp.p99 - ld.p99).toFixed(3), ''],
       ])}\n`,
     );
-    const dropped = Object.values(proxy.stats.dropped).reduce((a, b) => a + (b ?? 0), 0);
-    process.stdout.write(
-      `\nproxy: ${proxy.stats.answered} answered, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
-    );
   } finally {
-    await proxy.close();
+    stats = await proxy.stop();
     await server.stop();
   }
+  process.stdout.write(`\n${stats}`);
 }

@@ -18,7 +18,9 @@
 // whatever that limit (memory: past it queries are dropped); the upstream timeout (Cilium's
 // ProxyForwardTimeout, 10 s: on expiry the pod gets nothing and retries); TCP: idle timeout (8 s,
 // miekg/dns's default IdleTimeout), at most maxTCPConnections connections and maxPerConnection
-// queries in flight on one (reading pauses past it), messages up to maxMessageBytes.
+// queries in flight on one (reading pauses past it), messages up to maxMessageBytes. Upstream UDP
+// goes over a small pool of sockets per server (upstream.ts: random ids, the pod's id put back);
+// upstream TCP opens one connection per query.
 
 import dgram from 'node:dgram';
 import net, { isIPv6 } from 'node:net';
@@ -30,6 +32,7 @@ import { canonicalIP } from '../../fqdn/ip.ts';
 import { compileDNSRules, type DNSPolicy, matchDNS } from '../../l7/dns.ts';
 import type { L7RuleSet } from '../../policy/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
+import { type Exchange, UDPUpstreams } from './upstream.ts';
 import {
   type DropReason,
   errorReply,
@@ -155,7 +158,7 @@ function policyOf(rules: RedirectContext['rules']): DNSPolicy {
   return p;
 }
 
-type Outcome = { kind: 'answer'; buf: Buffer } | { kind: 'timeout' } | { kind: 'error'; err: Error };
+type Outcome = Exchange;
 
 export class DNSProxy {
   private udp?: dgram.Socket;
@@ -163,6 +166,7 @@ export class DNSProxy {
   private readonly tcpConns = new Set<net.Socket>();
   private readonly upstreams = new Set<{ close(): void }>();
   private readonly nameLocks = new Map<string, Promise<void>>();
+  private readonly udpUpstreams = new UDPUpstreams(() => this.drop('answer-mismatch'));
   private readonly o: Required<Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'host' | 'port'>> & {
     onAnswer: DNSProxyOptions['onAnswer'] | undefined;
     onFlow: DNSProxyOptions['onFlow'] | undefined;
@@ -254,6 +258,7 @@ export class DNSProxy {
   /** Stops listening, closes TCP connections and upstream sockets; in-flight queries get nothing. */
   async close(): Promise<void> {
     this.closed = true;
+    this.udpUpstreams.close();
     for (const u of this.upstreams) u.close();
     for (const s of this.tcpConns) s.destroy();
     await Promise.all([
@@ -400,7 +405,7 @@ export class DNSProxy {
     this.stats.allowed++;
     const out =
       src.transport === 'udp'
-        ? await this.forwardUDP(ctx.server, raw, q)
+        ? await this.forwardUDP(ctx.server, raw)
         : await this.forwardTCP(ctx.server, raw);
     if (this.closed) return;
     if (out.kind === 'timeout') {
@@ -484,40 +489,8 @@ export class DNSProxy {
 
   // ---------------------------------------------------------------- upstream
 
-  private forwardUDP(server: { ip: string; port: number }, raw: Buffer, q: ParsedQuery): Promise<Outcome> {
-    return new Promise<Outcome>((resolve) => {
-      const sock = dgram.createSocket(isIPv6(server.ip) ? 'udp6' : 'udp4');
-      let done = false;
-      const finish = (o: Outcome) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this.upstreams.delete(handle);
-        try {
-          sock.close();
-        } catch {
-          // already closed
-        }
-        resolve(o);
-      };
-      const handle = { close: () => finish({ kind: 'timeout' }) };
-      this.upstreams.add(handle);
-      const timer = setTimeout(() => finish({ kind: 'timeout' }), this.o.upstreamTimeoutMs);
-      sock.on('error', (err) => finish({ kind: 'error', err }));
-      sock.on('message', (msg) => {
-        // Another datagram on our port (stray or spoofed): not the answer, keep waiting.
-        if (msg.length < 2 || msg.readUInt16BE(0) !== q.id) {
-          this.drop('answer-mismatch');
-          return;
-        }
-        finish({ kind: 'answer', buf: msg });
-      });
-      sock.connect(server.port, server.ip, () => {
-        sock.send(raw, (err) => {
-          if (err) finish({ kind: 'error', err });
-        });
-      });
-    });
+  private forwardUDP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
+    return this.udpUpstreams.exchange(server, raw, this.o.upstreamTimeoutMs);
   }
 
   private forwardTCP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
