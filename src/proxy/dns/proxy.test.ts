@@ -314,6 +314,34 @@ describe('DNS proxy: answers relayed as the server sent them, or not at all', ()
   });
 });
 
+describe('DNS proxy: upstream socket pool', () => {
+  test('queries with the same id at once each get their own answer, with their id', async () => {
+    await withProxy({}, async (p) => {
+      const names = ['api.example.com', 'img.cdn.example.net', 'big.cdn.example.net', 'api.example.com'];
+      const answers = await Promise.all(names.map((n) => ask(p.port, 'udp', query(n, 'A', 77))));
+      assert.deepEqual(
+        answers.map((a) => [a?.id, a?.questions?.[0]?.name.toLowerCase()]),
+        names.map((n) => [77, n]),
+      );
+    });
+  });
+
+  test('many queries through one pool, in batches (a burst beyond the socket buffer would be lost)', async () => {
+    await withProxy({}, async (p) => {
+      for (let batch = 0; batch < 6; batch++) {
+        const ids = Array.from({ length: 50 }, (_, i) => batch * 50 + i);
+        const answers = await Promise.all(
+          ids.map((id) => ask(p.port, 'udp', query('api.example.com', 'A', id))),
+        );
+        assert.deepEqual(
+          answers.map((a) => [a?.id, a?.rcode]),
+          ids.map((id) => [id, 'NOERROR']),
+        );
+      }
+    });
+  });
+});
+
 describe('DNS proxy: bounds', () => {
   test('--dnsproxy-concurrency-limit: past it SERVFAIL at once, counted', async () => {
     await withProxy({ concurrencyLimit: 1 }, async (p) => {
