@@ -112,3 +112,192 @@ describe('DNSCache', () => {
     assert.equal(c.nextExpiry(), Number.POSITIVE_INFINITY);
   });
 });
+
+describe('DNSCache per-endpoint lookups', () => {
+  test('which endpoints looked a name up, with their IPs', () => {
+    const c = new DNSCache();
+    c.learn('api.example.com', ['10.0.0.1'], 60, 0, 'prod/a');
+    c.learn('API.example.com.', ['10.0.0.2'], 30, 0, 'prod/b');
+    c.learn('other.com', ['10.0.0.9'], 60, 0, 'prod/a');
+    assert.deepEqual(c.lookupsOf('api.example.com', 0), [
+      { endpoint: 'prod/a', name: 'api.example.com.', ips: [{ ip: '10.0.0.1', expiresAt: 60_000 }] },
+      { endpoint: 'prod/b', name: 'api.example.com.', ips: [{ ip: '10.0.0.2', expiresAt: 30_000 }] },
+    ]);
+    assert.deepEqual(
+      c.lookupName('api.example.com', 0),
+      ['10.0.0.1', '10.0.0.2'],
+      'the node cache is shared',
+    );
+    assert.deepEqual(c.namesLookedUpBy('prod/a', 0), ['api.example.com.', 'other.com.']);
+    assert.deepEqual(
+      c.lookupsOf('api.example.com', 40_000).map((l) => l.endpoint),
+      ['prod/a'],
+      'b expired',
+    );
+  });
+
+  test('endpoint cap evicts the soonest-expiring IP of that endpoint, and from the node when no one else holds it', () => {
+    const c = new DNSCache({ maxIPsPerEndpointName: 2 });
+    const events: string[] = [];
+    c.subscribe((_n, a, r) => events.push(`+${a.join(',')} -${r.join(',')}`));
+    c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/p');
+    c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/q'); // q holds .1 too
+    c.learn('a.com', ['10.0.0.2'], 100, 0, 'ns/p');
+    c.learn('a.com', ['10.0.0.3'], 50, 0, 'ns/p'); // p over its cap: .1 goes from p, q keeps it
+    assert.deepEqual(
+      c.lookupsOf('a.com', 0)[0]!.ips.map((x) => x.ip),
+      ['10.0.0.2', '10.0.0.3'],
+    );
+    assert.deepEqual(c.lookupName('a.com', 0), ['10.0.0.1', '10.0.0.2', '10.0.0.3'], 'q still holds .1');
+    c.learn('a.com', ['10.0.0.4'], 200, 0, 'ns/p'); // .3 goes from p, no one else holds it
+    assert.deepEqual(c.lookupName('a.com', 0), ['10.0.0.1', '10.0.0.2', '10.0.0.4']);
+    assert.equal(events.at(-1), '+10.0.0.4 -10.0.0.3');
+  });
+
+  test('one answer over the cap keeps the cap', () => {
+    const c = new DNSCache({ maxIPsPerEndpointName: 3 });
+    c.learn('a.com', ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'], 60, 0, 'ns/p');
+    assert.equal(c.lookupName('a.com', 0).length, 3);
+    assert.equal(c.lookupsOf('a.com', 0)[0]!.ips.length, 3);
+  });
+
+  test('default endpoint cap is 1000 (--tofqdns-endpoint-max-ip-per-hostname)', () => {
+    assert.equal(new DNSCache().maxIPsPerEndpointName, 1000);
+  });
+
+  test('forgetEndpoint drops its lookups, not the shared entries', () => {
+    const c = new DNSCache();
+    c.learn('a.com', ['10.0.0.1'], 60, 0, 'ns/p');
+    c.forgetEndpoint('ns/p');
+    assert.deepEqual(c.lookupsOf('a.com', 0), []);
+    assert.deepEqual(c.lookupName('a.com', 0), ['10.0.0.1']);
+  });
+});
+
+describe('DNSCache zombies', () => {
+  const rows: Array<{
+    name: string;
+    inUse: string[];
+    at: number;
+    zombie: boolean;
+    newConn: boolean;
+    oldConn: boolean;
+  }> = [
+    {
+      name: 'alive: new and existing connections',
+      inUse: ['10.0.0.1'],
+      at: 5_000,
+      zombie: false,
+      newConn: true,
+      oldConn: true,
+    },
+    {
+      name: 'expired, in use: zombie, existing only',
+      inUse: ['10.0.0.1'],
+      at: 20_000,
+      zombie: true,
+      newConn: false,
+      oldConn: true,
+    },
+    {
+      name: 'expired, not in use: gone',
+      inUse: [],
+      at: 20_000,
+      zombie: false,
+      newConn: false,
+      oldConn: false,
+    },
+    {
+      name: 'in use written another way',
+      inUse: ['::ffff:10.0.0.1'],
+      at: 20_000,
+      zombie: false,
+      newConn: false,
+      oldConn: false,
+    },
+  ];
+  for (const r of rows) {
+    test(r.name, () => {
+      const c = new DNSCache();
+      c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/p');
+      c.setInUse(r.inUse);
+      const removed = c.gc(r.at);
+      assert.equal(c.zombies().length > 0, r.zombie);
+      assert.equal(c.allowsNewConnection('10.0.0.1', r.at), r.newConn);
+      assert.equal(c.allowsExistingConnection('10.0.0.1', r.at), r.oldConn);
+      if (r.at > 10_000)
+        assert.deepEqual(removed, [{ name: 'a.com.', removed: ['10.0.0.1'] }], 'out of policy either way');
+    });
+  }
+
+  test('zombie record, then deleted when its connections end', () => {
+    const c = new DNSCache();
+    c.learn('a.com', ['10.0.0.1'], 10, 0, 'ns/p');
+    c.setInUse(['10.0.0.1']);
+    c.gc(11_000);
+    assert.deepEqual(c.zombies(), [
+      { ip: '10.0.0.1', names: ['a.com.'], endpoints: ['ns/p'], expiredAt: 11_000 },
+    ]);
+    assert.deepEqual(
+      c.rows(11_000).map((x) => `${x.name} ${x.ip} ${x.source}`),
+      ['a.com. 10.0.0.1 connection'],
+    );
+    c.setInUse([]);
+    assert.deepEqual(c.zombies(), []);
+    assert.equal(c.allowsExistingConnection('10.0.0.1', 11_000), false);
+  });
+
+  test('a fresh answer revives a zombie', () => {
+    const c = new DNSCache();
+    c.learn('a.com', ['10.0.0.1'], 10, 0);
+    c.setInUse(['10.0.0.1']);
+    c.gc(11_000);
+    const r = c.learn('a.com', ['10.0.0.1'], 10, 12_000);
+    assert.deepEqual(r.added, ['10.0.0.1']);
+    assert.deepEqual(c.zombies(), []);
+  });
+
+  test('zombie cap drops the oldest (--tofqdns-max-deferred-connection-deletes)', () => {
+    const c = new DNSCache({ maxZombies: 1 });
+    c.learn('a.com', ['10.0.0.1'], 1, 0);
+    c.learn('b.com', ['10.0.0.2'], 5, 0);
+    c.setInUse(['10.0.0.1', '10.0.0.2']);
+    c.gc(2_000);
+    c.gc(6_000);
+    assert.deepEqual(
+      c.zombies().map((z) => z.ip),
+      ['10.0.0.2'],
+    );
+    assert.equal(new DNSCache().maxZombies, 10_000);
+  });
+});
+
+describe('DNSCache snapshot and restore', () => {
+  test('round trip keeps names, IPs, absolute expiry, endpoints and zombies', () => {
+    const a = new DNSCache();
+    a.learn('a.com', ['10.0.0.1', '2001:db8::1'], 60, 1_000, 'ns/p');
+    a.learn('a.com', ['10.0.0.1'], 60, 1_000, 'ns/q');
+    a.learn('b.com', ['10.0.0.2'], 5, 1_000);
+    a.learn('c.com', ['10.0.0.3'], 1, 1_000, 'ns/p');
+    a.setInUse(['10.0.0.3']);
+    a.gc(3_000);
+    const snap = a.snapshot(3_000);
+    const b = new DNSCache();
+    const added: string[] = [];
+    b.subscribe((n, ips) => added.push(`${n} ${ips.join(',')}`));
+    assert.deepEqual(b.restore(JSON.parse(JSON.stringify(snap)), 4_000), { restored: 3, expired: 0 });
+    assert.deepEqual(b.rows(4_000), a.rows(4_000));
+    assert.deepEqual(b.zombies(), a.zombies());
+    assert.ok(added.includes('a.com. 10.0.0.1'), 'listeners hear restored entries (selections rebuilt)');
+    assert.deepEqual(b.lookupName('b.com', 6_001), [], 'expiry is absolute: restart does not extend a TTL');
+  });
+
+  test('entries already expired at restore are skipped', () => {
+    const a = new DNSCache();
+    a.learn('a.com', ['10.0.0.1'], 1, 0);
+    a.learn('b.com', ['10.0.0.2'], 100, 0);
+    const b = new DNSCache();
+    assert.deepEqual(b.restore(a.snapshot(0), 5_000), { restored: 1, expired: 1 });
+    assert.deepEqual(b.lookupName('a.com', 5_000), []);
+  });
+});

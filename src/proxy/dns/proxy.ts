@@ -1,0 +1,584 @@
+// The DNS proxy (cilium-semantics.md §12, §16): pods' DNS queries, redirected to it by the datapath,
+// are judged per question name by the same matcher the engine uses offline (l7/dns.ts, through
+// compileDNSRules/matchDNS as policy/l7match.ts does), against the DNS rules of the MapState entry
+// the redirect matched. Denied: answered REFUSED (--tofqdns-dns-reject-response-code=refused; the
+// nameError option answers NXDOMAIN). Allowed: forwarded to the server the pod asked, over the same
+// transport, and the answer relayed with the pod's id. A and AAAA records of a successful answer
+// (CNAME chain collapsed onto the queried name, lowest TTL) go to onAnswer BEFORE the answer is
+// released, so the pod's first connection to the address is already allowed; the wait is capped
+// (--tofqdns-proxy-response-max-delay, 100 ms), past it the answer goes anyway and this is counted.
+//
+// Fail closed: nothing reaches a server unjudged. A malformed query is dropped; a query the agent
+// has no redirect context for, or whose context lookup fails, is answered SERVFAIL (as Cilium does
+// when it cannot find the endpoint); a malformed or mismatched answer is never relayed (SERVFAIL).
+//
+// Bounds: --dnsproxy-concurrency-limit (Cilium's default 0 = no limit; when set and reached, with
+// --dnsproxy-concurrency-processing-grace-period 0, the query is answered SERVFAIL at once and
+// counted, as Cilium's enforceConcurrencyLimit/TryAcquire does); a hard cap on queries in flight
+// whatever that limit (memory: past it queries are dropped); the upstream timeout (Cilium's
+// ProxyForwardTimeout, 10 s: on expiry the pod gets nothing and retries); TCP: idle timeout (8 s,
+// miekg/dns's default IdleTimeout), at most maxTCPConnections connections and maxPerConnection
+// queries in flight on one (reading pauses past it), messages up to maxMessageBytes. Upstream UDP
+// goes over a small pool of sockets per server (upstream.ts: random ids, the pod's id put back);
+// upstream TCP opens one connection per query.
+
+import dgram from 'node:dgram';
+import net, { isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { SeawallError } from '../../core/errors.ts';
+import { dnsFlowRecord } from '../../flow/dns-record.ts';
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
+import { canonicalIP } from '../../fqdn/ip.ts';
+import { compileDNSRules, type DNSPolicy, matchDNS } from '../../l7/dns.ts';
+import type { L7RuleSet } from '../../policy/types.ts';
+import type { PortRuleDNS } from '../../policy-api/types.ts';
+import { type Exchange, UDPUpstreams } from './upstream.ts';
+import {
+  type DropReason,
+  errorReply,
+  frame,
+  type ParsedAnswer,
+  type ParsedQuery,
+  parseAnswer,
+  parseQuery,
+  RCODE,
+  rcodeName,
+  TCPFramer,
+  typeName,
+  WireError,
+} from './wire.ts';
+
+export type Transport = 'udp' | 'tcp';
+
+/** Where a query came from, as the proxy's socket saw it. */
+export interface QuerySource {
+  transport: Transport;
+  clientIP: string;
+  clientPort: number;
+  /** The proxy address the query arrived on. */
+  localIP: string;
+  localPort: number;
+}
+
+/** What the agent knows about a redirected query (from the ipcache and the redirect's MapState entry). */
+export interface RedirectContext {
+  /** The pod: a stable key for the DNS cache ("namespace/name"), and its flow record fields. */
+  endpoint: { key: string; identity: number; flow?: FlowEndpoint };
+  /** The server the pod asked (the original destination). */
+  server: { ip: string; port: number; identity?: number; flow?: FlowEndpoint };
+  /** The DNS rules of the matched entry (an empty list forwards every query, as in Cilium). */
+  rules: Extract<L7RuleSet, { parser: 'dns' }> | readonly PortRuleDNS[];
+}
+
+export type ResolveRedirect = (
+  src: QuerySource,
+) => RedirectContext | undefined | Promise<RedirectContext | undefined>;
+
+/** A successful answer to an allowed query: what toFQDNs learns. */
+export interface LearnedAnswer {
+  endpoint: string;
+  identity: number;
+  /** The queried name (lower-case, fully qualified): the CNAME chain collapses onto it. */
+  name: string;
+  ips: string[];
+  /** Lowest TTL of the chain, seconds (the cache applies --tofqdns-min-ttl). */
+  ttl: number;
+  cnames: string[];
+  server: { ip: string; port: number };
+  transport: Transport;
+}
+
+export interface DNSProxyOptions {
+  /** Listen address (default 127.0.0.1) and port (default 0: one free port for UDP and TCP). */
+  host?: string;
+  port?: number;
+  resolveRedirect: ResolveRedirect;
+  /** Called before an answer is released; the answer waits for it up to responseMaxDelayMs. */
+  onAnswer?: (a: LearnedAnswer) => void | Promise<void>;
+  /** L7 DNS flow records (Hubble's shape), one per query and per relayed answer. */
+  onFlow?: (f: Flow) => void;
+  nodeName?: string;
+  /** --tofqdns-dns-reject-response-code: refused (default) or nameError (NXDOMAIN). */
+  rejectResponseCode?: 'refused' | 'nameError';
+  /** --dnsproxy-concurrency-limit (0: none, Cilium's default). */
+  concurrencyLimit?: number;
+  /** --tofqdns-proxy-response-max-delay (ms, default 100). */
+  responseMaxDelayMs?: number;
+  /** Upstream answer timeout (ms, default 10000: Cilium's ProxyForwardTimeout). */
+  upstreamTimeoutMs?: number;
+  /** Queries in flight at most, whatever concurrencyLimit says (default 4096): memory bound. */
+  maxInFlight?: number;
+  /** Largest query or answer accepted (default 65535; UDP queries: maxUDPQueryBytes). */
+  maxMessageBytes?: number;
+  /** Largest UDP query (default 4096: EDNS0's common buffer; a real query is far smaller). */
+  maxUDPQueryBytes?: number;
+  /** TCP connections at most (default 256), queries in flight on one (default 16), idle ms (8000). */
+  maxTCPConnections?: number;
+  maxPerConnection?: number;
+  tcpIdleTimeoutMs?: number;
+}
+
+export interface DNSProxyStats {
+  queries: number;
+  allowed: number;
+  refused: number;
+  answered: number;
+  servfail: number;
+  learned: number;
+  noContext: number;
+  concurrencyRejected: number;
+  overloaded: number;
+  upstreamTimeouts: number;
+  upstreamErrors: number;
+  /** Answers released before onAnswer finished (--tofqdns-proxy-response-max-delay passed). */
+  responseDelayExceeded: number;
+  onAnswerErrors: number;
+  tcpConnections: number;
+  tcpRejected: number;
+  /** Malformed queries and answers, by reason. */
+  dropped: Partial<Record<DropReason, number>>;
+  inFlight: number;
+}
+
+export class DNSProxyError extends SeawallError<'dns-proxy'> {
+  override name = 'DNSProxyError';
+}
+
+const compiledRules = new WeakMap<object, DNSPolicy>();
+
+function policyOf(rules: RedirectContext['rules']): DNSPolicy {
+  const list: readonly PortRuleDNS[] = Array.isArray(rules)
+    ? (rules as readonly PortRuleDNS[])
+    : (rules as Extract<L7RuleSet, { parser: 'dns' }>).rules;
+  let p = compiledRules.get(list);
+  if (p === undefined) {
+    p = compileDNSRules(list);
+    compiledRules.set(list, p);
+  }
+  return p;
+}
+
+type Outcome = Exchange;
+
+export class DNSProxy {
+  private udp?: dgram.Socket;
+  private tcp?: net.Server;
+  private readonly tcpConns = new Set<net.Socket>();
+  private readonly upstreams = new Set<{ close(): void }>();
+  private readonly nameLocks = new Map<string, Promise<void>>();
+  private readonly udpUpstreams = new UDPUpstreams(() => this.drop('answer-mismatch'));
+  private readonly o: Required<Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'host' | 'port'>> & {
+    onAnswer: DNSProxyOptions['onAnswer'] | undefined;
+    onFlow: DNSProxyOptions['onFlow'] | undefined;
+  };
+  private readonly host: string;
+  private closed = false;
+  private active = 0;
+  readonly stats: DNSProxyStats = {
+    queries: 0,
+    allowed: 0,
+    refused: 0,
+    answered: 0,
+    servfail: 0,
+    learned: 0,
+    noContext: 0,
+    concurrencyRejected: 0,
+    overloaded: 0,
+    upstreamTimeouts: 0,
+    upstreamErrors: 0,
+    responseDelayExceeded: 0,
+    onAnswerErrors: 0,
+    tcpConnections: 0,
+    tcpRejected: 0,
+    dropped: {},
+    inFlight: 0,
+  };
+  port = 0;
+
+  constructor(private readonly opts: DNSProxyOptions) {
+    this.host = opts.host ?? '127.0.0.1';
+    this.o = {
+      resolveRedirect: opts.resolveRedirect,
+      onAnswer: opts.onAnswer,
+      onFlow: opts.onFlow,
+      nodeName: opts.nodeName ?? 'node-1',
+      rejectResponseCode: opts.rejectResponseCode ?? 'refused',
+      concurrencyLimit: Math.max(0, opts.concurrencyLimit ?? 0),
+      responseMaxDelayMs: Math.max(0, opts.responseMaxDelayMs ?? 100),
+      upstreamTimeoutMs: Math.max(1, opts.upstreamTimeoutMs ?? 10_000),
+      maxInFlight: Math.max(1, opts.maxInFlight ?? 4096),
+      maxMessageBytes: Math.min(65535, Math.max(512, opts.maxMessageBytes ?? 65535)),
+      maxUDPQueryBytes: Math.min(65535, Math.max(512, opts.maxUDPQueryBytes ?? 4096)),
+      maxTCPConnections: Math.max(1, opts.maxTCPConnections ?? 256),
+      maxPerConnection: Math.max(1, opts.maxPerConnection ?? 16),
+      tcpIdleTimeoutMs: Math.max(1, opts.tcpIdleTimeoutMs ?? 8000),
+    };
+    if (
+      opts.rejectResponseCode !== undefined &&
+      !['refused', 'nameError'].includes(opts.rejectResponseCode)
+    ) {
+      throw new DNSProxyError(
+        'dns-proxy',
+        `rejectResponseCode must be refused or nameError, not ${opts.rejectResponseCode}`,
+      );
+    }
+  }
+
+  /** Binds UDP and TCP on one port (the given one, or a free one). */
+  async start(): Promise<{ host: string; port: number }> {
+    const family = isIPv6(this.host) ? 'udp6' : 'udp4';
+    const tcp = net.createServer({ pauseOnConnect: false }, (s) => this.onTCP(s));
+    tcp.maxConnections = this.o.maxTCPConnections;
+    tcp.on('drop', () => this.stats.tcpRejected++);
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(this.opts.port ?? 0, this.host, () => resolve());
+    });
+    const port = (tcp.address() as net.AddressInfo).port;
+    const udp = dgram.createSocket({ type: family });
+    udp.on('message', (msg, rinfo) => this.onUDP(udp, msg, rinfo));
+    udp.on('error', () => {}); // per-send errors (a pod gone) must not take the proxy down
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(port, this.host, () => resolve());
+      });
+    } catch (e) {
+      tcp.close();
+      throw new DNSProxyError('dns-proxy', `cannot bind udp ${this.host}:${port}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    this.tcp = tcp;
+    this.udp = udp;
+    this.port = port;
+    return { host: this.host, port };
+  }
+
+  /** Stops listening, closes TCP connections and upstream sockets; in-flight queries get nothing. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.udpUpstreams.close();
+    for (const u of this.upstreams) u.close();
+    for (const s of this.tcpConns) s.destroy();
+    await Promise.all([
+      new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
+      new Promise<void>((r) => {
+        if (!this.udp) return r();
+        try {
+          this.udp.close(() => r());
+        } catch {
+          r();
+        }
+      }),
+    ]);
+  }
+
+  private drop(reason: DropReason): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+  }
+
+  // ---------------------------------------------------------------- listeners
+
+  private onUDP(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const src: QuerySource = {
+      transport: 'udp',
+      clientIP: rinfo.address,
+      clientPort: rinfo.port,
+      localIP: this.host,
+      localPort: this.port,
+    };
+    void this.handle(msg, src, (out) => {
+      if (!this.closed) sock.send(out, rinfo.port, rinfo.address);
+    });
+  }
+
+  private onTCP(s: net.Socket): void {
+    this.stats.tcpConnections++;
+    this.tcpConns.add(s);
+    const framer = new TCPFramer(this.o.maxMessageBytes);
+    let inFlight = 0;
+    const src: QuerySource = {
+      transport: 'tcp',
+      clientIP: canonicalIP(s.remoteAddress ?? '') ?? s.remoteAddress ?? '',
+      clientPort: s.remotePort ?? 0,
+      localIP: this.host,
+      localPort: this.port,
+    };
+    s.setTimeout(this.o.tcpIdleTimeoutMs, () => {
+      if (inFlight > 0) return; // answers still coming: not idle
+      if (framer.pending > 0) this.drop('truncated'); // a message the client never finished
+      s.destroy();
+    });
+    s.on('error', () => {});
+    s.on('end', () => {
+      if (framer.pending > 0) this.drop('truncated'); // a length prefix promised more than came
+      s.end();
+    });
+    s.on('close', () => this.tcpConns.delete(s));
+    s.on('data', (chunk: Buffer) => {
+      let msgs: Buffer[];
+      try {
+        msgs = framer.push(chunk);
+      } catch (e) {
+        // The stream cannot be resynchronised after a bad length: close it.
+        this.drop(e instanceof WireError ? e.reason : 'malformed');
+        s.destroy();
+        return;
+      }
+      for (const m of msgs) {
+        inFlight++;
+        if (inFlight >= this.o.maxPerConnection) s.pause();
+        void this.handle(m, src, (out) => {
+          if (!s.destroyed) s.write(frame(out));
+        }).finally(() => {
+          inFlight--;
+          if (inFlight < this.o.maxPerConnection && s.isPaused()) s.resume();
+        });
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- one query
+
+  private async handle(raw: Buffer, src: QuerySource, reply: (b: Buffer) => void): Promise<void> {
+    if (this.closed) return;
+    this.stats.queries++;
+    let q: ParsedQuery;
+    try {
+      q = parseQuery(raw, src.transport === 'udp' ? this.o.maxUDPQueryBytes : this.o.maxMessageBytes);
+    } catch (e) {
+      this.drop(e instanceof WireError ? e.reason : 'malformed');
+      return;
+    }
+    if (this.stats.inFlight >= this.o.maxInFlight) {
+      this.stats.overloaded++;
+      return;
+    }
+    if (this.o.concurrencyLimit > 0 && this.active >= this.o.concurrencyLimit) {
+      this.stats.concurrencyRejected++;
+      this.servfail(raw, q, reply);
+      return;
+    }
+    this.stats.inFlight++;
+    this.active++;
+    try {
+      await this.judge(raw, q, src, reply);
+    } finally {
+      this.active--;
+      this.stats.inFlight--;
+    }
+  }
+
+  private servfail(raw: Buffer, q: ParsedQuery, reply: (b: Buffer) => void): void {
+    this.stats.servfail++;
+    reply(errorReply(raw, q, RCODE.SERVFAIL));
+  }
+
+  private async judge(
+    raw: Buffer,
+    q: ParsedQuery,
+    src: QuerySource,
+    reply: (b: Buffer) => void,
+  ): Promise<void> {
+    let ctx: RedirectContext | undefined;
+    try {
+      ctx = await this.o.resolveRedirect(src);
+    } catch {
+      ctx = undefined;
+    }
+    if (this.closed) return;
+    if (ctx === undefined) {
+      this.stats.noContext++;
+      this.servfail(raw, q, reply);
+      return;
+    }
+    const t0 = performance.now();
+    const qtypes = [typeName(q.question.qtype)];
+    const m = matchDNS(policyOf(ctx.rules), q.question.name);
+    this.record(ctx, src, q, 'REQUEST', m.allowed ? 'FORWARDED' : 'DROPPED', qtypes);
+    if (!m.allowed) {
+      this.stats.refused++;
+      reply(errorReply(raw, q, this.o.rejectResponseCode === 'nameError' ? RCODE.NXDOMAIN : RCODE.REFUSED));
+      return;
+    }
+    this.stats.allowed++;
+    const out =
+      src.transport === 'udp'
+        ? await this.forwardUDP(ctx.server, raw)
+        : await this.forwardTCP(ctx.server, raw);
+    if (this.closed) return;
+    if (out.kind === 'timeout') {
+      this.stats.upstreamTimeouts++;
+      return; // as Cilium: nothing sent, the pod's resolver retries
+    }
+    if (out.kind === 'error') {
+      this.stats.upstreamErrors++;
+      this.servfail(raw, q, reply);
+      return;
+    }
+    let a: ParsedAnswer;
+    try {
+      a = parseAnswer(out.buf, q, this.o.maxMessageBytes);
+    } catch (e) {
+      this.drop(e instanceof WireError ? e.reason : 'malformed');
+      this.servfail(raw, q, reply);
+      return;
+    }
+    if (a.rcode === RCODE.NOERROR && a.ips.length > 0 && this.o.onAnswer !== undefined) {
+      const ok = await this.learn({
+        endpoint: ctx.endpoint.key,
+        identity: ctx.endpoint.identity,
+        name: q.question.name,
+        ips: a.ips.map((ip) => canonicalIP(ip) ?? ip),
+        ttl: a.ttl,
+        cnames: a.cnames,
+        server: { ip: ctx.server.ip, port: ctx.server.port },
+        transport: src.transport,
+      });
+      if (this.closed) return;
+      if (!ok) {
+        this.servfail(raw, q, reply);
+        return;
+      }
+    }
+    this.stats.answered++;
+    reply(out.buf);
+    this.record(ctx, src, q, 'RESPONSE', 'FORWARDED', qtypes, a, (performance.now() - t0) * 1e6);
+  }
+
+  /**
+   * Hands an answer to onAnswer, one at a time per name (as Cilium's per-name lock: a second answer
+   * for a name must not be released before the first one's datapath update), waiting at most
+   * responseMaxDelayMs. False when onAnswer failed (the pod gets SERVFAIL, as in Cilium).
+   */
+  private async learn(a: LearnedAnswer): Promise<boolean> {
+    const onAnswer = this.o.onAnswer!;
+    const prev = this.nameLocks.get(a.name) ?? Promise.resolve();
+    const run = prev.then(() => onAnswer(a));
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.nameLocks.set(a.name, tail);
+    void tail.then(() => {
+      if (this.nameLocks.get(a.name) === tail) this.nameLocks.delete(a.name);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      run.then(
+        () => 'ok' as const,
+        () => 'error' as const,
+      ),
+      new Promise<'late'>((r) => {
+        timer = setTimeout(() => r('late'), this.o.responseMaxDelayMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (result === 'late') {
+      this.stats.responseDelayExceeded++;
+      return true;
+    }
+    if (result === 'error') {
+      this.stats.onAnswerErrors++;
+      return false;
+    }
+    this.stats.learned++;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- upstream
+
+  private forwardUDP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
+    return this.udpUpstreams.exchange(server, raw, this.o.upstreamTimeoutMs);
+  }
+
+  private forwardTCP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const framer = new TCPFramer(this.o.maxMessageBytes);
+      const sock = net.connect({ host: server.ip, port: server.port });
+      let done = false;
+      const finish = (o: Outcome) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.upstreams.delete(handle);
+        sock.destroy();
+        resolve(o);
+      };
+      const handle = { close: () => finish({ kind: 'timeout' }) };
+      this.upstreams.add(handle);
+      const timer = setTimeout(() => finish({ kind: 'timeout' }), this.o.upstreamTimeoutMs);
+      sock.on('error', (err) => finish({ kind: 'error', err }));
+      sock.on('close', () => finish({ kind: 'error', err: new Error('upstream closed the connection') }));
+      sock.on('connect', () => sock.write(frame(raw)));
+      sock.on('data', (chunk: Buffer) => {
+        let msgs: Buffer[];
+        try {
+          msgs = framer.push(chunk);
+        } catch (e) {
+          this.drop(e instanceof WireError ? e.reason : 'malformed');
+          finish({ kind: 'error', err: e as Error });
+          return;
+        }
+        if (msgs.length > 0) finish({ kind: 'answer', buf: msgs[0]! });
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- flow records
+
+  private record(
+    ctx: RedirectContext,
+    src: QuerySource,
+    q: ParsedQuery,
+    type: 'REQUEST' | 'RESPONSE',
+    verdict: 'FORWARDED' | 'DROPPED',
+    qtypes: string[],
+    a?: ParsedAnswer,
+    latencyNs?: number,
+  ): void {
+    const onFlow = this.o.onFlow;
+    if (onFlow === undefined) return;
+    const client = {
+      ip: src.clientIP,
+      port: src.clientPort,
+      endpoint: ctx.endpoint.flow ?? { identity: ctx.endpoint.identity },
+    };
+    const serverEp: FlowEndpoint =
+      ctx.server.flow ?? (ctx.server.identity !== undefined ? { identity: ctx.server.identity } : {});
+    const server = { ip: ctx.server.ip, port: ctx.server.port, endpoint: serverEp };
+    const input: Parameters<typeof dnsFlowRecord>[0] = {
+      time: new Date(),
+      nodeName: this.o.nodeName,
+      type,
+      verdict,
+      transport: src.transport === 'udp' ? 'UDP' : 'TCP',
+      client,
+      server,
+      query: q.question.name,
+      qtypes,
+    };
+    if (a !== undefined) {
+      input.ips = a.ips.map((ip) => canonicalIP(ip) ?? ip);
+      input.ttl = a.ttl;
+      input.cnames = a.cnames;
+      input.rcode = a.rcode;
+      input.rcodeText = rcodeName(a.rcode);
+      input.rrtypes = a.rrtypes.map(typeName);
+    }
+    if (latencyNs !== undefined) input.latencyNs = latencyNs;
+    try {
+      onFlow(dnsFlowRecord(input));
+    } catch {
+      // a failing flow consumer must not change what the pod gets
+    }
+  }
+}
+
+/** Starts a proxy (convenience for the agent and tests). */
+export async function startDNSProxy(opts: DNSProxyOptions): Promise<DNSProxy> {
+  const p = new DNSProxy(opts);
+  await p.start();
+  return p;
+}

@@ -1,0 +1,348 @@
+// DNS messages as the proxy judges them. Every message is checked twice before anything is done with
+// it: a strict walk of the header, question and answers here (names in presentation form with
+// non-label bytes escaped, compression pointers only backwards, bounded hops and lengths), and a full
+// decode by dns-packet (every section must parse, nothing may trail). Anything that fails either is
+// malformed: dropped and counted by reason, never forwarded, never relayed.
+
+import dnsPacket from 'dns-packet';
+
+/** Why a message was dropped (the keys of the proxy's drop counters). */
+export type DropReason =
+  | 'truncated'
+  | 'oversized'
+  | 'trailing-bytes'
+  | 'response-as-query'
+  | 'query-as-answer'
+  | 'bad-opcode'
+  | 'qdcount'
+  | 'bad-pointer'
+  | 'bad-label'
+  | 'name-too-long'
+  | 'malformed'
+  | 'answer-mismatch'
+  | 'tcp-bad-length';
+
+export class WireError extends Error {
+  constructor(readonly reason: DropReason) {
+    super(reason);
+  }
+}
+
+export const HEADER_BYTES = 12;
+/** RFC 1035: a name is at most 255 octets on the wire. */
+const MAX_NAME_WIRE = 255;
+/** More pointer hops than a 255-octet name can need: a loop (backward-only pointers cannot loop anyway). */
+const MAX_HOPS = 128;
+
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+export const TYPE = { A: 1, CNAME: 5, AAAA: 28 } as const;
+
+export interface Question {
+  /** Presentation form, lower-case, fully qualified; non-label bytes escaped as \DDD. */
+  name: string;
+  /** As written (case kept): what Hubble's cnames and the flow log show. */
+  rawName: string;
+  qtype: number;
+  qclass: number;
+}
+
+export interface ParsedQuery {
+  id: number;
+  /** Recursion desired (copied into replies the proxy makes itself). */
+  rd: boolean;
+  cd: boolean;
+  question: Question;
+  /** End of the question section: [12, questionEnd) is copied into replies the proxy makes. */
+  questionEnd: number;
+}
+
+export interface ParsedAnswer {
+  id: number;
+  rcode: number;
+  truncated: boolean;
+  question: Question;
+  /** A and AAAA addresses of the queried name's CNAME chain, in answer order. */
+  ips: string[];
+  /** Lowest TTL of the chain (A, AAAA and CNAME records); 2^32-1 when there are none, as Cilium. */
+  ttl: number;
+  /** CNAME targets, in chain order, as written. */
+  cnames: string[];
+  /** Type of every answer record, in order. */
+  rrtypes: number[];
+}
+
+function u16(buf: Buffer, off: number): number {
+  if (off + 2 > buf.length) throw new WireError('truncated');
+  return (buf[off]! << 8) | buf[off + 1]!;
+}
+
+function isLabelByte(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 95;
+}
+
+/**
+ * Reads a (possibly compressed) name at `off`. Pointers must point strictly before the label that
+ * holds them (no loops, no forward references); queries may not compress at all.
+ */
+export function readName(
+  buf: Buffer,
+  off: number,
+  allowPointers: boolean,
+): { name: string; rawName: string; end: number } {
+  let pos = off;
+  let end = -1;
+  let wire = 0;
+  let hops = 0;
+  let floor = off; // a pointer must land before the start of the labels read so far
+  const labels: string[] = [];
+  for (;;) {
+    if (pos >= buf.length) throw new WireError('truncated');
+    const len = buf[pos]!;
+    if (len === 0) {
+      if (end < 0) end = pos + 1;
+      break;
+    }
+    const kind = len & 0xc0;
+    if (kind === 0xc0) {
+      if (!allowPointers) throw new WireError('bad-pointer');
+      if (pos + 2 > buf.length) throw new WireError('truncated');
+      const target = ((len & 0x3f) << 8) | buf[pos + 1]!;
+      if (target >= floor || target < HEADER_BYTES || ++hops > MAX_HOPS) throw new WireError('bad-pointer');
+      if (end < 0) end = pos + 2;
+      pos = target;
+      floor = target;
+      continue;
+    }
+    if (kind !== 0) throw new WireError('bad-label'); // 0x40/0x80: extended label types (obsolete)
+    if (pos + 1 + len > buf.length) throw new WireError('truncated');
+    wire += len + 1;
+    if (wire + 1 > MAX_NAME_WIRE) throw new WireError('name-too-long');
+    let label = '';
+    for (let i = pos + 1; i <= pos + len; i++) {
+      const c = buf[i]!;
+      label += isLabelByte(c) ? String.fromCharCode(c) : `\\${String(c).padStart(3, '0')}`;
+    }
+    labels.push(label);
+    pos += len + 1;
+  }
+  const rawName = labels.length === 0 ? '.' : `${labels.join('.')}.`;
+  return { name: asciiLower(rawName), rawName, end };
+}
+
+function asciiLower(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out += c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : s[i];
+  }
+  return out;
+}
+
+function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: number } {
+  const n = readName(buf, HEADER_BYTES, allowPointers);
+  const qtype = u16(buf, n.end);
+  const qclass = u16(buf, n.end + 2);
+  return { q: { name: n.name, rawName: n.rawName, qtype, qclass }, end: n.end + 4 };
+}
+
+/** dns-packet must decode the whole message, with nothing left over. */
+function fullDecode(buf: Buffer): void {
+  try {
+    dnsPacket.decode(buf);
+  } catch {
+    throw new WireError('malformed');
+  }
+  const used = (dnsPacket.decode as unknown as { bytes: number }).bytes;
+  if (used !== buf.length) throw new WireError('trailing-bytes');
+}
+
+/** Parses a query a pod sent; throws WireError. */
+export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
+  if (buf.length < HEADER_BYTES) throw new WireError('truncated');
+  if (buf.length > maxBytes) throw new WireError('oversized');
+  const flags = u16(buf, 2);
+  if ((flags & 0x8000) !== 0) throw new WireError('response-as-query');
+  if (((flags >> 11) & 0xf) !== 0) throw new WireError('bad-opcode');
+  if (u16(buf, 4) !== 1) throw new WireError('qdcount');
+  const { q, end } = readQuestion(buf, false);
+  fullDecode(buf);
+  return {
+    id: u16(buf, 0),
+    rd: (flags & 0x0100) !== 0,
+    cd: (flags & 0x0010) !== 0,
+    question: q,
+    questionEnd: end,
+  };
+}
+
+/**
+ * Parses the server's answer to `query`: it must be a response with the query's id and question
+ * (names compared case-insensitively). Follows the CNAME chain from the queried name as Cilium's
+ * ExtractMsgDetails does: every answer record must belong to the chain, else the answer is refused
+ * ('answer-mismatch').
+ */
+export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): ParsedAnswer {
+  if (buf.length < HEADER_BYTES) throw new WireError('truncated');
+  if (buf.length > maxBytes) throw new WireError('oversized');
+  const flags = u16(buf, 2);
+  if ((flags & 0x8000) === 0) throw new WireError('query-as-answer');
+  if (u16(buf, 0) !== query.id) throw new WireError('answer-mismatch');
+  if (u16(buf, 4) !== 1) throw new WireError('qdcount');
+  const ancount = u16(buf, 6);
+  const { q, end } = readQuestion(buf, true);
+  if (
+    q.name !== query.question.name ||
+    q.qtype !== query.question.qtype ||
+    q.qclass !== query.question.qclass
+  ) {
+    throw new WireError('answer-mismatch');
+  }
+  fullDecode(buf);
+  let pos = end;
+  let chain = q.name;
+  let ttl = 0xffffffff;
+  const ips: string[] = [];
+  const cnames: string[] = [];
+  const rrtypes: number[] = [];
+  for (let i = 0; i < ancount; i++) {
+    const owner = readName(buf, pos, true);
+    const type = u16(buf, owner.end);
+    const ttlHi = u16(buf, owner.end + 4);
+    const rrTTL = ttlHi * 65536 + u16(buf, owner.end + 6);
+    const rdlen = u16(buf, owner.end + 8);
+    const rdata = owner.end + 10;
+    if (rdata + rdlen > buf.length) throw new WireError('truncated');
+    if (owner.name !== chain) throw new WireError('answer-mismatch');
+    if (type === TYPE.A || type === TYPE.AAAA) {
+      const want = type === TYPE.A ? 4 : 16;
+      if (rdlen !== want) throw new WireError('malformed');
+      ips.push(type === TYPE.A ? ipv4(buf, rdata) : ipv6(buf, rdata));
+      if (rrTTL < ttl) ttl = rrTTL;
+    } else if (type === TYPE.CNAME) {
+      const target = readName(buf, rdata, true);
+      if (target.end !== rdata + rdlen) throw new WireError('malformed');
+      if (rrTTL < ttl) ttl = rrTTL;
+      chain = target.name;
+      cnames.push(target.rawName);
+    }
+    rrtypes.push(type);
+    pos = rdata + rdlen;
+  }
+  return {
+    id: query.id,
+    rcode: flags & 0xf,
+    truncated: (flags & 0x0200) !== 0,
+    question: q,
+    ips,
+    ttl,
+    cnames,
+    rrtypes,
+  };
+}
+
+function ipv4(buf: Buffer, off: number): string {
+  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+}
+
+function ipv6(buf: Buffer, off: number): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!).toString(16));
+  return groups.join(':'); // canonicalIP (fqdn/ip.ts) gives the RFC 5952 form where it matters
+}
+
+/**
+ * A reply the proxy makes itself (REFUSED, NXDOMAIN, SERVFAIL): the query's id and question, as
+ * Cilium's SetRcode makes it (opcode and RD/CD copied, no answers, no EDNS).
+ */
+export function errorReply(raw: Buffer, query: ParsedQuery, rcode: number): Buffer {
+  const out = Buffer.alloc(query.questionEnd);
+  raw.copy(out, 0, 0, query.questionEnd);
+  out.writeUInt16BE(query.id, 0);
+  out.writeUInt16BE(0x8000 | (query.rd ? 0x0100 : 0) | (query.cd ? 0x0010 : 0) | (rcode & 0xf), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(0, 10);
+  return out;
+}
+
+/** DNS over TCP framing (RFC 1035 §4.2.2): a 2-byte length before each message. */
+export class TCPFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly maxMessage: number) {}
+
+  /** Bytes of an incomplete message held. */
+  get pending(): number {
+    return this.buf.length;
+  }
+
+  /** Feeds bytes; returns the complete messages. Throws WireError on a bad length prefix. */
+  push(chunk: Buffer): Buffer[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.buf.length < 2) break;
+      const len = this.buf.readUInt16BE(0);
+      if (len < HEADER_BYTES) throw new WireError('tcp-bad-length');
+      if (len > this.maxMessage) throw new WireError('oversized');
+      if (this.buf.length < 2 + len) break;
+      out.push(Buffer.from(this.buf.subarray(2, 2 + len)));
+      this.buf = this.buf.subarray(2 + len);
+    }
+    return out;
+  }
+}
+
+export function frame(msg: Buffer): Buffer {
+  const out = Buffer.alloc(msg.length + 2);
+  out.writeUInt16BE(msg.length, 0);
+  msg.copy(out, 2);
+  return out;
+}
+
+/** Hubble's names for query and record types (gopacket's DNSType.String); others are "Unknown". */
+const TYPE_NAMES: Record<number, string> = {
+  1: 'A',
+  2: 'NS',
+  3: 'MD',
+  4: 'MF',
+  5: 'CNAME',
+  6: 'SOA',
+  7: 'MB',
+  8: 'MG',
+  9: 'MR',
+  10: 'NULL',
+  11: 'WKS',
+  12: 'PTR',
+  13: 'HINFO',
+  14: 'MINFO',
+  15: 'MX',
+  16: 'TXT',
+  28: 'AAAA',
+  33: 'SRV',
+  35: 'NAPTR',
+  41: 'OPT',
+  46: 'RRSIG',
+  48: 'DNSKEY',
+  64: 'SVCB',
+  65: 'HTTPS',
+  256: 'URI',
+};
+
+export function typeName(t: number): string {
+  return TYPE_NAMES[t] ?? 'Unknown';
+}
+
+/** gopacket's DNSResponseCode.String, as Hubble's DNS summary prints it. */
+const RCODE_NAMES: Record<number, string> = {
+  0: 'No Error',
+  1: 'Format Error',
+  2: 'Server Failure',
+  3: 'Non-Existent Domain',
+  4: 'Not Implemented',
+  5: 'Query Refused',
+};
+
+export function rcodeName(r: number): string {
+  return RCODE_NAMES[r] ?? 'Unknown';
+}
