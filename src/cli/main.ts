@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
 import { registerExec } from './exec.ts';
+import { registerGenerate } from './generate.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
@@ -34,6 +35,7 @@ registrars.push(registerAgent);
 registrars.push(registerExec);
 registrars.push(registerDemo);
 registrars.push(registerObserve);
+registrars.push(registerGenerate);
 
 for (const r of registrars) r(program);
 
