@@ -3,7 +3,9 @@
 // FlowRequest `decide` takes. Shared by `seawall generate`, `seawall test --against` and bench/.
 
 import { isIP } from 'node:net';
-import type { EndpointSpec, FlowRequest, L7Request, PeerRef } from '../policy/types.ts';
+import type { Issue } from '../policy-api/issue.ts';
+import type { PolicyObject } from '../policy-api/types.ts';
+import type { EndpointSpec, EngineFactory, FlowRequest, L7Request, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import type { Flow, FlowEndpoint } from './types.ts';
 
 /** Cilium-derived identity labels: the engine adds them itself, policies never aggregate on them. */
@@ -122,6 +124,29 @@ export function destinationNames(f: Flow): string[] {
   return (f.destination_names ?? []).map((n) => n.replace(/\.$/, '').toLowerCase()).filter((n) => n !== '');
 }
 
+/** Namespace labels as Cilium copies them into pod identities (io.cilium.k8s.namespace.labels.*). */
+export function namespacesFromFlows(flows: readonly Flow[]): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  const add = (ep: FlowEndpoint | undefined): void => {
+    if (!ep?.namespace || !ep.pod_name) return;
+    const labels = out.get(ep.namespace) ?? {};
+    for (const l of ep.labels ?? []) {
+      const p = `k8s:${NS_LABELS_PREFIX}`;
+      if (!l.startsWith(p)) continue;
+      const kv = l.slice(p.length);
+      const i = kv.indexOf('=');
+      const k = i < 0 ? kv : kv.slice(0, i);
+      if (k !== 'kubernetes.io/metadata.name') labels[k] = i < 0 ? '' : kv.slice(i + 1);
+    }
+    out.set(ep.namespace, labels);
+  };
+  for (const f of flows) {
+    add(f.source);
+    add(f.destination);
+  }
+  return new Map([...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 /** The pods the flows show, once each (first record wins for labels and IP), sorted. */
 export function endpointsFromFlows(flows: readonly Flow[]): EndpointSpec[] {
   const eps = new Map<string, EndpointSpec>();
@@ -175,4 +200,38 @@ export function requestOf(f: Flow): FlowRequest | { skip: string } {
   } else if (q !== undefined) l7 = { kind: 'dns', query: q, qtype: 'A' };
   if (l7) req.l7 = l7;
   return req;
+}
+
+/**
+ * An engine holding the cluster the flows show (namespaces, pods at their recorded addresses)
+ * plus `extra` endpoints (from manifests or a PolicyTest: they win over the flows' view of the
+ * same pod), and the policies. Returns the engine and the policies' resolution errors.
+ */
+export function engineForFlows(
+  flows: readonly Flow[],
+  policies: readonly PolicyObject[],
+  createEngine: EngineFactory,
+  extra: { namespaces?: ReadonlyMap<string, Record<string, string>>; endpoints?: readonly EndpointSpec[] } = {},
+): { engine: PolicyEngineAPI; issues: Issue[] } {
+  const engine = createEngine({});
+  const nss = namespacesFromFlows(flows);
+  for (const [n, l] of extra.namespaces ?? []) nss.set(n, l);
+  const eps = new Map<string, EndpointSpec>();
+  for (const e of endpointsFromFlows(flows)) eps.set(`${e.namespace}/${e.name}`, e);
+  for (const e of extra.endpoints ?? []) eps.set(`${e.namespace ?? ''}/${e.name}`, e);
+  for (const e of eps.values()) if (e.namespace !== undefined && !nss.has(e.namespace)) nss.set(e.namespace, {});
+  for (const [n, l] of nss) engine.upsertNamespace(n, l);
+  for (const e of eps.values()) engine.upsertEndpoint(e);
+  const issues = policies.flatMap((p) => engine.upsertPolicy(p).filter((i) => i.severity === 'error'));
+  return { engine, issues };
+}
+
+/**
+ * Teaches the engine the names Hubble attached to a record's destination: the agent had them in
+ * its DNS cache when the flow happened, which is what toFQDNs rules select by.
+ */
+export function learnNamesOf(engine: PolicyEngineAPI, f: Flow, nowMs: number): void {
+  const ip = f.IP?.destination;
+  if (ip === undefined || !f.destination_names?.length) return;
+  for (const n of destinationNames(f)) engine.learnDNS(n, [ip], 3600, nowMs);
 }
