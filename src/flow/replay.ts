@@ -211,7 +211,12 @@ export function engineForFlows(
   flows: readonly Flow[],
   policies: readonly PolicyObject[],
   createEngine: EngineFactory,
-  extra: { namespaces?: ReadonlyMap<string, Record<string, string>>; endpoints?: readonly EndpointSpec[] } = {},
+  extra: {
+    namespaces?: ReadonlyMap<string, Record<string, string>>;
+    endpoints?: readonly EndpointSpec[];
+    /** Called before the policies go in (Services, CIDR groups, nodes the peers refer to). */
+    before?: (engine: PolicyEngineAPI) => Issue[];
+  } = {},
 ): { engine: PolicyEngineAPI; issues: Issue[] } {
   const engine = createEngine({});
   const nss = namespacesFromFlows(flows);
@@ -222,7 +227,8 @@ export function engineForFlows(
   for (const e of eps.values()) if (e.namespace !== undefined && !nss.has(e.namespace)) nss.set(e.namespace, {});
   for (const [n, l] of nss) engine.upsertNamespace(n, l);
   for (const e of eps.values()) engine.upsertEndpoint(e);
-  const issues = policies.flatMap((p) => engine.upsertPolicy(p).filter((i) => i.severity === 'error'));
+  const issues = (extra.before?.(engine) ?? []).filter((i) => i.severity === 'error');
+  for (const p of policies) issues.push(...engine.upsertPolicy(p).filter((i) => i.severity === 'error'));
   return { engine, issues };
 }
 

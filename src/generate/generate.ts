@@ -411,13 +411,19 @@ function coverage(a: PeerAgg): string {
 function sectionEntries(w: Workload, dir: 'ingress' | 'egress'): YObject[] {
   const aggs = [...(dir === 'ingress' ? w.ingress : w.egress).values()].sort((x, y) => cmp(x.key, y.key));
   // Peers of one kind with the same ports share an entry (the smallest policy the flows allow).
-  const groups = new Map<string, { field: string; peers: PeerAgg[]; toPorts: YObject[]; icmp: boolean }>();
+  interface Group {
+    field: string;
+    peers: PeerAgg[];
+    toPorts: YObject[];
+    icmp: boolean;
+  }
+  const groups = new Map<string, Group>();
   for (const a of aggs) {
     const field = fieldOf(a.peer, dir);
     const toPorts = toPortsOf(a);
     if (toPorts.length > 0) {
       const k = `${field} ${JSON.stringify(toPorts)}`;
-      const g = groups.get(k) ?? { field, peers: [], toPorts, icmp: false };
+      const g: Group = groups.get(k) ?? { field, peers: [], toPorts, icmp: false };
       g.peers.push(a);
       groups.set(k, g);
     }
@@ -425,7 +431,7 @@ function sectionEntries(w: Workload, dir: 'ingress' | 'egress'): YObject[] {
       const icmps = [...a.icmp.values()].sort((x, y) => cmp(x.family, y.family) || x.type - y.type);
       const fields = icmps.map((i) => ({ type: i.type, family: i.family }));
       const k = `${field} icmp ${JSON.stringify(fields)}`;
-      const g = groups.get(k) ?? { field, peers: [], toPorts: [{ fields }], icmp: true };
+      const g: Group = groups.get(k) ?? { field, peers: [], toPorts: [{ fields }], icmp: true };
       g.peers.push(a);
       groups.set(k, g);
     }
