@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
+import { registerDiff } from './diff.ts';
 import { registerExec } from './exec.ts';
 import { registerGenerate } from './generate.ts';
 import { registerMatrix } from './matrix.ts';
@@ -36,6 +37,7 @@ registrars.push(registerExec);
 registrars.push(registerDemo);
 registrars.push(registerObserve);
 registrars.push(registerGenerate);
+registrars.push(registerDiff);
 
 for (const r of registrars) r(program);
 
