@@ -41,7 +41,9 @@ export function registerDiff(program: Command): void {
     )
     .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
     .addOption(
-      new Option('-o, --output <format>', 'output format').choices(['text', 'markdown', 'json', 'dot']).default('text'),
+      new Option('-o, --output <format>', 'output format')
+        .choices(['text', 'markdown', 'json', 'dot'])
+        .default('text'),
     )
     .addHelpText('after', EXAMPLES)
     .action(async (a: string, b: string, flags: DiffFlags) => {
@@ -63,7 +65,11 @@ export async function runDiffCommand(a: string, b: string, flags: DiffFlags, io:
     io.setExitCode(cs.EXIT.invalid);
     return;
   }
-  const sc = await loadScenario({ files, policies: [], ...(flags.test !== undefined ? { testName: flags.test } : {}) });
+  const sc = await loadScenario({
+    files,
+    policies: [],
+    ...(flags.test !== undefined ? { testName: flags.test } : {}),
+  });
   const [sa, sb] = [await loadPolicySet(a), await loadPolicySet(b)];
   const issues = [...sc.issues, ...sa.issues, ...sb.issues];
   const sides = [sa, sb].map((s) => {

@@ -34,7 +34,10 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('CiliumNetworkPolicies that allow exactly the traffic recorded in a flow log')
-    .requiredOption('--from <file>', 'flow log: JSON lines from seawall observe -o json or hubble observe -o jsonpb (- for stdin)')
+    .requiredOption(
+      '--from <file>',
+      'flow log: JSON lines from seawall observe -o json or hubble observe -o jsonpb (- for stdin)',
+    )
     .option('-o, --output <dir>', 'directory to write NAMESPACE-NAME.yaml files into, or - for stdout', '-')
     .option('--generalize-paths', 'replace id-like HTTP path segments (numbers, UUIDs, long hex) with [^/]+')
     .addHelpText('after', EXAMPLES)

@@ -22,7 +22,8 @@ export async function runAgainstCommand(flags: AgainstFlags, io: CommandIO): Pro
     io.stderr(`seawall test: ${msg}\n`);
     io.setExitCode(cs.EXIT.invalid);
   };
-  if ((flags.policies ?? []).length === 0) return fail('--against needs the policies to check: --policies DIR');
+  if ((flags.policies ?? []).length === 0)
+    return fail('--against needs the policies to check: --policies DIR');
   let text: string;
   try {
     text = flags.against === '-' ? readFileSync(0, 'utf8') : readFileSync(flags.against, 'utf8');
@@ -33,22 +34,27 @@ export async function runAgainstCommand(flags: AgainstFlags, io: CommandIO): Pro
   for (const i of read.issues) io.stderr(`${formatFlowIssue(i)}\n`);
   if (read.issues.length > 0) return io.setExitCode(cs.EXIT.invalid);
   if (read.flows.length === 0) return fail(`${flags.against}: no flows`);
-  const sc = await loadScenario({ files: flags.file ?? [], policies: flags.policies ?? [] });
-  cs.printIssues(sc.issues, io);
-  if (sc.issues.some((i) => i.severity === 'error')) return io.setExitCode(cs.EXIT.invalid);
+  // -f gives endpoints only: policies inside those files are not the set under review.
+  const sc = await loadScenario({ files: flags.file ?? [], policies: [] });
+  const ps = await loadScenario({ files: [], policies: flags.policies ?? [] });
+  const issues = [...sc.issues, ...ps.issues];
+  cs.printIssues(issues, io);
+  if (issues.some((i) => i.severity === 'error')) return io.setExitCode(cs.EXIT.invalid);
   const report = ag.runAgainst(
     {
       flows: read.flows,
       lines: read.lines,
-      policies: sc.policies,
+      policies: ps.policies,
       endpoints: sc.endpoints,
       namespaces: sc.namespaces,
-      objects: sc.objects,
+      objects: [...sc.objects, ...ps.objects],
     },
     defaultEngineFactory,
   );
   cs.printIssues(report.issues, io);
   if (report.issues.length > 0) return io.setExitCode(cs.EXIT.invalid);
-  io.stdout(flags.output === 'json' ? ag.formatAgainstJSON(report) : ag.formatAgainstText(report, flags.against));
+  io.stdout(
+    flags.output === 'json' ? ag.formatAgainstJSON(report) : ag.formatAgainstText(report, flags.against),
+  );
   io.setExitCode(report.dropped > 0 ? cs.EXIT.failed : cs.EXIT.ok);
 }

@@ -54,9 +54,16 @@ export function registerTest(program: Command): void {
     .option('--junit <file>', 'also write JUnit XML (one testsuite per PolicyTest, one testcase per flow)')
     .option('-v, --verbose', 'print passing flows too')
     .option('--live', 'replay the flows as real traffic through the enforcing data plane')
-    .option('--against <flows>', 'replay a flow log (observe -o json, hubble -o jsonpb) against --policies instead')
+    .option(
+      '--against <flows>',
+      'replay a flow log (observe -o json, hubble -o jsonpb) against --policies instead',
+    )
     .option('--policies <path>', 'with --against: policy file or directory; repeatable', collectList)
-    .option('-f, --file <path>', 'with --against: endpoints from manifests or a PolicyTest; repeatable', collectList)
+    .option(
+      '-f, --file <path>',
+      'with --against: endpoints from manifests or a PolicyTest; repeatable',
+      collectList,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (paths: string[], opts: TestOptions) => {
       const { processIO } = await import('../policytest/cli-support.ts');

@@ -3,9 +3,16 @@
 // FlowRequest `decide` takes. Shared by `seawall generate`, `seawall test --against` and bench/.
 
 import { isIP } from 'node:net';
+import type {
+  EndpointSpec,
+  EngineFactory,
+  FlowRequest,
+  L7Request,
+  PeerRef,
+  PolicyEngineAPI,
+} from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import type { PolicyObject } from '../policy-api/types.ts';
-import type { EndpointSpec, EngineFactory, FlowRequest, L7Request, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import type { Flow, FlowEndpoint } from './types.ts';
 
 /** Cilium-derived identity labels: the engine adds them itself, policies never aggregate on them. */
@@ -18,7 +25,14 @@ const NS_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
 const SA_KEY = 'io.cilium.k8s.policy.serviceaccount';
 
 export type Side =
-  | { kind: 'pod'; namespace: string; name: string; ip?: string; labels: Record<string, string>; serviceAccount?: string }
+  | {
+      kind: 'pod';
+      namespace: string;
+      name: string;
+      ip?: string;
+      labels: Record<string, string>;
+      serviceAccount?: string;
+    }
   | { kind: 'entity'; entity: 'host' | 'remote-node' | 'kube-apiserver' | 'world'; ip?: string }
   | { kind: 'external'; ip: string }
   /** Something policy cannot name (health, ingress, unmanaged, an unlabelled identity). */
@@ -39,14 +53,16 @@ export function sideOf(ep: FlowEndpoint | undefined, ip: string | undefined): Si
   const reserved = labels.filter((l) => l.startsWith('reserved:')).map((l) => l.slice('reserved:'.length));
   // kube-apiserver on a node carries reserved:host too; the more specific entity wins.
   for (const e of ['kube-apiserver', 'remote-node', 'host'] as const) {
-    if (reserved.includes(e)) return ip !== undefined ? { kind: 'entity', entity: e, ip } : { kind: 'entity', entity: e };
+    if (reserved.includes(e))
+      return ip !== undefined ? { kind: 'entity', entity: e, ip } : { kind: 'entity', entity: e };
   }
   const cidr = labels.some((l) => l.startsWith('cidr:') || l.startsWith('fqdn:'));
   if (reserved.some((r) => r.startsWith('world')) || cidr) {
     if (ip !== undefined && isIP(ip) !== 0) return { kind: 'external', ip };
     return { kind: 'entity', entity: 'world' };
   }
-  if (reserved.length > 0) return { kind: 'unknown', why: `reserved:${reserved[0]} has no peer a policy can name here` };
+  if (reserved.length > 0)
+    return { kind: 'unknown', why: `reserved:${reserved[0]} has no peer a policy can name here` };
   if (ep?.namespace && ep.pod_name) {
     const own: Record<string, string> = {};
     let sa: string | undefined;
@@ -66,10 +82,19 @@ export function sideOf(ep: FlowEndpoint | undefined, ip: string | undefined): Si
     return s;
   }
   const byId = ep?.identity !== undefined ? ENTITY_BY_ID[ep.identity] : undefined;
-  if (byId === 'world') return ip !== undefined && isIP(ip) !== 0 ? { kind: 'external', ip } : { kind: 'entity', entity: 'world' };
+  if (byId === 'world')
+    return ip !== undefined && isIP(ip) !== 0
+      ? { kind: 'external', ip }
+      : { kind: 'entity', entity: 'world' };
   if (byId !== undefined) return { kind: 'entity', entity: byId };
   if (ep === undefined && ip !== undefined && isIP(ip) !== 0) return { kind: 'external', ip };
-  return { kind: 'unknown', why: ep?.identity !== undefined ? `identity ${ep.identity} without labels or pod name` : 'no endpoint information' };
+  return {
+    kind: 'unknown',
+    why:
+      ep?.identity !== undefined
+        ? `identity ${ep.identity} without labels or pod name`
+        : 'no endpoint information',
+  };
 }
 
 /**
@@ -79,17 +104,24 @@ export function sideOf(ep: FlowEndpoint | undefined, ip: string | undefined): Si
 export function isRecordedRequest(f: Flow): boolean {
   if (f.is_reply === true) return false;
   if (f.l7?.type === 'RESPONSE') return false;
-  return f.verdict === 'FORWARDED' || f.verdict === 'AUDIT' || f.verdict === 'REDIRECTED' || f.verdict === 'TRACED';
+  return (
+    f.verdict === 'FORWARDED' || f.verdict === 'AUDIT' || f.verdict === 'REDIRECTED' || f.verdict === 'TRACED'
+  );
 }
 
-export type FlowL4 = { protocol: 'TCP' | 'UDP' | 'SCTP'; port: number } | { protocol: 'ICMP' | 'ICMPv6'; type: number };
+export type FlowL4 =
+  | { protocol: 'TCP' | 'UDP' | 'SCTP'; port: number }
+  | { protocol: 'ICMP' | 'ICMPv6'; type: number };
 
 export function l4Of(f: Flow): FlowL4 | undefined {
   const l4 = f.l4;
   if (!l4) return undefined;
-  if ('TCP' in l4) return l4.TCP.destination_port ? { protocol: 'TCP', port: l4.TCP.destination_port } : undefined;
-  if ('UDP' in l4) return l4.UDP.destination_port ? { protocol: 'UDP', port: l4.UDP.destination_port } : undefined;
-  if ('SCTP' in l4) return l4.SCTP.destination_port ? { protocol: 'SCTP', port: l4.SCTP.destination_port } : undefined;
+  if ('TCP' in l4)
+    return l4.TCP.destination_port ? { protocol: 'TCP', port: l4.TCP.destination_port } : undefined;
+  if ('UDP' in l4)
+    return l4.UDP.destination_port ? { protocol: 'UDP', port: l4.UDP.destination_port } : undefined;
+  if ('SCTP' in l4)
+    return l4.SCTP.destination_port ? { protocol: 'SCTP', port: l4.SCTP.destination_port } : undefined;
   if ('ICMPv4' in l4) return { protocol: 'ICMP', type: l4.ICMPv4.type ?? 0 };
   if ('ICMPv6' in l4) return { protocol: 'ICMPv6', type: l4.ICMPv6.type ?? 0 };
   return undefined;
@@ -224,7 +256,8 @@ export function engineForFlows(
   const eps = new Map<string, EndpointSpec>();
   for (const e of endpointsFromFlows(flows)) eps.set(`${e.namespace}/${e.name}`, e);
   for (const e of extra.endpoints ?? []) eps.set(`${e.namespace ?? ''}/${e.name}`, e);
-  for (const e of eps.values()) if (e.namespace !== undefined && !nss.has(e.namespace)) nss.set(e.namespace, {});
+  for (const e of eps.values())
+    if (e.namespace !== undefined && !nss.has(e.namespace)) nss.set(e.namespace, {});
   for (const [n, l] of nss) engine.upsertNamespace(n, l);
   for (const e of eps.values()) engine.upsertEndpoint(e);
   const issues = (extra.before?.(engine) ?? []).filter((i) => i.severity === 'error');

@@ -36,7 +36,9 @@ for (const g of [false, true]) {
     golden(join(here, 'testdata', name), text);
     const loaded = loadPolicyText(name, text);
     assert.deepEqual(
-      [...loaded.issues, ...crossPolicyLint(loaded.policies)].map((i) => `${i.pos.line}: ${i.code} ${i.message}`),
+      [...loaded.issues, ...crossPolicyLint(loaded.policies)].map(
+        (i) => `${i.pos.line}: ${i.code} ${i.message}`,
+      ),
       [],
     );
     assert.equal(loaded.policies.length, 4);
@@ -95,9 +97,18 @@ interface HeldBack {
 
 const heldBack: HeldBack[] = [
   { name: 'frontend to backend on a port not seen', req: { src: FE, dst: BE, protocol: 'TCP', dport: 8081 } },
-  { name: 'frontend to backend over UDP on a seen TCP port', req: { src: FE, dst: BE, protocol: 'UDP', dport: 9090 } },
-  { name: 'frontend to postgres (recorded only as dropped)', req: { src: FE, dst: DB, protocol: 'TCP', dport: 5432 } },
-  { name: 'postgres to backend (reverse direction)', req: { src: DB, dst: BE, protocol: 'TCP', dport: 8080 } },
+  {
+    name: 'frontend to backend over UDP on a seen TCP port',
+    req: { src: FE, dst: BE, protocol: 'UDP', dport: 9090 },
+  },
+  {
+    name: 'frontend to postgres (recorded only as dropped)',
+    req: { src: FE, dst: DB, protocol: 'TCP', dport: 5432 },
+  },
+  {
+    name: 'postgres to backend (reverse direction)',
+    req: { src: DB, dst: BE, protocol: 'TCP', dport: 8080 },
+  },
   {
     name: 'backend to another outside address on 443',
     req: { src: BE, dst: { kind: 'ip', ip: '198.51.100.10' }, protocol: 'TCP', dport: 443 },
@@ -121,20 +132,43 @@ const heldBack: HeldBack[] = [
   },
   {
     name: 'HTTP DELETE on a seen path',
-    req: { src: FE, dst: BE, protocol: 'TCP', dport: 8080, l7: { kind: 'http', method: 'DELETE', path: '/api/items/123' } },
+    req: {
+      src: FE,
+      dst: BE,
+      protocol: 'TCP',
+      dport: 8080,
+      l7: { kind: 'http', method: 'DELETE', path: '/api/items/123' },
+    },
   },
   {
     name: 'HTTP GET with an id not seen',
-    req: { src: FE, dst: BE, protocol: 'TCP', dport: 8080, l7: { kind: 'http', method: 'GET', path: '/api/items/789' } },
+    req: {
+      src: FE,
+      dst: BE,
+      protocol: 'TCP',
+      dport: 8080,
+      l7: { kind: 'http', method: 'GET', path: '/api/items/789' },
+    },
     generalizedAllows: true,
   },
   {
     name: 'DNS query for a name not seen',
-    req: { src: BE, dst: DNS, protocol: 'UDP', dport: 53, l7: { kind: 'dns', query: 'evil.example.', qtype: 'A' } },
+    req: {
+      src: BE,
+      dst: DNS,
+      protocol: 'UDP',
+      dport: 53,
+      l7: { kind: 'dns', query: 'evil.example.', qtype: 'A' },
+    },
   },
   {
     name: 'frontend pings an outside address not seen',
-    req: { src: FE, dst: { kind: 'ip', ip: '198.51.100.8' }, protocol: 'ICMP', icmp: { type: 8, family: 'IPv4' } },
+    req: {
+      src: FE,
+      dst: { kind: 'ip', ip: '198.51.100.8' },
+      protocol: 'ICMP',
+      icmp: { type: 8, family: 'IPv4' },
+    },
   },
 ];
 
@@ -164,7 +198,11 @@ const labelRows: Array<{ name: string; labels: Record<string, string>; want: Rec
     labels: { 'app.kubernetes.io/name': 'api', 'app.kubernetes.io/version': '1.2', team: 'x' },
     want: { 'app.kubernetes.io/name': 'api' },
   },
-  { name: 'no well-known key: every stable label kept', labels: { team: 'x', 'pod-template-hash': 'a' }, want: { team: 'x' } },
+  {
+    name: 'no well-known key: every stable label kept',
+    labels: { team: 'x', 'pod-template-hash': 'a' },
+    want: { team: 'x' },
+  },
   { name: 'only per-pod labels: nothing to select by', labels: { 'pod-template-hash': 'a' }, want: {} },
 ];
 for (const row of labelRows) {
@@ -173,7 +211,12 @@ for (const row of labelRows) {
 
 const pathRows: Array<{ name: string; path: string; generalize: boolean; want: string }> = [
   { name: 'literal path, dots escaped', path: '/v1.0/items', generalize: false, want: '/v1\\.0/items' },
-  { name: 'query string kept and escaped', path: '/search?q=a+b', generalize: false, want: '/search\\?q=a\\+b' },
+  {
+    name: 'query string kept and escaped',
+    path: '/search?q=a+b',
+    generalize: false,
+    want: '/search\\?q=a\\+b',
+  },
   { name: 'numeric id generalised', path: '/users/42/posts', generalize: true, want: '/users/[^/]+/posts' },
   {
     name: 'UUID generalised',
@@ -182,7 +225,12 @@ const pathRows: Array<{ name: string; path: string; generalize: boolean; want: s
     want: '/o/[^/]+',
   },
   { name: 'names stay literal when generalising', path: '/api/items', generalize: true, want: '/api/items' },
-  { name: 'query string any when generalising', path: '/a/7?x=1', generalize: true, want: '/a/[^/]+(\\?.*)?' },
+  {
+    name: 'query string any when generalising',
+    path: '/a/7?x=1',
+    generalize: true,
+    want: '/a/[^/]+(\\?.*)?',
+  },
 ];
 for (const row of pathRows) {
   test(`pathRule: ${row.name}`, () => assert.equal(pathRule(row.path, row.generalize), row.want));

@@ -5,7 +5,6 @@
 // where the log has L7 records. Dropped records and replies never produce an allow.
 
 import { isIP } from 'node:net';
-import type { Flow } from '../flow/types.ts';
 import {
   destinationNames,
   dnsQueryOf,
@@ -15,6 +14,7 @@ import {
   type Side,
   sideOf,
 } from '../flow/replay.ts';
+import type { Flow } from '../flow/types.ts';
 import { toYAML, withComment, type YObject, type YValue } from './yaml.ts';
 
 export interface GenerateOptions {
@@ -96,7 +96,10 @@ interface PeerAgg {
   icmp: Map<string, { type: number; family: 'IPv4' | 'IPv6'; count: number }>;
 }
 
-const KUBE_DNS: Record<string, string> = { 'k8s:io.kubernetes.pod.namespace': 'kube-system', 'k8s:k8s-app': 'kube-dns' };
+const KUBE_DNS: Record<string, string> = {
+  'k8s:io.kubernetes.pod.namespace': 'kube-system',
+  'k8s:k8s-app': 'kube-dns',
+};
 
 export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions = {}): GenerateResult {
   const workloads = new Map<string, Workload>();
@@ -110,7 +113,16 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
     const key = `${s.namespace}\u0000${JSON.stringify(selector)}`;
     let w = workloads.get(key);
     if (!w) {
-      w = { key, namespace: s.namespace, selector, pods: new Set(), name: '', ingress: new Map(), egress: new Map(), records: 0 };
+      w = {
+        key,
+        namespace: s.namespace,
+        selector,
+        pods: new Set(),
+        name: '',
+        ingress: new Map(),
+        egress: new Map(),
+        records: 0,
+      };
       workloads.set(key, w);
     }
     w.pods.add(s.name);
@@ -119,7 +131,11 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
   let used = 0;
   for (const f of flows) {
     if (!isRecordedRequest(f)) {
-      skip(f.is_reply === true || f.l7?.type === 'RESPONSE' ? 'replies (allowed with their request)' : `verdict ${f.verdict} (not traffic that passed)`);
+      skip(
+        f.is_reply === true || f.l7?.type === 'RESPONSE'
+          ? 'replies (allowed with their request)'
+          : `verdict ${f.verdict} (not traffic that passed)`,
+      );
       continue;
     }
     const l4 = l4Of(f);
@@ -131,8 +147,10 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
     const dst = sideOf(f.destination, f.IP?.destination);
     const srcW = src.kind === 'pod' ? workloadOf(src) : undefined;
     const dstW = dst.kind === 'pod' ? workloadOf(dst) : undefined;
-    if (src.kind === 'pod' && !srcW) skip(`source pod ${src.namespace}/${src.name} has no labels to select it by`);
-    if (dst.kind === 'pod' && !dstW) skip(`destination pod ${dst.namespace}/${dst.name} has no labels to select it by`);
+    if (src.kind === 'pod' && !srcW)
+      skip(`source pod ${src.namespace}/${src.name} has no labels to select it by`);
+    if (dst.kind === 'pod' && !dstW)
+      skip(`destination pod ${dst.namespace}/${dst.name} has no labels to select it by`);
     let any = false;
     // Egress of the source workload toward the destination.
     if (srcW) {
@@ -140,8 +158,7 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
       // A pod without labels was reported above, once.
       if ('why' in peer) {
         if (dst.kind !== 'pod') skip(`destination: ${peer.why}`);
-      }
-      else {
+      } else {
         addTo(srcW.egress, peer, l4, f, opts, true);
         srcW.records++;
         any = true;
@@ -151,8 +168,7 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
       const peer = ingressPeer(src, srcW);
       if ('why' in peer) {
         if (src.kind !== 'pod') skip(`source: ${peer.why}`);
-      }
-      else {
+      } else {
         addTo(dstW.ingress, peer, l4, f, opts, false);
         dstW.records++;
         any = true;
@@ -175,7 +191,9 @@ export function generatePolicies(flows: readonly Flow[], opts: GenerateOptions =
 function egressPeer(dst: Side, dstW: Workload | undefined, f: Flow): PeerSpec | { why: string } {
   switch (dst.kind) {
     case 'pod':
-      return dstW ? { kind: 'workload', wl: dstW } : { why: `pod ${dst.namespace}/${dst.name} has no labels to select it by` };
+      return dstW
+        ? { kind: 'workload', wl: dstW }
+        : { why: `pod ${dst.namespace}/${dst.name} has no labels to select it by` };
     case 'entity':
       return { kind: 'entity', entity: dst.entity };
     case 'external': {
@@ -191,7 +209,9 @@ function egressPeer(dst: Side, dstW: Workload | undefined, f: Flow): PeerSpec | 
 function ingressPeer(src: Side, srcW: Workload | undefined): PeerSpec | { why: string } {
   switch (src.kind) {
     case 'pod':
-      return srcW ? { kind: 'workload', wl: srcW } : { why: `pod ${src.namespace}/${src.name} has no labels to select it by` };
+      return srcW
+        ? { kind: 'workload', wl: srcW }
+        : { why: `pod ${src.namespace}/${src.name} has no labels to select it by` };
     case 'entity':
       return { kind: 'entity', entity: src.entity };
     case 'external':
@@ -323,7 +343,12 @@ function nameWorkloads(ws: Workload[]): void {
   for (const w of ws) {
     const s = w.selector;
     const base = dns1123(
-      s['app.kubernetes.io/name'] ?? s.app ?? s['k8s-app'] ?? s.name ?? Object.values(s)[0] ?? [...w.pods].sort(cmp)[0]!,
+      s['app.kubernetes.io/name'] ??
+        s.app ??
+        s['k8s-app'] ??
+        s.name ??
+        Object.values(s)[0] ??
+        [...w.pods].sort(cmp)[0]!,
     );
     let name = base;
     for (let i = 2; taken.has(`${w.namespace}/${name}`); i++) name = `${base}-${i}`;
@@ -442,7 +467,8 @@ function sectionEntries(w: Workload, dir: 'ingress' | 'egress'): YObject[] {
     if (g.icmp) entry.icmps = g.toPorts;
     else entry.toPorts = g.toPorts;
     const lines = g.peers.map(
-      (a) => `${dir === 'ingress' ? 'from' : 'to'} ${peerText(a.peer)}: ${plural(a.count, 'flow')} (${coverage(a)})`,
+      (a) =>
+        `${dir === 'ingress' ? 'from' : 'to'} ${peerText(a.peer)}: ${plural(a.count, 'flow')} (${coverage(a)})`,
     );
     if (g.field === 'toEndpoints' && g.peers.some((a) => a.peer.kind === 'entity')) {
       lines.push('DNS rule the toFQDNs rules need: it lets the DNS proxy learn their addresses');
@@ -471,7 +497,8 @@ function peerValues(field: string, peers: PeerAgg[], w: Workload): YValue[] {
   for (const a of peers) {
     const p = a.peer;
     if (p.kind === 'workload') out.push(selectorOf(p.wl, w));
-    else if (p.kind === 'entity') out.push(field === 'toEndpoints' ? { matchLabels: { ...KUBE_DNS } } : p.entity);
+    else if (p.kind === 'entity')
+      out.push(field === 'toEndpoints' ? { matchLabels: { ...KUBE_DNS } } : p.entity);
     else if (p.kind === 'cidr') out.push(p.cidr);
     else for (const n of p.names) out.push({ matchName: n });
   }
@@ -481,7 +508,9 @@ function peerValues(field: string, peers: PeerAgg[], w: Workload): YValue[] {
 function renderPolicy(w: Workload): string {
   const ingress = sectionEntries(w, 'ingress');
   const egress = sectionEntries(w, 'egress');
-  const none = (dir: string): YObject[] => [withComment({}, [`no ${dir} observed: this entry allows nothing (default deny)`])];
+  const none = (dir: string): YObject[] => [
+    withComment({}, [`no ${dir} observed: this entry allows nothing (default deny)`]),
+  ];
   const doc: YObject = {
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumNetworkPolicy',

@@ -16,13 +16,13 @@ export function withComment<T extends YObject>(o: T, lines: readonly string[]): 
   return o;
 }
 
-const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.\/-]*$/;
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
 
 function key(k: string): string {
   return PLAIN_KEY.test(k) ? k : JSON.stringify(k);
 }
 
-const PLAIN_VALUE = /^[A-Za-z][A-Za-z0-9_.\/-]*$/;
+const PLAIN_VALUE = /^[A-Za-z][A-Za-z0-9_./-]*$/;
 // Words YAML 1.1 readers take for booleans or null: always quoted.
 const KEYWORDS = new Set(['true', 'false', 'yes', 'no', 'on', 'off', 'y', 'n', 'null']);
 

@@ -20,7 +20,8 @@ const DIR = 'src/policytest/testdata/against';
 const LOG = `${DIR}/flows.jsonl`;
 const read = parseFlowText(LOG, readFileSync(LOG, 'utf8'));
 
-const policyFile = (f: string) => loadPolicyText(`${DIR}/policies/${f}`, readFileSync(`${DIR}/policies/${f}`, 'utf8')).policies;
+const policyFile = (f: string) =>
+  loadPolicyText(`${DIR}/policies/${f}`, readFileSync(`${DIR}/policies/${f}`, 'utf8')).policies;
 
 interface Row {
   name: string;
@@ -46,7 +47,12 @@ const rows: Row[] = [
     dropped: 11,
     golden: 'against-reviewed',
   },
-  { name: 'no policy selects anything: nothing dropped', policies: 'none', dropped: 0, golden: 'against-none' },
+  {
+    name: 'no policy selects anything: nothing dropped',
+    policies: 'none',
+    dropped: 0,
+    golden: 'against-none',
+  },
   { name: 'allow-all in the namespace: nothing dropped', policies: 'all', dropped: 0 },
   {
     name: 'a record already dropped when recorded is passed over, not counted',
@@ -65,7 +71,10 @@ for (const row of rows) {
           ? loadPolicyText('all.yaml', ALLOW_ALL).policies
           : [];
     const flows = row.flows ?? read.flows;
-    const r = runAgainst({ flows, ...(row.flows ? {} : { lines: read.lines }), policies }, defaultEngineFactory);
+    const r = runAgainst(
+      { flows, ...(row.flows ? {} : { lines: read.lines }), policies },
+      defaultEngineFactory,
+    );
     assert.deepEqual(r.issues, []);
     assert.equal(r.dropped, row.dropped);
     assert.equal(
@@ -90,12 +99,27 @@ test('against: two pods of one workload dropped by one rule are one group', () =
 const wlRows: Array<{ name: string; ep: Flow['source']; ip?: string; want: string }> = [
   {
     name: 'Hubble workload wins',
-    ep: { namespace: 'a', pod_name: 'web-1', workloads: [{ name: 'web', kind: 'Deployment' }], labels: ['k8s:app=x'] },
+    ep: {
+      namespace: 'a',
+      pod_name: 'web-1',
+      workloads: [{ name: 'web', kind: 'Deployment' }],
+      labels: ['k8s:app=x'],
+    },
     want: 'a/deployment/web',
   },
-  { name: 'app label', ep: { namespace: 'a', pod_name: 'web-1', labels: ['k8s:app=web'] }, want: 'a/app=web' },
+  {
+    name: 'app label',
+    ep: { namespace: 'a', pod_name: 'web-1', labels: ['k8s:app=web'] },
+    want: 'a/app=web',
+  },
   { name: 'pod name when no label', ep: { namespace: 'a', pod_name: 'web-1' }, want: 'a/web-1' },
   { name: 'reserved entity', ep: { identity: 1, labels: ['reserved:host'] }, want: 'host' },
-  { name: 'outside address', ep: { identity: 2, labels: ['reserved:world'] }, ip: '192.0.2.1', want: '192.0.2.1' },
+  {
+    name: 'outside address',
+    ep: { identity: 2, labels: ['reserved:world'] },
+    ip: '192.0.2.1',
+    want: '192.0.2.1',
+  },
 ];
-for (const row of wlRows) test(`workloadOf: ${row.name}`, () => assert.equal(workloadOf(row.ep, row.ip), row.want));
+for (const row of wlRows)
+  test(`workloadOf: ${row.name}`, () => assert.equal(workloadOf(row.ep, row.ip), row.want));

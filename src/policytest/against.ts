@@ -4,10 +4,10 @@
 // destination workload, port and the rule responsible (denied_by, or the default deny and who
 // brings it), with the log lines of the records.
 
-import { applyClusterObjects, clusterObjectsFrom } from '../k8s/objects.ts';
-import { toEndpointSpec } from '../k8s/types.ts';
 import { engineForFlows, isRecordedRequest, learnNamesOf, requestOf } from '../flow/replay.ts';
 import type { Flow, FlowEndpoint } from '../flow/types.ts';
+import { applyClusterObjects, clusterObjectsFrom } from '../k8s/objects.ts';
+import { toEndpointSpec } from '../k8s/types.ts';
 import type { DenyReason, DirectionDecision, EngineFactory, FlowRequest, Verdict } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
@@ -135,7 +135,8 @@ function groupFor(
 ): DropGroup {
   const source = workloadOf(f.source, f.IP?.source);
   const destination = workloadOf(f.destination, f.IP?.destination);
-  const port = req.dport !== undefined ? `${req.dport}/${req.protocol}` : `${req.protocol} type ${req.icmp?.type ?? 0}`;
+  const port =
+    req.dport !== undefined ? `${req.dport}/${req.protocol}` : `${req.protocol} type ${req.icmp?.type ?? 0}`;
   const d = v.decidedBy === 'EGRESS' ? v.egress : v.decidedBy === 'INGRESS' ? v.ingress : undefined;
   const rule = d ? responsible(d) : (v.explanation[0] ?? 'denied');
   const key = JSON.stringify([outcome, source, destination, port, rule]);

@@ -76,7 +76,8 @@ export function diffConnectivity(
     for (const dst of eps) {
       if (src === dst) continue;
       // Between two outside addresses no Cilium policy applies.
-      if ((src.external || src.namespace === undefined) && (dst.external || dst.namespace === undefined)) continue;
+      if ((src.external || src.namespace === undefined) && (dst.external || dst.namespace === undefined))
+        continue;
       pairs++;
       const [sa, sb] = pols.get(src)!;
       const [da, db] = pols.get(dst)!;
@@ -99,7 +100,9 @@ export function diffConnectivity(
         let run: { lo: number; hi: number; before: Access; after: Access } | undefined;
         const flush = (): void => {
           if (run && !sameAccess(run.before, run.after)) {
-            changes.push(change(epName(src), epName(dst), protocol, portText(run.lo, run.hi), run.before, run.after));
+            changes.push(
+              change(epName(src), epName(dst), protocol, portText(run.lo, run.hi), run.before, run.after),
+            );
           }
           run = undefined;
         };
@@ -141,7 +144,8 @@ function change(
   before: Access,
   after: Access,
 ): ConnectionChange {
-  const kind: ChangeKind = before.allowed && !after.allowed ? 'removed' : !before.allowed ? 'added' : 'changed';
+  const kind: ChangeKind =
+    before.allowed && !after.allowed ? 'removed' : !before.allowed ? 'added' : 'changed';
   const c: ConnectionChange = { kind, from, to, protocol, ports, before, after };
   if (kind === 'changed') {
     c.l7Added = after.l7.filter((r) => !before.l7.includes(r));
@@ -173,7 +177,8 @@ function access(
   if (!v.allowed) return { allowed: false, l7: [] };
   const l7: string[] = [];
   if (src?.egress.enforced) l7.push(...rulesAt(src, 'EGRESS', v.dstIdentity, req).map((r) => `egress ${r}`));
-  if (dst?.ingress.enforced) l7.push(...rulesAt(dst, 'INGRESS', v.srcIdentity, req).map((r) => `ingress ${r}`));
+  if (dst?.ingress.enforced)
+    l7.push(...rulesAt(dst, 'INGRESS', v.srcIdentity, req).map((r) => `ingress ${r}`));
   return { allowed: true, l7: [...new Set(l7)].sort(cmp) };
 }
 
@@ -193,7 +198,8 @@ function rulesAt(p: EndpointPolicy, dir: 'INGRESS' | 'EGRESS', peer: number, req
   const redirects = hits.filter((e) => e.verdict === 'redirect');
   if (redirects.length === 0) return [];
   // Cilium merges an allow without L7 for the same connection as an L7 wildcard.
-  if (hits.some((e) => e.verdict === 'allow')) return [`${redirects[0]!.l7?.parser ?? 'l7'}: any request (an L4 allow voids the L7 rules)`];
+  if (hits.some((e) => e.verdict === 'allow'))
+    return [`${redirects[0]!.l7?.parser ?? 'l7'}: any request (an L4 allow voids the L7 rules)`];
   return redirects.flatMap((e) => (e.l7 ? ruleTexts(e.l7) : []));
 }
 
@@ -212,7 +218,8 @@ function httpText(r: PortRuleHTTP): string {
   const parts = [r.method ?? '*', r.path ?? '*'];
   if (r.host !== undefined) parts.push(`host ${r.host}`);
   for (const h of r.headers ?? []) parts.push(`header ${h}`);
-  for (const h of r.headerMatches ?? []) parts.push(`headerMatch ${h.name}${h.value !== undefined ? `=${h.value}` : ''}`);
+  for (const h of r.headerMatches ?? [])
+    parts.push(`headerMatch ${h.name}${h.value !== undefined ? `=${h.value}` : ''}`);
   return parts.join(' ');
 }
 
@@ -275,9 +282,13 @@ export function formatDiff(d: ConnectivityDiff, format: DiffFormat): string {
       if (d.changes.length > 0) {
         out.push('', '| | from | to | port | before | after |', '|:-:|---|---|---|---|---|');
         for (const c of d.changes) {
-          const rules = l7Lines(c, '').map((l) => `\`${l}\``);
-          const after = rules.length > 0 ? `${accessText(c.after)}<br>${rules.join('<br>')}` : accessText(c.after);
-          out.push(`| ${SIGN[c.kind]} | ${c.from} | ${c.to} | ${portLabel(c)} | ${accessText(c.before)} | ${after} |`);
+          // A `|` in a rule (a regex alternation) would end the table cell.
+          const rules = l7Lines(c, '').map((l) => `\`${l.replace(/\|/g, '\\|')}\``);
+          const after =
+            rules.length > 0 ? `${accessText(c.after)}<br>${rules.join('<br>')}` : accessText(c.after);
+          out.push(
+            `| ${SIGN[c.kind]} | ${c.from} | ${c.to} | ${portLabel(c)} | ${accessText(c.before)} | ${after} |`,
+          );
         }
       }
       return `${out.join('\n')}\n`;
@@ -299,7 +310,9 @@ export function formatDiff(d: ConnectivityDiff, format: DiffFormat): string {
     default: {
       const out = [`connectivity diff ${d.a} → ${d.b}`];
       for (const c of d.changes) {
-        out.push(`${SIGN[c.kind]} ${c.from} → ${c.to} ${portLabel(c)}: ${accessText(c.before)} → ${accessText(c.after)}`);
+        out.push(
+          `${SIGN[c.kind]} ${c.from} → ${c.to} ${portLabel(c)}: ${accessText(c.before)} → ${accessText(c.after)}`,
+        );
         out.push(...l7Lines(c, '    '));
       }
       out.push(summary(d));

@@ -32,7 +32,11 @@ export async function loadPolicySet(spec: string, cwd: string = process.cwd()): 
     // A ref starting with "-" would be read as an option by git.
     if (g.ref.startsWith('-')) return bad(spec, `git ref "${g.ref}" may not start with "-"`);
     const git = (args: string[]): string =>
-      execFileSync('git', ['-C', cwd, ...args], { encoding: 'utf8', maxBuffer: MAX_GIT_BYTES, stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync('git', ['-C', cwd, ...args], {
+        encoding: 'utf8',
+        maxBuffer: MAX_GIT_BYTES,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     let names: string[];
     try {
       names = git(['ls-tree', '-r', '--full-name', '--name-only', '-z', g.ref, '--', g.path])
@@ -42,7 +46,8 @@ export async function loadPolicySet(spec: string, cwd: string = process.cwd()): 
     } catch (e) {
       return bad(spec, `git cannot list ${g.path} at ${g.ref}: ${gitError(e)}`);
     }
-    if (names.length === 0) return bad(spec, `no policy files (*.yaml, *.yml, *.json) under ${g.path} at ${g.ref}`);
+    if (names.length === 0)
+      return bad(spec, `no policy files (*.yaml, *.yml, *.json) under ${g.path} at ${g.ref}`);
     const set: PolicySet = { label: spec, policies: [], issues: [] };
     for (const n of names) {
       let text: string;
@@ -74,6 +79,14 @@ function bad(spec: string, message: string): PolicySet {
   return {
     label: spec,
     policies: [],
-    issues: [{ code: 'policy-source', severity: 'error', path: '', pos: { file: spec, line: 1, column: 1 }, message }],
+    issues: [
+      {
+        code: 'policy-source',
+        severity: 'error',
+        path: '',
+        pos: { file: spec, line: 1, column: 1 },
+        message,
+      },
+    ],
   };
 }
