@@ -1,7 +1,7 @@
 // A small YAML writer for generated policies: block style, strings plain when nothing could
-// misread them, else double-quoted (JSON escapes are valid YAML), and `#` comments before list items. Written here rather than through
-// the yaml package's Document API so that the comments sit exactly where they are meant to and
-// the output is byte-stable for golden files.
+// misread them, else double-quoted (JSON escapes are valid YAML), and `#` comments before list
+// items. Written here rather than through the yaml package's Document API so that the comments
+// sit exactly where they are meant to and the output is byte-stable for golden files.
 
 export type YValue = string | number | boolean | YValue[] | YObject;
 export interface YObject {
