@@ -4,8 +4,10 @@
 import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
+import { registerDiff } from './diff.ts';
 import { registerExec } from './exec.ts';
 import { registerFqdn } from './fqdn.ts';
+import { registerGenerate } from './generate.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
@@ -36,6 +38,8 @@ registrars.push(registerExec);
 registrars.push(registerDemo);
 registrars.push(registerObserve);
 registrars.push(registerFqdn);
+registrars.push(registerGenerate);
+registrars.push(registerDiff);
 
 for (const r of registrars) r(program);
 

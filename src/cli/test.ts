@@ -12,6 +12,9 @@ export interface TestOptions {
   junit?: string;
   verbose?: boolean;
   live?: boolean;
+  against?: string;
+  policies?: string[];
+  file?: string[];
 }
 
 const EXAMPLES = `
@@ -34,6 +37,9 @@ Examples:
   # Replay the same flows as real traffic through the data plane (Linux, root)
   $ sudo seawall test --live tests/
 
+  # Before a rollout: which recorded flows would the new policies drop?
+  $ seawall test --against flows.json --policies new-policies/ [-f deploy/]
+
 Exit status: 0 every flow passed, 1 some flow failed, 2 an input is invalid (issues printed).
 `;
 
@@ -41,19 +47,36 @@ export function registerTest(program: Command): void {
   program
     .command('test')
     .description('run PolicyTest files: expected verdicts for flows, with these policies and endpoints')
-    .argument('<paths...>', 'PolicyTest files or directories (searched recursively)')
+    .argument('[paths...]', 'PolicyTest files or directories (searched recursively)')
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['human', 'json']).default('human'),
     )
     .option('--junit <file>', 'also write JUnit XML (one testsuite per PolicyTest, one testcase per flow)')
     .option('-v, --verbose', 'print passing flows too')
     .option('--live', 'replay the flows as real traffic through the enforcing data plane')
+    .option(
+      '--against <flows>',
+      'replay a flow log (observe -o json, hubble -o jsonpb) against --policies instead',
+    )
+    .option('--policies <path>', 'with --against: policy file or directory; repeatable', collectList)
+    .option(
+      '-f, --file <path>',
+      'with --against: endpoints from manifests or a PolicyTest; repeatable',
+      collectList,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (paths: string[], opts: TestOptions) => {
       const { processIO } = await import('../policytest/cli-support.ts');
+      if (opts.against !== undefined) {
+        const { runAgainstCommand } = await import('./test-against.ts');
+        await runAgainstCommand({ ...opts, against: opts.against }, processIO);
+        return;
+      }
       await runTestCommand(paths, opts, processIO);
     });
 }
+
+const collectList = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 export async function runTestCommand(paths: string[], opts: TestOptions, io: CommandIO): Promise<void> {
   const { collectTestFiles } = await import('../policytest/files.ts');
