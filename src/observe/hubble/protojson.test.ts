@@ -45,6 +45,10 @@ const deniedIngress: Verdict = {
     deniedBy: [ref('CiliumClusterwideNetworkPolicy', 'deny-ssh', undefined, 'ingressDeny')],
   }),
 };
+function withoutKey<T extends object, K extends keyof T>(o: T, k: K): Omit<T, K> {
+  const { [k]: _, ...rest } = o;
+  return rest;
+}
 const tcp = (dport: number): FlowRequest => ({ src: fe, dst: be, protocol: 'TCP', dport });
 
 /** Records as the agent builds them: flowFromVerdict and the HTTP record builder. */
@@ -80,8 +84,7 @@ function builtRecords(): Record<string, Flow> {
       eventKind: 'drop',
     }),
     'verdict with ethernet, flags and random uuid': flowFromVerdict(e, tcp(443), allowIngress(), {
-      ...meta,
-      uuid: undefined,
+      ...withoutKey(meta, 'uuid'),
       ethernet: { source: '02:00:00:00:00:01', destination: '02:00:00:00:00:02' },
       tcpFlags: { SYN: true, ACK: true },
     }),
@@ -89,7 +92,7 @@ function builtRecords(): Record<string, Flow> {
       e,
       { src: fe, dst: be, protocol: 'ICMP', icmp: { type: 0, family: 'IPv4' } },
       allowIngress(),
-      { ...meta, sport: undefined, icmpCode: 3 },
+      { ...withoutKey(meta, 'sport'), icmpCode: 3 },
     ),
     'verdict sctp': flowFromVerdict(
       e,

@@ -150,7 +150,8 @@ class Walker {
   scalar(type: string, v: unknown, path: string): unknown {
     if (type === 'string') {
       if (typeof v !== 'string') return this.bad(path, `expected a string, got ${kind(v)}`);
-      if (!v.isWellFormed()) return this.bad(path, 'string is not valid UTF-8 (lone surrogate)');
+      if (!(v as unknown as { isWellFormed(): boolean }).isWellFormed())
+        return this.bad(path, 'string is not valid UTF-8 (lone surrogate)');
       return v;
     }
     if (type === 'bool') {
@@ -279,4 +280,56 @@ export function protoJSONProblems(t: protobuf.Type, json: unknown, opts: ProtoJS
   const w = new Walker(opts.canonical ?? true);
   w.message(t, json, t.name);
   return w.problems;
+}
+
+/**
+ * The inverse for tests and clients: a protobufjs object (toObject with keepCase, enums and longs
+ * as String, defaults false) → protojson with proto field names, as `hubble observe -o json` prints.
+ */
+export function toProtoJSON(t: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of t.fieldsArray) {
+    const v = obj[f.name];
+    if (v === undefined || v === null) continue;
+    if (f.repeated) {
+      if (!Array.isArray(v) || v.length === 0) continue;
+      out[f.name] = v.map((x) => jsonValue(f, x));
+    } else {
+      const j = jsonValue(f, v);
+      if (j !== undefined) out[f.name] = j;
+    }
+  }
+  return out;
+}
+
+function jsonValue(f: protobuf.Field, v: unknown): unknown {
+  const rt = f.resolvedType;
+  if (rt !== null && !('values' in rt)) {
+    const t = rt as protobuf.Type;
+    const o = v as Record<string, unknown>;
+    if (WRAPPERS[t.fullName] !== undefined) return o.value ?? zeroOf(WRAPPERS[t.fullName]!);
+    if (t.fullName === '.google.protobuf.Timestamp') {
+      return formatTimestamp(Number(o.seconds ?? 0), Number(o.nanos ?? 0));
+    }
+    return toProtoJSON(t, o);
+  }
+  if (rt === null && isZero(f, v)) return undefined;
+  return v;
+}
+
+function zeroOf(scalar: string): unknown {
+  if (scalar === 'bool') return false;
+  if (scalar === 'string') return '';
+  if (INT64.has(scalar) || UINT64.has(scalar)) return '0';
+  return 0;
+}
+
+/** RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits (protojson's Timestamp). */
+export function formatTimestamp(seconds: number, nanos: number): string {
+  const base = new Date(seconds * 1000).toISOString().slice(0, 19);
+  if (nanos === 0) return `${base}Z`;
+  let frac = String(nanos).padStart(9, '0');
+  if (frac.endsWith('000000')) frac = frac.slice(0, 3);
+  else if (frac.endsWith('000')) frac = frac.slice(0, 6);
+  return `${base}.${frac}Z`;
 }
