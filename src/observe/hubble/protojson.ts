@@ -41,19 +41,57 @@ function lowerCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
-const fieldIndex = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
+/** What the walker needs of one field, computed once (protobufjs's fullName is a costly getter). */
+interface FieldPlan {
+  field: protobuf.Field;
+  name: string;
+  repeated: boolean;
+  kind: 'enum' | 'wrapper' | 'timestamp' | 'message' | 'scalar';
+  /** The scalar type (for wrappers: the wrapped one). */
+  scalar: string;
+  enumType?: protobuf.Enum;
+  msgType?: protobuf.Type;
+  /** The real oneof this field belongs to (not proto3 optional's synthetic one). */
+  oneof?: string;
+}
 
-function fieldsByJSONKey(t: protobuf.Type): Map<string, protobuf.Field> {
-  let m = fieldIndex.get(t);
-  if (m === undefined) {
-    m = new Map();
+interface TypePlan {
+  byKey: Map<string, FieldPlan>;
+  fields: FieldPlan[];
+  name: string;
+  fullName: string;
+}
+
+const plans = new WeakMap<protobuf.Type, TypePlan>();
+
+function planOf(t: protobuf.Type): TypePlan {
+  let p = plans.get(t);
+  if (p === undefined) {
+    const byKey = new Map<string, FieldPlan>();
+    const fields: FieldPlan[] = [];
     for (const f of t.fieldsArray) {
-      m.set(f.name, f);
-      m.set(lowerCamel(f.name), f);
+      const rt = f.resolvedType;
+      const fp: FieldPlan = { field: f, name: f.name, repeated: f.repeated, kind: 'scalar', scalar: f.type };
+      if (rt !== null && 'values' in rt) {
+        fp.kind = 'enum';
+        fp.enumType = rt as protobuf.Enum;
+      } else if (rt !== null) {
+        const full = rt.fullName;
+        fp.msgType = rt as protobuf.Type;
+        if (WRAPPERS[full] !== undefined) {
+          fp.kind = 'wrapper';
+          fp.scalar = WRAPPERS[full]!;
+        } else fp.kind = full === '.google.protobuf.Timestamp' ? 'timestamp' : 'message';
+      }
+      if (f.partOf !== null && f.partOf.oneof.length > 1) fp.oneof = f.partOf.name;
+      byKey.set(f.name, fp);
+      byKey.set(lowerCamel(f.name), fp);
+      fields.push(fp);
     }
-    fieldIndex.set(t, m);
+    p = { byKey, fields, name: t.name, fullName: t.fullName.slice(1) };
+    plans.set(t, p);
   }
-  return m;
+  return p;
 }
 
 class Walker {
@@ -69,16 +107,18 @@ class Walker {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
       return this.bad(path, `expected a ${t.name} object, got ${kind(v)}`);
     }
-    const byKey = fieldsByJSONKey(t);
+    const plan = planOf(t);
     const out: Record<string, unknown> = {};
-    const oneofSet = new Map<string, string>();
-    for (const [key, val] of Object.entries(v)) {
-      const p = `${path}.${key}`;
-      const f = byKey.get(key);
+    let oneofSet: Map<string, string> | undefined;
+    for (const key in v) {
+      const val = (v as Record<string, unknown>)[key];
+      if (val === undefined) continue; // not in JSON text; an object built in code may carry it
+      const f = plan.byKey.get(key);
       if (f === undefined) {
-        this.bad(p, `unknown field of ${t.fullName.slice(1)}`);
+        this.bad(`${path}.${key}`, `unknown field of ${plan.fullName}`);
         continue;
       }
+      const p = `${path}.${key}`;
       if (f.name in out) {
         this.bad(p, `field ${f.name} given twice`);
         continue;
@@ -87,13 +127,14 @@ class Walker {
         if (this.canonical) this.bad(p, 'null (protojson writes no nulls)');
         continue;
       }
-      if (f.partOf !== null && f.partOf.oneof.length > 1) {
-        const prev = oneofSet.get(f.partOf.name);
+      if (f.oneof !== undefined) {
+        oneofSet ??= new Map();
+        const prev = oneofSet.get(f.oneof);
         if (prev !== undefined) {
-          this.bad(p, `oneof ${f.partOf.name} already has ${prev}`);
+          this.bad(p, `oneof ${f.oneof} already has ${prev}`);
           continue;
         }
-        oneofSet.set(f.partOf.name, f.name);
+        oneofSet.set(f.oneof, f.name);
       }
       let conv: unknown;
       if (f.repeated) {
@@ -114,21 +155,21 @@ class Walker {
     return out;
   }
 
-  value(f: protobuf.Field, v: unknown, path: string, inList: boolean): unknown {
-    const rt = f.resolvedType;
-    if (rt !== null && 'values' in rt) return this.enumValue(rt as protobuf.Enum, v, path);
-    if (rt !== null) {
-      const t = rt as protobuf.Type;
-      const w = WRAPPERS[t.fullName];
-      if (w !== undefined) {
+  value(f: FieldPlan, v: unknown, path: string, inList: boolean): unknown {
+    switch (f.kind) {
+      case 'enum':
+        return this.enumValue(f.enumType!, v, path);
+      case 'wrapper': {
         if (v === null && inList) return this.bad(path, 'null in a list');
-        const inner = this.scalar(w, v, path);
+        const inner = this.scalar(f.scalar, v, path);
         return inner === undefined ? undefined : { value: inner };
       }
-      if (t.fullName === '.google.protobuf.Timestamp') return this.timestamp(v, path);
-      return this.message(t, v, path);
+      case 'timestamp':
+        return this.timestamp(v, path);
+      case 'message':
+        return this.message(f.msgType!, v, path);
     }
-    return this.scalar(f.type, v, path);
+    return this.scalar(f.scalar, v, path);
   }
 
   enumValue(e: protobuf.Enum, v: unknown, path: string): number | undefined {
@@ -217,8 +258,8 @@ class Walker {
   }
 }
 
-function isZero(f: protobuf.Field, conv: unknown): boolean {
-  if (f.resolvedType !== null && !('values' in f.resolvedType)) return false; // messages have presence
+function isZero(f: FieldPlan, conv: unknown): boolean {
+  if (f.kind !== 'scalar' && f.kind !== 'enum') return false; // messages have presence
   return (
     conv === 0 ||
     conv === '0' ||
@@ -288,7 +329,7 @@ export function protoJSONProblems(t: protobuf.Type, json: unknown, opts: ProtoJS
  */
 export function toProtoJSON(t: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of t.fieldsArray) {
+  for (const f of planOf(t).fields) {
     const v = obj[f.name];
     if (v === undefined || v === null) continue;
     if (f.repeated) {
@@ -302,18 +343,18 @@ export function toProtoJSON(t: protobuf.Type, obj: Record<string, unknown>): Rec
   return out;
 }
 
-function jsonValue(f: protobuf.Field, v: unknown): unknown {
-  const rt = f.resolvedType;
-  if (rt !== null && !('values' in rt)) {
-    const t = rt as protobuf.Type;
-    const o = v as Record<string, unknown>;
-    if (WRAPPERS[t.fullName] !== undefined) return o.value ?? zeroOf(WRAPPERS[t.fullName]!);
-    if (t.fullName === '.google.protobuf.Timestamp') {
+function jsonValue(f: FieldPlan, v: unknown): unknown {
+  const o = v as Record<string, unknown>;
+  switch (f.kind) {
+    case 'wrapper':
+      return o.value ?? zeroOf(f.scalar);
+    case 'timestamp':
       return formatTimestamp(Number(o.seconds ?? 0), Number(o.nanos ?? 0));
-    }
-    return toProtoJSON(t, o);
+    case 'message':
+      return toProtoJSON(f.msgType!, o);
+    case 'scalar':
+      return isZero(f, v) ? undefined : v;
   }
-  if (rt === null && isZero(f, v)) return undefined;
   return v;
 }
 

@@ -57,6 +57,9 @@ export class HubbleServerError extends SeawallError<'hubble-listen'> {
   override name = 'HubbleServerError';
 }
 
+/** Messages one follower may have queued on its stream (about 0.5 MB of flows) before it pauses. */
+const MAX_BUFFERED_MESSAGES = 1024;
+
 const DECODE: protobuf.IConversionOptions = { enums: String, longs: String, defaults: false, arrays: false };
 
 function packageVersion(): string {
@@ -166,7 +169,8 @@ export async function startHubbleServer(
     try {
       const flow = readProtoJSON(t.Flow, e.event.flow, { canonical: false });
       const time = readProtoJSON(t.GetFlowsResponse, { time: e.event.time }, { canonical: false }).time;
-      const msg = t.GetFlowsResponse.fromObject({ flow, node_name: e.event.node_name ?? o.nodeName, time });
+      // readProtoJSON's output is what encode() takes (enum numbers, 64-bit as strings): no fromObject pass.
+      const msg = { flow, node_name: e.event.node_name ?? o.nodeName, time };
       b = Buffer.from(t.GetFlowsResponse.encode(msg).finish());
     } catch {
       stats.encodeErrors++;
@@ -257,6 +261,11 @@ export async function startHubbleServer(
     };
     closers.add(finish);
 
+    // grpc-js buffers 16 messages before write() says false; a follower may hold up to
+    // MAX_BUFFERED_MESSAGES before it stops reading the ring (and then loses what the ring overwrites).
+    const write = (b: Buffer): void => {
+      if (!call.write(b) && call.writableLength >= MAX_BUFFERED_MESSAGES) paused = true;
+    };
     const pump = (): void => {
       scheduled = false;
       while (!done && !paused) {
@@ -269,7 +278,7 @@ export async function startHubbleServer(
           const n = ring.firstSeq - cursor;
           cursor = ring.firstSeq;
           stats.lostEvents += n;
-          if (!call.write(lostEvent(n))) paused = true;
+          write(lostEvent(n));
           continue;
         }
         const e = ring.at(cursor++)!;
@@ -285,7 +294,7 @@ export async function startHubbleServer(
         const buf = encodeEntry(e);
         if (buf === null) continue;
         stats.sentFlows++;
-        if (!call.write(buf)) paused = true;
+        write(buf);
         if (--remaining <= 0) {
           finish();
           return;
