@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Flow, FlowEvent } from '../flow/types.ts';
-import { type FileOps, FlowRing, FlowSink, nodeFileOps, RotatingFile, startFlowServer } from './sink.ts';
+import {
+  checkHubbleCapacity,
+  type FileOps,
+  FlowRing,
+  FlowSink,
+  HUBBLE_EVENT_BUFFER_CAPACITY,
+  nodeFileOps,
+  RotatingFile,
+  startFlowServer,
+} from './sink.ts';
 
 const flow = (i: number): Flow => ({
   time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
@@ -47,6 +56,29 @@ describe('FlowRing', () => {
     );
   });
   it('rejects a zero capacity', () => assert.throws(() => new FlowRing(0)));
+  it('at(seq): held entries only', () => {
+    const ring = new FlowRing(3);
+    for (let i = 0; i < 5; i++) ring.push(ev(i));
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5].map((s) => ring.at(s)?.event.flow.uuid),
+      [undefined, undefined, 'u2', 'u3', 'u4', undefined],
+    );
+  });
+});
+
+describe('checkHubbleCapacity (--hubble-event-buffer-capacity)', () => {
+  const rows: { name: string; n: number; ok: boolean }[] = [
+    { name: 'the default', n: HUBBLE_EVENT_BUFFER_CAPACITY, ok: true },
+    { name: 'smallest', n: 1, ok: true },
+    { name: 'largest', n: 65535, ok: true },
+    { name: 'a power of two', n: 4096, ok: false },
+    { name: 'above the largest', n: 131071, ok: false },
+    { name: 'zero', n: 0, ok: false },
+    { name: 'not an integer', n: 7.5, ok: false },
+  ];
+  for (const r of rows) it(r.name, () => assert.equal(checkHubbleCapacity(r.n) === undefined, r.ok));
+  it('says what is allowed', () =>
+    assert.match(checkHubbleCapacity(4096)!, /2\^n-1 between 1 and 65535.*not 4096/));
 });
 
 describe('FlowSink and RotatingFile', () => {

@@ -24,6 +24,18 @@ export interface RingEntry {
   event: FlowEvent;
 }
 
+/** Hubble's `--hubble-event-buffer-capacity` default. */
+export const HUBBLE_EVENT_BUFFER_CAPACITY = 4095;
+
+/**
+ * Hubble accepts only capacities of the form 2^n − 1 (1, 3, 7, …, 65535); a message for anything
+ * else, undefined when valid.
+ */
+export function checkHubbleCapacity(n: number): string | undefined {
+  if (Number.isInteger(n) && n >= 1 && n <= 65535 && ((n + 1) & n) === 0) return undefined;
+  return `hubble event buffer capacity must be 2^n-1 between 1 and 65535 (e.g. 4095), not ${n}`;
+}
+
 /** Fixed-capacity ring: the oldest events are dropped and counted as lost. */
 export class FlowRing {
   private readonly slots: (RingEntry | undefined)[];
@@ -56,6 +68,12 @@ export class FlowRing {
     this.next++;
     for (const l of this.listeners) l(entry);
     return entry;
+  }
+
+  /** The event with this sequence number while the ring still holds it. */
+  at(seq: number): RingEntry | undefined {
+    if (seq < this.firstSeq || seq >= this.next) return undefined;
+    return this.slots[seq % this.capacity];
   }
 
   /** Events with seq ≥ fromSeq, oldest first. */

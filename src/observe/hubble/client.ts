@@ -1,0 +1,91 @@
+// A Hubble Observer client built from the same .proto files with @grpc/grpc-js and
+// @grpc/proto-loader, as any third-party client would build one. Responses come back as protojson
+// (proto field names, enum names, 64-bit integers as strings), the shape `hubble observe -o json`
+// prints, so they compare directly with Seawall's records. Used by the tests and the bench.
+
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { toProtoJSON } from './protojson.ts';
+import { hubbleType, OBSERVER_PROTO, PROTO_DIR } from './schema.ts';
+
+type Obj = Record<string, unknown>;
+
+interface ObserverStub extends grpc.Client {
+  GetFlows(req: Obj, opts?: grpc.CallOptions): grpc.ClientReadableStream<Obj>;
+  ServerStatus(req: Obj, cb: (err: grpc.ServiceError | null, res?: Obj) => void): void;
+  GetNodes(req: Obj, cb: (err: grpc.ServiceError | null, res?: Obj) => void): void;
+}
+
+let stubCtor: (new (target: string, creds: grpc.ChannelCredentials) => ObserverStub) | undefined;
+
+function ctor(): new (target: string, creds: grpc.ChannelCredentials) => ObserverStub {
+  if (stubCtor === undefined) {
+    const def = protoLoader.loadSync(OBSERVER_PROTO, {
+      includeDirs: [PROTO_DIR],
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: false,
+      oneofs: true,
+    });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      observer: { Observer: new (target: string, creds: grpc.ChannelCredentials) => ObserverStub };
+    };
+    stubCtor = pkg.observer.Observer;
+  }
+  return stubCtor;
+}
+
+export interface HubbleClient {
+  /** Every response of one GetFlows call, as protojson GetFlowsResponse objects. */
+  getFlows(req: Obj, opts?: { onResponse?: (r: Obj) => void; signal?: AbortSignal }): Promise<Obj[]>;
+  /** The raw stream, for follow (responses already protojson). */
+  streamFlows(req: Obj): grpc.ClientReadableStream<Obj>;
+  serverStatus(): Promise<Obj>;
+  getNodes(): Promise<Obj>;
+  readonly stub: grpc.Client;
+  close(): void;
+}
+
+/** `unix:///path/to.sock` or `127.0.0.1:4245`. */
+export function connectHubble(target: string): HubbleClient {
+  const Stub = ctor();
+  const stub = new Stub(target, grpc.credentials.createInsecure());
+  const Res = hubbleType('observer.GetFlowsResponse');
+  const Status = hubbleType('observer.ServerStatusResponse');
+  const Nodes = hubbleType('observer.GetNodesResponse');
+  const unary = (call: 'ServerStatus' | 'GetNodes', t: typeof Res) => (): Promise<Obj> =>
+    new Promise((resolve, reject) => {
+      stub[call]({}, (err, res) => (err !== null ? reject(err) : resolve(toProtoJSON(t, res ?? {}))));
+    });
+  const streamFlows = (req: Obj): grpc.ClientReadableStream<Obj> => {
+    const s = stub.GetFlows(req);
+    // protojson view of each message, in place of proto-loader's object
+    const emit = s.emit.bind(s);
+    s.emit = ((ev: string, ...args: unknown[]) =>
+      ev === 'data' ? emit('data', toProtoJSON(Res, args[0] as Obj)) : emit(ev, ...args)) as typeof s.emit;
+    return s;
+  };
+  return {
+    stub,
+    streamFlows,
+    getFlows(req, opts = {}) {
+      return new Promise((resolve, reject) => {
+        const out: Obj[] = [];
+        const s = streamFlows(req);
+        opts.signal?.addEventListener('abort', () => s.cancel());
+        s.on('data', (r: Obj) => {
+          out.push(r);
+          opts.onResponse?.(r);
+        });
+        s.on('error', (e: grpc.ServiceError) =>
+          e.code === grpc.status.CANCELLED ? resolve(out) : reject(e),
+        );
+        s.on('end', () => resolve(out));
+      });
+    },
+    serverStatus: unary('ServerStatus', Status),
+    getNodes: unary('GetNodes', Nodes),
+    close: () => stub.close(),
+  };
+}

@@ -1,0 +1,425 @@
+// Hubble's Observer gRPC service over Seawall's flow ring: GetFlows (whitelist/blacklist filters,
+// number/first, follow, since/until), ServerStatus and GetNodes, on a unix socket and optionally a
+// TCP address, so that `hubble observe --server unix://…`, Hubble Relay and Hubble UI can read it.
+// Each follower reads the ring with its own cursor, as Hubble's ring readers do: a follower that
+// falls more than the ring's capacity behind gets a LostEvent (HUBBLE_RING_BUFFER) with the count
+// instead of the overwritten flows, and the producer never waits for a slow client.
+
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import { SeawallError } from '../../core/errors.ts';
+import type { Flow } from '../../flow/types.ts';
+import type { FlowRing, RingEntry } from '../sink.ts';
+import { compileFlowFilters, type HubbleFlowFilter } from './filter.ts';
+import { parseRFC3339, readProtoJSON } from './protojson.ts';
+import { hubbleType } from './schema.ts';
+
+export interface HubbleServerOptions {
+  ring: FlowRing;
+  nodeName: string;
+  /** Reported by ServerStatus and GetNodes; default `seawall-<package version>`. */
+  version?: string;
+  /** When the observer started (ms since the epoch); default now. */
+  startedAt?: number;
+}
+
+export interface HubbleListenOptions {
+  /** Path of the unix socket (a stale one is replaced). */
+  unixSocket?: string;
+  /** `host:port` (port 0 = any free port); loopback unless you mean otherwise. */
+  tcpAddress?: string;
+}
+
+export interface HubbleServerStats {
+  /** GetFlows calls being served now. */
+  activeStreams: number;
+  /** Flows sent to clients. */
+  sentFlows: number;
+  /** Flows followers missed because the ring overwrote them (each reported as a LostEvent). */
+  lostEvents: number;
+  /** Records that could not be encoded as flow.Flow (skipped; a bug if ever non-zero). */
+  encodeErrors: number;
+}
+
+export interface HubbleServerHandle {
+  /** The unix socket path, when listening on one. */
+  readonly unixSocket?: string;
+  /** The bound `host:port` (with the real port), when listening on TCP. */
+  readonly tcpAddress?: string;
+  readonly stats: HubbleServerStats;
+  /** Ends every stream and stops listening; removes the unix socket. */
+  close(): Promise<void>;
+}
+
+export class HubbleServerError extends SeawallError<'hubble-listen'> {
+  override name = 'HubbleServerError';
+}
+
+/** Messages one follower may have queued on its stream (about 0.5 MB of flows) before it pauses. */
+const MAX_BUFFERED_MESSAGES = 1024;
+
+const DECODE: protobuf.IConversionOptions = { enums: String, longs: String, defaults: false, arrays: false };
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return `seawall-${pkg.version ?? 'dev'}`;
+  } catch {
+    return 'seawall-dev';
+  }
+}
+
+interface Types {
+  Flow: protobuf.Type;
+  GetFlowsRequest: protobuf.Type;
+  GetFlowsResponse: protobuf.Type;
+  ServerStatusRequest: protobuf.Type;
+  ServerStatusResponse: protobuf.Type;
+  GetNodesRequest: protobuf.Type;
+  GetNodesResponse: protobuf.Type;
+}
+
+function types(): Types {
+  return {
+    Flow: hubbleType('flow.Flow'),
+    GetFlowsRequest: hubbleType('observer.GetFlowsRequest'),
+    GetFlowsResponse: hubbleType('observer.GetFlowsResponse'),
+    ServerStatusRequest: hubbleType('observer.ServerStatusRequest'),
+    ServerStatusResponse: hubbleType('observer.ServerStatusResponse'),
+    GetNodesRequest: hubbleType('observer.GetNodesRequest'),
+    GetNodesResponse: hubbleType('observer.GetNodesResponse'),
+  };
+}
+
+function method(
+  name: string,
+  req: protobuf.Type,
+  responseStream: boolean,
+): grpc.MethodDefinition<Record<string, unknown>, Buffer> {
+  return {
+    path: `/observer.Observer/${name}`,
+    requestStream: false,
+    responseStream,
+    requestSerialize: (o) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+    requestDeserialize: (b) => req.toObject(req.decode(b), DECODE),
+    // Responses are encoded by the handlers (once per ring entry, shared by every follower).
+    responseSerialize: (b) => b,
+    responseDeserialize: (b) => b,
+  };
+}
+
+/** A point in time as [seconds, nanos] for exact comparisons. */
+type Instant = readonly [number, number];
+
+function instantOf(ts: unknown): Instant | undefined {
+  if (ts === undefined || ts === null) return undefined;
+  const o = ts as { seconds?: string | number; nanos?: number };
+  return [Number(o.seconds ?? 0), o.nanos ?? 0];
+}
+
+function before(a: Instant, b: Instant): boolean {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+const flowTimes = new WeakMap<Flow, Instant>();
+function flowInstant(f: Flow): Instant {
+  let t = flowTimes.get(f);
+  if (t === undefined) {
+    const p = parseRFC3339(f.time);
+    t = typeof p === 'string' ? [0, 0] : [p.seconds, p.nanos];
+    flowTimes.set(f, t);
+  }
+  return t;
+}
+
+function nowTimestamp(): { seconds: number; nanos: number } {
+  const ms = Date.now();
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** Serves Hubble's Observer API over `o.ring`; resolves once every listener is bound. */
+export async function startHubbleServer(
+  o: HubbleServerOptions,
+  listen: HubbleListenOptions,
+): Promise<HubbleServerHandle> {
+  if (listen.unixSocket === undefined && listen.tcpAddress === undefined) {
+    throw new HubbleServerError(
+      'hubble-listen',
+      'startHubbleServer: give a unixSocket, a tcpAddress or both',
+    );
+  }
+  const t = types();
+  const ring = o.ring;
+  const version = o.version ?? packageVersion();
+  const startedAt = o.startedAt ?? Date.now();
+  const stats: HubbleServerStats = { activeStreams: 0, sentFlows: 0, lostEvents: 0, encodeErrors: 0 };
+  const encoded = new WeakMap<RingEntry, Buffer | null>();
+  const closers = new Set<() => void>();
+
+  const uptimeNs = (): string => String(BigInt(Math.max(0, Date.now() - startedAt)) * 1_000_000n);
+
+  /** GetFlowsResponse{flow, node_name, time} for one entry, encoded once; null if not encodable. */
+  function encodeEntry(e: RingEntry): Buffer | null {
+    let b = encoded.get(e);
+    if (b !== undefined) return b;
+    try {
+      const flow = readProtoJSON(t.Flow, e.event.flow, { canonical: false });
+      const time = readProtoJSON(t.GetFlowsResponse, { time: e.event.time }, { canonical: false }).time;
+      // readProtoJSON's output is what encode() takes (enum numbers, 64-bit as strings): no fromObject pass.
+      const msg = { flow, node_name: e.event.node_name ?? o.nodeName, time };
+      b = Buffer.from(t.GetFlowsResponse.encode(msg).finish());
+    } catch {
+      stats.encodeErrors++;
+      b = null;
+    }
+    encoded.set(e, b);
+    return b;
+  }
+
+  function lostEvent(n: number): Buffer {
+    const msg = t.GetFlowsResponse.fromObject({
+      lost_events: { source: 'HUBBLE_RING_BUFFER', num_events_lost: String(n) },
+      node_name: o.nodeName,
+      time: nowTimestamp(),
+    });
+    return Buffer.from(t.GetFlowsResponse.encode(msg).finish());
+  }
+
+  function getFlows(call: grpc.ServerWritableStream<Record<string, unknown>, Buffer>): void {
+    const req = call.request as {
+      number?: string;
+      first?: boolean;
+      follow?: boolean;
+      whitelist?: HubbleFlowFilter[];
+      blacklist?: HubbleFlowFilter[];
+      since?: unknown;
+      until?: unknown;
+    };
+    const fail = (code: grpc.status, details: string): void => {
+      // grpc-js sends a streaming call's status from an 'error' event
+      call.emit('error', Object.assign(new Error(details), { code, details }));
+    };
+    if (req.first && req.follow) {
+      fail(grpc.status.INVALID_ARGUMENT, 'first cannot be specified with follow');
+      return;
+    }
+    let match: (f: Flow) => boolean;
+    try {
+      match = compileFlowFilters(req.whitelist ?? [], req.blacklist ?? []);
+    } catch (e) {
+      fail(grpc.status.INVALID_ARGUMENT, (e as Error).message);
+      return;
+    }
+    const number = Number(req.number ?? 0);
+    const since = instantOf(req.since);
+    const until = instantOf(req.until);
+    if (since !== undefined && until !== undefined && before(until, since)) {
+      fail(grpc.status.INVALID_ARGUMENT, 'until is before since');
+      return;
+    }
+    const inWindow = (f: Flow): boolean => {
+      if (since === undefined && until === undefined) return true;
+      const ft = flowInstant(f);
+      return (since === undefined || !before(ft, since)) && (until === undefined || !before(until, ft));
+    };
+    const wanted = (e: RingEntry): boolean => match(e.event.flow) && inWindow(e.event.flow);
+
+    // Where reading starts: the last `number` matching flows, the oldest held (first, since, or
+    // everything), or only new flows (follow with no number and no since).
+    const end = ring.seen;
+    let cursor: number;
+    if (!req.first && number > 0) {
+      cursor = end;
+      let found = 0;
+      for (let s = end - 1; s >= ring.firstSeq && found < number; s--) {
+        const e = ring.at(s);
+        if (e !== undefined && wanted(e)) {
+          found++;
+          cursor = s;
+        }
+      }
+    } else if (req.follow && number === 0 && since === undefined) cursor = end;
+    else cursor = ring.firstSeq;
+    let remaining = req.first && number > 0 ? number : Number.POSITIVE_INFINITY;
+    const follow = req.follow === true;
+
+    let done = false;
+    let paused = false;
+    let scheduled = false;
+    stats.activeStreams++;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      stats.activeStreams--;
+      unsubscribe();
+      closers.delete(finish);
+      call.end();
+    };
+    closers.add(finish);
+
+    // grpc-js buffers 16 messages before write() says false; a follower may hold up to
+    // MAX_BUFFERED_MESSAGES before it stops reading the ring (and then loses what the ring overwrites).
+    const write = (b: Buffer): void => {
+      if (!call.write(b) && call.writableLength >= MAX_BUFFERED_MESSAGES) paused = true;
+    };
+    const pump = (): void => {
+      scheduled = false;
+      while (!done && !paused) {
+        if (!follow && cursor >= end) {
+          finish();
+          return;
+        }
+        if (cursor >= ring.seen) return; // caught up: wait for the next push
+        if (cursor < ring.firstSeq) {
+          const n = ring.firstSeq - cursor;
+          cursor = ring.firstSeq;
+          stats.lostEvents += n;
+          write(lostEvent(n));
+          continue;
+        }
+        const e = ring.at(cursor++)!;
+        if (!match(e.event.flow)) continue;
+        if (!inWindow(e.event.flow)) {
+          // Following past `until`: nothing later can be in the window.
+          if (follow && until !== undefined && before(until, flowInstant(e.event.flow))) {
+            finish();
+            return;
+          }
+          continue;
+        }
+        const buf = encodeEntry(e);
+        if (buf === null) continue;
+        stats.sentFlows++;
+        write(buf);
+        if (--remaining <= 0) {
+          finish();
+          return;
+        }
+      }
+    };
+    const schedule = (): void => {
+      if (!scheduled && !paused && !done) {
+        scheduled = true;
+        setImmediate(pump);
+      }
+    };
+    const unsubscribe = follow ? ring.subscribe(schedule) : () => {};
+    call.on('drain', () => {
+      paused = false;
+      schedule();
+    });
+    call.on('cancelled', () => {
+      if (done) return;
+      done = true; // the client went away: no end() on a dead call
+      stats.activeStreams--;
+      unsubscribe();
+      closers.delete(finish);
+    });
+    call.on('error', () => {});
+    schedule();
+  }
+
+  const serverStatus = (
+    _call: grpc.ServerUnaryCall<Record<string, unknown>, Buffer>,
+    cb: grpc.sendUnaryData<Buffer>,
+  ): void => {
+    const msg = t.ServerStatusResponse.fromObject({
+      num_flows: String(ring.size),
+      max_flows: String(ring.capacity),
+      seen_flows: String(ring.seen),
+      uptime_ns: uptimeNs(),
+      version,
+    });
+    cb(null, Buffer.from(t.ServerStatusResponse.encode(msg).finish()));
+  };
+
+  let address = '';
+  const getNodes = (
+    _call: grpc.ServerUnaryCall<Record<string, unknown>, Buffer>,
+    cb: grpc.sendUnaryData<Buffer>,
+  ): void => {
+    const msg = t.GetNodesResponse.fromObject({
+      nodes: [
+        {
+          name: o.nodeName,
+          version,
+          address,
+          state: 'NODE_CONNECTED',
+          tls: { enabled: false },
+          uptime_ns: uptimeNs(),
+          num_flows: String(ring.size),
+          max_flows: String(ring.capacity),
+          seen_flows: String(ring.seen),
+        },
+      ],
+    });
+    cb(null, Buffer.from(t.GetNodesResponse.encode(msg).finish()));
+  };
+
+  const server = new grpc.Server();
+  server.addService(
+    {
+      GetFlows: method('GetFlows', t.GetFlowsRequest, true),
+      GetNodes: method('GetNodes', t.GetNodesRequest, false),
+      ServerStatus: method('ServerStatus', t.ServerStatusRequest, false),
+    },
+    { GetFlows: getFlows, GetNodes: getNodes, ServerStatus: serverStatus },
+  );
+
+  const bind = (target: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err !== null)
+          reject(
+            new HubbleServerError('hubble-listen', `cannot listen on ${target}: ${err.message}`, {
+              cause: err,
+            }),
+          );
+        else resolve(port);
+      });
+    });
+
+  let tcpAddress: string | undefined;
+  try {
+    if (listen.unixSocket !== undefined) {
+      mkdirSync(dirname(listen.unixSocket), { recursive: true });
+      rmSync(listen.unixSocket, { force: true }); // a stale socket of a crashed run
+      await bind(`unix://${listen.unixSocket}`);
+      address = `unix://${listen.unixSocket}`;
+    }
+    if (listen.tcpAddress !== undefined) {
+      const port = await bind(listen.tcpAddress);
+      const host = listen.tcpAddress.slice(0, listen.tcpAddress.lastIndexOf(':'));
+      tcpAddress = `${host}:${port}`;
+      address = tcpAddress;
+    }
+  } catch (e) {
+    server.forceShutdown();
+    if (listen.unixSocket !== undefined) rmSync(listen.unixSocket, { force: true });
+    throw e;
+  }
+
+  let closed: Promise<void> | undefined;
+  const handle: HubbleServerHandle = {
+    stats,
+    close(): Promise<void> {
+      closed ??= new Promise<void>((resolve) => {
+        for (const c of [...closers]) c();
+        const timer = setTimeout(() => server.forceShutdown(), 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          if (listen.unixSocket !== undefined) rmSync(listen.unixSocket, { force: true });
+          resolve();
+        });
+      });
+      return closed;
+    },
+  };
+  if (listen.unixSocket !== undefined) Object.assign(handle, { unixSocket: listen.unixSocket });
+  if (tcpAddress !== undefined) Object.assign(handle, { tcpAddress });
+  return handle;
+}
