@@ -1,8 +1,8 @@
 // decide for one direction: look the peer up in the subject's MapState (never a scan of rules),
 // apply deny > allow > redirect, run L7 on the union of the matching redirect entries, and say why.
 
-import type { EndpointState, Filter } from './endpoint.ts';
-import { refText, unionL7 } from './endpoint.ts';
+import type { EndpointState, Filter, FilterGroup } from './endpoint.ts';
+import { filtersOfEntry, refText, unionL7 } from './endpoint.ts';
 import { matchL7 } from './l7match.ts';
 import type { StateEntry } from './mapstate.ts';
 import { formatPortSpec, protoName } from './ports.ts';
@@ -49,9 +49,9 @@ function dirWord(d: TrafficDirection): string {
   return d === 'INGRESS' ? 'ingress' : 'egress';
 }
 
-function filtersOf(entries: readonly StateEntry<Filter>[]): Filter[] {
+function filtersOf(entries: readonly StateEntry<FilterGroup>[]): Filter[] {
   const out = new Set<Filter>();
-  for (const e of entries) for (const f of e.contribs.keys()) out.add(f);
+  for (const e of entries) for (const f of filtersOfEntry(e)) out.add(f);
   return [...out].sort((a, b) => cmpRef(a.entry.ref, b.entry.ref));
 }
 
@@ -137,7 +137,7 @@ export function decideDirection(
     };
   }
   const key = flowKey(flow);
-  const hits: StateEntry<Filter>[] = [];
+  const hits: StateEntry<FilterGroup>[] = [];
   res.mapState.collect(d, peer.id, key.proto, key.port, hits);
   const denies = hits.filter((e) => e.verdict === 'deny');
   if (denies.length > 0) {

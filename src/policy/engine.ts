@@ -27,7 +27,7 @@ import {
   serviceRefsOf,
 } from './cluster-objects.ts';
 import { decideDirection, type PeerInfo, uniqRefList } from './decide.ts';
-import { EndpointState, type Filter, type ResolveContext, unionL7 } from './endpoint.ts';
+import { EndpointState, type FilterGroup, filtersOfEntry, type ResolveContext, unionL7 } from './endpoint.ts';
 import { LOOKUP, type StateEntry } from './mapstate.ts';
 import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
 import { type CachedSelector, SelectorCache } from './selectorcache.ts';
@@ -678,12 +678,12 @@ function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {
   return ports?.some((p) => p.name !== undefined) ?? false;
 }
 
-function keyOf(e: StateEntry<Filter>): MapStateEntry['key'] {
+function keyOf(e: StateEntry<FilterGroup>): MapStateEntry['key'] {
   return { direction: e.direction, identity: e.identity, proto: e.proto, portLo: e.portLo, portHi: e.portHi };
 }
 
-function toMapStateEntry(e: StateEntry<Filter>): MapStateEntry {
-  const fs = [...e.contribs.keys()];
+function toMapStateEntry(e: StateEntry<FilterGroup>): MapStateEntry {
+  const fs = filtersOfEntry(e);
   const m: MapStateEntry = {
     key: keyOf(e),
     verdict: e.verdict,
