@@ -30,6 +30,8 @@ export interface Filter {
   /** Absent for synthetic filters (implicit allow-all, allow-localhost). */
   rule?: InternalRule;
   synthetic?: 'default-allow' | 'allow-localhost';
+  /** The rule a synthetic default-allow is attributed to (the first enforcing one). */
+  attributedTo?: InternalRule;
   /** Position within its rule (rules are ordered by key): the order a fresh resolution adds in. */
   ord: number;
 }
@@ -108,7 +110,11 @@ interface Resolution {
   ingress: DirectionPolicy;
   egress: DirectionPolicy;
   rules: InternalRule[];
-  filters: Filter[];
+  filters: Set<Filter>;
+  /** Each rule's filters, for taking one rule out. */
+  byRule: Map<InternalRule, Filter[]>;
+  /** The implicit allow-all filters of directions without default deny. */
+  defaultAllow: Partial<Record<TrafficDirection, Filter>>;
   groups: Map<string, FilterGroup>;
   byCS: Map<CachedSelector, Set<FilterGroup>>;
   /** Egress groups with named ports: they resolve on the peer's pods, so pod changes re-expand them. */
@@ -187,7 +193,9 @@ export class EndpointState implements SelectionUser {
       ingress: dirPol('INGRESS'),
       egress: dirPol('EGRESS'),
       rules: sorted,
-      filters: [],
+      filters: new Set(),
+      byRule: new Map(),
+      defaultAllow: {},
       groups: new Map(),
       byCS: new Map(),
       namedEgress: new Set(),
@@ -218,6 +226,52 @@ export class EndpointState implements SelectionUser {
     if (this.log !== undefined) this.logResolution(prev, next, this.log);
     if (prev !== undefined) this.drop(prev);
     return issues;
+  }
+
+  /**
+   * One policy changed: takes out the filters of `removed` and adds those of `added`, touching only
+   * the MapState entries they change (Cilium's incremental policy update). Undefined when the change
+   * is not local and the caller must resolve in full: enforcement or default deny changes, any
+   * from/toRequires (they rewrite other rules' peers), a new L7 conflict, a failed endpoint.
+   */
+  applyRuleDelta(
+    removed: readonly InternalRule[],
+    added: readonly InternalRule[],
+    mode: 'default' | 'always' | 'never',
+  ): Issue[] | undefined {
+    const res = this.res;
+    if (res === undefined || this.failed || mode === 'never' || res.requires) return undefined;
+    if (added.some((r) => r.requires !== undefined)) return undefined;
+    const rules = [...res.rules];
+    for (const r of removed) {
+      const i = rules.indexOf(r);
+      if (i < 0) return undefined;
+      rules.splice(i, 1);
+    }
+    for (const r of added) rules.splice(sortedIndex(rules, r.key), 0, r);
+    if (added.some((r) => r.entries.some((e) => e.l7 !== undefined)) && conflicts(rules, this.key).length > 0)
+      return undefined;
+    for (const d of ['INGRESS', 'EGRESS'] as const) {
+      const pol = d === 'INGRESS' ? res.ingress : res.egress;
+      const enforced = mode === 'always' || rules.some((r) => r.enforces[d]);
+      const defaultDeny = mode === 'always' || rules.some((r) => r.defaultDeny[d]);
+      if (pol.enforced !== enforced || pol.defaultDeny !== (enforced && defaultDeny)) return undefined;
+    }
+    for (const r of added) this.addRuleFilters(res, r, undefined);
+    for (const r of removed) {
+      for (const f of res.byRule.get(r) ?? []) this.removeFilter(res, f);
+      res.byRule.delete(r);
+    }
+    res.rules = rules;
+    // The implicit allow-all is attributed to the first enforcing rule: follow it if that changed.
+    for (const d of ['INGRESS', 'EGRESS'] as const) {
+      const old = res.defaultAllow[d];
+      if (old === undefined) continue;
+      if (old.attributedTo === rules.find((r) => r.enforces[d])) continue;
+      this.addSynthetic(res, d, WILDCARD, 'default-allow', rules);
+      this.removeFilter(res, old);
+    }
+    return [];
   }
 
   /** The filters of one rule, in order, into a resolution. */
@@ -310,19 +364,19 @@ export class EndpointState implements SelectionUser {
     const entry: RuleEntry = { direction: d, deny: false, peers: [], ports: ALL_PORTS, ref };
     const peer: PeerChoice = { sel, field: kind === 'allow-localhost' ? 'reserved:host' : '(any peer)' };
     const ord = kind === 'allow-localhost' ? 2 : d === 'INGRESS' ? 0 : 1;
-    this.addFilter(res, {
-      entry,
-      peer,
-      cs: this.ctx.selectors.add(sel),
-      verdict: 'allow',
-      synthetic: kind,
-      ord,
-    });
+    const f: Filter = { entry, peer, cs: this.ctx.selectors.add(sel), verdict: 'allow', synthetic: kind, ord };
+    if (kind === 'default-allow' && first !== undefined) f.attributedTo = first;
+    this.addFilter(res, f);
   }
 
   /** Adds a filter to its group; only a new group is expanded (a shared one already is). */
   private addFilter(res: Resolution, f: Filter): void {
-    res.filters.push(f);
+    res.filters.add(f);
+    if (f.rule !== undefined) {
+      const list = res.byRule.get(f.rule);
+      if (list === undefined) res.byRule.set(f.rule, [f]);
+      else list.push(f);
+    } else if (f.synthetic === 'default-allow') res.defaultAllow[f.entry.direction] = f;
     const k = groupKey(f);
     const g = res.groups.get(k);
     if (g !== undefined) {
@@ -349,6 +403,7 @@ export class EndpointState implements SelectionUser {
 
   /** Takes a filter out of its group; the last one out removes the group's entries. */
   private removeFilter(res: Resolution, f: Filter): void {
+    res.filters.delete(f);
     const k = groupKey(f);
     const g = res.groups.get(k);
     if (g === undefined) return;
@@ -430,6 +485,18 @@ export class EndpointState implements SelectionUser {
     }
     return out;
   }
+}
+
+/** Where a rule with this key goes in a list sorted by key. */
+function sortedIndex(rules: readonly InternalRule[], key: string): number {
+  let lo = 0;
+  let hi = rules.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rules[mid]!.key < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function sameDir(a: DirectionPolicy, b: DirectionPolicy): boolean {

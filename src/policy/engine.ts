@@ -347,8 +347,18 @@ export class PolicyEngine implements PolicyEngineAPI {
     const issues: Issue[] = [];
     const seen = new Set<string>();
     for (const id of affected) {
-      for (const s of this.statesByIdentity.get(id) ?? []) {
-        for (const is of this.resolve(s)) {
+      const states = this.statesByIdentity.get(id);
+      if (states === undefined) continue;
+      // Only this policy's rules change for these endpoints: apply just them when that is local.
+      const removed = selecting(old, id);
+      const added = selecting(next, id);
+      for (const s of states) {
+        const delta = s.applyRuleDelta(removed, added, this.config.enforcementMode);
+        if (delta !== undefined) {
+          if (s.hasEgressNamedPorts) this.namedPortUsers.add(s);
+          else this.namedPortUsers.delete(s);
+        }
+        for (const is of delta ?? this.resolve(s)) {
           if (seen.has(is.message)) continue;
           seen.add(is.message);
           issues.push(is);
@@ -668,6 +678,16 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec = this.endpoints.get(key);
     return rec !== undefined && rec.kind === 'pod' && rec.state.failed;
   }
+}
+
+/** The rules of a stored policy whose subject selects an identity. */
+function selecting(sp: StoredPolicy | undefined, id: number): InternalRule[] {
+  if (sp === undefined) return [];
+  const out: InternalRule[] = [];
+  sp.rules.forEach((r, i) => {
+    if (sp.subjects[i]!.ids.has(id)) out.push(r);
+  });
+  return out;
 }
 
 function matchesEither<R, O>(ref: R, a: O | undefined, b: O, match: (r: R, o: O) => boolean): boolean {
