@@ -68,11 +68,18 @@ function uniqRefs(fs: readonly Filter[]): RuleRef[] {
   return uniqRefList(fs.map((f) => f.entry.ref));
 }
 
+/** Each ref's identity string, built once (entries shared by many rules list them all). */
+const refKeys = new WeakMap<RuleRef, string>();
+
 export function uniqRefList(refs: readonly RuleRef[]): RuleRef[] {
   const seen = new Set<string>();
   const out: RuleRef[] = [];
   for (const r of refs) {
-    const k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
+    let k = refKeys.get(r);
+    if (k === undefined) {
+      k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
+      refKeys.set(r, k);
+    }
     if (seen.has(k)) continue;
     seen.add(k);
     out.push(r);

@@ -278,24 +278,24 @@ export class EndpointState implements SelectionUser {
   private addRuleFilters(res: Resolution, r: InternalRule, requires: InternalRule['requires']): void {
     let ord = 0;
     for (const e of r.entries) {
-          const pol = e.direction === 'INGRESS' ? res.ingress : res.egress;
-          if (!pol.enforced) continue;
-          const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
-          for (const p of e.peers) {
-            const peer: PeerChoice =
-              p.reqs === undefined || extra.length === 0
-                ? p
-                : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
-            const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
-            this.addFilter(res, {
-              entry: e,
-              peer,
-              cs: this.ctx.selectors.add(peer.sel),
-              verdict,
-              rule: r,
-              ord: ord++,
-            });
-          }
+      const pol = e.direction === 'INGRESS' ? res.ingress : res.egress;
+      if (!pol.enforced) continue;
+      const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
+      for (const p of e.peers) {
+        const peer: PeerChoice =
+          p.reqs === undefined || extra.length === 0
+            ? p
+            : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
+        const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
+        this.addFilter(res, {
+          entry: e,
+          peer,
+          cs: this.ctx.selectors.add(peer.sel),
+          verdict,
+          rule: r,
+          ord: ord++,
+        });
+      }
     }
   }
 
@@ -364,7 +364,14 @@ export class EndpointState implements SelectionUser {
     const entry: RuleEntry = { direction: d, deny: false, peers: [], ports: ALL_PORTS, ref };
     const peer: PeerChoice = { sel, field: kind === 'allow-localhost' ? 'reserved:host' : '(any peer)' };
     const ord = kind === 'allow-localhost' ? 2 : d === 'INGRESS' ? 0 : 1;
-    const f: Filter = { entry, peer, cs: this.ctx.selectors.add(sel), verdict: 'allow', synthetic: kind, ord };
+    const f: Filter = {
+      entry,
+      peer,
+      cs: this.ctx.selectors.add(sel),
+      verdict: 'allow',
+      synthetic: kind,
+      ord,
+    };
     if (kind === 'default-allow' && first !== undefined) f.attributedTo = first;
     this.addFilter(res, f);
   }

@@ -668,6 +668,12 @@ export class PolicyEngine implements PolicyEngineAPI {
     return issues;
   }
 
+  /** How many MapState entries an endpoint has (0 when unknown), without building them. */
+  entryCount(endpointKey: string): number {
+    const rec = this.endpoints.get(endpointKey);
+    return rec === undefined || rec.kind !== 'pod' ? 0 : rec.state.resolution.mapState.size;
+  }
+
   /** Keys of pods, for the CLI. */
   endpointKeys(): string[] {
     return [...this.endpoints.values()].filter((r) => r.kind === 'pod').map((r) => r.key);
