@@ -362,9 +362,9 @@ async function heap(): Promise<void> {
   console.log(
     table([
       ['measure', 'value', 'Cilium (1,000-node report)'],
-      ['per endpoint, no policy', fmtBytes(empty / ids.length), ''],
-      ['per endpoint, with policy', fmtBytes(full / ids.length), '10.5 KiB per pod (agent)'],
-      ['per MapState entry', fmtBytes((full - empty) / Math.max(entries, 1)), ''],
+      ['per endpoint, no policy', fmtBytes(Math.round(empty / ids.length)), ''],
+      ['per endpoint, with policy', fmtBytes(Math.round(full / ids.length)), '10.5 KiB per pod (agent)'],
+      ['per MapState entry', fmtBytes(Math.round((full - empty) / Math.max(entries, 1))), ''],
       ['entries', String(entries), ''],
     ]),
   );
