@@ -13,7 +13,7 @@ import { cnp, pod } from '../src/policy/testutil.ts';
 import type { EndpointSpec } from '../src/policy/types.ts';
 import { PROTO } from '../src/policy/types.ts';
 import type { PolicyObject } from '../src/policy-api/types.ts';
-import { fmtBytes, fmtMs, fmtRatio, heapUsedBytes, median, retainedBytes, rng, table } from './lib.ts';
+import { fmtBytes, fmtMs, fmtRatio, median, retainedBytes, rng, table } from './lib.ts';
 
 function ip(i: number): string {
   return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;

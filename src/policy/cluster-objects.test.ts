@@ -133,17 +133,27 @@ test('toServices: the explanation names the Service', () => {
 });
 
 /** Counts endpoint resolutions per endpoint key while `fn` runs. */
+/** Endpoints updated while fn runs: re-resolved in full or by a policy's rule delta. */
 function resolutions(fn: () => void): Map<string, number> {
   const counts = new Map<string, number>();
-  const orig = EndpointState.prototype.resolve;
-  EndpointState.prototype.resolve = function (this: EndpointState, ...args) {
-    counts.set(this.key, (counts.get(this.key) ?? 0) + 1);
-    return orig.apply(this, args);
+  const proto = EndpointState.prototype;
+  const resolve = proto.resolve;
+  const delta = proto.applyRuleDelta;
+  const count = (s: EndpointState) => counts.set(s.key, (counts.get(s.key) ?? 0) + 1);
+  proto.resolve = function (this: EndpointState, ...args) {
+    count(this);
+    return resolve.apply(this, args);
+  };
+  proto.applyRuleDelta = function (this: EndpointState, ...args) {
+    const out = delta.apply(this, args);
+    if (out !== undefined) count(this); // undefined: it falls back to resolve, counted there
+    return out;
   };
   try {
     fn();
   } finally {
-    EndpointState.prototype.resolve = orig;
+    proto.resolve = resolve;
+    proto.applyRuleDelta = delta;
   }
   return counts;
 }

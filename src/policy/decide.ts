@@ -1,8 +1,8 @@
 // decide for one direction: look the peer up in the subject's MapState (never a scan of rules),
 // apply deny > allow > redirect, run L7 on the union of the matching redirect entries, and say why.
 
-import type { EndpointState, Filter } from './endpoint.ts';
-import { refText, unionL7 } from './endpoint.ts';
+import type { EndpointState, Filter, FilterGroup } from './endpoint.ts';
+import { filtersOfEntry, refText, unionL7 } from './endpoint.ts';
 import { matchL7 } from './l7match.ts';
 import type { StateEntry } from './mapstate.ts';
 import { formatPortSpec, protoName } from './ports.ts';
@@ -49,9 +49,9 @@ function dirWord(d: TrafficDirection): string {
   return d === 'INGRESS' ? 'ingress' : 'egress';
 }
 
-function filtersOf(entries: readonly StateEntry<Filter>[]): Filter[] {
+function filtersOf(entries: readonly StateEntry<FilterGroup>[]): Filter[] {
   const out = new Set<Filter>();
-  for (const e of entries) for (const f of e.contribs.keys()) out.add(f);
+  for (const e of entries) for (const f of filtersOfEntry(e)) out.add(f);
   return [...out].sort((a, b) => cmpRef(a.entry.ref, b.entry.ref));
 }
 
@@ -68,11 +68,18 @@ function uniqRefs(fs: readonly Filter[]): RuleRef[] {
   return uniqRefList(fs.map((f) => f.entry.ref));
 }
 
+/** Each ref's identity string, built once (entries shared by many rules list them all). */
+const refKeys = new WeakMap<RuleRef, string>();
+
 export function uniqRefList(refs: readonly RuleRef[]): RuleRef[] {
   const seen = new Set<string>();
   const out: RuleRef[] = [];
   for (const r of refs) {
-    const k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
+    let k = refKeys.get(r);
+    if (k === undefined) {
+      k = `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
+      refKeys.set(r, k);
+    }
     if (seen.has(k)) continue;
     seen.add(k);
     out.push(r);
@@ -137,7 +144,7 @@ export function decideDirection(
     };
   }
   const key = flowKey(flow);
-  const hits: StateEntry<Filter>[] = [];
+  const hits: StateEntry<FilterGroup>[] = [];
   res.mapState.collect(d, peer.id, key.proto, key.port, hits);
   const denies = hits.filter((e) => e.verdict === 'deny');
   if (denies.length > 0) {

@@ -30,8 +30,64 @@ export interface Filter {
   /** Absent for synthetic filters (implicit allow-all, allow-localhost). */
   rule?: InternalRule;
   synthetic?: 'default-allow' | 'allow-localhost';
-  /** Named-port filters remember what they inserted per identity, to remove exactly that. */
+  /** The rule a synthetic default-allow is attributed to (the first enforcing one). */
+  attributedTo?: InternalRule;
+  /** Position within its rule (rules are ordered by key): the order a fresh resolution adds in. */
+  ord: number;
+}
+
+/**
+ * Filters that put the same keys for the same identities (one cached selector, direction,
+ * verdict, L7 parser and port list): the group is expanded once per selected identity however
+ * many rules share it, as Cilium merges rules per (port, protocol, L7) before expanding
+ * identities. MapState entries record groups; their members are the rules behind an entry.
+ */
+export interface FilterGroup {
+  readonly key: string;
+  readonly cs: CachedSelector;
+  /** The first member's entry: direction, ports, parser and verdict are the same for all. */
+  readonly entry: RuleEntry;
+  readonly verdict: MapStateVerdict;
+  readonly members: Filter[];
+  /** Members in resolution order, cached until the membership changes. */
+  ordered?: Filter[] | undefined;
+  /** Named-port groups remember what they inserted per identity, to remove exactly that. */
   expanded?: Map<number, Array<[number, number, number]>>;
+}
+
+/** Resolution order of filters: rules by key, then position in the rule; synthetic ones last. */
+export function cmpFilter(a: Filter, b: Filter): number {
+  if (a.rule === undefined || b.rule === undefined) {
+    if (a.rule !== undefined) return -1;
+    if (b.rule !== undefined) return 1;
+    return a.ord - b.ord;
+  }
+  if (a.rule.key !== b.rule.key) return a.rule.key < b.rule.key ? -1 : 1;
+  return a.ord - b.ord;
+}
+
+function orderedMembers(g: FilterGroup): Filter[] {
+  if (g.ordered === undefined) g.ordered = g.members.length < 2 ? g.members : [...g.members].sort(cmpFilter);
+  return g.ordered;
+}
+
+/** The filters behind a MapState entry, in resolution order. */
+export function filtersOfEntry(e: StateEntry<FilterGroup>): Filter[] {
+  if (e.contribs.size === 1) for (const g of e.contribs.keys()) return orderedMembers(g);
+  const out: Filter[] = [];
+  for (const g of e.contribs.keys()) for (const f of g.members) out.push(f);
+  return out.sort(cmpFilter);
+}
+
+const portsKeys = new WeakMap<RuleEntry, string>();
+function groupKey(f: Filter): string {
+  const e = f.entry;
+  let pk = portsKeys.get(e);
+  if (pk === undefined) {
+    pk = e.ports.map((p) => `${p.proto}/${p.lo}-${p.hi}/${p.named ?? ''}`).join(',');
+    portsKeys.set(e, pk);
+  }
+  return `${e.direction}|${f.verdict}|${e.l7?.parser ?? ''}|${pk}|${f.cs.key}`;
 }
 
 export interface ResolveContext {
@@ -54,23 +110,30 @@ interface Resolution {
   ingress: DirectionPolicy;
   egress: DirectionPolicy;
   rules: InternalRule[];
-  filters: Filter[];
-  byCS: Map<CachedSelector, Filter[]>;
-  /** Egress filters with named ports: they resolve on the peer's pods, so pod changes re-expand them. */
-  namedEgress: Filter[];
-  mapState: MapState<Filter>;
+  filters: Set<Filter>;
+  /** Each rule's filters, for taking one rule out. */
+  byRule: Map<InternalRule, Filter[]>;
+  /** The implicit allow-all filters of directions without default deny. */
+  defaultAllow: Partial<Record<TrafficDirection, Filter>>;
+  groups: Map<string, FilterGroup>;
+  byCS: Map<CachedSelector, Set<FilterGroup>>;
+  /** Egress groups with named ports: they resolve on the peer's pods, so pod changes re-expand them. */
+  namedEgress: Set<FilterGroup>;
+  mapState: MapState<FilterGroup>;
+  /** Some selecting rule has from/toRequires (they rewrite other rules' peers). */
+  requires: boolean;
 }
 
 /** Net entry-level changes handed to a consumer; `full` when it must start over. */
 export interface DrainedChanges {
   full: boolean;
-  changes: Array<{ entry: StateEntry<Filter>; added: boolean }>;
+  changes: Array<{ entry: StateEntry<FilterGroup>; added: boolean }>;
 }
 
 export class EndpointState implements SelectionUser {
   private res: Resolution | undefined;
   /** The change log, from the first drain on (until then changes cost nothing extra). */
-  private log: ChangeLog<Filter> | undefined;
+  private log: ChangeLog<FilterGroup> | undefined;
   /** Set when the last resolution failed and the previous policy is kept. */
   failed = false;
 
@@ -87,7 +150,7 @@ export class EndpointState implements SelectionUser {
   }
 
   get hasEgressNamedPorts(): boolean {
-    return (this.res?.namedEgress.length ?? 0) > 0;
+    return (this.res?.namedEgress.size ?? 0) > 0;
   }
 
   /**
@@ -98,12 +161,12 @@ export class EndpointState implements SelectionUser {
     const res = this.res;
     if (res === undefined) return;
     for (const id of ids) {
-      for (const f of res.namedEgress) {
-        const before = f.expanded!.get(id);
+      for (const g of res.namedEgress) {
+        const before = g.expanded!.get(id);
         if (before === undefined) continue;
-        if (sameKeys(before, this.resolvePorts(f.entry.ports, 'EGRESS', id))) continue;
-        this.expand(res, f, id, false);
-        this.expand(res, f, id, true);
+        if (sameKeys(before, this.resolvePorts(g.entry.ports, 'EGRESS', id))) continue;
+        this.expand(res, g, id, false);
+        this.expand(res, g, id, true);
       }
     }
   }
@@ -130,28 +193,19 @@ export class EndpointState implements SelectionUser {
       ingress: dirPol('INGRESS'),
       egress: dirPol('EGRESS'),
       rules: sorted,
-      filters: [],
+      filters: new Set(),
+      byRule: new Map(),
+      defaultAllow: {},
+      groups: new Map(),
       byCS: new Map(),
-      namedEgress: [],
-      mapState: new MapState<Filter>(),
+      namedEgress: new Set(),
+      mapState: new MapState<FilterGroup>(),
+      requires: false,
     };
     if (mode !== 'never') {
       const requires = collectRequires(sorted);
-      for (const r of sorted) {
-        for (const e of r.entries) {
-          const pol = e.direction === 'INGRESS' ? next.ingress : next.egress;
-          if (!pol.enforced) continue;
-          const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
-          for (const p of e.peers) {
-            const peer: PeerChoice =
-              p.reqs === undefined || extra.length === 0
-                ? p
-                : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
-            const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
-            this.addFilter(next, { entry: e, peer, cs: this.ctx.selectors.add(peer.sel), verdict, rule: r });
-          }
-        }
-      }
+      next.requires = requires !== undefined;
+      for (const r of sorted) this.addRuleFilters(next, r, requires);
       for (const d of ['INGRESS', 'EGRESS'] as const) {
         const pol = d === 'INGRESS' ? next.ingress : next.egress;
         if (pol.enforced && !pol.defaultDeny) this.addSynthetic(next, d, WILDCARD, 'default-allow', sorted);
@@ -174,8 +228,79 @@ export class EndpointState implements SelectionUser {
     return issues;
   }
 
+  /**
+   * One policy changed: takes out the filters of `removed` and adds those of `added`, touching only
+   * the MapState entries they change (Cilium's incremental policy update). Undefined when the change
+   * is not local and the caller must resolve in full: enforcement or default deny changes, any
+   * from/toRequires (they rewrite other rules' peers), a new L7 conflict, a failed endpoint.
+   */
+  applyRuleDelta(
+    removed: readonly InternalRule[],
+    added: readonly InternalRule[],
+    mode: 'default' | 'always' | 'never',
+  ): Issue[] | undefined {
+    const res = this.res;
+    if (res === undefined || this.failed || mode === 'never' || res.requires) return undefined;
+    if (added.some((r) => r.requires !== undefined)) return undefined;
+    const rules = [...res.rules];
+    for (const r of removed) {
+      const i = rules.indexOf(r);
+      if (i < 0) return undefined;
+      rules.splice(i, 1);
+    }
+    for (const r of added) rules.splice(sortedIndex(rules, r.key), 0, r);
+    if (added.some((r) => r.entries.some((e) => e.l7 !== undefined)) && conflicts(rules, this.key).length > 0)
+      return undefined;
+    for (const d of ['INGRESS', 'EGRESS'] as const) {
+      const pol = d === 'INGRESS' ? res.ingress : res.egress;
+      const enforced = mode === 'always' || rules.some((r) => r.enforces[d]);
+      const defaultDeny = mode === 'always' || rules.some((r) => r.defaultDeny[d]);
+      if (pol.enforced !== enforced || pol.defaultDeny !== (enforced && defaultDeny)) return undefined;
+    }
+    for (const r of added) this.addRuleFilters(res, r, undefined);
+    for (const r of removed) {
+      for (const f of res.byRule.get(r) ?? []) this.removeFilter(res, f);
+      res.byRule.delete(r);
+    }
+    res.rules = rules;
+    // The implicit allow-all is attributed to the first enforcing rule: follow it if that changed.
+    for (const d of ['INGRESS', 'EGRESS'] as const) {
+      const old = res.defaultAllow[d];
+      if (old === undefined) continue;
+      if (old.attributedTo === rules.find((r) => r.enforces[d])) continue;
+      this.addSynthetic(res, d, WILDCARD, 'default-allow', rules);
+      this.removeFilter(res, old);
+    }
+    return [];
+  }
+
+  /** The filters of one rule, in order, into a resolution. */
+  private addRuleFilters(res: Resolution, r: InternalRule, requires: InternalRule['requires']): void {
+    let ord = 0;
+    for (const e of r.entries) {
+      const pol = e.direction === 'INGRESS' ? res.ingress : res.egress;
+      if (!pol.enforced) continue;
+      const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
+      for (const p of e.peers) {
+        const peer: PeerChoice =
+          p.reqs === undefined || extra.length === 0
+            ? p
+            : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
+        const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
+        this.addFilter(res, {
+          entry: e,
+          peer,
+          cs: this.ctx.selectors.add(peer.sel),
+          verdict,
+          rule: r,
+          ord: ord++,
+        });
+      }
+    }
+  }
+
   /** A re-resolution as entry changes: the keys that came and went (enforcement changes: full). */
-  private logResolution(prev: Resolution | undefined, next: Resolution, log: ChangeLog<Filter>): void {
+  private logResolution(prev: Resolution | undefined, next: Resolution, log: ChangeLog<FilterGroup>): void {
     next.mapState.log = log;
     if (log.overflow) return;
     if (prev === undefined || !sameDir(prev.ingress, next.ingress) || !sameDir(prev.egress, next.egress)) {
@@ -216,9 +341,9 @@ export class EndpointState implements SelectionUser {
   selectionChanged(cs: CachedSelector, added: readonly number[], removed: readonly number[]): void {
     const res = this.res;
     if (res === undefined) return;
-    for (const f of res.byCS.get(cs) ?? []) {
-      for (const id of removed) this.expand(res, f, id, false);
-      for (const id of added) this.expand(res, f, id, true);
+    for (const g of res.byCS.get(cs) ?? []) {
+      for (const id of removed) this.expand(res, g, id, false);
+      for (const id of added) this.expand(res, g, id, true);
     }
   }
 
@@ -238,24 +363,75 @@ export class EndpointState implements SelectionUser {
           : { ...LOCALHOST_REF, name: 'enforcement-mode', section: d === 'INGRESS' ? 'ingress' : 'egress' };
     const entry: RuleEntry = { direction: d, deny: false, peers: [], ports: ALL_PORTS, ref };
     const peer: PeerChoice = { sel, field: kind === 'allow-localhost' ? 'reserved:host' : '(any peer)' };
-    this.addFilter(res, { entry, peer, cs: this.ctx.selectors.add(sel), verdict: 'allow', synthetic: kind });
+    const ord = kind === 'allow-localhost' ? 2 : d === 'INGRESS' ? 0 : 1;
+    const f: Filter = {
+      entry,
+      peer,
+      cs: this.ctx.selectors.add(sel),
+      verdict: 'allow',
+      synthetic: kind,
+      ord,
+    };
+    if (kind === 'default-allow' && first !== undefined) f.attributedTo = first;
+    this.addFilter(res, f);
   }
 
+  /** Adds a filter to its group; only a new group is expanded (a shared one already is). */
   private addFilter(res: Resolution, f: Filter): void {
-    if (f.entry.ports.some((p) => p.named !== undefined)) {
-      f.expanded = new Map();
-      if (f.entry.direction === 'EGRESS') res.namedEgress.push(f);
+    res.filters.add(f);
+    if (f.rule !== undefined) {
+      const list = res.byRule.get(f.rule);
+      if (list === undefined) res.byRule.set(f.rule, [f]);
+      else list.push(f);
+    } else if (f.synthetic === 'default-allow') res.defaultAllow[f.entry.direction] = f;
+    const k = groupKey(f);
+    const g = res.groups.get(k);
+    if (g !== undefined) {
+      g.members.push(f);
+      g.ordered = undefined;
+      return;
     }
-    res.filters.push(f);
-    let list = res.byCS.get(f.cs);
-    if (list === undefined) {
-      list = [];
-      res.byCS.set(f.cs, list);
+    const ng: FilterGroup = { key: k, cs: f.cs, entry: f.entry, verdict: f.verdict, members: [f] };
+    res.groups.set(k, ng);
+    if (f.entry.ports.some((p) => p.named !== undefined)) {
+      ng.expanded = new Map();
+      if (f.entry.direction === 'EGRESS') res.namedEgress.add(ng);
+    }
+    let set = res.byCS.get(f.cs);
+    if (set === undefined) {
+      set = new Set();
+      res.byCS.set(f.cs, set);
       f.cs.users.add(this);
     }
-    list.push(f);
-    if (f.cs.wildcard) this.expand(res, f, 0, true);
-    else for (const id of f.cs.ids) this.expand(res, f, id, true);
+    set.add(ng);
+    if (f.cs.wildcard) this.expand(res, ng, 0, true);
+    else for (const id of f.cs.ids) this.expand(res, ng, id, true);
+  }
+
+  /** Takes a filter out of its group; the last one out removes the group's entries. */
+  private removeFilter(res: Resolution, f: Filter): void {
+    res.filters.delete(f);
+    const k = groupKey(f);
+    const g = res.groups.get(k);
+    if (g === undefined) return;
+    const i = g.members.indexOf(f);
+    if (i < 0) return;
+    g.members.splice(i, 1);
+    g.ordered = undefined;
+    if (g.members.length === 0) {
+      if (g.expanded !== undefined) for (const id of [...g.expanded.keys()]) this.expand(res, g, id, false);
+      else if (g.cs.wildcard) this.expand(res, g, 0, false);
+      else for (const id of g.cs.ids) this.expand(res, g, id, false);
+      res.groups.delete(k);
+      res.namedEgress.delete(g);
+      const set = res.byCS.get(g.cs);
+      set?.delete(g);
+      if (set?.size === 0) {
+        res.byCS.delete(g.cs);
+        g.cs.users.delete(this);
+      }
+    }
+    this.ctx.selectors.release(f.cs);
   }
 
   private drop(res: Resolution): void {
@@ -265,29 +441,29 @@ export class EndpointState implements SelectionUser {
     for (const f of res.filters) this.ctx.selectors.release(f.cs);
   }
 
-  /** Inserts (or removes) the MapState keys of one filter for one peer identity. */
-  private expand(res: Resolution, f: Filter, id: number, add: boolean): void {
+  /** Inserts (or removes) the MapState keys of one group for one peer identity. */
+  private expand(res: Resolution, g: FilterGroup, id: number, add: boolean): void {
     const ms = res.mapState;
-    const d = f.entry.direction;
-    const parser = f.entry.l7?.parser;
-    if (f.expanded !== undefined) {
+    const d = g.entry.direction;
+    const parser = g.entry.l7?.parser;
+    if (g.expanded !== undefined) {
       let keys: Array<[number, number, number]>;
       if (add) {
-        keys = this.resolvePorts(f.entry.ports, d, id);
-        f.expanded.set(id, keys);
+        keys = this.resolvePorts(g.entry.ports, d, id);
+        g.expanded.set(id, keys);
       } else {
-        keys = f.expanded.get(id) ?? [];
-        f.expanded.delete(id);
+        keys = g.expanded.get(id) ?? [];
+        g.expanded.delete(id);
       }
       for (const [proto, lo, hi] of keys) {
-        if (add) ms.add(d, id, proto, lo, hi, f.verdict, parser, f);
-        else ms.remove(d, id, proto, lo, hi, f.verdict, parser, f);
+        if (add) ms.add(d, id, proto, lo, hi, g.verdict, parser, g);
+        else ms.remove(d, id, proto, lo, hi, g.verdict, parser, g);
       }
       return;
     }
-    for (const p of f.entry.ports) {
-      if (add) ms.add(d, id, p.proto, p.lo, p.hi, f.verdict, parser, f);
-      else ms.remove(d, id, p.proto, p.lo, p.hi, f.verdict, parser, f);
+    for (const p of g.entry.ports) {
+      if (add) ms.add(d, id, p.proto, p.lo, p.hi, g.verdict, parser, g);
+      else ms.remove(d, id, p.proto, p.lo, p.hi, g.verdict, parser, g);
     }
   }
 
@@ -316,6 +492,18 @@ export class EndpointState implements SelectionUser {
     }
     return out;
   }
+}
+
+/** Where a rule with this key goes in a list sorted by key. */
+function sortedIndex(rules: readonly InternalRule[], key: string): number {
+  let lo = 0;
+  let hi = rules.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rules[mid]!.key < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function sameDir(a: DirectionPolicy, b: DirectionPolicy): boolean {

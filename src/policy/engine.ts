@@ -27,7 +27,7 @@ import {
   serviceRefsOf,
 } from './cluster-objects.ts';
 import { decideDirection, type PeerInfo, uniqRefList } from './decide.ts';
-import { EndpointState, type Filter, type ResolveContext, unionL7 } from './endpoint.ts';
+import { EndpointState, type FilterGroup, filtersOfEntry, type ResolveContext, unionL7 } from './endpoint.ts';
 import { LOOKUP, type StateEntry } from './mapstate.ts';
 import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
 import { type CachedSelector, SelectorCache } from './selectorcache.ts';
@@ -347,8 +347,18 @@ export class PolicyEngine implements PolicyEngineAPI {
     const issues: Issue[] = [];
     const seen = new Set<string>();
     for (const id of affected) {
-      for (const s of this.statesByIdentity.get(id) ?? []) {
-        for (const is of this.resolve(s)) {
+      const states = this.statesByIdentity.get(id);
+      if (states === undefined) continue;
+      // Only this policy's rules change for these endpoints: apply just them when that is local.
+      const removed = selecting(old, id);
+      const added = selecting(next, id);
+      for (const s of states) {
+        const delta = s.applyRuleDelta(removed, added, this.config.enforcementMode);
+        if (delta !== undefined) {
+          if (s.hasEgressNamedPorts) this.namedPortUsers.add(s);
+          else this.namedPortUsers.delete(s);
+        }
+        for (const is of delta ?? this.resolve(s)) {
           if (seen.has(is.message)) continue;
           seen.add(is.message);
           issues.push(is);
@@ -658,6 +668,12 @@ export class PolicyEngine implements PolicyEngineAPI {
     return issues;
   }
 
+  /** How many MapState entries an endpoint has (0 when unknown), without building them. */
+  entryCount(endpointKey: string): number {
+    const rec = this.endpoints.get(endpointKey);
+    return rec === undefined || rec.kind !== 'pod' ? 0 : rec.state.resolution.mapState.size;
+  }
+
   /** Keys of pods, for the CLI. */
   endpointKeys(): string[] {
     return [...this.endpoints.values()].filter((r) => r.kind === 'pod').map((r) => r.key);
@@ -670,6 +686,16 @@ export class PolicyEngine implements PolicyEngineAPI {
   }
 }
 
+/** The rules of a stored policy whose subject selects an identity. */
+function selecting(sp: StoredPolicy | undefined, id: number): InternalRule[] {
+  if (sp === undefined) return [];
+  const out: InternalRule[] = [];
+  sp.rules.forEach((r, i) => {
+    if (sp.subjects[i]!.ids.has(id)) out.push(r);
+  });
+  return out;
+}
+
 function matchesEither<R, O>(ref: R, a: O | undefined, b: O, match: (r: R, o: O) => boolean): boolean {
   return (a !== undefined && match(ref, a)) || match(ref, b);
 }
@@ -678,12 +704,12 @@ function hasNamed(ports: readonly ContainerPort[] | undefined): boolean {
   return ports?.some((p) => p.name !== undefined) ?? false;
 }
 
-function keyOf(e: StateEntry<Filter>): MapStateEntry['key'] {
+function keyOf(e: StateEntry<FilterGroup>): MapStateEntry['key'] {
   return { direction: e.direction, identity: e.identity, proto: e.proto, portLo: e.portLo, portHi: e.portHi };
 }
 
-function toMapStateEntry(e: StateEntry<Filter>): MapStateEntry {
-  const fs = [...e.contribs.keys()];
+function toMapStateEntry(e: StateEntry<FilterGroup>): MapStateEntry {
+  const fs = filtersOfEntry(e);
   const m: MapStateEntry = {
     key: keyOf(e),
     verdict: e.verdict,

@@ -1,0 +1,387 @@
+// Cilium's pkg/policy benchmark shapes, by name, on this engine. Each shape is timed at two sizes
+// (n/10 and n) for a growth exponent against the output (MapState entries), and against a baseline
+// in the same run: the same output built from the distinct selectors alone (one rule), or no rules.
+// Cilium's published figure is printed beside it where there is one (other hardware: a reference).
+//
+//   node --import tsx bench/run.ts bench/cilium.bench.ts      (SEAWALL_BENCH_ONLY=l3,cidr,... to pick)
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { PolicyEngine } from '../src/policy/engine.ts';
+import { cnp, pod } from '../src/policy/testutil.ts';
+import type { EndpointSpec } from '../src/policy/types.ts';
+import { loadPolicies } from '../src/policy-api/load.ts';
+import type { PolicyObject } from '../src/policy-api/types.ts';
+import { fmtBytes, fmtMs, fmtRatio, median, retainedBytes, table } from './lib.ts';
+
+const NS = 'bench';
+const CILIUM_GOAL = '200 ms (goal)';
+
+function ip(i: number): string {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+}
+
+/** MapState size without building the explained entries (engines before entryCount: their state). */
+function entryCount(e: PolicyEngine, key: string): number {
+  const x = e as unknown as {
+    entryCount?: (k: string) => number;
+    endpoints: Map<string, { state: { resolution: { mapState: { size: number } } } }>;
+  };
+  return x.entryCount !== undefined
+    ? x.entryCount(key)
+    : (x.endpoints.get(key)?.state.resolution.mapState.size ?? 0);
+}
+
+function time(f: () => unknown): number {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+}
+
+/** The growth exponent of join time against the output; at equal output, the time ratio. */
+function growth(small: Run, big: Run): string {
+  const t = big.joinMs / Math.max(small.joinMs, 1e-3);
+  if (small.entries === big.entries || small.entries === 0) return `time ${fmtRatio(t)}`;
+  return (Math.log(t) / Math.log(big.entries / small.entries)).toFixed(2);
+}
+
+/** n identities with five Kubernetes-like labels (as Cilium's generated identities carry). */
+function peers(n: number): EndpointSpec[] {
+  const out: EndpointSpec[] = [];
+  for (let i = 0; i < n; i++)
+    out.push(
+      pod(
+        `${NS}/peer${i}`,
+        {
+          app: `app-${i % 100}`,
+          tier: `tier-${i % 10}`,
+          version: `v${i % 3}`,
+          team: `team-${i % 7}`,
+          'pod-template-hash': `h${i}`,
+        },
+        ip(i + 1),
+      ),
+    );
+  return out;
+}
+
+const TARGET = pod(`${NS}/target`, { app: 'target' }, '10.250.0.1');
+const SUBJECT = { matchLabels: { app: 'target' } };
+
+interface Run {
+  /** Upserting the policies with the identities present and the endpoint not yet there. */
+  policiesMs: number;
+  /** The endpoint joining (one endpoint's regeneration over the whole repository). */
+  joinMs: number;
+  entries: number;
+}
+
+function runShape(policies: PolicyObject[], ids: EndpointSpec[], runs: number): Run {
+  const pms: number[] = [];
+  const jms: number[] = [];
+  let entries = 0;
+  for (let r = 0; r < runs; r++) {
+    const e = new PolicyEngine();
+    for (const p of ids) e.upsertEndpoint(p);
+    pms.push(
+      time(() => {
+        for (const p of policies) e.upsertPolicy(p);
+      }),
+    );
+    jms.push(time(() => e.upsertEndpoint(TARGET)));
+    entries = entryCount(e, `${NS}/target`);
+    e.close();
+  }
+  return { policiesMs: median(pms), joinMs: median(jms), entries };
+}
+
+function l3Rules(n: number, dir: 'ingress' | 'egress', peer: Record<string, unknown>): PolicyObject[] {
+  const out: PolicyObject[] = [];
+  const field = dir === 'ingress' ? 'fromEndpoints' : 'toEndpoints';
+  for (let i = 0; i < n; i++)
+    out.push(cnp(NS, `l3-${i}`, { endpointSelector: SUBJECT, [dir]: [{ [field]: [peer] }] }));
+  return out;
+}
+
+const PEERS: Record<string, Record<string, unknown>> = {
+  none: { matchLabels: { app: 'nobody' } },
+  some: { matchLabels: { tier: 'tier-3' } },
+  all: {},
+};
+
+function row(name: string, small: Run, big: Run, base: Run, cilium: string): string[] {
+  return [
+    name,
+    String(big.entries),
+    fmtMs(big.policiesMs),
+    fmtMs(big.joinMs),
+    fmtMs(base.joinMs),
+    fmtRatio(big.joinMs / Math.max(base.joinMs, 1e-3)),
+    growth(small, big),
+    cilium,
+  ];
+}
+
+const HEAD = [
+  'shape',
+  'entries',
+  'policies upsert',
+  'endpoint join',
+  'baseline join',
+  'join/baseline',
+  'n/10→n: exponent vs entries, or time × at equal output',
+  'Cilium',
+];
+
+async function l3(): Promise<void> {
+  const quick = process.env.BENCH_QUICK === '1';
+  const ids = peers(3000);
+  const runs = quick ? 1 : 3;
+  const rows: string[][] = [HEAD];
+  for (const dir of ['ingress', 'egress'] as const) {
+    for (const [pname, peer] of Object.entries(PEERS)) {
+      const small = runShape(l3Rules(100, dir, peer), ids, runs);
+      const big = runShape(l3Rules(1000, dir, peer), ids, runs);
+      const base = runShape(l3Rules(1, dir, peer), ids, runs);
+      const name = `RegenerateL3${dir === 'ingress' ? 'Ingress' : 'Egress'}PolicyRules/${pname}`;
+      rows.push(row(name, small, big, base, CILIUM_GOAL));
+    }
+  }
+  console.log('1,000 L3 rules × 3,000 identities (5 labels); baseline: the one distinct rule; medians');
+  console.log(table(rows));
+  const scale: string[][] = [['identical rules (all peers)', 'entries', 'endpoint join']];
+  for (const n of [1, 10, 100, 300, 1000]) {
+    const r = runShape(l3Rules(n, 'ingress', PEERS.all!), ids, runs);
+    scale.push([String(n), String(r.entries), fmtMs(r.joinMs)]);
+  }
+  console.log('\nidentical rules selecting all 3,000 identities: the output does not change after the first');
+  console.log(table(scale));
+}
+
+function cidrRules(n: number, deny: boolean): PolicyObject[] {
+  const out: PolicyObject[] = [];
+  for (let i = 0; i < n; i++) {
+    const cidr = `${deny ? 11 : 12}.${(i >> 8) & 255}.${i & 255}.0/24`;
+    out.push(
+      cnp(NS, `${deny ? 'deny' : 'cidr'}-${i}`, {
+        endpointSelector: SUBJECT,
+        [deny ? 'egressDeny' : 'egress']: [{ toCIDR: [cidr] }],
+      }),
+    );
+  }
+  return out;
+}
+
+async function cidr(): Promise<void> {
+  const runs = process.env.BENCH_QUICK === '1' ? 1 : 3;
+  const ids = peers(100);
+  const rows: string[][] = [HEAD];
+  const none = runShape([], ids, runs);
+  {
+    const small = runShape(cidrRules(100, false), ids, runs);
+    const big = runShape(cidrRules(1000, false), ids, runs);
+    rows.push(row('RegenerateCIDRPolicyRules', small, big, none, CILIUM_GOAL));
+  }
+  {
+    const small = runShape([...cidrRules(100, true), ...cidrRules(100, false)], ids, runs);
+    const big = runShape([...cidrRules(1000, true), ...cidrRules(1000, false)], ids, runs);
+    rows.push(row('RegenerateCIDRDenyPolicyRules', small, big, none, CILIUM_GOAL));
+  }
+  console.log('\nCIDR rules on one endpoint (distinct /24s); baseline: no rules; medians');
+  console.log(table(rows));
+}
+
+async function nomatch(): Promise<void> {
+  const runs = process.env.BENCH_QUICK === '1' ? 1 : 3;
+  const ids = peers(100);
+  const rules = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      cnp(NS, `none-${i}`, {
+        endpointSelector: { matchLabels: { app: `nobody-${i}` } },
+        ingress: [{ fromEndpoints: [{}] }],
+      }),
+    );
+  const none = runShape([], ids, runs);
+  const small = runShape(rules(2000), ids, runs);
+  const big = runShape(rules(20000), ids, runs);
+  console.log('\n20,000 rules selecting nothing; baseline: no rules; medians');
+  console.log(table([HEAD, row('ResolveNoMatchingRules', small, big, none, '—')]));
+}
+
+async function identityUpdates(): Promise<void> {
+  const ids = peers(10000);
+  const e = new PolicyEngine();
+  for (const p of ids) e.upsertEndpoint(p);
+  e.upsertPolicy(l3Rules(1, 'ingress', PEERS.all!)[0]!);
+  const join = time(() => e.upsertEndpoint(TARGET));
+  const upd: number[] = [];
+  for (let r = 0; r < 21; r++) {
+    const victim = ids[r * 37]!;
+    upd.push(
+      time(() => {
+        e.removeEndpoint(NS, victim.name);
+        e.upsertEndpoint(victim);
+      }),
+    );
+  }
+  const entries = entryCount(e, `${NS}/target`);
+  console.log('\n10,000 identities under one match-all selector: one deleted and re-added; median of 21');
+  console.log(
+    table([
+      ['shape', 'entries', 'delete + re-add', 'baseline: endpoint join', 'ratio', 'Cilium'],
+      [
+        'SelectorCacheIdentityUpdates',
+        String(entries),
+        fmtMs(median(upd)),
+        fmtMs(join),
+        fmtRatio(median(upd) / join),
+        '—',
+      ],
+    ]),
+  );
+  e.close();
+}
+
+/** One CNP per file, as an agent's policy directory holds them (rule i: app-i%100 from tier). */
+function policyYAML(i: number, port: number): string {
+  return `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: file-${i}
+  namespace: ${NS}
+spec:
+  endpointSelector:
+    matchLabels:
+      app: app-${i % 100}
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            tier: tier-${i % 10}
+      toPorts:
+        - ports:
+            - port: "${port}"
+              protocol: TCP
+`;
+}
+
+async function agentFiles(): Promise<void> {
+  const sizes = process.env.BENCH_QUICK === '1' ? [100, 1000] : [100, 1000, 10000];
+  const ids = peers(1000);
+  const rows: string[][] = [
+    [
+      'policy files',
+      'load (read+parse+validate)',
+      'upsert into engine',
+      'startup total',
+      'engine compile alone',
+      'one file edited → enforced',
+      'aim',
+    ],
+  ];
+  for (const n of sizes) {
+    const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
+    try {
+      for (let i = 0; i < n; i++) writeFileSync(join(dir, `p${i}.yaml`), policyYAML(i, 1000 + (i % 50)));
+      // The agent's order: endpoints are known, then the directory is read and applied.
+      const e = new PolicyEngine();
+      for (const p of ids) e.upsertEndpoint(p);
+      const t0 = performance.now();
+      const loaded = await loadPolicies([dir]);
+      const t1 = performance.now();
+      for (const p of loaded.policies) e.upsertPolicy(p);
+      const t2 = performance.now();
+      // The same rules, already parsed, into a fresh engine (the engine's own compile time).
+      const fresh = new PolicyEngine();
+      for (const p of ids) fresh.upsertEndpoint(p);
+      const compile = time(() => {
+        for (const p of loaded.policies) fresh.upsertPolicy(p);
+      });
+      fresh.close();
+      const edits: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        const i = (r * 7919) % n;
+        const file = join(dir, `p${i}.yaml`);
+        writeFileSync(file, policyYAML(i, 2000 + r));
+        const te = performance.now();
+        const one = await loadPolicies([file]);
+        for (const p of one.policies) e.upsertPolicy(p);
+        edits.push(performance.now() - te);
+      }
+      e.close();
+      rows.push([
+        String(n),
+        fmtMs(t1 - t0),
+        fmtMs(t2 - t1),
+        fmtMs(t2 - t0),
+        fmtMs(compile),
+        fmtMs(median(edits)),
+        n === 10000 ? '≤ 10 s / ≤ 100 ms' : '',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log("\nthe agent's policy directory (1,000 endpoints; engine side), medians of 5 edits");
+  console.log(table(rows));
+}
+
+async function heap(): Promise<void> {
+  const ids = peers(1000);
+  const policies: PolicyObject[] = [];
+  for (let i = 0; i < 100; i++)
+    policies.push(
+      cnp(NS, `h-${i}`, {
+        endpointSelector: { matchLabels: { app: `app-${i}` } },
+        ingress: [
+          {
+            fromEndpoints: [{ matchLabels: { tier: `tier-${i % 10}` } }],
+            toPorts: [{ ports: [{ port: String(1000 + (i % 50)), protocol: 'TCP' }] }],
+          },
+        ],
+      }),
+    );
+  let entries = 0;
+  const build = () => {
+    const e = new PolicyEngine();
+    for (const p of policies) e.upsertPolicy(p);
+    for (const p of ids) e.upsertEndpoint(p);
+    return e;
+  };
+  const probe = build();
+  for (const k of probe.endpointKeys()) entries += entryCount(probe, k);
+  probe.close();
+  const empty = retainedBytes(() => {
+    const e = new PolicyEngine();
+    for (const p of ids) e.upsertEndpoint(p);
+    return e;
+  });
+  const full = retainedBytes(build);
+  console.log('\nengine heap: 1,000 endpoints, 100 rules (what the engine retains)');
+  console.log(
+    table([
+      ['measure', 'value', 'Cilium (1,000-node report)'],
+      ['per endpoint, no policy', fmtBytes(Math.round(empty / ids.length)), ''],
+      ['per endpoint, with policy', fmtBytes(Math.round(full / ids.length)), '10.5 KiB per pod (agent)'],
+      ['per MapState entry', fmtBytes(Math.round((full - empty) / Math.max(entries, 1))), ''],
+      ['entries', String(entries), ''],
+    ]),
+  );
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = {
+  l3,
+  cidr,
+  nomatch,
+  identity: identityUpdates,
+  agent: agentFiles,
+  heap,
+};
+
+export default async function run(): Promise<void> {
+  const only = process.env.SEAWALL_BENCH_ONLY?.split(',');
+  for (const [name, section] of Object.entries(SECTIONS)) {
+    if (only === undefined || only.includes(name)) await section();
+  }
+}
