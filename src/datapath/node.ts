@@ -11,7 +11,9 @@ import {
   type CompiledEndpoint,
   type CompiledTable,
   compileEndpoint,
+  DEFAULT_PROXY_TARGET,
   patchEndpoint,
+  type ProxyTarget,
 } from './nft/compile.ts';
 import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
 
@@ -91,6 +93,8 @@ export class NodeDatapath {
   /** Last compiled form of each pod, reused while its distilled policy is unchanged. */
   private readonly compiled = new Map<string, CompiledPod>();
   lastApply: ApplyStats | undefined;
+  /** Where nat_pre sends redirected connections: the node address, one port per L7 parser. */
+  readonly proxy: ProxyTarget;
 
   constructor(
     public engine: PolicyEngineAPI,
@@ -98,6 +102,7 @@ export class NodeDatapath {
   ) {
     this.topo = new Topology(opts);
     this.nft = new NftApplier(this.topo.node);
+    this.proxy = { ...DEFAULT_PROXY_TARGET, address: this.topo.nodeIp };
   }
 
   get node(): string {
@@ -259,7 +264,7 @@ export class NodeDatapath {
       skipped.push(...c.skipped);
     }
     for (const { ip, peer } of this.others.values()) ipcache.set(ip, this.engine.identityOf(peer));
-    return assemble(endpoints, ipcache, skipped);
+    return assemble(endpoints, ipcache, skipped, this.proxy);
   }
 
   /**
