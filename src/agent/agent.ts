@@ -390,7 +390,8 @@ export class Agent {
         if (this.watching) this.rearmIfMoved();
         if (how === 'now' || r.changed) {
           this.applyToEngine();
-          const st = await this.node.sync();
+          // the kernel, then the proxies' acknowledged mirrors
+          const st = await (this.runtime?.sync() ?? this.node.sync());
           this.applies++;
           if (st.recovered !== undefined)
             this.log(`nft session lost (${st.recovered}); replaced the table in one transaction`);

@@ -12,8 +12,8 @@ import {
   type CompiledTable,
   compileEndpoint,
   DEFAULT_PROXY_TARGET,
-  patchEndpoint,
   type ProxyTarget,
+  patchEndpoint,
 } from './nft/compile.ts';
 import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
 
@@ -140,6 +140,11 @@ export class NodeDatapath {
 
   podKeys(): string[] {
     return [...this.pods.keys()];
+  }
+
+  /** The declared pods with their endpoint ids (the L7 proxies' mirror is built from them). */
+  podSpecs(): Array<{ key: string; id: number; spec: EndpointSpec }> {
+    return [...this.pods].map(([key, v]) => ({ key, id: v.id, spec: v.spec }));
   }
 
   /** Adds a pod: engine first, kernel policy second, network last. */

@@ -410,7 +410,11 @@ describe('compile', () => {
         compile({ ipcache, endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }] }),
       );
       assert.match(script, new RegExp(`add set inet seawall ${r.set} `), r.name);
-      assert.match(script, new RegExp(`ep9_in .*@${r.set} log prefix "sw/denied/in/9/" group 1 drop`), r.name);
+      assert.match(
+        script,
+        new RegExp(`ep9_in .*@${r.set} log prefix "sw/denied/in/9/" group 1 drop`),
+        r.name,
+      );
       const dnat = script.split('\n').filter((l) => / dnat ip to /.test(l));
       // the one DNAT rule is http's; a dns or kafka redirect matches no DNAT rule until its port is set
       assert.equal(dnat.length, 1, r.name);
