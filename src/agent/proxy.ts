@@ -55,6 +55,8 @@ export interface ProxyStatus {
   acked: number;
   version: number;
   refused: number;
+  /** The uid the running proxy reported after dropping privileges. */
+  uid?: number;
 }
 
 /** The mirror the proxies judge from, built from the runtime's engine and datapath. */
@@ -95,6 +97,7 @@ export class ProxyComponent implements RuntimeComponent {
   private acked = -1;
   private restarts = 0;
   private refused = 0;
+  private uid: number | undefined;
   private backoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
   private waiters: Array<{ version: number; resolve: () => void }> = [];
@@ -127,6 +130,7 @@ export class ProxyComponent implements RuntimeComponent {
       refused: this.refused,
     };
     if (this.child?.pid !== undefined) s.pid = this.child.pid;
+    if (this.uid !== undefined) s.uid = this.uid;
     return s;
   }
 
@@ -241,6 +245,7 @@ export class ProxyComponent implements RuntimeComponent {
   private onMessage(m: ProxyMessage): void {
     switch (m.type) {
       case 'ready':
+        this.uid = m.uid;
         this.log(`${this.name} listening on ${m.address}:${m.port} as uid ${m.uid}`);
         this.push();
         return;
