@@ -11,6 +11,7 @@
 // the records are not checked and the run says so.
 
 import { writeFileSync } from 'node:fs';
+import { ProxyComponent } from '../agent/proxy.ts';
 import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
 import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
 import { liveUnavailable } from '../datapath/preflight.ts';
@@ -201,6 +202,8 @@ export async function replayTest(
       onRecord: (r, e) => agreement.set(e, r),
     },
     components: [
+      // redirect entries go through the node's HTTP proxy, as under the agent (never at L4)
+      new ProxyComponent({ parser: 'http' }),
       {
         // servers after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
