@@ -101,7 +101,8 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   return undefined;
 }
 
-function isPlainHTTP(flow: TestFlow): boolean {
+/** An HTTP/1.1 request flow (not gRPC): sent with curl through the node proxy. */
+export function isPlainHTTP(flow: TestFlow): boolean {
   const l7 = flow.request.l7;
   return l7?.kind === 'http' && l7.grpc !== true && flow.request.protocol === 'TCP';
 }
