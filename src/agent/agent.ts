@@ -28,6 +28,7 @@ import { loadPolicyTestFile } from '../policytest/parse.ts';
 import type { FlowPipelineStatus } from './flows.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
+import { ProxyComponent } from './proxy.ts';
 import { checkEndpointAddresses, checkNodeName, NodeRuntime, type RuntimeComponent } from './runtime.ts';
 
 export { checkEndpointAddresses, checkNodeName };
@@ -291,7 +292,12 @@ export class Agent {
               ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
               policyRevision: () => this.applies,
             },
-      components: [this.statusApi(), this.policyWatcher()],
+      // the HTTP proxy before the watcher: every later policy change waits for its ack
+      components: [
+        this.statusApi(),
+        new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
+        this.policyWatcher(),
+      ],
       keep: 'flow-log',
       log: (l) => this.log(l),
     });
@@ -390,7 +396,8 @@ export class Agent {
         if (this.watching) this.rearmIfMoved();
         if (how === 'now' || r.changed) {
           this.applyToEngine();
-          const st = await this.node.sync();
+          // the kernel, then the proxies' acknowledged mirrors
+          const st = await (this.runtime?.sync() ?? this.node.sync());
           this.applies++;
           if (st.recovered !== undefined)
             this.log(`nft session lost (${st.recovered}); replaced the table in one transaction`);

@@ -20,7 +20,7 @@ import { GATEWAY_IP, runDirFor } from '../datapath/topology.ts';
 import { JsonLineTailer, stopStaleUlogd, UlogdProcess } from '../datapath/ulogd.ts';
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
-import type { FlowEvent } from '../flow/types.ts';
+import type { Flow, FlowEvent } from '../flow/types.ts';
 import { FlowMetrics } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { PeerRef } from '../policy/types.ts';
@@ -262,6 +262,23 @@ export class FlowPipeline {
       this.record(ev);
     } catch (e) {
       this.buildError(`${ev.srcIP} -> ${ev.dstIP} proto ${ev.proto}: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }
+
+  /**
+   * A record built elsewhere (an L7 proxy's, over its IPC) into the same log, ring and API as the
+   * kernel's. Never throws.
+   */
+  ingestFlow(flow: Flow): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    try {
+      sink.emit(flow);
+      this.counts.processed++;
+      if (flow.verdict === 'DROPPED') this.counts.dropped++;
+      else if (flow.verdict === 'FORWARDED') this.counts.forwarded++;
+    } catch (e) {
+      this.buildError(`L7 record: ${(e as Error)?.message ?? String(e)}`);
     }
   }
 

@@ -31,6 +31,11 @@ export interface RuntimeComponent {
   readonly name: string;
   start(rt: NodeRuntime): Promise<void> | void;
   stop(): Promise<void> | void;
+  /**
+   * The kernel now enforces a new policy view (NodeRuntime.sync): a proxy pushes its mirror and
+   * resolves once the proxy acknowledged it, so the change counts as applied only then.
+   */
+  policyChanged?(): Promise<void> | void;
 }
 
 /** A test host: an outside address or an entity (world, remote-node, kube-apiserver). */
@@ -162,6 +167,16 @@ export class NodeRuntime {
       this.started.push(c);
       this.checkStopping();
     }
+  }
+
+  /**
+   * A policy change: the kernel first (one delta), then every started component that mirrors
+   * policy (the L7 proxies), each acknowledging before this resolves.
+   */
+  async sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): ReturnType<NodeDatapath['sync']> {
+    const st = await this.datapath.sync(opts);
+    for (const c of this.started) await c.policyChanged?.();
+    return st;
   }
 
   /** Tears down what exists (once; later calls get the same promise). */

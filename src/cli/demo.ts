@@ -86,7 +86,9 @@ export async function runDemo(out: (line: string) => void, opts: DemoOptions = {
   const { ENTITY_IPS, peerKey } = await import('../datapath/node.ts');
   const { NodeRuntime } = await import('../agent/runtime.ts');
   const { ProbePool, ping } = await import('../testbed/probe.ts');
-  const { liveSkip } = await import('../testbed/live-test.ts');
+  const { liveSkip, isPlainHTTP } = await import('../testbed/live-test.ts');
+  const { curlStatus, HTTPServers } = await import('../testbed/http-server.ts');
+  const { ProxyComponent } = await import('../agent/proxy.ts');
   const { prepareEngine } = await import('../policytest/runner.ts');
   const { formatCompact } = await import('../observe/format.ts');
   const { engine } = prepareEngine({ ...test, policies: [] }, defaultEngineFactory);
@@ -105,22 +107,36 @@ export async function runDemo(out: (line: string) => void, opts: DemoOptions = {
     }
   }
   const probes = new ProbePool();
+  const httpServers = new HTTPServers();
   const rt = new NodeRuntime({
     engine,
     node: 'seawall-demo',
     flows: { socket: false },
     components: [
+      // the guide's HTTP rules are judged by the node's proxy on real requests
+      new ProxyComponent({ parser: 'http' }),
       {
         name: 'probe servers',
         start: async (r) => {
+          const httpPorts = new Map<string, Set<number>>();
           for (const f of flows) {
             const dst = r.datapath.live(f.request.dst);
+            if (!dst || !isPlainHTTP(f) || f.request.dport === undefined) continue;
+            httpPorts.set(dst.ns, (httpPorts.get(dst.ns) ?? new Set()).add(f.request.dport));
+          }
+          for (const [ns, ports] of httpPorts) await httpServers.start(ns, [...ports]);
+          for (const f of flows) {
+            const dst = r.datapath.live(f.request.dst);
+            if (dst && f.request.dport !== undefined && httpPorts.get(dst.ns)?.has(f.request.dport)) continue;
             if (dst && f.request.dport !== undefined && f.request.protocol !== 'ICMP') {
               await probes.get(dst.ns).listen(f.request.protocol === 'UDP' ? 'udp' : 'tcp', f.request.dport);
             }
           }
         },
-        stop: () => probes.closeAll(),
+        stop: async () => {
+          await httpServers.closeAll();
+          await probes.closeAll();
+        },
       },
     ],
   });
@@ -142,12 +158,15 @@ export async function runDemo(out: (line: string) => void, opts: DemoOptions = {
       const dst = rt.datapath.live(f.request.dst);
       if (!src || !dst) continue;
       const proto = f.request.protocol;
+      const l7 = f.request.l7;
       const res =
-        proto === 'ICMP'
-          ? await ping(src.ns, dst.ip, 500)
-          : await probes
-              .get(src.ns)
-              .connect(proto === 'UDP' ? 'udp' : 'tcp', dst.ip, f.request.dport ?? 0, 300);
+        isPlainHTTP(f) && l7?.kind === 'http'
+          ? { passed: (await curlStatus(src.ns, dst.ip, f.request.dport ?? 80, l7, 2000)) === 200 }
+          : proto === 'ICMP'
+            ? await ping(src.ns, dst.ip, 500)
+            : await probes
+                .get(src.ns)
+                .connect(proto === 'UDP' ? 'udp' : 'tcp', dst.ip, f.request.dport ?? 0, 300);
       const v = engine.decide(f.request);
       out.push({
         flow: f.index,
@@ -175,7 +194,9 @@ export async function runDemo(out: (line: string) => void, opts: DemoOptions = {
         ? `  flow records: ulogd2 in the node namespace, written to ${fs.flowLog}`
         : `  flow records unavailable (${fs.reason}); traffic is still enforced`,
     );
-    out(`  ${flows.length} of ${test.flows.length} flows need no L7 proxy and are sent live after each step`);
+    out(
+      `  ${flows.length} of ${test.flows.length} flows are sent live after each step (HTTP requests with curl, through the node proxy)`,
+    );
     let before = await sendAll();
     const open = before.filter((v) => v.live === 'FORWARDED').length;
     out(`  before any policy: ${open} of ${before.length} flows FORWARDED`);
@@ -186,7 +207,7 @@ export async function runDemo(out: (line: string) => void, opts: DemoOptions = {
       const from = pipeline.nextSeq;
       const r = await load([join(GUIDE, 'corrected', file)]);
       for (const p of r.policies) engine.upsertPolicy(p);
-      const st = await rt.datapath.sync();
+      const st = await rt.sync(); // the kernel, then the proxy's acknowledged mirror
       out('');
       out(
         `== 3.${step + 1} apply corrected/${file} (${st.kind}, ${st.lines} nft lines, ${st.ms.toFixed(1)} ms)`,

@@ -11,6 +11,8 @@ import {
   type CompiledEndpoint,
   type CompiledTable,
   compileEndpoint,
+  DEFAULT_PROXY_TARGET,
+  type ProxyTarget,
   patchEndpoint,
 } from './nft/compile.ts';
 import { GATEWAY_IP, type HostRecord, Topology, type TopologyOptions } from './topology.ts';
@@ -91,6 +93,8 @@ export class NodeDatapath {
   /** Last compiled form of each pod, reused while its distilled policy is unchanged. */
   private readonly compiled = new Map<string, CompiledPod>();
   lastApply: ApplyStats | undefined;
+  /** Where nat_pre sends redirected connections: the node address, one port per L7 parser. */
+  readonly proxy: ProxyTarget;
 
   constructor(
     public engine: PolicyEngineAPI,
@@ -98,6 +102,7 @@ export class NodeDatapath {
   ) {
     this.topo = new Topology(opts);
     this.nft = new NftApplier(this.topo.node);
+    this.proxy = { ...DEFAULT_PROXY_TARGET, address: this.topo.nodeIp };
   }
 
   get node(): string {
@@ -135,6 +140,11 @@ export class NodeDatapath {
 
   podKeys(): string[] {
     return [...this.pods.keys()];
+  }
+
+  /** The declared pods with their endpoint ids (the L7 proxies' mirror is built from them). */
+  podSpecs(): Array<{ key: string; id: number; spec: EndpointSpec }> {
+    return [...this.pods].map(([key, v]) => ({ key, id: v.id, spec: v.spec }));
   }
 
   /** Adds a pod: engine first, kernel policy second, network last. */
@@ -259,7 +269,7 @@ export class NodeDatapath {
       skipped.push(...c.skipped);
     }
     for (const { ip, peer } of this.others.values()) ipcache.set(ip, this.engine.identityOf(peer));
-    return assemble(endpoints, ipcache, skipped);
+    return assemble(endpoints, ipcache, skipped, this.proxy);
   }
 
   /**

@@ -11,6 +11,7 @@
 // the records are not checked and the run says so.
 
 import { writeFileSync } from 'node:fs';
+import { ProxyComponent } from '../agent/proxy.ts';
 import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
 import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
 import { liveUnavailable } from '../datapath/preflight.ts';
@@ -31,6 +32,7 @@ import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
+import { curlStatus, HTTPServers } from './http-server.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -77,8 +79,9 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   const r = flow.request;
   // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
   // the connection is replayed without its request. Where a proxy would judge it, wait for one.
-  if (r.l7 && (offline === undefined || offline.l7 !== undefined))
-    return `${r.l7.kind} request: needs the L7 proxy (a later issue)`;
+  // HTTP requests are sent with curl through the node's HTTP proxy; gRPC, Kafka and DNS wait
+  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow))
+    return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
   if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
   if (flow.expect === 'audited') return 'audit verdicts are not observable on the wire';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
@@ -96,6 +99,12 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
     return 'destination learnt from an earlier DNS answer: needs the DNS proxy (a later issue)';
   }
   return undefined;
+}
+
+/** An HTTP/1.1 request flow (not gRPC): sent with curl through the node proxy. */
+export function isPlainHTTP(flow: TestFlow): boolean {
+  const l7 = flow.request.l7;
+  return l7?.kind === 'http' && l7.grpc !== true && flow.request.protocol === 'TCP';
 }
 
 /** Offline, an earlier DNS flow may have taught the engine this address (toFQDNs); live cannot yet. */
@@ -188,6 +197,7 @@ export async function replayTest(
     if (why) skips.set(f.index, why);
   }
   const probes = new ProbePool();
+  const httpServers = new HTTPServers();
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -201,18 +211,36 @@ export async function replayTest(
       onRecord: (r, e) => agreement.set(e, r),
     },
     components: [
+      // redirect entries go through the node's HTTP proxy, as under the agent (never at L4)
+      new ProxyComponent({ parser: 'http' }),
       {
         // servers after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
         start: async (r) => {
+          // ports an HTTP flow targets get a real HTTP server (TCP probes to them connect to it)
+          const httpPorts = new Map<string, Set<number>>();
+          for (const f of test.flows) {
+            if (skips.has(f.index) || !isPlainHTTP(f) || f.request.dport === undefined) continue;
+            const dst = r.datapath.live(f.request.dst);
+            if (!dst) continue;
+            const s = httpPorts.get(dst.ns) ?? new Set<number>();
+            s.add(f.request.dport);
+            httpPorts.set(dst.ns, s);
+          }
+          for (const [ns, ports] of httpPorts) await httpServers.start(ns, [...ports]);
           for (const f of test.flows) {
             if (skips.has(f.index) || proto(f) === 'icmp') continue;
+            const d = r.datapath.live(f.request.dst);
+            if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
             const dst = r.datapath.live(f.request.dst);
             if (dst && f.request.dport !== undefined)
               await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
           }
         },
-        stop: () => probes.closeAll(),
+        stop: async () => {
+          await httpServers.closeAll();
+          await probes.closeAll();
+        },
       },
     ],
   });
@@ -254,6 +282,27 @@ export async function replayTest(
       const p = proto(f);
       pipeline?.drain();
       const fromSeq = pipeline?.nextSeq ?? 0;
+      const l7 = f.request.l7;
+      if (isPlainHTTP(f) && l7?.kind === 'http' && f.request.dport !== undefined) {
+        // a real request through the proxy: 200 allowed, 403 (Access denied) or no answer denied
+        const t0 = performance.now();
+        const status = await curlStatus(src.ns, dst.ip, f.request.dport, l7, Math.max(timeoutMs, 2000));
+        rt.checkStopping();
+        const live = status === 200 ? 'allowed' : 'denied';
+        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
+        if (status !== 200 && status !== 403 && status !== 0) notes.push(`unexpected HTTP status ${status}`);
+        const res: LiveFlowResult = {
+          ...base,
+          live,
+          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
+          ms: Math.round(performance.now() - t0),
+          // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
+          records: [`HTTP ${status || 'no answer'}`],
+        };
+        if (notes.length > 0) res.note = notes.join('; ');
+        results.push(res);
+        continue;
+      }
       const r =
         p === 'icmp'
           ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))

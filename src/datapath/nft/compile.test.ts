@@ -347,7 +347,7 @@ describe('compile', () => {
   // the policy that allowed it. Only replies and related packets may pass on conntrack.
   it('item 1: only replies and related packets skip policy; allows log new connections only', () => {
     const script = renderFull(compile(base));
-    const hooks = script.split('\n').filter((l) => / (forward|input|output) ct /.test(l));
+    const hooks = script.split('\n').filter((l) => / (forward|input|output) ct (direction|state) /.test(l));
     assert.deepEqual(
       hooks.map((l) => l.replace(/^add rule inet seawall \w+ /, '')),
       Array(3).fill(['ct direction reply accept', 'ct state related accept']).flat(),
@@ -364,6 +364,73 @@ describe('compile', () => {
         assert.ok(endpointRules.includes(twin), `no twin for ${l}`);
       }
     }
+  });
+
+  // Issue 9: a redirect entry was accepted at L4 (flagged in ct mark only): a silent fail-open.
+  it('issue 9: a redirect entry that reaches a filter chain drops; nat_pre alone sends it to the proxy', () => {
+    const script = renderFull(compile(base));
+    const filterRedir = script.split('\n').filter((l) => / ep\d+_(in|eg) .*@ep\d+_(in|eg)_redir/.test(l));
+    assert.ok(filterRedir.length > 0);
+    for (const l of filterRedir) assert.match(l, / drop$/, l);
+    const l7Redir = script.split('\n').filter((l) => / ep\d+_(in|eg)_l7 .*@ep\d+_(in|eg)_redir/.test(l));
+    assert.deepEqual(l7Redir, [
+      'add rule inet seawall ep2_in_l7 meta l4proto { tcp, udp, sctp } meta mark . meta l4proto . th dport @ep2_in_redir_l4 ct mark set ct mark | 0x00000011 log prefix "sw/redir/in/2/" group 1 return',
+    ]);
+    const nat = script.split('\n').filter((l) => / nat_pre /.test(l));
+    assert.deepEqual(nat, [
+      'add chain inet seawall nat_pre { type nat hook prerouting priority dstnat; policy accept; }',
+      'add rule inet seawall nat_pre meta l4proto tcp ip saddr vmap @ep_eg_l7',
+      'add rule inet seawall nat_pre meta l4proto tcp ip daddr vmap @ep_in_l7',
+      'add rule inet seawall nat_pre meta mark set 0',
+      // a side that denies wins over the other side's redirect: the filter chains drop it
+      'add rule inet seawall nat_pre ct mark & 0x00000004 != 0 return',
+      'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000010 dnat ip to 172.31.255.1:15001',
+    ]);
+    // local delivery to the proxy only for connections nat_pre redirected; a uid pass on output only
+    assert.ok(
+      script.includes(
+        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001 } accept\n' +
+          'add rule inet seawall input ip saddr vmap @ep_eg\n',
+      ),
+    );
+  });
+
+  it('issue 9: redirects are per parser; a parser without a proxy port gets no DNAT (dropped)', () => {
+    const rows: Array<{ name: string; parser: 'http' | 'dns' | 'kafka'; set: string; dnat: boolean }> = [
+      { name: 'http', parser: 'http', set: 'ep9_in_redir_l4', dnat: true },
+      { name: 'dns', parser: 'dns', set: 'ep9_in_redirdns_l4', dnat: false },
+      { name: 'kafka', parser: 'kafka', set: 'ep9_in_redirkafka_l4', dnat: false },
+    ];
+    for (const r of rows) {
+      const entry: MapStateEntry = {
+        ...e('INGRESS', 256, 6, 80, 80, 'redirect'),
+        l7: { parser: r.parser, rules: [] },
+      };
+      const script = renderFull(
+        compile({ ipcache, endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }] }),
+      );
+      assert.match(script, new RegExp(`add set inet seawall ${r.set} `), r.name);
+      assert.match(
+        script,
+        new RegExp(`ep9_in .*@${r.set} log prefix "sw/denied/in/9/" group 1 drop`),
+        r.name,
+      );
+      const dnat = script.split('\n').filter((l) => / dnat ip to /.test(l));
+      // the one DNAT rule is http's; a dns or kafka redirect matches no DNAT rule until its port is set
+      assert.equal(dnat.length, 1, r.name);
+      assert.match(dnat[0]!, /== 0x00000010 dnat/, r.name);
+      if (!r.dnat) assert.match(script, /ct mark \| 0x000000(21|41) log prefix "sw\/redir\/in\/9\/"/, r.name);
+    }
+  });
+
+  it('issue 9: the proxy uid passes the output (node → pod) chain, before the ingress vmap', () => {
+    const script = renderFull(compile(base));
+    const out = script.split('\n').filter((l) => l.startsWith('add rule inet seawall output '));
+    assert.deepEqual(out.slice(2), [
+      'add rule inet seawall output meta skuid 1337 accept',
+      'add rule inet seawall output ip daddr vmap @ep_in',
+    ]);
+    assert.doesNotMatch(script, /input .*skuid|forward .*skuid/);
   });
 
   it('item 8: the anti-spoofing drop logs its own verdict with the sending endpoint', () => {

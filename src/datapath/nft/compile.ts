@@ -40,13 +40,35 @@
 // ep_src (test hosts standing for the outside world, pods not joined yet) are not bound.
 //
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
-// sets it to the destination's identity, ingress to the source's). Redirect entries (L7) are
-// allowed here and flagged in `ct mark` (REDIRECT_CT_MARK_*): the L7 proxy issue turns that flag
-// into a TPROXY rule in prerouting; this is the slot it plugs into.
+// sets it to the destination's identity, ingress to the source's).
+//
+// L7 redirection (redirect entries, per parser: http now, dns and kafka plug into the same path):
+//   chain nat_pre (nat, prerouting dstnat)  the first packet of a TCP connection only (nat chains
+//                                        see nothing else): `ip saddr vmap @ep_eg_l7`, then
+//                                        `ip daddr vmap @ep_in_l7`, then DNAT to the node's proxy
+//                                        port of the parser when a side redirects and none denies
+//   chain epN_in_l7 / epN_eg_l7          the same sets as epN_in / epN_eg, in the same order, but
+//                                        each verdict ORs bits into `ct mark` instead of passing:
+//                                        CT_MARK_DENY, or the direction's REDIRECT_CT_MARK_* bit
+//                                        plus the parser's bit (PARSER_CT_MARK), logged `redir`
+// Both sides' L3/L4 verdicts are decided there from the kernel's own sets, so the proxy judges
+// only L7. DNAT (not REDIRECT): pod veths have no address in the node namespace; the proxy
+// listens on the node address, and SO_ORIGINAL_DST gives it the pod's destination back.
+// The filter chains then treat a DNAT'd connection with a redirect bit as local delivery to the
+// proxy port (input), and a redirect entry that matches in the filter chains at all is a
+// connection that was not DNAT'd (opened before the entry existed, UDP, a parser without a
+// proxy port, or the two sides asking for different parsers): it is dropped, never accepted at
+// L4. Nothing listening on the proxy port (proxy starting or crashed) means a RST: fail closed.
+// The proxy's own upstream connections start in the node namespace (output hook, no nat chain:
+// never redirected again) and pass the destination's ingress chain on `meta skuid PROXY_UID`
+// (Cilium marks proxy traffic for the same purpose): the proxy already had both sides' L3/L4
+// verdicts from nat_pre and judged L7. Other processes in the node namespace are plain
+// reserved:host and get no pass. A redirected connection is judged at L3/L4 on its first packet;
+// later packets are the proxy's to judge (it re-reads the rule sets per request).
 
 import { formatPrefix, type KernelDir, type KernelVerdict, NFLOG_GROUP } from '../../flow/nflog.ts';
 import { ID } from '../../identity/reserved.ts';
-import type { EndpointPolicy, MapStateEntry, MapStateVerdict } from '../../policy/types.ts';
+import type { EndpointPolicy, MapStateEntry } from '../../policy/types.ts';
 
 export const TABLE = 'seawall';
 export const FAMILY = 'inet';
@@ -54,9 +76,33 @@ export { NFLOG_GROUP };
 /** Identity given to addresses the ipcache does not know (Cilium: world). */
 export const WORLD_IDENTITY = ID.world;
 export const HOST_IDENTITY = ID.host;
-/** ct mark bits set on connections whose policy entry redirects to an L7 proxy. */
+/** ct mark bits set (by nat_pre) on connections whose policy entry redirects to an L7 proxy. */
 export const REDIRECT_CT_MARK_INGRESS = 0x1;
 export const REDIRECT_CT_MARK_EGRESS = 0x2;
+/** ct mark bit: one side's L3/L4 policy denies the connection (nat_pre then never redirects). */
+export const CT_MARK_DENY = 0x4;
+export type L7Parser = 'http' | 'dns' | 'kafka';
+/** One bit per parser: two sides asking for different parsers give a value no DNAT rule matches. */
+export const PARSER_CT_MARK: Record<L7Parser, number> = { http: 0x10, dns: 0x20, kafka: 0x40 };
+const PARSER_MASK = 0x70;
+const PARSERS: L7Parser[] = ['http', 'dns', 'kafka'];
+/** The uid the node's proxies run as: their sockets' packets pass the ingress chains. */
+export const PROXY_UID = 1337;
+/** Default proxy ports in the node namespace, per parser (one port per parser and node). */
+export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001 };
+
+/** Where nat_pre sends redirected connections: the node's own address and a port per parser. */
+export interface ProxyTarget {
+  address: string;
+  ports: Partial<Record<L7Parser, number>>;
+  uid: number;
+}
+
+export const DEFAULT_PROXY_TARGET: ProxyTarget = {
+  address: '172.31.255.1',
+  ports: DEFAULT_PROXY_PORTS,
+  uid: PROXY_UID,
+};
 
 export type Dir = KernelDir;
 /**
@@ -81,6 +127,8 @@ export interface CompileInput {
   endpoints: DatapathEndpoint[];
   /** Address → numeric identity, for every address the node knows. */
   ipcache: ReadonlyMap<string, number>;
+  /** Where redirected connections go (default DEFAULT_PROXY_TARGET). */
+  proxy?: ProxyTarget;
 }
 
 /**
@@ -126,6 +174,8 @@ export interface SetDef {
 export interface CompiledChain {
   name: string;
   rules: string[];
+  /** The chain `<name>_l7` of nat_pre: the same sets, verdicts as ct mark bits. */
+  l7rules: string[];
   sets: SetDef[];
 }
 
@@ -140,14 +190,31 @@ export interface CompiledEndpoint {
 
 export interface CompiledTable {
   ipcache: Map<string, number>;
+  proxy: ProxyTarget;
   endpoints: Map<number, CompiledEndpoint>;
   /** Entries the datapath cannot express (IPv6 ICMP, other protocols), for status and reports. */
   skipped: string[];
 }
 
 const L4_PROTOS = [6, 17, 132];
-const VERDICT_ORDER: MapStateVerdict[] = ['deny', 'redirect', 'allow'];
-const VERDICT_NAME: Record<MapStateVerdict, string> = { deny: 'deny', redirect: 'redir', allow: 'allow' };
+/** A verdict as the sets split it: redirects per parser (each parser has its own proxy port). */
+type SetVerdict = 'deny' | 'allow' | `redirect:${L7Parser}`;
+const VERDICT_ORDER: SetVerdict[] = ['deny', ...PARSERS.map((p) => `redirect:${p}` as const), 'allow'];
+/** Set-name part; http keeps the plain `redir`. */
+const VERDICT_NAME: Record<SetVerdict, string> = {
+  deny: 'deny',
+  'redirect:http': 'redir',
+  'redirect:dns': 'redirdns',
+  'redirect:kafka': 'redirkafka',
+  allow: 'allow',
+};
+
+/** undefined: a redirect entry without L7 rules (a removed entry in the change log). */
+function setVerdict(e: MapStateEntry): SetVerdict | undefined {
+  if (e.verdict !== 'redirect') return e.verdict;
+  const p = e.l7?.parser;
+  return p === undefined ? undefined : `redirect:${p}`;
+}
 
 interface Bucket {
   all: boolean;
@@ -207,15 +274,18 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
   const chain = `ep${ep.id}_${dir}`;
   const pol = ep.policy;
   const dp = dir === 'in' ? pol.ingress : pol.egress;
-  if (!dp.enforced) return { name: chain, rules: [], sets: [] };
+  if (!dp.enforced) return { name: chain, rules: [], l7rules: [], sets: [] };
   const direction = dir === 'in' ? 'INGRESS' : 'EGRESS';
-  const buckets = new Map<MapStateVerdict, Bucket>();
+  const buckets = new Map<SetVerdict, Bucket>();
   for (const e of pol.entries) {
     if (e.key.direction !== direction) continue;
-    let b = buckets.get(e.verdict);
+    // a redirect entry always carries its parser; without one it is treated as http (a proxy
+    // that judges it, never L4)
+    const sv = setVerdict(e) ?? 'redirect:http';
+    let b = buckets.get(sv);
     if (!b) {
       b = emptyBucket();
-      buckets.set(e.verdict, b);
+      buckets.set(sv, b);
     }
     const { identity: id, proto, portLo, portHi } = e.key;
     const full = portLo === 0 && portHi === 65535;
@@ -240,25 +310,34 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
 
   const peer = dir === 'in' ? 'saddr' : 'daddr';
   const rules = ['meta mark set ' + WORLD_IDENTITY, `meta mark set ip ${peer} map @ipcache`];
+  const l7rules = [...rules];
   const sets: SetDef[] = [];
   const log = (v: LogVerdict): string => `log prefix "${logPrefix(v, dir, ep.id)}" group ${NFLOG_GROUP}`;
-  // `match` ('' for none) → the rules of one verdict: a drop logs every packet; an allow or a
-  // redirect logs the first packet of a connection only (records per connection, not per packet)
-  // and then passes every later packet of the original direction that still matches
-  const verdictRules = (v: MapStateVerdict, match: string): string[] => {
+  // `match` ('' for none) → the rules of one verdict: a drop logs every packet; an allow logs the
+  // first packet of a connection only (records per connection, not per packet) and then passes
+  // every later packet of the original direction that still matches. A redirect reaching the
+  // filter chain is a connection nat_pre did not send to a proxy: dropped, never passed at L4.
+  const verdictRules = (v: SetVerdict | 'allow', match: string): string[] => {
     const m = match === '' ? '' : `${match} `;
     if (v === 'deny') return [`${m}${log('deny')} drop`];
-    const mark =
-      v === 'redirect'
-        ? `ct mark set ct mark | ${dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS} `
-        : '';
-    return [`ct state new ${m}${mark}${log(v === 'redirect' ? 'redir' : 'fwd')} return`, `${m}${mark}return`];
+    if (v !== 'allow') return [`${m}${log('denied')} drop`];
+    return [`ct state new ${m}${log('fwd')} return`, `${m}return`];
+  };
+  // the same verdict in nat_pre: bits in ct mark, the redirect logged (nat sees new connections only)
+  const dirBit = dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS;
+  const l7VerdictRule = (v: SetVerdict | 'denied', match: string): string => {
+    const m = match === '' ? '' : `${match} `;
+    if (v === 'allow') return `${m}return`;
+    if (v === 'deny' || v === 'denied') return `${m}ct mark set ct mark | ${hex(CT_MARK_DENY)} return`;
+    const bits = dirBit | PARSER_CT_MARK[v.slice('redirect:'.length) as L7Parser];
+    return `${m}ct mark set ct mark | ${hex(bits)} ${log('redir')} return`;
   };
   for (const v of VERDICT_ORDER) {
     const b = buckets.get(v);
     if (!b) continue;
     if (b.all) {
       rules.push(...verdictRules(v, ''));
+      l7rules.push(l7VerdictRule(v, ''));
       continue;
     }
     for (const shape of SHAPES) {
@@ -304,19 +383,26 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
         if (elements.length === 0) continue;
         sets.push({ name: setName, type: SHAPE_TYPE[shape], interval, elements });
         rules.push(...verdictRules(v, matchFor(shape, setName)));
+        l7rules.push(l7VerdictRule(v, matchFor(shape, setName)));
       }
     }
   }
   if (dir === 'in') {
     // allow-localhost=always (Kubernetes mode): the local node may reach its pods under default deny.
     rules.push(...verdictRules('allow', `meta mark ${HOST_IDENTITY}`));
+    l7rules.push(l7VerdictRule('allow', `meta mark ${HOST_IDENTITY}`));
   }
   if (dp.defaultDeny) {
     rules.push(`${log('denied')} drop`);
+    l7rules.push(l7VerdictRule('denied', ''));
   } else {
     rules.push(...verdictRules('allow', ''));
   }
-  return { name: chain, rules, sets };
+  return { name: chain, rules, l7rules, sets };
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
 function matchFor(shape: SetShape, set: string): string {
@@ -392,7 +478,10 @@ export interface EntryChanges {
  */
 function singleElements(e: MapStateEntry, chain: string): Array<[string, string]> | undefined {
   const { identity: id, proto, portLo, portHi } = e.key;
-  const base = `${chain}_${VERDICT_NAME[e.verdict]}_`;
+  // a removed redirect entry carries no parser: which set it was in is unknown, compile in full
+  const sv = setVerdict(e);
+  if (sv === undefined) return undefined;
+  const base = `${chain}_${VERDICT_NAME[sv]}_`;
   const wild = id === 0;
   if (proto === 0 && portLo === 0 && portHi === 65535) {
     return wild ? undefined : [[base + SHAPE_NAME.l3, `${id}`]];
@@ -607,7 +696,7 @@ export function compile(input: CompileInput): CompiledTable {
   for (const ep of [...input.endpoints].sort((a, b) => a.id - b.id)) {
     endpoints.set(ep.id, compileEndpoint(ep, skipped));
   }
-  return { ipcache: new Map(input.ipcache), endpoints, skipped };
+  return { ipcache: new Map(input.ipcache), proxy: input.proxy ?? DEFAULT_PROXY_TARGET, endpoints, skipped };
 }
 
 /**
@@ -618,10 +707,11 @@ export function assemble(
   endpoints: Iterable<CompiledEndpoint>,
   ipcache: ReadonlyMap<string, number>,
   skipped: string[] = [],
+  proxy: ProxyTarget = DEFAULT_PROXY_TARGET,
 ): CompiledTable {
   const m = new Map<number, CompiledEndpoint>();
   for (const ep of [...endpoints].sort((a, b) => a.id - b.id)) m.set(ep.id, ep);
-  return { ipcache: new Map(ipcache), endpoints: m, skipped };
+  return { ipcache: new Map(ipcache), proxy, endpoints: m, skipped };
 }
 
 // ---------------------------------------------------------------- rendering
@@ -647,6 +737,10 @@ function setDecl(s: SetDef): string {
 
 function chainLines(c: CompiledChain): string[] {
   return c.rules.map((r) => `add rule ${T} ${c.name} ${r}`);
+}
+
+function l7ChainLines(c: CompiledChain): string[] {
+  return c.l7rules.map((r) => `add rule ${T} ${c.name}_l7 ${r}`);
 }
 
 function srcChain(ep: CompiledEndpoint): string {
@@ -682,21 +776,37 @@ function endpointAddLines(ep: CompiledEndpoint): string[] {
     }
     out.push(`add chain ${T} ${c.name}`);
     out.push(...chainLines(c));
+    out.push(`add chain ${T} ${c.name}_l7`);
+    out.push(...l7ChainLines(c));
   }
-  out.push(`add element ${T} ep_in { ${ep.ip} : jump ${ep.in.name} }`);
-  out.push(`add element ${T} ep_eg { ${ep.ip} : jump ${ep.eg.name} }`);
+  out.push(...mapAddLines(ep));
   out.push(...bindAddLines(ep));
   return out;
 }
 
-function endpointDeleteLines(ep: CompiledEndpoint): string[] {
-  const out = [
-    ...bindDeleteLines(ep),
-    `delete element ${T} ep_in { ${ep.ip} }`,
-    `delete element ${T} ep_eg { ${ep.ip} }`,
+function mapAddLines(ep: CompiledEndpoint): string[] {
+  return [
+    `add element ${T} ep_in { ${ep.ip} : jump ${ep.in.name} }`,
+    `add element ${T} ep_eg { ${ep.ip} : jump ${ep.eg.name} }`,
+    `add element ${T} ep_in_l7 { ${ep.ip} : jump ${ep.in.name}_l7 }`,
+    `add element ${T} ep_eg_l7 { ${ep.ip} : jump ${ep.eg.name}_l7 }`,
   ];
+}
+
+function mapDeleteLines(ip: string): string[] {
+  return [
+    `delete element ${T} ep_in { ${ip} }`,
+    `delete element ${T} ep_eg { ${ip} }`,
+    `delete element ${T} ep_in_l7 { ${ip} }`,
+    `delete element ${T} ep_eg_l7 { ${ip} }`,
+  ];
+}
+
+function endpointDeleteLines(ep: CompiledEndpoint): string[] {
+  const out = [...bindDeleteLines(ep), ...mapDeleteLines(ep.ip)];
   for (const c of [ep.in, ep.eg]) {
     out.push(`flush chain ${T} ${c.name}`, `delete chain ${T} ${c.name}`);
+    out.push(`flush chain ${T} ${c.name}_l7`, `delete chain ${T} ${c.name}_l7`);
     for (const s of c.sets) out.push(`delete set ${T} ${s.name}`);
   }
   return out;
@@ -720,13 +830,31 @@ export function renderFull(t: CompiledTable): string {
     `add map ${T} ep_in { type ipv4_addr : verdict; }`,
     `add map ${T} ep_eg { type ipv4_addr : verdict; }`,
     `add map ${T} ep_src { type ifname : verdict; }`,
+    `add map ${T} ep_in_l7 { type ipv4_addr : verdict; }`,
+    `add map ${T} ep_eg_l7 { type ipv4_addr : verdict; }`,
     ...elementLines('add', 'ipcache', ipcacheElements(t.ipcache)),
   ];
+  const px = t.proxy;
+  const redirected = `ct status dnat ct mark & ${hex(REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS)} != 0`;
+  const proxyPorts = PARSERS.flatMap((p) => (px.ports[p] === undefined ? [] : [px.ports[p]]));
   for (const ep of t.endpoints.values()) out.push(...endpointAddLines(ep));
   out.push(
     // before conntrack (raw): a forged packet is dropped before it can make a ct entry
     `add chain ${T} prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `add rule ${T} prerouting iifname vmap @ep_src`,
+    // L7 redirection: both sides' verdicts into ct mark, then DNAT to the parser's proxy port
+    `add chain ${T} nat_pre { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add rule ${T} nat_pre meta l4proto tcp ip saddr vmap @ep_eg_l7`,
+    `add rule ${T} nat_pre meta l4proto tcp ip daddr vmap @ep_in_l7`,
+    `add rule ${T} nat_pre meta mark set 0`,
+    `add rule ${T} nat_pre ct mark & ${hex(CT_MARK_DENY)} != 0 return`,
+    ...PARSERS.flatMap((p) =>
+      px.ports[p] === undefined
+        ? []
+        : [
+            `add rule ${T} nat_pre meta l4proto tcp ct mark & ${hex(REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS)} != 0 ct mark & ${hex(PARSER_MASK)} == ${hex(PARSER_CT_MARK[p])} dnat ip to ${px.address}:${px.ports[p]}`,
+          ],
+    ),
     // replies and related packets pass on conntrack; every original-direction packet (new or
     // established) is judged by policy, so a connection outlives no change that denies it
     `add chain ${T} forward { type filter hook forward priority filter; policy accept; }`,
@@ -738,20 +866,32 @@ export function renderFull(t: CompiledTable): string {
     `add chain ${T} input { type filter hook input priority filter; policy accept; }`,
     `add rule ${T} input ct direction reply accept`,
     `add rule ${T} input ct state related accept`,
+    // a connection nat_pre redirected: local delivery to the proxy (which judges it)
+    ...(proxyPorts.length === 0
+      ? []
+      : [
+          `add rule ${T} input ${redirected} ip daddr ${px.address} tcp dport { ${proxyPorts.join(', ')} } accept`,
+        ]),
     `add rule ${T} input ip saddr vmap @ep_eg`,
     // node → pod: only the pod's ingress policy applies
     `add chain ${T} output { type filter hook output priority filter; policy accept; }`,
     `add rule ${T} output ct direction reply accept`,
     `add rule ${T} output ct state related accept`,
+    // the proxies' upstream connections: both sides' L3/L4 and L7 were judged already
+    `add rule ${T} output meta skuid ${px.uid} accept`,
     `add rule ${T} output ip daddr vmap @ep_in`,
   );
   return out.join('\n') + '\n';
 }
 
-function sameRules(a: CompiledChain, b: CompiledChain): boolean {
-  if (a.rules.length !== b.rules.length) return false;
-  for (let i = 0; i < a.rules.length; i++) if (a.rules[i] !== b.rules[i]) return false;
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function sameRules(a: CompiledChain, b: CompiledChain): boolean {
+  return sameList(a.rules, b.rules) && sameList(a.l7rules, b.l7rules);
 }
 
 /**
@@ -783,7 +923,7 @@ function chainDelta(prev: CompiledChain, next: CompiledChain): string[] {
   const prevSets = new Map(prev.sets.map((s) => [s.name, s]));
   const nextSets = new Map(next.sets.map((s) => [s.name, s]));
   const reshaped = !sameRules(prev, next);
-  if (reshaped) out.push(`flush chain ${T} ${next.name}`);
+  if (reshaped) out.push(`flush chain ${T} ${next.name}`, `flush chain ${T} ${next.name}_l7`);
   // Deletes before adds: merged intervals may change shape (80 → 80-90) and must never overlap.
   for (const [name, n] of nextSets) {
     const p = prevSets.get(name);
@@ -798,7 +938,7 @@ function chainDelta(prev: CompiledChain, next: CompiledChain): string[] {
     }
   }
   if (reshaped) {
-    out.push(...chainLines(next));
+    out.push(...chainLines(next), ...l7ChainLines(next));
     // after the flush no rule refers to them any more
     for (const name of prevSets.keys()) if (!nextSets.has(name)) out.push(`delete set ${T} ${name}`);
   }
@@ -844,9 +984,7 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
     if (p === n || !p) continue; // reused by the incremental compile: unchanged, O(1)
     changed.push([p, n]);
     if (p.ip !== n.ip || p.iface !== n.iface) out.push(...bindDeleteLines(p));
-    if (p.ip !== n.ip) {
-      out.push(`delete element ${T} ep_in { ${p.ip} }`, `delete element ${T} ep_eg { ${p.ip} }`);
-    }
+    if (p.ip !== n.ip) out.push(...mapDeleteLines(p.ip));
   }
   for (const [id, n] of next.endpoints) {
     if (!prev.endpoints.has(id)) out.push(...endpointAddLines(n));
@@ -856,12 +994,7 @@ export function renderDelta(prev: CompiledTable, next: CompiledTable): string {
     const patch = patches.get(n);
     if (patch !== undefined && patch.base === p && !rebind) out.push(...patchLines(patch, n));
     else out.push(...chainDelta(p.in, n.in), ...chainDelta(p.eg, n.eg));
-    if (p.ip !== n.ip) {
-      out.push(
-        `add element ${T} ep_in { ${n.ip} : jump ${n.in.name} }`,
-        `add element ${T} ep_eg { ${n.ip} : jump ${n.eg.name} }`,
-      );
-    }
+    if (p.ip !== n.ip) out.push(...mapAddLines(n));
     if (rebind) out.push(...bindAddLines(n));
   }
   return out.length === 0 ? '' : out.join('\n') + '\n';
@@ -877,5 +1010,5 @@ export function countEntries(t: CompiledTable): { endpoints: number; ipcache: nu
 }
 
 export function emptyTable(): CompiledTable {
-  return { ipcache: new Map(), endpoints: new Map(), skipped: [] };
+  return { ipcache: new Map(), proxy: DEFAULT_PROXY_TARGET, endpoints: new Map(), skipped: [] };
 }

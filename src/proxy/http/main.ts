@@ -1,0 +1,182 @@
+// The node's HTTP proxy process: started by the agent inside the node network namespace
+// (`ip netns exec <node> node --import tsx src/proxy/http/main.ts`), listening on the port that
+// nat_pre DNATs redirected connections to, judging from the policy mirror the agent pushes over
+// stdin (../ipc.ts), and sending its L7 records back on stdout.
+//
+// Privileges: it starts as root (only root enters the namespace), binds, then drops to the proxy
+// uid/gid (PROXY_UID, 1337 as Istio's): the node's output chain passes that uid's upstream
+// connections through the destination's ingress chain, and no other process gets the pass.
+//
+// Until the first snapshot arrives every connection is refused (no mirror, no context): the
+// listener is up early only so that the agent's readiness check sees it.
+//
+// Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { FlowEndpoint } from '../../flow/types.ts';
+import type { PortRuleHTTP } from '../../policy-api/types.ts';
+import {
+  type AgentMessage,
+  encode,
+  lineDecoder,
+  type PolicySnapshot,
+  type ProxyMessage,
+  type SnapshotEndpoint,
+  sideVerdict,
+} from '../ipc.ts';
+import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
+import { HTTPProxy } from './proxy.ts';
+
+const WORLD = 2;
+const TCP = 6;
+
+/** The mirror: replaced whole on each snapshot. */
+export class PolicyMirror {
+  version = -1;
+  private peers = new Map<string, FlowEndpoint>();
+  private endpoints = new Map<string, SnapshotEndpoint>();
+
+  load(s: PolicySnapshot): void {
+    this.peers = new Map(s.peers);
+    this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
+    this.version = s.version;
+  }
+
+  get loaded(): boolean {
+    return this.version >= 0;
+  }
+
+  identityOf(ip: string): number {
+    return this.peers.get(ip)?.identity ?? WORLD;
+  }
+
+  peer(ip: string): FlowEndpoint {
+    return this.peers.get(ip) ?? { identity: WORLD, labels: ['reserved:world'] };
+  }
+
+  /**
+   * Every rule set a request on this connection must pass, from the current mirror (asked again
+   * per request). A side that now denies, or a connection neither side redirects any more, gets
+   * a set without rules: it admits nothing (fail closed).
+   */
+  ruleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
+    const srcId = this.identityOf(src);
+    const dstId = this.identityOf(dst);
+    const out: HTTPRuleSet[] = [];
+    const sides = [
+      ['EGRESS', this.endpoints.get(src), dstId],
+      ['INGRESS', this.endpoints.get(dst), srcId],
+    ] as const;
+    for (const [direction, ep, peerId] of sides) {
+      const v = sideVerdict(ep, direction, peerId, TCP, port, 'http');
+      if (v.kind === 'none') continue;
+      const namespace = ep?.namespace ?? 'default';
+      if (v.kind === 'deny') return [{ direction, rules: [], namespace }];
+      const rules: PortRuleHTTP[] = [];
+      for (const e of v.rules) if (e.l7?.parser === 'http') rules.push(...e.l7.rules);
+      // Cilium's L7 wildcard: a rule without L7 on the same port admits every request
+      if (v.wildcard) rules.push({ pos: { file: '(l7 wildcard)', line: 0, column: 0 } });
+      out.push({ direction, rules, policies: v.policies, namespace });
+    }
+    if (out.length === 0) return [{ direction: 'INGRESS', rules: [] }];
+    return out;
+  }
+
+  /** The connection's context, or undefined (refused) when no side of it redirects. */
+  lookup(c: ConnectionInfo): RedirectContext | undefined {
+    if (!this.loaded) return undefined;
+    const src = c.remote.address.replace(/^::ffff:/, '');
+    const dst = c.originalDst.address;
+    const port = c.originalDst.port;
+    const first = this.ruleSets(src, dst, port);
+    if (first.every((s) => s.rules.length === 0)) return undefined;
+    const direction = this.endpoints.has(src) ? 'EGRESS' : 'INGRESS';
+    return {
+      sourceIdentity: this.identityOf(src),
+      source: this.peer(src),
+      destination: this.peer(dst),
+      originalDst: c.originalDst,
+      direction,
+      ruleSets: () => this.ruleSets(src, dst, port),
+    };
+  }
+}
+
+function readSecrets(
+  dir: string | undefined,
+): ((ns: string, name: string) => string | undefined) | undefined {
+  if (dir === undefined) return undefined;
+  return (ns, name) => {
+    try {
+      return readFileSync(join(dir, ns, name), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      address: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string', default: '15001' },
+      uid: { type: 'string', default: '1337' },
+      node: { type: 'string', default: '' },
+      secrets: { type: 'string' },
+    },
+  });
+  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
+  const mirror = new PolicyMirror();
+  const secrets = readSecrets(values.secrets);
+  const proxy = new HTTPProxy({
+    lookup: (c) => mirror.lookup(c),
+    onFlow: (flow) => send({ type: 'flow', flow }),
+    onRefused: (reason) => send({ type: 'refused', reason }),
+    nodeName: values.node ?? '',
+    ...(secrets === undefined ? {} : { secrets: secrets as never }),
+  });
+  if (proxy.unavailableReason !== undefined) {
+    // every redirected connection would be refused anyway; say so where the agent logs it
+    send({ type: 'error', message: proxy.unavailableReason });
+  }
+  const addr = await proxy.listen(Number(values.port), values.address);
+  const uid = Number(values.uid);
+  if (process.getuid?.() === 0 && uid !== 0) {
+    process.setgroups?.([]);
+    process.setgid?.(uid);
+    process.setuid?.(uid);
+  }
+  process.stdin.on(
+    'data',
+    lineDecoder<AgentMessage>(
+      (m) => {
+        if (m.type === 'snapshot') {
+          mirror.load(m.snapshot);
+          send({ type: 'ack', version: m.snapshot.version });
+        } else if (m.type === 'stop') {
+          void proxy.close().then(() => process.exit(0));
+        }
+      },
+      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
+    ),
+  );
+  // the agent went away: no more policy updates, so stop judging with a mirror that ages
+  process.stdin.on('end', () => void proxy.close().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void proxy.close().then(() => process.exit(0)));
+  send({
+    type: 'ready',
+    parser: 'http',
+    address: addr.address,
+    port: addr.port,
+    uid: process.getuid?.() ?? -1,
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: Error) => {
+    process.stderr.write(`http proxy: ${e.message}\n`);
+    process.exit(1);
+  });
+}

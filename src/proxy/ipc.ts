@@ -1,0 +1,118 @@
+// The agent ↔ node-proxy protocol, the same for every parser (http now; dns and kafka plug into
+// it): newline-delimited JSON on the proxy process's stdin (agent → proxy) and stdout (proxy →
+// agent); stderr is the proxy's log. stdio rather than Node's IPC channel: it crosses
+// `ip netns exec` and a uid change unchanged and is readable in a terminal.
+//
+// agent → proxy: `snapshot` (a whole, versioned policy mirror: replaced, never patched).
+// proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
+// one judging from now on: the agent counts a policy change as applied only then), `flow` (an
+// L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
+//
+// The mirror is what a proxy needs to judge alone and synchronously: the ipcache (address →
+// the Flow endpoint with its identity; source identity never comes from a header) and, for
+// every local endpoint with a redirect entry, its enforcement flags and MapState entries. A side
+// (the source's egress, the destination's ingress) is looked up per request exactly as `decide`
+// does: any deny → refuse; an allow → the L7 wildcard; only redirects → the union of their rules.
+
+import type { Flow, FlowEndpoint } from '../flow/types.ts';
+import type { DirectionPolicy, MapStateEntry, RuleRef, TrafficDirection } from '../policy/types.ts';
+
+export type ProxyParser = 'http' | 'dns' | 'kafka';
+
+export interface SnapshotEndpoint {
+  ip: string;
+  /** `namespace/name`. */
+  endpoint: string;
+  namespace: string;
+  ingress: DirectionPolicy;
+  egress: DirectionPolicy;
+  /** Every MapState entry of the endpoint (the proxy re-decides a side per request). */
+  entries: MapStateEntry[];
+}
+
+export interface PolicySnapshot {
+  version: number;
+  /** Address → its Flow endpoint (identity, labels, namespace, pod) for every known address. */
+  peers: Array<[string, FlowEndpoint]>;
+  /** Local endpoints that have at least one redirect entry. */
+  endpoints: SnapshotEndpoint[];
+}
+
+export type AgentMessage = { type: 'snapshot'; snapshot: PolicySnapshot } | { type: 'stop' };
+
+export type ProxyMessage =
+  | { type: 'ready'; parser: ProxyParser; address: string; port: number; uid: number }
+  | { type: 'ack'; version: number }
+  | { type: 'flow'; flow: Flow }
+  | { type: 'refused'; reason: string }
+  | { type: 'error'; message: string };
+
+/** Splits a byte stream into JSON messages; a line that does not parse is reported, not thrown. */
+export function lineDecoder<M>(onMessage: (m: M) => void, onBad: (line: string, e: Error) => void) {
+  let buf = '';
+  return (chunk: Buffer | string): void => {
+    buf += chunk.toString();
+    let nl = buf.indexOf('\n');
+    while (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim() !== '') {
+        let m: M;
+        try {
+          m = JSON.parse(line) as M;
+        } catch (e) {
+          onBad(line, e as Error);
+          nl = buf.indexOf('\n');
+          continue;
+        }
+        onMessage(m);
+      }
+      nl = buf.indexOf('\n');
+    }
+  };
+}
+
+export function encode(m: AgentMessage | ProxyMessage): string {
+  return `${JSON.stringify(m)}\n`;
+}
+
+/** What one side says about a request on (peer, proto, port). */
+export type SideVerdict =
+  | { kind: 'none' } // the side has no redirect here and allows at L4 (or is not enforced)
+  | { kind: 'deny' }
+  | { kind: 'l7'; rules: MapStateEntry[]; wildcard: boolean; policies: RuleRef[] };
+
+/**
+ * One side's verdict from the mirror, as decideDirection decides it: deny > allow > redirect;
+ * an allow beside a redirect of this parser is the L7 wildcard; a default-deny side with no entry
+ * denies. `undefined` endpoint: not local, so the other node judges it (none).
+ */
+export function sideVerdict(
+  ep: SnapshotEndpoint | undefined,
+  direction: TrafficDirection,
+  peerIdentity: number,
+  proto: number,
+  port: number,
+  parser: ProxyParser,
+): SideVerdict {
+  if (ep === undefined) return { kind: 'none' };
+  const pol = direction === 'INGRESS' ? ep.ingress : ep.egress;
+  if (!pol.enforced) return { kind: 'none' };
+  const hits = ep.entries.filter(
+    (e) =>
+      e.key.direction === direction &&
+      (e.key.identity === 0 || e.key.identity === peerIdentity) &&
+      (e.key.proto === 0 || e.key.proto === proto) &&
+      port >= e.key.portLo &&
+      port <= e.key.portHi,
+  );
+  if (hits.some((e) => e.verdict === 'deny')) return { kind: 'deny' };
+  const redirects = hits.filter((e) => e.verdict === 'redirect' && e.l7?.parser === parser);
+  const allows = hits.filter((e) => e.verdict === 'allow');
+  const policies = [...redirects, ...allows].flatMap((e) => e.derivedFrom);
+  if (redirects.length > 0) return { kind: 'l7', rules: redirects, wildcard: allows.length > 0, policies };
+  if (allows.length > 0) return { kind: 'none' };
+  // a redirect of another parser only, or nothing: default deny (or the implicit allow)
+  if (hits.some((e) => e.verdict === 'redirect')) return { kind: 'deny' };
+  return pol.defaultDeny ? { kind: 'deny' } : { kind: 'none' };
+}
