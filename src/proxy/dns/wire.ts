@@ -5,6 +5,7 @@
 // malformed: dropped and counted by reason, never forwarded, never relayed.
 
 import dnsPacket from 'dns-packet';
+import { normalizeName } from '../../fqdn/name.ts';
 
 /** Why a message was dropped (the keys of the proxy's drop counters). */
 export type DropReason =
@@ -126,16 +127,8 @@ export function readName(
     pos += len + 1;
   }
   const rawName = labels.length === 0 ? '.' : `${labels.join('.')}.`;
-  return { name: asciiLower(rawName), rawName, end };
-}
-
-function asciiLower(s: string): string {
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    out += c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : s[i];
-  }
-  return out;
+  // the one DNS normalisation (ASCII folding, RFC 4343); rawName is already fully qualified
+  return { name: normalizeName(rawName), rawName, end };
 }
 
 function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: number } {
