@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { CommandIO } from '../policytest/cli-support.ts';
 import { runDiffCommand } from './diff.ts';
 import { runGenerateCommand } from './generate.ts';
 import { runAgainstCommand } from './test-against.ts';
+import { capture } from './testing/capture.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 process.chdir(join(here, '..', '..'));
@@ -19,24 +19,6 @@ const AG = 'src/policytest/testdata/against';
 const SHOP = 'src/policytest/testdata/shop.policytest.yaml';
 const tmp = mkdtempSync(join(tmpdir(), 'seawall-h10-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function capture(): CommandIO & { out: string; err: string; code: number | undefined } {
-  const io = {
-    out: '',
-    err: '',
-    code: undefined as number | undefined,
-    stdout: (s: string) => {
-      io.out += s;
-    },
-    stderr: (s: string) => {
-      io.err += s;
-    },
-    setExitCode: (c: number) => {
-      io.code = c;
-    },
-  };
-  return io;
-}
 
 const notFlows = join(tmp, 'not-flows.jsonl');
 writeFileSync(notFlows, '{"flow": {"verdict": "FORWARDED"}}\nthis is not json\n{"foo": 1}\n');

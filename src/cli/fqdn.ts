@@ -14,7 +14,7 @@ import { CACHE_FILE_NAME, CacheFileError, readCacheFile } from '../fqdn/persist.
 import { defaultEngineFactory } from '../policy/default-engine.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { formatIssue } from '../policytest/report.ts';
-import { prepareEngine } from '../policytest/runner.ts';
+import { answerLearnt, prepareEngine } from '../policytest/runner.ts';
 import type { PolicyTest } from '../policytest/types.ts';
 
 export interface FqdnCacheListOptions {
@@ -113,7 +113,7 @@ function endOf(t: PolicyTest, start: number): number {
 
 /**
  * Replays the flows in order on a virtual clock starting at `start` and learns each DNS answer
- * the way `seawall test` does (policytest/runner.ts learnFromDNS), recording the asking endpoint.
+ * the way `seawall test` does (policytest/runner.ts answerLearnt), recording the asking endpoint.
  */
 function offlineCache(t: PolicyTest, start: number): DNSCache {
   const { engine } = prepareEngine(t, defaultEngineFactory);
@@ -121,10 +121,7 @@ function offlineCache(t: PolicyTest, start: number): DNSCache {
   let now = start;
   for (const flow of t.flows) {
     now += STEP_MS;
-    const v = engine.decide(flow.request, now);
-    const l7 = flow.request.l7;
-    if (l7?.kind !== 'dns' || !v.allowed || v.egress?.l7?.parser !== 'dns' || !v.egress.l7.allowed) continue;
-    const rec = t.dns.find((d) => d.name === bareName(l7.query));
+    const rec = answerLearnt(t, flow, engine.decide(flow.request, now));
     if (rec === undefined) continue;
     engine.learnDNS(rec.name, rec.ips, rec.ttl, now);
     const src = flow.request.src;

@@ -9,10 +9,10 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { golden as goldenFile } from '../core/testing/golden.ts';
-import type { CommandIO } from '../policytest/cli-support.ts';
 import { type MatrixFlags, runMatrixCommand } from './matrix.ts';
 import { runPolicyShowCommand } from './policy-show.ts';
 import { runTestCommand } from './test.ts';
+import { capture } from './testing/capture.ts';
 import { runTraceCommand, type TraceFlags } from './trace.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,24 +22,6 @@ const FIX = 'src/policytest/testdata';
 const SHOP = `${FIX}/shop.policytest.yaml`;
 
 const golden = (name: string, got: string): void => goldenFile(join(here, 'testdata', 'offline', name), got);
-
-function capture(): CommandIO & { out: string; err: string; code: number | undefined } {
-  const io = {
-    out: '',
-    err: '',
-    code: undefined as number | undefined,
-    stdout: (s: string) => {
-      io.out += s;
-    },
-    stderr: (s: string) => {
-      io.err += s;
-    },
-    setExitCode: (c: number) => {
-      io.code = c;
-    },
-  };
-  return io;
-}
 
 interface TraceRow {
   name: string;

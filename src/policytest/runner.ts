@@ -5,10 +5,10 @@
 import { bareName } from '../fqdn/name.ts';
 import { applyClusterObjects, clusterObjectsFrom } from '../k8s/objects.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
-import type { EndpointSpec, EngineFactory, PolicyEngineAPI, Verdict } from '../policy/types.ts';
+import type { EngineFactory, PolicyEngineAPI, Verdict } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { explainVerdict } from './explain.ts';
-import type { FlowResult, Outcome, PolicyTest, TestEndpoint, TestFlow, TestRun } from './types.ts';
+import type { DNSRecord, FlowResult, Outcome, PolicyTest, TestFlow, TestRun } from './types.ts';
 
 export interface RunOptions {
   /** The engine to run on (default-engine.ts has the real one; tests may pass a stub). */
@@ -60,7 +60,17 @@ export function runPolicyTest(test: PolicyTest, opts: RunOptions): TestRun {
   return { test, results, issues, seconds: (clock() - started) / 1000 };
 }
 
-/** Cilium learns an answer only when the query went through a DNS L7 rule that allowed it. */
+/**
+ * The DNS answer a flow teaches, if any: Cilium learns an answer only when the query went
+ * through a DNS L7 rule that allowed it.
+ */
+export function answerLearnt(test: PolicyTest, flow: TestFlow, v: Verdict): DNSRecord | undefined {
+  const l7 = flow.request.l7;
+  if (l7?.kind !== 'dns' || !v.allowed) return undefined;
+  if (v.egress?.l7?.parser !== 'dns' || !v.egress.l7.allowed) return undefined;
+  return test.dns.find((d) => d.name === bareName(l7.query));
+}
+
 function learnFromDNS(
   engine: PolicyEngineAPI,
   test: PolicyTest,
@@ -68,10 +78,7 @@ function learnFromDNS(
   v: Verdict,
   now: number,
 ): void {
-  const l7 = flow.request.l7;
-  if (l7?.kind !== 'dns' || !v.allowed) return;
-  if (v.egress?.l7?.parser !== 'dns' || !v.egress.l7.allowed) return;
-  const rec = test.dns.find((d) => d.name === bareName(l7.query));
+  const rec = answerLearnt(test, flow, v);
   if (rec) engine.learnDNS(rec.name, rec.ips, rec.ttl, now);
 }
 

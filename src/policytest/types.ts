@@ -4,7 +4,6 @@
 import type { K8sEndpoint, K8sNamespace } from '../k8s/types.ts';
 import type {
   DenyReason,
-  EndpointSpec,
   EnforcementMode,
   FlowProtocol,
   FlowRequest,
