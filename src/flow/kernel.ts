@@ -21,6 +21,7 @@ export const KERNEL_VERDICT: Record<KernelVerdict, FlowVerdict> = {
   deny: 'DROPPED',
   denied: 'DROPPED',
   spoof: 'DROPPED',
+  audit: 'AUDIT',
 };
 
 const KERNEL_REASON: Partial<Record<KernelVerdict, DropReasonName>> = {
@@ -98,6 +99,7 @@ export function recordFromKernelEvent(
   let engineReason: DropReasonName | undefined;
   if (decision === undefined) engineVerdict = verdict.allowed ? 'FORWARDED' : 'DROPPED';
   else if (!decision.allowed) engineVerdict = 'DROPPED';
+  else if (decision.audited !== undefined) engineVerdict = 'AUDIT';
   else engineVerdict = decision.l7 !== undefined ? 'REDIRECTED' : 'FORWARDED';
   if (engineVerdict === 'DROPPED') {
     engineReason = (decision?.reason ?? verdict.reason) === 'POLICY_DENY' ? 'POLICY_DENY' : 'POLICY_DENIED';

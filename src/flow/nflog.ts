@@ -14,9 +14,10 @@ import { join } from 'node:path';
 
 /**
  * fwd (allowed), deny (explicit deny rule), denied (default deny), redir (to an L7 proxy), spoof
- * (anti-spoofing: the endpoint sent from an address not its own; always `eg`, its own id).
+ * (anti-spoofing: the endpoint sent from an address not its own; always `eg`, its own id), audit
+ * (passed, but an audited policy or an endpoint in PolicyAuditMode would have dropped it).
  */
-export type KernelVerdict = 'fwd' | 'deny' | 'denied' | 'redir' | 'spoof';
+export type KernelVerdict = 'fwd' | 'deny' | 'denied' | 'redir' | 'spoof' | 'audit';
 export type KernelDir = 'in' | 'eg';
 
 export interface KernelEvent {
@@ -63,7 +64,7 @@ export type ParseResult =
   | { ok: false; code: ParseErrorCode; detail: string };
 
 export const NFLOG_GROUP = 1;
-const PREFIX_RE = /^sw\/(fwd|deny|denied|redir|spoof)\/(in|eg)\/(\d{1,10})\/$/;
+const PREFIX_RE = /^sw\/(fwd|deny|denied|redir|spoof|audit)\/(in|eg)\/(\d{1,10})\/$/;
 
 /** Parses `sw/<verdict>/<dir>/<endpointId>/`; undefined when it is not ours or malformed. */
 export function parsePrefix(

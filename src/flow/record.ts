@@ -258,7 +258,10 @@ export function flowFromVerdict(
 
   if (decision !== undefined) {
     const allowed = policiesOf(decision.allowedBy, meta.policyRevision);
-    const denied = policiesOf(decision.deniedBy, meta.policyRevision);
+    // AUDIT: the policies that would have denied it (Hubble names them in *_denied_by)
+    const deniers =
+      fv === 'AUDIT' && decision.audited !== undefined ? decision.audited.by : decision.deniedBy;
+    const denied = policiesOf(deniers, meta.policyRevision);
     const prefix = direction === 'INGRESS' ? 'ingress' : 'egress';
     if (allowed.length > 0 && !dropped) flow[`${prefix}_allowed_by`] = allowed;
     if (denied.length > 0) flow[`${prefix}_denied_by`] = denied;

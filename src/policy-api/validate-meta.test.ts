@@ -186,6 +186,45 @@ const rows: Row[] = [
     errors: ['unknown-yaml-tag 3:18'],
     message: /unknown YAML tag !foo/,
   },
+  // policy.seawall.dev/audit-mode: "true" | "false", anything else refused where it is written
+  {
+    name: 'audit-mode "true"',
+    yaml: cnp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: "true"}}'),
+    errors: [],
+  },
+  {
+    name: 'audit-mode "false"',
+    yaml: cnp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: "false"}}'),
+    errors: [],
+  },
+  {
+    name: 'audit-mode "yes" on a CNP',
+    yaml: cnp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: "yes"}}'),
+    errors: ['invalid-audit-mode 3:80'],
+    message:
+      /metadata\.annotations policy\.seawall\.dev\/audit-mode is "yes": it must be "true" \(audit: denials pass, reported AUDIT\) or "false"/,
+  },
+  {
+    name: 'audit-mode "True" (case matters, as Kubernetes booleans in strings do not fold)',
+    yaml: cnp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: "True"}}'),
+    errors: ['invalid-audit-mode 3:80'],
+  },
+  {
+    name: 'audit-mode "" on a CCNP',
+    yaml: cnp('{name: a, annotations: {policy.seawall.dev/audit-mode: ""}}', undefined, CCNP),
+    errors: ['invalid-audit-mode 3:66'],
+  },
+  {
+    name: 'audit-mode "on" on a KNP',
+    yaml: knp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: "on"}}'),
+    errors: ['invalid-audit-mode 3:80'],
+  },
+  {
+    name: 'audit-mode unquoted true: annotations are strings',
+    yaml: cnp('{name: a, namespace: n, annotations: {policy.seawall.dev/audit-mode: true}}'),
+    errors: ['wrong-type 3:80'],
+    message: /must be a string: YAML reads the unquoted true as a boolean/,
+  },
   {
     name: 'standard tags !!str and !!map are fine',
     yaml: cnp('!!map {name: !!str a, namespace: !!str n}'),

@@ -99,7 +99,19 @@ export function validateSelectorLabels(sel: EndpointSelector, keys: 'cilium' | '
   }
 }
 
-/** metadata.name, metadata.namespace and metadata.labels of a policy. */
+/**
+ * Seawall's per-policy audit mode: `"true"` turns the policy's denials (its deny rules and the
+ * default deny it brings) into AUDIT verdicts; `"false"` or no annotation: it enforces. Any other
+ * value is an error (annotations are strings: a YAML `true` unquoted is refused by the decoder).
+ */
+export const AUDIT_MODE_ANNOTATION = 'policy.seawall.dev/audit-mode';
+
+/** Whether a policy is in audit mode. Anything but exactly "true" enforces (fail closed). */
+export function policyAuditMode(policy: PolicyObject): boolean {
+  return policy.metadata.annotations?.[AUDIT_MODE_ANNOTATION] === 'true';
+}
+
+/** metadata.name, metadata.namespace, metadata.labels and Seawall's annotations of a policy. */
 export function validateMeta(policy: PolicyObject, r: Reporter): void {
   const m: ObjectMeta = policy.metadata;
   const np = dns1123SubdomainProblem(m.name);
@@ -127,5 +139,15 @@ export function validateMeta(policy: PolicyObject, r: Reporter): void {
     if (kp) r.errorAtKey('invalid-label-key', `metadata.labels key ${shown(k)} ${kp}`, labels, k);
     const vp = labelValueProblem(v);
     if (vp) r.error('invalid-label-value', `metadata.labels value of ${shown(k)} ${vp}`, labels, k);
+  }
+  const ann = m.annotations;
+  const audit = ann?.[AUDIT_MODE_ANNOTATION];
+  if (ann !== undefined && audit !== undefined && audit !== 'true' && audit !== 'false') {
+    r.error(
+      'invalid-audit-mode',
+      `metadata.annotations ${AUDIT_MODE_ANNOTATION} is ${shown(audit)}: it must be "true" (audit: denials pass, reported AUDIT) or "false" (enforce)`,
+      ann,
+      AUDIT_MODE_ANNOTATION,
+    );
   }
 }

@@ -1,5 +1,22 @@
 // decide for one direction: look the peer up in the subject's MapState (never a scan of rules),
 // apply deny > allow > redirect, run L7 on the union of the matching redirect entries, and say why.
+//
+// Audit mode (a policy annotated policy.seawall.dev/audit-mode: "true", or an endpoint in
+// PolicyAuditMode, where every selecting policy counts as audited). Cilium's precedence stays:
+// deny > allow > redirect, and the default deny of a direction comes from any policy selecting the
+// endpoint. Audit takes out what audited policies alone would drop, nothing more:
+//   1. an enforcing deny entry matches                      → DROPPED (POLICY_DENY)
+//   2. no allow or redirect entry matches, and some enforcing policy brings the default deny
+//                                                           → DROPPED (POLICY_DENIED), audited
+//                                                             denies that matched do not help
+//   3. an audited deny entry matches (the rest lets it pass) → AUDIT, naming the audited denies
+//   4. nothing matches and only audited policies bring the default deny
+//                                                           → AUDIT, naming those policies
+//   5. otherwise as without audit (allow; redirect and L7).
+// Allows of an audited policy still allow (audit never drops what enforcing would pass). L7 is not
+// audited: the proxy enforces the L7 rules of a redirected port whoever brought them (Cilium's
+// audit mode covers the L3/L4 policy verdict); an audited deny over a redirect is AUDIT when the
+// L7 rules allow the request, L7_DENIED when they do not.
 
 import type { EndpointState, Filter, FilterGroup } from './endpoint.ts';
 import { filtersOfEntry, refText, unionL7 } from './endpoint.ts';
@@ -159,11 +176,45 @@ export function decideDirection(
       explanation: fs.map((f) => filterLine(d, ep, 'denied', f, peer)),
     };
   }
+  const audits = hits.filter((e) => e.verdict === 'audit');
   const allows = hits.filter((e) => e.verdict === 'allow');
   const redirects = hits.filter((e) => e.verdict === 'redirect');
+  const auditLines = (fs: readonly Filter[]): string[] =>
+    fs.map((f) => `${filterLine(d, ep, 'would be denied', f, peer)} (${auditWhy(state, f)})`);
   if (allows.length === 0 && redirects.length === 0) {
-    const selectedBy = uniqRefList(res.rules.filter((r) => r.enforces[d]).map((r) => r.ref));
+    const audited = pol.auditDefaultDeny === true;
+    // An audited default deny names the (audited) rules that bring it: they would have denied.
+    const selectedBy = uniqRefList(
+      res.rules.filter((r) => r.enforces[d] && (!audited || r.defaultDeny[d])).map((r) => r.ref),
+    );
     const by = selectedBy.length > 0 ? selectedBy.map(refText).join(', ') : 'policyEnforcementMode=always';
+    const line =
+      `${dirWord(d)} of ${ep} is default-deny (selected by ${by}) and no rule allows ` +
+      `${ctx.describeIdentity(peer.id)} on ${key.text}`;
+    if (audited) {
+      const afs = filtersOf(audits);
+      const denyRefs = uniqRefs(afs);
+      const out: DirectionDecision = {
+        ...base,
+        allowed: true,
+        matchType: afs.length > 0 ? matchTypeOf(afs) : 'NONE',
+        allowedBy: [],
+        deniedBy: [],
+        audited:
+          denyRefs.length > 0
+            ? { by: denyRefs, reason: 'POLICY_DENY' }
+            : { by: selectedBy, reason: 'POLICY_DENIED' },
+        explanation: [
+          ...auditLines(afs),
+          `${line}: audited (${state.auditMode ? `${ep} is in PolicyAuditMode` : 'only policies in audit mode bring the default deny'}), so the flow passes`,
+        ],
+      };
+      if (state.auditMode && out.audited !== undefined) out.audited.endpointMode = true;
+      return out;
+    }
+    const explanation = [line];
+    if (audits.length > 0)
+      explanation.push(...auditLines(filtersOf(audits)).map((l) => `${l}; the default deny drops it anyway`));
     return {
       ...base,
       allowed: false,
@@ -171,12 +222,36 @@ export function decideDirection(
       matchType: 'NONE',
       allowedBy: [],
       deniedBy: [],
-      explanation: [
-        `${dirWord(d)} of ${ep} is default-deny (selected by ${by}) and no rule allows ` +
-          `${ctx.describeIdentity(peer.id)} on ${key.text}`,
-      ],
+      explanation,
     };
   }
+  const out = allowOrRedirect(base, d, ep, peer, flow, key.text, allows, redirects);
+  if (audits.length > 0 && out.allowed) {
+    const afs = filtersOf(audits);
+    out.audited = { by: uniqRefs(afs), reason: 'POLICY_DENY' };
+    if (state.auditMode) out.audited.endpointMode = true;
+    out.explanation.unshift(...auditLines(afs).map((l) => `${l}; audit mode lets it pass`));
+  }
+  return out;
+}
+
+function auditWhy(state: EndpointState, f: Filter): string {
+  if (f.rule?.audit === true) return 'the policy is in audit mode';
+  return state.auditMode ? `${state.key} is in PolicyAuditMode` : 'audit mode';
+}
+
+/** Allow and redirect entries matched: the decision (with L7, when the port is redirected). */
+function allowOrRedirect(
+  base: Pick<DirectionDecision, 'direction' | 'endpoint' | 'enforced'>,
+  d: TrafficDirection,
+  ep: string,
+  peer: PeerInfo,
+  flow: FlowRequest,
+  keyText: string,
+  allows: StateEntry<FilterGroup>[],
+  redirects: StateEntry<FilterGroup>[],
+): DirectionDecision {
+  const key = { text: keyText };
   if (allows.length > 0) {
     const fs = filtersOf(allows);
     const lines = fs.map((f) => filterLine(d, ep, 'allowed', f, peer));

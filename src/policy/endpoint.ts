@@ -136,6 +136,8 @@ export class EndpointState implements SelectionUser {
   private log: ChangeLog<FilterGroup> | undefined;
   /** Set when the last resolution failed and the previous policy is kept. */
   failed = false;
+  /** PolicyAuditMode: every rule selecting this endpoint audits (read by the next resolve). */
+  auditMode = false;
 
   constructor(
     readonly key: string,
@@ -183,12 +185,7 @@ export class EndpointState implements SelectionUser {
     }
     this.failed = issues.length > 0;
     const sorted = [...rules].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const dirPol = (d: TrafficDirection): DirectionPolicy => {
-      if (mode === 'never') return { enforced: false, defaultDeny: false };
-      const enforced = mode === 'always' || sorted.some((r) => r.enforces[d]);
-      const defaultDeny = mode === 'always' || sorted.some((r) => r.defaultDeny[d]);
-      return { enforced, defaultDeny: enforced && defaultDeny };
-    };
+    const dirPol = (d: TrafficDirection): DirectionPolicy => directionPolicy(sorted, d, mode, this.auditMode);
     const next: Resolution = {
       ingress: dirPol('INGRESS'),
       egress: dirPol('EGRESS'),
@@ -253,9 +250,7 @@ export class EndpointState implements SelectionUser {
       return undefined;
     for (const d of ['INGRESS', 'EGRESS'] as const) {
       const pol = d === 'INGRESS' ? res.ingress : res.egress;
-      const enforced = mode === 'always' || rules.some((r) => r.enforces[d]);
-      const defaultDeny = mode === 'always' || rules.some((r) => r.defaultDeny[d]);
-      if (pol.enforced !== enforced || pol.defaultDeny !== (enforced && defaultDeny)) return undefined;
+      if (!sameDir(pol, directionPolicy(rules, d, mode, this.auditMode))) return undefined;
     }
     for (const r of added) this.addRuleFilters(res, r, undefined);
     for (const r of removed) {
@@ -286,7 +281,13 @@ export class EndpointState implements SelectionUser {
           p.reqs === undefined || extra.length === 0
             ? p
             : { ...p, sel: endpointPeer(compileRequirements([...p.reqs, ...extra])) };
-        const verdict: MapStateVerdict = e.deny ? 'deny' : e.l7 !== undefined ? 'redirect' : 'allow';
+        const verdict: MapStateVerdict = e.deny
+          ? r.audit === true || this.auditMode
+            ? 'audit'
+            : 'deny'
+          : e.l7 !== undefined
+            ? 'redirect'
+            : 'allow';
         this.addFilter(res, {
           entry: e,
           peer,
@@ -506,8 +507,32 @@ function sortedIndex(rules: readonly InternalRule[], key: string): number {
   return lo;
 }
 
+/**
+ * Enforcement and default deny of one direction. The default deny is audited when no enforcing
+ * rule brings it: only audited policies do, or the endpoint is in PolicyAuditMode. One enforcing
+ * rule with default deny keeps it enforced (audit never opens what another policy denies).
+ */
+function directionPolicy(
+  rules: readonly InternalRule[],
+  d: TrafficDirection,
+  mode: 'default' | 'always' | 'never',
+  auditMode: boolean,
+): DirectionPolicy {
+  if (mode === 'never') return { enforced: false, defaultDeny: false };
+  const enforced = mode === 'always' || rules.some((r) => r.enforces[d]);
+  const defaultDeny = enforced && (mode === 'always' || rules.some((r) => r.defaultDeny[d]));
+  const out: DirectionPolicy = { enforced, defaultDeny };
+  // policyEnforcementMode=always brings its own default deny, which audits only with the endpoint
+  const enforcingDD =
+    !auditMode && (mode === 'always' || rules.some((r) => r.defaultDeny[d] && r.audit !== true));
+  if (defaultDeny && !enforcingDD) out.auditDefaultDeny = true;
+  return out;
+}
+
 function sameDir(a: DirectionPolicy, b: DirectionPolicy): boolean {
-  return a.enforced === b.enforced && a.defaultDeny === b.defaultDeny;
+  return (
+    a.enforced === b.enforced && a.defaultDeny === b.defaultDeny && a.auditDefaultDeny === b.auditDefaultDeny
+  );
 }
 
 /** The from/toRequires of all selecting rules, per direction and allow/deny; undefined when none. */

@@ -27,7 +27,14 @@ import {
   serviceRefsOf,
 } from './cluster-objects.ts';
 import { decideDirection, type PeerInfo, uniqRefList } from './decide.ts';
-import { EndpointState, type FilterGroup, filtersOfEntry, type ResolveContext, unionL7 } from './endpoint.ts';
+import {
+  EndpointState,
+  type FilterGroup,
+  filtersOfEntry,
+  type ResolveContext,
+  refText,
+  unionL7,
+} from './endpoint.ts';
 import { LOOKUP, type StateEntry } from './mapstate.ts';
 import { type InternalRule, policyKey, policyKeyOf, translatePolicy } from './rules.ts';
 import { type CachedSelector, SelectorCache } from './selectorcache.ts';
@@ -35,6 +42,7 @@ import type {
   ContainerPort,
   DirectionDecision,
   EndpointChanges,
+  EndpointOptions,
   EndpointPolicy,
   EndpointSpec,
   EngineConfig,
@@ -123,6 +131,8 @@ export class PolicyEngine implements PolicyEngineAPI {
   private readonly nodesByIP = new Map<string, NodeRecord>();
   /** Listeners this engine put on its backend and DNS cache, removed by close(). */
   private readonly unsubscribe: Array<() => void> = [];
+  /** PolicyAuditMode set per endpoint (ns/name), kept across upserts; absent: the agent-wide one. */
+  private readonly auditModes = new Map<string, boolean>();
   private readonly cluster: ClusterLookup = {
     services: () => this.services.values(),
     cidrGroups: () => this.cidrGroups.values(),
@@ -134,6 +144,7 @@ export class PolicyEngine implements PolicyEngineAPI {
       clusterName: config?.clusterName ?? 'default',
       localNode: config?.localNode ?? 'node-1',
     };
+    if (config?.policyAuditMode === true) this.config.policyAuditMode = true;
     this.backend = deps.identity ?? new MemoryIdentityBackend();
     this.dns = deps.dns ?? new DNSCache();
     const bound = dnsOfBackend.get(this.backend);
@@ -218,6 +229,7 @@ export class PolicyEngine implements PolicyEngineAPI {
       }
       set.add(state);
     }
+    state.auditMode = this.auditModes.get(key) ?? this.config.policyAuditMode === true;
     const rec: PodRecord = { kind: 'pod', key, spec: ep, state };
     this.endpoints.set(key, rec);
     this.byIP.set(ep.ip, rec);
@@ -227,6 +239,25 @@ export class PolicyEngine implements PolicyEngineAPI {
     // The address is a pod's now (and the old one may not be): fqdn selection follows.
     this.refreshFQDN(ep.ip, this.dnsNow);
     if (old !== undefined && old.spec.ip !== ep.ip) this.refreshFQDN(old.spec.ip, this.dnsNow);
+  }
+
+  setEndpointOptions(namespace: string | undefined, name: string, opts: EndpointOptions): boolean {
+    const rec = this.findEndpoint(namespace, name);
+    if (rec === undefined || rec.kind !== 'pod') return false;
+    if (opts.policyAuditMode === undefined) return true;
+    this.auditModes.set(rec.key, opts.policyAuditMode);
+    if (rec.state.auditMode !== opts.policyAuditMode) {
+      rec.state.auditMode = opts.policyAuditMode;
+      // every deny of the endpoint changes verdict and its default deny may: resolve in full
+      this.resolve(rec.state);
+    }
+    return true;
+  }
+
+  endpointOptions(namespace: string | undefined, name: string): Required<EndpointOptions> | undefined {
+    const rec = this.findEndpoint(namespace, name);
+    if (rec === undefined || rec.kind !== 'pod') return undefined;
+    return { policyAuditMode: rec.state.auditMode };
   }
 
   private upsertExternal(ep: EndpointSpec): void {
@@ -243,6 +274,7 @@ export class PolicyEngine implements PolicyEngineAPI {
     const rec = this.findEndpoint(namespace, name);
     if (rec === undefined) return;
     this.dropRecord(rec, false);
+    this.auditModes.delete(rec.key); // endpoint options live as long as the endpoint
     if (rec.kind === 'pod' && hasNamed(rec.spec.ports)) this.refreshEgressNamedPorts([rec.state.identity.id]);
     // A live DNS answer for the freed address makes it fqdn-selectable again.
     if (rec.kind === 'pod') this.refreshFQDN(rec.spec.ip, this.dnsNow);
@@ -590,21 +622,32 @@ export class PolicyEngine implements PolicyEngineAPI {
           ? ingress
           : undefined;
     const allowed = denied === undefined;
+    // A flow both sides pass is AUDIT when either passes it only by audit mode (decide.ts).
+    const audited = !allowed
+      ? undefined
+      : egress?.audited !== undefined
+        ? egress
+        : ingress?.audited !== undefined
+          ? ingress
+          : undefined;
     const v: Verdict = {
       allowed,
-      verdict: allowed ? 'FORWARDED' : 'DROPPED',
+      verdict: !allowed ? 'DROPPED' : audited !== undefined ? 'AUDIT' : 'FORWARDED',
       srcIdentity: src.id,
       dstIdentity: dst.id,
       explanation: [],
     };
     if (egress !== undefined) v.egress = egress;
     if (ingress !== undefined) v.ingress = ingress;
-    const decidedBy: DirectionDecision | undefined = denied ?? ingress ?? egress;
+    const decidedBy: DirectionDecision | undefined = denied ?? audited ?? ingress ?? egress;
     if (decidedBy !== undefined) v.decidedBy = decidedBy.direction;
     if (denied?.reason !== undefined) v.reason = denied.reason;
-    const head = allowed
-      ? `ALLOWED: ${src.name} → ${dst.name}`
-      : `DENIED (${denied!.reason ?? 'POLICY_DENIED'}) in ${denied!.direction.toLowerCase()} of ${denied!.endpoint}: ${src.name} → ${dst.name}`;
+    const head =
+      audited?.audited !== undefined
+        ? `AUDIT: ${src.name} → ${dst.name}: would be denied (${audited.audited.reason}) in ${audited.direction.toLowerCase()} of ${audited.endpoint} by ${audited.audited.by.map(refText).join(', ') || 'policyEnforcementMode=always'}; audit mode lets it pass`
+        : allowed
+          ? `ALLOWED: ${src.name} → ${dst.name}`
+          : `DENIED (${denied!.reason ?? 'POLICY_DENIED'}) in ${denied!.direction.toLowerCase()} of ${denied!.endpoint}: ${src.name} → ${dst.name}`;
     v.explanation.push(head);
     if (egress === undefined && ingress === undefined)
       v.explanation.push('neither side is a local pod: no policy applies');

@@ -9,7 +9,7 @@ import { rng } from './testutil.ts';
 import type { MapStateVerdict, TrafficDirection } from './types.ts';
 
 const PROTOS = [0, 1, 6, 17, 58, 132];
-const VERDICTS: MapStateVerdict[] = ['allow', 'deny', 'redirect'];
+const VERDICTS: MapStateVerdict[] = ['allow', 'deny', 'redirect', 'audit'];
 const DIRS: TrafficDirection[] = ['INGRESS', 'EGRESS'];
 
 function reference(
@@ -22,9 +22,10 @@ function reference(
   const hits: StateEntry<string>[] = [];
   ms.collect(d, id, proto, port, hits);
   if (hits.some((e) => e.verdict === 'deny')) return LOOKUP.DENY;
-  if (hits.some((e) => e.verdict === 'allow')) return LOOKUP.ALLOW;
-  if (hits.some((e) => e.verdict === 'redirect')) return LOOKUP.REDIRECT;
-  return LOOKUP.NONE;
+  const audit = hits.some((e) => e.verdict === 'audit') ? LOOKUP.AUDIT : 0;
+  if (hits.some((e) => e.verdict === 'allow')) return LOOKUP.ALLOW | audit;
+  if (hits.some((e) => e.verdict === 'redirect')) return LOOKUP.REDIRECT | audit;
+  return LOOKUP.NONE | audit;
 }
 
 describe('MapState lookup agrees with collect', () => {
@@ -60,7 +61,7 @@ describe('MapState lookup agrees with collect', () => {
           PROTOS[pickN(PROTOS.length)]!,
           lo,
           lo + pickN(20),
-          VERDICTS[pickN(3)]!,
+          VERDICTS[pickN(VERDICTS.length)]!,
           undefined,
           `f${i}`,
         ];
@@ -72,6 +73,52 @@ describe('MapState lookup agrees with collect', () => {
       // Remove half and check again: the flat index must follow removals too.
       for (const a of added.filter((_, i) => i % 2 === 0)) ms.remove(...a);
       check();
+    });
+  }
+});
+
+describe('MapState lookup: audit entries flag, never decide', () => {
+  const rows: Array<{ name: string; entries: Array<[number, MapStateVerdict]>; want: number }> = [
+    {
+      name: 'audit alone: NONE|AUDIT (the default decides)',
+      entries: [[0, 'audit']],
+      want: LOOKUP.NONE | LOOKUP.AUDIT,
+    },
+    {
+      name: 'audit + allow: ALLOW|AUDIT',
+      entries: [
+        [7, 'allow'],
+        [0, 'audit'],
+      ],
+      want: LOOKUP.ALLOW | LOOKUP.AUDIT,
+    },
+    {
+      name: 'audit + redirect: REDIRECT|AUDIT',
+      entries: [
+        [7, 'audit'],
+        [7, 'redirect'],
+      ],
+      want: LOOKUP.REDIRECT | LOOKUP.AUDIT,
+    },
+    {
+      name: 'audit + deny: DENY (an enforcing deny wins)',
+      entries: [
+        [7, 'audit'],
+        [0, 'deny'],
+        [7, 'allow'],
+      ],
+      want: LOOKUP.DENY,
+    },
+    { name: 'allow only: no flag', entries: [[7, 'allow']], want: LOOKUP.ALLOW },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const ms = new MapState<string>();
+      row.entries.forEach(([id, v], i) => {
+        ms.add('INGRESS', id, 6, 80, 80, v, undefined, `f${i}`);
+      });
+      assert.equal(ms.lookup('INGRESS', 7, 6, 80), row.want);
+      assert.equal(ms.lookup('INGRESS', 7, 6, 81), LOOKUP.NONE);
     });
   }
 });

@@ -1,7 +1,8 @@
 // MapState: an endpoint's policy map, keyed as Cilium keys it: (direction, peer identity or 0,
 // protocol or 0, destination port range) → allow | deny | redirect. Lookup semantics: every entry
 // covering the packet applies: any deny ⇒ drop; else any allow ⇒ pass; else redirects ⇒ the
-// proxy with the union of their L7 rules; none ⇒ the direction's default. Inserts and lookups go
+// proxy with the union of their L7 rules; none ⇒ the direction's default. Audit entries (denies
+// of audited policies) decide nothing: they only mark what the rest lets pass as AUDIT. Inserts and lookups go
 // through an index per direction and protocol slot from identity to entries: never a scan.
 
 import type { MapStateVerdict, ProtoNumber, TrafficDirection } from './types.ts';
@@ -40,8 +41,11 @@ function slotOf(proto: number): number {
   }
 }
 
-/** Lookup outcome codes for the allocation-free path. */
-export const LOOKUP = { NONE: 0, ALLOW: 1, REDIRECT: 2, DENY: 3 } as const;
+/**
+ * Lookup outcome codes for the allocation-free path. AUDIT is a flag ORed into NONE, ALLOW or
+ * REDIRECT (never DENY): an audit entry covers the packet, so if it passes it passes as AUDIT.
+ */
+export const LOOKUP = { NONE: 0, ALLOW: 1, REDIRECT: 2, DENY: 3, AUDIT: 4 } as const;
 
 /** Past this many pending changes the log gives up and says "recompile fully" (bounded memory). */
 export const CHANGE_LOG_LIMIT = 8192;
@@ -176,7 +180,8 @@ export class MapState<F> {
   }
 
   /**
-   * The combined outcome without allocating: DENY > ALLOW > REDIRECT > NONE. Served from a flat
+   * The combined outcome without allocating: DENY > ALLOW > REDIRECT > NONE, with the AUDIT flag
+   * when an audit entry covers the packet and no deny does. Served from a flat
    * index (one map lookup and a scan of packed port ranges) that is rebuilt on the first lookup
    * after a change, so the datapath-facing lookup costs about as much as one Map.get.
    */
@@ -188,8 +193,9 @@ export class MapState<F> {
     let rank = 0;
     const own = f.byIdentity.get(identity);
     if (own !== undefined) rank = scan(own, port, rank);
-    if (rank < 3 && (own === undefined || !f.merged)) rank = scan(f.wildcard, port, rank);
-    return CODE[rank]!;
+    if ((rank & 3) < 3 && (own === undefined || !f.merged)) rank = scan(f.wildcard, port, rank);
+    const code = CODE[rank & 3]!;
+    return code !== LOOKUP.DENY && (rank & AUDIT_BIT) !== 0 ? code | LOOKUP.AUDIT : code;
   }
 
   private flat: FlatSlot[] | undefined;
@@ -247,11 +253,15 @@ function pack<F>(list: StateEntry<F>[] | undefined, out: number[]): void {
   for (const e of list) out.push(e.portLo, e.portHi, RANK[e.verdict]);
 }
 
+/** rank: the best of redirect 1, allow 2, deny 3 in the low bits, AUDIT_BIT when an audit entry covers. */
 function scan(t: Int32Array, port: number, rank: number): number {
   for (let i = 0; i < t.length; i += 3) {
-    if (port >= t[i]! && port <= t[i + 1]! && t[i + 2]! > rank) {
-      rank = t[i + 2]!;
-      if (rank === 3) break;
+    if (port < t[i]! || port > t[i + 1]!) continue;
+    const r = t[i + 2]!;
+    if (r === AUDIT_BIT) rank |= AUDIT_BIT;
+    else if (r > (rank & 3)) {
+      rank = (rank & AUDIT_BIT) | r;
+      if (r === 3) break;
     }
   }
   return rank;
@@ -268,5 +278,6 @@ function pick<F>(
   for (const e of list) if (port >= e.portLo && port <= e.portHi) out.push(e);
 }
 
-const RANK: Record<MapStateVerdict, number> = { deny: 3, allow: 2, redirect: 1 };
+const AUDIT_BIT = 4;
+const RANK: Record<MapStateVerdict, number> = { deny: 3, allow: 2, redirect: 1, audit: AUDIT_BIT };
 const CODE = [LOOKUP.NONE, LOOKUP.REDIRECT, LOOKUP.ALLOW, LOOKUP.DENY];

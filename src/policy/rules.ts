@@ -22,6 +22,7 @@ import type {
   PortRule,
   Rule,
 } from '../policy-api/types.ts';
+import { policyAuditMode } from '../policy-api/validate-meta.ts';
 import {
   type ClusterLookup,
   cidrGroupMatches,
@@ -88,6 +89,8 @@ export interface InternalRule {
   requires?: Record<TrafficDirection, RequiresOf>;
   /** The rule itself (section '', entryIndex -1). */
   ref: RuleRef;
+  /** Its policy is in audit mode (policy.seawall.dev/audit-mode: "true"): its denials audit. */
+  audit?: true;
 }
 
 export interface TranslateOptions {
@@ -109,6 +112,12 @@ export function policyKeyOf(p: PolicyObject): string {
 }
 
 export function translatePolicy(p: PolicyObject, opts: TranslateOptions): InternalRule[] {
+  const out = translate(p, opts);
+  if (policyAuditMode(p)) for (const r of out) r.audit = true;
+  return out;
+}
+
+function translate(p: PolicyObject, opts: TranslateOptions): InternalRule[] {
   if (p.kind === 'NetworkPolicy') return [translateKNP(p, opts)];
   const ns = p.kind === 'CiliumNetworkPolicy' ? (p.metadata.namespace ?? 'default') : undefined;
   const rules: Rule[] = [];

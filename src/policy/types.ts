@@ -56,7 +56,12 @@ export interface MapStateKey {
   portHi: number;
 }
 
-export type MapStateVerdict = 'allow' | 'deny' | 'redirect';
+/**
+ * `audit`: a deny of a policy in audit mode (annotation policy.seawall.dev/audit-mode: "true") or
+ * of an endpoint in PolicyAuditMode: it decides nothing, but a flow it covers that the rest of the
+ * map lets pass is reported AUDIT (it would have been dropped). See decide.ts for the precedence.
+ */
+export type MapStateVerdict = 'allow' | 'deny' | 'redirect' | 'audit';
 
 export interface MapStateEntry {
   key: MapStateKey;
@@ -72,6 +77,12 @@ export interface DirectionPolicy {
   enforced: boolean;
   /** With enforcement: traffic no entry allows is dropped. False = implicit allow-all below denies. */
   defaultDeny: boolean;
+  /**
+   * The default deny is audited: only audited policies bring it (or the endpoint is in
+   * PolicyAuditMode). What it would drop passes, reported AUDIT. Consumers that ignore this
+   * field enforce the default deny: fail closed.
+   */
+  auditDefaultDeny?: true;
 }
 
 /** The distilled policy of one endpoint: what the datapath and the proxies enforce. */
@@ -153,6 +164,12 @@ export interface DirectionDecision {
   allowedBy: RuleRef[];
   /** Deny entries that matched. */
   deniedBy: RuleRef[];
+  /**
+   * Set when the direction lets the flow pass only because of audit mode: the policies (and rules)
+   * that would have denied it, and how (POLICY_DENY: an explicit deny; POLICY_DENIED: the
+   * default deny they bring). `endpointMode`: the endpoint's PolicyAuditMode made them audit.
+   */
+  audited?: { by: RuleRef[]; reason: 'POLICY_DENY' | 'POLICY_DENIED'; endpointMode?: true };
   /** L7 outcome when the matching entry redirects to a proxy. */
   l7?: { parser: L7RuleSet['parser']; allowed: boolean; matchedRule?: number };
   /** Human explanation lines, most important first. */
@@ -163,12 +180,15 @@ export interface Verdict {
   /** Whether the connection goes through (true for AUDIT: audit mode lets it pass). */
   allowed: boolean;
   /**
-   * Hubble's verdict enum string. AUDIT: policy would drop the flow but audit mode lets it pass
-   * (per-policy audit mode is to come: the engine does not answer it yet).
+   * Hubble's verdict enum string. AUDIT: policy would drop the flow but audit mode (of a policy
+   * or of the endpoint) lets it pass; the audited direction's `audited` says who would have.
    */
   verdict: 'FORWARDED' | 'DROPPED' | 'AUDIT';
   reason?: DenyReason;
-  /** The direction whose decision is final (the denying one, or ingress when both allow). */
+  /**
+   * The direction whose decision is final (the denying one, else the audited one, or ingress when
+   * both allow).
+   */
   decidedBy?: TrafficDirection;
   egress?: DirectionDecision;
   ingress?: DirectionDecision;
@@ -208,6 +228,17 @@ export interface EngineConfig {
   clusterName: string;
   /** The node this engine acts for (reserved:host); default node-1. */
   localNode: string;
+  /**
+   * Agent's --policy-audit-mode: every endpoint in PolicyAuditMode (each policy drop becomes an
+   * AUDIT verdict). Default false.
+   */
+  policyAuditMode?: boolean;
+}
+
+/** Per-endpoint options, as `cilium-dbg endpoint config` sets them. */
+export interface EndpointOptions {
+  /** PolicyAuditMode: what policy would drop passes, reported AUDIT (or the agent-wide default). */
+  policyAuditMode?: boolean;
 }
 
 /** What an engine is given rather than builds: the node's shared state. */
@@ -231,6 +262,13 @@ export interface PolicyEngineAPI {
   upsertNamespace(name: string, labels: Record<string, string>): void;
   upsertEndpoint(ep: EndpointSpec): void;
   removeEndpoint(namespace: string | undefined, name: string): void;
+  /**
+   * Sets one endpoint's options (PolicyAuditMode), kept across upserts of the endpoint. False when
+   * no such pod is known. Optional: engines without per-endpoint options leave it out.
+   */
+  setEndpointOptions?(namespace: string | undefined, name: string, opts: EndpointOptions): boolean;
+  /** Per-endpoint options in effect (the agent-wide default included). */
+  endpointOptions?(namespace: string | undefined, name: string): Required<EndpointOptions> | undefined;
   /** Adds or replaces a policy (keyed by kind/namespace/name). Returns resolution errors. */
   upsertPolicy(p: PolicyObject): Issue[];
   removePolicy(kind: string, namespace: string | undefined, name: string): void;

@@ -8,6 +8,7 @@
 //   map ep_in    ipv4_addr → verdict     destination pod IP → `jump epN_in` (ingress policy of N)
 //   chain epN_in / epN_eg               per-endpoint: peer identity into meta mark, then
 //                                        deny sets → redirect sets → allow sets → default
+//                                        (audit sets only qualify the allowing rules' log)
 //   sets epN_<dir>_<verdict>_<shape>[r] keyed by identity . proto . port: single ports in a hash
 //                                        set, port ranges in the `r` interval set (RANGE_SUFFIX)
 //   map ep_src   ifname → verdict        pod veth → `jump epN_src` (anti-spoofing, see below)
@@ -197,8 +198,11 @@ export interface CompiledTable {
 }
 
 const L4_PROTOS = [6, 17, 132];
-/** A verdict as the sets split it: redirects per parser (each parser has its own proxy port). */
-type SetVerdict = 'deny' | 'allow' | `redirect:${L7Parser}`;
+/**
+ * A verdict as the sets split it: redirects per parser (each parser has its own proxy port);
+ * `audit` sets (denies of audited policies) decide nothing: see auditMatches in compileDirection.
+ */
+type SetVerdict = 'deny' | 'allow' | `redirect:${L7Parser}` | 'audit';
 const VERDICT_ORDER: SetVerdict[] = ['deny', ...PARSERS.map((p) => `redirect:${p}` as const), 'allow'];
 /** Set-name part; http keeps the plain `redir`. */
 const VERDICT_NAME: Record<SetVerdict, string> = {
@@ -207,6 +211,7 @@ const VERDICT_NAME: Record<SetVerdict, string> = {
   'redirect:dns': 'redirdns',
   'redirect:kafka': 'redirkafka',
   allow: 'allow',
+  audit: 'audit',
 };
 
 /** undefined: a redirect entry without L7 rules (a removed entry in the change log). */
@@ -317,11 +322,15 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
   // first packet of a connection only (records per connection, not per packet) and then passes
   // every later packet of the original direction that still matches. A redirect reaching the
   // filter chain is a connection nat_pre did not send to a proxy: dropped, never passed at L4.
+  let auditMatches: string[] = [];
   const verdictRules = (v: SetVerdict | 'allow', match: string): string[] => {
     const m = match === '' ? '' : `${match} `;
     if (v === 'deny') return [`${m}${log('deny')} drop`];
     if (v !== 'allow') return [`${m}${log('denied')} drop`];
-    return [`ct state new ${m}${log('fwd')} return`, `${m}return`];
+    const audited = auditMatches.map(
+      (a) => `ct state new ${m}${a === '' ? '' : `${a} `}${log('audit')} return`,
+    );
+    return [...audited, `ct state new ${m}${log('fwd')} return`, `${m}return`];
   };
   // the same verdict in nat_pre: bits in ct mark, the redirect logged (nat sees new connections only)
   const dirBit = dir === 'in' ? REDIRECT_CT_MARK_INGRESS : REDIRECT_CT_MARK_EGRESS;
@@ -332,14 +341,11 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
     const bits = dirBit | PARSER_CT_MARK[v.slice('redirect:'.length) as L7Parser];
     return `${m}ct mark set ct mark | ${hex(bits)} ${log('redir')} return`;
   };
-  for (const v of VERDICT_ORDER) {
-    const b = buckets.get(v);
-    if (!b) continue;
-    if (b.all) {
-      rules.push(...verdictRules(v, ''));
-      l7rules.push(l7VerdictRule(v, ''));
-      continue;
-    }
+  // The sets of one verdict's bucket, declared in `sets`; their match expressions in order ('' for
+  // the unconditional wildcard).
+  const matchesOf = (v: SetVerdict, b: Bucket): string[] => {
+    if (b.all) return [''];
+    const matches: string[] = [];
     for (const shape of SHAPES) {
       const groups = b.ranges.get(shape);
       if (!groups) continue;
@@ -382,9 +388,23 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
       ] as const) {
         if (elements.length === 0) continue;
         sets.push({ name: setName, type: SHAPE_TYPE[shape], interval, elements });
-        rules.push(...verdictRules(v, matchFor(shape, setName)));
-        l7rules.push(l7VerdictRule(v, matchFor(shape, setName)));
+        matches.push(matchFor(shape, setName));
       }
+    }
+    return matches;
+  };
+  // Audit (policy.seawall.dev/audit-mode, PolicyAuditMode): an audit set decides nothing; a new
+  // connection that one of them covers and the rest of the chain lets pass is logged `audit`
+  // instead of `fwd` (each allowing rule gets a copy per audit set, tried first). An enforcing
+  // deny (earlier) or default deny still drops it. nat_pre ignores audit sets.
+  const auditBucket = buckets.get('audit');
+  if (auditBucket !== undefined) auditMatches = matchesOf('audit', auditBucket);
+  for (const v of VERDICT_ORDER) {
+    const b = buckets.get(v);
+    if (!b) continue;
+    for (const m of matchesOf(v, b)) {
+      rules.push(...verdictRules(v, m));
+      l7rules.push(l7VerdictRule(v, m));
     }
   }
   if (dir === 'in') {
@@ -392,7 +412,11 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
     rules.push(...verdictRules('allow', `meta mark ${HOST_IDENTITY}`));
     l7rules.push(l7VerdictRule('allow', `meta mark ${HOST_IDENTITY}`));
   }
-  if (dp.defaultDeny) {
+  if (dp.defaultDeny && dp.auditDefaultDeny === true) {
+    // only audited policies bring the default deny: what it would drop passes, logged `audit`
+    // (and never marks nat_pre's deny bit: the other side may still redirect)
+    rules.push(`ct state new ${log('audit')} return`, 'return');
+  } else if (dp.defaultDeny) {
     rules.push(`${log('denied')} drop`);
     l7rules.push(l7VerdictRule('denied', ''));
   } else {
