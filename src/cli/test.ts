@@ -15,6 +15,8 @@ export interface TestOptions {
   against?: string;
   policies?: string[];
   file?: string[];
+  /** Every endpoint in PolicyAuditMode (Cilium's --policy-audit-mode): policy drops become AUDIT. */
+  policyAuditMode?: boolean;
 }
 
 const EXAMPLES = `
@@ -54,6 +56,10 @@ export function registerTest(program: Command): void {
     .option('--junit <file>', 'also write JUnit XML (one testsuite per PolicyTest, one testcase per flow)')
     .option('-v, --verbose', 'print passing flows too')
     .option('--live', 'replay the flows as real traffic through the enforcing data plane')
+    .option(
+      '--policy-audit-mode',
+      'every endpoint in PolicyAuditMode: what policy would drop passes as AUDIT',
+    )
     .option(
       '--against <flows>',
       'replay a flow log (observe -o json, hubble -o jsonpb) against --policies instead',
@@ -104,6 +110,7 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
         signal: ac.signal,
         ...(opts.junit !== undefined ? { junit: opts.junit } : {}),
         ...(opts.verbose ? { verbose: true } : {}),
+        ...(opts.policyAuditMode === true ? { policyAuditMode: true } : {}),
       });
       io.setExitCode(signal === undefined ? code : signal === 'SIGINT' ? 130 : 143);
     } finally {
@@ -138,7 +145,14 @@ export async function runTestCommand(paths: string[], opts: TestOptions, io: Com
 
   const { runPolicyTest } = await import('../policytest/runner.ts');
   const { defaultEngineFactory } = await import('../policy/default-engine.ts');
-  const runs = tests.map((t) => runPolicyTest(t, { createEngine: defaultEngineFactory }));
+  const audit = opts.policyAuditMode === true;
+  const runs = tests.map((t) =>
+    runPolicyTest(t, {
+      createEngine: audit
+        ? (c, d) => defaultEngineFactory({ ...c, policyAuditMode: true }, d)
+        : defaultEngineFactory,
+    }),
+  );
 
   const valid: TestRun[] = [];
   for (const run of runs) {

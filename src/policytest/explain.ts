@@ -6,8 +6,10 @@ import type { DirectionDecision, RuleRef, Verdict } from '../policy/types.ts';
 export function formatRuleRef(r: RuleRef): string {
   const name = r.namespace ? `${r.namespace}/${r.name}` : r.name;
   const rule = r.ruleIndex > 0 ? ` rule ${r.ruleIndex}` : '';
-  const entry = r.entryIndex >= 0 ? `${r.section}[${r.entryIndex}]` : `${r.section} (implicit)`;
-  return `${r.kind} ${name}${rule} ${entry} (${r.pos.file}:${r.pos.line}:${r.pos.column})`;
+  // a whole rule (section ''): the one an audited default deny names
+  const entry =
+    r.section === '' ? '' : r.entryIndex >= 0 ? ` ${r.section}[${r.entryIndex}]` : ` ${r.section} (implicit)`;
+  return `${r.kind} ${name}${rule}${entry} (${r.pos.file}:${r.pos.line}:${r.pos.column})`;
 }
 
 export function directionLines(d: DirectionDecision): string[] {
@@ -16,6 +18,9 @@ export function directionLines(d: DirectionDecision): string[] {
   const out: string[] = [];
   if (!d.enforced) {
     out.push(`${head}: allowed (policy not enforced in this direction)`);
+  } else if (d.allowed && d.audited !== undefined) {
+    out.push(`${head}: ${auditedText(d.audited)}`);
+    if (d.allowedBy.length > 0) out.push(`${head}: allowed by ${d.allowedBy.map(formatRuleRef).join('; ')}`);
   } else if (d.allowed) {
     const l7 = d.l7 ? `; ${d.l7.parser} rules allow the request` : '';
     const by = d.allowedBy.length > 0 ? ` by ${d.allowedBy.map(formatRuleRef).join('; ')}` : '';
@@ -43,4 +48,11 @@ export function explainVerdict(v: Verdict): string[] {
   if (v.ingress) out.push(...directionLines(v.ingress));
   if (!v.egress && !v.ingress) out.push(...v.explanation);
   return out;
+}
+
+/** `audited: would be denied (POLICY_DENY) by …; the policy is in audit mode, so it passes`. */
+export function auditedText(a: NonNullable<DirectionDecision['audited']>): string {
+  const by = a.by.length > 0 ? a.by.map(formatRuleRef).join('; ') : 'policyEnforcementMode=always';
+  const why = a.endpointMode === true ? 'the endpoint is in PolicyAuditMode' : 'the policy is in audit mode';
+  return `audited: would be denied (${a.reason}) by ${by}; ${why}, so it passes`;
 }

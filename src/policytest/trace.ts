@@ -12,7 +12,7 @@ import type {
   PolicyEngineAPI,
   Verdict,
 } from '../policy/types.ts';
-import { directionLines } from './explain.ts';
+import { directionLines, formatRuleRef } from './explain.ts';
 import { peerForEndpoint, resolveReference } from './parse.ts';
 import type { Scenario } from './scenario.ts';
 import { peerLabel } from './types.ts';
@@ -203,7 +203,12 @@ export function formatTrace(t: TraceResult): string {
       : ['destination is outside the cluster: no ingress policy applies']
     ).map((l) => `   ${l}`),
   );
-  const reason = v.reason ? ` (${v.reason})` : '';
+  const audited = (v.decidedBy === 'EGRESS' ? v.egress : v.ingress)?.audited;
+  const reason = v.reason
+    ? ` (${v.reason})`
+    : v.verdict === 'AUDIT' && audited !== undefined
+      ? ` (would be ${audited.reason} by ${audited.by.map(formatRuleRef).join('; ') || 'policyEnforcementMode=always'})`
+      : '';
   const by = v.decidedBy ? `, decided by ${v.decidedBy.toLowerCase()}` : '';
   lines.push(`Verdict: ${v.verdict}${reason}${by}`);
   return `${lines.join('\n')}\n`;

@@ -14,7 +14,7 @@ describe('checkRecords', () => {
     name: string;
     entries: RingEntry[];
     dirs: Array<'INGRESS' | 'EGRESS'>;
-    live: 'allowed' | 'denied';
+    live: 'allowed' | 'denied' | 'audited';
     problems: number;
   }> = [
     {
@@ -60,6 +60,27 @@ describe('checkRecords', () => {
       problems: 1,
     },
     { name: 'nothing enforced, nothing expected', entries: [], dirs: [], live: 'denied', problems: 0 },
+    {
+      name: 'audited: an AUDIT record where the audited policy is, FORWARDED on the other side',
+      entries: [rec('EGRESS', 'FORWARDED'), rec('INGRESS', 'AUDIT')],
+      dirs: ['EGRESS', 'INGRESS'],
+      live: 'audited',
+      problems: 0,
+    },
+    {
+      name: 'audited but only FORWARDED records',
+      entries: [rec('INGRESS', 'FORWARDED')],
+      dirs: ['INGRESS'],
+      live: 'audited',
+      problems: 1,
+    },
+    {
+      name: 'an AUDIT record counts as through for an allowed flow',
+      entries: [rec('INGRESS', 'AUDIT')],
+      dirs: ['INGRESS'],
+      live: 'allowed',
+      problems: 0,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -53,6 +53,8 @@ export interface LiveOptions {
   recordTimeoutMs?: number;
   /** Aborted (by the CLI on SIGINT/SIGTERM): the node in use is torn down and the run returns. */
   signal?: AbortSignal;
+  /** Every endpoint in PolicyAuditMode (--policy-audit-mode). */
+  policyAuditMode?: boolean;
 }
 
 export type LiveOutcome = 'pass' | 'fail' | 'skip';
@@ -64,7 +66,7 @@ export interface LiveFlowResult
     'file' | 'test' | 'flow' | 'name' | 'from' | 'to' | 'port' | 'protocol' | 'expected'
   > {
   offline: string;
-  live?: 'allowed' | 'denied';
+  live?: 'allowed' | 'denied' | 'audited';
   outcome: LiveOutcome;
   note?: string;
   ms?: number;
@@ -83,7 +85,6 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow))
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
   if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
-  if (flow.expect === 'audited') return 'audit verdicts are not observable on the wire';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
   if (r.protocol === 'ICMPv6' || r.icmp?.family === 'IPv6') return 'the live datapath is IPv4 only';
   if (r.protocol === 'ICMP' && (r.icmp?.type ?? 8) !== 8) return 'only ICMP echo requests are sent live';
@@ -308,24 +309,27 @@ export async function replayTest(
           ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
           : await probes.get(src.ns).connect(p, dst.ip, f.request.dport ?? 0, timeoutMs);
       rt.checkStopping(); // a probe cut short by the teardown says nothing about the policy
-      const live = r.passed ? 'allowed' : 'denied';
-      const agree = live === base.offline;
-      const notes: string[] = agree ? [] : [`live ${live} but offline ${base.offline}`];
+      // audited: the traffic passed and a record says AUDIT (audit mode lets policy drops pass)
+      let live: 'allowed' | 'denied' | 'audited' = r.passed ? 'allowed' : 'denied';
       const res: LiveFlowResult = { ...base, live, outcome: 'fail', ms: Math.round(r.ms) };
+      const notes: string[] = [];
       if (pipeline?.available) {
         const dirs = enforcedDirections(engine, src, dst);
+        const awaited = r.passed && (base.offline === 'audited' || f.expect === 'audited') ? 'audited' : live;
         const entries = await pipeline.waitFor(
           fromSeq,
           (es) =>
             checkRecords(
               es.filter((e) => sameFlow(e.event.flow, src, dst, f)),
               dirs,
-              live,
+              awaited,
             ).done,
           opts.recordTimeoutMs ?? 2000,
         );
         rt.checkStopping();
         const mine = entries.filter((e) => sameFlow(e.event.flow, src, dst, f));
+        if (r.passed && mine.some((e) => e.event.flow.verdict === 'AUDIT')) live = 'audited';
+        res.live = live;
         res.records = mine.map((e) => recordText(e.event.flow));
         const check = checkRecords(mine, dirs, live);
         notes.push(...check.problems);
@@ -340,6 +344,7 @@ export async function replayTest(
       } else if (pipeline !== undefined) {
         res.recordsNote = `flow records unavailable (${pipeline.status().reason ?? 'unknown'})`;
       }
+      if (live !== base.offline) notes.unshift(`live ${live} but offline ${base.offline}`);
       if (notes.length > 0) res.note = notes.join('; ');
       res.outcome = live === f.expect && notes.length === 0 ? 'pass' : 'fail';
       results.push(res);
@@ -392,17 +397,21 @@ export function recordText(f: Flow): string {
 }
 
 /**
- * What the records of one flow must show: allowed → a FORWARDED (or REDIRECTED) record for every
- * enforced direction and no drop; denied → a DROPPED record in an enforced direction.
+ * What the records of one flow must show: allowed → a FORWARDED (or REDIRECTED, AUDIT) record for
+ * every enforced direction and no drop; audited → the same, and an AUDIT record in one of them;
+ * denied → a DROPPED record in an enforced direction.
  */
 export function checkRecords(
   entries: readonly RingEntry[],
   dirs: readonly TrafficDirection[],
-  live: 'allowed' | 'denied',
+  live: 'allowed' | 'denied' | 'audited',
 ): { done: boolean; problems: string[] } {
   const flows = entries.map((e) => e.event.flow);
   const problems: string[] = [];
-  if (live === 'allowed') {
+  if (live === 'audited' && !flows.some((f) => f.verdict === 'AUDIT')) {
+    problems.push('no AUDIT flow record for a flow audit mode let through');
+  }
+  if (live === 'allowed' || live === 'audited') {
     for (const d of dirs) {
       if (!flows.some((f) => f.traffic_direction === d && f.verdict !== 'DROPPED')) {
         problems.push(`no FORWARDED flow record for the enforced ${d} direction`);
@@ -499,7 +508,9 @@ export async function runLive(paths: string[], opts: LiveOptions = {}): Promise<
     tests.push(...parsed.tests);
   }
   if (invalid) return 2;
-  const createEngine = opts.createEngine ?? (await defaultFactory());
+  const given = opts.createEngine ?? (await defaultFactory());
+  const createEngine: EngineFactory =
+    opts.policyAuditMode === true ? (c, d) => given({ ...c, policyAuditMode: true }, d) : given;
   let passed = 0;
   let failed = 0;
   let skipped = 0;
