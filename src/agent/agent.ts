@@ -25,6 +25,7 @@ import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { OtherObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
+import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
@@ -63,6 +64,8 @@ export interface AgentOptions {
   flows?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
   nftTimeoutMs?: number;
+  /** --policy-audit-mode: every endpoint in PolicyAuditMode (policy drops pass, reported AUDIT). */
+  policyAuditMode?: boolean;
 }
 
 export interface EndpointSource {
@@ -150,6 +153,8 @@ export interface AgentStatus {
     ingress: string;
     egress: string;
     entries: number;
+    /** PolicyAuditMode (agent-wide or `seawall endpoint config`): policy drops pass as AUDIT. */
+    policyAuditMode?: true;
   }>;
   identities: Array<{ ip: string; identity: number }>;
   counts: { endpoints: number; ipcache: number; elements: number };
@@ -272,7 +277,7 @@ export class Agent {
       this.opts.createEngine ??
       ((await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
         .defaultEngineFactory;
-    this.engine = factory({});
+    this.engine = factory(this.opts.policyAuditMode === true ? { policyAuditMode: true } : {});
     const src = await loadEndpoints(this.opts.endpoints);
     this.checkStopping();
     checkEndpointAddresses(src.endpoints);
@@ -371,6 +376,15 @@ export class Agent {
       this.node.topo.extra = { ...this.node.topo.extra, lastGood: this.store.lastGoodTexts() };
       this.node.topo.persist();
     }
+  }
+
+  /** An endpoint option changed (`seawall endpoint config`): into the kernel, after reloads in flight. */
+  private syncAfterReloads(): Promise<void> {
+    const done = this.reloading.then(async () => {
+      await (this.runtime?.sync() ?? this.node.sync());
+    });
+    this.reloading = done.catch((e: unknown) => this.log(`endpoint config: ${(e as Error).message}`));
+    return done;
   }
 
   /**
@@ -515,8 +529,14 @@ export class Agent {
     const endpoints: AgentStatus['endpoints'] = [];
     for (const ep of st.endpoints.values()) {
       const pol = this.engine.endpointPolicy(...(ep.endpoint.split('/') as [string, string]));
-      const mode = (d: { enforced: boolean; defaultDeny: boolean }): string =>
-        !d.enforced ? 'not enforced' : d.defaultDeny ? 'default deny' : 'enforced (no default deny)';
+      const mode = (d: { enforced: boolean; defaultDeny: boolean; auditDefaultDeny?: true }): string =>
+        !d.enforced
+          ? 'not enforced'
+          : d.defaultDeny
+            ? d.auditDefaultDeny === true
+              ? 'default deny (audited)'
+              : 'default deny'
+            : 'enforced (no default deny)';
       endpoints.push({
         endpoint: ep.endpoint,
         id: ep.id,
@@ -526,6 +546,9 @@ export class Agent {
         egress: mode(pol.egress),
         entries: pol.entries.length,
       });
+      const [ns, name] = ep.endpoint.split('/') as [string, string];
+      if (this.engine.endpointOptions?.(ns, name)?.policyAuditMode === true)
+        endpoints.at(-1)!.policyAuditMode = true;
     }
     const s: AgentStatus = {
       node: this.nodeName,
@@ -596,6 +619,15 @@ export class Agent {
             text.then((t) => {
               res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
               res.end(t);
+            }, fail);
+            return;
+          }
+          if (req.url?.startsWith('/endpoint/config?') === true) {
+            const apply = (): Promise<void> => this.syncAfterReloads();
+            endpointConfigRoute(req.method, req.url, this.engine, apply).then((a) => {
+              res.statusCode = a.status;
+              res.setHeader('content-type', 'application/json');
+              res.end(a.body);
             }, fail);
             return;
           }

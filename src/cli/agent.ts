@@ -29,6 +29,10 @@ export function registerAgent(program: Command): void {
     )
     .option('--force', 'with --cleanup: also remove what live runs hold')
     .option('--debounce <ms>', 'apply a changed file once it is stable this long', '300')
+    .option(
+      '--policy-audit-mode',
+      'every endpoint in PolicyAuditMode: what policy would drop passes, reported AUDIT (per endpoint: seawall endpoint config)',
+    )
     .addHelpText(
       'after',
       `
@@ -76,6 +80,7 @@ Examples:
         flowSocket?: string;
         flows: boolean;
         nftTimeout?: string;
+        policyAuditMode?: boolean;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -137,6 +142,7 @@ Examples:
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
+          ...(o.policyAuditMode === true ? { policyAuditMode: true } : {}),
         });
         // Handlers go in before start(): a Ctrl-C while namespaces are being made must remove
         // them, not kill the process with them left behind. Later signals while stopping are
@@ -221,7 +227,7 @@ Examples:
         lines.push(`invalid (last good state kept): ${f.file}: ${f.issues.join('; ')}`);
       for (const e of s.endpoints) {
         lines.push(
-          `  #${e.id} ${e.endpoint} ${e.ip} identity ${e.identity}: ingress ${e.ingress}, egress ${e.egress}, ${e.entries} entries`,
+          `  #${e.id} ${e.endpoint} ${e.ip} identity ${e.identity}: ingress ${e.ingress}, egress ${e.egress}, ${e.entries} entries${e.policyAuditMode === true ? ', PolicyAuditMode' : ''}`,
         );
       }
       process.stdout.write(`${lines.join('\n')}\n`);

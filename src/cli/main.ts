@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerDemo } from './demo.ts';
 import { registerDiff } from './diff.ts';
+import { registerEndpoint } from './endpoint.ts';
 import { registerExec } from './exec.ts';
 import { registerFqdn } from './fqdn.ts';
 import { registerGenerate } from './generate.ts';
@@ -40,6 +41,7 @@ registrars.push(registerObserve);
 registrars.push(registerFqdn);
 registrars.push(registerGenerate);
 registrars.push(registerDiff);
+registrars.push(registerEndpoint);
 
 for (const r of registrars) r(program);
 
