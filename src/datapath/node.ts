@@ -51,6 +51,12 @@ function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
   const dirs = [a.ingress, b.ingress, a.egress, b.egress] as const;
   if (dirs[0].enforced !== dirs[1].enforced || dirs[0].defaultDeny !== dirs[1].defaultDeny) return false;
   if (dirs[2].enforced !== dirs[3].enforced || dirs[2].defaultDeny !== dirs[3].defaultDeny) return false;
+  // an audited default deny turning enforced again must reach the kernel (else it stays open)
+  if (
+    dirs[0].auditDefaultDeny !== dirs[1].auditDefaultDeny ||
+    dirs[2].auditDefaultDeny !== dirs[3].auditDefaultDeny
+  )
+    return false;
   if (a.entries === b.entries) return true;
   if (a.entries.length !== b.entries.length) return false;
   for (let i = 0; i < a.entries.length; i++) {
