@@ -33,6 +33,13 @@ describe('matchFlow', () => {
     { name: 'verdict is case-insensitive', flags: { verdict: ['dropped'] }, flow: dropped, want: true },
     { name: 'verdict mismatch', flags: { verdict: ['DROPPED'] }, flow: flow(), want: false },
     {
+      name: 'verdict AUDIT matches an audited flow',
+      flags: { verdict: ['AUDIT'] },
+      flow: { ...flow(), verdict: 'AUDIT' },
+      want: true,
+    },
+    { name: 'verdict AUDIT is no FORWARDED', flags: { verdict: ['AUDIT'] }, flow: flow(), want: false },
+    {
       name: 'verdicts are alternatives',
       flags: { verdict: ['DROPPED', 'FORWARDED'] },
       flow: flow(),

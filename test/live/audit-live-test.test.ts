@@ -24,7 +24,10 @@ async function replay(policyAuditMode: boolean): Promise<{ results: LiveFlowResu
   return { results: lines.map((l) => JSON.parse(l) as LiveFlowResult), code };
 }
 
-it('seawall test --live: audited flows pass live with an AUDIT record', { skip, timeout: 120_000 }, async () => {
+it('seawall test --live: audited flows pass live with an AUDIT record', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const { results, code } = await replay(false);
   assert.deepEqual(
     results.map((r) => [r.name, r.outcome, r.live, r.offline]),
@@ -37,7 +40,8 @@ it('seawall test --live: audited flows pass live with an AUDIT record', { skip, 
     ],
     JSON.stringify(results, null, 1),
   );
-  for (const r of results.filter((x) => x.live === 'audited')) assert.ok(r.records?.includes('INGRESS AUDIT'), String(r.records));
+  for (const r of results.filter((x) => x.live === 'audited'))
+    assert.ok(r.records?.includes('INGRESS AUDIT'), String(r.records));
   assert.equal(code, 0);
 });
 

@@ -5,6 +5,7 @@
 // node namespace of the test's own; skips without root, Linux, nft or ulogd2-json.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ const skip =
     ? 'needs ulogd2 and ulogd2-json (apt-get install ulogd2 ulogd2-json)'
     : undefined);
 
+const REPO = join(import.meta.dirname, '..', '..');
 const IP = { frontend: '10.0.12.10', backend: '10.0.12.20', db: '10.0.12.30' };
 /** Connections per case: every one must pass (audited) or be refused (enforced). */
 const N = 5;
@@ -199,6 +201,42 @@ describe('live audit mode', { skip }, () => {
     const off = await connectN('frontend', 'db', 5432);
     assert.equal(off.passed, 0, 'refused again');
     for (const f of off.flows) assert.equal(f.verdict, 'DROPPED');
+  });
+
+  it('hubble_policy_verdicts_total counts action="audit"; seawall observe --verdict AUDIT shows only them', async () => {
+    const text = await pipeline!.metricsText();
+    // one series per match type (none: an audited default deny; l3-l4: an audited deny rule)
+    const audited = [
+      ...text.matchAll(
+        /hubble_policy_verdicts_total\{direction="ingress",match="[^"]*",action="audit"\} (\d+)/g,
+      ),
+    ];
+    const total = audited.reduce((n, m) => n + Number(m[1]), 0);
+    assert.ok(total >= 4 * N, text);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [
+          join(REPO, 'bin', 'seawall.js'),
+          'observe',
+          '--socket',
+          join(dir, 'hubble.sock'),
+          '--last',
+          '500',
+          '--verdict',
+          'AUDIT',
+          '-o',
+          'json',
+        ],
+        (e, stdout) => (e ? reject(e) : resolve(stdout)),
+      ),
+    );
+    const flows = out
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as FlowEvent).flow);
+    assert.ok(flows.length >= 4 * N, `${flows.length} AUDIT records`);
+    for (const f of flows) assert.equal(f.verdict, 'AUDIT');
   });
 
   it('every record agrees with the engine', () => {
