@@ -63,6 +63,12 @@ describe('sideVerdict (the proxy mirror decides a side as decide does)', () => {
       want: 'deny',
     },
     { name: 'another port', ep: ep([e('redirect', 256, 81, 'http')]), want: 'deny' },
+    {
+      name: 'nothing matches, audited default deny (audit mode): passes',
+      ep: { ...ep([]), ingress: { enforced: true, defaultDeny: true, auditDefaultDeny: true } },
+      want: 'none',
+    },
+    { name: 'an audit entry denies nothing', ep: ep([e('audit', 256, 80), e('allow', 256, 80)]), want: 'none' },
   ];
   for (const r of rows) {
     it(r.name, () => {

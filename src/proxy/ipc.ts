@@ -114,5 +114,6 @@ export function sideVerdict(
   if (allows.length > 0) return { kind: 'none' };
   // a redirect of another parser only, or nothing: default deny (or the implicit allow)
   if (hits.some((e) => e.verdict === 'redirect')) return { kind: 'deny' };
-  return pol.defaultDeny ? { kind: 'deny' } : { kind: 'none' };
+  // an audited default deny (audit mode) lets it pass, as the kernel's chain does
+  return pol.defaultDeny && pol.auditDefaultDeny !== true ? { kind: 'deny' } : { kind: 'none' };
 }
