@@ -157,6 +157,10 @@ function groupFor(
  */
 function responsible(d: DirectionDecision): string {
   const dir = d.direction.toLowerCase();
+  if (d.audited !== undefined) {
+    const by = d.audited.by.map(formatRuleRef).join('; ') || 'policyEnforcementMode=always';
+    return `${dir}: audited (${d.audited.reason}): would be denied by ${by}`;
+  }
   const reason = d.reason ? ` (${d.reason})` : '';
   if (d.deniedBy.length > 0) return `${dir}: denied${reason} by ${d.deniedBy.map(formatRuleRef).join('; ')}`;
   if (d.l7 && !d.l7.allowed) {

@@ -68,7 +68,11 @@ describe('sideVerdict (the proxy mirror decides a side as decide does)', () => {
       ep: { ...ep([]), ingress: { enforced: true, defaultDeny: true, auditDefaultDeny: true } },
       want: 'none',
     },
-    { name: 'an audit entry denies nothing', ep: ep([e('audit', 256, 80), e('allow', 256, 80)]), want: 'none' },
+    {
+      name: 'an audit entry denies nothing',
+      ep: ep([e('audit', 256, 80), e('allow', 256, 80)]),
+      want: 'none',
+    },
   ];
   for (const r of rows) {
     it(r.name, () => {
