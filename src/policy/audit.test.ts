@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PolicyObject } from '../policy-api/types.ts';
 import { AUDIT_MODE_ANNOTATION } from '../policy-api/validate-meta.ts';
+import { explainEndpointPolicy } from './explain.ts';
 import { LOOKUP } from './mapstate.ts';
 import { cnp, engineWith, ext, flow, get, pod, snapshot } from './testutil.ts';
 import type { EndpointSpec, EngineConfig, L7Request, Verdict } from './types.ts';
@@ -389,4 +390,21 @@ describe('audit mode: explanations, MapState, incremental', () => {
     wide.setEndpointOptions('shop', 'api', { policyAuditMode: false });
     assert.equal(wide.decide(f).verdict, 'DROPPED', 'an endpoint may opt out of the agent-wide mode');
   });
+});
+
+test('policy show: the audited default deny and the AUDIT entries', () => {
+  const e = build(ROWS[1]!);
+  const lines = explainEndpointPolicy(e.endpointPolicy('shop', 'api'), e);
+  assert.ok(
+    lines.includes(
+      'ingress: enforced, default-deny audited (audit mode: what it would drop passes as AUDIT)',
+    ),
+    lines.join('\n'),
+  );
+  const d = build(ROWS[0]!);
+  const shown = explainEndpointPolicy(d.endpointPolicy('shop', 'api'), d);
+  assert.ok(
+    shown.some((l) => /^ {4}80\/TCP\s+AUDIT {2}\[from CiliumNetworkPolicy shop\/deny-web/.test(l)),
+    shown.join('\n'),
+  );
 });

@@ -1,5 +1,6 @@
 // `policy show`: an endpoint's distilled policy as readable lines — per direction whether it is
-// enforced and default-deny, then its MapState entries grouped by peer identity.
+// enforced and default-deny (audited or not), then its MapState entries grouped by peer identity
+// (AUDIT: a deny of an audited policy, which only reports).
 
 import { refText } from './endpoint.ts';
 import { formatPortSpec } from './ports.ts';
@@ -41,7 +42,9 @@ export function explainEndpointPolicy(
     const state = !pol.enforced
       ? 'not enforced (everything allowed)'
       : pol.defaultDeny
-        ? 'enforced, default-deny'
+        ? pol.auditDefaultDeny === true
+          ? 'enforced, default-deny audited (audit mode: what it would drop passes as AUDIT)'
+          : 'enforced, default-deny'
         : 'enforced, default-allow below denies';
     out.push(`${word}: ${state}`);
     if (!pol.enforced) continue;
