@@ -105,6 +105,24 @@ for (const row of traceRows) {
   });
 }
 
+test('trace --policy-audit-mode: the enforced default deny is audited, and says who would deny', async () => {
+  const io = capture();
+  const flags = {
+    file: [`${FIX}/audit.policytest.yaml`],
+    output: 'human',
+    protocol: 'TCP',
+    fromPod: 'shop/frontend',
+    toPod: 'shop/db',
+    port: '5432',
+  };
+  await runTraceCommand(flags as TraceFlags, io);
+  assert.match(io.out, /Verdict: DROPPED \(POLICY_DENIED\)/);
+  const audited = capture();
+  await runTraceCommand({ ...flags, policyAuditMode: true } as TraceFlags, audited);
+  assert.equal(audited.code, 0, audited.err);
+  golden('trace-audit.golden', audited.out);
+});
+
 test('trace: workloads from manifests and policies from a directory (named port)', async () => {
   const io = capture();
   await runTraceCommand(

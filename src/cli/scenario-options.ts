@@ -1,5 +1,5 @@
 // The options every scenario command (trace, matrix, policy show) shares: where endpoints and
-// policies come from, which PolicyTest, and the enforcement mode.
+// policies come from, which PolicyTest, the enforcement mode and audit mode.
 
 import type { Command } from 'commander';
 
@@ -14,5 +14,6 @@ export function addScenarioOptions(cmd: Command): Command {
     )
     .option('--policies <path>', 'policy file or directory; repeatable', collect)
     .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
-    .option('--enforcement-mode <mode>', 'default | always | never (overrides the PolicyTest config)');
+    .option('--enforcement-mode <mode>', 'default | always | never (overrides the PolicyTest config)')
+    .option('--policy-audit-mode', 'every endpoint in PolicyAuditMode: what policy would drop is AUDIT');
 }

@@ -3,7 +3,13 @@
 
 import { SeawallError } from '../core/errors.ts';
 import { defaultEngineFactory } from '../policy/default-engine.ts';
-import type { EnforcementMode, FlowProtocol, L7Request, PolicyEngineAPI } from '../policy/types.ts';
+import type {
+  EnforcementMode,
+  EngineFactory,
+  FlowProtocol,
+  L7Request,
+  PolicyEngineAPI,
+} from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { formatIssue } from './report.ts';
 import { prepareEngine } from './runner.ts';
@@ -38,6 +44,8 @@ export interface ScenarioFlags {
   policies?: string[];
   test?: string;
   enforcementMode?: string;
+  /** --policy-audit-mode: every endpoint in PolicyAuditMode. */
+  policyAuditMode?: boolean;
 }
 
 const MODES: readonly EnforcementMode[] = ['default', 'always', 'never'];
@@ -66,7 +74,11 @@ export async function engineForScenario(
     ...(flags.test !== undefined ? { testName: flags.test } : {}),
     ...(mode !== undefined ? { enforcementMode: mode } : {}),
   });
-  const { engine, issues } = prepareEngine(scenario, defaultEngineFactory);
+  const factory: EngineFactory =
+    flags.policyAuditMode === true
+      ? (c, d) => defaultEngineFactory({ ...c, policyAuditMode: true }, d)
+      : defaultEngineFactory;
+  const { engine, issues } = prepareEngine(scenario, factory);
   const all: Issue[] = [...scenario.issues, ...issues];
   printIssues(all, io);
   if (all.some((i) => i.severity === 'error')) return undefined;
