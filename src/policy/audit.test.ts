@@ -8,7 +8,7 @@ import type { PolicyObject } from '../policy-api/types.ts';
 import { AUDIT_MODE_ANNOTATION } from '../policy-api/validate-meta.ts';
 import { explainEndpointPolicy } from './explain.ts';
 import { LOOKUP } from './mapstate.ts';
-import { cnp, engineWith, ext, flow, get, pod, snapshot } from './testutil.ts';
+import { ccnp, cnp, engineWith, ext, flow, get, knp, pod, snapshot } from './testutil.ts';
 import type { EndpointSpec, EngineConfig, L7Request, Verdict } from './types.ts';
 
 const EPS: EndpointSpec[] = [
@@ -126,6 +126,38 @@ const ROWS: Row[] = [
       audited(api('audit-web', { ingress: [{ ...fromWeb, ...port('80') }] })),
     ],
     flows: [['shop/web', 'shop/api', '80/TCP', 'FORWARDED']],
+  },
+  {
+    name: 'an audited Kubernetes NetworkPolicy: its default deny audits',
+    policies: [
+      audited(
+        knp('shop', 'knp-api', {
+          podSelector: { matchLabels: { app: 'api' } },
+          policyTypes: ['Ingress'],
+          ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }] }],
+        }),
+      ),
+    ],
+    flows: [
+      ['shop/web', 'shop/api', '80/TCP', 'FORWARDED'],
+      ['shop/db', 'shop/api', '80/TCP', 'AUDIT POLICY_DENIED knp-api'],
+    ],
+  },
+  {
+    name: 'an audited CCNP deny over a namespaced allow',
+    policies: [
+      api('allow-all-in', { ingress: [{ fromEndpoints: [{}] }] }),
+      audited(
+        ccnp('no-db', {
+          endpointSelector: {},
+          ingressDeny: [{ fromEndpoints: [{ matchLabels: { app: 'db' } }] }],
+        }),
+      ),
+    ],
+    flows: [
+      ['shop/db', 'shop/api', '80/TCP', 'AUDIT POLICY_DENY no-db'],
+      ['shop/web', 'shop/api', '80/TCP', 'FORWARDED'],
+    ],
   },
   {
     name: 'audit-mode "false" enforces',
@@ -270,6 +302,13 @@ const ROWS: Row[] = [
   },
 ];
 
+/** A row by the start of its name (the tests below reuse their setups). */
+function row(prefix: string): Row {
+  const r = ROWS.find((x) => x.name.startsWith(prefix));
+  if (r === undefined) throw new Error(`no row ${prefix}`);
+  return r;
+}
+
 function outcome(v: Verdict): Want {
   if (v.verdict === 'DROPPED') return `DROPPED ${v.reason ?? 'POLICY_DENIED'}`;
   if (v.verdict === 'FORWARDED') return 'FORWARDED';
@@ -305,7 +344,7 @@ describe('audit mode: engine verdicts', () => {
 
 describe('audit mode: explanations, MapState, incremental', () => {
   test('decide explains which policy audited the flow and why', () => {
-    const e = build(ROWS[0]!);
+    const e = build(row('audited explicit deny'));
     const v = e.decide(flow('shop/web', 'shop/api', '80/TCP', EPS));
     assert.equal(v.verdict, 'AUDIT');
     assert.equal(
@@ -318,7 +357,7 @@ describe('audit mode: explanations, MapState, incremental', () => {
       ),
       v.explanation.join('\n'),
     );
-    const d = build(ROWS[13]!).decide(flow('shop/db', 'shop/api', '80/TCP', EPS));
+    const d = build(row('endpoint PolicyAuditMode')).decide(flow('shop/db', 'shop/api', '80/TCP', EPS));
     assert.equal(d.ingress?.audited?.endpointMode, true);
     assert.ok(
       d.explanation.some((l) => l.includes('shop/api is in PolicyAuditMode')),
@@ -327,12 +366,12 @@ describe('audit mode: explanations, MapState, incremental', () => {
   });
 
   test('MapState: audited denies are audit entries, the default deny is flagged audited', () => {
-    const e = build(ROWS[0]!);
+    const e = build(row('audited explicit deny'));
     const p = e.endpointPolicy('shop', 'api');
     const verdicts = p.entries.filter((x) => x.key.direction === 'INGRESS').map((x) => x.verdict);
     assert.ok(verdicts.includes('audit') && !verdicts.includes('deny'), verdicts.join(','));
     assert.equal(p.ingress.auditDefaultDeny, undefined, 'allow-web enforces the default deny');
-    const only = build(ROWS[1]!).endpointPolicy('shop', 'api');
+    const only = build(row('audited default deny alone')).endpointPolicy('shop', 'api');
     assert.equal(only.ingress.auditDefaultDeny, true);
     const web = e.identityOf({ kind: 'endpoint', namespace: 'shop', name: 'web' });
     assert.equal(e.lookup('shop/api', 'INGRESS', web, 6, 80), LOOKUP.ALLOW | LOOKUP.AUDIT);
@@ -393,7 +432,7 @@ describe('audit mode: explanations, MapState, incremental', () => {
 });
 
 test('policy show: the audited default deny and the AUDIT entries', () => {
-  const e = build(ROWS[1]!);
+  const e = build(row('audited default deny alone'));
   const lines = explainEndpointPolicy(e.endpointPolicy('shop', 'api'), e);
   assert.ok(
     lines.includes(
@@ -401,7 +440,7 @@ test('policy show: the audited default deny and the AUDIT entries', () => {
     ),
     lines.join('\n'),
   );
-  const d = build(ROWS[0]!);
+  const d = build(row('audited explicit deny'));
   const shown = explainEndpointPolicy(d.endpointPolicy('shop', 'api'), d);
   assert.ok(
     shown.some((l) => /^ {4}80\/TCP\s+AUDIT {2}\[from CiliumNetworkPolicy shop\/deny-web/.test(l)),
