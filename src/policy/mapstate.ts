@@ -193,9 +193,12 @@ export class MapState<F> {
     let rank = 0;
     const own = f.byIdentity.get(identity);
     if (own !== undefined) rank = scan(own, port, rank);
-    if ((rank & 3) < 3 && (own === undefined || !f.merged)) rank = scan(f.wildcard, port, rank);
-    const code = CODE[rank & 3]!;
-    return code !== LOOKUP.DENY && (rank & AUDIT_BIT) !== 0 ? code | LOOKUP.AUDIT : code;
+    if (rank < 3 && (own === undefined || !f.merged)) rank = scan(f.wildcard, port, rank);
+    const code = CODE[rank]!;
+    // audit entries sit apart: a map without them pays one check
+    const a = f.audit;
+    if (a === undefined || code === LOOKUP.DENY) return code;
+    return covers(a.byIdentity.get(identity), port) || covers(a.wildcard, port) ? code | LOOKUP.AUDIT : code;
   }
 
   private flat: FlatSlot[] | undefined;
@@ -207,19 +210,26 @@ export class MapState<F> {
         // TCP, UDP and SCTP lookups also see the protocol-0 (any of the three) entries.
         const sources = slot >= 1 && slot <= 3 ? [d[slot]!, d[0]!] : [d[slot]!];
         const wild: number[] = [];
-        for (const m of sources) pack(m.get(0), wild);
+        const auditWild: number[] = [];
+        for (const m of sources) pack(m.get(0), wild, auditWild);
         // Copy the wildcard-identity ranges into each identity's list while that stays small.
         const merged = wild.length <= 3 * 8;
         const byIdentity = new Map<number, Int32Array>();
+        const auditBy = new Map<number, Int32Array>();
         const ids = new Set<number>();
         for (const m of sources) for (const id of m.keys()) if (id !== 0) ids.add(id);
         for (const id of ids) {
           const own: number[] = [];
-          for (const m of sources) pack(m.get(id), own);
+          const audit: number[] = [];
+          for (const m of sources) pack(m.get(id), own, audit);
           if (merged) own.push(...wild);
           byIdentity.set(id, Int32Array.from(own));
+          if (audit.length > 0) auditBy.set(id, Int32Array.from(audit));
         }
-        flat.push({ byIdentity, wildcard: Int32Array.from(wild), merged });
+        const fs: FlatSlot = { byIdentity, wildcard: Int32Array.from(wild), merged };
+        if (auditBy.size > 0 || auditWild.length > 0)
+          fs.audit = { byIdentity: auditBy, wildcard: Int32Array.from(auditWild) };
+        flat.push(fs);
       }
     }
     this.flat = flat;
@@ -233,6 +243,8 @@ interface FlatSlot {
   wildcard: Int32Array;
   /** The wildcard triples are already part of every identity's list. */
   merged: boolean;
+  /** Audit entries' packed (lo, hi, 0) triples, when the slot has any. */
+  audit?: { byIdentity: Map<number, Int32Array>; wildcard: Int32Array };
 }
 
 /** The identity of an entry: one per (key, verdict, parser), whatever rules contributed it. */
@@ -248,23 +260,28 @@ function entryKey(
   return `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
 }
 
-function pack<F>(list: StateEntry<F>[] | undefined, out: number[]): void {
+function pack<F>(list: StateEntry<F>[] | undefined, out: number[], audit: number[]): void {
   if (list === undefined) return;
-  for (const e of list) out.push(e.portLo, e.portHi, RANK[e.verdict]);
+  for (const e of list) {
+    if (e.verdict === 'audit') audit.push(e.portLo, e.portHi, 0);
+    else out.push(e.portLo, e.portHi, RANK[e.verdict]);
+  }
 }
 
-/** rank: the best of redirect 1, allow 2, deny 3 in the low bits, AUDIT_BIT when an audit entry covers. */
 function scan(t: Int32Array, port: number, rank: number): number {
   for (let i = 0; i < t.length; i += 3) {
-    if (port < t[i]! || port > t[i + 1]!) continue;
-    const r = t[i + 2]!;
-    if (r === AUDIT_BIT) rank |= AUDIT_BIT;
-    else if (r > (rank & 3)) {
-      rank = (rank & AUDIT_BIT) | r;
-      if (r === 3) break;
+    if (port >= t[i]! && port <= t[i + 1]! && t[i + 2]! > rank) {
+      rank = t[i + 2]!;
+      if (rank === 3) break;
     }
   }
   return rank;
+}
+
+function covers(t: Int32Array | undefined, port: number): boolean {
+  if (t === undefined) return false;
+  for (let i = 0; i < t.length; i += 3) if (port >= t[i]! && port <= t[i + 1]!) return true;
+  return false;
 }
 
 function pick<F>(
@@ -278,6 +295,6 @@ function pick<F>(
   for (const e of list) if (port >= e.portLo && port <= e.portHi) out.push(e);
 }
 
-const AUDIT_BIT = 4;
-const RANK: Record<MapStateVerdict, number> = { deny: 3, allow: 2, redirect: 1, audit: AUDIT_BIT };
+/** Audit entries are packed apart (FlatSlot.audit): their rank is never scanned. */
+const RANK: Record<MapStateVerdict, number> = { deny: 3, allow: 2, redirect: 1, audit: 0 };
 const CODE = [LOOKUP.NONE, LOOKUP.REDIRECT, LOOKUP.ALLOW, LOOKUP.DENY];
