@@ -57,6 +57,8 @@ export interface FlowPipelineStatus {
   processed: number;
   forwarded: number;
   dropped: number;
+  /** Records with verdict AUDIT (audit mode let them pass); absent from agents before audit mode. */
+  audited?: number;
   /**
    * Records the ring dropped to make room, kernel events no record could be made of (`errors`
    * included), and records missing from the flow log (`flowLogLost` included).
@@ -130,7 +132,7 @@ export class FlowPipeline {
   private server: Server | undefined;
   private state: FlowPipelineState = 'stopped';
   private reason: string | undefined;
-  private counts = { processed: 0, forwarded: 0, dropped: 0, disagreements: 0, errors: 0 };
+  private counts = { processed: 0, forwarded: 0, dropped: 0, audited: 0, disagreements: 0, errors: 0 };
   private ringLost = 0;
   /** Flow log write failures already put in the metric. */
   private flowLogLostSeen = 0;
@@ -277,6 +279,7 @@ export class FlowPipeline {
       this.counts.processed++;
       if (flow.verdict === 'DROPPED') this.counts.dropped++;
       else if (flow.verdict === 'FORWARDED') this.counts.forwarded++;
+      else if (flow.verdict === 'AUDIT') this.counts.audited++;
     } catch (e) {
       this.buildError(`L7 record: ${(e as Error)?.message ?? String(e)}`);
     }
@@ -332,6 +335,7 @@ export class FlowPipeline {
     this.counts.processed++;
     if (rec.flow.verdict === 'DROPPED') this.counts.dropped++;
     else if (rec.flow.verdict === 'FORWARDED' || rec.flow.verdict === 'REDIRECTED') this.counts.forwarded++;
+    else if (rec.flow.verdict === 'AUDIT') this.counts.audited++;
     if (!rec.agrees) {
       this.counts.disagreements++;
       this.log(
@@ -390,6 +394,7 @@ export class FlowPipeline {
       processed: this.counts.processed,
       forwarded: this.counts.forwarded,
       dropped: this.counts.dropped,
+      audited: this.counts.audited,
       lost: this.ring.lost + this.counts.errors + (this.sink?.writeErrors ?? 0),
       flowLogLost: this.sink?.writeErrors ?? 0,
       errors: this.counts.errors,

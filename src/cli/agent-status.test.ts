@@ -63,6 +63,14 @@ const flowRows: Array<{ name: string; f: Record<string, unknown>; want: string[]
     ],
   },
   {
+    name: 'audited records are counted apart',
+    f: { audited: 4 },
+    want: [
+      'flow records: 10 processed (7 forwarded, 3 dropped, 4 audited), 0 lost, 0 repeated drops folded; ulogd2 running (pid 42)',
+      '  flow log /run/seawall/sw-a/flows.jsonl; observe socket /run/seawall/sw-a/hubble.sock',
+    ],
+  },
+  {
     name: 'item 6: a full disk: records not written, and why',
     f: { lost: 4, errors: 1, flowLogLost: 3, flowLogError: 'ENOSPC: no space left on device, write' },
     want: [

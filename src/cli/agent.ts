@@ -249,7 +249,7 @@ export function flowLine(f: FlowsStatus | undefined): string {
   const lost = why.length > 0 ? `${f.lost} lost (${why.join(', ')})` : `${f.lost} lost`;
   const extra = f.disagreements > 0 ? `, ${f.disagreements} kernel/engine DISAGREEMENTS` : '';
   return [
-    `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
+    `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped${(f.audited ?? 0) > 0 ? `, ${f.audited} audited` : ''}), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
     `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
     ...(f.flowLogError !== undefined ? [`  flow log write error: ${f.flowLogError}`] : []),
   ].join('\n');

@@ -242,5 +242,6 @@ describe('live audit mode', { skip }, () => {
   it('every record agrees with the engine', () => {
     const st = pipeline!.status();
     assert.equal(st.disagreements, 0, JSON.stringify(st));
+    assert.ok((st.audited ?? 0) >= 4 * N, JSON.stringify(st));
   });
 });
