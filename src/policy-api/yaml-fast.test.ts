@@ -58,7 +58,9 @@ function same(a: unknown, b: unknown, at: string): void {
     });
   } else if (isSeq(x) && isSeq(y)) {
     assert.equal(x.items.length, y.items.length, `${at}: size`);
-    x.items.forEach((it, i) => same(it, y.items[i], `${at}[${i}]`));
+    x.items.forEach((it, i) => {
+      same(it, y.items[i], `${at}[${i}]`);
+    });
   } else assert.fail(`${at}: unexpected node kinds`);
 }
 
