@@ -187,6 +187,17 @@ describe('issue 15: scanning thousands of files', () => {
     assert.ok(worst < 1000, `longest stall ${worst.toFixed(0)} ms`);
   });
 
+  it('startup (two scans a settle time apart) reads each file once', () => {
+    let t = 1_000_000;
+    const store = new PolicyStore(root, { stableMs: 300, now: () => t });
+    store.scan();
+    assert.equal(store.policies().size, 0, 'pending until stable');
+    t += 300;
+    assert.equal(store.scan().changed, true);
+    assert.equal(store.policies().size, N);
+    assert.equal(store.reads, N, 'the pending read is the one applied');
+  });
+
   it('a rescan reads no unchanged file; an edited one is read alone', () => {
     const store = new PolicyStore(root, { stableMs: 0 });
     store.scan({ immediate: true });

@@ -79,7 +79,8 @@ export class PolicyStore {
   private readonly good = new Map<string, Good>();
   private readonly invalid = new Map<string, { hash: string; issues: string[] }>();
   private skipped = new Map<string, string>();
-  private readonly pending = new Map<string, { hash: string | null; since: number }>();
+  /** Changes waiting to settle; with the bytes read, so settling needs no second read. */
+  private readonly pending = new Map<string, { hash: string | null; since: number; bytes?: Buffer }>();
   /** Last good texts an earlier run saved (the state file): used while a file is bad or unsettled. */
   private readonly saved = new Map<string, string>();
   /** Directories the last read walked. */
@@ -214,14 +215,14 @@ export class PolicyStore {
         this.log(`${s.path}: skipped (${s.reason}); its last good version stays`);
     };
     for (const s of walk.skipped) note(s);
-    const settled = (file: string, hash: string | null): boolean => {
+    const settled = (file: string, hash: string | null, bytes?: Buffer): boolean => {
       if (opts.immediate) {
         this.pending.delete(file);
         return true;
       }
       const p = this.pending.get(file);
       if (p === undefined || p.hash !== hash) {
-        this.pending.set(file, { hash, since: now });
+        this.pending.set(file, bytes === undefined ? { hash, since: now } : { hash, since: now, bytes });
         found++;
         return false;
       }
@@ -234,7 +235,7 @@ export class PolicyStore {
     try {
       for (let i = 0; i < walk.paths.length; i++) {
         const path = walk.paths[i]!;
-        let f = read !== undefined ? read.files[i]! : this.readOne(path);
+        let f: ReturnType<PolicyStore['readOne']> = read !== undefined ? read.files[i]! : this.readOne(path);
         progress.done = i + 1;
         yield;
         if ('reason' in f) {
@@ -246,7 +247,11 @@ export class PolicyStore {
           this.pending.delete(f.path); // back to what is applied (or already reported)
           continue;
         }
-        if (!settled(f.path, f.hash)) continue;
+        const held = this.pending.get(f.path);
+        if (!settled(f.path, f.hash, 'bytes' in f ? (f.bytes as Buffer) : undefined)) continue;
+        // the stat and hash unchanged since the read that made it pending: those bytes
+        if (!('bytes' in f) && held?.hash === f.hash && held.bytes !== undefined)
+          f = { path: f.path, hash: f.hash, bytes: held.bytes };
         if (!('bytes' in f)) {
           // settled on a remembered hash: read the content now; if it moved meanwhile, it waits
           const want = f.hash;
