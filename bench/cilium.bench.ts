@@ -5,15 +5,19 @@
 //
 //   node --import tsx bench/run.ts bench/cilium.bench.ts      (SEAWALL_BENCH_ONLY=l3,cidr,... to pick)
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { PolicyStore } from '../src/agent/policy-store.ts';
+import { defaultEngineFactory } from '../src/policy/default-engine.ts';
 import { PolicyEngine } from '../src/policy/engine.ts';
 import { cnp, pod } from '../src/policy/testutil.ts';
 import type { EndpointSpec } from '../src/policy/types.ts';
 import { loadPolicies } from '../src/policy-api/load.ts';
 import type { PolicyObject } from '../src/policy-api/types.ts';
+import { parsePolicyTestText } from '../src/policytest/parse.ts';
+import { runPolicyTest } from '../src/policytest/runner.ts';
 import { fmtBytes, fmtMs, fmtRatio, median, retainedBytes, table } from './lib.ts';
 
 const NS = 'bench';
@@ -266,31 +270,77 @@ spec:
 `;
 }
 
+/** A PolicyTest over the directory, as `seawall test` runs it offline (20 endpoints, 50 flows). */
+function policyTestText(dir: string): string {
+  const eps = Array.from({ length: 20 }, (_, i) => ({
+    name: `p${i}`,
+    namespace: NS,
+    labels: { app: `app-${i % 100}`, tier: `tier-${i % 10}` },
+    ip: ip(i + 1),
+  }));
+  const flows = Array.from({ length: 50 }, (_, i) => ({
+    name: `f${i}`,
+    from: `${NS}/p${(i + 3) % 20}`,
+    to: `${NS}/p${i % 20}`,
+    port: 1000 + (i % 50),
+    protocol: 'TCP',
+    expect: 'allowed',
+  }));
+  return JSON.stringify({
+    apiVersion: 'seawall/v1',
+    kind: 'PolicyTest',
+    metadata: { name: 'dir' },
+    spec: { policyFiles: [dir], endpoints: eps, flows },
+  });
+}
+
+/** The agent's path: the store's scan, then the policies whose objects changed into the engine. */
+function applyChanged(
+  e: PolicyEngine,
+  before: Map<string, PolicyObject>,
+  next: Map<string, PolicyObject>,
+): void {
+  for (const [k, p] of next) if (before.get(k) !== p) e.upsertPolicy(p);
+}
+
 async function agentFiles(): Promise<void> {
   const sizes = process.env.BENCH_QUICK === '1' ? [100, 1000] : [100, 1000, 10000];
   const ids = peers(1000);
   const rows: string[][] = [
     [
       'policy files',
-      'load (read+parse+validate)',
+      'loadPolicies (read+parse+validate)',
+      'agent store scan',
       'upsert into engine',
-      'startup total',
+      'startup total (scan+upsert)',
       'engine compile alone',
-      'one file edited → enforced',
+      'one file edited → enforced (rescan+upsert)',
+      'seawall test (offline, 50 flows)',
       'aim',
     ],
   ];
   for (const n of sizes) {
     const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
     try {
-      for (let i = 0; i < n; i++) writeFileSync(join(dir, `p${i}.yaml`), policyYAML(i, 1000 + (i % 50)));
+      // files as an agent finds them at startup: written a while ago
+      const old = new Date(Date.now() - 3_600_000);
+      for (let i = 0; i < n; i++) {
+        const f = join(dir, `p${i}.yaml`);
+        writeFileSync(f, policyYAML(i, 1000 + (i % 50)));
+        utimesSync(f, old, old);
+      }
+      const tl = performance.now();
+      const loaded = await loadPolicies([dir]);
+      const loadMs = performance.now() - tl;
       // The agent's order: endpoints are known, then the directory is read and applied.
       const e = new PolicyEngine();
       for (const p of ids) e.upsertEndpoint(p);
+      const store = new PolicyStore(dir, { stableMs: 0 });
       const t0 = performance.now();
-      const loaded = await loadPolicies([dir]);
+      await store.scanAsync({ immediate: true });
       const t1 = performance.now();
-      for (const p of loaded.policies) e.upsertPolicy(p);
+      let enforced = store.policies();
+      applyChanged(e, new Map(), enforced);
       const t2 = performance.now();
       // The same rules, already parsed, into a fresh engine (the engine's own compile time).
       const fresh = new PolicyEngine();
@@ -302,21 +352,31 @@ async function agentFiles(): Promise<void> {
       const edits: number[] = [];
       for (let r = 0; r < 5; r++) {
         const i = (r * 7919) % n;
-        const file = join(dir, `p${i}.yaml`);
-        writeFileSync(file, policyYAML(i, 2000 + r));
+        writeFileSync(join(dir, `p${i}.yaml`), policyYAML(i, 2000 + r));
         const te = performance.now();
-        const one = await loadPolicies([file]);
-        for (const p of one.policies) e.upsertPolicy(p);
+        await store.scanAsync({ immediate: true });
+        const next = store.policies();
+        applyChanged(e, enforced, next);
+        enforced = next;
         edits.push(performance.now() - te);
       }
       e.close();
+      const tt = performance.now();
+      const parsed = await parsePolicyTestText(join(dir, 'dir.test.json'), policyTestText(dir));
+      const test = parsed.tests[0];
+      if (test === undefined || parsed.issues.some((i) => i.severity === 'error'))
+        throw new Error(`the PolicyTest does not load: ${parsed.issues[0]?.message}`);
+      runPolicyTest(test, { createEngine: defaultEngineFactory });
+      const testMs = performance.now() - tt;
       rows.push([
         String(n),
+        fmtMs(loadMs),
         fmtMs(t1 - t0),
         fmtMs(t2 - t1),
         fmtMs(t2 - t0),
         fmtMs(compile),
         fmtMs(median(edits)),
+        fmtMs(testMs),
         n === 10000 ? '≤ 10 s / ≤ 100 ms' : '',
       ]);
     } finally {

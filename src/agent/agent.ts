@@ -23,12 +23,18 @@ import { workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
-import type { OtherObject } from '../policy-api/types.ts';
+import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
 import { readPolicyDir } from './policy-dir.ts';
-import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
+import {
+  DEFAULT_STABLE_MS,
+  type PendingChange,
+  PolicyStore,
+  policyKey,
+  type ScanProgress,
+} from './policy-store.ts';
 import { ProxyComponent } from './proxy.ts';
 import { checkEndpointAddresses, checkNodeName, NodeRuntime, type RuntimeComponent } from './runtime.ts';
 
@@ -132,6 +138,8 @@ export interface AgentStatus {
   pendingChanges: PendingChange[];
   /** The store could not be read at the last scan (the last good state stays). */
   storeError?: string;
+  /** A scan of the store in progress: files looked at so far of how many. */
+  loading?: ScanProgress;
   watch: {
     /** Directories watched now (the store's, and its parent for a swap of the whole directory). */
     watchers: number;
@@ -216,7 +224,8 @@ export class Agent {
   private runtime: NodeRuntime | undefined;
   private server: Server | undefined;
   private readonly store: PolicyStore;
-  private enforcedKeys = new Set<string>();
+  /** The policies in the engine, by key: a reload upserts only those that changed. */
+  private enforced = new Map<string, PolicyObject>();
   private applies = 0;
   private reloading: Promise<void> = Promise.resolve();
   /** start() in progress; stop() lets its current step finish, then tears down. */
@@ -312,15 +321,16 @@ export class Agent {
     if (ids && typeof ids === 'object') rt.datapath.rememberIds(ids as Record<string, number>);
     const lastGood = prev?.extra?.lastGood;
     if (lastGood && typeof lastGood === 'object') this.store.restore(lastGood as Record<string, string>);
+    await this.serve(); // status answers (with the load's progress) while thousands of files load
     await rt.start({
       pods: src.endpoints,
       beforeUp: async () => {
         // Two reads a settle time apart: a file being written as the agent starts is enforced
         // in its saved last good version (or not at all) until it is stable.
-        this.store.scan();
+        await this.store.scanAsync();
         await new Promise((r) => setTimeout(r, this.store.stableMs));
         this.checkStopping();
-        this.store.scan();
+        await this.store.scanAsync();
         this.applyToEngine();
         this.applies++; // the first transaction
       },
@@ -341,7 +351,7 @@ export class Agent {
           this.log(`flow records: ${fs.flowLog ?? '(no file)'}, API on ${fs.socket}`);
         else if (fs !== undefined)
           this.log(`WARNING: flow records unavailable (${fs.reason ?? fs.state}); enforcing without them`);
-        await this.serve();
+        if (this.server === undefined) await this.serve();
       },
       stop: () => this.closeServer(),
     };
@@ -361,17 +371,18 @@ export class Agent {
   /** The store's good versions into the engine: removed policies out, the rest upserted. */
   private applyToEngine(): void {
     const next = this.store.policies();
-    for (const k of this.enforcedKeys) {
+    for (const k of this.enforced.keys()) {
       if (next.has(k)) continue;
       const [kind, ns, name] = k.split('/') as [string, string, string];
       this.engine.removePolicy(kind, ns === '' ? undefined : ns, name);
     }
-    for (const p of next.values()) {
+    for (const [k, p] of next) {
+      if (this.enforced.get(k) === p) continue; // the store keeps an unchanged file's objects
       for (const i of this.engine.upsertPolicy(p)) {
         if (i.severity === 'error') this.log(`${policyKey(p)}: ${i.code}: ${i.message}`);
       }
     }
-    this.enforcedKeys = new Set(next.keys());
+    this.enforced = next;
     if (this.runtime) {
       this.node.topo.extra = { ...this.node.topo.extra, lastGood: this.store.lastGoodTexts() };
       this.node.topo.persist();
@@ -398,7 +409,8 @@ export class Agent {
       try {
         const announced = this.eventSeen;
         this.eventSeen = false;
-        const r = this.store.scan({ immediate: how === 'now' });
+        await this.starting?.catch(() => {}); // after startup's own load, never inside it
+        const r = await this.store.scanAsync({ immediate: how === 'now' });
         if (how === 'resync') {
           this.resyncCounts.runs++;
           if (r.found > 0 && !announced) {
@@ -553,7 +565,7 @@ export class Agent {
     const s: AgentStatus = {
       node: this.nodeName,
       pid: process.pid,
-      policies: [...this.enforcedKeys].sort(),
+      policies: [...this.enforced.keys()].sort(),
       invalidFiles: this.store.invalidFiles(),
       skippedFiles: this.store.skippedFiles(),
       pendingChanges: this.store.pendingChanges(),
@@ -566,6 +578,8 @@ export class Agent {
       flows: this.runtime?.flows?.status() ?? { state: 'disabled' },
     };
     if (this.store.storeError !== undefined) s.storeError = this.store.storeError;
+    const loading = this.store.progress();
+    if (loading !== undefined) s.loading = loading;
     if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
     return s;
   }

@@ -38,15 +38,18 @@ function reasonOf(path: string, message: string): string {
   return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
 }
 
-/**
- * The policy files under `root` (a directory, or one file), sorted, with what was skipped and
- * why. Throws when `root` itself cannot be read.
- */
-export function readPolicyDir(root: string, opts: { maxBytes?: number } = {}): PolicyDirRead {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_POLICY_BYTES;
+/** The walk of `root` without reading the files: their paths, what was skipped, the directories. */
+export interface PolicyDirWalk {
+  paths: string[];
+  skipped: Array<{ path: string; reason: string }>;
+  dirs: string[];
+}
+
+/** Walks the store (throws when `root` itself cannot be read); reads nothing. */
+export function walkPolicyDir(root: string): PolicyDirWalk {
   if (statSync(root).isDirectory()) readdirSync(root); // throws: unreadable store
   const w = walkFiles(root, { accept: (n) => POLICY_FILE.test(n), skip: (n) => n.startsWith('.') });
-  const out: PolicyDirRead = { files: [], skipped: [], dirs: [] };
+  const out: PolicyDirWalk = { paths: w.files, skipped: [], dirs: [] };
   for (const d of w.dirs) {
     try {
       out.dirs.push(realpathSync(d));
@@ -57,10 +60,30 @@ export function readPolicyDir(root: string, opts: { maxBytes?: number } = {}): P
   for (const p of w.problems) out.skipped.push({ path: p.path, reason: reasonOf(p.path, p.message) });
   for (const l of w.loops)
     out.skipped.push({ path: l, reason: 'symlink loop: the directory is already read' });
-  for (const path of w.files) {
-    const r = readRegularFile(path, maxBytes, { stdinHint: false });
-    if (r.ok) out.files.push({ path, bytes: r.bytes, hash: contentHash(r.bytes) });
-    else out.skipped.push({ path, reason: reasonOf(path, r.message) });
+  return out;
+}
+
+/** One policy file read with its hash, or why it was not read. */
+export function readPolicyFile(
+  path: string,
+  maxBytes = DEFAULT_MAX_POLICY_BYTES,
+): PolicyFileRead | { path: string; reason: string } {
+  const r = readRegularFile(path, maxBytes, { stdinHint: false });
+  if (r.ok) return { path, bytes: r.bytes, hash: contentHash(r.bytes) };
+  return { path, reason: reasonOf(path, r.message) };
+}
+
+/**
+ * The policy files under `root` (a directory, or one file), sorted, with what was skipped and
+ * why. Throws when `root` itself cannot be read.
+ */
+export function readPolicyDir(root: string, opts: { maxBytes?: number } = {}): PolicyDirRead {
+  const w = walkPolicyDir(root);
+  const out: PolicyDirRead = { files: [], skipped: w.skipped, dirs: w.dirs };
+  for (const path of w.paths) {
+    const r = readPolicyFile(path, opts.maxBytes);
+    if ('bytes' in r) out.files.push(r);
+    else out.skipped.push(r);
   }
   return out;
 }

@@ -3,9 +3,10 @@
 // settle the same way; an invalid or unreadable file keeps its last good version.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { PolicyStore } from './policy-store.ts';
 
@@ -145,5 +146,82 @@ describe('item 3: PolicyStore applies a change once it is stable', () => {
     t += 300;
     store.scan();
     assert.deepEqual([...store.policies().keys()], [], 'stable now: the empty file is what the user wants');
+  });
+});
+
+describe('issue 15: scanning thousands of files', () => {
+  const root = mkdtempSync(join(tmpdir(), 'seawall-store-scale-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const N = 2000;
+  const old = new Date(Date.now() - 3_600_000);
+  for (let i = 0; i < N; i++) {
+    const f = join(root, `p${i}.yaml`);
+    writeFileSync(f, cnp(`p${i}`, 1000 + (i % 50)));
+    utimesSync(f, old, old);
+  }
+
+  it('an asynchronous scan yields to the event loop and shows its progress', async () => {
+    const store = new PolicyStore(root, { stableMs: 0 });
+    const seen: Array<{ done: number; files: number }> = [];
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+      const p = store.progress();
+      if (p !== undefined) seen.push({ done: p.done, files: p.files });
+    }, 5);
+    try {
+      const r = await store.scanAsync({ immediate: true });
+      assert.equal(r.changed, true);
+    } finally {
+      clearInterval(timer);
+    }
+    assert.equal(store.policies().size, N);
+    assert.equal(store.progress(), undefined, 'no scan in progress after it ended');
+    assert.ok(seen.length >= 2, `the timer ran during the scan (${seen.length} times)`);
+    assert.ok(seen.every((p) => p.files === N && p.done >= 1 && p.done <= N));
+    assert.ok(seen[0]!.done < N, 'progress seen before the end');
+    // slices are 20 ms; a loaded machine gets headroom
+    assert.ok(worst < 1000, `longest stall ${worst.toFixed(0)} ms`);
+  });
+
+  it('startup (two scans a settle time apart) reads each file once', () => {
+    let t = 1_000_000;
+    const store = new PolicyStore(root, { stableMs: 300, now: () => t });
+    store.scan();
+    assert.equal(store.policies().size, 0, 'pending until stable');
+    t += 300;
+    assert.equal(store.scan().changed, true);
+    assert.equal(store.policies().size, N);
+    assert.equal(store.reads, N, 'the pending read is the one applied');
+  });
+
+  it('a rescan reads no unchanged file; an edited one is read alone', () => {
+    const store = new PolicyStore(root, { stableMs: 0 });
+    store.scan({ immediate: true });
+    assert.equal(store.reads, N);
+    const rows: Array<{ name: string; edit?: () => void; reads: number; port?: number }> = [
+      { name: 'nothing changed', reads: 0 },
+      {
+        name: 'one file edited',
+        edit: () => writeFileSync(join(root, 'p7.yaml'), cnp('p7', 4242)),
+        reads: 1,
+        port: 4242,
+      },
+      // written just now: its stat could hide a change in the same time stamp, so it is read again
+      { name: 'a file changed moments ago is read again', reads: 1 },
+    ];
+    for (const row of rows) {
+      const before: number = store.reads;
+      row.edit?.();
+      store.scan({ immediate: true });
+      assert.equal(store.reads - before, row.reads, row.name);
+      if (row.port !== undefined) {
+        const p = store.policies().get('CiliumNetworkPolicy/shop/p7');
+        assert.match(JSON.stringify(p?.spec), new RegExp(`"${row.port}"`), row.name);
+      }
+    }
   });
 });

@@ -6,9 +6,23 @@
 // cannot be read (FIFO, too large) and a store that cannot be read at all. Removing a file is a
 // change like any other: applied when it is still gone after `stableMs`.
 
+//
+// A scan stats every file and re-reads only those whose inode, size or times changed (or were
+// changed too close to the last read to be sure), so a resync of 10,000 unchanged files reads
+// none. `scanAsync` does the same work in slices, yielding to the event loop between them, so the
+// agent keeps answering `status` (with the scan's progress) while it loads thousands of files.
+
+import { statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { PolicyObject } from '../policy-api/types.ts';
-import { contentHash, type PolicyDirRead, readPolicyDir } from './policy-dir.ts';
+import {
+  contentHash,
+  type PolicyDirRead,
+  type PolicyFileRead,
+  readPolicyFile,
+  walkPolicyDir,
+} from './policy-dir.ts';
 
 export const DEFAULT_STABLE_MS = 300;
 
@@ -28,6 +42,29 @@ export interface ScanResult {
   error?: string;
 }
 
+/** A scan in progress (shown by `seawall agent status`). */
+export interface ScanProgress {
+  /** Files the scan looks at. */
+  files: number;
+  /** Files done (read, or known unchanged, and validated when they changed). */
+  done: number;
+  /** When the scan began (ms since the epoch). */
+  since: number;
+}
+
+/** How long one slice of an asynchronous scan runs before it yields to the event loop. */
+export const SCAN_SLICE_MS = 20;
+
+/** A file changed within this long of its read may change again unseen in the same time stamp. */
+const RACY_MS = 2000;
+
+interface FileStat {
+  key: string;
+  hash: string;
+  /** The file's mtime was far enough before the read that an equal stat means equal content. */
+  trusted: boolean;
+}
+
 interface Good {
   hash: string;
   policies: PolicyObject[];
@@ -42,12 +79,20 @@ export class PolicyStore {
   private readonly good = new Map<string, Good>();
   private readonly invalid = new Map<string, { hash: string; issues: string[] }>();
   private skipped = new Map<string, string>();
-  private readonly pending = new Map<string, { hash: string | null; since: number }>();
+  /** Changes waiting to settle; with the bytes read, so settling needs no second read. */
+  private readonly pending = new Map<string, { hash: string | null; since: number; bytes?: Buffer }>();
   /** Last good texts an earlier run saved (the state file): used while a file is bad or unsettled. */
   private readonly saved = new Map<string, string>();
   /** Directories the last read walked. */
   dirs: string[] = [];
   storeError: string | undefined;
+  /** What the last read of each file saw: an unchanged stat is not read again. */
+  private readonly stats = new Map<string, FileStat>();
+  /** Files read so far (an unchanged, settled file is not read again). */
+  reads = 0;
+  private running: ScanProgress | undefined;
+  /** Asynchronous scans run one at a time, in order. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly root: string,
@@ -77,17 +122,76 @@ export class PolicyStore {
     for (const [f, t] of Object.entries(texts)) if (typeof t === 'string') this.saved.set(f, t);
   }
 
+  /** The scan in progress, if any. */
+  progress(): ScanProgress | undefined {
+    return this.running === undefined ? undefined : { ...this.running };
+  }
+
   /**
    * Reads the store and applies what is stable. `immediate`: apply what is read now, without
    * waiting for stability (an explicit reload).
    */
   scan(opts: { immediate?: boolean } = {}): ScanResult {
-    let read: PolicyDirRead;
+    const steps = this.scanSteps(opts);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** scan() in slices of `sliceMs`, yielding to the event loop between them; one at a time. */
+  scanAsync(opts: { immediate?: boolean; sliceMs?: number } = {}): Promise<ScanResult> {
+    const slice = opts.sliceMs ?? SCAN_SLICE_MS;
+    const run = async (): Promise<ScanResult> => {
+      const steps = this.scanSteps(opts);
+      let t = performance.now();
+      for (;;) {
+        const r = steps.next();
+        if (r.done) return r.value;
+        if (performance.now() - t >= slice) {
+          await new Promise((resolve) => setImmediate(resolve));
+          t = performance.now();
+        }
+      }
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  /** One file: from the stat cache when its stat is unchanged, else read (and remembered). */
+  private readOne(
+    path: string,
+  ): PolicyFileRead | { path: string; reason: string } | { path: string; hash: string } {
+    let key: string | undefined;
+    let trusted = false;
     try {
-      const max = this.opts.maxBytes;
-      read = (this.opts.read ?? ((r) => readPolicyDir(r, max !== undefined ? { maxBytes: max } : {})))(
-        this.root,
-      );
+      const st = statSync(path);
+      if (st.isFile()) {
+        key = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+        const known = this.stats.get(path);
+        if (known?.key === key && known.trusted) return { path, hash: known.hash };
+        trusted = Math.max(st.mtimeMs, st.ctimeMs) < Date.now() - RACY_MS;
+      }
+    } catch {
+      // the read below says why
+    }
+    const max = this.opts.maxBytes;
+    const r = readPolicyFile(path, max);
+    this.reads++;
+    if ('bytes' in r && key !== undefined) this.stats.set(path, { key, hash: r.hash, trusted });
+    else this.stats.delete(path);
+    return r;
+  }
+
+  private *scanSteps(opts: { immediate?: boolean }): Generator<void, ScanResult> {
+    let read: PolicyDirRead | undefined;
+    let walk: { paths: string[]; skipped: Array<{ path: string; reason: string }>; dirs: string[] };
+    try {
+      if (this.opts.read !== undefined) {
+        read = this.opts.read(this.root);
+        walk = { paths: read.files.map((f) => f.path), skipped: read.skipped, dirs: read.dirs };
+      } else walk = walkPolicyDir(this.root);
     } catch (e) {
       // A store that cannot be read (moved away while being replaced, permissions) is not an
       // empty store: removing every policy would open every endpoint.
@@ -97,28 +201,28 @@ export class PolicyStore {
       return { changed: false, found: 0, error: msg };
     }
     this.storeError = undefined;
-    this.dirs = read.dirs;
+    this.dirs = walk.dirs;
     const now = this.now();
     let changed = false;
     let found = 0;
     const seen = new Set<string>();
     const skipped = new Map<string, string>();
-    for (const s of read.skipped) {
+    const note = (s: { path: string; reason: string }): void => {
       // a file that cannot be read keeps its last good version
       seen.add(s.path);
       skipped.set(s.path, s.reason);
       if (!this.skipped.has(s.path))
         this.log(`${s.path}: skipped (${s.reason}); its last good version stays`);
-    }
-    this.skipped = skipped;
-    const settled = (file: string, hash: string | null): boolean => {
+    };
+    for (const s of walk.skipped) note(s);
+    const settled = (file: string, hash: string | null, bytes?: Buffer): boolean => {
       if (opts.immediate) {
         this.pending.delete(file);
         return true;
       }
       const p = this.pending.get(file);
       if (p === undefined || p.hash !== hash) {
-        this.pending.set(file, { hash, since: now });
+        this.pending.set(file, bytes === undefined ? { hash, since: now } : { hash, since: now, bytes });
         found++;
         return false;
       }
@@ -126,15 +230,51 @@ export class PolicyStore {
       this.pending.delete(file);
       return true;
     };
-    for (const f of read.files) {
-      seen.add(f.path);
-      if (this.good.get(f.path)?.hash === f.hash || this.invalid.get(f.path)?.hash === f.hash) {
-        this.pending.delete(f.path); // back to what is applied (or already reported)
-        continue;
+    const progress: ScanProgress = { files: walk.paths.length, done: 0, since: Date.now() };
+    this.running = progress;
+    try {
+      for (let i = 0; i < walk.paths.length; i++) {
+        const path = walk.paths[i]!;
+        let f: ReturnType<PolicyStore['readOne']> = read !== undefined ? read.files[i]! : this.readOne(path);
+        progress.done = i + 1;
+        yield;
+        if ('reason' in f) {
+          note(f);
+          continue;
+        }
+        seen.add(f.path);
+        if (this.good.get(f.path)?.hash === f.hash || this.invalid.get(f.path)?.hash === f.hash) {
+          this.pending.delete(f.path); // back to what is applied (or already reported)
+          continue;
+        }
+        const held = this.pending.get(f.path);
+        if (!settled(f.path, f.hash, 'bytes' in f ? (f.bytes as Buffer) : undefined)) continue;
+        // the stat and hash unchanged since the read that made it pending: those bytes
+        if (!('bytes' in f) && held?.hash === f.hash && held.bytes !== undefined)
+          f = { path: f.path, hash: f.hash, bytes: held.bytes };
+        if (!('bytes' in f)) {
+          // settled on a remembered hash: read the content now; if it moved meanwhile, it waits
+          const want = f.hash;
+          this.stats.delete(path);
+          f = this.readOne(path);
+          if ('reason' in f) {
+            note(f);
+            continue;
+          }
+          if (!('bytes' in f)) continue; // not served from the cache: the entry was just dropped
+          if (f.hash !== want && !opts.immediate) {
+            this.pending.set(f.path, { hash: f.hash, since: now });
+            found++;
+            continue;
+          }
+        }
+        if ('bytes' in f && this.take(f.path, f.bytes as Buffer, f.hash)) changed = true;
       }
-      if (!settled(f.path, f.hash)) continue;
-      if (this.take(f.path, f.bytes, f.hash)) changed = true;
+    } finally {
+      this.running = undefined;
     }
+    this.skipped = skipped;
+    for (const file of this.stats.keys()) if (!seen.has(file)) this.stats.delete(file);
     for (const file of [...this.good.keys(), ...this.invalid.keys()]) {
       if (seen.has(file)) continue;
       if (!settled(file, null)) continue;

@@ -97,8 +97,9 @@ export function readRegularFile(
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
-      // One read for a file that fstat sized right; max+1 bytes at most, to notice growth.
-      const buf = Buffer.allocUnsafe(Math.min(max + 1 - total, Math.max(st.size + 1 - total, 65536)));
+      // One read for a file that fstat sized right; max+1 bytes at most, to notice growth. Sized
+      // by the file (not 64 KiB each): thousands of small policy files stay cheap to read.
+      const buf = Buffer.allocUnsafe(Math.min(max + 1 - total, Math.max(st.size + 1 - total, 4096)));
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       chunks.push(n === buf.length ? buf : buf.subarray(0, n));

@@ -250,7 +250,27 @@ export class EndpointState implements SelectionUser {
       return undefined;
     for (const d of ['INGRESS', 'EGRESS'] as const) {
       const pol = d === 'INGRESS' ? res.ingress : res.egress;
-      if (!sameDir(pol, directionPolicy(rules, d, mode, this.auditMode))) return undefined;
+      // from the previous answer and the change alone: a scan of every rule only when a rule that
+      // decided it went (thousands of policies on one endpoint stay linear)
+      const enforced =
+        mode === 'always' || stillSome(pol.enforced, removed, added, rules, (r) => r.enforces[d]);
+      if (pol.enforced !== enforced) return undefined;
+      if (!enforced) continue;
+      const defaultDeny =
+        mode === 'always' || stillSome(pol.defaultDeny, removed, added, rules, (r) => r.defaultDeny[d]);
+      if (pol.defaultDeny !== defaultDeny) return undefined;
+      // audit: the default deny audits unless an enforcing policy (or the mode) brings it too
+      const enforcingDD =
+        !this.auditMode &&
+        (mode === 'always' ||
+          stillSome(
+            pol.defaultDeny && pol.auditDefaultDeny !== true,
+            removed,
+            added,
+            rules,
+            (r) => r.defaultDeny[d] && r.audit !== true,
+          ));
+      if ((pol.auditDefaultDeny === true) !== (defaultDeny && !enforcingDD)) return undefined;
     }
     for (const r of added) this.addRuleFilters(res, r, undefined);
     for (const r of removed) {
@@ -493,6 +513,23 @@ export class EndpointState implements SelectionUser {
     }
     return out;
   }
+}
+
+/**
+ * Whether some rule of `rules` (the old list with `removed` out and `added` in) has `f`, given
+ * whether some old rule had it.
+ */
+function stillSome(
+  old: boolean,
+  removed: readonly InternalRule[],
+  added: readonly InternalRule[],
+  rules: readonly InternalRule[],
+  f: (r: InternalRule) => boolean,
+): boolean {
+  if (added.some(f)) return true;
+  if (!old) return false;
+  if (!removed.some(f)) return true;
+  return rules.some(f);
 }
 
 /** Where a rule with this key goes in a list sorted by key. */

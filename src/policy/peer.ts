@@ -37,7 +37,7 @@ export function endpointPeer(sel: CompiledSelector): PeerSelector {
 export function cidrPeer(prefix: Prefix, except: readonly Prefix[]): PeerSelector {
   const ex = [...except].sort((a, b) => a.addr - b.addr || a.len - b.len);
   const key = `cidr:${formatPrefix(prefix)}${ex.length > 0 ? ` except ${ex.map(formatPrefix).join(',')}` : ''}`;
-  return {
+  const peer: PeerSelector = {
     key,
     kind: 'cidr',
     prefixes: [prefix, ...ex],
@@ -49,6 +49,11 @@ export function cidrPeer(prefix: Prefix, except: readonly Prefix[]): PeerSelecto
       return true;
     },
   };
+  // Every CIDR identity carries a `cidr:` label for each prefix covering it, so the SelectorCache
+  // finds the identities inside this prefix, and the selectors covering a new CIDR identity, by
+  // that label (not every identity against every CIDR selector). /0 also selects world, which
+  // carries no such label: it stays unindexed.
+  return prefix.len === 0 ? peer : { ...peer, indexLabel: `${formatPrefix(prefix)}=` };
 }
 
 const RESERVED_IN_CLUSTER = new Set([

@@ -112,6 +112,57 @@ test('a policy upsert touches only its own entries, without re-resolving the end
   }
 });
 
+test('enforcement follows from the change alone: still enforced stays local, none left resolves in full', () => {
+  const egressOnly = cnp('a', 'eg', {
+    endpointSelector: { matchLabels: { app: 'target' } },
+    egress: [{ toEndpoints: [{}] }],
+  });
+  const rows: Array<{
+    name: string;
+    start: PolicyObject[];
+    act: (e: ReturnType<typeof engineWith>) => void;
+    resolves: number;
+  }> = [
+    {
+      name: 'one of two ingress policies removed: ingress stays enforced, no rule scanned in full',
+      start: [
+        l3('one', { matchLabels: { app: 'p1' } }, '80'),
+        l3('two', { matchLabels: { app: 'p2' } }, '81'),
+      ],
+      act: (e) => e.removePolicy('CiliumNetworkPolicy', 'a', 'one'),
+      resolves: 0,
+    },
+    {
+      name: 'the last ingress policy removed: ingress enforcement ends (a full resolution)',
+      start: [l3('one', { matchLabels: { app: 'p1' } }, '80'), egressOnly],
+      act: (e) => e.removePolicy('CiliumNetworkPolicy', 'a', 'one'),
+      resolves: 1,
+    },
+    {
+      name: 'a first ingress policy next to an egress one: ingress enforcement begins (full)',
+      start: [egressOnly],
+      act: (e) => e.upsertPolicy(l3('one', { matchLabels: { app: 'p1' } }, '80')),
+      resolves: 1,
+    },
+    {
+      name: 'an ingress policy edited in place: still enforced, local',
+      start: [l3('one', { matchLabels: { app: 'p1' } }, '80')],
+      act: (e) => e.upsertPolicy(l3('one', { matchLabels: { app: 'p3' } }, '90')),
+      resolves: 0,
+    },
+  ];
+  for (const row of rows) {
+    const e = engineWith([...PEERS, TARGET], row.start);
+    const n = counting(() => row.act(e));
+    assert.equal(n.resolves, row.resolves, `${row.name}: full resolutions`);
+    // the same state as an engine built from the end result
+    const fresh = engineWith([...PEERS, TARGET], []);
+    for (const p of (e as unknown as { policies: Map<string, { obj: PolicyObject }> }).policies.values())
+      fresh.upsertPolicy(p.obj);
+    assert.equal(snapshot(e), snapshot(fresh), `${row.name}: as a fresh engine`);
+  }
+});
+
 // ---------------------------------------------------------------- random policy edits vs fresh
 
 const NS = ['a', 'b'];
