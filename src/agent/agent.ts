@@ -4,8 +4,9 @@
 // stays enforced. `status` is served as JSON over a unix socket (HTTP), for `seawall agent status`.
 //
 // Flow records: a FlowPipeline (flows.ts) turns the kernel's NFLOG verdicts into Hubble records
-// (flow log, hubble.sock, metrics). Without ulogd2 the agent still enforces and says why it has
-// no records; `/metrics` on the status socket serves Hubble's counters.
+// (flow log, flows.sock, metrics); agent/hubble.ts serves them as Hubble's gRPC API (hubble.sock).
+// Without ulogd2 the agent still enforces and says why it has no records; `/metrics` on the status
+// socket serves Hubble's counters.
 //
 // Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
 // it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
@@ -26,6 +27,7 @@ import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { OtherObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import type { FlowPipelineStatus } from './flows.ts';
+import { HubbleComponent } from './hubble.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
 import { ProxyComponent } from './proxy.ts';
@@ -57,8 +59,10 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Flow log file (default /run/seawall/<node>/flows.jsonl). */
   flowLog?: string;
-  /** Local flow API socket (default /run/seawall/<node>/hubble.sock). */
+  /** Local HTTP flow API socket (default /run/seawall/<node>/flows.sock). */
   flowSocket?: string;
+  /** Hubble's gRPC API: unix socket (default /run/seawall/<node>/hubble.sock), TCP address, ring size. */
+  hubble?: { socket?: string; listenAddress?: string; eventBufferCapacity?: number };
   /** false: no flow records at all (enforcement only). */
   flows?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
@@ -290,10 +294,20 @@ export class Agent {
           : {
               ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
               ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
+              ...(this.opts.hubble?.eventBufferCapacity !== undefined
+                ? { ringCapacity: this.opts.hubble.eventBufferCapacity }
+                : {}),
               policyRevision: () => this.applies,
             },
       // the HTTP proxy before the watcher: every later policy change waits for its ack
       components: [
+        new HubbleComponent({
+          ...(this.opts.hubble?.socket !== undefined ? { unixSocket: this.opts.hubble.socket } : {}),
+          ...(this.opts.hubble?.listenAddress !== undefined
+            ? { listenAddress: this.opts.hubble.listenAddress }
+            : {}),
+          log: (l) => this.log(l),
+        }),
         this.statusApi(),
         new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
         this.policyWatcher(),

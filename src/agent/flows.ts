@@ -7,7 +7,8 @@
 //   ulogd.conf, flows.json, ulogd.log   ulogd2's config, raw JSON output (rotated past 16 MiB,
 //                                       removed on a clean stop) and log
 //   flows.jsonl                         flow records, `hubble observe -o json` lines (rotated)
-//   hubble.sock                         GET /flows?since=|last=&follow=1, /status, /metrics
+//   flows.sock                          GET /flows?since=|last=&follow=1, /status, /metrics (HTTP)
+//   hubble.sock                         Hubble's gRPC API over the same ring (agent/hubble.ts)
 //
 // Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
 // "unavailable" with the reason, and the datapath keeps enforcing.
@@ -41,8 +42,9 @@ export function defaultFlowLog(node: string): string {
   return join(runDirFor(node), 'flows.jsonl');
 }
 
+/** The HTTP flow API (NDJSON); Hubble's gRPC API is hubble.sock (agent/hubble.ts). */
 export function defaultFlowSocket(node: string): string {
-  return join(runDirFor(node), 'hubble.sock');
+  return join(runDirFor(node), 'flows.sock');
 }
 
 export type FlowPipelineState = 'starting' | 'running' | 'restarting' | 'unavailable' | 'stopped';
@@ -81,7 +83,7 @@ export interface FlowPipelineOptions {
   runDir?: string;
   /** Flow log path; false: no file. Default <runDir>/flows.jsonl. */
   flowLog?: string | false;
-  /** Local API socket; false: none. Default <runDir>/hubble.sock. */
+  /** Local HTTP flow API socket; false: none. Default <runDir>/flows.sock. */
   socket?: string | false;
   ringCapacity?: number;
   /** Window for folding identical drops (ms); 0 = one record per dropped packet. */
@@ -145,7 +147,7 @@ export class FlowPipeline {
   ) {
     this.runDir = opts.runDir ?? runDirFor(node.node);
     this.flowLog = opts.flowLog === false ? undefined : (opts.flowLog ?? join(this.runDir, 'flows.jsonl'));
-    this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'hubble.sock'));
+    this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'flows.sock'));
     this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
     this.log = opts.log ?? (() => {});
     // the flow log opens on the first write

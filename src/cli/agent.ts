@@ -13,10 +13,13 @@ export function registerAgent(program: Command): void {
     .option('--node <name>', 'node namespace name: seawall-... or sw-... (default seawall-node1)')
     .option('--socket <path>', 'unix socket of the status API (default /run/seawall/<node>/agent.sock)')
     .option('--flow-log <file>', 'flow records as JSON lines (default /run/seawall/<node>/flows.jsonl)')
+    .option('--flow-socket <path>', 'HTTP flow API, NDJSON (default /run/seawall/<node>/flows.sock)')
     .option(
-      '--flow-socket <path>',
-      'flow API for `seawall observe` (default /run/seawall/<node>/hubble.sock)',
+      '--hubble-socket <path>',
+      "Hubble's gRPC API for `seawall observe`, hubble, Relay (default /run/seawall/<node>/hubble.sock)",
     )
+    .option('--hubble-listen-address <host:port>', "also serve Hubble's API on TCP (Hubble's port: 4244)")
+    .option('--hubble-event-buffer-capacity <n>', 'flows the ring holds: 2^n-1 between 1 and 65535', '4095')
     .option('--no-flows', 'enforce only: no ulogd2, no flow records')
     .option(
       '--nft-timeout <ms>',
@@ -74,6 +77,9 @@ Examples:
         force?: boolean;
         flowLog?: string;
         flowSocket?: string;
+        hubbleSocket?: string;
+        hubbleListenAddress?: string;
+        hubbleEventBufferCapacity: string;
         flows: boolean;
         nftTimeout?: string;
       }) => {
@@ -123,6 +129,22 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        const { checkHubbleCapacity } = await import('../observe/sink.ts');
+        const cap = Number(o.hubbleEventBufferCapacity);
+        const capProblem = /^\d+$/.test(o.hubbleEventBufferCapacity)
+          ? checkHubbleCapacity(cap)
+          : `not a number: ${o.hubbleEventBufferCapacity}`;
+        if (capProblem !== undefined) {
+          process.stderr.write(`seawall agent: --hubble-event-buffer-capacity: ${capProblem}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        const hubbleAddr = o.hubbleListenAddress;
+        if (hubbleAddr !== undefined && !/^[^\s]*:\d{1,5}$/.test(hubbleAddr)) {
+          process.stderr.write(`seawall agent: --hubble-listen-address: not host:port: ${hubbleAddr}\n`);
+          process.exitCode = 2;
+          return;
+        }
         // what the agent and its ulogd create (flow log, ulogd's raw output and log, sockets)
         // is never world-readable: 0640 files, 0750 directories
         process.umask(0o027);
@@ -135,6 +157,14 @@ Examples:
           ...(o.socket ? { socket: o.socket } : {}),
           ...(o.flowLog ? { flowLog: o.flowLog } : {}),
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
+          hubble: {
+            eventBufferCapacity: cap,
+            ...(o.hubbleSocket ? { socket: o.hubbleSocket } : {}),
+            // Hubble's `:4244` means every address; grpc-js wants a host
+            ...(hubbleAddr !== undefined
+              ? { listenAddress: hubbleAddr.startsWith(':') ? `0.0.0.0${hubbleAddr}` : hubbleAddr }
+              : {}),
+          },
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
         });

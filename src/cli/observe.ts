@@ -1,5 +1,5 @@
-// `seawall observe`: flow records from a running node's local API (hubble.sock), with a subset of
-// `hubble observe`'s flags. `-o json` prints the API's lines unchanged: `hubble observe -o json`'s
+// `seawall observe`: flow records from a running node's Hubble API (gRPC, hubble.sock) or its HTTP
+// flow API (flows.sock), with a subset of `hubble observe`'s flags. `-o json` prints the API's lines unchanged: `hubble observe -o json`'s
 // shape ({"flow": {...}, "node_name": ..., "time": ...}). Filters are applied here (src/observe).
 
 import { request } from 'node:http';
@@ -18,7 +18,10 @@ export interface ObserveOptions extends FilterFlags {
   follow?: boolean;
   last?: number;
   output?: 'json' | 'compact';
-  socket: string;
+  /** Hubble's gRPC API: `unix:///run/seawall/<node>/hubble.sock` or `host:port`. */
+  server?: string;
+  /** The HTTP flow API's unix socket (NDJSON), when no server is given. */
+  socket?: string;
 }
 
 export interface ObserveIO {
@@ -39,6 +42,120 @@ export const MAX_LINE_BYTES = 1024 * 1024;
  * (or, with --follow, the stream ended: the agent went away), 2 bad flags or no API.
  */
 export async function runObserve(o: ObserveOptions, io: ObserveIO): Promise<number> {
+  if (o.server !== undefined) return runObserveServer({ ...o, server: o.server }, io);
+  if (o.socket === undefined) throw new TypeError('runObserve: give a server or a socket');
+  return runObserveSocket({ ...o, socket: o.socket }, io);
+}
+
+/**
+ * Reads Hubble's Observer API (GetFlows) with a gRPC client; resolves with the exit code as
+ * runObserve's. The filters are applied here over the ring's whole past, then cut to --last.
+ */
+async function runObserveServer(o: ObserveOptions & { server: string }, io: ObserveIO): Promise<number> {
+  let filter: FlowFilter;
+  try {
+    filter = filterFromFlags(o);
+  } catch (e) {
+    if (e instanceof FilterError) {
+      io.error(`seawall observe: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const last = o.last ?? (o.follow ? undefined : DEFAULT_LAST);
+  const { connectHubble } = await import('../observe/hubble/client.ts');
+  const grpc = await import('@grpc/grpc-js');
+  const client = connectHubble(o.server);
+  // With follow and --last the past comes first (since 0), then what arrives
+  const req: Record<string, unknown> = o.follow
+    ? { follow: true, ...(last !== undefined ? { since: { seconds: 0, nanos: 0 } } : {}) }
+    : {};
+  const startedAt = Date.now();
+  return new Promise<number>((resolve) => {
+    let settled = false;
+    const finish = (code: number): void => {
+      if (settled) return;
+      settled = true;
+      client.close();
+      resolve(code);
+    };
+    let backlog: string[] | undefined = last !== undefined ? [] : undefined;
+    const flushBacklog = (): void => {
+      if (backlog === undefined) return;
+      const keep = last === undefined ? backlog : last === 0 ? [] : backlog.slice(-last);
+      for (const text of keep) io.write(text);
+      backlog = undefined;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const s = client.streamFlows(req);
+    s.on('data', (r: Record<string, unknown>) => {
+      if (r.lost_events !== undefined) {
+        const l = r.lost_events as { source?: string; num_events_lost?: string };
+        io.error(`seawall observe: EVENTS LOST: ${l.source ?? '?'} ${l.num_events_lost ?? '?'}`);
+        return;
+      }
+      const flow = r.flow as FlowEvent['flow'] | undefined;
+      if (flow === undefined) return;
+      const e: FlowEvent = { flow, node_name: (r.node_name as string) ?? '', time: r.time as string };
+      if (!matchFlow(filter, flow)) return;
+      const text = o.output === 'json' ? JSON.stringify(r) : formatCompact(e);
+      if (backlog !== undefined) {
+        if (!o.follow || Date.parse(e.time) <= startedAt) {
+          backlog.push(text);
+          // the past arrives at once: print it when the stream goes quiet
+          if (o.follow) {
+            clearTimeout(timer);
+            timer = setTimeout(flushBacklog, 50);
+          }
+          return;
+        }
+        flushBacklog();
+      }
+      io.write(text);
+    });
+    s.on('error', (e: Error & { code?: number }) => {
+      clearTimeout(timer);
+      if (settled) return;
+      flushBacklog();
+      if (e.code === grpc.status.UNAVAILABLE) {
+        io.error(
+          `seawall observe: no Hubble API at ${o.server} (${e.message}); is \`seawall agent\` running with flow records?`,
+        );
+        finish(2);
+        return;
+      }
+      if (e.code === grpc.status.INVALID_ARGUMENT) {
+        io.error(`seawall observe: ${o.server}: ${e.message}`);
+        finish(2);
+        return;
+      }
+      io.error(`seawall observe: connection to ${o.server} lost: ${e.message}`);
+      finish(1);
+    });
+    s.on('end', () => {
+      clearTimeout(timer);
+      flushBacklog();
+      if (o.follow && !settled) {
+        io.error(
+          `seawall observe: connection to ${o.server} lost: the server ended the stream (agent stopped?)`,
+        );
+        finish(1);
+      } else finish(0);
+    });
+    io.signal?.addEventListener('abort', () => {
+      if (settled) return;
+      clearTimeout(timer);
+      flushBacklog();
+      settled = true; // ours: the CANCELLED that follows is not an error
+      s.cancel();
+      client.close();
+      resolve(0);
+    });
+  });
+}
+
+/** The HTTP flow API (NDJSON lines) on a unix socket. */
+async function runObserveSocket(o: ObserveOptions & { socket: string }, io: ObserveIO): Promise<number> {
   let filter: FlowFilter;
   try {
     filter = filterFromFlags(o);
@@ -256,22 +373,39 @@ Examples:
     .option('--from-port <port>', 'source port (repeatable)', collect)
     .option('--traffic-direction <dir>', 'ingress | egress', collect)
     .option('-t, --type <type>', 'policy-verdict | drop | trace | l7 (repeatable)', collect)
-    .option('--node <name>', 'node whose socket to read', 'seawall-node1')
-    .option('--socket <path>', 'flow API socket (default /run/seawall/<node>/hubble.sock)')
+    .option(
+      '--node <name>',
+      'node whose Hubble API to read (unix:///run/seawall/<node>/hubble.sock)',
+      'seawall-node1',
+    )
+    .option('--server <address>', "Hubble API: unix:///path/hubble.sock or host:port (default: the node's)")
+    .option(
+      '--socket <path>',
+      'the HTTP flow API instead (NDJSON; the agent serves /run/seawall/<node>/flows.sock)',
+    )
     .action(
       async (
-        o: Omit<ObserveOptions, 'socket' | 'output'> & { output: string; node: string; socket?: string },
+        o: Omit<ObserveOptions, 'socket' | 'output' | 'server'> & {
+          output: string;
+          node: string;
+          socket?: string;
+          server?: string;
+        },
       ) => {
         if (o.output !== 'json' && o.output !== 'compact') {
           process.stderr.write(`seawall observe: -o must be json or compact, not ${o.output}\n`);
           process.exitCode = 2;
           return;
         }
-        const { defaultFlowSocket } = await import('../agent/flows.ts');
+        const { defaultHubbleSocket } = await import('../agent/hubble.ts');
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
+        const source =
+          o.socket !== undefined && o.server === undefined
+            ? { socket: o.socket }
+            : { server: o.server ?? `unix://${defaultHubbleSocket(o.node)}` };
         process.exitCode = await runObserve(
-          { ...o, output: o.output, socket: o.socket ?? defaultFlowSocket(o.node) },
+          { ...o, output: o.output, ...source },
           {
             write: (l) => process.stdout.write(`${l}\n`),
             error: (l) => process.stderr.write(`${l}\n`),
