@@ -19,8 +19,9 @@ import { DatapathError } from '../datapath/exec.ts';
 import { countEntries } from '../datapath/nft/compile.ts';
 import type { NodeDatapath } from '../datapath/node.ts';
 import { DEFAULT_NODE, runDirFor } from '../datapath/topology.ts';
+import type { Workload } from '../flow/types.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
-import { workloadsFrom } from '../k8s/workloads.ts';
+import { WORKLOAD_KINDS, workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
@@ -62,7 +63,15 @@ export interface AgentOptions {
   /** Local HTTP flow API socket (default /run/seawall/<node>/flows.sock). */
   flowSocket?: string;
   /** Hubble's gRPC API: unix socket (default /run/seawall/<node>/hubble.sock), TCP address, ring size. */
-  hubble?: { socket?: string; listenAddress?: string; eventBufferCapacity?: number };
+  hubble?: {
+    socket?: string;
+    listenAddress?: string;
+    eventBufferCapacity?: number;
+    /** Fold identical drops within this window (ms); default 0: every drop is a record. */
+    dropFoldWindowMs?: number;
+    /** Hubble's `--hubble-metrics` string (metrics/plugins.ts). */
+    metrics?: string;
+  };
   /** false: no flow records at all (enforcement only). */
   flows?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
@@ -73,6 +82,8 @@ export interface EndpointSource {
   namespaces: Map<string, Record<string, string>>;
   endpoints: EndpointSpec[];
   issues: Issue[];
+  /** `namespace/name` → the workload an endpoint stands for (Deployment, ...; not bare Pods). */
+  workloads: Map<string, Workload>;
 }
 
 /**
@@ -109,7 +120,15 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
   for (const ep of w.endpoints) endpoints.push(toEndpointSpec(ep));
   for (const ep of endpoints)
     if (ep.namespace && !namespaces.has(ep.namespace)) namespaces.set(ep.namespace, {});
-  return { namespaces, endpoints, issues };
+  // the records' `workloads`: an endpoint made of a Deployment (...) is owned by it
+  const workloads = new Map<string, Workload>();
+  for (const o of others) {
+    const meta = (o.value as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+    if (o.kind === 'Pod' || !WORKLOAD_KINDS.includes(o.kind) || typeof meta?.name !== 'string') continue;
+    const ns = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+    workloads.set(`${ns}/${meta.name}`, { name: meta.name, kind: o.kind });
+  }
+  return { namespaces, endpoints, issues, workloads };
 }
 
 function skippedIssue(file: string, reason: string): Issue {
@@ -298,6 +317,13 @@ export class Agent {
                 ? { ringCapacity: this.opts.hubble.eventBufferCapacity }
                 : {}),
               policyRevision: () => this.applies,
+              workloadsOf: (p) => {
+                const w = p.kind === 'endpoint' ? src.workloads.get(`${p.namespace}/${p.name}`) : undefined;
+                return w !== undefined ? [w] : undefined;
+              },
+              ...(this.opts.hubble?.dropFoldWindowMs !== undefined
+                ? { dedupWindowMs: this.opts.hubble.dropFoldWindowMs }
+                : {}),
             },
       // the HTTP proxy before the watcher: every later policy change waits for its ack
       components: [

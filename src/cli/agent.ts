@@ -20,6 +20,11 @@ export function registerAgent(program: Command): void {
     )
     .option('--hubble-listen-address <host:port>', "also serve Hubble's API on TCP (Hubble's port: 4244)")
     .option('--hubble-event-buffer-capacity <n>', 'flows the ring holds: 2^n-1 between 1 and 65535', '4095')
+    .option(
+      '--hubble-drop-fold-window <ms>',
+      'fold identical drops within this window into one record, counted (0: every drop, as Cilium)',
+      '0',
+    )
     .option('--no-flows', 'enforce only: no ulogd2, no flow records')
     .option(
       '--nft-timeout <ms>',
@@ -80,6 +85,7 @@ Examples:
         hubbleSocket?: string;
         hubbleListenAddress?: string;
         hubbleEventBufferCapacity: string;
+        hubbleDropFoldWindow: string;
         flows: boolean;
         nftTimeout?: string;
       }) => {
@@ -139,6 +145,13 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        if (!/^\d+$/.test(o.hubbleDropFoldWindow)) {
+          process.stderr.write(
+            `seawall agent: --hubble-drop-fold-window: not a number of ms: ${o.hubbleDropFoldWindow}\n`,
+          );
+          process.exitCode = 2;
+          return;
+        }
         const hubbleAddr = o.hubbleListenAddress;
         if (hubbleAddr !== undefined && !/^[^\s]*:\d{1,5}$/.test(hubbleAddr)) {
           process.stderr.write(`seawall agent: --hubble-listen-address: not host:port: ${hubbleAddr}\n`);
@@ -159,6 +172,7 @@ Examples:
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
           hubble: {
             eventBufferCapacity: cap,
+            dropFoldWindowMs: Number(o.hubbleDropFoldWindow),
             ...(o.hubbleSocket ? { socket: o.hubbleSocket } : {}),
             // Hubble's `:4244` means every address; grpc-js wants a host
             ...(hubbleAddr !== undefined

@@ -13,6 +13,8 @@ import { runDirFor, stateFileFor, Topology } from '../../src/datapath/topology.t
 import { stopStaleUlogd } from '../../src/datapath/ulogd.ts';
 import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
 import { connectHubble, type HubbleClient } from '../../src/observe/hubble/client.ts';
+import { protoJSONProblems } from '../../src/observe/hubble/protojson.ts';
+import { hubbleType } from '../../src/observe/hubble/schema.ts';
 import { ProbePool } from '../../src/testbed/probe.ts';
 import { liveSkipReason, testNode } from './helpers.ts';
 
@@ -154,11 +156,12 @@ describe('seawall agent serves the Hubble API', { skip }, () => {
         .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(
       await waitFor(async () => {
-        const fs = lines().map((l) => l.flow as { verdict: string });
-        return fs.some((f) => f.verdict === 'FORWARDED') && fs.some((f) => f.verdict === 'DROPPED');
+        const fs = lines().map((l) => l.flow as { verdict: string; is_reply?: boolean });
+        return fs.some((f) => f.is_reply === true) && fs.some((f) => f.verdict === 'DROPPED');
       }, 10000),
-      'allowed and denied records in the flow log',
+      'allowed (with its reply) and denied records in the flow log',
     );
+    await new Promise((r) => setTimeout(r, 500)); // the rest of the connection's events
     const logged = lines();
     const got = (await unix!.getFlows({})).filter((r) => r.flow !== undefined);
     assert.deepEqual(got, logged, 'GetFlows returns the flow log, record for record');
@@ -173,6 +176,27 @@ describe('seawall agent serves the Hubble API', { skip }, () => {
       .filter((l) => l !== '')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(printed, logged);
+    // Cilium's events for the same traffic: the denial as a policy verdict and a drop (133), the
+    // allowed connection's traces to the endpoint and back (is_reply true on the reply)
+    const FlowT = hubbleType('flow.Flow');
+    for (const l of logged) assert.deepEqual(protoJSONProblems(FlowT, l.flow), [], JSON.stringify(l.flow));
+    const kinds = logged.map((l) => {
+      const f = l.flow as {
+        verdict: string;
+        event_type: { type: number; sub_type?: number };
+        is_reply?: boolean;
+        trace_observation_point?: string;
+      };
+      return `${f.verdict} ${f.event_type.type}/${f.event_type.sub_type ?? 0}${f.trace_observation_point ? ` ${f.trace_observation_point}` : ''}${f.is_reply === undefined ? '' : ` reply=${f.is_reply}`}`;
+    });
+    for (const want of [
+      'DROPPED 5/0',
+      'DROPPED 1/133',
+      'FORWARDED 5/0 reply=false',
+      'FORWARDED 4/0 TO_ENDPOINT reply=false',
+      'FORWARDED 4/0 TO_ENDPOINT reply=true',
+    ])
+      assert.ok(kinds.includes(want), `${want} in ${kinds.join(' | ')}`);
     const drops = await seawall(['observe', '--server', tcpAddress, '--verdict', 'DROPPED']);
     assert.equal(drops.code, 0, drops.stderr);
     assert.match(drops.stdout, /DROPPED/);
