@@ -321,6 +321,7 @@ export class Agent {
                 const w = p.kind === 'endpoint' ? src.workloads.get(`${p.namespace}/${p.name}`) : undefined;
                 return w !== undefined ? [w] : undefined;
               },
+              ...(this.opts.hubble?.metrics !== undefined ? { metrics: this.opts.hubble.metrics } : {}),
               ...(this.opts.hubble?.dropFoldWindowMs !== undefined
                 ? { dedupWindowMs: this.opts.hubble.dropFoldWindowMs }
                 : {}),

@@ -1,6 +1,6 @@
 // The flow pipeline's accounting of kernel events without a record: an event whose record fails
 // to build (the engine throws) is counted as an error and as lost, shown in status and in
-// /metrics as hubble_lost_events_total{source="record_build_error"}, and logged; never dropped
+// /metrics as hubble_lost_events_total{source="observer_events_queue"}, and logged; never dropped
 // silently, never thrown into the event path.
 
 import assert from 'node:assert/strict';

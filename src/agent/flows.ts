@@ -29,17 +29,18 @@ import {
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
-import { FlowMetrics } from '../observe/metrics.ts';
+import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { MapStateEntry, PeerRef } from '../policy/types.ts';
 
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
 
-/** hubble_lost_events_total's source for kernel events whose record could not be built. */
-export const BUILD_ERROR_SOURCE = 'record_build_error';
-/** hubble_lost_events_total's source for records the flow log could not take (a full disk). */
-export const FLOW_LOG_SOURCE = 'flow_log_write_error';
+/**
+ * hubble_lost_events_total's source for kernel events whose record could not be built: lost in
+ * the observer before they were stored, Hubble's OBSERVER_EVENTS_QUEUE.
+ */
+export const BUILD_ERROR_SOURCE = LOST_SOURCE.observer;
 const MAX_ERROR_LOGS = 10;
 /** A SYN retransmitted within this is the same connection (Linux retries at 1, 3, 7, 15, 31 s). */
 const SYN_WINDOW_MS = 60_000;
@@ -105,6 +106,8 @@ export interface FlowPipelineOptions {
    * notifies each; folded drops are counted (suppressedDrops).
    */
   dedupWindowMs?: number;
+  /** Hubble's `--hubble-metrics` string (observe/metrics.ts); default flow, drop, policy. */
+  metrics?: string;
   /** Trace events from the node namespace's conntrack (`conntrack -E`); default true. */
   traces?: boolean;
   /** The owners (Deployment, ...) of a pod, for the records' `workloads`. */
@@ -143,7 +146,7 @@ export function resolverFor(node: NodeDatapath): (ip: string) => PeerRef {
 
 export class FlowPipeline {
   readonly ring: FlowRing;
-  readonly metrics = new FlowMetrics();
+  readonly metrics: FlowMetrics;
   readonly runDir: string;
   readonly flowLog: string | undefined;
   readonly socket: string | undefined;
@@ -181,6 +184,7 @@ export class FlowPipeline {
     this.flowLog = opts.flowLog === false ? undefined : (opts.flowLog ?? join(this.runDir, 'flows.jsonl'));
     this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'flows.sock'));
     this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
+    this.metrics = new FlowMetrics(undefined, opts.metrics);
     this.log = opts.log ?? (() => {});
     // the flow log opens on the first write
     const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
@@ -334,7 +338,7 @@ export class FlowPipeline {
     const sink = this.sink!;
     const event = sink.emit(flow);
     if (sink.writeErrors > this.flowLogLostSeen) {
-      this.metrics.addLost(FLOW_LOG_SOURCE, sink.writeErrors - this.flowLogLostSeen);
+      this.metrics.addFlowLogErrors(sink.writeErrors - this.flowLogLostSeen);
       if (this.flowLogLostSeen === 0) {
         this.log(`flow log ${this.flowLog}: ${sink.lastWriteError}; records missing from it are counted`);
       }
@@ -344,7 +348,7 @@ export class FlowPipeline {
     if (flow.verdict === 'DROPPED') this.counts.dropped++;
     else if (flow.verdict === 'FORWARDED' || flow.verdict === 'REDIRECTED') this.counts.forwarded++;
     if (this.ring.lost > this.ringLost) {
-      this.metrics.addLost('hubble_ring_buffer', this.ring.lost - this.ringLost);
+      this.metrics.addLost(LOST_SOURCE.ring, this.ring.lost - this.ringLost);
       this.ringLost = this.ring.lost;
     }
     return event;
@@ -411,7 +415,7 @@ export class FlowPipeline {
 
   /**
    * One kernel verdict → one record. Never throws: an event whose record cannot be built is
-   * counted as an error and as lost (hubble_lost_events_total{source="record_build_error"}).
+   * counted as an error and as lost (hubble_lost_events_total{source="observer_events_queue"}).
    */
   ingest(ev: KernelEvent): void {
     try {

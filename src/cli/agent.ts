@@ -21,6 +21,10 @@ export function registerAgent(program: Command): void {
     .option('--hubble-listen-address <host:port>', "also serve Hubble's API on TCP (Hubble's port: 4244)")
     .option('--hubble-event-buffer-capacity <n>', 'flows the ring holds: 2^n-1 between 1 and 65535', '4095')
     .option(
+      '--hubble-metrics <list>',
+      "Hubble's metrics: `flow drop policy tcp icmp port-distribution flows-to-world`, each `name[:option=value;...]` (default flow drop policy)",
+    )
+    .option(
       '--hubble-drop-fold-window <ms>',
       'fold identical drops within this window into one record, counted (0: every drop, as Cilium)',
       '0',
@@ -86,6 +90,7 @@ Examples:
         hubbleListenAddress?: string;
         hubbleEventBufferCapacity: string;
         hubbleDropFoldWindow: string;
+        hubbleMetrics?: string;
         flows: boolean;
         nftTimeout?: string;
       }) => {
@@ -152,6 +157,16 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        if (o.hubbleMetrics !== undefined) {
+          const { parseMetricsConfig } = await import('../observe/metrics.ts');
+          try {
+            parseMetricsConfig(o.hubbleMetrics);
+          } catch (e) {
+            process.stderr.write(`seawall agent: --hubble-metrics: ${(e as Error).message}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
         const hubbleAddr = o.hubbleListenAddress;
         if (hubbleAddr !== undefined && !/^[^\s]*:\d{1,5}$/.test(hubbleAddr)) {
           process.stderr.write(`seawall agent: --hubble-listen-address: not host:port: ${hubbleAddr}\n`);
@@ -173,6 +188,7 @@ Examples:
           hubble: {
             eventBufferCapacity: cap,
             dropFoldWindowMs: Number(o.hubbleDropFoldWindow),
+            ...(o.hubbleMetrics !== undefined ? { metrics: o.hubbleMetrics } : {}),
             ...(o.hubbleSocket ? { socket: o.hubbleSocket } : {}),
             // Hubble's `:4244` means every address; grpc-js wants a host
             ...(hubbleAddr !== undefined
