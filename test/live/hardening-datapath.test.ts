@@ -414,12 +414,18 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
     const all = (await records(seq, () => false, 0)).filter(
       (f) => mine(f) || tcpOf(f)?.destination_port === conn.port,
     );
+    // one policy verdict for the connection; its trace events (type 4) come per state change of
+    // the connection (SYN, SYN-ACK, ACK), not per packet
     assert.deepEqual(
-      all.map((f) => `${f.traffic_direction} ${f.verdict}`),
+      all.filter((f) => f.event_type?.type === 5).map((f) => `${f.traffic_direction} ${f.verdict}`),
       ['INGRESS FORWARDED'],
-      'one record for the connection',
+      'one policy verdict for the connection',
     );
-    assert.equal(fs.length, 1);
+    assert.ok(
+      all.filter((f) => f.event_type?.type === 4).length <= 3,
+      'traces per connection, not per packet',
+    );
+    assert.equal(fs.filter((f) => f.event_type?.type === 5).length, 1);
     server.kill();
     back.kill();
     client.kill();
@@ -441,10 +447,25 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
     const want = protos.length + cut.length + 1;
     // only the raw packets have no l4 (packets of earlier tests' connections, still closing, do):
     // a raw packet's record with an l4 would be missing from the count
+    // each is a policy verdict (type 5) followed by its drop (type 1), as Cilium's
     const dropped = (f: Flow): boolean =>
-      f.verdict === 'DROPPED' && f.traffic_direction === 'INGRESS' && f.l4 === undefined;
-    const fs = (await records(seq, (x) => x.filter(dropped).length >= want, 5000)).filter(dropped);
+      f.verdict === 'DROPPED' &&
+      f.traffic_direction === 'INGRESS' &&
+      f.l4 === undefined &&
+      f.event_type?.type === 5;
+    const dropEvent = (f: Flow): boolean =>
+      f.verdict === 'DROPPED' &&
+      f.traffic_direction === 'INGRESS' &&
+      f.l4 === undefined &&
+      f.event_type?.type === 1;
+    const got = await records(
+      seq,
+      (x) => x.filter(dropped).length >= want && x.filter(dropEvent).length >= want,
+      5000,
+    );
+    const fs = got.filter(dropped);
     assert.equal(fs.length, want, `records: ${JSON.stringify(fs.map((f) => f.IP))}`);
+    assert.equal(got.filter(dropEvent).length, want, 'a drop event for each');
     const clientId = engine.identityOf({ kind: 'endpoint', namespace: NS, name: 'client' });
     const serverId = engine.identityOf({ kind: 'endpoint', namespace: NS, name: 'server' });
     for (const f of fs) {
