@@ -11,4 +11,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json iperf3 dnsmasq bind9-dnsutils procps haproxy curl gcc make python3 >/dev/null
+apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json conntrack iperf3 dnsmasq bind9-dnsutils procps haproxy curl gcc make python3 >/dev/null

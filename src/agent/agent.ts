@@ -4,8 +4,9 @@
 // stays enforced. `status` is served as JSON over a unix socket (HTTP), for `seawall agent status`.
 //
 // Flow records: a FlowPipeline (flows.ts) turns the kernel's NFLOG verdicts into Hubble records
-// (flow log, hubble.sock, metrics). Without ulogd2 the agent still enforces and says why it has
-// no records; `/metrics` on the status socket serves Hubble's counters.
+// (flow log, flows.sock, metrics); agent/hubble.ts serves them as Hubble's gRPC API (hubble.sock).
+// Without ulogd2 the agent still enforces and says why it has no records; `/metrics` on the status
+// socket serves Hubble's counters.
 //
 // Fail closed: the table lives in the node namespace, independent of this process. SIGKILL leaves
 // it enforcing; a restart adopts the namespaces and replaces the table in one transaction.
@@ -18,8 +19,9 @@ import { DatapathError } from '../datapath/exec.ts';
 import { countEntries } from '../datapath/nft/compile.ts';
 import type { NodeDatapath } from '../datapath/node.ts';
 import { DEFAULT_NODE, runDirFor } from '../datapath/topology.ts';
+import type { Workload } from '../flow/types.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
-import { workloadsFrom } from '../k8s/workloads.ts';
+import { WORKLOAD_KINDS, workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
 import type { Issue } from '../policy-api/issue.ts';
 import { loadPolicyBytes } from '../policy-api/load.ts';
@@ -27,6 +29,7 @@ import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
+import { HubbleComponent } from './hubble.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import {
   DEFAULT_STABLE_MS,
@@ -64,8 +67,18 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Flow log file (default /run/seawall/<node>/flows.jsonl). */
   flowLog?: string;
-  /** Local flow API socket (default /run/seawall/<node>/hubble.sock). */
+  /** Local HTTP flow API socket (default /run/seawall/<node>/flows.sock). */
   flowSocket?: string;
+  /** Hubble's gRPC API: unix socket (default /run/seawall/<node>/hubble.sock), TCP address, ring size. */
+  hubble?: {
+    socket?: string;
+    listenAddress?: string;
+    eventBufferCapacity?: number;
+    /** Fold identical drops within this window (ms); default 0: every drop is a record. */
+    dropFoldWindowMs?: number;
+    /** Hubble's `--hubble-metrics` string (metrics/plugins.ts). */
+    metrics?: string;
+  };
   /** false: no flow records at all (enforcement only). */
   flows?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
@@ -78,6 +91,8 @@ export interface EndpointSource {
   namespaces: Map<string, Record<string, string>>;
   endpoints: EndpointSpec[];
   issues: Issue[];
+  /** `namespace/name` → the workload an endpoint stands for (Deployment, ...; not bare Pods). */
+  workloads: Map<string, Workload>;
 }
 
 /**
@@ -114,7 +129,15 @@ export async function loadEndpoints(path: string): Promise<EndpointSource> {
   for (const ep of w.endpoints) endpoints.push(toEndpointSpec(ep));
   for (const ep of endpoints)
     if (ep.namespace && !namespaces.has(ep.namespace)) namespaces.set(ep.namespace, {});
-  return { namespaces, endpoints, issues };
+  // the records' `workloads`: an endpoint made of a Deployment (...) is owned by it
+  const workloads = new Map<string, Workload>();
+  for (const o of others) {
+    const meta = (o.value as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+    if (o.kind === 'Pod' || !WORKLOAD_KINDS.includes(o.kind) || typeof meta?.name !== 'string') continue;
+    const ns = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+    workloads.set(`${ns}/${meta.name}`, { name: meta.name, kind: o.kind });
+  }
+  return { namespaces, endpoints, issues, workloads };
 }
 
 function skippedIssue(file: string, reason: string): Issue {
@@ -304,10 +327,28 @@ export class Agent {
           : {
               ...(this.opts.flowLog !== undefined ? { flowLog: this.opts.flowLog } : {}),
               ...(this.opts.flowSocket !== undefined ? { socket: this.opts.flowSocket } : {}),
+              ...(this.opts.hubble?.eventBufferCapacity !== undefined
+                ? { ringCapacity: this.opts.hubble.eventBufferCapacity }
+                : {}),
               policyRevision: () => this.applies,
+              workloadsOf: (p) => {
+                const w = p.kind === 'endpoint' ? src.workloads.get(`${p.namespace}/${p.name}`) : undefined;
+                return w !== undefined ? [w] : undefined;
+              },
+              ...(this.opts.hubble?.metrics !== undefined ? { metrics: this.opts.hubble.metrics } : {}),
+              ...(this.opts.hubble?.dropFoldWindowMs !== undefined
+                ? { dedupWindowMs: this.opts.hubble.dropFoldWindowMs }
+                : {}),
             },
       // the HTTP proxy before the watcher: every later policy change waits for its ack
       components: [
+        new HubbleComponent({
+          ...(this.opts.hubble?.socket !== undefined ? { unixSocket: this.opts.hubble.socket } : {}),
+          ...(this.opts.hubble?.listenAddress !== undefined
+            ? { listenAddress: this.opts.hubble.listenAddress }
+            : {}),
+          log: (l) => this.log(l),
+        }),
         this.statusApi(),
         new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
         this.policyWatcher(),

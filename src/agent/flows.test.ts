@@ -1,6 +1,6 @@
 // The flow pipeline's accounting of kernel events without a record: an event whose record fails
 // to build (the engine throws) is counted as an error and as lost, shown in status and in
-// /metrics as hubble_lost_events_total{source="record_build_error"}, and logged; never dropped
+// /metrics as hubble_lost_events_total{source="observer_events_queue"}, and logged; never dropped
 // silently, never thrown into the event path.
 
 import assert from 'node:assert/strict';
@@ -59,9 +59,9 @@ describe('FlowPipeline: events without a record', () => {
       want: { errors: 25, lost: 25, processed: 0, buildErrorMetric: 25, logs: 11 },
     },
     {
-      name: 'a protocol the engine does not know: recorded from the kernel alone, not lost (item 7)',
+      name: 'a protocol the engine does not know: recorded from the kernel alone (verdict and drop), not lost (item 7)',
       events: [event(200)],
-      want: { errors: 0, lost: 0, processed: 1, buildErrorMetric: 0, logs: 0 },
+      want: { errors: 0, lost: 0, processed: 2, buildErrorMetric: 0, logs: 0 },
     },
   ];
   for (const r of rows) {
@@ -82,6 +82,84 @@ describe('FlowPipeline: events without a record', () => {
       assert.equal(lostMetric(await p.metricsText(), BUILD_ERROR_SOURCE), r.want.buildErrorMetric);
       assert.equal(logs.length, r.want.logs, logs.join('\n'));
       if (r.want.errors > 0) assert.match(logs[0] ?? '', /flow record not built: .*engine exploded/);
+    });
+  }
+});
+
+describe('FlowPipeline: records as Cilium emits them', () => {
+  const allowAll = (): never =>
+    ({
+      allowed: true,
+      verdict: 'FORWARDED',
+      decidedBy: 'INGRESS',
+      srcIdentity: 2,
+      dstIdentity: 2,
+      explanation: [],
+    }) as never;
+  const denyAll = (): never =>
+    ({
+      allowed: false,
+      verdict: 'DROPPED',
+      reason: 'POLICY_DENIED',
+      decidedBy: 'INGRESS',
+      srcIdentity: 2,
+      dstIdentity: 2,
+      explanation: [],
+    }) as never;
+  const syn = (verdict: KernelEvent['verdict'], seconds: number, sport = 40000): KernelEvent => ({
+    ...event(6),
+    verdict,
+    time: { seconds, nanos: 0 },
+    sport,
+    tcpFlags: { SYN: true },
+  });
+  const rows: {
+    name: string;
+    decide: () => never;
+    events: KernelEvent[];
+    want: string[];
+    repeated: number;
+  }[] = [
+    {
+      name: 'a retransmitted SYN (1 s, 3 s later) gives one forwarded verdict',
+      decide: allowAll,
+      events: [syn('fwd', 100), syn('fwd', 101), syn('fwd', 103)],
+      want: ['FORWARDED/5'],
+      repeated: 2,
+    },
+    {
+      name: 'another source port is another connection',
+      decide: allowAll,
+      events: [syn('fwd', 100), syn('fwd', 100, 40001)],
+      want: ['FORWARDED/5', 'FORWARDED/5'],
+      repeated: 0,
+    },
+    {
+      name: 'the same tuple after the window is a new connection',
+      decide: allowAll,
+      events: [syn('fwd', 100), syn('fwd', 200)],
+      want: ['FORWARDED/5', 'FORWARDED/5'],
+      repeated: 0,
+    },
+    {
+      name: 'each denied SYN: a policy verdict and a drop, none folded (folding is off by default)',
+      decide: denyAll,
+      events: [syn('denied', 100), syn('denied', 101)],
+      want: ['DROPPED/5', 'DROPPED/1', 'DROPPED/5', 'DROPPED/1'],
+      repeated: 0,
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const p = new FlowPipeline(fakeNode(r.decide), {
+        runDir: '/nonexistent',
+        flowLog: false,
+        socket: false,
+      });
+      for (const ev of r.events) p.ingest(ev);
+      const got = p.since(0).map((e) => `${e.event.flow.verdict}/${e.event.flow.event_type?.type}`);
+      assert.deepEqual(got, r.want);
+      assert.equal(p.status().repeatedVerdicts, r.repeated);
     });
   }
 });

@@ -7,32 +7,44 @@
 //   ulogd.conf, flows.json, ulogd.log   ulogd2's config, raw JSON output (rotated past 16 MiB,
 //                                       removed on a clean stop) and log
 //   flows.jsonl                         flow records, `hubble observe -o json` lines (rotated)
-//   hubble.sock                         GET /flows?since=|last=&follow=1, /status, /metrics
+//   flows.sock                          GET /flows?since=|last=&follow=1, /status, /metrics (HTTP)
+//   hubble.sock                         Hubble's gRPC API over the same ring (agent/hubble.ts)
 //
 // Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
 // "unavailable" with the reason, and the datapath keeps enforcing.
 
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { NodeDatapath } from '../datapath/node.ts';
 import { GATEWAY_IP, runDirFor } from '../datapath/topology.ts';
 import { JsonLineTailer, stopStaleUlogd, UlogdProcess } from '../datapath/ulogd.ts';
+import {
+  type ConntrackEvent,
+  ConntrackTracer,
+  parseConntrackLine,
+  traceRecordOf,
+} from '../flow/conntrack.ts';
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
-import type { Flow, FlowEvent } from '../flow/types.ts';
-import { FlowMetrics } from '../observe/metrics.ts';
+import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
+import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
-import type { PeerRef } from '../policy/types.ts';
+import type { MapStateEntry, PeerRef } from '../policy/types.ts';
 
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
 
-/** hubble_lost_events_total's source for kernel events whose record could not be built. */
-export const BUILD_ERROR_SOURCE = 'record_build_error';
-/** hubble_lost_events_total's source for records the flow log could not take (a full disk). */
-export const FLOW_LOG_SOURCE = 'flow_log_write_error';
+/**
+ * hubble_lost_events_total's source for kernel events whose record could not be built: lost in
+ * the observer before they were stored, Hubble's OBSERVER_EVENTS_QUEUE.
+ */
+export const BUILD_ERROR_SOURCE = LOST_SOURCE.observer;
 const MAX_ERROR_LOGS = 10;
+/** A SYN retransmitted within this is the same connection (Linux retries at 1, 3, 7, 15, 31 s). */
+const SYN_WINDOW_MS = 60_000;
+const MAX_SYN_TRACKED = 65536;
 
 /** Hubble's default ring size (4095 events). */
 export const DEFAULT_RING_CAPACITY = 4095;
@@ -41,8 +53,9 @@ export function defaultFlowLog(node: string): string {
   return join(runDirFor(node), 'flows.jsonl');
 }
 
+/** The HTTP flow API (NDJSON); Hubble's gRPC API is hubble.sock (agent/hubble.ts). */
 export function defaultFlowSocket(node: string): string {
-  return join(runDirFor(node), 'hubble.sock');
+  return join(runDirFor(node), 'flows.sock');
 }
 
 export type FlowPipelineState = 'starting' | 'running' | 'restarting' | 'unavailable' | 'stopped';
@@ -71,8 +84,12 @@ export interface FlowPipelineStatus {
   /** Kernel events whose record failed to build: ulogd lines of ours that do not parse, or an
    * exception while making the record. Part of `lost`; each is logged (the first few). */
   errors: number;
-  /** Identical drops folded into one record (DropDeduper). */
+  /** Identical drops folded into one record (only with a fold window; off by default). */
   suppressedDrops: number;
+  /** Forwarded verdicts of a retransmitted SYN not recorded again (Cilium: one per connection). */
+  repeatedVerdicts: number;
+  /** Trace events (type 4) from conntrack: `running`, or why there are none. */
+  traces: 'running' | 'disabled' | string;
   /** Records where the kernel's verdict and the engine's disagree (a datapath bug). */
   disagreements: number;
   ulogdPid?: number;
@@ -83,11 +100,20 @@ export interface FlowPipelineOptions {
   runDir?: string;
   /** Flow log path; false: no file. Default <runDir>/flows.jsonl. */
   flowLog?: string | false;
-  /** Local API socket; false: none. Default <runDir>/hubble.sock. */
+  /** Local HTTP flow API socket; false: none. Default <runDir>/flows.sock. */
   socket?: string | false;
   ringCapacity?: number;
-  /** Window for folding identical drops (ms); 0 = one record per dropped packet. */
+  /**
+   * Window for folding identical drops (ms). Default 0: one record per dropped packet, as Cilium
+   * notifies each; folded drops are counted (suppressedDrops).
+   */
   dedupWindowMs?: number;
+  /** Hubble's `--hubble-metrics` string (observe/metrics.ts); default flow, drop, policy. */
+  metrics?: string;
+  /** Trace events from the node namespace's conntrack (`conntrack -E`); default true. */
+  traces?: boolean;
+  /** The owners (Deployment, ...) of a pod, for the records' `workloads`. */
+  workloadsOf?: (peer: PeerRef) => readonly Workload[] | undefined;
   pollMs?: number;
   /** Revision of the policy repository, stamped on the records' policies. */
   policyRevision?: () => number | undefined;
@@ -122,7 +148,7 @@ export function resolverFor(node: NodeDatapath): (ip: string) => PeerRef {
 
 export class FlowPipeline {
   readonly ring: FlowRing;
-  readonly metrics = new FlowMetrics();
+  readonly metrics: FlowMetrics;
   readonly runDir: string;
   readonly flowLog: string | undefined;
   readonly socket: string | undefined;
@@ -140,6 +166,17 @@ export class FlowPipeline {
   private parseErrorsSeen = 0;
   private rotateTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
+  private readonly tracer = new ConntrackTracer();
+  private conntrack: ChildProcess | undefined;
+  private tracesState: string = 'disabled';
+  /** Forwarded TCP SYN verdicts by connection, to record a retransmitted SYN once. */
+  private readonly synSeen = new Map<string, number>();
+  private repeatedVerdicts = 0;
+  /** The MapState of each local pod, read again when the policy revision changes. */
+  private readonly entriesCache = new Map<
+    string,
+    { rev: number; at: number; entries: readonly MapStateEntry[] }
+  >();
 
   constructor(
     private readonly node: NodeDatapath,
@@ -147,8 +184,9 @@ export class FlowPipeline {
   ) {
     this.runDir = opts.runDir ?? runDirFor(node.node);
     this.flowLog = opts.flowLog === false ? undefined : (opts.flowLog ?? join(this.runDir, 'flows.jsonl'));
-    this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'hubble.sock'));
+    this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'flows.sock'));
     this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
+    this.metrics = new FlowMetrics(undefined, opts.metrics);
     this.log = opts.log ?? (() => {});
     // the flow log opens on the first write
     const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
@@ -211,10 +249,11 @@ export class FlowPipeline {
     this.tailer = new JsonLineTailer(ulogd.jsonPath, {
       from: 'end',
       pollMs: this.opts.pollMs ?? 50,
-      dedupWindowMs: this.opts.dedupWindowMs ?? 1000,
+      dedupWindowMs: this.opts.dedupWindowMs ?? 0,
       onEvent: (ev) => this.ingest(ev),
     });
     this.tailer.start();
+    if (this.opts.traces !== false) this.startConntrack();
     this.rotateTimer = setInterval(() => {
       try {
         if (statSync(ulogd.jsonPath).size > RAW_MAX_BYTES) ulogd.rotate();
@@ -225,6 +264,128 @@ export class FlowPipeline {
     this.rotateTimer.unref();
     this.state = 'running';
     return this.status();
+  }
+
+  /**
+   * `conntrack -E` in the node namespace: connection events become trace records. Without
+   * conntrack-tools there are no traces (said in the status); verdicts and drops are unaffected.
+   */
+  private startConntrack(): void {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.node.node, 'conntrack', '-E', '-o', 'timestamp,id', '-e', 'NEW,UPDATE,DESTROY'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.conntrack = child;
+    this.tracesState = 'running';
+    let buf = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      buf += d;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const ev = parseConntrackLine(line);
+        if (ev !== undefined) this.ingestConntrack(ev);
+        nl = buf.indexOf('\n');
+      }
+      if (buf.length > 65536) buf = ''; // not conntrack's output: never held without bound
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      stderr = (stderr + d).slice(-2000);
+    });
+    child.on('error', (e) => {
+      this.tracesState = `unavailable: cannot run conntrack (${e.message}); apt-get install conntrack`;
+      this.log(`trace events ${this.tracesState}`);
+    });
+    child.on('exit', (code, sig) => {
+      if (this.conntrack !== child) return;
+      this.conntrack = undefined;
+      if (this.tracesState === 'running') {
+        const why = stderr.trim().split('\n').pop() || `exit ${code ?? sig}`;
+        this.tracesState = `unavailable: conntrack -E ended (${why})`;
+        this.log(`trace events ${this.tracesState}`);
+      }
+    });
+  }
+
+  /** One conntrack event → the trace records Cilium would emit for it. Never throws. */
+  ingestConntrack(ev: ConntrackEvent): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    try {
+      const ids = this.node.endpointIds();
+      for (const point of this.tracer.points(ev)) {
+        const flow = traceRecordOf(this.node.engine, ev, point, {
+          nodeName: this.node.node,
+          resolve: resolverFor(this.node),
+          endpointIdOf: (p) => (p.kind === 'endpoint' ? ids[`pod:${p.namespace}/${p.name}`] : undefined),
+          ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
+        });
+        if (flow === undefined) continue;
+        this.emit(flow);
+      }
+    } catch (e) {
+      this.buildError(
+        `conntrack ${ev.type} ${ev.orig.src} -> ${ev.orig.dst}: ${(e as Error)?.message ?? String(e)}`,
+      );
+    }
+  }
+
+  /** A record into the log, ring and metrics, with the counters that follow every emit. */
+  private emit(flow: Flow): FlowEvent {
+    const sink = this.sink!;
+    const event = sink.emit(flow);
+    if (sink.writeErrors > this.flowLogLostSeen) {
+      this.metrics.addFlowLogErrors(sink.writeErrors - this.flowLogLostSeen);
+      if (this.flowLogLostSeen === 0) {
+        this.log(`flow log ${this.flowLog}: ${sink.lastWriteError}; records missing from it are counted`);
+      }
+      this.flowLogLostSeen = sink.writeErrors;
+    }
+    this.counts.processed++;
+    if (flow.verdict === 'DROPPED') this.counts.dropped++;
+    else if (flow.verdict === 'FORWARDED' || flow.verdict === 'REDIRECTED') this.counts.forwarded++;
+    else if (flow.verdict === 'AUDIT') this.counts.audited++;
+    if (this.ring.lost > this.ringLost) {
+      this.metrics.addLost(LOST_SOURCE.ring, this.ring.lost - this.ringLost);
+      this.ringLost = this.ring.lost;
+    }
+    return event;
+  }
+
+  /**
+   * A retransmitted SYN passes `ct state new` again and is logged again; Cilium's verdict comes
+   * once, when the connection's entry is made. True when this forwarded SYN's connection was
+   * recorded within SYN_WINDOW_MS.
+   */
+  private repeatedSyn(ev: KernelEvent): boolean {
+    if (ev.proto !== 6 || ev.tcpFlags?.SYN !== true || ev.tcpFlags.ACK === true) return false;
+    if (ev.verdict !== 'fwd' && ev.verdict !== 'redir') return false;
+    const key = `${ev.dir}|${ev.srcIP}|${ev.sport}|${ev.dstIP}|${ev.dport}`;
+    const now = ev.time.seconds * 1000 + ev.time.nanos / 1e6;
+    const prev = this.synSeen.get(key);
+    if (prev !== undefined && now - prev < SYN_WINDOW_MS && now >= prev) return true;
+    this.synSeen.delete(key);
+    this.synSeen.set(key, now);
+    if (this.synSeen.size > MAX_SYN_TRACKED) this.synSeen.delete(this.synSeen.keys().next().value!);
+    return false;
+  }
+
+  /** A local pod's MapState for the match type; re-read on a new policy revision or after 1 s. */
+  private entriesOf(p: PeerRef): readonly MapStateEntry[] | undefined {
+    if (p.kind !== 'endpoint') return undefined;
+    const key = `${p.namespace}/${p.name}`;
+    const rev = this.opts.policyRevision?.() ?? -1;
+    const now = Date.now();
+    const c = this.entriesCache.get(key);
+    if (c !== undefined && c.rev === rev && now - c.at < 1000) return c.entries;
+    const entries = this.node.engine.endpointPolicy(p.namespace, p.name).entries;
+    this.entriesCache.set(key, { rev, at: now, entries });
+    return entries;
   }
 
   private unavailable(reason: string): void {
@@ -257,7 +418,7 @@ export class FlowPipeline {
 
   /**
    * One kernel verdict → one record. Never throws: an event whose record cannot be built is
-   * counted as an error and as lost (hubble_lost_events_total{source="record_build_error"}).
+   * counted as an error and as lost (hubble_lost_events_total{source="observer_events_queue"}).
    */
   ingest(ev: KernelEvent): void {
     try {
@@ -272,14 +433,9 @@ export class FlowPipeline {
    * kernel's. Never throws.
    */
   ingestFlow(flow: Flow): void {
-    const sink = this.sink;
-    if (sink === undefined) return;
+    if (this.sink === undefined) return;
     try {
-      sink.emit(flow);
-      this.counts.processed++;
-      if (flow.verdict === 'DROPPED') this.counts.dropped++;
-      else if (flow.verdict === 'FORWARDED') this.counts.forwarded++;
-      else if (flow.verdict === 'AUDIT') this.counts.audited++;
+      this.emit(flow);
     } catch (e) {
       this.buildError(`L7 record: ${(e as Error)?.message ?? String(e)}`);
     }
@@ -311,6 +467,10 @@ export class FlowPipeline {
   private record(ev: KernelEvent): void {
     const sink = this.sink;
     if (sink === undefined) return;
+    if (this.repeatedSyn(ev)) {
+      this.repeatedVerdicts++;
+      return;
+    }
     const node = this.node;
     const rev = this.opts.policyRevision?.();
     const ids = node.endpointIds();
@@ -322,29 +482,18 @@ export class FlowPipeline {
         for (const [key, v] of Object.entries(ids)) if (v === id) return peerFromKey(key, '');
         return undefined;
       },
+      entriesOf: (p) => this.entriesOf(p),
+      ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
       ...(rev !== undefined ? { policyRevision: rev } : {}),
     });
-    const event = sink.emit(rec.flow);
-    if (sink.writeErrors > this.flowLogLostSeen) {
-      this.metrics.addLost(FLOW_LOG_SOURCE, sink.writeErrors - this.flowLogLostSeen);
-      if (this.flowLogLostSeen === 0) {
-        this.log(`flow log ${this.flowLog}: ${sink.lastWriteError}; records missing from it are counted`);
-      }
-      this.flowLogLostSeen = sink.writeErrors;
-    }
-    this.counts.processed++;
-    if (rec.flow.verdict === 'DROPPED') this.counts.dropped++;
-    else if (rec.flow.verdict === 'FORWARDED' || rec.flow.verdict === 'REDIRECTED') this.counts.forwarded++;
-    else if (rec.flow.verdict === 'AUDIT') this.counts.audited++;
+    const event = this.emit(rec.flow);
+    // Cilium: the policy verdict, then the drop notification of the same packet
+    if (rec.drop !== undefined) this.emit(rec.drop);
     if (!rec.agrees) {
       this.counts.disagreements++;
       this.log(
         `kernel ${rec.flow.verdict} but engine ${rec.engineVerdict}: ${ev.srcIP} -> ${ev.dstIP} proto ${ev.proto} port ${ev.dport ?? '-'} (${ev.dir}, endpoint ${ev.endpointId})`,
       );
-    }
-    if (this.ring.lost > this.ringLost) {
-      this.metrics.addLost('hubble_ring_buffer', this.ring.lost - this.ringLost);
-      this.ringLost = this.ring.lost;
     }
     this.opts.onRecord?.(rec, event);
   }
@@ -399,6 +548,8 @@ export class FlowPipeline {
       flowLogLost: this.sink?.writeErrors ?? 0,
       errors: this.counts.errors,
       suppressedDrops: this.tailer?.stats.suppressedDrops ?? 0,
+      repeatedVerdicts: this.repeatedVerdicts,
+      traces: this.tracesState,
       disagreements: this.counts.disagreements,
     };
     if (this.reason !== undefined) s.reason = this.reason;
@@ -424,6 +575,14 @@ export class FlowPipeline {
     if (this.rotateTimer !== undefined) clearInterval(this.rotateTimer);
     this.rotateTimer = undefined;
     this.drain();
+    const ct = this.conntrack;
+    this.conntrack = undefined;
+    if (ct !== undefined && ct.exitCode === null) {
+      const gone = new Promise<void>((r) => ct.once('exit', () => r()));
+      ct.kill('SIGTERM');
+      await Promise.race([gone, new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+      if (ct.exitCode === null) ct.kill('SIGKILL');
+    }
     await this.ulogd?.stop();
     rmSync(join(this.runDir, 'ulogd.pid'), { force: true });
     this.tailer?.stop(); // final read, then close

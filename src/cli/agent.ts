@@ -13,9 +13,21 @@ export function registerAgent(program: Command): void {
     .option('--node <name>', 'node namespace name: seawall-... or sw-... (default seawall-node1)')
     .option('--socket <path>', 'unix socket of the status API (default /run/seawall/<node>/agent.sock)')
     .option('--flow-log <file>', 'flow records as JSON lines (default /run/seawall/<node>/flows.jsonl)')
+    .option('--flow-socket <path>', 'HTTP flow API, NDJSON (default /run/seawall/<node>/flows.sock)')
     .option(
-      '--flow-socket <path>',
-      'flow API for `seawall observe` (default /run/seawall/<node>/hubble.sock)',
+      '--hubble-socket <path>',
+      "Hubble's gRPC API for `seawall observe`, hubble, Relay (default /run/seawall/<node>/hubble.sock)",
+    )
+    .option('--hubble-listen-address <host:port>', "also serve Hubble's API on TCP (Hubble's port: 4244)")
+    .option('--hubble-event-buffer-capacity <n>', 'flows the ring holds: 2^n-1 between 1 and 65535', '4095')
+    .option(
+      '--hubble-metrics <list>',
+      "Hubble's metrics: `flow drop policy tcp icmp port-distribution flows-to-world`, each `name[:option=value;...]` (default flow drop policy)",
+    )
+    .option(
+      '--hubble-drop-fold-window <ms>',
+      'fold identical drops within this window into one record, counted (0: every drop, as Cilium)',
+      '0',
     )
     .option('--no-flows', 'enforce only: no ulogd2, no flow records')
     .option(
@@ -78,6 +90,11 @@ Examples:
         force?: boolean;
         flowLog?: string;
         flowSocket?: string;
+        hubbleSocket?: string;
+        hubbleListenAddress?: string;
+        hubbleEventBufferCapacity: string;
+        hubbleDropFoldWindow: string;
+        hubbleMetrics?: string;
         flows: boolean;
         nftTimeout?: string;
         policyAuditMode?: boolean;
@@ -128,6 +145,39 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        const { checkHubbleCapacity } = await import('../observe/sink.ts');
+        const cap = Number(o.hubbleEventBufferCapacity);
+        const capProblem = /^\d+$/.test(o.hubbleEventBufferCapacity)
+          ? checkHubbleCapacity(cap)
+          : `not a number: ${o.hubbleEventBufferCapacity}`;
+        if (capProblem !== undefined) {
+          process.stderr.write(`seawall agent: --hubble-event-buffer-capacity: ${capProblem}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (!/^\d+$/.test(o.hubbleDropFoldWindow)) {
+          process.stderr.write(
+            `seawall agent: --hubble-drop-fold-window: not a number of ms: ${o.hubbleDropFoldWindow}\n`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        if (o.hubbleMetrics !== undefined) {
+          const { parseMetricsConfig } = await import('../observe/metrics.ts');
+          try {
+            parseMetricsConfig(o.hubbleMetrics);
+          } catch (e) {
+            process.stderr.write(`seawall agent: --hubble-metrics: ${(e as Error).message}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
+        const hubbleAddr = o.hubbleListenAddress;
+        if (hubbleAddr !== undefined && !/^[^\s]*:\d{1,5}$/.test(hubbleAddr)) {
+          process.stderr.write(`seawall agent: --hubble-listen-address: not host:port: ${hubbleAddr}\n`);
+          process.exitCode = 2;
+          return;
+        }
         // what the agent and its ulogd create (flow log, ulogd's raw output and log, sockets)
         // is never world-readable: 0640 files, 0750 directories
         process.umask(0o027);
@@ -140,6 +190,16 @@ Examples:
           ...(o.socket ? { socket: o.socket } : {}),
           ...(o.flowLog ? { flowLog: o.flowLog } : {}),
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
+          hubble: {
+            eventBufferCapacity: cap,
+            dropFoldWindowMs: Number(o.hubbleDropFoldWindow),
+            ...(o.hubbleMetrics !== undefined ? { metrics: o.hubbleMetrics } : {}),
+            ...(o.hubbleSocket ? { socket: o.hubbleSocket } : {}),
+            // Hubble's `:4244` means every address; grpc-js wants a host
+            ...(hubbleAddr !== undefined
+              ? { listenAddress: hubbleAddr.startsWith(':') ? `0.0.0.0${hubbleAddr}` : hubbleAddr }
+              : {}),
+          },
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
           ...(o.policyAuditMode === true ? { policyAuditMode: true } : {}),

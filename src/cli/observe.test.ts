@@ -2,13 +2,15 @@
 // crash, whatever the filters and the output format read.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { tcpAllowedIngress as flow } from '../flow/testing/flows.ts';
-import { runObserve } from './observe.ts';
+import { type HubbleServerHandle, startHubbleServer } from '../observe/hubble/server.ts';
+import { corpus, ringOf, tempDir } from '../observe/hubble/testing.ts';
+import { runObserve, runObserveArgs } from './observe.ts';
 
 const good = JSON.stringify({ flow, node_name: 'n', time: flow.time });
 const LINES = [
@@ -216,7 +218,7 @@ describe('seawall observe: a misbehaving server', () => {
     const r = await observe([`${evil}\n`]);
     assert.equal(r.out.length, 1);
     assert.doesNotMatch(r.out[0]!, /[\u0000-\u001f\u007f-\u009f\u202e]/);
-    assert.match(r.out[0]!, /\(ns\/\\x1b\[2J\\x1b\]0;pwned\\x07x\\x9bq\\u202eabc\)/);
+    assert.match(r.out[0]!, / ns\/\\x1b\[2J\\x1b\]0;pwned\\x07x\\x9bq\\u202eabc:\d+ \(ID:\d+\) -> /);
   });
 
   it('ANSI escapes: json output stays the raw JSON line', async () => {
@@ -260,5 +262,111 @@ describe('seawall observe: a misbehaving server', () => {
     const cut = b.indexOf(Buffer.from('😀')) + 2;
     const r = await observe([b.subarray(0, cut), b.subarray(cut)], { output: 'json' });
     assert.deepEqual(r.out, [line]);
+  });
+});
+
+describe('seawall observe ARGS: hubble flags over gRPC and --input-file', () => {
+  const named = corpus();
+  const nameOf = new Map(named.map(([n, f]) => [f.uuid, n]));
+  const tmp = tempDir();
+  const ring = ringOf(named.map(([, f]) => f));
+  const saved = join(tmp.dir, 'flows.json');
+  let server: HubbleServerHandle;
+  before(async () => {
+    server = await startHubbleServer(
+      { ring, nodeName: 'node-1' },
+      { unixSocket: join(tmp.dir, 'hubble.sock') },
+    );
+    writeFileSync(
+      saved,
+      `${ring
+        .fromSeq(0)
+        .map((e) => JSON.stringify(e.event))
+        .join('\n')}\nnot json\n`,
+    );
+  });
+  after(async () => {
+    await server?.close();
+    tmp.remove();
+  });
+  const run = async (argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runObserveArgs(argv, { write: (l) => out.push(l), error: (l) => err.push(l) });
+    return { code, out, err };
+  };
+  const names = (out: string[]): string[] =>
+    out.map((l) => nameOf.get((JSON.parse(l) as { flow: { uuid: string } }).flow.uuid) ?? '?');
+  const all = named.map(([n]) => n);
+  const rows: { name: string; argv: string[]; want: (ns: string[]) => boolean }[] = [
+    { name: 'every flow (--all)', argv: ['--all'], want: (ns) => ns.length === all.length },
+    { name: '--first 2', argv: ['--first', '2'], want: (ns) => ns.join() === all.slice(0, 2).join() },
+    { name: '--last 2', argv: ['--last', '2'], want: (ns) => ns.join() === all.slice(-2).join() },
+    {
+      name: '--verdict DROPPED',
+      argv: ['--all', '--verdict', 'DROPPED'],
+      want: (ns) => ns.length > 0 && !ns.includes('tcpAllowedIngress'),
+    },
+    {
+      name: '--not --verdict DROPPED',
+      argv: ['--all', '--not', '--verdict', 'DROPPED'],
+      want: (ns) => ns.includes('tcpAllowedIngress') && !ns.includes('udpDefaultDenyEgress'),
+    },
+    {
+      name: '-t l7 --protocol http',
+      argv: ['--all', '-t', 'l7', '--protocol', 'http'],
+      want: (ns) => ns.join() === 'httpGet,http404',
+    },
+    {
+      name: '--http-status 4+',
+      argv: ['--all', '--http-status', '4+'],
+      want: (ns) => ns.join() === 'http404',
+    },
+    {
+      name: '--node-name node-2',
+      argv: ['--all', '--node-name', 'node-2'],
+      want: (ns) => ns.join() === 'worldByName',
+    },
+  ];
+  for (const r of rows) {
+    for (const source of ['server', 'input-file'] as const) {
+      it(`${r.name} (${source})`, async () => {
+        const src =
+          source === 'server' ? ['--server', `unix://${server.unixSocket}`] : ['--input-file', saved];
+        const got = await run([...r.argv, ...src, '-o', 'jsonpb']);
+        assert.equal(got.code, 0, got.err.join('\n'));
+        assert.ok(r.want(names(got.out)), names(got.out).join(','));
+        // the bad last line is reached (and counted) unless --first stops before it
+        for (const l of got.err)
+          assert.match(l, /^seawall observe: skipped 1 malformed record of \d+ lines$/);
+      });
+    }
+  }
+  it('the compact line by default, the last 20', async () => {
+    const got = await run(['--server', `unix://${server.unixSocket}`]);
+    assert.equal(got.code, 0);
+    assert.equal(got.out.length, Math.min(20, all.length));
+    assert.match(got.out[0]!, /^Jan {2}2 03:04:\d\d\.000: \S+ \(ID:\d+\) (->|<-|<>) \S+ \((ID:\d+|world)\) /);
+  });
+  it('a wrong value is an error, exit 2, nothing asked', async () => {
+    const got = await run(['--verdict', 'dropped', '--server', 'unix:///nonexistent.sock']);
+    assert.equal(got.code, 2);
+    assert.match(got.err[0]!, /invalid --verdict value: dropped/);
+  });
+  it('--print-raw-filters prints the filters and exits', async () => {
+    const got = await run(['--pod', 'client', '-n', 'shop', '--print-raw-filters']);
+    assert.deepEqual(got.out, [
+      `allowlist:\n- '{"source_pod":["shop/client"]}'\n- '{"destination_pod":["shop/client"]}'`,
+    ]);
+  });
+  it('-o table: one header, aligned rows', async () => {
+    const got = await run(['--last', '2', '-o', 'table', '--server', `unix://${server.unixSocket}`]);
+    assert.equal(got.out.length, 3);
+    assert.match(got.out[0]!, /^TIMESTAMP {3,}SOURCE {3,}DESTINATION {3,}TYPE {3,}VERDICT {3,}SUMMARY$/);
+  });
+  it('--input-file of a missing file is an error', async () => {
+    const got = await run(['--input-file', join(tmp.dir, 'nope.json')]);
+    assert.equal(got.code, 2);
+    assert.match(got.err[0]!, /--input-file: ENOENT/);
   });
 });

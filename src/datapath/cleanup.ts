@@ -22,7 +22,7 @@ function alive(pid: number): boolean {
 }
 
 /** Files of a node's run dir that only a running pipeline needs. */
-const TRANSIENT = ['ulogd.pid', 'ulogd.conf', 'flows.json', 'flows.json.1', 'hubble.sock'];
+const TRANSIENT = ['ulogd.pid', 'ulogd.conf', 'flows.json', 'flows.json.1', 'hubble.sock', 'flows.sock'];
 
 /** Stops what runs inside, deletes the namespace, and tidies its run dir if it was a node. */
 async function remove(ns: string): Promise<void> {

@@ -5,13 +5,22 @@
 import type {
   FlowProtocol,
   FlowRequest,
+  MapStateEntry,
   PeerRef,
   PolicyEngineAPI,
   TrafficDirection,
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict } from './record.ts';
-import type { DropReasonName, Flow, FlowEndpoint, FlowLayer4, FlowVerdict } from './types.ts';
+import {
+  type DropReasonName,
+  type Flow,
+  type FlowEndpoint,
+  type FlowLayer4,
+  type FlowVerdict,
+  POLICY_MATCH,
+  type Workload,
+} from './types.ts';
 
 const PROTOCOL: Record<number, FlowProtocol> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 
@@ -60,6 +69,11 @@ export interface KernelRecord {
   agrees: boolean;
   engineVerdict: FlowVerdict;
   /**
+   * The drop event (type 1, sub_type the drop reason) Cilium sends after the policy verdict of a
+   * denied packet: `hubble observe -t drop` finds denials by it. Absent for other verdicts.
+   */
+  drop?: Flow;
+  /**
    * False for packets the engine cannot judge (another IP protocol, a cut-short header, an
    * anti-spoofing drop): the record is the kernel's alone, with no policy explanation.
    */
@@ -78,6 +92,58 @@ export interface KernelRecordOptions {
    */
   endpointById?: (id: number) => PeerRef | undefined;
   policyRevision?: number;
+  /** The owners (Deployment, ...) of a local pod, for `workloads`. */
+  workloadsOf?: (peer: PeerRef) => readonly Workload[] | undefined;
+  /**
+   * The MapState of a local pod (the datapath's), to tell L3-Proto and Proto-only matches (port
+   * wildcard entries) from L3-L4 and L4-only ones as the datapath's lookup does.
+   */
+  entriesOf?: (peer: PeerRef) => readonly MapStateEntry[] | undefined;
+}
+
+/** The datapath's lookup order (Cilium's policy map): most specific match first. */
+const LOOKUP_RANK = (identityWild: boolean, protoWild: boolean, portWild: boolean): number =>
+  protoWild ? (identityWild ? 1 : 2) : portWild ? (identityWild ? 3 : 4) : identityWild ? 5 : 6;
+
+/**
+ * Cilium's policy_match_type for an allowed packet from the entry its lookup finds: L3-L4 (2),
+ * L4-only (3), L3-Proto (5: identity and protocol, any port), Proto-only (6: protocol, any port
+ * and peer), L3-only (1), all (4). Undefined when no entry allows it (the engine's answer stands).
+ */
+export function datapathMatchType(
+  entries: readonly MapStateEntry[],
+  direction: TrafficDirection,
+  peerIdentity: number,
+  proto: number,
+  port: number | undefined,
+): number | undefined {
+  let best: { rank: number; type: number } | undefined;
+  const fullRange = proto === 1 || proto === 58 ? 255 : 65535;
+  for (const e of entries) {
+    const k = e.key;
+    if (k.direction !== direction || e.verdict === 'deny') continue;
+    if (k.identity !== 0 && k.identity !== peerIdentity) continue;
+    if (k.proto !== 0 && k.proto !== proto) continue;
+    const portWild = k.proto === 0 || (k.portLo === 0 && k.portHi >= fullRange);
+    if (!portWild && (port === undefined || port < k.portLo || port > k.portHi)) continue;
+    const idWild = k.identity === 0;
+    const rank = LOOKUP_RANK(idWild, k.proto === 0, portWild);
+    if (best !== undefined && best.rank >= rank) continue;
+    const type =
+      k.proto === 0
+        ? idWild
+          ? POLICY_MATCH.ALL
+          : POLICY_MATCH.L3_ONLY
+        : portWild
+          ? idWild
+            ? POLICY_MATCH.PROTO_ONLY
+            : POLICY_MATCH.L3_PROTO
+          : idWild
+            ? POLICY_MATCH.L4_ONLY
+            : POLICY_MATCH.L3_L4;
+    best = { rank, type };
+  }
+  return best?.type;
 }
 
 export function recordFromKernelEvent(
@@ -120,6 +186,18 @@ export function recordFromKernelEvent(
   if (ev.tcpFlags !== undefined) meta.tcpFlags = ev.tcpFlags;
   if (ev.icmp !== undefined && ev.icmp.code !== 0) meta.icmpCode = ev.icmp.code;
   if (o.policyRevision !== undefined) meta.policyRevision = o.policyRevision;
+  const sw = src.kind === 'endpoint' ? o.workloadsOf?.(src) : undefined;
+  if (sw !== undefined) meta.srcWorkloads = [...sw];
+  const dw = dst.kind === 'endpoint' ? o.workloadsOf?.(dst) : undefined;
+  if (dw !== undefined) meta.dstWorkloads = [...dw];
+  if (decision?.allowed && (decision.matchType === 'L3_L4' || decision.matchType === 'L4_ONLY')) {
+    const subject = direction === 'INGRESS' ? dst : src;
+    const entries = subject.kind === 'endpoint' ? o.entriesOf?.(subject) : undefined;
+    const peerId = direction === 'INGRESS' ? verdict.srcIdentity : verdict.dstIdentity;
+    const port = ev.icmp !== undefined ? ev.icmp.type : ev.dport;
+    const m = entries && datapathMatchType(entries, direction, peerId, ev.proto, port);
+    if (m === POLICY_MATCH.L3_PROTO || m === POLICY_MATCH.PROTO_ONLY) meta.policyMatchOverride = m;
+  }
   const other = o.endpointIdOf?.(direction === 'INGRESS' ? src : dst);
   if (direction === 'INGRESS') {
     meta.dstEndpointID = ev.endpointId;
@@ -129,11 +207,22 @@ export function recordFromKernelEvent(
     if (other !== undefined) meta.dstEndpointID = other;
   }
   const flow = flowFromVerdict(engine, req, verdict, meta);
+  // Cilium: a policy verdict (type 5) and then a drop notification (type 1) for a denied packet
+  const drop =
+    flow.verdict === 'DROPPED'
+      ? flowFromVerdict(engine, req, verdict, { ...meta, eventKind: 'drop' })
+      : undefined;
   // A kernel event never carries an L7 request, so the engine answers FORWARDED where the kernel
   // sent the connection to the proxy (REDIRECTED): at L3/L4 that is the same verdict.
   const sameVerdict =
     engineVerdict === kernelVerdict || (kernelVerdict === 'REDIRECTED' && engineVerdict === 'FORWARDED');
-  return { flow, agrees: sameVerdict && engineReason === kernelReason, engineVerdict, explained: true };
+  return {
+    flow,
+    ...(drop !== undefined ? { drop } : {}),
+    agrees: sameVerdict && engineReason === kernelReason,
+    engineVerdict,
+    explained: true,
+  };
 }
 
 /** The l4 of a packet whose header was decoded in full; none otherwise (as Hubble). */
@@ -191,7 +280,7 @@ function kernelOnlyRecord(
   const source = side(src, direction === 'EGRESS');
   const destination = side(ev.bare ? undefined : (dst ?? o.resolve(ev.dstIP)), direction === 'INGRESS');
   const reason = KERNEL_REASON[ev.verdict];
-  const flow = flowFromKernelOnly({
+  const m = {
     time: ev.time,
     nodeName: o.nodeName,
     verdict,
@@ -202,7 +291,18 @@ function kernelOnlyRecord(
     source,
     destination,
     // Cilium reports an invalid source as a drop notification, not a policy verdict
-    eventKind: ev.verdict === 'spoof' ? 'drop' : 'policy-verdict',
-  });
-  return { flow, agrees: true, engineVerdict: verdict, explained: false };
+    eventKind: ev.verdict === 'spoof' ? ('drop' as const) : ('policy-verdict' as const),
+  };
+  const flow = flowFromKernelOnly(m);
+  const drop =
+    verdict === 'DROPPED' && m.eventKind === 'policy-verdict'
+      ? flowFromKernelOnly({ ...m, eventKind: 'drop' })
+      : undefined;
+  return {
+    flow,
+    ...(drop !== undefined ? { drop } : {}),
+    agrees: true,
+    engineVerdict: verdict,
+    explained: false,
+  };
 }

@@ -1,7 +1,7 @@
 // Builds Hubble flow records from the engine's verdicts. One record per policy verdict on a new
 // connection, for the direction that decided (or the one the kernel observed).
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type {
   DirectionDecision,
   FlowRequest,
@@ -23,6 +23,7 @@ import {
   MESSAGE_TYPE,
   POLICY_MATCH,
   type TCPFlags,
+  type Workload,
 } from './types.ts';
 
 /** A time with nanosecond precision (what protobuf's Timestamp holds). */
@@ -76,6 +77,11 @@ export interface FlowMeta {
   policyRevision?: number;
   /** Emit a drop event (type 1) instead of a policy-verdict event (type 5). */
   eventKind?: 'policy-verdict' | 'drop';
+  /** The match type as the datapath's lookup found it (L3-Proto, Proto-only), over the engine's. */
+  policyMatchOverride?: number;
+  /** The owners (a Deployment, ...) of the source and destination pods. */
+  srcWorkloads?: Workload[];
+  dstWorkloads?: Workload[];
 }
 
 const MATCH_NUMBER: Record<DirectionDecision['matchType'], number> = {
@@ -96,6 +102,7 @@ export function endpointOf(
   peer: PeerRef | undefined,
   identity: number,
   id: number | undefined,
+  workloads?: readonly Workload[],
 ): FlowEndpoint {
   const ep: FlowEndpoint = {};
   if (id !== undefined && id !== 0 && (peer === undefined || peer.kind === 'endpoint')) ep.ID = id;
@@ -107,17 +114,52 @@ export function endpointOf(
   const labels = identity !== 0 ? [...engine.labelsOf(identity)].sort() : [];
   if (labels.length > 0) ep.labels = labels;
   if (peer?.kind === 'endpoint') ep.pod_name = peer.name;
+  if (peer?.kind === 'endpoint' && workloads !== undefined && workloads.length > 0)
+    ep.workloads = workloads.map((w) => ({ name: w.name, kind: w.kind }));
   return ep;
 }
 
-/** Cilium's policy labels (io.cilium.k8s.policy.*), sorted as Cilium sorts a label array. */
+/**
+ * The uid Kubernetes would give the policy object. Seawall reads policies from files, which carry
+ * none, so one is derived from kind/namespace/name (a name-based UUID, RFC 4122 version 5 layout):
+ * stable across restarts and the same on every node, as a real uid is for one object.
+ */
+export function policyUID(ref: Pick<RuleRef, 'kind' | 'namespace' | 'name'>): string {
+  const key = `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`;
+  let u = policyUIDs.get(key);
+  if (u === undefined) {
+    const h = createHash('sha1').update(`seawall-policy:${key}`).digest();
+    h[6] = (h[6]! & 0x0f) | 0x50;
+    h[8] = (h[8]! & 0x3f) | 0x80;
+    const x = h.subarray(0, 16).toString('hex');
+    u = `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+    policyUIDs.set(key, u);
+  }
+  return u;
+}
+const policyUIDs = new Map<string, string>();
+
+/**
+ * Cilium's policy labels (io.cilium.k8s.policy.derived-from, name, namespace, uid), sorted as
+ * Cilium sorts a label array.
+ */
 function policyLabels(ref: RuleRef): string[] {
   const out = [
     `k8s:io.cilium.k8s.policy.derived-from=${ref.kind}`,
     `k8s:io.cilium.k8s.policy.name=${ref.name}`,
   ];
   if (ref.namespace !== undefined) out.push(`k8s:io.cilium.k8s.policy.namespace=${ref.namespace}`);
+  out.push(`k8s:io.cilium.k8s.policy.uid=${policyUID(ref)}`);
   return out.sort();
+}
+
+/**
+ * The agent's own allow-localhost entry: Cilium labels it
+ * `reserved:io.cilium.policy.derived-from=allow-localhost-ingress` and gives it no name or kind.
+ */
+const ALLOW_LOCALHOST_LABEL = 'reserved:io.cilium.policy.derived-from=allow-localhost-ingress';
+function isAllowLocalhost(r: RuleRef): boolean {
+  return r.kind === 'AgentConfig' && r.name === 'allow-localhost';
 }
 
 /** One Policy per distinct kind/namespace/name, in first-seen order. */
@@ -128,6 +170,12 @@ export function policiesOf(refs: readonly RuleRef[], revision?: number): FlowPol
     const key = `${r.kind}/${r.namespace ?? ''}/${r.name}`;
     if (seen.has(key)) continue;
     seen.add(key);
+    if (isAllowLocalhost(r)) {
+      const p = { labels: [ALLOW_LOCALHOST_LABEL] } as FlowPolicy;
+      if (revision !== undefined && revision !== 0) p.revision = String(revision);
+      out.push(p);
+      continue;
+    }
     const p: FlowPolicy = { name: r.name };
     if (r.namespace !== undefined) p.namespace = r.namespace;
     p.labels = policyLabels(r);
@@ -165,26 +213,90 @@ function layer4(req: FlowRequest, meta: FlowMeta): FlowLayer4 | undefined {
   return undefined;
 }
 
-const ICMP4_NAMES: Record<number, string> = {
-  0: 'EchoReply',
-  3: 'DestinationUnreachable',
-  5: 'Redirect',
-  8: 'EchoRequest',
-  11: 'TimeExceeded',
-  13: 'TimestampRequest',
-  14: 'TimestampReply',
+// Type and code names as Hubble prints them (gopacket's ICMPv4TypeCode/ICMPv6TypeCode String()).
+const ICMP4: Record<number, [string, Record<number, string>?]> = {
+  0: ['EchoReply'],
+  3: [
+    'DestinationUnreachable',
+    {
+      0: 'Net',
+      1: 'Host',
+      2: 'Protocol',
+      3: 'Port',
+      4: 'FragmentationNeeded',
+      5: 'SourceRoutingFailed',
+      6: 'NetUnknown',
+      7: 'HostUnknown',
+      8: 'SourceIsolated',
+      9: 'NetAdminProhibited',
+      10: 'HostAdminProhibited',
+      11: 'NetTOS',
+      12: 'HostTOS',
+      13: 'CommAdminProhibited',
+      14: 'HostPrecedence',
+      15: 'PrecedenceCutoff',
+    },
+  ],
+  4: ['SourceQuench'],
+  5: ['Redirect', { 0: 'Net', 1: 'Host', 2: 'TOS+Net', 3: 'TOS+Host' }],
+  8: ['EchoRequest'],
+  9: ['RouterAdvertisement'],
+  10: ['RouterSolicitation'],
+  11: ['TimeExceeded', { 0: 'TTLExceeded', 1: 'FragmentReassemblyTimeExceeded' }],
+  12: ['ParameterProblem', { 0: 'PointerIndicatesError', 1: 'MissingOption', 2: 'BadLength' }],
+  13: ['TimestampRequest'],
+  14: ['TimestampReply'],
+  15: ['InfoRequest'],
+  16: ['InfoReply'],
+  17: ['AddressMaskRequest'],
+  18: ['AddressMaskReply'],
 };
-const ICMP6_NAMES: Record<number, string> = {
-  1: 'DestinationUnreachable',
-  3: 'TimeExceeded',
-  128: 'EchoRequest',
-  129: 'EchoReply',
-  135: 'NeighborSolicitation',
-  136: 'NeighborAdvertisement',
+const ICMP6: Record<number, [string, Record<number, string>?]> = {
+  1: [
+    'DestinationUnreachable',
+    {
+      0: 'NoRouteToDst',
+      1: 'AdminProhibited',
+      2: 'BeyondScopeOfSrc',
+      3: 'AddressUnreachable',
+      4: 'PortUnreachable',
+      5: 'SrcAddressFailedPolicy',
+      6: 'RejectRouteToDst',
+    },
+  ],
+  2: ['PacketTooBig'],
+  3: ['TimeExceeded', { 0: 'HopLimitExceeded', 1: 'FragmentReassemblyTimeExceeded' }],
+  4: [
+    'ParameterProblem',
+    { 0: 'ErroneousHeaderField', 1: 'UnrecognizedNextHeader', 2: 'UnrecognizedIPv6Option' },
+  ],
+  128: ['EchoRequest'],
+  129: ['EchoReply'],
+  130: ['MulticastListenerQuery'],
+  131: ['MulticastListenerReport'],
+  132: ['MulticastListenerDone'],
+  133: ['RouterSolicitation'],
+  134: ['RouterAdvertisement'],
+  135: ['NeighborSolicitation'],
+  136: ['NeighborAdvertisement'],
+  137: ['Redirect'],
+  143: ['MulticastListenerReportV2'],
 };
-const FLAG_ORDER: (keyof TCPFlags)[] = ['SYN', 'FIN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'];
 
-/** Hubble's one-line Summary: "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest". */
+/** `DestinationUnreachable(Port)`, `EchoRequest`, `EchoRequest(Code: 1)`, `42(0)`. */
+function icmpTypeCode(table: typeof ICMP4, t: number, c: number): string {
+  const info = table[t];
+  if (info === undefined) return `${t}(${c})`;
+  const [name, codes] = info;
+  if (codes === undefined) return c === 0 ? name : `${name}(Code: ${c})`;
+  const code = codes[c];
+  return code === undefined ? `${name}(Code: ${c})` : `${name}(${code})`;
+}
+
+// Hubble's order (threefour parser, getTCPFlags): SYN, ACK, RST, FIN, PSH, URG, ECE, CWR, NS.
+const FLAG_ORDER: (keyof TCPFlags)[] = ['SYN', 'ACK', 'RST', 'FIN', 'PSH', 'URG', 'ECE', 'CWR', 'NS'];
+
+/** Hubble's one-line Summary: "TCP Flags: SYN, ACK", "UDP", "ICMPv4 DestinationUnreachable(Port)". */
 export function summaryOf(l4: FlowLayer4 | undefined): string {
   if (l4 === undefined) return '';
   if ('TCP' in l4) {
@@ -194,12 +306,8 @@ export function summaryOf(l4: FlowLayer4 | undefined): string {
   }
   if ('UDP' in l4) return 'UDP';
   if ('SCTP' in l4) return 'SCTP';
-  if ('ICMPv4' in l4) {
-    const t = l4.ICMPv4.type ?? 0;
-    return `ICMPv4 ${ICMP4_NAMES[t] ?? `Type${t}`}`;
-  }
-  const t = l4.ICMPv6.type ?? 0;
-  return `ICMPv6 ${ICMP6_NAMES[t] ?? `Type${t}`}`;
+  if ('ICMPv4' in l4) return `ICMPv4 ${icmpTypeCode(ICMP4, l4.ICMPv4.type ?? 0, l4.ICMPv4.code ?? 0)}`;
+  return `ICMPv6 ${icmpTypeCode(ICMP6, l4.ICMPv6.type ?? 0, l4.ICMPv6.code ?? 0)}`;
 }
 
 /**
@@ -241,8 +349,8 @@ export function flowFromVerdict(
   flow.IP = { source: meta.srcIP, destination: meta.dstIP, ipVersion: ipVersion(meta.srcIP) };
   const l4 = layer4(req, meta);
   if (l4 !== undefined) flow.l4 = l4;
-  flow.source = endpointOf(engine, req.src, verdict.srcIdentity, meta.srcEndpointID);
-  flow.destination = endpointOf(engine, req.dst, verdict.dstIdentity, meta.dstEndpointID);
+  flow.source = endpointOf(engine, req.src, verdict.srcIdentity, meta.srcEndpointID, meta.srcWorkloads);
+  flow.destination = endpointOf(engine, req.dst, verdict.dstIdentity, meta.dstEndpointID, meta.dstWorkloads);
   flow.Type = 'L3_L4';
   flow.node_name = meta.nodeName;
   flow.event_type =
@@ -250,13 +358,17 @@ export function flowFromVerdict(
       ? { type: MESSAGE_TYPE.DROP, sub_type: DROP_REASON[reason] }
       : { type: MESSAGE_TYPE.POLICY_VERDICT };
   flow.traffic_direction = direction;
-  const match = decision !== undefined ? MATCH_NUMBER[decision.matchType] : POLICY_MATCH.NONE;
-  if (match !== 0) flow.policy_match_type = match;
+  const match =
+    meta.policyMatchOverride ??
+    (decision !== undefined ? MATCH_NUMBER[decision.matchType] : POLICY_MATCH.NONE);
+  if (match !== 0 && meta.eventKind !== 'drop') flow.policy_match_type = match;
   if (reason !== undefined) flow.drop_reason_desc = reason;
-  flow.is_reply = false;
+  // Cilium's parser: is_reply false on a forwarded policy verdict, absent on a denied one and on drops
+  if (!dropped && meta.eventKind !== 'drop') flow.is_reply = false;
   flow.Summary = summaryOf(l4);
 
-  if (decision !== undefined) {
+  // Cilium correlates policies on policy verdicts only (policy/correlation CorrelatePolicy)
+  if (decision !== undefined && meta.eventKind !== 'drop') {
     const allowed = policiesOf(decision.allowedBy, meta.policyRevision);
     // AUDIT: the policies that would have denied it (Hubble names them in *_denied_by)
     const deniers =
@@ -310,7 +422,7 @@ export function flowFromKernelOnly(m: KernelOnlyMeta): Flow {
       : { type: MESSAGE_TYPE.POLICY_VERDICT };
   flow.traffic_direction = m.direction;
   if (reason !== undefined) flow.drop_reason_desc = reason;
-  flow.is_reply = false;
+  if (!dropped && m.eventKind !== 'drop') flow.is_reply = false;
   const summary = summaryOf(m.l4);
   if (summary !== '') flow.Summary = summary;
   return flow;

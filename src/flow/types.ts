@@ -170,6 +170,8 @@ export interface Flow {
   source_names?: string[];
   destination_names?: string[];
   l7?: FlowLayer7;
+  /** Deprecated twin of is_reply; Cilium writes it too (true on replies only). */
+  reply?: boolean;
   event_type?: CiliumEventType;
   traffic_direction?: FlowTrafficDirection;
   policy_match_type?: number;

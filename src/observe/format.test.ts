@@ -1,30 +1,66 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { icmpDefaultDenyIngress, tcpAllowedIngress, udpExplicitDenyEgress } from '../flow/testing/flows.ts';
+import { golden } from '../core/testing/golden.ts';
+import { FLOWS, tcpAllowedIngress, udpExplicitDenyEgress } from '../flow/testing/flows.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
-import { compactTime, escapeControl, flowEventProblem, formatCompact } from './format.ts';
+import {
+  compactTime,
+  DICT_SEPARATOR,
+  escapeControl,
+  flowEventProblem,
+  formatCompact,
+  formatDict,
+  formatTable,
+  type PrintOptions,
+} from './format.ts';
 
 const event = (flow: Flow): FlowEvent => ({ time: flow.time, flow });
 
-describe('formatCompact', () => {
-  const cases: Array<{ name: string; event: FlowEvent; want: string }> = [
+describe('hubble printer (pkg/printer): compact, dict, table, time formats (golden)', () => {
+  const reply: Flow = {
+    ...tcpAllowedIngress,
+    is_reply: true,
+    event_type: { type: 4 },
+    Summary: 'TCP Flags: SYN, ACK',
+  };
+  const rows: { name: string; flows: Flow[]; opts?: PrintOptions }[] = [
+    { name: 'compact', flows: Object.values(FLOWS) },
     {
-      name: 'forwarded with its policy',
-      event: event(tcpAllowedIngress),
-      want: 'Jan  2 03:04:05.678  10.0.1.10:40000 (production/frontend) -> 10.0.1.20:8080 (production/backend)  FORWARDED  (TCP Flags: SYN)  INGRESS allowed by production/backend-ingress',
+      name: 'compact reply and trace',
+      flows: [reply, { ...tcpAllowedIngress, event_type: { type: 4, sub_type: 3 } }],
     },
     {
-      name: 'explicit deny to the world',
-      event: event(udpExplicitDenyEgress),
-      want: 'Jan  2 03:04:05.678  10.0.1.10:5353 (production/frontend) -> 203.0.113.10:53 (world)  DROPPED  (UDP)  EGRESS POLICY_DENY denied by production/no-dns, ccnp',
+      name: 'compact node and policy names',
+      flows: [tcpAllowedIngress, udpExplicitDenyEgress],
+      opts: { nodeName: true, policyNames: true },
     },
-    {
-      name: 'icmp default deny, no ports',
-      event: event(icmpDefaultDenyIngress),
-      want: 'Dec 25 23:59:59.000  10.0.1.10 (production/frontend) -> 10.0.1.20 (production/backend)  DROPPED  (ICMPv4 EchoRequest)  INGRESS POLICY_DENIED',
-    },
+    { name: 'compact numeric', flows: [tcpAllowedIngress], opts: { numeric: true } },
+    { name: 'compact RFC3339Nano', flows: [tcpAllowedIngress], opts: { timeFormat: 'RFC3339Nano' } },
+    { name: 'compact RFC1123Z', flows: [tcpAllowedIngress], opts: { timeFormat: 'RFC1123Z' } },
   ];
-  for (const c of cases) it(c.name, () => assert.equal(formatCompact(c.event), c.want));
+  const out: string[] = [];
+  for (const r of rows) {
+    out.push(`## ${r.name}`);
+    for (const f of r.flows) out.push(formatCompact({ ...event(f), node_name: 'node-1' }, r.opts));
+  }
+  out.push('## dict');
+  out.push(formatDict(event(tcpAllowedIngress)), DICT_SEPARATOR, formatDict(event(udpExplicitDenyEgress)));
+  out.push('## table');
+  out.push(...formatTable(Object.values(FLOWS).map(event)));
+  it('matches the golden output', () =>
+    golden(join(import.meta.dirname, 'testdata', 'printer.golden.txt'), `${out.join('\n')}\n`));
+
+  it("the issue's compact line", () =>
+    assert.match(
+      formatCompact(event(tcpAllowedIngress)),
+      /^Jan {2}2 03:04:05\.678: production\/frontend:40000 \(ID:\d+\) -> production\/backend:8080 \(ID:\d+\) policy-verdict:L3-L4 INGRESS ALLOWED \(TCP Flags: SYN\)$/,
+    ));
+  it('color wraps the verdict, fields stay escaped', () => {
+    const l = formatCompact(event({ ...tcpAllowedIngress, Summary: '\u001b[2J' }), { color: true });
+    assert.match(l, /\u001b\[32mALLOWED\u001b\[0m/);
+    assert.match(l, /\(\\x1b\[2J\)$/);
+  });
 });
 
 describe('compactTime', () => {

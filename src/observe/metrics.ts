@@ -1,99 +1,143 @@
-// Prometheus metrics with Hubble's names and labels, updated from each flow record:
-//   hubble_flows_processed_total{type,subtype,verdict}  (flow plugin)
-//   hubble_drop_total{reason,protocol}                  (drop plugin)
-//   hubble_policy_verdicts_total{direction,match,action} (policy plugin)
-//   hubble_lost_events_total{source}
-// Label values follow Hubble: type is the monitor message type name, reason the DropReason enum
-// name, protocol the L4 name, direction/action lowercased enums, match the lowercased match name.
+// Prometheus metrics with Hubble's names and labels, updated from each flow record by the plugins
+// that `--hubble-metrics` enables (Hubble's metric list: `flow drop:sourceContext=pod;...`), plus
+// hubble_lost_events_total{source}, which Hubble always has. Plugins are in metrics-*.ts and
+// listed in METRIC_PLUGINS below; a new one (http, dns, kafka) is one line there.
+//
+// The config string is Hubble's: metrics separated by spaces (or commas between names), each
+// `name[:option[=value];option...]`; context options (sourceContext, destinationContext,
+// labelsContext) on any metric. A bad name or option is an error saying which.
 
 import { Counter, Registry } from 'prom-client';
-import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
-import { ID } from '../identity/reserved.ts';
+import type { Flow } from '../flow/types.ts';
+import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
+import { isContextOption, MetricsConfigError, parseContextOptions } from './metrics-context.ts';
+import {
+  dropPlugin,
+  flowPlugin,
+  flowProtocol,
+  flowsToWorldPlugin,
+  icmpPlugin,
+  policyPlugin,
+  portDistributionPlugin,
+  tcpPlugin,
+} from './metrics-l3l4.ts';
 
-const TYPE_NAME: Record<number, string> = {
-  [MESSAGE_TYPE.DROP]: 'Drop',
-  [MESSAGE_TYPE.CAPTURE]: 'Capture',
-  [MESSAGE_TYPE.TRACE]: 'Trace',
-  [MESSAGE_TYPE.POLICY_VERDICT]: 'PolicyVerdict',
-  [MESSAGE_TYPE.ACCESS_LOG]: 'L7',
-};
+export { MetricsConfigError } from './metrics-context.ts';
+export { flowProtocol };
 
-export function l4Protocol(f: Flow): string {
-  const l4 = f.l4;
-  if (l4 === undefined) return 'Unknown flow';
-  return Object.keys(l4)[0] ?? 'Unknown flow';
+/** Hubble's metric plugins by name. A plugin file (metrics-http.ts, ...) adds its one line here. */
+export const METRIC_PLUGINS: readonly MetricPlugin[] = [
+  flowPlugin,
+  dropPlugin,
+  policyPlugin,
+  tcpPlugin,
+  icmpPlugin,
+  portDistributionPlugin,
+  flowsToWorldPlugin,
+];
+
+/** What Seawall enabled before metrics were configurable (and still does by default). */
+export const DEFAULT_METRICS = 'flow drop policy';
+
+/**
+ * hubble_lost_events_total's sources, Hubble's LostEventSource names lowercased: the ring
+ * overwrote records a reader had not read; events were lost inside the observer before they
+ * became records (a kernel event no record could be built of).
+ */
+export const LOST_SOURCE = { ring: 'hubble_ring_buffer', observer: 'observer_events_queue' } as const;
+export type LostSource = (typeof LOST_SOURCE)[keyof typeof LOST_SOURCE];
+
+export interface MetricSpec {
+  name: string;
+  options: Map<string, string>;
 }
 
-function l7Name(f: Flow): string | undefined {
-  if (f.l7?.http !== undefined) return 'HTTP';
-  if (f.l7?.dns !== undefined) return 'DNS';
-  if (f.l7?.kafka !== undefined) return 'Kafka';
-  return undefined;
+/** Hubble's metrics string → one spec per metric, in order; throws MetricsConfigError. */
+export function parseMetricsConfig(s: string): MetricSpec[] {
+  const out: MetricSpec[] = [];
+  // names may also be comma-separated (`flow,drop`), but a comma inside options belongs to them
+  const words = s.trim() === '' ? [] : s.trim().split(/\s+/);
+  const parts: string[] = [];
+  for (const w of words) {
+    const colon = w.indexOf(':');
+    const head = colon < 0 ? w : w.slice(0, colon);
+    const names = head.split(',');
+    for (let i = 0; i < names.length - 1; i++) parts.push(names[i]!);
+    parts.push(colon < 0 ? names[names.length - 1]! : `${names[names.length - 1]}${w.slice(colon)}`);
+  }
+  const seen = new Set<string>();
+  for (const p of parts) {
+    if (p === '') continue;
+    const colon = p.indexOf(':');
+    const name = colon < 0 ? p : p.slice(0, colon);
+    const plugin = METRIC_PLUGINS.find((m) => m.name === name);
+    if (plugin === undefined) {
+      throw new MetricsConfigError(
+        'bad-metrics-config',
+        `unknown metric '${name}' (one of ${METRIC_PLUGINS.map((m) => m.name).join(', ')})`,
+      );
+    }
+    if (seen.has(name)) throw new MetricsConfigError('bad-metrics-config', `metric '${name}' given twice`);
+    seen.add(name);
+    const options = new Map<string, string>();
+    if (colon >= 0) {
+      for (const o of p.slice(colon + 1).split(';')) {
+        if (o === '') continue;
+        const eq = o.indexOf('=');
+        const key = eq < 0 ? o : o.slice(0, eq);
+        const value = eq < 0 ? '' : o.slice(eq + 1);
+        if (!isContextOption(key) && !(plugin.options ?? []).includes(key.toLowerCase())) {
+          throw new MetricsConfigError(
+            'bad-metrics-config',
+            `${name}: unknown option '${key}' (sourceContext, destinationContext, labelsContext${(plugin.options ?? []).map((x) => `, ${x}`).join('')})`,
+          );
+        }
+        options.set(key, value);
+      }
+    }
+    out.push({ name, options });
+  }
+  return out;
 }
 
 export class FlowMetrics {
   readonly registry: Registry;
-  private readonly processed: Counter<'type' | 'subtype' | 'verdict'>;
-  private readonly drops: Counter<'reason' | 'protocol'>;
-  private readonly verdicts: Counter<'direction' | 'match' | 'action'>;
+  private readonly handlers: MetricHandler[] = [];
   private readonly lost: Counter<'source'>;
+  private readonly flowLogErrors: Counter;
 
-  constructor(registry = new Registry()) {
+  /** `config`: Hubble's metrics string (default DEFAULT_METRICS); throws MetricsConfigError. */
+  constructor(registry = new Registry(), config: string = DEFAULT_METRICS) {
     this.registry = registry;
-    this.processed = new Counter({
-      name: 'hubble_flows_processed_total',
-      help: 'Total number of flows processed',
-      labelNames: ['type', 'subtype', 'verdict'],
-      registers: [registry],
-    });
-    this.drops = new Counter({
-      name: 'hubble_drop_total',
-      help: 'Number of drops',
-      labelNames: ['reason', 'protocol'],
-      registers: [registry],
-    });
-    this.verdicts = new Counter({
-      name: 'hubble_policy_verdicts_total',
-      help: 'Total number of Cilium network policy verdicts',
-      labelNames: ['direction', 'match', 'action'],
-      registers: [registry],
-    });
+    for (const spec of parseMetricsConfig(config)) {
+      const plugin = METRIC_PLUGINS.find((m) => m.name === spec.name)!;
+      this.handlers.push(plugin.init(registry, parseContextOptions(spec.options), spec.options));
+    }
     this.lost = new Counter({
       name: 'hubble_lost_events_total',
       help: 'Number of lost events',
       labelNames: ['source'],
       registers: [registry],
     });
-  }
-
-  observe(f: Flow): void {
-    const type = f.event_type?.type ?? 0;
-    const l7 = l7Name(f);
-    const typeName = l7 !== undefined ? 'L7' : (TYPE_NAME[type] ?? 'Unknown');
-    this.processed.inc({ type: typeName, subtype: l7 ?? '', verdict: f.verdict });
-
-    if (f.verdict === 'DROPPED') {
-      this.drops.inc({
-        reason: String(f.drop_reason_desc ?? 'DROP_REASON_UNKNOWN'),
-        protocol: l4Protocol(f),
-      });
-    }
-
-    const isVerdictEvent = type === MESSAGE_TYPE.POLICY_VERDICT || type === MESSAGE_TYPE.ACCESS_LOG;
-    if (!isVerdictEvent) return;
-    // Hubble does not count the policy verdicts of ingress from the local host.
-    if (f.traffic_direction === 'INGRESS' && f.source?.identity === ID.host) return;
-    const match = type === MESSAGE_TYPE.ACCESS_LOG ? `l7/${(l7 ?? 'l7').toLowerCase()}` : undefined;
-    this.verdicts.inc({
-      direction: (f.traffic_direction ?? 'TRAFFIC_DIRECTION_UNKNOWN').toLowerCase(),
-      match: match ?? POLICY_MATCH_NAME[f.policy_match_type ?? 0] ?? 'none',
-      action: f.verdict.toLowerCase(),
+    // not a Hubble metric: records that are in the ring but missing from Seawall's flow log
+    this.flowLogErrors = new Counter({
+      name: 'seawall_flow_log_write_errors_total',
+      help: 'Flow records the flow log could not take (a full disk, ...)',
+      registers: [registry],
     });
   }
 
-  /** Events lost before they became records (ring overflow, suppressed kernel events…). */
-  addLost(source: string, n = 1): void {
+  observe(f: Flow): void {
+    for (const h of this.handlers) h.process(f);
+  }
+
+  /** Events lost before a reader got them (hubble_lost_events_total). */
+  addLost(source: LostSource, n = 1): void {
     if (n > 0) this.lost.inc({ source }, n);
+  }
+
+  addFlowLogErrors(n: number): void {
+    if (n > 0) this.flowLogErrors.inc(n);
   }
 
   text(): Promise<string> {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { FLOW_LOG_SOURCE, FlowPipeline } from '../../src/agent/flows.ts';
+import { FlowPipeline } from '../../src/agent/flows.ts';
 import { delNetns } from '../../src/datapath/netns.ts';
 import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
 import { findUlogdPluginDir, type KernelEvent } from '../../src/flow/nflog.ts';
@@ -414,12 +414,18 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
     const all = (await records(seq, () => false, 0)).filter(
       (f) => mine(f) || tcpOf(f)?.destination_port === conn.port,
     );
+    // one policy verdict for the connection; its trace events (type 4) come per state change of
+    // the connection (SYN, SYN-ACK, ACK), not per packet
     assert.deepEqual(
-      all.map((f) => `${f.traffic_direction} ${f.verdict}`),
+      all.filter((f) => f.event_type?.type === 5).map((f) => `${f.traffic_direction} ${f.verdict}`),
       ['INGRESS FORWARDED'],
-      'one record for the connection',
+      'one policy verdict for the connection',
     );
-    assert.equal(fs.length, 1);
+    assert.ok(
+      all.filter((f) => f.event_type?.type === 4).length <= 3,
+      'traces per connection, not per packet',
+    );
+    assert.equal(fs.filter((f) => f.event_type?.type === 5).length, 1);
     server.kill();
     back.kill();
     client.kill();
@@ -441,10 +447,25 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
     const want = protos.length + cut.length + 1;
     // only the raw packets have no l4 (packets of earlier tests' connections, still closing, do):
     // a raw packet's record with an l4 would be missing from the count
+    // each is a policy verdict (type 5) followed by its drop (type 1), as Cilium's
     const dropped = (f: Flow): boolean =>
-      f.verdict === 'DROPPED' && f.traffic_direction === 'INGRESS' && f.l4 === undefined;
-    const fs = (await records(seq, (x) => x.filter(dropped).length >= want, 5000)).filter(dropped);
+      f.verdict === 'DROPPED' &&
+      f.traffic_direction === 'INGRESS' &&
+      f.l4 === undefined &&
+      f.event_type?.type === 5;
+    const dropEvent = (f: Flow): boolean =>
+      f.verdict === 'DROPPED' &&
+      f.traffic_direction === 'INGRESS' &&
+      f.l4 === undefined &&
+      f.event_type?.type === 1;
+    const got = await records(
+      seq,
+      (x) => x.filter(dropped).length >= want && x.filter(dropEvent).length >= want,
+      5000,
+    );
+    const fs = got.filter(dropped);
     assert.equal(fs.length, want, `records: ${JSON.stringify(fs.map((f) => f.IP))}`);
+    assert.equal(got.filter(dropEvent).length, want, 'a drop event for each');
     const clientId = engine.identityOf({ kind: 'endpoint', namespace: NS, name: 'client' });
     const serverId = engine.identityOf({ kind: 'endpoint', namespace: NS, name: 'server' });
     for (const f of fs) {
@@ -549,15 +570,17 @@ describe('live hardening: datapath and flow records (issue 8)', { skip }, () => 
       assert.ok(text.endsWith('\n'), 'the file ends on a line boundary');
       const lines = text.slice(0, -1).split('\n');
       for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `torn line: ${l.slice(0, 80)}`);
-      assert.ok(lines.length > 10 && lines.length < N, `${lines.length} of ${N} fit`);
-      assert.equal(st.processed, N, 'every record was made (the ring has them)');
-      assert.equal(st.flowLogLost, N - lines.length, 'every record missing from the file is counted');
+      // each denied packet is two records, as Cilium's: the policy verdict and the drop
+      const R = 2 * N;
+      assert.ok(lines.length > 10 && lines.length < R, `${lines.length} of ${R} fit`);
+      assert.equal(st.processed, R, 'every record was made (the ring has them)');
+      assert.equal(st.flowLogLost, R - lines.length, 'every record missing from the file is counted');
       assert.ok(st.lost >= st.flowLogLost);
       assert.match(st.flowLogError ?? '', /ENOSPC/);
       const metric = (await p.metricsText())
         .split('\n')
-        .find((l) => l.startsWith(`hubble_lost_events_total{source="${FLOW_LOG_SOURCE}"}`));
-      assert.equal(Number(metric?.split(' ').pop()), N - lines.length);
+        .find((l) => l.startsWith('seawall_flow_log_write_errors_total '));
+      assert.equal(Number(metric?.split(' ').pop()), R - lines.length);
     } finally {
       await p?.stop();
       holder.kill('SIGKILL');

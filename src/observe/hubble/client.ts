@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { toProtoJSON } from './protojson.ts';
-import { hubbleType, OBSERVER_PROTO, PROTO_DIR } from './schema.ts';
+import { hubbleType, OBSERVER_PROTO, PEER_PROTO, PROTO_DIR } from './schema.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -16,11 +16,17 @@ interface ObserverStub extends grpc.Client {
   GetNodes(req: Obj, cb: (err: grpc.ServiceError | null, res?: Obj) => void): void;
 }
 
-let stubCtor: (new (target: string, creds: grpc.ChannelCredentials) => ObserverStub) | undefined;
+interface PeerStub extends grpc.Client {
+  Notify(req: Obj): grpc.ClientReadableStream<Obj>;
+}
 
-function ctor(): new (target: string, creds: grpc.ChannelCredentials) => ObserverStub {
+type Ctor<T> = new (target: string, creds: grpc.ChannelCredentials) => T;
+let stubCtor: Ctor<ObserverStub> | undefined;
+let peerCtor: Ctor<PeerStub> | undefined;
+
+function ctor(): Ctor<ObserverStub> {
   if (stubCtor === undefined) {
-    const def = protoLoader.loadSync(OBSERVER_PROTO, {
+    const def = protoLoader.loadSync([OBSERVER_PROTO, PEER_PROTO], {
       includeDirs: [PROTO_DIR],
       keepCase: true,
       longs: String,
@@ -29,9 +35,11 @@ function ctor(): new (target: string, creds: grpc.ChannelCredentials) => Observe
       oneofs: true,
     });
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      observer: { Observer: new (target: string, creds: grpc.ChannelCredentials) => ObserverStub };
+      observer: { Observer: Ctor<ObserverStub> };
+      peer: { Peer: Ctor<PeerStub> };
     };
     stubCtor = pkg.observer.Observer;
+    peerCtor = pkg.peer.Peer;
   }
   return stubCtor;
 }
@@ -43,6 +51,8 @@ export interface HubbleClient {
   streamFlows(req: Obj): grpc.ClientReadableStream<Obj>;
   serverStatus(): Promise<Obj>;
   getNodes(): Promise<Obj>;
+  /** Peer.Notify's stream (ChangeNotification objects, enums as names). */
+  notify(): grpc.ClientReadableStream<Obj>;
   readonly stub: grpc.Client;
   close(): void;
 }
@@ -51,6 +61,7 @@ export interface HubbleClient {
 export function connectHubble(target: string): HubbleClient {
   const Stub = ctor();
   const stub = new Stub(target, grpc.credentials.createInsecure());
+  let peer: PeerStub | undefined;
   const Res = hubbleType('observer.GetFlowsResponse');
   const Status = hubbleType('observer.ServerStatusResponse');
   const Nodes = hubbleType('observer.GetNodesResponse');
@@ -86,6 +97,13 @@ export function connectHubble(target: string): HubbleClient {
     },
     serverStatus: unary('ServerStatus', Status),
     getNodes: unary('GetNodes', Nodes),
-    close: () => stub.close(),
+    notify() {
+      peer ??= new peerCtor!(target, grpc.credentials.createInsecure());
+      return peer.Notify({});
+    },
+    close: () => {
+      stub.close();
+      peer?.close();
+    },
   };
 }

@@ -279,6 +279,24 @@ describe('Hubble Observer over gRPC', () => {
     assert.equal(n.address, server.tcpAddress);
   });
 
+  it('Peer.Notify: this node added, then the stream stays open (unix and TCP)', async () => {
+    for (const c of [unix, tcp]) {
+      const s = c.notify();
+      const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        s.once('data', resolve);
+        s.once('error', reject);
+      });
+      assert.deepEqual(first, { name: 'node-1', address: server.tcpAddress, type: 'PEER_ADDED' });
+      const ended = await Promise.race([
+        new Promise((r) => s.once('end', () => r('ended'))),
+        new Promise((r) => setTimeout(() => r('open'), 200)),
+      ]);
+      assert.equal(ended, 'open');
+      s.on('error', () => {});
+      s.cancel();
+    }
+  });
+
   it('a method Seawall does not serve is UNIMPLEMENTED', async () => {
     const err = await new Promise<grpc.ServiceError>((resolve) => {
       const s = unix.stub.makeServerStreamRequest(

@@ -1,6 +1,7 @@
 // Hubble's Observer gRPC service over Seawall's flow ring: GetFlows (whitelist/blacklist filters,
-// number/first, follow, since/until), ServerStatus and GetNodes, on a unix socket and optionally a
-// TCP address, so that `hubble observe --server unix://…`, Hubble Relay and Hubble UI can read it.
+// number/first, follow, since/until), ServerStatus and GetNodes, and the Peer service (Notify: this
+// node, as Relay learns its peers), on a unix socket and optionally a TCP address, so that
+// `hubble observe --server unix://…`, Hubble Relay and Hubble UI can read it.
 // Each follower reads the ring with its own cursor, as Hubble's ring readers do: a follower that
 // falls more than the ring's capacity behind gets a LostEvent (HUBBLE_RING_BUFFER) with the count
 // instead of the overwritten flows, and the producer never waits for a slow client.
@@ -81,6 +82,8 @@ interface Types {
   ServerStatusResponse: protobuf.Type;
   GetNodesRequest: protobuf.Type;
   GetNodesResponse: protobuf.Type;
+  NotifyRequest: protobuf.Type;
+  ChangeNotification: protobuf.Type;
 }
 
 function types(): Types {
@@ -92,6 +95,8 @@ function types(): Types {
     ServerStatusResponse: hubbleType('observer.ServerStatusResponse'),
     GetNodesRequest: hubbleType('observer.GetNodesRequest'),
     GetNodesResponse: hubbleType('observer.GetNodesResponse'),
+    NotifyRequest: hubbleType('peer.NotifyRequest'),
+    ChangeNotification: hubbleType('peer.ChangeNotification'),
   };
 }
 
@@ -99,9 +104,10 @@ function method(
   name: string,
   req: protobuf.Type,
   responseStream: boolean,
+  service = 'observer.Observer',
 ): grpc.MethodDefinition<Record<string, unknown>, Buffer> {
   return {
-    path: `/observer.Observer/${name}`,
+    path: `/${service}/${name}`,
     requestStream: false,
     responseStream,
     requestSerialize: (o) => Buffer.from(req.encode(req.fromObject(o)).finish()),
@@ -360,7 +366,21 @@ export async function startHubbleServer(
     cb(null, Buffer.from(t.GetNodesResponse.encode(msg).finish()));
   };
 
+  // Peer.Notify: this node as Relay's one peer (PEER_ADDED), then an open stream until close.
+  const notify = (call: grpc.ServerWritableStream<Record<string, unknown>, Buffer>): void => {
+    const msg = t.ChangeNotification.fromObject({ name: o.nodeName, address, type: 'PEER_ADDED' });
+    call.write(Buffer.from(t.ChangeNotification.encode(msg).finish()));
+    const finish = (): void => {
+      closers.delete(finish);
+      call.end();
+    };
+    closers.add(finish);
+    call.on('cancelled', () => closers.delete(finish));
+    call.on('error', () => {});
+  };
+
   const server = new grpc.Server();
+  server.addService({ Notify: method('Notify', t.NotifyRequest, true, 'peer.Peer') }, { Notify: notify });
   server.addService(
     {
       GetFlows: method('GetFlows', t.GetFlowsRequest, true),

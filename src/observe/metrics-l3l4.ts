@@ -1,0 +1,291 @@
+// Hubble's L3/L4 metric plugins (cilium pkg/hubble/metrics/<name>/handler.go), same names,
+// labels, label order and conditions:
+//   flow               hubble_flows_processed_total{protocol,type,subtype,verdict,<context>}
+//   drop               hubble_drop_total{<context>,reason,protocol}
+//   policy             hubble_policy_verdicts_total{direction,match,action,<context>}
+//   tcp                hubble_tcp_flags_total{flag,family,<context>}          forwarded only
+//   icmp               hubble_icmp_total{family,type,<context>}
+//   port-distribution  hubble_port_distribution_total{protocol,port,<context>} forwarded/redirected, is_reply false
+//   flows-to-world     hubble_flows_to_world_total{protocol,verdict[,port],<context>}  options any-drop, port, syn-only
+
+import { Counter, type Registry } from 'prom-client';
+import { icmpTypeCodeName } from '../flow/record.ts';
+import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
+import { ID } from '../identity/reserved.ts';
+import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
+import { type ContextOptions, contextLabelNames, contextLabelValues } from './metrics-context.ts';
+
+/** A counter whose labels are given as values in `names` order. */
+export function counter(
+  registry: Registry,
+  name: string,
+  help: string,
+  names: readonly string[],
+): (values: readonly string[], n?: number) => void {
+  const c = new Counter({ name, help, labelNames: names as string[], registers: [registry] });
+  return (values, n = 1) => {
+    const labels: Record<string, string> = {};
+    for (let i = 0; i < names.length; i++) labels[names[i]!] = values[i] ?? '';
+    c.inc(labels, n);
+  };
+}
+
+/** Hubble's v1.FlowProtocol: the L7 protocol of an access log, else the L4 one. */
+export function flowProtocol(f: Flow): string {
+  const type = f.event_type?.type;
+  if (type === MESSAGE_TYPE.ACCESS_LOG) {
+    if (f.l7?.dns !== undefined) return 'DNS';
+    if (f.l7?.http !== undefined) return 'HTTP';
+    if (f.l7?.kafka !== undefined) return 'Kafka';
+    return 'Unknown L7';
+  }
+  if (
+    type === MESSAGE_TYPE.DROP ||
+    type === MESSAGE_TYPE.TRACE ||
+    type === MESSAGE_TYPE.POLICY_VERDICT ||
+    type === MESSAGE_TYPE.CAPTURE
+  ) {
+    const l4 = f.l4;
+    if (l4 !== undefined) {
+      for (const k of ['TCP', 'UDP', 'ICMPv4', 'ICMPv6', 'SCTP'] as const) if (k in l4) return k;
+    }
+    return 'Unknown L4';
+  }
+  return 'Unknown flow';
+}
+
+/** pkg/monitor/api TraceObservationPoints: the flow metric's subtype of a trace. */
+const TRACE_POINTS: Record<number, string> = {
+  0: 'to-endpoint',
+  1: 'to-proxy',
+  2: 'to-host',
+  3: 'to-stack',
+  4: 'to-overlay',
+  5: 'from-endpoint',
+  6: 'from-proxy',
+  7: 'from-host',
+  8: 'from-stack',
+  9: 'from-overlay',
+  10: 'from-network',
+  11: 'to-network',
+};
+
+const withContext = (c: ContextOptions, f: Flow, values: string[]): string[] => [
+  ...values,
+  ...contextLabelValues(c, f),
+];
+
+export const flowPlugin: MetricPlugin = {
+  name: 'flow',
+  init(reg, c): MetricHandler {
+    const inc = counter(reg, 'hubble_flows_processed_total', 'Total number of flows processed', [
+      'protocol',
+      'type',
+      'subtype',
+      'verdict',
+      ...contextLabelNames(c),
+    ]);
+    return {
+      process(f) {
+        const type = f.event_type?.type ?? 0;
+        let typeName: string;
+        let sub = '';
+        switch (type) {
+          case MESSAGE_TYPE.ACCESS_LOG:
+            typeName = 'L7';
+            if (f.l7?.dns !== undefined) sub = 'DNS';
+            else if (f.l7?.http !== undefined) sub = 'HTTP';
+            break;
+          case MESSAGE_TYPE.DROP:
+            typeName = 'Drop';
+            break;
+          case MESSAGE_TYPE.CAPTURE:
+            typeName = 'Capture';
+            break;
+          case MESSAGE_TYPE.TRACE:
+            typeName = 'Trace';
+            sub = TRACE_POINTS[f.event_type?.sub_type ?? 0] ?? '';
+            break;
+          case MESSAGE_TYPE.POLICY_VERDICT:
+            typeName = 'PolicyVerdict';
+            break;
+          default:
+            typeName = 'Unknown';
+            sub = String(type);
+        }
+        inc(withContext(c, f, [flowProtocol(f), typeName, sub, f.verdict]));
+      },
+    };
+  },
+};
+
+export const dropPlugin: MetricPlugin = {
+  name: 'drop',
+  init(reg, c): MetricHandler {
+    const inc = counter(reg, 'hubble_drop_total', 'Number of drops', [
+      ...contextLabelNames(c),
+      'reason',
+      'protocol',
+    ]);
+    return {
+      process(f) {
+        if (f.verdict !== 'DROPPED') return;
+        inc([
+          ...contextLabelValues(c, f),
+          String(f.drop_reason_desc ?? 'DROP_REASON_UNKNOWN'),
+          flowProtocol(f),
+        ]);
+      },
+    };
+  },
+};
+
+export const policyPlugin: MetricPlugin = {
+  name: 'policy',
+  init(reg, c): MetricHandler {
+    const inc = counter(
+      reg,
+      'hubble_policy_verdicts_total',
+      'Total number of Cilium network policy verdicts',
+      ['direction', 'match', 'action', ...contextLabelNames(c)],
+    );
+    return {
+      process(f) {
+        const type = f.event_type?.type;
+        if (type !== MESSAGE_TYPE.POLICY_VERDICT && type !== MESSAGE_TYPE.ACCESS_LOG) return;
+        // Hubble ignores verdicts whose source is the host (both directions) and health traffic
+        if (f.source?.identity === ID.host) return;
+        if (f.source?.identity === ID.health || f.destination?.identity === ID.health) return;
+        let match: string;
+        if (type === MESSAGE_TYPE.ACCESS_LOG) {
+          const l7 =
+            f.l7?.http !== undefined ? 'http' : f.l7?.dns !== undefined ? 'dns' : f.l7?.kafka ? 'kafka' : '';
+          if (l7 === '') return;
+          match = `l7/${l7}`;
+        } else match = POLICY_MATCH_NAME[f.policy_match_type ?? 0] ?? 'none';
+        inc(
+          withContext(c, f, [
+            (f.traffic_direction ?? 'TRAFFIC_DIRECTION_UNKNOWN').toLowerCase(),
+            match,
+            f.verdict.toLowerCase(),
+          ]),
+        );
+      },
+    };
+  },
+};
+
+export const tcpPlugin: MetricPlugin = {
+  name: 'tcp',
+  init(reg, c): MetricHandler {
+    const inc = counter(reg, 'hubble_tcp_flags_total', 'TCP flag occurrences', [
+      'flag',
+      'family',
+      ...contextLabelNames(c),
+    ]);
+    return {
+      process(f) {
+        if (f.verdict !== 'FORWARDED' || f.IP === undefined || f.l4 === undefined || !('TCP' in f.l4)) return;
+        const flags = f.l4.TCP.flags;
+        if (flags === undefined) return;
+        const rest = [f.IP.ipVersion, ...contextLabelValues(c, f)];
+        if (flags.FIN) inc(['FIN', ...rest]);
+        if (flags.SYN) inc([flags.ACK ? 'SYN-ACK' : 'SYN', ...rest]);
+        if (flags.RST) inc(['RST', ...rest]);
+      },
+    };
+  },
+};
+
+export const icmpPlugin: MetricPlugin = {
+  name: 'icmp',
+  init(reg, c): MetricHandler {
+    const inc = counter(reg, 'hubble_icmp_total', 'Number of ICMP messages', [
+      'family',
+      'type',
+      ...contextLabelNames(c),
+    ]);
+    return {
+      process(f) {
+        const l4 = f.l4;
+        if (l4 === undefined) return;
+        if ('ICMPv4' in l4)
+          inc(
+            withContext(c, f, ['IPv4', icmpTypeCodeName('IPv4', l4.ICMPv4.type ?? 0, l4.ICMPv4.code ?? 0)]),
+          );
+        // Hubble's handler labels ICMPv6 with family "IPv4" too; dashboards built on it expect that
+        if ('ICMPv6' in l4)
+          inc(
+            withContext(c, f, ['IPv4', icmpTypeCodeName('IPv6', l4.ICMPv6.type ?? 0, l4.ICMPv6.code ?? 0)]),
+          );
+      },
+    };
+  },
+};
+
+export const portDistributionPlugin: MetricPlugin = {
+  name: 'port-distribution',
+  init(reg, c): MetricHandler {
+    const inc = counter(
+      reg,
+      'hubble_port_distribution_total',
+      'Numbers of packets distributed by destination port',
+      ['protocol', 'port', ...contextLabelNames(c)],
+    );
+    return {
+      process(f) {
+        // a flow that may be a reply (is_reply absent or true) would count an ephemeral port
+        if (
+          (f.verdict !== 'FORWARDED' && f.verdict !== 'REDIRECTED') ||
+          f.l4 === undefined ||
+          f.is_reply !== false
+        )
+          return;
+        const l4 = f.l4;
+        if ('TCP' in l4) inc(withContext(c, f, ['TCP', String(l4.TCP.destination_port ?? 0)]));
+        else if ('UDP' in l4) inc(withContext(c, f, ['UDP', String(l4.UDP.destination_port ?? 0)]));
+        else if ('SCTP' in l4) inc(withContext(c, f, ['SCTP', String(l4.SCTP.destination_port ?? 0)]));
+        else if ('ICMPv4' in l4) inc(withContext(c, f, ['ICMPv4', '0']));
+        else if ('ICMPv6' in l4) inc(withContext(c, f, ['ICMPv6', '0']));
+      },
+    };
+  },
+};
+
+export const flowsToWorldPlugin: MetricPlugin = {
+  name: 'flows-to-world',
+  options: ['any-drop', 'port', 'syn-only'],
+  init(reg, c, options): MetricHandler {
+    const has = (k: string): boolean => [...options.keys()].some((o) => o.toLowerCase() === k);
+    const anyDrop = has('any-drop');
+    const port = has('port');
+    const synOnly = has('syn-only');
+    const inc = counter(reg, 'hubble_flows_to_world_total', 'Total number of flows to reserved:world', [
+      'protocol',
+      'verdict',
+      ...(port ? ['port'] : []),
+      ...contextLabelNames(c),
+    ]);
+    return {
+      process(f) {
+        const l4 = f.l4;
+        if (
+          !(f.destination?.labels ?? []).includes('reserved:world') ||
+          f.event_type === undefined ||
+          l4 === undefined
+        )
+          return;
+        if (f.verdict === 'DROPPED' && !anyDrop && f.drop_reason_desc !== 'POLICY_DENIED') return;
+        const reply = f.is_reply === true;
+        if (f.verdict !== 'DROPPED' && reply) return;
+        if (synOnly && (!('TCP' in l4) || l4.TCP.flags?.SYN !== true || reply)) return;
+        const values = [flowProtocol(f), f.verdict];
+        if (port) {
+          const pp = 'TCP' in l4 ? l4.TCP : 'UDP' in l4 ? l4.UDP : 'SCTP' in l4 ? l4.SCTP : undefined;
+          values.push(pp !== undefined ? String(pp.destination_port ?? 0) : '');
+        }
+        inc(withContext(c, f, values));
+      },
+    };
+  },
+};
