@@ -63,6 +63,8 @@ export interface AgentOptions {
   flows?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
   nftTimeoutMs?: number;
+  /** headerMatches secrets for the HTTP proxy: DIR/NAMESPACE/NAME files. */
+  secretsDir?: string;
 }
 
 export interface EndpointSource {
@@ -295,7 +297,11 @@ export class Agent {
       // the HTTP proxy before the watcher: every later policy change waits for its ack
       components: [
         this.statusApi(),
-        new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
+        new ProxyComponent({
+          parser: 'http',
+          log: (l) => this.log(l),
+          ...(this.opts.secretsDir !== undefined ? { secretsDir: this.opts.secretsDir } : {}),
+        }),
         this.policyWatcher(),
       ],
       keep: 'flow-log',

@@ -29,6 +29,10 @@ export function registerAgent(program: Command): void {
     )
     .option('--force', 'with --cleanup: also remove what live runs hold')
     .option('--debounce <ms>', 'apply a changed file once it is stable this long', '300')
+    .option(
+      '--secrets <dir>',
+      'secrets for headerMatches `secret:` references: DIR/NAMESPACE/NAME files (read by the HTTP proxy at start)',
+    )
     .addHelpText(
       'after',
       `
@@ -76,6 +80,7 @@ Examples:
         flowSocket?: string;
         flows: boolean;
         nftTimeout?: string;
+        secrets?: string;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -123,6 +128,14 @@ Examples:
           process.exitCode = 2;
           return;
         }
+        if (o.secrets !== undefined) {
+          const { statSync } = await import('node:fs');
+          if (!statSync(o.secrets, { throwIfNoEntry: false })?.isDirectory()) {
+            process.stderr.write(`seawall agent: --secrets: not a directory: ${o.secrets}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
         // what the agent and its ulogd create (flow log, ulogd's raw output and log, sockets)
         // is never world-readable: 0640 files, 0750 directories
         process.umask(0o027);
@@ -137,6 +150,7 @@ Examples:
           ...(o.flowSocket ? { flowSocket: o.flowSocket } : {}),
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
+          ...(o.secrets !== undefined ? { secretsDir: o.secrets } : {}),
         });
         // Handlers go in before start(): a Ctrl-C while namespaces are being made must remove
         // them, not kill the process with them left behind. Later signals while stopping are

@@ -12,8 +12,6 @@
 //
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleHTTP } from '../../policy-api/types.ts';
@@ -27,6 +25,7 @@ import {
   sideVerdict,
 } from '../ipc.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
+import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 
 const WORLD = 2;
@@ -104,19 +103,6 @@ export class PolicyMirror {
   }
 }
 
-function readSecrets(
-  dir: string | undefined,
-): ((ns: string, name: string) => string | undefined) | undefined {
-  if (dir === undefined) return undefined;
-  return (ns, name) => {
-    try {
-      return readFileSync(join(dir, ns, name), 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -129,14 +115,22 @@ async function main(): Promise<void> {
   });
   const send = (m: ProxyMessage) => process.stdout.write(encode(m));
   const mirror = new PolicyMirror();
-  const secrets = readSecrets(values.secrets);
+  // read now, as root: after the uid drop below the directory may be unreadable
+  const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);
+  const secrets = loaded?.resolver;
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
     onFlow: (flow) => send({ type: 'flow', flow }),
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
-    ...(secrets === undefined ? {} : { secrets: secrets as never }),
+    ...(secrets === undefined ? {} : { secrets }),
   });
+  if (loaded !== undefined && loaded.skipped.length > 0) {
+    send({
+      type: 'error',
+      message: `secrets: skipped (not NAMESPACE/NAME files): ${loaded.skipped.join(', ')}`,
+    });
+  }
   if (proxy.unavailableReason !== undefined) {
     // every redirected connection would be refused anyway; say so where the agent logs it
     send({ type: 'error', message: proxy.unavailableReason });
