@@ -9,6 +9,7 @@
 import { Counter, Registry } from 'prom-client';
 import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
 import { ID } from '../identity/reserved.ts';
+import { httpMetricsFor } from './metrics-http.ts';
 
 const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.DROP]: 'Drop',
@@ -64,6 +65,7 @@ export class FlowMetrics {
       labelNames: ['source'],
       registers: [registry],
     });
+    httpMetricsFor(registry); // hubble_http_* (metrics-http.ts)
   }
 
   observe(f: Flow): void {
@@ -71,6 +73,7 @@ export class FlowMetrics {
     const l7 = l7Name(f);
     const typeName = l7 !== undefined ? 'L7' : (TYPE_NAME[type] ?? 'Unknown');
     this.processed.inc({ type: typeName, subtype: l7 ?? '', verdict: f.verdict });
+    httpMetricsFor(this.registry).observe(f);
 
     if (f.verdict === 'DROPPED') {
       this.drops.inc({
@@ -80,7 +83,8 @@ export class FlowMetrics {
     }
 
     const isVerdictEvent = type === MESSAGE_TYPE.POLICY_VERDICT || type === MESSAGE_TYPE.ACCESS_LOG;
-    if (!isVerdictEvent) return;
+    // an L7 response is not a verdict of its own (Hubble counts the request's)
+    if (!isVerdictEvent || (type === MESSAGE_TYPE.ACCESS_LOG && f.l7?.type === 'RESPONSE')) return;
     // Hubble does not count the policy verdicts of ingress from the local host.
     if (f.traffic_direction === 'INGRESS' && f.source?.identity === ID.host) return;
     const match = type === MESSAGE_TYPE.ACCESS_LOG ? `l7/${(l7 ?? 'l7').toLowerCase()}` : undefined;
