@@ -12,6 +12,7 @@
 // Enforcement never depends on this: without ulogd2 (or its JSON plugin) the pipeline is
 // "unavailable" with the reason, and the datapath keeps enforcing.
 
+import { randomUUID } from 'node:crypto';
 import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { GATEWAY_IP, runDirFor } from '../datapath/topology.ts';
 import { JsonLineTailer, stopStaleUlogd, UlogdProcess } from '../datapath/ulogd.ts';
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
+import { toProxyTrace } from '../flow/trace.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 import { FlowMetrics } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
@@ -322,6 +324,8 @@ export class FlowPipeline {
       ...(rev !== undefined ? { policyRevision: rev } : {}),
     });
     const event = sink.emit(rec.flow);
+    // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
+    if (rec.flow.verdict === 'REDIRECTED') sink.emit(toProxyTrace(rec.flow, randomUUID()));
     if (sink.writeErrors > this.flowLogLostSeen) {
       this.metrics.addLost(FLOW_LOG_SOURCE, sink.writeErrors - this.flowLogLostSeen);
       if (this.flowLogLostSeen === 0) {

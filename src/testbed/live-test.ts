@@ -458,7 +458,9 @@ function sameFlow(rec: Flow, src: LivePeer, dst: LivePeer, f: TestFlow): boolean
 
 export function recordText(f: Flow): string {
   const reason = f.drop_reason_desc !== undefined ? ` (${f.drop_reason_desc})` : '';
-  return `${f.traffic_direction ?? '?'} ${f.verdict}${reason}`;
+  // a trace record names its observation point as `hubble observe` does (to-proxy)
+  const point = f.trace_observation_point === 'TO_PROXY' ? ' to-proxy' : '';
+  return `${f.traffic_direction ?? '?'} ${f.verdict}${reason}${point}`;
 }
 
 /**
