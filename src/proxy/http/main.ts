@@ -91,7 +91,9 @@ export class PolicyMirror {
     const port = c.originalDst.port;
     const first = this.ruleSets(src, dst, port);
     if (first.every((s) => s.rules.length === 0)) return undefined;
-    const direction = this.endpoints.has(src) ? 'EGRESS' : 'INGRESS';
+    // the side whose proxy judges: egress when the source's rules apply (judged first), else
+    // ingress; a source that merely has redirects on other ports does not make it egress
+    const direction = first.some((x) => x.direction === 'EGRESS') ? 'EGRESS' : 'INGRESS';
     return {
       sourceIdentity: this.identityOf(src),
       source: this.peer(src),
