@@ -85,3 +85,21 @@ describe('PolicyMirror.lookup', () => {
   }
   it('a port neither side redirects: refused', () => assert.equal(m.lookup(conn(9999)), undefined));
 });
+
+describe('PolicyMirror rule sets are reused until the next snapshot', () => {
+  const snap = (version: number, path: string) => ({
+    version,
+    peers: [['10.0.0.1', { identity: 1001 }] as [string, { identity: number }]],
+    endpoints: [ep('10.0.0.2', 'server', [redirect('INGRESS', 1001, 8080, path)])],
+  });
+  it('same objects per request (the judge caches by rule set), new ones after a snapshot', () => {
+    const m = new PolicyMirror();
+    m.load(snap(1, '/a'));
+    const a = m.ruleSets('10.0.0.1', '10.0.0.2', 8080);
+    assert.equal(m.ruleSets('10.0.0.1', '10.0.0.2', 8080), a);
+    m.load(snap(2, '/b'));
+    const b = m.ruleSets('10.0.0.1', '10.0.0.2', 8080);
+    assert.notEqual(b, a);
+    assert.equal(b[0]?.rules[0]?.path, '/b', 'the new snapshot’s rules, never the cached ones');
+  });
+});

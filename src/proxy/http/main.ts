@@ -29,6 +29,7 @@ import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 
 const WORLD = 2;
+const MAX_CACHED_SETS = 10_000;
 const TCP = 6;
 
 /** The mirror: replaced whole on each snapshot. */
@@ -36,10 +37,17 @@ export class PolicyMirror {
   version = -1;
   private peers = new Map<string, FlowEndpoint>();
   private endpoints = new Map<string, SnapshotEndpoint>();
+  /**
+   * Rule sets by source, destination and port, for the current snapshot only: the same objects
+   * for every request until the next snapshot, so the judge's compiled rules and its decision
+   * memo (keyed by rule set) are reused instead of compiling RE2 programs per request.
+   */
+  private sets = new Map<string, HTTPRuleSet[]>();
 
   load(s: PolicySnapshot): void {
     this.peers = new Map(s.peers);
     this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
+    this.sets = new Map();
     this.version = s.version;
   }
 
@@ -61,6 +69,17 @@ export class PolicyMirror {
    * a set without rules: it admits nothing (fail closed).
    */
   ruleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
+    const key = `${src}|${dst}|${port}`;
+    let sets = this.sets.get(key);
+    if (sets === undefined) {
+      sets = this.computeRuleSets(src, dst, port);
+      if (this.sets.size >= MAX_CACHED_SETS) this.sets.clear();
+      this.sets.set(key, sets);
+    }
+    return sets;
+  }
+
+  private computeRuleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
     const srcId = this.identityOf(src);
     const dstId = this.identityOf(dst);
     const out: HTTPRuleSet[] = [];
