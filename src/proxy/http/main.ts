@@ -135,13 +135,23 @@ async function main(): Promise<void> {
     },
   });
   const send = (m: ProxyMessage) => process.stdout.write(encode(m));
+  let flowLines: string[] = [];
+  const flushFlowLines = () => {
+    const lines = flowLines;
+    flowLines = [];
+    process.stdout.write(lines.join(''));
+  };
   const mirror = new PolicyMirror();
   // read now, as root: after the uid drop below the directory may be unreadable
   const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);
   const secrets = loaded?.resolver;
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
-    onFlow: (flow) => send({ type: 'flow', flow }),
+    // the proxy hands records over in batches (one per event-loop turn): one write for a batch
+    onFlow: (flow) => {
+      flowLines.push(encode({ type: 'flow', flow }));
+      if (flowLines.length === 1) queueMicrotask(flushFlowLines);
+    },
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
     ...(secrets === undefined ? {} : { secrets }),
