@@ -2,12 +2,15 @@
 //   upstream PORT_FILE            a minimal HTTP/1.1 server (200, 2-byte body)
 //   grpc-upstream                 a grpc-js server with one unary method
 //   proxy UPSTREAM_PORT RULES     the Seawall HTTP proxy with RULES rules (the match is the last),
-//                                 or `grpc` for the one rule that admits the gRPC method
+//                                 or `grpc` for the one rule that admits the gRPC method, judging
+//                                 through the agent's policy mirror
 // Each prints `{"port":N}` when listening and answers IPC `cpu` with process.cpuUsage().
 
 import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
+import { PolicyMirror } from '../src/proxy/http/main.ts';
 import { HTTPProxy } from '../src/proxy/http/proxy.ts';
+import { encode } from '../src/proxy/ipc.ts';
 import { benchRules, benchService, grpcRules } from './http-proxy.shared.ts';
 
 const [role, a1, a2] = process.argv.slice(2);
@@ -37,20 +40,47 @@ if (role === 'upstream') {
     ready(port);
   });
 } else if (role === 'proxy') {
+  // The agent's path: the policy mirror of main.ts judging from a snapshot (an ingress redirect
+  // entry with the rules, as buildSnapshot sends it), each record JSON-encoded as for the agent.
   const upstream = { address: '127.0.0.1', port: Number(a1) };
   const rules = a2 === 'grpc' ? grpcRules : benchRules(Number(a2));
+  const mirror = new PolicyMirror();
+  mirror.load({
+    version: 1,
+    peers: [['127.0.0.1', { identity: 1001, labels: ['k8s:app=bench'] }]],
+    endpoints: [
+      {
+        ip: '127.0.0.1',
+        endpoint: 'bench/server',
+        namespace: 'bench',
+        ingress: { enforced: true, defaultDeny: true },
+        egress: { enforced: false, defaultDeny: false },
+        entries: [
+          {
+            key: {
+              direction: 'INGRESS',
+              identity: 0,
+              proto: 6,
+              portLo: upstream.port,
+              portHi: upstream.port,
+            },
+            verdict: 'redirect',
+            derivedFrom: [],
+            l7: { parser: 'http', rules },
+          },
+        ],
+      },
+    ],
+  });
+  let sink = 0;
   const proxy = new HTTPProxy({
-    lookup: (c) => ({
-      sourceIdentity: 1001,
-      source: { identity: 1001 },
-      destination: { identity: 1002 },
-      originalDst: c.originalDst,
-      direction: 'INGRESS',
-      ruleSets: [{ direction: 'INGRESS', rules }],
-    }),
+    lookup: (c) => mirror.lookup(c),
     originalDst: () => upstream,
-    // Records are built (their cost is part of the proxy's) and dropped.
-    onFlow: () => {},
+    // Records are built and encoded (their cost is part of the proxy's), then dropped.
+    onFlow: (flow) => {
+      sink += encode({ type: 'flow', flow }).length;
+    },
   });
   proxy.listen(0, '127.0.0.1').then((a) => ready(a.port));
+  process.on('exit', () => sink);
 }

@@ -85,6 +85,8 @@ export interface AgentOptions {
   nftTimeoutMs?: number;
   /** --policy-audit-mode: every endpoint in PolicyAuditMode (policy drops pass, reported AUDIT). */
   policyAuditMode?: boolean;
+  /** headerMatches secrets for the HTTP proxy: DIR/NAMESPACE/NAME files. */
+  secretsDir?: string;
 }
 
 export interface EndpointSource {
@@ -350,7 +352,11 @@ export class Agent {
           log: (l) => this.log(l),
         }),
         this.statusApi(),
-        new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
+        new ProxyComponent({
+          parser: 'http',
+          log: (l) => this.log(l),
+          ...(this.opts.secretsDir !== undefined ? { secretsDir: this.opts.secretsDir } : {}),
+        }),
         this.policyWatcher(),
       ],
       keep: 'flow-log',

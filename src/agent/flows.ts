@@ -14,6 +14,7 @@
 // "unavailable" with the reason, and the datapath keeps enforcing.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
 import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
+import { toProxyTrace } from '../flow/trace.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { MapStateEntry, PeerRef } from '../policy/types.ts';
 
@@ -489,6 +491,8 @@ export class FlowPipeline {
     const event = this.emit(rec.flow);
     // Cilium: the policy verdict, then the drop notification of the same packet
     if (rec.drop !== undefined) this.emit(rec.drop);
+    // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
+    if (rec.flow.verdict === 'REDIRECTED') this.emit(toProxyTrace(rec.flow, randomUUID()));
     if (!rec.agrees) {
       this.counts.disagreements++;
       this.log(

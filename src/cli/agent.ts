@@ -45,6 +45,10 @@ export function registerAgent(program: Command): void {
       '--policy-audit-mode',
       'every endpoint in PolicyAuditMode: what policy would drop passes, reported AUDIT (per endpoint: seawall endpoint config)',
     )
+    .option(
+      '--secrets <dir>',
+      'secrets for headerMatches `secret:` references: DIR/NAMESPACE/NAME files (read by the HTTP proxy at start)',
+    )
     .addHelpText(
       'after',
       `
@@ -98,6 +102,7 @@ Examples:
         flows: boolean;
         nftTimeout?: string;
         policyAuditMode?: boolean;
+        secrets?: string;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -172,6 +177,14 @@ Examples:
             return;
           }
         }
+        if (o.secrets !== undefined) {
+          const { statSync } = await import('node:fs');
+          if (!statSync(o.secrets, { throwIfNoEntry: false })?.isDirectory()) {
+            process.stderr.write(`seawall agent: --secrets: not a directory: ${o.secrets}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
         const hubbleAddr = o.hubbleListenAddress;
         if (hubbleAddr !== undefined && !/^[^\s]*:\d{1,5}$/.test(hubbleAddr)) {
           process.stderr.write(`seawall agent: --hubble-listen-address: not host:port: ${hubbleAddr}\n`);
@@ -203,6 +216,7 @@ Examples:
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
           flows: o.flows,
           ...(o.policyAuditMode === true ? { policyAuditMode: true } : {}),
+          ...(o.secrets !== undefined ? { secretsDir: o.secrets } : {}),
         });
         // Handlers go in before start(): a Ctrl-C while namespaces are being made must remove
         // them, not kill the process with them left behind. Later signals while stopping are

@@ -372,6 +372,44 @@ const rows: Row[] = [
     req: get('/a-b/c_d'),
     allowed: true,
   },
+  // `literal.*` prefix fast path must agree with RE2 (`.` does not match a newline)
+  {
+    name: 'prefix: longer path',
+    rules: [rule({ path: '/public/.*' })],
+    req: get('/public/a/b?x=1'),
+    allowed: true,
+  },
+  {
+    name: 'prefix: exactly the prefix',
+    rules: [rule({ path: '/public/.*' })],
+    req: get('/public/'),
+    allowed: true,
+  },
+  { name: 'prefix: shorter', rules: [rule({ path: '/public/.*' })], req: get('/public'), allowed: false },
+  {
+    name: 'prefix: newline after it',
+    rules: [rule({ path: '/public/.*' })],
+    req: get('/public/a\nb'),
+    allowed: false,
+  },
+  { name: 'prefix: newline inside it', rules: [rule({ path: 'a\n.*' })], req: get('a\nb'), allowed: true },
+  { name: 'prefix: .* alone, empty', rules: [rule({ path: '.*' })], req: get(''), allowed: true },
+  { name: 'prefix: .* alone, newline', rules: [rule({ path: '.*' })], req: get('\n'), allowed: false },
+  { name: 'prefix with an escape: RE2', rules: [rule({ path: '/a\\..*' })], req: get('/a.b'), allowed: true },
+  {
+    name: 'prefix with an escape: RE2, no',
+    rules: [rule({ path: '/a\\..*' })],
+    req: get('/ab'),
+    allowed: false,
+  },
+  { name: 'not a prefix: a.*b', rules: [rule({ path: '/a.*b' })], req: get('/axxb'), allowed: true },
+  { name: 'not a prefix: (x|y).*', rules: [rule({ path: '(/x|/y).*' })], req: get('/yz'), allowed: true },
+  {
+    name: 'method prefix',
+    rules: [rule({ method: 'P.*' })],
+    req: get('/', { method: 'PATCH' }),
+    allowed: true,
+  },
   // gRPC
   {
     name: 'gRPC service method',
@@ -582,3 +620,27 @@ for (const row of injectionRows) {
     if (row.allow.length === 0) assert.equal(policy.errors.length, 1, 'the rule is marked invalid');
   });
 }
+
+describe('the literal.* fast path agrees with RE2 on random values', () => {
+  test('prefix patterns, values with newlines and non-ASCII', async () => {
+    const { FullMatchRegex, fullMatchRegex } = await import('../core/regex.ts');
+    const prefixes = ['', '/', '/public/', '/a-b_c~', 'GET', '/café/', 'a\n'];
+    const alphabet = ['a', '/', '\n', 'é', '.', '-', '\r', ' ', 'public'];
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (const p of prefixes) {
+      const source = `${p}.*`;
+      const [r] = compileHTTPRules([rule({ path: source })]).rules;
+      const re = fullMatchRegex(source);
+      assert.ok(!(r!.path instanceof FullMatchRegex), `${source}: the string fast path, not RE2`);
+      for (let i = 0; i < 300; i++) {
+        let v = rnd(3) === 0 ? '' : p;
+        for (let k = rnd(6); k > 0; k--) v += alphabet[rnd(alphabet.length)];
+        assert.equal(r!.path!.test(v), re.test(v), `${JSON.stringify(source)} on ${JSON.stringify(v)}`);
+      }
+    }
+  });
+});

@@ -68,11 +68,17 @@ export interface ValueMatcher {
 const RE2_META = '\\.+*?()|[]{}^$';
 
 /**
- * Literal patterns (and alternations of literals, like `GET|HEAD`) are compared as strings: same
- * answer as RE2, without crossing into WASM. The RE2 compile still runs first, so syntax is checked.
+ * Literal patterns (and alternations of literals, like `GET|HEAD`) are compared as strings, and
+ * `literal.*` as a prefix: same answer as RE2, without crossing into WASM. The RE2 compile still
+ * runs first, so syntax is checked.
  */
 function valueMatcher(source: string): ValueMatcher {
   const re: FullMatchRegex = fullMatchRegex(source);
+  // `literal.*` (the usual path prefix rule): a prefix, then anything but a newline (RE2's `.`)
+  const prefix = source.endsWith('.*') ? source.slice(0, -2) : undefined;
+  if (prefix !== undefined && [...prefix].every((ch) => !RE2_META.includes(ch))) {
+    return { source, test: (v) => v.startsWith(prefix) && !v.includes('\n', prefix.length) };
+  }
   const alts = source.split('|');
   for (const a of alts) for (const ch of a) if (RE2_META.includes(ch)) return re;
   if (alts.length === 1) return { source, test: (v) => v === source };

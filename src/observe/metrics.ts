@@ -10,6 +10,7 @@
 import { Counter, Registry } from 'prom-client';
 import type { Flow } from '../flow/types.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
+import { httpPlugin } from './metrics-http.ts';
 import { isContextOption, MetricsConfigError, parseContextOptions } from './metrics-context.ts';
 import {
   dropPlugin,
@@ -34,10 +35,11 @@ export const METRIC_PLUGINS: readonly MetricPlugin[] = [
   icmpPlugin,
   portDistributionPlugin,
   flowsToWorldPlugin,
+  httpPlugin,
 ];
 
 /** What Seawall enabled before metrics were configurable (and still does by default). */
-export const DEFAULT_METRICS = 'flow drop policy';
+export const DEFAULT_METRICS = 'flow drop policy http';
 
 /**
  * hubble_lost_events_total's sources, Hubble's LostEventSource names lowercased: the ring

@@ -32,6 +32,8 @@ import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
+import { grpcCall } from './grpc-probe.ts';
+import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
 import { ProbePool, ping } from './probe.ts';
 
@@ -81,8 +83,9 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   const r = flow.request;
   // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
   // the connection is replayed without its request. Where a proxy would judge it, wait for one.
-  // HTTP requests are sent with curl through the node's HTTP proxy; gRPC, Kafka and DNS wait
-  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow))
+  // HTTP requests are sent with curl, gRPC calls with grpc-js, through the node's HTTP proxy;
+  // Kafka and DNS wait
+  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow) && !isGRPC(flow))
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
   if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
@@ -106,6 +109,12 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
 export function isPlainHTTP(flow: TestFlow): boolean {
   const l7 = flow.request.l7;
   return l7?.kind === 'http' && l7.grpc !== true && flow.request.protocol === 'TCP';
+}
+
+/** A gRPC call flow (`grpc:`): sent with a grpc-js client, judged per stream by the node proxy. */
+export function isGRPC(flow: TestFlow): boolean {
+  const l7 = flow.request.l7;
+  return l7?.kind === 'http' && l7.grpc === true && flow.request.protocol === 'TCP';
 }
 
 /** Offline, an earlier DNS flow may have taught the engine this address (toFQDNs); live cannot yet. */
@@ -199,6 +208,7 @@ export async function replayTest(
   }
   const probes = new ProbePool();
   const httpServers = new HTTPServers();
+  const grpcServers = new GRPCServers();
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -228,11 +238,28 @@ export async function replayTest(
             s.add(f.request.dport);
             httpPorts.set(dst.ns, s);
           }
-          for (const [ns, ports] of httpPorts) await httpServers.start(ns, [...ports]);
+          // ports a gRPC flow targets get a grpc-js server with the flows' methods (before HTTP:
+          // one listener per port, and an h2c server cannot answer HTTP/1.1)
+          const grpcPorts = new Map<string, Map<number, GRPCMethod[]>>();
+          for (const f of test.flows) {
+            const m = grpcMethodOf(f);
+            if (skips.has(f.index) || !m || f.request.dport === undefined) continue;
+            const dst = r.datapath.live(f.request.dst);
+            if (!dst) continue;
+            const byPort = grpcPorts.get(dst.ns) ?? new Map<number, GRPCMethod[]>();
+            const ms = byPort.get(f.request.dport) ?? [];
+            if (!ms.some((x) => x.path === m.path)) ms.push(m);
+            byPort.set(f.request.dport, ms);
+            grpcPorts.set(dst.ns, byPort);
+            httpPorts.get(dst.ns)?.delete(f.request.dport);
+          }
+          for (const [ns, ports] of httpPorts) if (ports.size > 0) await httpServers.start(ns, [...ports]);
+          for (const [ns, ports] of grpcPorts) await grpcServers.start(ns, ports);
           for (const f of test.flows) {
             if (skips.has(f.index) || proto(f) === 'icmp') continue;
             const d = r.datapath.live(f.request.dst);
             if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
+            if (d && f.request.dport !== undefined && grpcPorts.get(d.ns)?.has(f.request.dport)) continue;
             const dst = r.datapath.live(f.request.dst);
             if (dst && f.request.dport !== undefined)
               await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
@@ -240,6 +267,7 @@ export async function replayTest(
         },
         stop: async () => {
           await httpServers.closeAll();
+          await grpcServers.closeAll();
           await probes.closeAll();
         },
       },
@@ -304,6 +332,30 @@ export async function replayTest(
         results.push(res);
         continue;
       }
+      const gm = grpcMethodOf(f);
+      if (gm && f.request.dport !== undefined) {
+        // a real gRPC call (through the proxy where L7 rules apply): OK allowed, any other status
+        // denied; PERMISSION_DENIED is the proxy's refusal, UNAVAILABLE/DEADLINE_EXCEEDED an L4 drop
+        const t0 = performance.now();
+        const g = await grpcCall(src.ns, dst.ip, f.request.dport, gm, Math.max(timeoutMs, 3000));
+        rt.checkStopping();
+        const live = g.code === 0 ? 'allowed' : 'denied';
+        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
+        if (!EXPECTED_GRPC_CODES.has(g.code)) notes.push(`unexpected gRPC status ${g.code} (${g.details})`);
+        const res: LiveFlowResult = {
+          ...base,
+          live,
+          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
+          ms: Math.round(performance.now() - t0),
+          // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
+          records: [
+            `gRPC status ${g.code}${GRPC_STATUS_NAMES[g.code] ? ` ${GRPC_STATUS_NAMES[g.code]}` : ''}`,
+          ],
+        };
+        if (notes.length > 0) res.note = notes.join('; ');
+        results.push(res);
+        continue;
+      }
       const r =
         p === 'icmp'
           ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
@@ -356,6 +408,24 @@ export async function replayTest(
   return results;
 }
 
+/** OK, PERMISSION_DENIED (the proxy), DEADLINE_EXCEEDED and UNAVAILABLE (an L4 drop or reset). */
+const EXPECTED_GRPC_CODES = new Set([0, 4, 7, 14]);
+const GRPC_STATUS_NAMES: Record<number, string> = {
+  0: 'OK',
+  4: 'DEADLINE_EXCEEDED',
+  7: 'PERMISSION_DENIED',
+  12: 'UNIMPLEMENTED',
+  14: 'UNAVAILABLE',
+};
+
+/** The method a gRPC flow calls (unary: a PolicyTest flow names no streaming kind). */
+function grpcMethodOf(f: TestFlow): GRPCMethod | undefined {
+  const l7 = f.request.l7;
+  if (!isGRPC(f) || l7?.kind !== 'http') return undefined;
+  const path = grpcPathOf(l7.path);
+  return path === undefined ? undefined : { path, kind: 'unary' };
+}
+
 /** Directions whose policy the kernel enforces for this flow: each logs its verdict. */
 export function enforcedDirections(
   engine: PolicyEngineAPI,
@@ -393,7 +463,9 @@ function sameFlow(rec: Flow, src: LivePeer, dst: LivePeer, f: TestFlow): boolean
 
 export function recordText(f: Flow): string {
   const reason = f.drop_reason_desc !== undefined ? ` (${f.drop_reason_desc})` : '';
-  return `${f.traffic_direction ?? '?'} ${f.verdict}${reason}`;
+  // a trace record names its observation point as `hubble observe` does (to-proxy)
+  const point = f.trace_observation_point === 'TO_PROXY' ? ' to-proxy' : '';
+  return `${f.traffic_direction ?? '?'} ${f.verdict}${reason}${point}`;
 }
 
 /**

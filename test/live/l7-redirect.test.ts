@@ -6,7 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -55,7 +57,16 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
   const clientIP = `10.${net}.9.1`;
   const serverIP = `10.${net}.9.2`;
   const engine = new FakeEngine();
-  const proxy = new ProxyComponent({ parser: 'http', backoffMs: 300, log: (l) => logs.push(l) });
+  // headerMatches secrets: a root-only (0700) directory the proxy reads before dropping to 1337
+  const secrets = mkdtempSync(join(tmpdir(), 'seawall-l7-secrets-'));
+  mkdirSync(join(secrets, 'l7'));
+  writeFileSync(join(secrets, 'l7', 'api-token'), 'let-me-in\n');
+  const proxy = new ProxyComponent({
+    parser: 'http',
+    backoffMs: 300,
+    log: (l) => logs.push(l),
+    secretsDir: secrets,
+  });
   const logs: string[] = [];
   const rt = new NodeRuntime({
     engine,
@@ -124,11 +135,12 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
       await new Promise((r) => server!.once('exit', r));
     }
     await rt.stop().catch(() => {});
+    rmSync(secrets, { recursive: true, force: true });
     for (const h of rt.datapath.topo.records) await delNetns(h.ns);
     if (netnsExists(rt.node)) await delNetns(rt.node);
   });
 
-  const curl = async (ns: string, url: string, method = 'GET', timeout = 3) => {
+  const curl = async (ns: string, url: string, method = 'GET', timeout = 3, headers: string[] = []) => {
     try {
       const r = await run('ip', [
         'netns',
@@ -144,6 +156,7 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
         '-',
         '-w',
         '\n%{http_code}',
+        ...headers.flatMap((h) => ['-H', h]),
         url,
       ]);
       const cut = r.stdout.lastIndexOf('\n');
@@ -266,15 +279,39 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     assert.equal((await fromClient(8080, '/admin')).code, 403, 'and still judging');
   });
 
+  it('headerMatches with a secret from --secrets: the header must carry the secret’s value', async () => {
+    const rule = (name: string) =>
+      http({ path: '/s/.*', headerMatches: [{ pos, name: 'x-token', secret: { namespace: 'l7', name } }] });
+    engine.setPolicy('l7', 'server', serverPolicy(rule('api-token')));
+    await rt.sync();
+    const n = hits.length;
+    const get = (h: string[]) => curl(clientNs, `http://${serverIP}:8080/s/a`, 'GET', 3, h);
+    assert.equal((await get(['X-Token: let-me-in'])).code, 200, 'the secret’s value (newline dropped)');
+    assert.equal((await get(['X-Token: guess'])).code, 403, 'another value');
+    assert.equal((await get([])).code, 403, 'no header');
+    // a secret that is not in the directory never matches, not even an empty header
+    engine.setPolicy('l7', 'server', serverPolicy(rule('absent')));
+    await rt.sync();
+    assert.equal((await get(['X-Token:'])).code, 403, 'missing secret, empty header');
+    assert.equal((await get(['X-Token: let-me-in'])).code, 403, 'missing secret');
+    assert.deepEqual(
+      hits.slice(n).map((h) => `${h.method} ${h.url}`),
+      ['GET /s/a'],
+    );
+    engine.setPolicy('l7', 'server', serverPolicy(http({ method: 'GET', path: '/public/.*' })));
+    await rt.sync();
+  });
+
   it('the proxy’s L7 records reach the node’s flow pipeline', {
     skip: withFlows ? undefined : 'needs ulogd2',
   }, async () => {
     const from = rt.flows!.nextSeq;
     await fromClient(8080, '/admin', 'POST');
-    const seen: Flow[] = [];
+    let seen: Flow[] = [];
     const deadline = Date.now() + 5_000;
     while (Date.now() < deadline) {
-      for (const e of rt.flows!.since(from)) if (e.event.flow) seen.push(e.event.flow as Flow);
+      rt.flows!.drain();
+      seen = rt.flows!.since(from).flatMap((e) => (e.event.flow ? [e.event.flow as Flow] : []));
       if (seen.some((f) => f.l7 !== undefined && f.verdict === 'DROPPED')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -282,5 +319,8 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     assert.ok(l7, JSON.stringify(seen).slice(0, 500));
     assert.equal(l7.l7?.http?.method, 'POST');
     assert.equal(l7.source?.identity, clientId);
+    // as Hubble decodes Envoy's denials: no drop reason on an L7 record (DROP_REASON_UNKNOWN)
+    assert.equal(l7.drop_reason_desc, undefined);
+    assert.equal(l7.drop_reason, undefined);
   });
 });

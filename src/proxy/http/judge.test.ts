@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { matchL7 } from '../../policy/l7match.ts';
 import type { PortRuleHTTP } from '../../policy-api/types.ts';
 import type { HTTPRuleSet } from './context.ts';
-import { applyHeaderActions, HTTPJudge, type JudgeRequest, secretsFromDir } from './judge.ts';
+import { applyHeaderActions, HTTPJudge, type JudgeRequest, loadSecretsDir, secretsFromDir } from './judge.ts';
 import { pos, rules } from './test-support.ts';
 
 const set = (direction: 'INGRESS' | 'EGRESS', rs: PortRuleHTTP[]): HTTPRuleSet => ({
@@ -341,5 +341,39 @@ describe('live and offline agree (same matcher as decide)', () => {
       ),
       { numRuns: 400, seed: 9 },
     );
+  });
+});
+
+describe('loadSecretsDir (read once, before the proxy drops to its uid)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-secrets-load-'));
+  mkdirSync(join(dir, 'web'));
+  mkdirSync(join(dir, 'Bad_NS'));
+  mkdirSync(join(dir, 'web', 'a-dir'));
+  writeFileSync(join(dir, 'web', 'token'), 's3cret\n');
+  writeFileSync(join(dir, 'web', 'crlf'), 'v\r\n');
+  writeFileSync(join(dir, 'web', 'two-lines'), 'a\nb\n');
+  writeFileSync(join(dir, 'web', 'UPPER'), 'x');
+  writeFileSync(join(dir, 'Bad_NS', 'token'), 'x');
+  writeFileSync(join(dir, 'stray-file'), 'x');
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const loaded = loadSecretsDir(dir);
+  rmSync(join(dir, 'web', 'token'));
+  const rows: Array<{ name: string; ns: string | undefined; key: string; want: string | undefined }> = [
+    { name: 'one trailing newline dropped', ns: 'web', key: 'token', want: 's3cret' },
+    { name: 'CRLF dropped', ns: 'web', key: 'crlf', want: 'v' },
+    { name: 'inner newlines kept', ns: 'web', key: 'two-lines', want: 'a\nb' },
+    { name: 'not an object name: not loaded', ns: 'web', key: 'UPPER', want: undefined },
+    { name: 'namespace not an object name: not loaded', ns: 'Bad_NS', key: 'token', want: undefined },
+    { name: 'a directory is not a secret', ns: 'web', key: 'a-dir', want: undefined },
+    { name: 'missing: never matches', ns: 'web', key: 'nope', want: undefined },
+    { name: 'no namespace: not found', ns: undefined, key: 'token', want: undefined },
+  ];
+  for (const r of rows) test(r.name, () => assert.equal(loaded.resolver(r.ns, r.key), r.want));
+  test('counted and skipped as listed; read at load time, not per request', () => {
+    assert.equal(loaded.count, 3);
+    assert.deepEqual(loaded.skipped, ['Bad_NS', 'stray-file', 'web/UPPER', 'web/a-dir']);
+  });
+  test('a missing directory is an error naming it', () => {
+    assert.throws(() => loadSecretsDir(join(dir, 'absent')), /secrets directory .*absent: /);
   });
 });

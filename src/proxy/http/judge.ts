@@ -5,7 +5,7 @@
 // the egress set is judged first and the ingress set sees the request with egress's header
 // actions applied. Anything that throws is a denial, never a pass.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   compileHTTPRules,
@@ -56,6 +56,48 @@ export function secretsFromDir(dir: string): SecretResolver {
     } catch {
       return undefined;
     }
+  };
+}
+
+/**
+ * Every `DIR/NAMESPACE/NAME` file read now, into memory: the proxy loads its secrets as root before
+ * it drops to its uid (so the directory may stay root-only), and a restarted proxy reads them
+ * again. Names that are not Kubernetes object names are skipped (and listed); a missing or
+ * unreadable directory is an error that says which.
+ */
+export function loadSecretsDir(dir: string): { resolver: SecretResolver; count: number; skipped: string[] } {
+  const values = new Map<string, string>();
+  const skipped: string[] = [];
+  let namespaces: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    namespaces = readdirSync(dir);
+  } catch (e) {
+    throw new Error(`secrets directory ${dir}: ${(e as Error).message}`);
+  }
+  for (const ns of namespaces.sort()) {
+    const nsDir = join(dir, ns);
+    if (!safeName(ns) || !statSync(nsDir, { throwIfNoEntry: false })?.isDirectory()) {
+      skipped.push(ns);
+      continue;
+    }
+    for (const name of readdirSync(nsDir).sort()) {
+      const file = join(nsDir, name);
+      if (!safeName(name) || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
+        skipped.push(`${ns}/${name}`);
+        continue;
+      }
+      try {
+        values.set(`${ns}/${name}`, readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
+      } catch {
+        skipped.push(`${ns}/${name}`);
+      }
+    }
+  }
+  return {
+    resolver: (namespace, name) => (namespace === undefined ? undefined : values.get(`${namespace}/${name}`)),
+    count: values.size,
+    skipped,
   };
 }
 

@@ -12,8 +12,6 @@
 //
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleHTTP } from '../../policy-api/types.ts';
@@ -27,9 +25,11 @@ import {
   sideVerdict,
 } from '../ipc.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
+import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 
 const WORLD = 2;
+const MAX_CACHED_SETS = 10_000;
 const TCP = 6;
 
 /** The mirror: replaced whole on each snapshot. */
@@ -37,10 +37,17 @@ export class PolicyMirror {
   version = -1;
   private peers = new Map<string, FlowEndpoint>();
   private endpoints = new Map<string, SnapshotEndpoint>();
+  /**
+   * Rule sets by source, destination and port, for the current snapshot only: the same objects
+   * for every request until the next snapshot, so the judge's compiled rules and its decision
+   * memo (keyed by rule set) are reused instead of compiling RE2 programs per request.
+   */
+  private sets = new Map<string, HTTPRuleSet[]>();
 
   load(s: PolicySnapshot): void {
     this.peers = new Map(s.peers);
     this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
+    this.sets = new Map();
     this.version = s.version;
   }
 
@@ -62,6 +69,17 @@ export class PolicyMirror {
    * a set without rules: it admits nothing (fail closed).
    */
   ruleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
+    const key = `${src}|${dst}|${port}`;
+    let sets = this.sets.get(key);
+    if (sets === undefined) {
+      sets = this.computeRuleSets(src, dst, port);
+      if (this.sets.size >= MAX_CACHED_SETS) this.sets.clear();
+      this.sets.set(key, sets);
+    }
+    return sets;
+  }
+
+  private computeRuleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
     const srcId = this.identityOf(src);
     const dstId = this.identityOf(dst);
     const out: HTTPRuleSet[] = [];
@@ -92,7 +110,9 @@ export class PolicyMirror {
     const port = c.originalDst.port;
     const first = this.ruleSets(src, dst, port);
     if (first.every((s) => s.rules.length === 0)) return undefined;
-    const direction = this.endpoints.has(src) ? 'EGRESS' : 'INGRESS';
+    // the side whose proxy judges: egress when the source's rules apply (judged first), else
+    // ingress; a source that merely has redirects on other ports does not make it egress
+    const direction = first.some((x) => x.direction === 'EGRESS') ? 'EGRESS' : 'INGRESS';
     return {
       sourceIdentity: this.identityOf(src),
       source: this.peer(src),
@@ -102,19 +122,6 @@ export class PolicyMirror {
       ruleSets: () => this.ruleSets(src, dst, port),
     };
   }
-}
-
-function readSecrets(
-  dir: string | undefined,
-): ((ns: string, name: string) => string | undefined) | undefined {
-  if (dir === undefined) return undefined;
-  return (ns, name) => {
-    try {
-      return readFileSync(join(dir, ns, name), 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
 }
 
 async function main(): Promise<void> {
@@ -128,15 +135,33 @@ async function main(): Promise<void> {
     },
   });
   const send = (m: ProxyMessage) => process.stdout.write(encode(m));
+  let flowLines: string[] = [];
+  const flushFlowLines = () => {
+    const lines = flowLines;
+    flowLines = [];
+    process.stdout.write(lines.join(''));
+  };
   const mirror = new PolicyMirror();
-  const secrets = readSecrets(values.secrets);
+  // read now, as root: after the uid drop below the directory may be unreadable
+  const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);
+  const secrets = loaded?.resolver;
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
-    onFlow: (flow) => send({ type: 'flow', flow }),
+    // the proxy hands records over in batches (one per event-loop turn): one write for a batch
+    onFlow: (flow) => {
+      flowLines.push(encode({ type: 'flow', flow }));
+      if (flowLines.length === 1) queueMicrotask(flushFlowLines);
+    },
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
-    ...(secrets === undefined ? {} : { secrets: secrets as never }),
+    ...(secrets === undefined ? {} : { secrets }),
   });
+  if (loaded !== undefined && loaded.skipped.length > 0) {
+    send({
+      type: 'error',
+      message: `secrets: skipped (not NAMESPACE/NAME files): ${loaded.skipped.join(', ')}`,
+    });
+  }
   if (proxy.unavailableReason !== undefined) {
     // every redirected connection would be refused anyway; say so where the agent logs it
     send({ type: 'error', message: proxy.unavailableReason });

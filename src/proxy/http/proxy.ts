@@ -163,6 +163,11 @@ export class HTTPProxy extends EventEmitter {
     >
   >;
   private closed = false;
+  private pendingFlows: Array<{
+    input: Parameters<typeof httpFlowRecord>[0];
+    headers: ReadonlyArray<readonly [string, string]>;
+    secret: ReadonlySet<string>;
+  }> = [];
 
   constructor(private readonly opts: HTTPProxyOptions) {
     super();
@@ -447,43 +452,55 @@ export class HTTPProxy extends EventEmitter {
     };
   }
 
-  private recordHeaders(
-    x: Exchange,
-    headers: ReadonlyArray<readonly [string, string]>,
-  ): Array<[string, string]> {
-    return headers.map(([k, v]) => [k, x.secretHeaders.has(k) ? '[redacted]' : v]);
-  }
-
+  /**
+   * Queues the record of a request or response: its time, latency and fields are taken now, the
+   * record is built (and handed to onFlow) after the current I/O callbacks, in one batch per
+   * event-loop turn, so building and encoding records never delays the bytes of the exchange.
+   */
   private emitFlow(
     x: Exchange,
     type: 'REQUEST' | 'RESPONSE',
     verdict: 'FORWARDED' | 'DROPPED',
     extra: { code?: number; headers?: ReadonlyArray<readonly [string, string]>; note?: string } = {},
   ): void {
+    if (this.opts.onFlow === undefined) return;
+    const input: Parameters<typeof httpFlowRecord>[0] = {
+      time: new Date(),
+      nodeName: this.o.nodeName,
+      type,
+      verdict,
+      direction: x.ctx.direction,
+      client: x.client,
+      server: x.server,
+      method: x.method,
+      url: x.url,
+      protocol: x.protocol,
+      proxyPort: this.port(),
+    };
+    if (extra.code !== undefined) input.code = extra.code;
+    if (extra.note !== undefined) input.note = extra.note;
+    if (type === 'RESPONSE') input.latencyNs = process.hrtime.bigint() - x.t0;
+    if (x.allowedBy !== undefined && verdict === 'FORWARDED') input.allowedBy = x.allowedBy;
+    this.pendingFlows.push({
+      input,
+      headers: extra.headers ?? (type === 'REQUEST' ? x.headers : []),
+      secret: x.secretHeaders,
+    });
+    if (this.pendingFlows.length === 1) setImmediate(() => this.flushFlows());
+  }
+
+  private flushFlows(): void {
     const cb = this.opts.onFlow;
+    const batch = this.pendingFlows;
+    this.pendingFlows = [];
     if (cb === undefined) return;
-    try {
-      const input: Parameters<typeof httpFlowRecord>[0] = {
-        time: new Date(),
-        nodeName: this.o.nodeName,
-        type,
-        verdict,
-        direction: x.ctx.direction,
-        client: x.client,
-        server: x.server,
-        method: x.method,
-        url: x.url,
-        protocol: x.protocol,
-        headers: this.recordHeaders(x, extra.headers ?? (type === 'REQUEST' ? x.headers : [])),
-        proxyPort: this.port(),
-      };
-      if (extra.code !== undefined) input.code = extra.code;
-      if (extra.note !== undefined) input.note = extra.note;
-      if (type === 'RESPONSE') input.latencyNs = process.hrtime.bigint() - x.t0;
-      if (x.allowedBy !== undefined && verdict === 'FORWARDED') input.allowedBy = x.allowedBy;
-      cb(httpFlowRecord(input));
-    } catch {
-      // A record sink that throws must not change what happens to the request.
+    for (const p of batch) {
+      try {
+        p.input.headers = p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
+        cb(httpFlowRecord(p.input));
+      } catch {
+        // A record sink that throws must not change what happens to the request.
+      }
     }
   }
 
