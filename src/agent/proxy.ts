@@ -30,6 +30,7 @@ const REPO = join(import.meta.dirname, '..', '..');
 
 export const PROXY_ENTRIES: Partial<Record<L7Parser, string>> = {
   http: join(REPO, 'src', 'proxy', 'http', 'main.ts'),
+  kafka: join(REPO, 'src', 'proxy', 'kafka', 'main.ts'),
 };
 
 export interface ProxyComponentOptions {
