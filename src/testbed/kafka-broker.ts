@@ -11,7 +11,10 @@
 // Run alone: node --import tsx src/testbed/kafka-broker.ts --address A --port P [--advertise H:P]
 // (prints `ready <host>:<port>` on stdout when listening).
 
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { FrameReader } from '../proxy/kafka/frames.ts';
 import { encodeResponse, type KafkaRequestFrame, parseRequest } from '../proxy/kafka/protocol.ts';
@@ -37,6 +40,8 @@ export const BROKER_VERSIONS: ReadonlyArray<readonly [number, number, number]> =
   [20, 0, 5], // DeleteTopics
   [22, 0, 4], // InitProducerId
 ];
+const REPO = join(import.meta.dirname, '..', '..');
+const BROKER = join(import.meta.dirname, 'kafka-broker.ts');
 const SUPPORTED = new Map(BROKER_VERSIONS.map(([k, lo, hi]) => [k, [lo, hi] as const]));
 const UNSUPPORTED_VERSION = 35;
 const UNKNOWN_TOPIC_OR_PARTITION = 3;
@@ -51,6 +56,14 @@ interface Batch {
 interface Partition {
   batches: Batch[];
   next: bigint;
+}
+
+export interface BrokerRequest {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientID: string;
+  topics: string[];
 }
 
 export interface BrokerStats {
@@ -75,7 +88,14 @@ export class KafkaTestBroker {
   private advertised = { host: '127.0.0.1', port: 0 };
   private nextMember = 1;
 
-  constructor(private readonly opts: { advertise?: { host: string; port: number }; maxWaitMs?: number } = {}) {
+  constructor(
+    private readonly opts: {
+      advertise?: { host: string; port: number };
+      maxWaitMs?: number;
+      /** Every request that reached the broker (tests check what got through the proxy). */
+      onRequest?: (r: BrokerRequest) => void;
+    } = {},
+  ) {
     this.server = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
   }
 
@@ -154,6 +174,7 @@ export class KafkaTestBroker {
   private async handle(req: KafkaRequestFrame): Promise<Buffer | null | undefined> {
     const { apiKey: k, apiVersion: v, correlationId: c } = req;
     this.stats.requests.set(k, (this.stats.requests.get(k) ?? 0) + 1);
+    this.opts.onRequest?.({ apiKey: k, apiVersion: v, correlationId: c, clientID: req.clientID, topics: req.topics });
     const range = SUPPORTED.get(k);
     if (k === 18 && (range === undefined || v > range[1])) {
       // KIP-511: an ApiVersions this broker cannot read gets a v0 answer with the ranges
@@ -488,7 +509,11 @@ async function main(): Promise<void> {
     const i = values.advertise.lastIndexOf(':');
     advertise = { host: values.advertise.slice(0, i), port: Number(values.advertise.slice(i + 1)) };
   }
-  const broker = new KafkaTestBroker(advertise === undefined ? {} : { advertise });
+  // one JSON line per request received: the tests' view of what reached the broker
+  const broker = new KafkaTestBroker({
+    ...(advertise === undefined ? {} : { advertise }),
+    onRequest: (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+  });
   const a = await broker.listen(Number(values.port), values.address);
   process.stdout.write(`ready ${a.host}:${a.port}\n`);
   const stop = () => void broker.close().then(() => process.exit(0));
@@ -502,4 +527,62 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`kafka broker: ${e.message}\n`);
     process.exit(1);
   });
+}
+
+/** Test brokers as child processes in pod namespaces (the live tests and the live replay). */
+export class KafkaBrokers {
+  private readonly procs: Array<{ ns: string; port: number; proc: ChildProcess; requests: BrokerRequest[] }> = [];
+
+  /** Starts a broker in `ns` on 0.0.0.0:port advertising ip:port; resolves when it listens. */
+  async start(ns: string, ip: string, port: number): Promise<void> {
+    const proc = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', BROKER, '--port', String(port), '--advertise', `${ip}:${port}`],
+      { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const entry = { ns, port, proc, requests: [] as BrokerRequest[] };
+    this.procs.push(entry);
+    proc.stdin!.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`kafka broker in ${ns} did not start`)), 20_000);
+      proc.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`kafka broker in ${ns} exited (${code})`));
+      });
+      createInterface({ input: proc.stdout! }).on('line', (l) => {
+        if (l.startsWith('ready ')) {
+          clearTimeout(t);
+          resolve();
+          return;
+        }
+        try {
+          entry.requests.push(JSON.parse(l) as BrokerRequest);
+        } catch {
+          // not a request line
+        }
+      });
+    });
+  }
+
+  /** Requests that reached the broker in `ns` on `port` so far. */
+  requests(ns: string, port: number): BrokerRequest[] {
+    return this.procs.find((p) => p.ns === ns && p.port === port)?.requests ?? [];
+  }
+
+  has(ns: string, port: number): boolean {
+    return this.procs.some((p) => p.ns === ns && p.port === port);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(
+      this.procs.splice(0).map(
+        ({ proc }) =>
+          new Promise<void>((r) => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return r();
+            proc.once('exit', () => r());
+            proc.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
 }
