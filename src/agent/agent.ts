@@ -296,6 +296,7 @@ export class Agent {
       components: [
         this.statusApi(),
         new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
+        new ProxyComponent({ parser: 'kafka', log: (l) => this.log(l) }),
         this.policyWatcher(),
       ],
       keep: 'flow-log',

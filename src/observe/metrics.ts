@@ -9,6 +9,7 @@
 import { Counter, Registry } from 'prom-client';
 import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
 import { ID } from '../identity/reserved.ts';
+import { observeKafka } from './metrics-kafka.ts';
 
 const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.DROP]: 'Drop',
@@ -71,6 +72,7 @@ export class FlowMetrics {
     const l7 = l7Name(f);
     const typeName = l7 !== undefined ? 'L7' : (TYPE_NAME[type] ?? 'Unknown');
     this.processed.inc({ type: typeName, subtype: l7 ?? '', verdict: f.verdict });
+    if (l7 === 'Kafka') observeKafka(this.registry, f);
 
     if (f.verdict === 'DROPPED') {
       this.drops.inc({

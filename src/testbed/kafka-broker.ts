@@ -20,7 +20,7 @@ import { FrameReader } from '../proxy/kafka/frames.ts';
 import { encodeResponse, type KafkaRequestFrame, parseRequest } from '../proxy/kafka/protocol.ts';
 import type { Struct, Value } from '../proxy/kafka/schema.ts';
 
-/** The versions this broker advertises (and answers), per key. */
+/** The versions this broker advertises (it answers every version up to the highest), per key. */
 export const BROKER_VERSIONS: ReadonlyArray<readonly [number, number, number]> = [
   [0, 3, 9], // Produce
   [1, 4, 12], // Fetch
@@ -75,14 +75,18 @@ export interface BrokerStats {
 }
 
 const list = (v: Value | undefined): Value[] => (Array.isArray(v) ? v : []);
-const each = (v: Value | undefined, fn: (s: Struct) => Struct): Struct[] => list(v).map((e) => fn(e as Struct));
+const each = (v: Value | undefined, fn: (s: Struct) => Struct): Struct[] =>
+  list(v).map((e) => fn(e as Struct));
 
 export class KafkaTestBroker {
   readonly stats: BrokerStats = { requests: new Map(), produced: new Map(), connections: 0 };
   private readonly server: net.Server;
   private readonly topics = new Map<string, { id: string; partition: Partition }>();
   private readonly offsets = new Map<string, bigint>();
-  private readonly groups = new Map<string, { generation: number; member: string; protocol: string; assignment: Buffer }>();
+  private readonly groups = new Map<
+    string,
+    { generation: number; member: string; protocol: string; assignment: Buffer }
+  >();
   private readonly sockets = new Set<net.Socket>();
   private readonly waiters = new Set<() => void>();
   private advertised = { host: '127.0.0.1', port: 0 };
@@ -174,13 +178,21 @@ export class KafkaTestBroker {
   private async handle(req: KafkaRequestFrame): Promise<Buffer | null | undefined> {
     const { apiKey: k, apiVersion: v, correlationId: c } = req;
     this.stats.requests.set(k, (this.stats.requests.get(k) ?? 0) + 1);
-    this.opts.onRequest?.({ apiKey: k, apiVersion: v, correlationId: c, clientID: req.clientID, topics: req.topics });
+    this.opts.onRequest?.({
+      apiKey: k,
+      apiVersion: v,
+      correlationId: c,
+      clientID: req.clientID,
+      topics: req.topics,
+    });
     const range = SUPPORTED.get(k);
     if (k === 18 && (range === undefined || v > range[1])) {
       // KIP-511: an ApiVersions this broker cannot read gets a v0 answer with the ranges
       return encodeResponse(18, 0, c, { ErrorCode: UNSUPPORTED_VERSION, ApiKeys: this.apiKeys() });
     }
-    if (range === undefined || v < range[0] || v > range[1] || req.body === undefined) return undefined;
+    // versions below the advertised ones are answered too (the live replay sends a flow's own
+    // version, v0 when it names none); records of Produce v0-v2 (message sets) are not stored
+    if (range === undefined || v > range[1] || req.body === undefined) return undefined;
     const b = req.body;
     const body = await this.answer(k, v, b);
     if (body === null) return null;
@@ -301,12 +313,20 @@ export class KafkaTestBroker {
           Leader: member,
           SkipAssignment: false,
           MemberId: member,
-          Members: [{ MemberId: member, GroupInstanceId: null, Metadata: (proto?.Metadata as Buffer) ?? Buffer.alloc(0) }],
+          Members: [
+            {
+              MemberId: member,
+              GroupInstanceId: null,
+              Metadata: (proto?.Metadata as Buffer) ?? Buffer.alloc(0),
+            },
+          ],
         };
       }
       case 14: {
         const g = this.groups.get(String(b.GroupId));
-        const mine = list(b.Assignments).find((a) => (a as Struct).MemberId === b.MemberId) as Struct | undefined;
+        const mine = list(b.Assignments).find((a) => (a as Struct).MemberId === b.MemberId) as
+          | Struct
+          | undefined;
         if (g !== undefined && mine !== undefined) g.assignment = mine.Assignment as Buffer;
         return {
           ThrottleTimeMs: 0,
@@ -323,7 +343,11 @@ export class KafkaTestBroker {
         return {
           ThrottleTimeMs: 0,
           ErrorCode: 0,
-          Members: each(b.Members, (m) => ({ MemberId: m.MemberId ?? '', GroupInstanceId: m.GroupInstanceId ?? null, ErrorCode: 0 })),
+          Members: each(b.Members, (m) => ({
+            MemberId: m.MemberId ?? '',
+            GroupInstanceId: m.GroupInstanceId ?? null,
+            ErrorCode: 0,
+          })),
         };
       case 8:
         return {
@@ -376,7 +400,11 @@ export class KafkaTestBroker {
         return {
           ThrottleTimeMs: 0,
           ErrorCode: 0,
-          Groups: [...this.groups.keys()].map((GroupId) => ({ GroupId, ProtocolType: 'consumer', GroupState: 'Stable' })),
+          Groups: [...this.groups.keys()].map((GroupId) => ({
+            GroupId,
+            ProtocolType: 'consumer',
+            GroupState: 'Stable',
+          })),
         };
       case 19:
         return {
@@ -417,7 +445,15 @@ export class KafkaTestBroker {
     const records = p.Records as Buffer | null;
     const base = part.next;
     if (p.Index !== 0) {
-      return { Index: p.Index ?? 0, ErrorCode: UNKNOWN_TOPIC_OR_PARTITION, BaseOffset: -1n, LogAppendTimeMs: -1n, LogStartOffset: -1n, RecordErrors: [], ErrorMessage: null };
+      return {
+        Index: p.Index ?? 0,
+        ErrorCode: UNKNOWN_TOPIC_OR_PARTITION,
+        BaseOffset: -1n,
+        LogAppendTimeMs: -1n,
+        LogStartOffset: -1n,
+        RecordErrors: [],
+        ErrorMessage: null,
+      };
     }
     // record batches (magic 2): baseOffset int64, batchLength int32, …, lastOffsetDelta int32 at 23
     let at = 0;
@@ -433,7 +469,15 @@ export class KafkaTestBroker {
       this.stats.produced.set(topic, (this.stats.produced.get(topic) ?? 0) + 1);
       at = end;
     }
-    return { Index: 0, ErrorCode: 0, BaseOffset: base, LogAppendTimeMs: -1n, LogStartOffset: 0n, RecordErrors: [], ErrorMessage: null };
+    return {
+      Index: 0,
+      ErrorCode: 0,
+      BaseOffset: base,
+      LogAppendTimeMs: -1n,
+      LogStartOffset: 0n,
+      RecordErrors: [],
+      ErrorMessage: null,
+    };
   }
 
   private wake(): void {
@@ -531,13 +575,26 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 
 /** Test brokers as child processes in pod namespaces (the live tests and the live replay). */
 export class KafkaBrokers {
-  private readonly procs: Array<{ ns: string; port: number; proc: ChildProcess; requests: BrokerRequest[] }> = [];
+  private readonly procs: Array<{ ns: string; port: number; proc: ChildProcess; requests: BrokerRequest[] }> =
+    [];
 
   /** Starts a broker in `ns` on 0.0.0.0:port advertising ip:port; resolves when it listens. */
   async start(ns: string, ip: string, port: number): Promise<void> {
     const proc = spawn(
       'ip',
-      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', BROKER, '--port', String(port), '--advertise', `${ip}:${port}`],
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--import',
+        'tsx',
+        BROKER,
+        '--port',
+        String(port),
+        '--advertise',
+        `${ip}:${port}`,
+      ],
       { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
     );
     const entry = { ns, port, proc, requests: [] as BrokerRequest[] };

@@ -15,7 +15,14 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FrameReader } from '../proxy/kafka/frames.ts';
-import { decodeResponse, encodeRequest, errorCodes, requestBodyFor } from '../proxy/kafka/protocol.ts';
+import {
+  decodeResponse,
+  encodeRequest,
+  errorCodes,
+  parseRequest,
+  refusalResponse,
+  requestBodyFor,
+} from '../proxy/kafka/protocol.ts';
 
 const SELF = join(import.meta.dirname, 'kafka-client.ts');
 
@@ -31,6 +38,11 @@ export interface RawRequest {
 
 export interface RawAnswer {
   answered: boolean;
+  /**
+   * The answer is the proxy's refusal of this request, byte for byte: how a refused request
+   * whose response has no error field to carry code 29 (Metadata for all topics) is told apart.
+   */
+  refused?: boolean;
   errorCodes?: number[];
   error?: string;
 }
@@ -39,11 +51,13 @@ export interface RawAnswer {
 export function rawRequest(r: RawRequest): Promise<RawAnswer> {
   return new Promise((resolve) => {
     let frame: Buffer;
+    let refusal: Buffer | undefined;
     try {
       frame = encodeRequest(
         { apiKey: r.apiKey, apiVersion: r.apiVersion, correlationId: 7, clientID: r.clientID },
         requestBodyFor(r.apiKey, r.apiVersion, r.topics),
       );
+      refusal = refusalResponse(parseRequest(frame));
     } catch (e) {
       resolve({ answered: false, error: (e as Error).message });
       return;
@@ -67,7 +81,9 @@ export function rawRequest(r: RawRequest): Promise<RawAnswer> {
         const [f] = reader.push(c);
         if (f === undefined) return;
         if (f.readInt32BE(4) !== 7) return finish({ answered: false, error: 'wrong correlation id' });
-        finish({ answered: true, errorCodes: errorCodes(decodeResponse(f, r.apiKey, r.apiVersion)) });
+        const codes = errorCodes(decodeResponse(f, r.apiKey, r.apiVersion));
+        const refused = codes.includes(29) || (refusal !== undefined && f.equals(refusal));
+        finish({ answered: true, refused, errorCodes: codes });
       } catch (e) {
         finish({ answered: false, error: (e as Error).message });
       }
@@ -93,7 +109,10 @@ function errorOf(e: unknown): KafkaJSError {
   while (x.type === undefined && (x.originalError ?? x.cause) !== undefined) {
     x = (x.originalError ?? x.cause) as typeof x;
   }
-  const out: { name: string; type?: string; message: string } = { name: x.name ?? 'Error', message: x.message ?? String(e) };
+  const out: { name: string; type?: string; message: string } = {
+    name: x.name ?? 'Error',
+    message: x.message ?? String(e),
+  };
   if (x.type !== undefined) out.type = x.type;
   return out;
 }
@@ -109,7 +128,12 @@ async function kafkajs(broker: string, clientId: string) {
   });
 }
 
-export async function kafkajsProduce(broker: string, topic: string, value: string, clientId: string): Promise<KafkaJSResult> {
+export async function kafkajsProduce(
+  broker: string,
+  topic: string,
+  value: string,
+  clientId: string,
+): Promise<KafkaJSResult> {
   const p = (await kafkajs(broker, clientId)).producer({ allowAutoTopicCreation: true });
   try {
     await p.connect();
@@ -130,7 +154,11 @@ export async function kafkajsConsume(
   n: number,
   timeoutMs = 15_000,
 ): Promise<KafkaJSResult> {
-  const c = (await kafkajs(broker, clientId)).consumer({ groupId, retry: { retries: 0 }, heartbeatInterval: 500 });
+  const c = (await kafkajs(broker, clientId)).consumer({
+    groupId,
+    retry: { retries: 0 },
+    heartbeatInterval: 500,
+  });
   const messages: string[] = [];
   try {
     await c.connect();
@@ -148,7 +176,9 @@ export async function kafkajsConsume(
     });
     const timeout = new Promise<void>((r) => setTimeout(r, timeoutMs));
     await Promise.race([got, failed, timeout]);
-    return messages.length >= n ? { ok: true, messages } : { ok: false, messages, error: { name: 'Timeout', message: `${messages.length} of ${n} messages` } };
+    return messages.length >= n
+      ? { ok: true, messages }
+      : { ok: false, messages, error: { name: 'Timeout', message: `${messages.length} of ${n} messages` } };
   } catch (e) {
     return { ok: false, messages, error: errorOf(e) };
   } finally {
@@ -180,9 +210,19 @@ async function main(argv: string[]): Promise<void> {
   }
   if (op === 'raw') {
     const { host, port } = hostPort(a[0]!);
-    out(await rawRequest({ host, port, apiKey: Number(a[1]), apiVersion: Number(a[2]), clientID: a[3] ?? '', topics: a.slice(4) }));
+    out(
+      await rawRequest({
+        host,
+        port,
+        apiKey: Number(a[1]),
+        apiVersion: Number(a[2]),
+        clientID: a[3] ?? '',
+        topics: a.slice(4),
+      }),
+    );
   } else if (op === 'produce') out(await kafkajsProduce(a[0]!, a[1]!, a[2]!, a[3] ?? 'seawall'));
-  else if (op === 'consume') out(await kafkajsConsume(a[0]!, a[1]!, a[2]!, a[3] ?? 'seawall', Number(a[4] ?? 1)));
+  else if (op === 'consume')
+    out(await kafkajsConsume(a[0]!, a[1]!, a[2]!, a[3] ?? 'seawall', Number(a[4] ?? 1)));
   else throw new Error(`unknown operation ${op ?? '(none)'}`);
   process.exit(0);
 }

@@ -106,11 +106,22 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
   const reached = () => brokers.requests(brokerNs, 9092);
 
   before(async () => {
-    engine.upsertEndpoint({ name: 'consumer', namespace: 'kf', labels: { app: 'kafka-consumer' }, ip: consumerIP });
+    engine.upsertEndpoint({
+      name: 'consumer',
+      namespace: 'kf',
+      labels: { app: 'kafka-consumer' },
+      ip: consumerIP,
+    });
     engine.upsertEndpoint({ name: 'broker', namespace: 'kf', labels: { app: 'kafka-broker' }, ip: brokerIP });
     brokerId = engine.identityOf({ kind: 'endpoint', namespace: 'kf', name: 'broker' });
-    const redirect: MapStateEntry = { ...entry('EGRESS', brokerId, 6, 9092, 9092, 'redirect'), l7: guideRules };
-    engine.setPolicy('kf', 'consumer', { egress: { enforced: true, defaultDeny: true }, entries: [redirect] });
+    const redirect: MapStateEntry = {
+      ...entry('EGRESS', brokerId, 6, 9092, 9092, 'redirect'),
+      l7: guideRules,
+    };
+    engine.setPolicy('kf', 'consumer', {
+      egress: { enforced: true, defaultDeny: true },
+      entries: [redirect],
+    });
     await rt.start({
       pods: [
         { name: 'consumer', namespace: 'kf', labels: { app: 'kafka-consumer' }, ip: consumerIP },
@@ -137,7 +148,9 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
     if (netnsExists(rt.node)) await delNetns(rt.node);
   });
 
-  it('kcat -P writes processed-events and kcat -C reads user-events through the proxy', { skip: hasKcat ? undefined : 'kcat not installed' }, async () => {
+  it('kcat -P writes processed-events and kcat -C reads user-events through the proxy', {
+    skip: hasKcat ? undefined : 'kcat not installed',
+  }, async () => {
     const n = reached().length;
     const p = await kcat(consumerNs, ['-P', '-t', 'processed-events'], 'done-1\n');
     assert.equal(p.code, 0, `${p.stderr}\n${logs.slice(-10).join('\n')}`);
@@ -152,7 +165,9 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
     assert.deepEqual(c.stdout.trim().split('\n').slice(0, 2), ['event-1', 'event-2']);
   });
 
-  it('kcat: payments is refused with Topic authorization failed, and nothing for it reaches the broker', { skip: hasKcat ? undefined : 'kcat not installed' }, async () => {
+  it('kcat: payments is refused with Topic authorization failed, and nothing for it reaches the broker', {
+    skip: hasKcat ? undefined : 'kcat not installed',
+  }, async () => {
     const n = reached().length;
     const p = await kcat(consumerNs, ['-P', '-t', 'payments'], 'card-1\n');
     assert.notEqual(p.code, 0);
@@ -196,14 +211,16 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
 
   it('a denied key carrying no topic (DescribeGroups) gets code 29; Produce to user-events too', async () => {
     const d = await client(consumerNs, ['raw', broker, '15', '3', 'consumer-1']);
-    assert.deepEqual(d, { answered: true, errorCodes: [29] });
+    assert.deepEqual(d, { answered: true, refused: true, errorCodes: [29] });
     const p = await client(consumerNs, ['raw', broker, '0', '7', 'consumer-1', 'user-events']);
-    assert.deepEqual(p, { answered: true, errorCodes: [29] });
+    assert.deepEqual(p, { answered: true, refused: true, errorCodes: [29] });
     const ok = await client(consumerNs, ['raw', broker, '18', '3', 'consumer-1']);
-    assert.deepEqual(ok, { answered: true, errorCodes: [0] });
+    assert.deepEqual(ok, { answered: true, refused: false, errorCodes: [0] });
   });
 
-  it('the proxy’s Kafka records reach the flow pipeline', { skip: withFlows ? undefined : 'needs ulogd2' }, async () => {
+  it('the proxy’s Kafka records reach the flow pipeline', {
+    skip: withFlows ? undefined : 'needs ulogd2',
+  }, async () => {
     const from = rt.flows!.nextSeq;
     await client(consumerNs, ['raw', broker, '1', '11', 'consumer-1', 'payments']);
     const seen: Flow[] = [];
@@ -216,15 +233,29 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
     assert.ok(k, JSON.stringify(seen).slice(0, 500));
     assert.equal(k.verdict, 'DROPPED');
     assert.equal(k.traffic_direction, 'EGRESS');
-    assert.deepEqual(k.l7?.kafka, { error_code: 29, api_version: 11, api_key: 'fetch', correlation_id: 7, topic: 'payments' });
+    assert.deepEqual(k.l7?.kafka, {
+      error_code: 29,
+      api_version: 11,
+      api_key: 'fetch',
+      correlation_id: 7,
+      topic: 'payments',
+    });
   });
 
   it('fail closed: with the proxy killed nothing reaches the broker; it recovers', async () => {
     const worker = new KafkaClientWorker(consumerNs);
     const ask = () =>
-      worker.request({ host: brokerIP, port: 9092, apiKey: 18, apiVersion: 3, clientID: 'consumer-1', topics: [], timeoutMs: 1000 });
+      worker.request({
+        host: brokerIP,
+        port: 9092,
+        apiKey: 18,
+        apiVersion: 3,
+        clientID: 'consumer-1',
+        topics: [],
+        timeoutMs: 1000,
+      });
     try {
-      assert.deepEqual(await ask(), { answered: true, errorCodes: [0] });
+      assert.deepEqual(await ask(), { answered: true, refused: false, errorCodes: [0] });
       const n = reached().length;
       proxy.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 50));
@@ -236,7 +267,11 @@ describe('Kafka proxy through the real redirect (issue 12)', { skip, timeout: 30
       assert.equal(reached().length, n, 'nothing reached the broker');
       await proxy.whenReady();
       assert.ok(proxy.status().restarts >= 1);
-      assert.deepEqual(await ask(), { answered: true, errorCodes: [0] }, 'recovered after the restart');
+      assert.deepEqual(
+        await ask(),
+        { answered: true, refused: false, errorCodes: [0] },
+        'recovered after the restart',
+      );
     } finally {
       await worker.close();
     }
