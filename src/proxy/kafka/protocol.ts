@@ -266,15 +266,8 @@ const BUILDERS: Record<number, Builder> = {
     Members: [],
   }),
   12: () => ({ ThrottleTimeMs: 0, ErrorCode: E }),
-  13: (b) => ({
-    ThrottleTimeMs: 0,
-    ErrorCode: E,
-    Members: each(b.Members, (m) => ({
-      MemberId: m.MemberId ?? '',
-      GroupInstanceId: m.GroupInstanceId ?? null,
-      ErrorCode: E,
-    })),
-  }),
+  // the group-level code only: kafkajs rejects once per member error besides the top-level one
+  13: () => ({ ThrottleTimeMs: 0, ErrorCode: E, Members: [] }),
   14: () => ({
     ThrottleTimeMs: 0,
     ErrorCode: E,
