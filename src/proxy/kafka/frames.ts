@@ -21,27 +21,34 @@ export class FrameReader {
     return this.buffered;
   }
 
-  /** The whole frames (size prefix included) completed by this chunk. */
+  /** Buffers a chunk; frames are then taken with next(). */
+  append(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next whole frame (size prefix included), or undefined until more bytes come. */
+  next(): Buffer | undefined {
+    if (this.buffered < 4) return undefined;
+    const size = this.peek4().readInt32BE(0);
+    if (size < this.minFrame || size > this.maxFrame) {
+      throw new KafkaParseError(
+        size < this.minFrame
+          ? `frame size ${size} is below the ${this.minFrame}-byte minimum`
+          : `frame size ${size} exceeds the ${this.maxFrame}-byte limit`,
+      );
+    }
+    if (this.buffered < size + 4) return undefined;
+    return this.take(size + 4);
+  }
+
+  /** append() then every whole frame. */
   push(chunk: Buffer): Buffer[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.append(chunk);
     const out: Buffer[] = [];
-    for (;;) {
-      if (this.buffered < 4) return out;
-      const head = this.peek4();
-      const size = head.readInt32BE(0);
-      if (size < this.minFrame || size > this.maxFrame) {
-        throw new KafkaParseError(
-          size < this.minFrame
-            ? `frame size ${size} is below the ${this.minFrame}-byte minimum`
-            : `frame size ${size} exceeds the ${this.maxFrame}-byte limit`,
-        );
-      }
-      if (this.buffered < size + 4) return out;
-      out.push(this.take(size + 4));
-    }
+    for (let f = this.next(); f !== undefined; f = this.next()) out.push(f);
+    return out;
   }
 
   private peek4(): Buffer {

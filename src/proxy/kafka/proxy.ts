@@ -201,6 +201,7 @@ class KafkaConnection {
   private upstream: net.Socket | undefined;
   private readonly slots: Slot[] = [];
   private upstreamFull = false;
+  private draining = false;
   private done = false;
   private readonly client: KafkaPeer;
   private readonly server: KafkaPeer;
@@ -240,15 +241,28 @@ class KafkaConnection {
 
   private onClientData(chunk: Buffer): void {
     if (this.done) return;
-    let frames: Buffer[];
+    this.reader.append(chunk);
+    this.drain();
+  }
+
+  /** Judges buffered requests, in order, while fewer than maxInFlight await their response. */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
     try {
-      frames = this.reader.push(chunk);
-    } catch (e) {
-      return this.malformed(`unreadable Kafka frame: ${(e as Error).message}`);
-    }
-    for (const f of frames) {
-      if (this.done) return;
-      this.onRequest(f);
+      while (!this.done && this.slots.length < this.proxy.maxInFlight) {
+        let f: Buffer | undefined;
+        try {
+          f = this.reader.next();
+        } catch (e) {
+          this.malformed(`unreadable Kafka frame: ${(e as Error).message}`);
+          return;
+        }
+        if (f === undefined) break;
+        this.onRequest(f);
+      }
+    } finally {
+      this.draining = false;
     }
     this.throttle();
   }
@@ -274,7 +288,8 @@ class KafkaConnection {
     try {
       req = parseRequest(frame);
     } catch (e) {
-      return this.malformed(`unparseable Kafka request: ${(e as Error).message}`);
+      this.malformed(`unparseable Kafka request: ${(e as Error).message}`);
+      return;
     }
     const stats = this.proxy.stats;
     stats.requests++;
@@ -293,9 +308,8 @@ class KafkaConnection {
     if (!req.expectsResponse) return;
     if (answer === undefined) {
       const name = kafkaApiKeyName(req.apiKey) ?? `key ${req.apiKey}`;
-      return this.malformed(
-        `denied ${name} v${req.apiVersion} has no error response here: connection closed`,
-      );
+      this.malformed(`denied ${name} v${req.apiVersion} has no error response here: connection closed`);
+      return;
     }
     this.slots.push({ correlationId: req.correlationId, forwarded: false, data: answer });
     this.flush();
@@ -356,7 +370,7 @@ class KafkaConnection {
     });
     up.on('drain', () => {
       this.upstreamFull = false;
-      this.throttle();
+      this.drain();
     });
     up.on('data', (c: Buffer) => this.onUpstreamData(c));
     return up;
@@ -369,7 +383,8 @@ class KafkaConnection {
       frames = this.upReader.push(chunk);
     } catch (e) {
       this.opts.onRefused?.(`unreadable response from the broker: ${(e as Error).message}`, this.info);
-      return this.end();
+      this.end();
+      return;
     }
     for (const f of frames) {
       const corr = f.readInt32BE(4);
@@ -377,7 +392,8 @@ class KafkaConnection {
       if (slot === undefined || slot.correlationId !== corr) {
         // Kafka answers in order: anything else is not a response to what was forwarded
         this.opts.onRefused?.(`broker response with correlation id ${corr} out of order`, this.info);
-        return this.end();
+        this.end();
+        return;
       }
       slot.data = f;
     }
@@ -392,13 +408,20 @@ class KafkaConnection {
     }
     // the client reads slower than the broker answers: stop reading the broker
     if (full) this.upstream?.pause();
-    this.throttle();
+    // slots freed: judge what waited (drain() itself is not re-entered: no recursion per request)
+    this.drain();
   }
 
-  /** Reads from the client only while in-flight requests and upstream buffers are below their limits. */
+  /**
+   * Reads from the client only while in-flight requests and upstream buffers are below their
+   * limits and at most one frame limit is buffered: requests past the limit wait unjudged.
+   */
   private throttle(): void {
     if (this.done) return;
-    const stop = this.upstreamFull || this.slots.length >= this.proxy.maxInFlight;
+    const stop =
+      this.upstreamFull ||
+      this.slots.length >= this.proxy.maxInFlight ||
+      this.reader.pending > this.proxy.maxFrameBytes;
     if (stop && !this.sock.isPaused()) this.sock.pause();
     else if (!stop && this.sock.isPaused()) this.sock.resume();
   }
