@@ -231,7 +231,12 @@ class KafkaConnection {
     if (this.done) return;
     this.done = true;
     this.sock.destroy();
-    this.upstream?.destroy();
+    // what was judged and written upstream still goes out (a FIN after it), answers are dropped
+    const up = this.upstream;
+    if (up !== undefined && !up.destroyed) {
+      up.end();
+      setTimeout(() => up.destroy(), 2_000).unref();
+    }
   }
 
   private malformed(reason: string): void {
