@@ -8,7 +8,7 @@
 // sent them (only the base offset is rewritten; the CRC does not cover it), one member per group.
 // It uses the proxy's message schemas (src/proxy/kafka/schema.ts), in every version it advertises.
 //
-// Run alone: node --import tsx src/testbed/kafka-broker.ts --address A --port P [--advertise H:P]
+// Run alone: node --import tsx src/testbed/kafka-broker.ts --address A --port P [--advertise H:P] [--quiet]
 // (prints `ready <host>:<port>` on stdout when listening).
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -546,6 +546,8 @@ async function main(): Promise<void> {
       address: { type: 'string', default: '0.0.0.0' },
       port: { type: 'string', default: '9092' },
       advertise: { type: 'string' },
+      // no per-request lines (benchmarks)
+      quiet: { type: 'boolean', default: false },
     },
   });
   let advertise: { host: string; port: number } | undefined;
@@ -556,7 +558,9 @@ async function main(): Promise<void> {
   // one JSON line per request received: the tests' view of what reached the broker
   const broker = new KafkaTestBroker({
     ...(advertise === undefined ? {} : { advertise }),
-    onRequest: (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+    ...(values.quiet
+      ? {}
+      : { onRequest: (r: BrokerRequest) => process.stdout.write(`${JSON.stringify(r)}\n`) }),
   });
   const a = await broker.listen(Number(values.port), values.address);
   process.stdout.write(`ready ${a.host}:${a.port}\n`);
