@@ -23,8 +23,16 @@ const base: KafkaRecordInput = {
   uuid: '00000000-0000-4000-8000-000000000012',
   verdict: 'FORWARDED',
   direction: 'EGRESS',
-  client: { ip: '10.0.4.10', port: 40112, endpoint: { identity: 1001, namespace: 'data-processing', pod_name: 'kafka-consumer' } },
-  server: { ip: '10.0.4.20', port: 9092, endpoint: { identity: 1002, namespace: 'data-processing', pod_name: 'kafka-broker' } },
+  client: {
+    ip: '10.0.4.10',
+    port: 40112,
+    endpoint: { identity: 1001, namespace: 'data-processing', pod_name: 'kafka-consumer' },
+  },
+  server: {
+    ip: '10.0.4.20',
+    port: 9092,
+    endpoint: { identity: 1002, namespace: 'data-processing', pod_name: 'kafka-broker' },
+  },
   errorCode: 0,
   apiVersion: 11,
   apiKey: 'fetch',
@@ -47,12 +55,20 @@ const rows: Array<{ name: string; input: KafkaRecordInput }> = [
     },
   },
   // protojson leaves zero values out: version 0, correlation id 0, no topic
-  { name: 'request-zero-values', input: { ...base, apiKey: 'apiversions', apiVersion: 0, correlationId: 0, topic: '' } },
+  {
+    name: 'request-zero-values',
+    input: { ...base, apiKey: 'apiversions', apiVersion: 0, correlationId: 0, topic: '' },
+  },
 ];
 
 describe('kafkaFlowRecord', () => {
   for (const r of rows) {
-    test(r.name, () => golden(join(TESTDATA, `l7-kafka-${r.name}.golden.json`), `${JSON.stringify(kafkaFlowRecord(r.input), null, 2)}\n`));
+    test(r.name, () =>
+      golden(
+        join(TESTDATA, `l7-kafka-${r.name}.golden.json`),
+        `${JSON.stringify(kafkaFlowRecord(r.input), null, 2)}\n`,
+      ),
+    );
   }
 
   test('a refused request names no allowing policy', () => {

@@ -6,7 +6,7 @@
 // the broker pod. One node made here (unique names, removed in `after` even when a test fails).
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';

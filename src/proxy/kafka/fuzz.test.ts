@@ -32,7 +32,12 @@ function generated(rnd: () => number): Buffer {
   const n = Math.floor(rnd() * 4);
   const topics = Array.from({ length: n }, () => NAMES[Math.floor(rnd() * NAMES.length)]!);
   return encodeRequest(
-    { apiKey: m.key, apiVersion: v, correlationId: Math.floor(rnd() * 2 ** 31), clientID: rnd() < 0.5 ? 'c' : '' },
+    {
+      apiKey: m.key,
+      apiVersion: v,
+      correlationId: Math.floor(rnd() * 2 ** 31),
+      clientID: rnd() < 0.5 ? 'c' : '',
+    },
     requestBodyFor(m.key, v, topics),
   );
 }
@@ -54,7 +59,9 @@ function mutated(rnd: () => number, f: Buffer): Buffer {
     case 2: {
       // insert bytes
       const at = pick();
-      const extra = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => Math.floor(rnd() * 256)));
+      const extra = Buffer.from(
+        Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => Math.floor(rnd() * 256)),
+      );
       const out = Buffer.concat([b.subarray(0, at), extra, b.subarray(at)]);
       out.writeInt32BE(out.length - 4, 0);
       return out;
@@ -73,7 +80,9 @@ function mutated(rnd: () => number, f: Buffer): Buffer {
     }
     default: {
       // garbage with a valid size
-      const g = Buffer.from(Array.from({ length: 8 + Math.floor(rnd() * 60) }, () => Math.floor(rnd() * 256)));
+      const g = Buffer.from(
+        Array.from({ length: 8 + Math.floor(rnd() * 60) }, () => Math.floor(rnd() * 256)),
+      );
       return Buffer.concat([Buffer.from([0, 0, 0, g.length]), g]);
     }
   }
@@ -92,7 +101,10 @@ describe('Kafka parser fuzz', () => {
         try {
           p = parseRequest(f);
         } catch (e) {
-          assert.ok(e instanceof KafkaParseError, `seed ${seed} frame ${i} (${f.toString('hex').slice(0, 80)}): ${e}`);
+          assert.ok(
+            e instanceof KafkaParseError,
+            `seed ${seed} frame ${i} (${f.toString('hex').slice(0, 80)}): ${e}`,
+          );
           rejected++;
           continue;
         }
@@ -103,13 +115,18 @@ describe('Kafka parser fuzz', () => {
         const r = refusalResponse(p);
         if (r !== undefined) assert.equal(r.readInt32BE(4), p.correlationId);
       }
-      assert.ok(parsed > 400 && rejected > 400, `parsed ${parsed}, rejected ${rejected}: both paths exercised`);
+      assert.ok(
+        parsed > 400 && rejected > 400,
+        `parsed ${parsed}, rejected ${rejected}: both paths exercised`,
+      );
     });
   }
 });
 
 describe('Kafka proxy fuzz: nothing unjudged reaches the broker', () => {
-  const sets: KafkaRuleSet[] = [{ direction: 'EGRESS', rules: rules({ role: 'produce', topic: 'ok' }, { apiKey: 'findcoordinator' }) }];
+  const sets: KafkaRuleSet[] = [
+    { direction: 'EGRESS', rules: rules({ role: 'produce', topic: 'ok' }, { apiKey: 'findcoordinator' }) },
+  ];
   const open: Array<{ close(): Promise<void> }> = [];
   after(async () => {
     for (const h of open) await h.close();
@@ -124,7 +141,9 @@ describe('Kafka proxy fuzz: nothing unjudged reaches the broker', () => {
       const frames = [
         request(18, 3, c, []),
         request(0, 7, c, ['ok']),
-        ...Array.from({ length: 25 }, (_, i) => (i % 3 === 0 ? generated(rnd) : mutated(rnd, generated(rnd)))),
+        ...Array.from({ length: 25 }, (_, i) =>
+          i % 3 === 0 ? generated(rnd) : mutated(rnd, generated(rnd)),
+        ),
       ];
       await exchange(h.proxy.address().port, frames, frames.length, 1500);
     }
@@ -133,7 +152,10 @@ describe('Kafka proxy fuzz: nothing unjudged reaches the broker', () => {
     for (const f of h.upstream.frames) {
       const p = parseRequest(f); // throws if an unparseable frame got through
       const j = judgeKafka(sets, p);
-      assert.ok(j.allowed, `forwarded but not admitted: ${JSON.stringify({ key: p.apiKey, topics: p.topics })}`);
+      assert.ok(
+        j.allowed,
+        `forwarded but not admitted: ${JSON.stringify({ key: p.apiKey, topics: p.topics })}`,
+      );
     }
     assert.ok(h.upstream.frames.length > 0, 'some frames were admitted and forwarded');
     assert.ok(h.proxy.stats.malformed > 0 && h.proxy.stats.denied > 0, JSON.stringify(h.proxy.stats));

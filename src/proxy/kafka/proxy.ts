@@ -152,23 +152,29 @@ export class KafkaProxy extends EventEmitter {
     sock.pause();
     const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
     const local = hostPortOf(sock.localAddress, sock.localPort);
-    if (this.closed) return this.refuse(sock, 'the proxy is closing', { remote, local });
+    if (this.closed) {
+      this.refuse(sock, 'the proxy is closing', { remote, local });
+      return;
+    }
     if (this.resolveDst === undefined) {
-      return this.refuse(sock, `no original destination: ${this.dstUnavailable}`, { remote, local });
+      this.refuse(sock, `no original destination: ${this.dstUnavailable}`, { remote, local });
+      return;
     }
     let originalDst: HostPort;
     try {
       originalDst = this.resolveDst(sock);
     } catch (e) {
-      return this.refuse(sock, (e as Error).message, { remote, local });
+      this.refuse(sock, (e as Error).message, { remote, local });
+      return;
     }
     if (originalDst.port === local.port && originalDst.address === local.address) {
       // conntrack saw no NAT: the client dialled the proxy itself; forwarding would loop
-      return this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
+      this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
         remote,
         local,
         originalDst,
       });
+      return;
     }
     const info: ConnectionInfo = { remote, local, originalDst };
     Promise.resolve()
