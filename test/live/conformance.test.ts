@@ -1,6 +1,7 @@
 // `seawall test --live` on ../shared/conformance and on the guide's PolicyTests: live and offline
-// agree on every flow replayed, HTTP requests included (curl through the node's HTTP proxy); gRPC,
-// Kafka, DNS and FQDN flows are still skipped-live, never passed.
+// agree on every flow replayed, HTTP requests included (curl through the node's HTTP proxy), Kafka
+// requests too (through the node's Kafka proxy); gRPC, DNS and FQDN flows are still skipped-live,
+// never passed.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
