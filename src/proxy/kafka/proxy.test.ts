@@ -337,6 +337,31 @@ describe('the Kafka mirror', () => {
     });
   }
 
+  it('an ingress redirect on the broker (the client not local) is judged on the broker’s side', () => {
+    const m = new KafkaMirror();
+    const snap = snapshot([]);
+    snap.endpoints = [
+      {
+        ip: '10.0.0.2',
+        endpoint: 'ns/broker',
+        namespace: 'ns',
+        ingress: { enforced: true, defaultDeny: true },
+        egress: { enforced: false, defaultDeny: false },
+        entries: [entry('INGRESS', 1001, 'redirect', kafka)],
+      },
+    ];
+    m.load(snap as never);
+    const ctx = m.lookup(conn)!;
+    assert.equal(ctx.direction, 'INGRESS');
+    assert.deepEqual(
+      ctx.ruleSets().map((x) => [x.direction, x.rules.length]),
+      [['INGRESS', 1]],
+    );
+    // another source identity has no entry on the broker: default deny, refused
+    const other = { ...conn, remote: { address: '10.0.0.9', port: 1 } };
+    assert.equal(m.lookup(other), undefined);
+  });
+
   it('a new snapshot applies to the next request of a known connection', () => {
     const m = new KafkaMirror();
     m.load(snapshot([entry('EGRESS', 1002, 'redirect', kafka)]) as never);
