@@ -165,6 +165,7 @@ export default async function run(): Promise<void> {
     }
     const m = (xs: Array<[number, number]>, i: 0 | 1) => median(xs.map((x) => x[i]));
     const ms = (x: number) => `${x.toFixed(2)} ms`;
+    const added = (x: number) => `${x < 0 ? '-' : '+'}${ms(Math.abs(x))}`;
     process.stdout.write(
       `${table([
         ['measure', 'direct', 'through the proxy', 'ratio / added'],
@@ -174,8 +175,8 @@ export default async function run(): Promise<void> {
           pRate.toFixed(0),
           fmtRatio(pRate / dRate),
         ],
-        [`p50 at ${rate}/s`, ms(m(p50, 0)), ms(m(p50, 1)), `+${ms(m(p50, 1) - m(p50, 0))}`],
-        [`p99 at ${rate}/s`, ms(m(p99, 0)), ms(m(p99, 1)), `+${ms(m(p99, 1) - m(p99, 0))}`],
+        [`p50 at ${rate}/s`, ms(m(p50, 0)), ms(m(p50, 1)), added(m(p50, 1) - m(p50, 0))],
+        [`p99 at ${rate}/s`, ms(m(p99, 0)), ms(m(p99, 1)), added(m(p99, 1) - m(p99, 0))],
       ])}\n`,
     );
     process.stdout.write(
