@@ -9,6 +9,7 @@ import { matchL7 } from '../../policy/l7match.ts';
 import { judgeKafka, type KafkaRuleSet } from './judge.ts';
 import { KafkaMirror } from './mirror.ts';
 import { decodeResponse, errorCodes, parseRequest } from './protocol.ts';
+import { MAX_TOPIC_RECORDS } from './proxy.ts';
 import { exchange, harness, pos, request, rules } from './test-support.ts';
 import { Writer } from './wire.ts';
 
@@ -190,6 +191,15 @@ describe('Kafka proxy on loopback', () => {
       h.flows[2]?.Summary ?? '',
       /^Kafka request fetch correlation id 22 topic 'payments'; egress: topics not covered by any rule: payments$/,
     );
+  });
+
+  it('a request naming more topics than MAX_TOPIC_RECORDS gets that many records, the last saying how many more', async () => {
+    const h = await harness([{ direction: 'EGRESS', rules: rules({}) }]);
+    open.push(h);
+    const topics = Array.from({ length: MAX_TOPIC_RECORDS + 8 }, (_, i) => `t${i}`);
+    await exchange(h.proxy.address().port, [request(3, 4, 1, topics)], 1);
+    assert.equal(h.flows.length, MAX_TOPIC_RECORDS);
+    assert.match(h.flows.at(-1)?.Summary ?? '', /; and 8 more topics$/);
   });
 
   it('a policy change applies to the next request on a kept connection', async () => {

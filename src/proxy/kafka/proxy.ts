@@ -70,6 +70,9 @@ interface Slot {
   data?: Buffer;
 }
 
+/** Records per request at most (one per topic). */
+export const MAX_TOPIC_RECORDS = 32;
+
 function hostPortOf(addr: string | undefined, port: number | undefined): HostPort {
   return { address: (addr ?? '').replace(/^::ffff:/, ''), port: port ?? 0 };
 }
@@ -329,9 +332,15 @@ class KafkaConnection {
   private record(req: KafkaRequestFrame, j: KafkaJudgement, errorCode: number): void {
     const cb = this.opts.onFlow;
     if (cb === undefined) return;
-    const topics = req.topics.length === 0 ? [''] : req.topics;
+    const topics = req.topics.length === 0 ? [''] : req.topics.slice(0, MAX_TOPIC_RECORDS);
+    // a request naming thousands of topics must not become thousands of records: the last says so
+    const more = req.topics.length - topics.length;
     const time = new Date();
-    for (const topic of topics) {
+    for (const [i, topic] of topics.entries()) {
+      const notes = [
+        ...(j.allowed || j.reason === undefined ? [] : [j.reason]),
+        ...(more > 0 && i === topics.length - 1 ? [`and ${more} more topics`] : []),
+      ];
       try {
         cb(
           kafkaFlowRecord({
@@ -347,7 +356,7 @@ class KafkaConnection {
             correlationId: req.correlationId,
             topic,
             ...(j.allowedBy !== undefined ? { allowedBy: j.allowedBy } : {}),
-            ...(j.allowed || j.reason === undefined ? {} : { note: j.reason }),
+            ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
             proxyPort: this.proxy.port,
           }),
         );
