@@ -357,6 +357,7 @@ export class Agent {
           log: (l) => this.log(l),
           ...(this.opts.secretsDir !== undefined ? { secretsDir: this.opts.secretsDir } : {}),
         }),
+        new ProxyComponent({ parser: 'kafka', log: (l) => this.log(l) }),
         this.policyWatcher(),
       ],
       keep: 'flow-log',

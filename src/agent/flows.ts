@@ -29,9 +29,9 @@ import {
 } from '../flow/conntrack.ts';
 import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
+import { toProxyTrace } from '../flow/trace.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
 import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
-import { toProxyTrace } from '../flow/trace.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { MapStateEntry, PeerRef } from '../policy/types.ts';
 

@@ -1,8 +1,8 @@
 // The node's L7 proxies as runtime components: one child process per parser, run inside the node
 // network namespace (`ip netns exec <node> node --import tsx <entry>`), supervised (restarted with
 // backoff when it exits), fed the policy mirror over its stdin and read for records and acks on
-// its stdout (src/proxy/ipc.ts). Generic over the parser: http now; dns and kafka give their
-// entry file and port and plug in unchanged.
+// its stdout (src/proxy/ipc.ts). Generic over the parser: http and kafka now; dns gives its
+// entry file and port and plugs in unchanged.
 //
 // Fail closed: while the process is down, nothing listens on the port nat_pre DNATs to, so a
 // redirected SYN gets a RST; until a restarted proxy has its first snapshot it refuses every
@@ -30,6 +30,7 @@ const REPO = join(import.meta.dirname, '..', '..');
 
 export const PROXY_ENTRIES: Partial<Record<L7Parser, string>> = {
   http: join(REPO, 'src', 'proxy', 'http', 'main.ts'),
+  kafka: join(REPO, 'src', 'proxy', 'kafka', 'main.ts'),
 };
 
 export interface ProxyComponentOptions {

@@ -10,8 +10,9 @@
 import { Counter, Registry } from 'prom-client';
 import type { Flow } from '../flow/types.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
-import { httpPlugin } from './metrics-http.ts';
 import { isContextOption, MetricsConfigError, parseContextOptions } from './metrics-context.ts';
+import { httpPlugin } from './metrics-http.ts';
+import { kafkaPlugin } from './metrics-kafka.ts';
 import {
   dropPlugin,
   flowPlugin,
@@ -36,10 +37,11 @@ export const METRIC_PLUGINS: readonly MetricPlugin[] = [
   portDistributionPlugin,
   flowsToWorldPlugin,
   httpPlugin,
+  kafkaPlugin,
 ];
 
 /** What Seawall enabled before metrics were configurable (and still does by default). */
-export const DEFAULT_METRICS = 'flow drop policy http';
+export const DEFAULT_METRICS = 'flow drop policy http kafka';
 
 /**
  * hubble_lost_events_total's sources, Hubble's LostEventSource names lowercased: the ring

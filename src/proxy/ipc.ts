@@ -1,4 +1,4 @@
-// The agent ↔ node-proxy protocol, the same for every parser (http now; dns and kafka plug into
+// The agent ↔ node-proxy protocol, the same for every parser (http and kafka now; dns plugs into
 // it): newline-delimited JSON on the proxy process's stdin (agent → proxy) and stdout (proxy →
 // agent); stderr is the proxy's log. stdio rather than Node's IPC channel: it crosses
 // `ip netns exec` and a uid change unchanged and is readable in a terminal.

@@ -35,6 +35,8 @@ import { formatTestSuites } from '../report/junit.ts';
 import { grpcCall } from './grpc-probe.ts';
 import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
+import { KafkaBrokers } from './kafka-broker.ts';
+import { KafkaClientWorker } from './kafka-client.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -84,8 +86,14 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
   // the connection is replayed without its request. Where a proxy would judge it, wait for one.
   // HTTP requests are sent with curl, gRPC calls with grpc-js, through the node's HTTP proxy;
-  // Kafka and DNS wait
-  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow) && !isGRPC(flow))
+  // Kafka requests with the Kafka client (kafka-client.ts) through the node's Kafka proxy; DNS waits
+  if (
+    r.l7 &&
+    (offline === undefined || offline.l7 !== undefined) &&
+    !isPlainHTTP(flow) &&
+    !isGRPC(flow) &&
+    !isKafka(flow)
+  )
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
   if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
@@ -115,6 +123,11 @@ export function isPlainHTTP(flow: TestFlow): boolean {
 export function isGRPC(flow: TestFlow): boolean {
   const l7 = flow.request.l7;
   return l7?.kind === 'http' && l7.grpc === true && flow.request.protocol === 'TCP';
+}
+
+/** A Kafka request flow: one request of its key/version sent through the node's Kafka proxy. */
+export function isKafka(flow: TestFlow): boolean {
+  return flow.request.l7?.kind === 'kafka' && flow.request.protocol === 'TCP';
 }
 
 /** Offline, an earlier DNS flow may have taught the engine this address (toFQDNs); live cannot yet. */
@@ -209,6 +222,19 @@ export async function replayTest(
   const probes = new ProbePool();
   const httpServers = new HTTPServers();
   const grpcServers = new GRPCServers();
+  const kafkaBrokers = new KafkaBrokers();
+  const kafkaClients = new Map<string, KafkaClientWorker>();
+  const kafkaClient = (ns: string): KafkaClientWorker => {
+    let c = kafkaClients.get(ns);
+    if (c === undefined) {
+      c = new KafkaClientWorker(ns);
+      kafkaClients.set(ns, c);
+    }
+    return c;
+  };
+  const kafkaFlows = test.flows.filter(
+    (f) => !skips.has(f.index) && isKafka(f) && f.request.dport !== undefined,
+  );
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -224,6 +250,8 @@ export async function replayTest(
     components: [
       // redirect entries go through the node's HTTP proxy, as under the agent (never at L4)
       new ProxyComponent({ parser: 'http' }),
+      // Kafka redirect entries through the node's Kafka proxy, when a flow carries a Kafka request
+      ...(kafkaFlows.length > 0 ? [new ProxyComponent({ parser: 'kafka' })] : []),
       {
         // servers after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
@@ -255,17 +283,31 @@ export async function replayTest(
           }
           for (const [ns, ports] of httpPorts) if (ports.size > 0) await httpServers.start(ns, [...ports]);
           for (const [ns, ports] of grpcPorts) await grpcServers.start(ns, ports);
+          // ports a Kafka flow targets get the test broker (TCP probes to them connect to it)
+          for (const f of kafkaFlows) {
+            const dst = r.datapath.live(f.request.dst);
+            if (
+              !dst ||
+              httpPorts.get(dst.ns)?.has(f.request.dport!) ||
+              kafkaBrokers.has(dst.ns, f.request.dport!)
+            )
+              continue;
+            await kafkaBrokers.start(dst.ns, dst.ip, f.request.dport!);
+          }
           for (const f of test.flows) {
             if (skips.has(f.index) || proto(f) === 'icmp') continue;
             const d = r.datapath.live(f.request.dst);
             if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
             if (d && f.request.dport !== undefined && grpcPorts.get(d.ns)?.has(f.request.dport)) continue;
+            if (d && f.request.dport !== undefined && kafkaBrokers.has(d.ns, f.request.dport)) continue;
             const dst = r.datapath.live(f.request.dst);
             if (dst && f.request.dport !== undefined)
               await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
           }
         },
         stop: async () => {
+          await Promise.all([...kafkaClients.values()].map((c) => c.close()));
+          await kafkaBrokers.closeAll();
           await httpServers.closeAll();
           await grpcServers.closeAll();
           await probes.closeAll();
@@ -352,6 +394,39 @@ export async function replayTest(
             `gRPC status ${g.code}${GRPC_STATUS_NAMES[g.code] ? ` ${GRPC_STATUS_NAMES[g.code]}` : ''}`,
           ],
         };
+        if (notes.length > 0) res.note = notes.join('; ');
+        results.push(res);
+        continue;
+      }
+      if (isKafka(f) && l7?.kind === 'kafka' && f.request.dport !== undefined && off?.l7 !== undefined) {
+        // a real Kafka request through the proxy: code 29 (TOPIC_AUTHORIZATION_FAILED) or no
+        // answer is denied; any other answer came from the broker
+        const t0 = performance.now();
+        const a = await kafkaClient(src.ns).request({
+          host: dst.ip,
+          port: f.request.dport,
+          apiKey: l7.apiKey,
+          apiVersion: l7.apiVersion,
+          clientID: l7.clientID,
+          topics: l7.topics,
+          timeoutMs: Math.max(timeoutMs, 3000),
+        });
+        rt.checkStopping();
+        const live = a.answered && a.refused !== true ? 'allowed' : 'denied';
+        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
+        const res: LiveFlowResult = {
+          ...base,
+          live,
+          outcome: 'fail',
+          ms: Math.round(performance.now() - t0),
+          // the proxy judged this request: its L7 records, not the kernel's, describe it
+          records: [
+            a.answered
+              ? `Kafka ${a.refused ? 'refused' : 'answered'}, error_code ${[...new Set(a.errorCodes)].join(',') || '(none)'}`
+              : `Kafka no answer (${a.error ?? ''})`,
+          ],
+        };
+        res.outcome = live === f.expect && notes.length === 0 ? 'pass' : 'fail';
         if (notes.length > 0) res.note = notes.join('; ');
         results.push(res);
         continue;

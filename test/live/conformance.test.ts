@@ -1,6 +1,7 @@
 // `seawall test --live` on ../shared/conformance and on the guide's PolicyTests: live and offline
 // agree on every flow replayed, HTTP requests (curl) and gRPC calls (grpc-js) included, through the
-// node's HTTP proxy; Kafka, DNS and FQDN flows are still skipped-live, never passed.
+// node's HTTP proxy, and Kafka requests through its Kafka proxy; DNS and FQDN flows are still
+// skipped-live, never passed.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

@@ -385,11 +385,12 @@ describe('compile', () => {
       // a side that denies wins over the other side's redirect: the filter chains drop it
       'add rule inet seawall nat_pre ct mark & 0x00000004 != 0 return',
       'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000010 dnat ip to 172.31.255.1:15001',
+      'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000040 dnat ip to 172.31.255.1:15002',
     ]);
     // local delivery to the proxy only for connections nat_pre redirected; a uid pass on output only
     assert.ok(
       script.includes(
-        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001 } accept\n' +
+        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15002 } accept\n' +
           'add rule inet seawall input ip saddr vmap @ep_eg\n',
       ),
     );
@@ -399,7 +400,7 @@ describe('compile', () => {
     const rows: Array<{ name: string; parser: 'http' | 'dns' | 'kafka'; set: string; dnat: boolean }> = [
       { name: 'http', parser: 'http', set: 'ep9_in_redir_l4', dnat: true },
       { name: 'dns', parser: 'dns', set: 'ep9_in_redirdns_l4', dnat: false },
-      { name: 'kafka', parser: 'kafka', set: 'ep9_in_redirkafka_l4', dnat: false },
+      { name: 'kafka', parser: 'kafka', set: 'ep9_in_redirkafka_l4', dnat: true },
     ];
     for (const r of rows) {
       const entry: MapStateEntry = {
@@ -416,10 +417,20 @@ describe('compile', () => {
         r.name,
       );
       const dnat = script.split('\n').filter((l) => / dnat ip to /.test(l));
-      // the one DNAT rule is http's; a dns or kafka redirect matches no DNAT rule until its port is set
-      assert.equal(dnat.length, 1, r.name);
-      assert.match(dnat[0]!, /== 0x00000010 dnat/, r.name);
-      if (!r.dnat) assert.match(script, /ct mark \| 0x000000(21|41) log prefix "sw\/redir\/in\/9\/"/, r.name);
+      // DNAT rules for http (15001) and kafka (15002); a dns redirect matches none until its port is set
+      assert.deepEqual(
+        dnat.map((l) => l.replace(/.*== (0x[0-9a-f]+) dnat ip to (.*)$/, '$1 $2')),
+        ['0x00000010 172.31.255.1:15001', '0x00000040 172.31.255.1:15002'],
+        r.name,
+      );
+      assert.match(
+        script,
+        new RegExp(
+          `ct mark \\| 0x000000${r.parser === 'http' ? '11' : r.parser === 'dns' ? '21' : '41'} log prefix "sw/redir/in/9/"`,
+        ),
+        r.name,
+      );
+      assert.equal(r.dnat, r.parser !== 'dns', r.name);
     }
   });
 

@@ -43,7 +43,7 @@
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
 // sets it to the destination's identity, ingress to the source's).
 //
-// L7 redirection (redirect entries, per parser: http now, dns and kafka plug into the same path):
+// L7 redirection (redirect entries, per parser: http and kafka now, dns plugs into the same path):
 //   chain nat_pre (nat, prerouting dstnat)  the first packet of a TCP connection only (nat chains
 //                                        see nothing else): `ip saddr vmap @ep_eg_l7`, then
 //                                        `ip daddr vmap @ep_in_l7`, then DNAT to the node's proxy
@@ -90,7 +90,7 @@ const PARSERS: L7Parser[] = ['http', 'dns', 'kafka'];
 /** The uid the node's proxies run as: their sockets' packets pass the ingress chains. */
 export const PROXY_UID = 1337;
 /** Default proxy ports in the node namespace, per parser (one port per parser and node). */
-export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001 };
+export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001, kafka: 15002 };
 
 /** Where nat_pre sends redirected connections: the node's own address and a port per parser. */
 export interface ProxyTarget {

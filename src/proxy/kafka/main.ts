@@ -1,0 +1,77 @@
+// The node's Kafka proxy process: started by the agent inside the node network namespace
+// (`ip netns exec <node> node --import tsx src/proxy/kafka/main.ts`), listening on the port that
+// nat_pre DNATs Kafka-redirected connections to, judging from the policy mirror the agent pushes
+// over stdin (../ipc.ts) and sending its L7 records back on stdout. Privileges as the HTTP
+// proxy's (../http/main.ts): binds as root, then runs as the proxy uid, whose upstream
+// connections pass the destination's ingress chain. Until the first snapshot every connection is
+// refused.
+//
+// Arguments: --address A --port P --uid U --node NAME [--max-frame BYTES] [--max-in-flight N]
+
+import { parseArgs } from 'node:util';
+import { type AgentMessage, encode, lineDecoder, type ProxyMessage } from '../ipc.ts';
+import { KafkaMirror } from './mirror.ts';
+import { KafkaProxy } from './proxy.ts';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      address: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string', default: '15002' },
+      uid: { type: 'string', default: '1337' },
+      node: { type: 'string', default: '' },
+      'max-frame': { type: 'string' },
+      'max-in-flight': { type: 'string' },
+      // the HTTP proxy's option; the supervisor may pass it to every parser
+      secrets: { type: 'string' },
+    },
+  });
+  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
+  const mirror = new KafkaMirror();
+  const proxy = new KafkaProxy({
+    lookup: (c) => mirror.lookup(c),
+    onFlow: (flow) => send({ type: 'flow', flow }),
+    onRefused: (reason) => send({ type: 'refused', reason }),
+    nodeName: values.node ?? '',
+    ...(values['max-frame'] !== undefined ? { maxFrameBytes: Number(values['max-frame']) } : {}),
+    ...(values['max-in-flight'] !== undefined ? { maxInFlight: Number(values['max-in-flight']) } : {}),
+  });
+  if (proxy.unavailableReason !== undefined) send({ type: 'error', message: proxy.unavailableReason });
+  const addr = await proxy.listen(Number(values.port), values.address);
+  const uid = Number(values.uid);
+  if (process.getuid?.() === 0 && uid !== 0) {
+    process.setgroups?.([]);
+    process.setgid?.(uid);
+    process.setuid?.(uid);
+  }
+  const stop = () => void proxy.close().then(() => process.exit(0));
+  process.stdin.on(
+    'data',
+    lineDecoder<AgentMessage>(
+      (m) => {
+        if (m.type === 'snapshot') {
+          mirror.load(m.snapshot);
+          send({ type: 'ack', version: m.snapshot.version });
+        } else if (m.type === 'stop') stop();
+      },
+      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
+    ),
+  );
+  // the agent went away: no more policy updates, so stop judging with a mirror that ages
+  process.stdin.on('end', stop);
+  process.on('SIGTERM', stop);
+  send({
+    type: 'ready',
+    parser: 'kafka',
+    address: addr.address,
+    port: addr.port,
+    uid: process.getuid?.() ?? -1,
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: Error) => {
+    process.stderr.write(`kafka proxy: ${e.message}\n`);
+    process.exit(1);
+  });
+}
