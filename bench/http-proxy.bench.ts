@@ -1,10 +1,13 @@
 // The HTTP proxy's cost, each figure against baselines measured in the same run, on loopback:
 //  - requests/s (closed loop, 32 keep-alive connections) direct to the upstream, through the
 //    Seawall proxy with 1, 10 and 100 rules (the match is always the last rule), and through
-//    haproxy (Debian, one thread) with the equivalent ACLs;
+//    haproxy (Debian, one thread) with the equivalent ACLs, and through a minimal node:http
+//    reverse proxy without any policy (the floor of a proxy built on node:http);
 //  - added p50/p99 latency at half of the proxy's own maximum rate (paced), against direct at
 //    the same rate;
 //  - the proxy process's CPU per 1,000 requests/s (process.cpuUsage in the proxy's process);
+//    the Seawall proxy judges through the agent's policy mirror (main.ts) and encodes its
+//    records as it does for the agent;
 //  - gRPC unary calls/s through the proxy against direct.
 // Upstream, proxy and haproxy run in child processes; the load generator is a lean raw-socket
 // client in this process. Medians of interleaved rounds; about 90 s in all.
@@ -267,6 +270,8 @@ export default async function run(): Promise<void> {
       children.push(p);
       proxies.set(n, p);
     }
+    const floor = await startChild(['node-proxy', String(up.port)]);
+    children.push(floor);
     const haproxies = new Map<number, Child>();
     if (haveHaproxy) {
       for (const n of [1, 100]) {
@@ -286,6 +291,7 @@ export default async function run(): Promise<void> {
         true,
       ]),
       ...[...haproxies].map(([n, c]): [string, number, boolean] => [`haproxy ${n} rules`, c.port, false]),
+      ['node:http proxy, no policy (floor)', floor.port, false],
     ];
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);

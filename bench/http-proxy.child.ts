@@ -1,6 +1,8 @@
 // Child processes of bench/http-proxy.bench.ts (one role each, so the proxy's CPU is its own):
 //   upstream PORT_FILE            a minimal HTTP/1.1 server (200, 2-byte body)
 //   grpc-upstream                 a grpc-js server with one unary method
+//   node-proxy UPSTREAM_PORT      a minimal node:http reverse proxy (no policy): the floor of a
+//                                 proxy built on node:http server and client
 //   proxy UPSTREAM_PORT RULES     the Seawall HTTP proxy with RULES rules (the match is the last),
 //                                 or `grpc` for the one rule that admits the gRPC method, judging
 //                                 through the agent's policy mirror
@@ -39,6 +41,21 @@ if (role === 'upstream') {
     if (e) throw e;
     ready(port);
   });
+} else if (role === 'node-proxy') {
+  // The floor of the design: node:http server + keep-alive http.request, no policy, no records.
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
+  const s = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    const up = http.request(
+      { host: '127.0.0.1', port: Number(a1), method: req.method, path: req.url, headers: req.headers, agent },
+      (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.headers);
+        ures.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  s.listen(0, '127.0.0.1', () => ready((s.address() as { port: number }).port));
 } else if (role === 'proxy') {
   // The agent's path: the policy mirror of main.ts judging from a snapshot (an ingress redirect
   // entry with the rules, as buildSnapshot sends it), each record JSON-encoded as for the agent.
