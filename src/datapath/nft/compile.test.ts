@@ -11,8 +11,8 @@ import {
   assemble,
   type CompileInput,
   compile,
-  DEFAULT_PROXY_PORTS,
   countEntries,
+  DEFAULT_PROXY_PORTS,
   diffSorted,
   HOST_IDENTITY,
   logPrefix,
@@ -414,14 +414,25 @@ describe('compile', () => {
       ports?: Partial<Record<'http' | 'dns' | 'kafka', number>>;
       dnat: string | undefined;
     }> = [
-      { name: 'http', parser: 'http', set: 'ep9_in_redir_l4', dnat: 'tcp .*== 0x00000010 dnat ip to 172.31.255.1:15001' },
+      {
+        name: 'http',
+        parser: 'http',
+        set: 'ep9_in_redir_l4',
+        dnat: 'tcp .*== 0x00000010 dnat ip to 172.31.255.1:15001',
+      },
       {
         name: 'dns (UDP and TCP)',
         parser: 'dns',
         set: 'ep9_in_redirdns_l4',
         dnat: '\\{ tcp, udp \\} .*== 0x00000020 dnat ip to 172.31.255.1:15053',
       },
-      { name: 'dns without a proxy port', parser: 'dns', set: 'ep9_in_redirdns_l4', ports: { http: 15001 }, dnat: undefined },
+      {
+        name: 'dns without a proxy port',
+        parser: 'dns',
+        set: 'ep9_in_redirdns_l4',
+        ports: { http: 15001 },
+        dnat: undefined,
+      },
       { name: 'kafka', parser: 'kafka', set: 'ep9_in_redirkafka_l4', dnat: undefined },
     ];
     for (const r of rows) {
@@ -431,7 +442,11 @@ describe('compile', () => {
       };
       const proxy = { address: '172.31.255.1', ports: r.ports ?? DEFAULT_PROXY_PORTS, uid: 1337 };
       const script = renderFull(
-        compile({ ipcache, proxy, endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }] }),
+        compile({
+          ipcache,
+          proxy,
+          endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }],
+        }),
       );
       assert.match(script, new RegExp(`add set inet seawall ${r.set} `), r.name);
       assert.match(
@@ -440,7 +455,9 @@ describe('compile', () => {
         r.name,
       );
       const dnat = script.split('\n').filter((l) => / dnat ip to /.test(l));
-      const mine = dnat.filter((l) => l.includes(`== 0x000000${r.parser === 'http' ? 1 : r.parser === 'dns' ? 2 : 4}0`));
+      const mine = dnat.filter((l) =>
+        l.includes(`== 0x000000${r.parser === 'http' ? 1 : r.parser === 'dns' ? 2 : 4}0`),
+      );
       if (r.dnat === undefined) {
         // no DNAT rule for the parser: its redirect entries drop in the filter chain
         assert.equal(mine.length, 0, r.name);
