@@ -293,7 +293,10 @@ export class ProxyComponent implements RuntimeComponent {
         c.stdin.write(encode(ack));
     };
     const learn = this.opts.onDNSAnswer;
-    if (learn === undefined) return reply({ type: 'dns-ack', id: m.id, ok: true });
+    if (learn === undefined) {
+      reply({ type: 'dns-ack', id: m.id, ok: true });
+      return;
+    }
     learn(m).then(
       () => reply({ type: 'dns-ack', id: m.id, ok: true }),
       (e: Error) => {
