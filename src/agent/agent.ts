@@ -26,6 +26,7 @@ import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { OtherObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import type { FlowPipelineStatus } from './flows.ts';
+import { dnsComponents, FQDNComponent } from './fqdn.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import { DEFAULT_STABLE_MS, type PendingChange, PolicyStore, policyKey } from './policy-store.ts';
 import { ProxyComponent } from './proxy.ts';
@@ -228,6 +229,8 @@ export class Agent {
   private settleTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private resyncCounts = { runs: 0, corrections: 0 };
+  /** toFQDNs: the DNS proxy's answers, expiry, the persisted cache (agent/fqdn.ts). */
+  readonly fqdn = new FQDNComponent({ log: (l) => this.log(l) });
   readonly socket: string;
   private readonly log: (line: string) => void;
 
@@ -296,6 +299,7 @@ export class Agent {
       components: [
         this.statusApi(),
         new ProxyComponent({ parser: 'http', log: (l) => this.log(l) }),
+        ...dnsComponents(this.fqdn, (l) => this.log(l)),
         this.policyWatcher(),
       ],
       keep: 'flow-log',
@@ -317,6 +321,7 @@ export class Agent {
         this.checkStopping();
         this.store.scan();
         this.applyToEngine();
+        this.fqdn.restore(this.engine, rt.runDir); // the first table allows what the cache allows
         this.applies++; // the first transaction
       },
     });

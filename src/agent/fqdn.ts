@@ -21,6 +21,7 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ZOMBIE_SET } from '../datapath/nft/compile.ts';
@@ -29,6 +30,7 @@ import { CACHE_FILE_NAME, readCacheFile, saveCacheFile } from '../fqdn/persist.t
 import type { PolicyEngineAPI } from '../policy/types.ts';
 import { type CtEntry, parseConntrack } from '../proxy/dns/conntrack.ts';
 import type { DNSAnswerMessage } from '../proxy/ipc.ts';
+import { ProxyComponent } from './proxy.ts';
 import type { NodeRuntime, RuntimeComponent } from './runtime.ts';
 
 export interface FQDNComponentOptions {
@@ -164,6 +166,11 @@ export class FQDNComponent implements RuntimeComponent {
       }
       if (added.length > 0) {
         this.counts.applied++;
+        // an address the node has no ipcache entry for would stay world in the kernel
+        for (const ip of added) {
+          if (rt.datapath.nft.state.ipcache.has(ip) || isIPv6(ip)) continue;
+          rt.datapath.declareTestHost({ kind: 'ip', ip }, ip);
+        }
         await rt.sync();
       } else {
         await rt.synced();
@@ -264,4 +271,9 @@ export class FQDNComponent implements RuntimeComponent {
       this.log(`fqdn cache: cannot write ${file}: ${(e as Error).message}`);
     }
   }
+}
+
+/** The node's DNS proxy and the FQDN component it reports answers to, in start order. */
+export function dnsComponents(fqdn: FQDNComponent, log: (line: string) => void): RuntimeComponent[] {
+  return [fqdn, new ProxyComponent({ parser: 'dns', log, onDNSAnswer: (a) => fqdn.learn(a) })];
 }

@@ -197,7 +197,22 @@ async function main(): Promise<void> {
   const address = values.address ?? '0.0.0.0';
   const port = Number(values.port);
   // opened as root, re-read after the privileges are gone
-  const ct = new ConntrackFile().open();
+  let ct: ConntrackFile | undefined;
+  try {
+    ct = new ConntrackFile().open();
+  } catch (e) {
+    // without it no query's server is known: every query is answered SERVFAIL (fail closed)
+    send({ type: 'error', message: `cannot read conntrack: ${(e as Error).message}; answering SERVFAIL` });
+  }
+  const originalDst = (src: QuerySource) =>
+    ct === undefined
+      ? undefined
+      : findOriginalDst(
+          ct.read(),
+          src.transport,
+          { ip: src.clientIP, port: src.clientPort },
+          { ip: address, port },
+        );
   const mirror = new DNSPolicyMirror();
   const acks = new AnswerAcks(send);
   const reject = values.reject;
@@ -208,13 +223,7 @@ async function main(): Promise<void> {
     port,
     node: values.node ?? '',
     mirror,
-    originalDst: (src) =>
-      findOriginalDst(
-        ct.read(),
-        src.transport,
-        { ip: src.clientIP, port: src.clientPort },
-        { ip: address, port },
-      ),
+    originalDst,
     learn: (a) => acks.learn(a),
     send,
     ...(values['response-max-delay'] !== undefined
