@@ -58,6 +58,8 @@ export interface FQDNStatus {
   zombieConnections: number;
   /** Answer received → kernel (and proxies) allow its addresses, ms: p50 / p99 / samples. */
   answerToAllowedMs: { p50: number; p99: number; samples: number };
+  /** Of which the kernel delta (compile and nft transaction), ms. */
+  kernelDeltaMs: { p50: number; p99: number; samples: number };
 }
 
 /** The DNS cache behind an engine (the real one has it; a stand-in engine may not). */
@@ -98,6 +100,8 @@ export class FQDNComponent implements RuntimeComponent {
   private conns: CtEntry[] = [];
   private zombieElements = new Set<string>();
   private readonly latencies: number[] = [];
+  /** Of which the nft transaction (compile + apply), per answer that changed the kernel. */
+  private readonly kernelMs: number[] = [];
   private readonly counts = { answers: 0, applied: 0, failed: 0, restored: 0, expiredOnRestore: 0 };
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -171,7 +175,9 @@ export class FQDNComponent implements RuntimeComponent {
           if (rt.datapath.nft.state.ipcache.has(ip) || isIPv6(ip)) continue;
           rt.datapath.declareTestHost({ kind: 'ip', ip }, ip);
         }
-        await rt.sync();
+        const st = await rt.sync();
+        this.kernelMs.push(st.ms);
+        if (this.kernelMs.length > 10_000) this.kernelMs.splice(0, 5_000);
       } else {
         await rt.synced();
       }
@@ -186,12 +192,14 @@ export class FQDNComponent implements RuntimeComponent {
 
   status(): FQDNStatus {
     const sorted = [...this.latencies].sort((a, b) => a - b);
+    const k = [...this.kernelMs].sort((a, b) => a - b);
     const cache = this.rt === undefined ? undefined : dnsCacheOf(this.rt.engine);
     return {
       ...this.counts,
       zombies: cache?.zombies().length ?? 0,
       zombieConnections: this.zombieElements.size,
       answerToAllowedMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length },
+      kernelDeltaMs: { p50: percentile(k, 50), p99: percentile(k, 99), samples: k.length },
     };
   }
 

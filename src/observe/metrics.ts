@@ -9,6 +9,7 @@
 import { Counter, Registry } from 'prom-client';
 import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
 import { ID } from '../identity/reserved.ts';
+import { DNSMetrics } from './metrics-dns.ts';
 
 const TYPE_NAME: Record<number, string> = {
   [MESSAGE_TYPE.DROP]: 'Drop',
@@ -37,6 +38,7 @@ export class FlowMetrics {
   private readonly drops: Counter<'reason' | 'protocol'>;
   private readonly verdicts: Counter<'direction' | 'match' | 'action'>;
   private readonly lost: Counter<'source'>;
+  private readonly dns: DNSMetrics;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -64,9 +66,11 @@ export class FlowMetrics {
       labelNames: ['source'],
       registers: [registry],
     });
+    this.dns = new DNSMetrics(registry);
   }
 
   observe(f: Flow): void {
+    this.dns.observe(f);
     const type = f.event_type?.type ?? 0;
     const l7 = l7Name(f);
     const typeName = l7 !== undefined ? 'L7' : (TYPE_NAME[type] ?? 'Unknown');
