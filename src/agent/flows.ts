@@ -24,6 +24,7 @@ import type { Flow, FlowEvent } from '../flow/types.ts';
 import { FlowMetrics } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { PeerRef } from '../policy/types.ts';
+import { withDestinationNames } from './fqdn-names.ts';
 
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
@@ -321,7 +322,7 @@ export class FlowPipeline {
       },
       ...(rev !== undefined ? { policyRevision: rev } : {}),
     });
-    const event = sink.emit(rec.flow);
+    const event = sink.emit(withDestinationNames(rec.flow, node.engine));
     if (sink.writeErrors > this.flowLogLostSeen) {
       this.metrics.addLost(FLOW_LOG_SOURCE, sink.writeErrors - this.flowLogLostSeen);
       if (this.flowLogLostSeen === 0) {

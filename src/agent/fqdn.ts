@@ -38,6 +38,8 @@ export interface FQDNComponentOptions {
   cacheFile?: string | false;
   /** The node namespace's conntrack table as text (default: /proc/net/nf_conntrack read there). */
   readConntrack?: (node: string) => Promise<string>;
+  /** Runs an nft script in the node namespace (default: ip netns exec <node> nft -f -). */
+  runNft?: (node: string, script: string) => Promise<void>;
   /** Expiry and zombie tick (ms, default 1000). */
   tickMs?: number;
   /** Cache writes wait this long for more changes (ms, default 200). */
@@ -75,6 +77,15 @@ export function readNodeConntrack(node: string): Promise<string> {
       { maxBuffer: 256 * 1024 * 1024, encoding: 'latin1' },
       (err, stdout) => (err ? reject(err) : resolve(stdout)),
     );
+  });
+}
+
+export function runNodeNft(node: string, script: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const p = execFile('ip', ['netns', 'exec', node, 'nft', '-f', '-'], (err, _o, stderr) =>
+      err ? reject(new Error(`fqdn_zombie: ${stderr.trim() || err.message}`)) : resolve(),
+    );
+    p.stdin?.end(script);
   });
 }
 
@@ -248,12 +259,7 @@ export class FQDNComponent implements RuntimeComponent {
     const t = 'inet seawall';
     const lines = [`flush set ${t} ${ZOMBIE_SET}`];
     if (want.size > 0) lines.push(`add element ${t} ${ZOMBIE_SET} { ${[...want].join(', ')} }`);
-    await new Promise<void>((resolve, reject) => {
-      const p = execFile('ip', ['netns', 'exec', rt.node, 'nft', '-f', '-'], (err, _o, stderr) =>
-        err ? reject(new Error(`fqdn_zombie: ${stderr.trim() || err.message}`)) : resolve(),
-      );
-      p.stdin?.end(`${lines.join('\n')}\n`);
-    });
+    await (this.opts.runNft ?? runNodeNft)(rt.node, `${lines.join('\n')}\n`);
     this.zombieElements = want;
   }
 
