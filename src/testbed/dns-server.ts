@@ -43,6 +43,8 @@ export function dnsmasqArgs(ip: string, records: readonly DNSRecordSpec[], port 
     '--user=root',
     '--log-queries',
     '--log-facility=-',
+    // names not in the table: NXDOMAIN from the table's server, never a forward (no upstream)
+    '--address=/#/',
   ];
   for (const r of records) {
     const name = r.name.replace(/\.$/, '');
@@ -53,14 +55,15 @@ export function dnsmasqArgs(ip: string, records: readonly DNSRecordSpec[], port 
   return args;
 }
 
-/** Starts dnsmasq in `ns` on `ip`:53 (UDP and TCP); resolves once it answers. */
+/** Starts dnsmasq in `ns` on `ip`:53 (or `port`), UDP and TCP; resolves once it has started. */
 export async function startDNSServer(
   ns: string,
   ip: string,
   records: readonly DNSRecordSpec[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; port?: number } = {},
 ): Promise<DNSServer> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'dnsmasq', ...dnsmasqArgs(ip, records)], {
+  const args = dnsmasqArgs(ip, records, opts.port ?? 53);
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'dnsmasq', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const queries: string[] = [];
@@ -108,9 +111,20 @@ export function dig(
   ns: string,
   server: string,
   name: string,
-  opts: { tcp?: boolean; type?: string; timeoutS?: number } = {},
+  opts: { tcp?: boolean; type?: string; timeoutS?: number; port?: number } = {},
 ): Promise<DigResult> {
-  const args = ['netns', 'exec', ns, 'dig', `@${server}`, name, opts.type ?? 'A', '+tries=1'];
+  const args = [
+    'netns',
+    'exec',
+    ns,
+    'dig',
+    `@${server}`,
+    '-p',
+    String(opts.port ?? 53),
+    name,
+    opts.type ?? 'A',
+  ];
+  args.push('+tries=1');
   args.push(`+time=${opts.timeoutS ?? 2}`, '+noall', '+comments', '+answer');
   if (opts.tcp) args.push('+tcp');
   return new Promise((resolve) => {

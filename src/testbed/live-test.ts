@@ -11,6 +11,7 @@
 // the records are not checked and the run says so.
 
 import { writeFileSync } from 'node:fs';
+import { dnsComponents, FQDNComponent } from '../agent/fqdn.ts';
 import { ProxyComponent } from '../agent/proxy.ts';
 import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
 import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
@@ -32,6 +33,7 @@ import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
+import { type DNSServer, dig, startDNSServer } from './dns-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
 import { ProbePool, ping } from './probe.ts';
 
@@ -79,10 +81,12 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   const r = flow.request;
   // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
   // the connection is replayed without its request. Where a proxy would judge it, wait for one.
-  // HTTP requests are sent with curl through the node's HTTP proxy; gRPC, Kafka and DNS wait
-  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow))
+  // HTTP requests are sent with curl through the node's HTTP proxy, DNS queries with dig through
+  // its DNS proxy (to a dnsmasq answering from the test's `dns`); gRPC and Kafka wait
+  if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow) && !isDNSQuery(flow))
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
-  if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
+  if (r.l7?.kind !== 'dns' && dnsServerPort(test, flow))
+    return 'a connection without a DNS query to a port the test’s DNS server answers on';
   if (flow.expect === 'audited') return 'audit verdicts are not observable on the wire';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
   if (r.protocol === 'ICMPv6' || r.icmp?.family === 'IPv6') return 'the live datapath is IPv4 only';
@@ -95,29 +99,37 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   if (onOtherNode(r.src) || onOtherNode(r.dst))
     return 'endpoint on another node: needs node2 (a later issue)';
   if (peerKey(r.src) === peerKey(r.dst)) return 'a flow to itself never leaves the pod';
-  if (learntFromDNS(test, flow)) {
-    return 'destination learnt from an earlier DNS answer: needs the DNS proxy (a later issue)';
-  }
   return undefined;
+}
+
+/** A DNS query flow over UDP or TCP: sent with dig through the node's DNS proxy. */
+export function isDNSQuery(flow: TestFlow): boolean {
+  const p = flow.request.protocol;
+  return flow.request.l7?.kind === 'dns' && (p === 'UDP' || p === 'TCP') && flow.request.dport !== undefined;
+}
+
+/** Where the test's DNS servers run: the destination and port of every DNS query flow. */
+function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
+  const out = new Map<string, { peer: PeerRef; port: number }>();
+  for (const f of test.flows) {
+    if (!isDNSQuery(f)) continue;
+    out.set(`${peerKey(f.request.dst)}:${f.request.dport}`, { peer: f.request.dst, port: f.request.dport! });
+  }
+  return [...out.values()];
+}
+
+/** The flow goes to a port where one of the test's DNS servers listens (dnsmasq holds it). */
+function dnsServerPort(test: PolicyTest, flow: TestFlow): boolean {
+  const p = flow.request.protocol;
+  if (p !== 'UDP' && p !== 'TCP') return false;
+  const k = peerKey(flow.request.dst);
+  return dnsServers(test).some((d) => peerKey(d.peer) === k && d.port === flow.request.dport);
 }
 
 /** An HTTP/1.1 request flow (not gRPC): sent with curl through the node proxy. */
 export function isPlainHTTP(flow: TestFlow): boolean {
   const l7 = flow.request.l7;
   return l7?.kind === 'http' && l7.grpc !== true && flow.request.protocol === 'TCP';
-}
-
-/** Offline, an earlier DNS flow may have taught the engine this address (toFQDNs); live cannot yet. */
-function learntFromDNS(test: PolicyTest, flow: TestFlow): boolean {
-  const dst = flow.request.dst;
-  const ip =
-    dst.kind === 'ip'
-      ? dst.ip
-      : test.endpoints.find(
-          (e) => dst.kind === 'endpoint' && e.name === dst.name && e.namespace === dst.namespace,
-        )?.ip;
-  if (!ip || !test.dns.some((d) => d.ips.includes(ip))) return false;
-  return test.flows.some((f) => f.index < flow.index && f.request.l7?.kind === 'dns');
 }
 
 /**
@@ -198,6 +210,7 @@ export async function replayTest(
   }
   const probes = new ProbePool();
   const httpServers = new HTTPServers();
+  const dnsProcs: DNSServer[] = [];
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -211,8 +224,25 @@ export async function replayTest(
       onRecord: (r, e) => agreement.set(e, r),
     },
     components: [
-      // redirect entries go through the node's HTTP proxy, as under the agent (never at L4)
+      // redirect entries go through the node's HTTP and DNS proxies, as under the agent (never at
+      // L4); DNS answers teach toFQDNs before they reach the pod
       new ProxyComponent({ parser: 'http' }),
+      ...dnsComponents(new FQDNComponent({ cacheFile: false }), () => {}),
+      {
+        // a real DNS server in each DNS server endpoint (the kube-dns pod), answering from `dns`
+        name: 'dns servers',
+        start: async (r) => {
+          for (const d of dnsServers(test)) {
+            const live = r.datapath.live(d.peer);
+            if (!live) continue;
+            const records = test.dns.map((x) => ({ name: x.name, ips: x.ips, ttl: x.ttl }));
+            dnsProcs.push(await startDNSServer(live.ns, live.ip, records, { port: d.port }));
+          }
+        },
+        stop: async () => {
+          for (const d of dnsProcs.splice(0)) await d.stop().catch(() => {});
+        },
+      },
       {
         // servers after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
@@ -229,7 +259,7 @@ export async function replayTest(
           }
           for (const [ns, ports] of httpPorts) await httpServers.start(ns, [...ports]);
           for (const f of test.flows) {
-            if (skips.has(f.index) || proto(f) === 'icmp') continue;
+            if (skips.has(f.index) || proto(f) === 'icmp' || isDNSQuery(f)) continue;
             const d = r.datapath.live(f.request.dst);
             if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
             const dst = r.datapath.live(f.request.dst);
@@ -298,6 +328,33 @@ export async function replayTest(
           ms: Math.round(performance.now() - t0),
           // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
           records: [`HTTP ${status || 'no answer'}`],
+        };
+        if (notes.length > 0) res.note = notes.join('; ');
+        results.push(res);
+        continue;
+      }
+      if (isDNSQuery(f) && l7?.kind === 'dns') {
+        // a real query through the DNS proxy: an answer allowed (and taught toFQDNs before it was
+        // released), REFUSED denied by a DNS rule, no answer denied at L3/L4
+        const t0 = performance.now();
+        const a = await dig(src.ns, dst.ip, l7.query, {
+          port: f.request.dport!,
+          tcp: f.request.protocol === 'TCP',
+          type: l7.qtype,
+          timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        });
+        rt.checkStopping();
+        const live = a.noAnswer || a.status === 'REFUSED' ? 'denied' : 'allowed';
+        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
+        const res: LiveFlowResult = {
+          ...base,
+          live,
+          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
+          ms: Math.round(performance.now() - t0),
+          // the DNS proxy's L7 records describe this flow: kernel records not checked
+          records: [
+            `DNS ${a.noAnswer ? 'no answer' : a.status}${a.answers.length > 0 ? ` ${a.answers.join(',')}` : ''}`,
+          ],
         };
         if (notes.length > 0) res.note = notes.join('; ');
         results.push(res);
