@@ -58,7 +58,10 @@ export interface FQDNStatus {
   zombies: number;
   /** Established connections listed in fqdn_zombie. */
   zombieConnections: number;
-  /** Answer received → kernel (and proxies) allow its addresses, ms: p50 / p99 / samples. */
+  /**
+   * Answer received → kernel (and proxies) allow its addresses, ms: p50 / p99 / samples, over the
+   * answers that changed the kernel (a repeat only waits for a sync in flight, if any).
+   */
   answerToAllowedMs: { p50: number; p99: number; samples: number };
   /** Of which the kernel delta (compile and nft transaction), ms. */
   kernelDeltaMs: { p50: number; p99: number; samples: number };
@@ -87,6 +90,12 @@ export function runNodeNft(node: string, script: string): Promise<void> {
     );
     p.stdin?.end(script);
   });
+}
+
+/** A bounded sample list: the newest 10,000 at most. */
+function push(xs: number[], x: number): void {
+  xs.push(x);
+  if (xs.length > 10_000) xs.splice(0, 5_000);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -187,8 +196,8 @@ export class FQDNComponent implements RuntimeComponent {
           rt.datapath.declareTestHost({ kind: 'ip', ip }, ip);
         }
         const st = await rt.sync();
-        this.kernelMs.push(st.ms);
-        if (this.kernelMs.length > 10_000) this.kernelMs.splice(0, 5_000);
+        push(this.kernelMs, st.ms);
+        push(this.latencies, performance.now() - t0);
       } else {
         await rt.synced();
       }
@@ -196,8 +205,6 @@ export class FQDNComponent implements RuntimeComponent {
       this.counts.failed++;
       throw e;
     }
-    this.latencies.push(performance.now() - t0);
-    if (this.latencies.length > 10_000) this.latencies.splice(0, 5_000);
     this.persistSoon();
   }
 

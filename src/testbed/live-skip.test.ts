@@ -27,7 +27,7 @@ spec:
     - { from: shop/client, to: kube-system/coredns, port: 80, grpc: { service: a.B, method: C }, expect: allowed }
 `;
 
-test('liveSkip: DNS queries and FQDN destinations are sent; a plain connection to the DNS server’s port is not', async () => {
+test('liveSkip: DNS queries, FQDN destinations and plain connections to the DNS server are sent', async () => {
   const parsed = await parsePolicyTestText('skips.yaml', TEXT);
   assert.deepEqual(
     parsed.issues.filter((i) => i.severity === 'error'),

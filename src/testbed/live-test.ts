@@ -85,8 +85,6 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   // its DNS proxy (to a dnsmasq answering from the test's `dns`); gRPC and Kafka wait
   if (r.l7 && (offline === undefined || offline.l7 !== undefined) && !isPlainHTTP(flow) && !isDNSQuery(flow))
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
-  if (r.l7?.kind !== 'dns' && dnsServerPort(test, flow))
-    return 'a connection without a DNS query to a port the test’s DNS server answers on';
   if (flow.expect === 'audited') return 'audit verdicts are not observable on the wire';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
   if (r.protocol === 'ICMPv6' || r.icmp?.family === 'IPv6') return 'the live datapath is IPv4 only';
@@ -101,6 +99,9 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   if (peerKey(r.src) === peerKey(r.dst)) return 'a flow to itself never leaves the pod';
   return undefined;
 }
+
+/** What a connection without a query to a DNS server's port asks (never in a test's table). */
+const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
 
 /** A DNS query flow over UDP or TCP: sent with dig through the node's DNS proxy. */
 export function isDNSQuery(flow: TestFlow): boolean {
@@ -259,7 +260,8 @@ export async function replayTest(
           }
           for (const [ns, ports] of httpPorts) await httpServers.start(ns, [...ports]);
           for (const f of test.flows) {
-            if (skips.has(f.index) || proto(f) === 'icmp' || isDNSQuery(f)) continue;
+            if (skips.has(f.index) || proto(f) === 'icmp' || isDNSQuery(f) || dnsServerPort(test, f))
+              continue;
             const d = r.datapath.live(f.request.dst);
             if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
             const dst = r.datapath.live(f.request.dst);
@@ -333,18 +335,21 @@ export async function replayTest(
         results.push(res);
         continue;
       }
-      if (isDNSQuery(f) && l7?.kind === 'dns') {
-        // a real query through the DNS proxy: an answer allowed (and taught toFQDNs before it was
-        // released), REFUSED denied by a DNS rule, no answer denied at L3/L4
+      const query = isDNSQuery(f) && l7?.kind === 'dns';
+      if (query || dnsServerPort(test, f)) {
+        // A real query through the DNS proxy: an answer allowed (and taught toFQDNs before it was
+        // released), REFUSED denied by a DNS rule, no answer denied at L3/L4. A flow without a
+        // query to the DNS server's port asks for a name no table has (nothing is learnt): any
+        // answer, REFUSED included, shows the connection passed L3/L4.
         const t0 = performance.now();
-        const a = await dig(src.ns, dst.ip, l7.query, {
+        const a = await dig(src.ns, dst.ip, query ? l7.query : CONNECTIVITY_NAME, {
           port: f.request.dport!,
           tcp: f.request.protocol === 'TCP',
-          type: l7.qtype,
+          type: query ? l7.qtype : 'A',
           timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
         });
         rt.checkStopping();
-        const live = a.noAnswer || a.status === 'REFUSED' ? 'denied' : 'allowed';
+        const live = a.noAnswer || (query && a.status === 'REFUSED') ? 'denied' : 'allowed';
         const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
         const res: LiveFlowResult = {
           ...base,
