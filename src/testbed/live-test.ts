@@ -100,6 +100,18 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   return undefined;
 }
 
+/** Some pod of the test has a DNS redirect entry (its DNS goes through the DNS proxy). */
+function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean {
+  return test.endpoints.some(
+    (ep) =>
+      !ep.external &&
+      ep.namespace !== undefined &&
+      engine
+        .endpointPolicy(ep.namespace, ep.name)
+        .entries.some((e) => e.verdict === 'redirect' && e.l7?.parser === 'dns'),
+  );
+}
+
 /** What a connection without a query to a DNS server's port asks (never in a test's table). */
 const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
 
@@ -228,7 +240,8 @@ export async function replayTest(
       // redirect entries go through the node's HTTP and DNS proxies, as under the agent (never at
       // L4); DNS answers teach toFQDNs before they reach the pod
       new ProxyComponent({ parser: 'http' }),
-      ...dnsComponents(new FQDNComponent({ cacheFile: false }), () => {}),
+      // the DNS proxy where some pod's policy redirects DNS (a process less for the other tests)
+      ...(redirectsDNS(engine, test) ? dnsComponents(new FQDNComponent({ cacheFile: false }), () => {}) : []),
       {
         // a real DNS server in each DNS server endpoint (the kube-dns pod), answering from `dns`
         name: 'dns servers',
