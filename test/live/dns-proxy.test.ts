@@ -13,6 +13,8 @@ import { FQDNComponent } from '../../src/agent/fqdn.ts';
 import { ProxyComponent } from '../../src/agent/proxy.ts';
 import { NodeRuntime, type TestHostSpec } from '../../src/agent/runtime.ts';
 import { delNetns, netnsExists } from '../../src/datapath/netns.ts';
+import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
+import type { Flow } from '../../src/flow/types.ts';
 import { defaultEngineFactory } from '../../src/policy/default-engine.ts';
 import type { EndpointSpec, PolicyEngineAPI } from '../../src/policy/types.ts';
 import { loadPolicyText } from '../../src/policy-api/load.ts';
@@ -30,6 +32,7 @@ const skip =
   liveSkipReason() ??
   (have('dnsmasq') && have('dig') ? undefined : 'needs dnsmasq and dig (scripts/setup-debian.sh)');
 
+const withFlows = findUlogdPluginDir() !== undefined;
 const net = 100 + (process.pid % 100);
 const CLIENT = `10.${net}.10.1`;
 const DNS = `10.${net}.10.2`;
@@ -173,7 +176,14 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
   const startRuntime = async (adopt: boolean) => {
     engine = makeEngine();
     const cs = components();
-    rt = new NodeRuntime({ engine, node, adopt, flows: false, components: cs, log });
+    rt = new NodeRuntime({
+      engine,
+      node,
+      adopt,
+      flows: withFlows ? { pollMs: 20 } : false,
+      components: cs,
+      log,
+    });
     runtimes.push(rt);
     await rt.start({
       pods: PODS,
@@ -223,7 +233,9 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
     assert.equal(await connectOnce(EXT), 'connected');
     const st = fqdn.status();
     assert.ok(st.applied >= 1, JSON.stringify(st));
-    process.stdout.write(`# answer-to-allowed: ${JSON.stringify(st.answerToAllowedMs)}\n`);
+    process.stdout.write(
+      `# answer-to-allowed: ${JSON.stringify(st.answerToAllowedMs)}, nft delta ${JSON.stringify(st.kernelDeltaMs)}\n`,
+    );
   });
 
   it('allowed queries over UDP and TCP, and from the pod’s libc resolver; CNAMEs collapse onto the name', async () => {
@@ -240,6 +252,39 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
     // the DNS rule allows other.example.com, but no toFQDNs selects it: egress stays closed
     assert.equal((await dig(clientNs, DNS, 'other.example.com')).status, 'NOERROR');
     assert.equal(await connectOnce(EXT3, 700), 'timeout');
+  });
+
+  it('records: DNS L7 records and hubble_dns_* metrics; the connection to the learnt address carries destination_names', {
+    skip: withFlows ? undefined : 'ulogd2 not installed',
+  }, async () => {
+    const p = rt.flows!;
+    const seq = p.nextSeq;
+    assert.equal((await dig(clientNs, DNS, 'api.example.com')).status, 'NOERROR');
+    assert.equal((await dig(clientNs, DNS, 'evil.test')).status, 'REFUSED');
+    assert.equal(await connectOnce(EXT), 'connected');
+    const toExt = (f: Flow) =>
+      f.IP?.destination === EXT && f.l7 === undefined && f.traffic_direction === 'EGRESS';
+    const entries = await p.waitFor(seq, (es) => es.some((e) => toExt(e.event.flow)), 5000);
+    const flows = entries.map((e) => e.event.flow);
+    const dns = flows.filter((f) => f.l7?.dns !== undefined);
+    assert.ok(
+      dns.some((f) => f.l7?.type === 'RESPONSE' && (f.l7.dns as { ips?: string[] }).ips?.includes(EXT)),
+      JSON.stringify(dns),
+    );
+    assert.ok(
+      dns.some((f) => f.verdict === 'DROPPED' && (f.l7?.dns as { query?: string }).query === 'evil.test.'),
+    );
+    assert.deepEqual(flows.find(toExt)?.destination_names, ['api.example.com']);
+    const text = await p.metrics.text();
+    for (const line of [
+      'hubble_dns_queries_total{rcode="",qtypes="A",ips_returned="0"}',
+      'hubble_dns_queries_total{rcode="Policy denied",qtypes="A",ips_returned="0"}',
+      'hubble_dns_responses_total{rcode="No Error",qtypes="A",ips_returned="1"}',
+      'hubble_dns_response_types_total{type="A",qtypes="A"}',
+      'hubble_policy_verdicts_total{direction="egress",match="l7/dns",action="forwarded"}',
+      'hubble_policy_verdicts_total{direction="egress",match="l7/dns",action="dropped"}',
+    ])
+      assert.ok(text.includes(line), `${line} missing`);
   });
 
   it('refused queries over UDP and TCP never reach the server', async () => {
@@ -295,8 +340,13 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
     });
     dnsProxy.kill();
     await exited;
-    const udp = await dig(clientNs, DNS, 'cache.example.com', { timeoutS: 1 });
+    // both at once, well inside the restart backoff
+    const [udp, tcp] = await Promise.all([
+      dig(clientNs, DNS, 'cache.example.com', { timeoutS: 1 }),
+      dig(clientNs, DNS, 'cache.example.com', { timeoutS: 1, tcp: true }),
+    ]);
     assert.equal(udp.noAnswer, true, JSON.stringify(udp));
+    assert.equal(tcp.noAnswer, true, JSON.stringify(tcp));
     assert.deepEqual(server!.queries.slice(before), [], 'no query leaked to dnsmasq');
     await dnsProxy.whenReady();
     assert.equal((await dig(clientNs, DNS, 'cache.example.com')).status, 'NOERROR');
@@ -312,6 +362,7 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
     const old = rt;
     await dnsProxy.stop();
     await fqdn.stop();
+    await old.flows?.stop();
     old.datapath.nft.close();
     runtimes.splice(runtimes.indexOf(old), 1);
     const queries = server!.queries.length;
