@@ -272,7 +272,10 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
       JSON.stringify(dns),
     );
     assert.ok(
-      dns.some((f) => f.verdict === 'DROPPED' && (f.l7?.dns as { query?: string } | undefined)?.query === 'evil.test.'),
+      dns.some(
+        (f) =>
+          f.verdict === 'DROPPED' && (f.l7?.dns as { query?: string } | undefined)?.query === 'evil.test.',
+      ),
     );
     assert.deepEqual(flows.find(toExt)?.destination_names, ['api.example.com']);
     const text = await p.metrics.text();
