@@ -321,7 +321,7 @@ export class Agent {
         this.checkStopping();
         this.store.scan();
         this.applyToEngine();
-        this.fqdn.restore(this.engine, rt.runDir); // the first table allows what the cache allows
+        this.fqdn.restore(this.engine, rt.runDir, rt.datapath); // the first table allows what the cache allows
         this.applies++; // the first transaction
       },
     });

@@ -130,11 +130,48 @@ describe('FQDNComponent', () => {
     now += 5000;
     const e2 = new PolicyEngine({}, { dns: new DNSCache() });
     const c2 = new FQDNComponent({ now: () => now });
-    c2.restore(e2, runDir);
+    const declared: string[] = [];
+    c2.restore(e2, runDir, {
+      declareTestHost: (_p: unknown, ip: string) => declared.push(ip),
+    } as unknown as NodeRuntime['datapath']);
+    assert.deepEqual(
+      declared,
+      ['192.0.2.5'],
+      'the restored address gets its ipcache entry in the first table',
+    );
     assert.deepEqual(e2.dns.lookupName('long.example.com', now), ['192.0.2.5']);
     assert.deepEqual(e2.dns.lookupName('short.example.com', now), []);
     assert.equal(c2.status().restored, 1);
     assert.equal(c2.status().expiredOnRestore, 1);
+  });
+});
+
+describe('FQDNComponent zombies never fail a sync', () => {
+  it('an nft error listing zombies is logged; the sync goes on', async () => {
+    let now = 4_000_000;
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, calls } = fakeRuntime(engine);
+    const logs: string[] = [];
+    const c = new FQDNComponent({
+      now: () => now,
+      log: (l) => logs.push(l),
+      readConntrack: async () =>
+        'ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.1 dst=192.0.2.1 sport=50000 dport=443 src=192.0.2.1 dst=10.0.0.1 sport=443 dport=50000 [ASSURED] mark=0 zone=0 use=2\n',
+      runNft: async () => {
+        throw new Error('fqdn_zombie: no such table');
+      },
+    });
+    c.start(rt);
+    await c.learn(answer('api.example.com.', ['192.0.2.1'], 1));
+    now += 2000;
+    calls.length = 0;
+    await c.tick();
+    assert.deepEqual(calls, ['sync']);
+    assert.ok(
+      logs.some((l) => /no such table/.test(l)),
+      logs.join('\n'),
+    );
+    await c.stop();
   });
 });
 

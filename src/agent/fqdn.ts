@@ -140,14 +140,22 @@ export class FQDNComponent implements RuntimeComponent {
    * Loads the persisted cache into the engine's DNS cache (once per engine): call before the
    * node's first transaction. A missing file is no error; a bad one is logged and ignored.
    */
-  restore(engine: PolicyEngineAPI, runDir: string): void {
+  restore(engine: PolicyEngineAPI, runDir: string, datapath?: NodeRuntime['datapath']): void {
     if (this.restoredFor === engine) return;
     this.restoredFor = engine;
     const file = this.fileFor(runDir);
     const cache = dnsCacheOf(engine);
     if (file === undefined || cache === undefined || !existsSync(file)) return;
     try {
-      const r = cache.restore(readCacheFile(file), this.now());
+      const snap = readCacheFile(file);
+      const r = cache.restore(snap, this.now());
+      // the first table must map the restored addresses to their identities (ipcache entries)
+      if (datapath !== undefined) {
+        const now = this.now();
+        const alive = snap.entries.filter((e) => e.expiresAt >= now).map((e) => e.ip);
+        for (const ip of new Set([...alive, ...snap.zombies.map((z) => z.ip)]))
+          if (!isIPv6(ip)) datapath.declareTestHost({ kind: 'ip', ip }, ip);
+      }
       this.counts.restored += r.restored;
       this.counts.expiredOnRestore += r.expired;
       this.log(`fqdn cache: ${r.restored} entries restored from ${file} (${r.expired} expired)`);
@@ -159,7 +167,8 @@ export class FQDNComponent implements RuntimeComponent {
   start(rt: NodeRuntime): void {
     this.rt = rt;
     this.restore(rt.engine, rt.runDir);
-    this.unhook = rt.beforeSync(() => this.syncZombies());
+    // never fails a sync: a zombie that cannot be listed only means its connection may be cut
+    this.unhook = rt.beforeSync(() => this.syncZombies().catch((e: Error) => this.log(`fqdn: ${e.message}`)));
     const tick = this.opts.tickMs ?? 1000;
     this.timer = setInterval(() => void this.tick(), tick);
     this.timer.unref();
@@ -262,7 +271,10 @@ export class FQDNComponent implements RuntimeComponent {
       if (!zombies.has(c.orig.dst) || (c.proto === 'tcp' && c.state !== 'ESTABLISHED')) continue;
       want.add(`${c.orig.src} . ${c.orig.dst} . ${c.proto} . ${c.orig.dport}`);
     }
-    if (want.size === this.zombieElements.size && [...want].every((w) => this.zombieElements.has(w))) return;
+    // a full transaction since (adoption, a lost nft session) emptied the set
+    const replaced = rt.datapath.lastApply?.kind === 'full' && want.size > 0;
+    const same = want.size === this.zombieElements.size && [...want].every((w) => this.zombieElements.has(w));
+    if (same && !replaced) return;
     const t = 'inet seawall';
     const lines = [`flush set ${t} ${ZOMBIE_SET}`];
     if (want.size > 0) lines.push(`add element ${t} ${ZOMBIE_SET} { ${[...want].join(', ')} }`);

@@ -188,7 +188,7 @@ describe('the DNS proxy on a live node (issue 10)', { skip, timeout: 240_000 }, 
     await rt.start({
       pods: PODS,
       hosts: HOSTS,
-      beforeUp: () => (cs[0] as FQDNComponent).restore(engine, rt.runDir),
+      beforeUp: () => (cs[0] as FQDNComponent).restore(engine, rt.runDir, rt.datapath),
     });
   };
 
