@@ -39,14 +39,14 @@ async function replay(path: string): Promise<{ results: LiveFlowResult[]; code: 
   return { results, code };
 }
 
-it('live replay of the conformance suite agrees with offline', { skip, timeout: 600_000 }, async () => {
+it('live replay of the conformance suite agrees with offline', { skip, timeout: 900_000 }, async () => {
   const { code } = await replay(CONFORMANCE);
   assert.ok(code === 0 || code === 1);
 });
 
 it("live replay of the guide's PolicyTests: agrees with offline, every flow passes", {
   skip,
-  timeout: 600_000,
+  timeout: 900_000,
 }, async () => {
   const { results, code } = await replay(GUIDE_TESTS);
   assert.deepEqual(
