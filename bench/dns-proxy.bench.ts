@@ -5,9 +5,12 @@
 // load generator's event loop), with an onAnswer that resolves at once.
 //   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, proxy, …), medians.
 //   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy minus direct.
+//   - answer-to-allowed (root only): a live node, new names one at a time, each answer held by the
+//     proxy until the kernel allows its address; against the same names again (nothing to learn).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DNSProxy } from '../src/proxy/dns/proxy.ts';
@@ -233,4 +236,147 @@ export default async function run(): Promise<void> {
     await server.stop();
   }
   process.stdout.write(`\n${stats}`);
+  await liveAnswerToAllowed();
+}
+
+// ---------------------------------------------------------------- live: answer → allowed
+
+const LIVE_NAMES = 100;
+
+/** In the client pod: one query at a time to the DNS server; prints each latency (ms). */
+const QUERY_LOOP = `
+const dgram = require('node:dgram');
+const [server, names] = [process.argv[1], process.argv[2].split(',')];
+const s = dgram.createSocket('udp4');
+let id = 1;
+function q(name) {
+  const labels = name.split('.');
+  const parts = [Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0])];
+  for (const l of labels) parts.push(Buffer.from([l.length]), Buffer.from(l));
+  parts.push(Buffer.from([0, 0, 1, 0, 1]));
+  id++;
+  return Buffer.concat(parts);
+}
+(async () => {
+  const out = [];
+  for (const n of names) {
+    const t0 = performance.now();
+    await new Promise((res) => {
+      const t = setTimeout(res, 2000);
+      s.once('message', () => { clearTimeout(t); res(); });
+      s.send(q(n), 53, server);
+    });
+    out.push((performance.now() - t0).toFixed(3));
+  }
+  process.stdout.write(out.join(',') + '\\n');
+  process.exit(0);
+})();`;
+
+/**
+ * A live node (root only): a client pod, dnsmasq in a kube-dns pod, toFQDNs on *.bench.example.
+ * LIVE_NAMES new names, each answer held by the proxy until the kernel allows its address; then
+ * the same names again (nothing to learn): the difference is what the kernel wait adds.
+ */
+async function liveAnswerToAllowed(): Promise<void> {
+  const { liveUnavailable } = await import('../src/datapath/preflight.ts');
+  const why = liveUnavailable(['ip', 'nft', 'dnsmasq']);
+  if (why !== undefined) {
+    process.stdout.write(`\nanswer-to-allowed (live) skipped: ${why}\n`);
+    return;
+  }
+  const { FQDNComponent, dnsComponents } = await import('../src/agent/fqdn.ts');
+  const { NodeRuntime } = await import('../src/agent/runtime.ts');
+  const { delNetns, netnsExists } = await import('../src/datapath/netns.ts');
+  const { defaultEngineFactory } = await import('../src/policy/default-engine.ts');
+  const { loadPolicyText } = await import('../src/policy-api/load.ts');
+  const { startDNSServer } = await import('../src/testbed/dns-server.ts');
+  const engine = defaultEngineFactory({});
+  engine.upsertNamespace('b', {});
+  const policy = `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: bench, namespace: b }
+spec:
+  endpointSelector: { matchLabels: { app: client } }
+  egress:
+  - toEndpoints: [{ matchLabels: { k8s-app: kube-dns } }]
+    toPorts: [{ ports: [{ port: "53", protocol: UDP }], rules: { dns: [{ matchPattern: "*" }] } }]
+  - toFQDNs: [{ matchPattern: "*.bench.example" }]
+    toPorts: [{ ports: [{ port: "443", protocol: TCP }] }]
+`;
+  for (const p of loadPolicyText('bench.yaml', policy, { lint: false }).policies) engine.upsertPolicy(p);
+  const fqdn = new FQDNComponent({ cacheFile: false });
+  const node = `seawall-bdns${process.pid % 100000}`;
+  const rt = new NodeRuntime({ engine, node, flows: false, components: dnsComponents(fqdn, () => {}) });
+  const names = Array.from({ length: LIVE_NAMES }, (_, i) => `n${i}.bench.example`);
+  let server: { stop(): Promise<void> } | undefined;
+  try {
+    await rt.start({
+      pods: [
+        { name: 'client', namespace: 'b', labels: { app: 'client' }, ip: '10.77.0.1' },
+        { name: 'coredns', namespace: 'b', labels: { 'k8s-app': 'kube-dns' }, ip: '10.77.0.2' },
+      ],
+    });
+    const clientNs = rt.datapath.live({ kind: 'endpoint', namespace: 'b', name: 'client' })!.ns;
+    const dnsNs = rt.datapath.live({ kind: 'endpoint', namespace: 'b', name: 'coredns' })!.ns;
+    server = await startDNSServer(
+      dnsNs,
+      '10.77.0.2',
+      names.map((n, i) => ({ name: n, ips: [`10.78.${i >> 8}.${(i & 255) + 1}`], ttl: 300 })),
+    );
+    const loop = async (): Promise<number[]> => {
+      const c = spawn(
+        'ip',
+        ['netns', 'exec', clientNs, process.execPath, '-e', QUERY_LOOP, '10.77.0.2', names.join(',')],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => c.once('exit', r));
+      return out
+        .trim()
+        .split(',')
+        .map(Number)
+        .sort((a, b) => a - b);
+    };
+    const learning = await loop();
+    const cached = await loop();
+    const pct = (xs: number[], p: number) =>
+      xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? Number.NaN;
+    const st = fqdn.status();
+    process.stdout.write(
+      `\nanswer-to-allowed (live node, ${LIVE_NAMES} new names, one at a time, load ${loadavg()[0]!.toFixed(1)}):\n\n${table(
+        [
+          ['', 'p50 ms', 'p99 ms'],
+          [
+            'query, new name (answer held until the kernel allows)',
+            pct(learning, 50).toFixed(2),
+            pct(learning, 99).toFixed(2),
+          ],
+          [
+            'query, same name again (nothing to learn)',
+            pct(cached, 50).toFixed(2),
+            pct(cached, 99).toFixed(2),
+          ],
+          [
+            'agent: answer received → kernel and proxies allow',
+            st.answerToAllowedMs.p50.toFixed(2),
+            st.answerToAllowedMs.p99.toFixed(2),
+          ],
+          [
+            'of which the nft delta (compile + transaction)',
+            st.kernelDeltaMs.p50.toFixed(2),
+            st.kernelDeltaMs.p99.toFixed(2),
+          ],
+        ],
+      )}\n`,
+    );
+  } finally {
+    await server?.stop().catch(() => {});
+    await rt.stop().catch(() => {});
+    for (const h of rt.datapath.topo.records) await delNetns(h.ns).catch(() => {});
+    if (netnsExists(node)) await delNetns(node).catch(() => {});
+  }
 }

@@ -30,6 +30,7 @@ import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
 import { HubbleComponent } from './hubble.ts';
+import { dnsComponents, FQDNComponent } from './fqdn.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import {
   DEFAULT_STABLE_MS,
@@ -267,6 +268,8 @@ export class Agent {
   private settleTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private resyncCounts = { runs: 0, corrections: 0 };
+  /** toFQDNs: the DNS proxy's answers, expiry, the persisted cache (agent/fqdn.ts). */
+  readonly fqdn = new FQDNComponent({ log: (l) => this.log(l) });
   readonly socket: string;
   private readonly log: (line: string) => void;
 
@@ -358,6 +361,7 @@ export class Agent {
           ...(this.opts.secretsDir !== undefined ? { secretsDir: this.opts.secretsDir } : {}),
         }),
         new ProxyComponent({ parser: 'kafka', log: (l) => this.log(l) }),
+        ...dnsComponents(this.fqdn, (l) => this.log(l)),
         this.policyWatcher(),
       ],
       keep: 'flow-log',
@@ -380,6 +384,7 @@ export class Agent {
         this.checkStopping();
         await this.store.scanAsync();
         this.applyToEngine();
+        this.fqdn.restore(this.engine, rt.runDir, rt.datapath); // the first table allows what the cache allows
         this.applies++; // the first transaction
       },
     });

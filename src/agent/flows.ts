@@ -34,6 +34,7 @@ import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
 import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
 import { FlowRing, FlowSink, type RingEntry, RotatingFile, startFlowServer } from '../observe/sink.ts';
 import type { MapStateEntry, PeerRef } from '../policy/types.ts';
+import { withDestinationNames } from './fqdn-names.ts';
 
 /** ulogd's raw JSON is rotated past this size (the tailer finishes the old file first). */
 const RAW_MAX_BYTES = 16 * 1024 * 1024;
@@ -488,7 +489,7 @@ export class FlowPipeline {
       ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
       ...(rev !== undefined ? { policyRevision: rev } : {}),
     });
-    const event = this.emit(rec.flow);
+    const event = this.emit(withDestinationNames(rec.flow, node.engine));
     // Cilium: the policy verdict, then the drop notification of the same packet
     if (rec.drop !== undefined) this.emit(rec.drop);
     // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict

@@ -1,8 +1,8 @@
 // The node's L7 proxies as runtime components: one child process per parser, run inside the node
 // network namespace (`ip netns exec <node> node --import tsx <entry>`), supervised (restarted with
 // backoff when it exits), fed the policy mirror over its stdin and read for records and acks on
-// its stdout (src/proxy/ipc.ts). Generic over the parser: http and kafka now; dns gives its
-// entry file and port and plugs in unchanged.
+// its stdout (src/proxy/ipc.ts). Generic over the parser: http, dns and kafka (the DNS proxy's
+// answers come back as `dns-answer` and are acknowledged once learnt, onDNSAnswer).
 //
 // Fail closed: while the process is down, nothing listens on the port nat_pre DNATs to, so a
 // redirected SYN gets a RST; until a restarted proxy has its first snapshot it refuses every
@@ -17,6 +17,7 @@ import { endpointOf } from '../flow/record.ts';
 import type { FlowEndpoint } from '../flow/types.ts';
 import {
   type AgentMessage,
+  type DNSAnswerMessage,
   encode,
   lineDecoder,
   type PolicySnapshot,
@@ -31,6 +32,7 @@ const REPO = join(import.meta.dirname, '..', '..');
 export const PROXY_ENTRIES: Partial<Record<L7Parser, string>> = {
   http: join(REPO, 'src', 'proxy', 'http', 'main.ts'),
   kafka: join(REPO, 'src', 'proxy', 'kafka', 'main.ts'),
+  dns: join(REPO, 'src', 'proxy', 'dns', 'main.ts'),
 };
 
 export interface ProxyComponentOptions {
@@ -44,6 +46,13 @@ export interface ProxyComponentOptions {
   maxBackoffMs?: number;
   /** How long policyChanged() waits for an ack before it rejects (the change is not applied). */
   ackTimeoutMs?: number;
+  /** More arguments for the proxy process (the DNS proxy's --response-max-delay, ...). */
+  args?: string[];
+  /**
+   * The DNS proxy's answers (toFQDNs): resolves once the kernel allows the addresses; the proxy
+   * holds the answer until then (agent/fqdn.ts). Without it answers are acknowledged at once.
+   */
+  onDNSAnswer?: (a: DNSAnswerMessage) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -215,6 +224,7 @@ export class ProxyComponent implements RuntimeComponent {
       rt.node,
     ];
     if (this.opts.secretsDir !== undefined) args.push('--secrets', this.opts.secretsDir);
+    args.push(...(this.opts.args ?? []));
     const c = spawn('ip', args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
     this.child = c;
     const startedAt = Date.now();
@@ -270,6 +280,29 @@ export class ProxyComponent implements RuntimeComponent {
       case 'error':
         this.log(`${this.name}: ${m.message}`);
         return;
+      case 'dns-answer':
+        this.answer(m);
+        return;
     }
+  }
+
+  private answer(m: DNSAnswerMessage): void {
+    const c = this.child;
+    const reply = (ack: AgentMessage) => {
+      if (c !== undefined && c === this.child && c.stdin !== null && !c.stdin.destroyed)
+        c.stdin.write(encode(ack));
+    };
+    const learn = this.opts.onDNSAnswer;
+    if (learn === undefined) {
+      reply({ type: 'dns-ack', id: m.id, ok: true });
+      return;
+    }
+    learn(m).then(
+      () => reply({ type: 'dns-ack', id: m.id, ok: true }),
+      (e: Error) => {
+        this.log(`${this.name}: learning ${m.name} failed: ${e.message}`);
+        reply({ type: 'dns-ack', id: m.id, ok: false, error: e.message });
+      },
+    );
   }
 }

@@ -108,6 +108,8 @@ export class NodeRuntime {
   /** From datapath.up() on, this run owns namespaces and a table that stop() must remove. */
   private madeNode = false;
   private readonly log: (line: string) => void;
+  private syncing: Promise<void> = Promise.resolve();
+  private readonly beforeSyncHooks: Array<() => Promise<void> | void> = [];
 
   constructor(private readonly opts: NodeRuntimeOptions) {
     checkNodeName(opts.node); // before anything is written (the state file)
@@ -173,10 +175,37 @@ export class NodeRuntime {
    * A policy change: the kernel first (one delta), then every started component that mirrors
    * policy (the L7 proxies), each acknowledging before this resolves.
    */
-  async sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): ReturnType<NodeDatapath['sync']> {
-    const st = await this.datapath.sync(opts);
-    for (const c of this.started) await c.policyChanged?.();
-    return st;
+  sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): ReturnType<NodeDatapath['sync']> {
+    // Serialized: each delta is computed from the state the previous one left (the agent's
+    // reloads and the DNS proxy's answers both sync).
+    const run = this.syncing.then(async () => {
+      for (const h of this.beforeSyncHooks) await h();
+      const st = await this.datapath.sync(opts);
+      for (const c of this.started) await c.policyChanged?.();
+      return st;
+    });
+    this.syncing = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  /** Resolves when every sync asked for so far has finished (or failed). */
+  synced(): Promise<void> {
+    return this.syncing;
+  }
+
+  /**
+   * Runs before every sync computes its delta (agent/fqdn.ts puts FQDN zombies into the kernel
+   * there, so an expired answer never cuts a live connection). Returns a remover.
+   */
+  beforeSync(hook: () => Promise<void> | void): () => void {
+    this.beforeSyncHooks.push(hook);
+    return () => {
+      const i = this.beforeSyncHooks.indexOf(hook);
+      if (i >= 0) this.beforeSyncHooks.splice(i, 1);
+    };
   }
 
   /** Tears down what exists (once; later calls get the same promise). */

@@ -93,3 +93,17 @@ export function dnsSummary(r: DNSRecordInput): string {
   }
   return `DNS Answer ${answer} TTL: ${r.ttl ?? 0} (Proxy ${r.query} ${qt})`;
 }
+
+/** gopacket's DNSResponseCode.String, as Hubble's DNS summary and its dns metrics print it. */
+const RCODE_NAMES: Record<number, string> = {
+  0: 'No Error',
+  1: 'Format Error',
+  2: 'Server Failure',
+  3: 'Non-Existent Domain',
+  4: 'Not Implemented',
+  5: 'Query Refused',
+};
+
+export function dnsRcodeName(r: number): string {
+  return RCODE_NAMES[r] ?? 'Unknown';
+}

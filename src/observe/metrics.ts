@@ -11,6 +11,7 @@ import { Counter, Registry } from 'prom-client';
 import type { Flow } from '../flow/types.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 import { isContextOption, MetricsConfigError, parseContextOptions } from './metrics-context.ts';
+import { dnsPlugin } from './metrics-dns.ts';
 import { httpPlugin } from './metrics-http.ts';
 import { kafkaPlugin } from './metrics-kafka.ts';
 import {
@@ -37,11 +38,12 @@ export const METRIC_PLUGINS: readonly MetricPlugin[] = [
   portDistributionPlugin,
   flowsToWorldPlugin,
   httpPlugin,
+  dnsPlugin,
   kafkaPlugin,
 ];
 
 /** What Seawall enabled before metrics were configurable (and still does by default). */
-export const DEFAULT_METRICS = 'flow drop policy http kafka';
+export const DEFAULT_METRICS = 'flow drop policy http dns kafka';
 
 /**
  * hubble_lost_events_total's sources, Hubble's LostEventSource names lowercased: the ring

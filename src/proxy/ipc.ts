@@ -1,4 +1,4 @@
-// The agent ↔ node-proxy protocol, the same for every parser (http and kafka now; dns plugs into
+// The agent ↔ node-proxy protocol, the same for every parser (http, dns and kafka; a new one plugs into
 // it): newline-delimited JSON on the proxy process's stdin (agent → proxy) and stdout (proxy →
 // agent); stderr is the proxy's log. stdio rather than Node's IPC channel: it crosses
 // `ip netns exec` and a uid change unchanged and is readable in a terminal.
@@ -7,6 +7,7 @@
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
+// DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`.
 //
 // The mirror is what a proxy needs to judge alone and synchronously: the ipcache (address →
 // the Flow endpoint with its identity; source identity never comes from a header) and, for
@@ -38,13 +39,35 @@ export interface PolicySnapshot {
   endpoints: SnapshotEndpoint[];
 }
 
-export type AgentMessage = { type: 'snapshot'; snapshot: PolicySnapshot } | { type: 'stop' };
+/**
+ * A DNS answer that passed a DNS rule (the DNS proxy, issue 10): what toFQDNs learns. The proxy
+ * holds the answer until the agent's `dns-ack` with the same id says the kernel allows the
+ * addresses (or its --tofqdns-proxy-response-max-delay passes).
+ */
+export interface DNSAnswerMessage {
+  type: 'dns-answer';
+  id: number;
+  /** The pod that asked: `namespace/name`. */
+  endpoint: string;
+  /** The queried name, lower-case and fully qualified (CNAME chains collapse onto it). */
+  name: string;
+  ips: string[];
+  /** Lowest TTL of the chain, seconds. */
+  ttl: number;
+}
+
+export type AgentMessage =
+  | { type: 'snapshot'; snapshot: PolicySnapshot }
+  | { type: 'stop' }
+  /** The answer `id` was learnt and the kernel enforces it (ok), or learning it failed. */
+  | { type: 'dns-ack'; id: number; ok: boolean; error?: string };
 
 export type ProxyMessage =
   | { type: 'ready'; parser: ProxyParser; address: string; port: number; uid: number }
   | { type: 'ack'; version: number }
   | { type: 'flow'; flow: Flow }
   | { type: 'refused'; reason: string }
+  | DNSAnswerMessage
   | { type: 'error'; message: string };
 
 /** Splits a byte stream into JSON messages; a line that does not parse is reported, not thrown. */

@@ -11,6 +11,7 @@
 // the records are not checked and the run says so.
 
 import { writeFileSync } from 'node:fs';
+import { dnsComponents, FQDNComponent } from '../agent/fqdn.ts';
 import { ProxyComponent } from '../agent/proxy.ts';
 import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
 import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
@@ -32,6 +33,7 @@ import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
+import { type DNSServer, dig, startDNSServer } from './dns-server.ts';
 import { grpcCall } from './grpc-probe.ts';
 import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
@@ -86,16 +88,17 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   // A request on a port that no L7 rule redirects is judged at L3/L4 alone (offline says which):
   // the connection is replayed without its request. Where a proxy would judge it, wait for one.
   // HTTP requests are sent with curl, gRPC calls with grpc-js, through the node's HTTP proxy;
-  // Kafka requests with the Kafka client (kafka-client.ts) through the node's Kafka proxy; DNS waits
+  // Kafka requests with the Kafka client (kafka-client.ts) through the node's Kafka proxy; DNS
+  // queries with dig through its DNS proxy (to a dnsmasq answering from the test's `dns`)
   if (
     r.l7 &&
     (offline === undefined || offline.l7 !== undefined) &&
     !isPlainHTTP(flow) &&
     !isGRPC(flow) &&
-    !isKafka(flow)
+    !isKafka(flow) &&
+    !isDNSQuery(flow)
   )
     return `${r.l7.kind === 'http' ? 'gRPC' : r.l7.kind} request: needs its L7 client or proxy (a later issue)`;
-  if (flow.toFQDN) return 'FQDN destination: needs the DNS proxy to learn addresses (a later issue)';
   if (r.protocol === 'SCTP') return 'no SCTP client on this platform';
   if (r.protocol === 'ICMPv6' || r.icmp?.family === 'IPv6') return 'the live datapath is IPv4 only';
   if (r.protocol === 'ICMP' && (r.icmp?.type ?? 8) !== 8) return 'only ICMP echo requests are sent live';
@@ -107,10 +110,46 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
   if (onOtherNode(r.src) || onOtherNode(r.dst))
     return 'endpoint on another node: needs node2 (a later issue)';
   if (peerKey(r.src) === peerKey(r.dst)) return 'a flow to itself never leaves the pod';
-  if (learntFromDNS(test, flow)) {
-    return 'destination learnt from an earlier DNS answer: needs the DNS proxy (a later issue)';
-  }
   return undefined;
+}
+
+/** Some pod of the test has a DNS redirect entry (its DNS goes through the DNS proxy). */
+function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean {
+  return test.endpoints.some(
+    (ep) =>
+      !ep.external &&
+      ep.namespace !== undefined &&
+      engine
+        .endpointPolicy(ep.namespace, ep.name)
+        .entries.some((e) => e.verdict === 'redirect' && e.l7?.parser === 'dns'),
+  );
+}
+
+/** What a connection without a query to a DNS server's port asks (never in a test's table). */
+const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
+
+/** A DNS query flow over UDP or TCP: sent with dig through the node's DNS proxy. */
+export function isDNSQuery(flow: TestFlow): boolean {
+  const p = flow.request.protocol;
+  return flow.request.l7?.kind === 'dns' && (p === 'UDP' || p === 'TCP') && flow.request.dport !== undefined;
+}
+
+/** Where the test's DNS servers run: the destination and port of every DNS query flow. */
+function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
+  const out = new Map<string, { peer: PeerRef; port: number }>();
+  for (const f of test.flows) {
+    if (!isDNSQuery(f)) continue;
+    out.set(`${peerKey(f.request.dst)}:${f.request.dport}`, { peer: f.request.dst, port: f.request.dport! });
+  }
+  return [...out.values()];
+}
+
+/** The flow goes to a port where one of the test's DNS servers listens (dnsmasq holds it). */
+function dnsServerPort(test: PolicyTest, flow: TestFlow): boolean {
+  const p = flow.request.protocol;
+  if (p !== 'UDP' && p !== 'TCP') return false;
+  const k = peerKey(flow.request.dst);
+  return dnsServers(test).some((d) => peerKey(d.peer) === k && d.port === flow.request.dport);
 }
 
 /** An HTTP/1.1 request flow (not gRPC): sent with curl through the node proxy. */
@@ -128,19 +167,6 @@ export function isGRPC(flow: TestFlow): boolean {
 /** A Kafka request flow: one request of its key/version sent through the node's Kafka proxy. */
 export function isKafka(flow: TestFlow): boolean {
   return flow.request.l7?.kind === 'kafka' && flow.request.protocol === 'TCP';
-}
-
-/** Offline, an earlier DNS flow may have taught the engine this address (toFQDNs); live cannot yet. */
-function learntFromDNS(test: PolicyTest, flow: TestFlow): boolean {
-  const dst = flow.request.dst;
-  const ip =
-    dst.kind === 'ip'
-      ? dst.ip
-      : test.endpoints.find(
-          (e) => dst.kind === 'endpoint' && e.name === dst.name && e.namespace === dst.namespace,
-        )?.ip;
-  if (!ip || !test.dns.some((d) => d.ips.includes(ip))) return false;
-  return test.flows.some((f) => f.index < flow.index && f.request.l7?.kind === 'dns');
 }
 
 /**
@@ -235,6 +261,7 @@ export async function replayTest(
   const kafkaFlows = test.flows.filter(
     (f) => !skips.has(f.index) && isKafka(f) && f.request.dport !== undefined,
   );
+  const dnsProcs: DNSServer[] = [];
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -248,10 +275,28 @@ export async function replayTest(
       onRecord: (r, e) => agreement.set(e, r),
     },
     components: [
-      // redirect entries go through the node's HTTP proxy, as under the agent (never at L4)
+      // redirect entries go through the node's HTTP and DNS proxies, as under the agent (never at
+      // L4); DNS answers teach toFQDNs before they reach the pod
       new ProxyComponent({ parser: 'http' }),
       // Kafka redirect entries through the node's Kafka proxy, when a flow carries a Kafka request
       ...(kafkaFlows.length > 0 ? [new ProxyComponent({ parser: 'kafka' })] : []),
+      // the DNS proxy where some pod's policy redirects DNS (a process less for the other tests)
+      ...(redirectsDNS(engine, test) ? dnsComponents(new FQDNComponent({ cacheFile: false }), () => {}) : []),
+      {
+        // a real DNS server in each DNS server endpoint (the kube-dns pod), answering from `dns`
+        name: 'dns servers',
+        start: async (r) => {
+          for (const d of dnsServers(test)) {
+            const live = r.datapath.live(d.peer);
+            if (!live) continue;
+            const records = test.dns.map((x) => ({ name: x.name, ips: x.ips, ttl: x.ttl }));
+            dnsProcs.push(await startDNSServer(live.ns, live.ip, records, { port: d.port }));
+          }
+        },
+        stop: async () => {
+          for (const d of dnsProcs.splice(0)) await d.stop().catch(() => {});
+        },
+      },
       {
         // servers after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
@@ -295,7 +340,8 @@ export async function replayTest(
             await kafkaBrokers.start(dst.ns, dst.ip, f.request.dport!);
           }
           for (const f of test.flows) {
-            if (skips.has(f.index) || proto(f) === 'icmp') continue;
+            if (skips.has(f.index) || proto(f) === 'icmp' || isDNSQuery(f) || dnsServerPort(test, f))
+              continue;
             const d = r.datapath.live(f.request.dst);
             if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
             if (d && f.request.dport !== undefined && grpcPorts.get(d.ns)?.has(f.request.dport)) continue;
@@ -392,6 +438,36 @@ export async function replayTest(
           // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
           records: [
             `gRPC status ${g.code}${GRPC_STATUS_NAMES[g.code] ? ` ${GRPC_STATUS_NAMES[g.code]}` : ''}`,
+          ],
+        };
+        if (notes.length > 0) res.note = notes.join('; ');
+        results.push(res);
+        continue;
+      }
+      const query = isDNSQuery(f) && l7?.kind === 'dns';
+      if (query || dnsServerPort(test, f)) {
+        // A real query through the DNS proxy: an answer allowed (and taught toFQDNs before it was
+        // released), REFUSED denied by a DNS rule, no answer denied at L3/L4. A flow without a
+        // query to the DNS server's port asks for a name no table has (nothing is learnt): any
+        // answer, REFUSED included, shows the connection passed L3/L4.
+        const t0 = performance.now();
+        const a = await dig(src.ns, dst.ip, query ? l7.query : CONNECTIVITY_NAME, {
+          port: f.request.dport!,
+          tcp: f.request.protocol === 'TCP',
+          type: query ? l7.qtype : 'A',
+          timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        });
+        rt.checkStopping();
+        const live = a.noAnswer || (query && a.status === 'REFUSED') ? 'denied' : 'allowed';
+        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
+        const res: LiveFlowResult = {
+          ...base,
+          live,
+          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
+          ms: Math.round(performance.now() - t0),
+          // the DNS proxy's L7 records describe this flow: kernel records not checked
+          records: [
+            `DNS ${a.noAnswer ? 'no answer' : a.status}${a.answers.length > 0 ? ` ${a.answers.join(',')}` : ''}`,
           ],
         };
         if (notes.length > 0) res.note = notes.join('; ');

@@ -12,6 +12,7 @@ import {
   type CompileInput,
   compile,
   countEntries,
+  DEFAULT_PROXY_PORTS,
   diffSorted,
   HOST_IDENTITY,
   logPrefix,
@@ -347,12 +348,19 @@ describe('compile', () => {
   // the policy that allowed it. Only replies and related packets may pass on conntrack.
   it('item 1: only replies and related packets skip policy; allows log new connections only', () => {
     const script = renderFull(compile(base));
-    const hooks = script.split('\n').filter((l) => / (forward|input|output) ct (direction|state) /.test(l));
+    // the one exception (issue 10): established connections the agent listed one by one as FQDN
+    // zombies (an expired DNS answer a live connection still uses); the set starts empty
+    const zombie =
+      'add rule inet seawall forward ct state established meta l4proto { tcp, udp } ip saddr . ip daddr . meta l4proto . th dport @fqdn_zombie accept';
+    const lines = script.split('\n').filter((l) => l !== zombie);
+    assert.equal(lines.length, script.split('\n').length - 1, 'the zombie rule is there once');
+    assert.doesNotMatch(script, /add element inet seawall fqdn_zombie/);
+    const hooks = lines.filter((l) => / (forward|input|output) ct (direction|state) /.test(l));
     assert.deepEqual(
       hooks.map((l) => l.replace(/^add rule inet seawall \w+ /, '')),
       Array(3).fill(['ct direction reply accept', 'ct state related accept']).flat(),
     );
-    assert.doesNotMatch(script, /established/);
+    assert.doesNotMatch(lines.join('\n'), /established/);
     const endpointRules = script
       .split('\n')
       .filter((l) => / ep\d+_(in|eg) /.test(l) && l.startsWith('add rule'));
@@ -379,36 +387,72 @@ describe('compile', () => {
     const nat = script.split('\n').filter((l) => / nat_pre /.test(l));
     assert.deepEqual(nat, [
       'add chain inet seawall nat_pre { type nat hook prerouting priority dstnat; policy accept; }',
-      'add rule inet seawall nat_pre meta l4proto tcp ip saddr vmap @ep_eg_l7',
-      'add rule inet seawall nat_pre meta l4proto tcp ip daddr vmap @ep_in_l7',
+      'add rule inet seawall nat_pre meta l4proto { tcp, udp } ip saddr vmap @ep_eg_l7',
+      'add rule inet seawall nat_pre meta l4proto { tcp, udp } ip daddr vmap @ep_in_l7',
       'add rule inet seawall nat_pre meta mark set 0',
       // a side that denies wins over the other side's redirect: the filter chains drop it
       'add rule inet seawall nat_pre ct mark & 0x00000004 != 0 return',
       'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000010 dnat ip to 172.31.255.1:15001',
       'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000040 dnat ip to 172.31.255.1:15002',
+      // DNS (issue 10): UDP and TCP queries to the DNS proxy
+      'add rule inet seawall nat_pre meta l4proto { tcp, udp } ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000020 dnat ip to 172.31.255.1:15053',
     ]);
     // local delivery to the proxy only for connections nat_pre redirected; a uid pass on output only
     assert.ok(
       script.includes(
-        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15002 } accept\n' +
+        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15002, 15053 } accept\n' +
+          'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 udp dport { 15053 } accept\n' +
           'add rule inet seawall input ip saddr vmap @ep_eg\n',
       ),
     );
   });
 
-  it('issue 9: redirects are per parser; a parser without a proxy port gets no DNAT (dropped)', () => {
-    const rows: Array<{ name: string; parser: 'http' | 'dns' | 'kafka'; set: string; dnat: boolean }> = [
-      { name: 'http', parser: 'http', set: 'ep9_in_redir_l4', dnat: true },
-      { name: 'dns', parser: 'dns', set: 'ep9_in_redirdns_l4', dnat: false },
-      { name: 'kafka', parser: 'kafka', set: 'ep9_in_redirkafka_l4', dnat: true },
+  it('issues 9, 10: redirects are per parser; DNS takes UDP and TCP; a parser without a proxy port gets no DNAT (dropped)', () => {
+    const rows: Array<{
+      name: string;
+      parser: 'http' | 'dns' | 'kafka';
+      set: string;
+      ports?: Partial<Record<'http' | 'dns' | 'kafka', number>>;
+      dnat: string | undefined;
+    }> = [
+      {
+        name: 'http',
+        parser: 'http',
+        set: 'ep9_in_redir_l4',
+        dnat: 'tcp .*== 0x00000010 dnat ip to 172.31.255.1:15001',
+      },
+      {
+        name: 'dns (UDP and TCP)',
+        parser: 'dns',
+        set: 'ep9_in_redirdns_l4',
+        dnat: '\\{ tcp, udp \\} .*== 0x00000020 dnat ip to 172.31.255.1:15053',
+      },
+      {
+        name: 'dns without a proxy port',
+        parser: 'dns',
+        set: 'ep9_in_redirdns_l4',
+        ports: { http: 15001 },
+        dnat: undefined,
+      },
+      {
+        name: 'kafka',
+        parser: 'kafka',
+        set: 'ep9_in_redirkafka_l4',
+        dnat: 'tcp .*== 0x00000040 dnat ip to 172.31.255.1:15002',
+      },
     ];
     for (const r of rows) {
       const entry: MapStateEntry = {
         ...e('INGRESS', 256, 6, 80, 80, 'redirect'),
         l7: { parser: r.parser, rules: [] },
       };
+      const proxy = { address: '172.31.255.1', ports: r.ports ?? DEFAULT_PROXY_PORTS, uid: 1337 };
       const script = renderFull(
-        compile({ ipcache, endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }] }),
+        compile({
+          ipcache,
+          proxy,
+          endpoints: [{ id: 9, ip: '10.0.1.90', policy: pol('prod/x', 260, [entry]) }],
+        }),
       );
       assert.match(script, new RegExp(`add set inet seawall ${r.set} `), r.name);
       assert.match(
@@ -417,20 +461,20 @@ describe('compile', () => {
         r.name,
       );
       const dnat = script.split('\n').filter((l) => / dnat ip to /.test(l));
-      // DNAT rules for http (15001) and kafka (15002); a dns redirect matches none until its port is set
-      assert.deepEqual(
-        dnat.map((l) => l.replace(/.*== (0x[0-9a-f]+) dnat ip to (.*)$/, '$1 $2')),
-        ['0x00000010 172.31.255.1:15001', '0x00000040 172.31.255.1:15002'],
-        r.name,
+      const mine = dnat.filter((l) =>
+        l.includes(`== 0x000000${r.parser === 'http' ? 1 : r.parser === 'dns' ? 2 : 4}0`),
       );
-      assert.match(
-        script,
-        new RegExp(
-          `ct mark \\| 0x000000${r.parser === 'http' ? '11' : r.parser === 'dns' ? '21' : '41'} log prefix "sw/redir/in/9/"`,
-        ),
-        r.name,
-      );
-      assert.equal(r.dnat, r.parser !== 'dns', r.name);
+      if (r.dnat === undefined) {
+        // no DNAT rule for the parser: its redirect entries drop in the filter chain
+        assert.equal(mine.length, 0, r.name);
+        assert.match(script, /ct mark \| 0x000000(21|41) log prefix "sw\/redir\/in\/9\/"/, r.name);
+      } else {
+        assert.equal(mine.length, 1, r.name);
+        assert.match(mine[0]!, new RegExp(r.dnat), r.name);
+      }
+      // UDP to the proxy is local delivery only where a UDP parser has a port
+      const udpIn = script.split('\n').filter((l) => / input .* udp dport /.test(l));
+      assert.equal(udpIn.length, (r.ports ?? DEFAULT_PROXY_PORTS).dns === undefined ? 0 : 1, r.name);
     }
   });
 

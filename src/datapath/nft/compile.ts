@@ -43,9 +43,9 @@
 // The identity of the peer travels in `meta mark` only while one endpoint chain runs (egress
 // sets it to the destination's identity, ingress to the source's).
 //
-// L7 redirection (redirect entries, per parser: http and kafka now, dns plugs into the same path):
-//   chain nat_pre (nat, prerouting dstnat)  the first packet of a TCP connection only (nat chains
-//                                        see nothing else): `ip saddr vmap @ep_eg_l7`, then
+// L7 redirection (redirect entries, per parser: http, dns and kafka):
+//   chain nat_pre (nat, prerouting dstnat)  the first packet of a TCP or UDP connection only (nat
+//                                        chains see nothing else; DNS takes UDP too): `ip saddr vmap @ep_eg_l7`, then
 //                                        `ip daddr vmap @ep_in_l7`, then DNAT to the node's proxy
 //                                        port of the parser when a side redirects and none denies
 //   chain epN_in_l7 / epN_eg_l7          the same sets as epN_in / epN_eg, in the same order, but
@@ -54,7 +54,10 @@
 //                                        plus the parser's bit (PARSER_CT_MARK), logged `redir`
 // Both sides' L3/L4 verdicts are decided there from the kernel's own sets, so the proxy judges
 // only L7. DNAT (not REDIRECT): pod veths have no address in the node namespace; the proxy
-// listens on the node address, and SO_ORIGINAL_DST gives it the pod's destination back.
+// listens on the node address, and SO_ORIGINAL_DST (TCP) or the conntrack entry (the DNS proxy,
+// UDP and TCP) gives it the pod's destination back; replies are un-DNAT'd by conntrack, so the pod
+// sees them from the server it asked. Nothing listening on a UDP proxy port: the query gets an ICMP
+// port unreachable from the node and never reaches the server (fail closed).
 // The filter chains then treat a DNAT'd connection with a redirect bit as local delivery to the
 // proxy port (input), and a redirect entry that matches in the filter chains at all is a
 // connection that was not DNAT'd (opened before the entry existed, UDP, a parser without a
@@ -90,7 +93,16 @@ const PARSERS: L7Parser[] = ['http', 'dns', 'kafka'];
 /** The uid the node's proxies run as: their sockets' packets pass the ingress chains. */
 export const PROXY_UID = 1337;
 /** Default proxy ports in the node namespace, per parser (one port per parser and node). */
-export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001, kafka: 15002 };
+export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001, kafka: 15002, dns: 15053 };
+/** Parsers whose proxy takes UDP as well as TCP (DNS: the pod's resolver asks over either). */
+const UDP_PARSERS: ReadonlySet<L7Parser> = new Set(['dns']);
+/**
+ * Established connections to addresses whose DNS answer expired but which a live connection still
+ * uses (Cilium's FQDN zombies): `pod ip . peer ip . proto . port`, kept by the agent (agent/fqdn.ts)
+ * from conntrack, outside the compiled model (a full apply empties it; the agent refills it).
+ * Only `ct state established` packets match: a new connection to the address is judged by policy.
+ */
+export const ZOMBIE_SET = 'fqdn_zombie';
 
 /** Where nat_pre sends redirected connections: the node's own address and a port per parser. */
 export interface ProxyTarget {
@@ -856,11 +868,15 @@ export function renderFull(t: CompiledTable): string {
     `add map ${T} ep_src { type ifname : verdict; }`,
     `add map ${T} ep_in_l7 { type ipv4_addr : verdict; }`,
     `add map ${T} ep_eg_l7 { type ipv4_addr : verdict; }`,
+    `add set ${T} ${ZOMBIE_SET} { type ipv4_addr . ipv4_addr . inet_proto . inet_service; }`,
     ...elementLines('add', 'ipcache', ipcacheElements(t.ipcache)),
   ];
   const px = t.proxy;
   const redirected = `ct status dnat ct mark & ${hex(REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS)} != 0`;
   const proxyPorts = PARSERS.flatMap((p) => (px.ports[p] === undefined ? [] : [px.ports[p]]));
+  const udpProxyPorts = PARSERS.flatMap((p) =>
+    px.ports[p] === undefined || !UDP_PARSERS.has(p) ? [] : [px.ports[p]],
+  );
   for (const ep of t.endpoints.values()) out.push(...endpointAddLines(ep));
   out.push(
     // before conntrack (raw): a forged packet is dropped before it can make a ct entry
@@ -868,15 +884,17 @@ export function renderFull(t: CompiledTable): string {
     `add rule ${T} prerouting iifname vmap @ep_src`,
     // L7 redirection: both sides' verdicts into ct mark, then DNAT to the parser's proxy port
     `add chain ${T} nat_pre { type nat hook prerouting priority dstnat; policy accept; }`,
-    `add rule ${T} nat_pre meta l4proto tcp ip saddr vmap @ep_eg_l7`,
-    `add rule ${T} nat_pre meta l4proto tcp ip daddr vmap @ep_in_l7`,
+    // TCP for every parser; UDP too (a DNS query): only a UDP parser's DNAT rule takes it, any
+    // other UDP redirect reaches the filter chains undiverted and is dropped there
+    `add rule ${T} nat_pre meta l4proto { tcp, udp } ip saddr vmap @ep_eg_l7`,
+    `add rule ${T} nat_pre meta l4proto { tcp, udp } ip daddr vmap @ep_in_l7`,
     `add rule ${T} nat_pre meta mark set 0`,
     `add rule ${T} nat_pre ct mark & ${hex(CT_MARK_DENY)} != 0 return`,
     ...PARSERS.flatMap((p) =>
       px.ports[p] === undefined
         ? []
         : [
-            `add rule ${T} nat_pre meta l4proto tcp ct mark & ${hex(REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS)} != 0 ct mark & ${hex(PARSER_MASK)} == ${hex(PARSER_CT_MARK[p])} dnat ip to ${px.address}:${px.ports[p]}`,
+            `add rule ${T} nat_pre meta l4proto ${UDP_PARSERS.has(p) ? '{ tcp, udp }' : 'tcp'} ct mark & ${hex(REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS)} != 0 ct mark & ${hex(PARSER_MASK)} == ${hex(PARSER_CT_MARK[p])} dnat ip to ${px.address}:${px.ports[p]}`,
           ],
     ),
     // replies and related packets pass on conntrack; every original-direction packet (new or
@@ -884,6 +902,8 @@ export function renderFull(t: CompiledTable): string {
     `add chain ${T} forward { type filter hook forward priority filter; policy accept; }`,
     `add rule ${T} forward ct direction reply accept`,
     `add rule ${T} forward ct state related accept`,
+    // FQDN zombies: a pod's established connection to an address whose DNS answer expired
+    `add rule ${T} forward ct state established meta l4proto { tcp, udp } ip saddr . ip daddr . meta l4proto . th dport @${ZOMBIE_SET} accept`,
     `add rule ${T} forward ip saddr vmap @ep_eg`,
     `add rule ${T} forward ip daddr vmap @ep_in`,
     // pod → node (reserved:host): only the pod's egress policy applies
@@ -895,6 +915,11 @@ export function renderFull(t: CompiledTable): string {
       ? []
       : [
           `add rule ${T} input ${redirected} ip daddr ${px.address} tcp dport { ${proxyPorts.join(', ')} } accept`,
+        ]),
+    ...(udpProxyPorts.length === 0
+      ? []
+      : [
+          `add rule ${T} input ${redirected} ip daddr ${px.address} udp dport { ${udpProxyPorts.join(', ')} } accept`,
         ]),
     `add rule ${T} input ip saddr vmap @ep_eg`,
     // node → pod: only the pod's ingress policy applies

@@ -326,16 +326,4 @@ export function typeName(t: number): string {
   return TYPE_NAMES[t] ?? 'Unknown';
 }
 
-/** gopacket's DNSResponseCode.String, as Hubble's DNS summary prints it. */
-const RCODE_NAMES: Record<number, string> = {
-  0: 'No Error',
-  1: 'Format Error',
-  2: 'Server Failure',
-  3: 'Non-Existent Domain',
-  4: 'Not Implemented',
-  5: 'Query Refused',
-};
-
-export function rcodeName(r: number): string {
-  return RCODE_NAMES[r] ?? 'Unknown';
-}
+export { dnsRcodeName as rcodeName } from '../../flow/dns-record.ts';

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { Flow } from '../flow/types.ts';
+import { DNSCache } from '../fqdn/cache.ts';
+import { PolicyEngine } from '../policy/engine.ts';
+import type { DNSAnswerMessage } from '../proxy/ipc.ts';
+import { FQDNComponent } from './fqdn.ts';
+import { withDestinationNames } from './fqdn-names.ts';
+import type { NodeRuntime } from './runtime.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** The parts of a NodeRuntime the FQDN component uses, recorded. */
+function fakeRuntime(engine: PolicyEngine) {
+  const runDir = mkdtempSync(join(tmpdir(), 'sw-fqdn-'));
+  dirs.push(runDir);
+  const calls: string[] = [];
+  const hooks: Array<() => Promise<void> | void> = [];
+  const declared: string[] = [];
+  const rt = {
+    engine,
+    node: 'sw-fqdn-test',
+    runDir,
+    datapath: {
+      nft: { state: { ipcache: new Map<string, number>([['10.0.0.1', 1000]]) } },
+      declareTestHost: (_p: unknown, ip: string) => declared.push(ip),
+    },
+    beforeSync: (h: () => Promise<void> | void) => {
+      hooks.push(h);
+      return () => {};
+    },
+    sync: async () => {
+      for (const h of hooks) await h();
+      calls.push('sync');
+      return { kind: 'delta', lines: 1, ms: 1 };
+    },
+    synced: async () => {
+      calls.push('synced');
+    },
+  };
+  return { rt: rt as unknown as NodeRuntime, calls, declared, runDir };
+}
+
+const answer = (name: string, ips: string[], ttl: number, id = 1): DNSAnswerMessage => ({
+  type: 'dns-answer',
+  id,
+  endpoint: 'prod/client',
+  name,
+  ips,
+  ttl,
+});
+
+describe('FQDNComponent', () => {
+  it('an answer with new addresses syncs the kernel (and gives them ipcache entries); a repeat waits for the sync in flight only', async () => {
+    let now = 1_000_000;
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, calls, declared } = fakeRuntime(engine);
+    const c = new FQDNComponent({ now: () => now, readConntrack: async () => '', runNft: async () => {} });
+    c.start(rt);
+    await c.learn(answer('api.example.com.', ['192.0.2.1'], 30));
+    assert.deepEqual(calls, ['sync']);
+    assert.deepEqual(declared, ['192.0.2.1']);
+    now += 1000;
+    await c.learn(answer('api.example.com.', ['192.0.2.1'], 30, 2));
+    assert.deepEqual(calls, ['sync', 'synced']);
+    const st = c.status();
+    assert.equal(st.answers, 2);
+    assert.equal(st.applied, 1);
+    assert.equal(st.answerToAllowedMs.samples, 1, 'only the answer that changed the kernel');
+    assert.deepEqual(engine.dns.lookupName('api.example.com', now), ['192.0.2.1']);
+    await c.stop();
+  });
+
+  it('expiry: due entries go and the kernel syncs; an address a live connection uses becomes a zombie listed in fqdn_zombie', async () => {
+    let now = 2_000_000;
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, calls } = fakeRuntime(engine);
+    const scripts: string[] = [];
+    let table =
+      'ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.1 dst=192.0.2.1 sport=50000 dport=443 src=192.0.2.1 dst=10.0.0.1 sport=443 dport=50000 [ASSURED] mark=0 zone=0 use=2\n';
+    const c = new FQDNComponent({
+      now: () => now,
+      readConntrack: async () => table,
+      runNft: async (_n, s) => {
+        scripts.push(s);
+      },
+    });
+    c.start(rt);
+    await c.learn(answer('api.example.com.', ['192.0.2.1'], 2));
+    await c.learn(answer('other.example.com.', ['192.0.2.2'], 2, 2));
+    calls.length = 0;
+    await c.tick();
+    assert.deepEqual(calls, [], 'nothing due yet');
+    now += 3000;
+    await c.tick();
+    assert.deepEqual(calls, ['sync']);
+    assert.deepEqual(engine.dns.lookupName('api.example.com', now), []);
+    assert.deepEqual(
+      engine.dns.zombies().map((z) => z.ip),
+      ['192.0.2.1'],
+    );
+    assert.deepEqual(scripts, [
+      'flush set inet seawall fqdn_zombie\nadd element inet seawall fqdn_zombie { 10.0.0.1 . 192.0.2.1 . tcp . 443 }\n',
+    ]);
+    assert.equal(c.status().zombieConnections, 1);
+    // the connection closed: the zombie and its element go
+    table = '';
+    await c.tick();
+    assert.deepEqual(scripts.slice(1), ['flush set inet seawall fqdn_zombie\n']);
+    assert.equal(c.status().zombies, 0);
+    await c.stop();
+  });
+
+  it('the cache is persisted and restored into a new engine, expired entries skipped', async () => {
+    let now = 3_000_000;
+    const e1 = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, runDir } = fakeRuntime(e1);
+    const c1 = new FQDNComponent({ now: () => now, readConntrack: async () => '', runNft: async () => {} });
+    c1.start(rt);
+    await c1.learn(answer('long.example.com.', ['192.0.2.5'], 300));
+    await c1.learn(answer('short.example.com.', ['192.0.2.6'], 1, 2));
+    await c1.stop();
+    assert.ok(existsSync(join(runDir, 'fqdn-cache.json')));
+    now += 5000;
+    const e2 = new PolicyEngine({}, { dns: new DNSCache() });
+    const c2 = new FQDNComponent({ now: () => now });
+    const declared: string[] = [];
+    c2.restore(e2, runDir, {
+      declareTestHost: (_p: unknown, ip: string) => declared.push(ip),
+    } as unknown as NodeRuntime['datapath']);
+    assert.deepEqual(
+      declared,
+      ['192.0.2.5'],
+      'the restored address gets its ipcache entry in the first table',
+    );
+    assert.deepEqual(e2.dns.lookupName('long.example.com', now), ['192.0.2.5']);
+    assert.deepEqual(e2.dns.lookupName('short.example.com', now), []);
+    assert.equal(c2.status().restored, 1);
+    assert.equal(c2.status().expiredOnRestore, 1);
+  });
+});
+
+describe('FQDNComponent zombies never fail a sync', () => {
+  it('an nft error listing zombies is logged; the sync goes on', async () => {
+    let now = 4_000_000;
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, calls } = fakeRuntime(engine);
+    const logs: string[] = [];
+    const c = new FQDNComponent({
+      now: () => now,
+      log: (l) => logs.push(l),
+      readConntrack: async () =>
+        'ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.1 dst=192.0.2.1 sport=50000 dport=443 src=192.0.2.1 dst=10.0.0.1 sport=443 dport=50000 [ASSURED] mark=0 zone=0 use=2\n',
+      runNft: async () => {
+        throw new Error('fqdn_zombie: no such table');
+      },
+    });
+    c.start(rt);
+    await c.learn(answer('api.example.com.', ['192.0.2.1'], 1));
+    now += 2000;
+    calls.length = 0;
+    await c.tick();
+    assert.deepEqual(calls, ['sync']);
+    assert.ok(
+      logs.some((l) => /no such table/.test(l)),
+      logs.join('\n'),
+    );
+    await c.stop();
+  });
+});
+
+describe('destination_names', () => {
+  const engine = new PolicyEngine({}, { dns: new DNSCache() });
+  const now = 5_000_000;
+  engine.dns.learn('api.example.com.', ['192.0.2.1'], 30, now);
+  engine.dns.learn('www.example.com.', ['192.0.2.1'], 30, now);
+  const flow = (dst: string, l7 = false): Flow =>
+    ({
+      time: 't',
+      uuid: 'u',
+      verdict: 'FORWARDED',
+      IP: { source: '10.0.0.1', destination: dst, ipVersion: 'IPv4' },
+      ...(l7 ? { l7: { type: 'REQUEST' } } : {}),
+    }) as Flow;
+  const rows: Array<{ name: string; f: Flow; want: string[] | undefined }> = [
+    {
+      name: 'a connection to a learnt address: its names',
+      f: flow('192.0.2.1'),
+      want: ['api.example.com', 'www.example.com'],
+    },
+    { name: 'another address: none', f: flow('192.0.2.9'), want: undefined },
+    { name: 'an L7 record (the DNS proxy’s own): untouched', f: flow('192.0.2.1', true), want: undefined },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      assert.deepEqual(withDestinationNames(r.f, engine, now).destination_names, r.want);
+    });
+  }
+});

@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import dnsPacket from 'dns-packet';
+import type { L7RuleSet, MapStateEntry } from '../../policy/types.ts';
+import type { PolicySnapshot, ProxyMessage, SnapshotEndpoint } from '../ipc.ts';
+import { AnswerAcks, DNSPolicyMirror, makeNodeDNSProxy } from './main.ts';
+import type { DNSProxy } from './proxy.ts';
+import { query, startUpstream, type Upstream, udpAsk } from './testing/upstream.ts';
+
+const pos = { file: 't.yaml', line: 1, column: 1 };
+const DNS_ID = 300;
+const dnsRules = (...names: string[]): L7RuleSet => ({
+  parser: 'dns',
+  rules: names.map((n) => (n.includes('*') ? { pos, matchPattern: n } : { pos, matchName: n })),
+});
+const e = (
+  direction: 'INGRESS' | 'EGRESS',
+  identity: number,
+  proto: number,
+  port: number,
+  verdict: MapStateEntry['verdict'],
+  l7?: L7RuleSet,
+): MapStateEntry => ({
+  key: { direction, identity, proto, portLo: port, portHi: port },
+  verdict,
+  derivedFrom: [],
+  ...(l7 ? { l7 } : {}),
+});
+const ep = (ip: string, entries: MapStateEntry[], ingressDeny = false): SnapshotEndpoint => ({
+  ip,
+  endpoint: `prod/${ip}`,
+  namespace: 'prod',
+  ingress: { enforced: ingressDeny, defaultDeny: ingressDeny },
+  egress: { enforced: true, defaultDeny: true },
+  entries,
+});
+const snapshot = (endpoints: SnapshotEndpoint[]): PolicySnapshot => ({
+  version: 1,
+  peers: [
+    ['10.0.0.1', { identity: 1000 }],
+    ['10.0.0.53', { identity: DNS_ID }],
+  ],
+  endpoints,
+});
+
+describe('the DNS proxy’s policy mirror', () => {
+  const rows: Array<{
+    name: string;
+    endpoints: SnapshotEndpoint[];
+    transport?: 'udp' | 'tcp';
+    port?: number;
+    want: string[] | null;
+  }> = [
+    {
+      name: 'the egress redirect’s DNS rules',
+      endpoints: [ep('10.0.0.1', [e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('*.example.com'))])],
+      want: ['*.example.com'],
+    },
+    {
+      name: 'rules of every matching redirect (UDP entry and an any-protocol entry), ORed',
+      endpoints: [
+        ep('10.0.0.1', [
+          e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('a.example.com')),
+          e('EGRESS', 0, 0, 53, 'redirect', dnsRules('b.example.com')),
+        ]),
+      ],
+      want: ['a.example.com', 'b.example.com'],
+    },
+    {
+      name: 'TCP judged like UDP when the entry is for TCP',
+      endpoints: [ep('10.0.0.1', [e('EGRESS', DNS_ID, 6, 53, 'redirect', dnsRules('t.example.com'))])],
+      transport: 'tcp',
+      want: ['t.example.com'],
+    },
+    {
+      name: 'an allow beside the redirect: the L7 wildcard admits every name',
+      endpoints: [
+        ep('10.0.0.1', [
+          e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('a.example.com')),
+          e('EGRESS', DNS_ID, 17, 53, 'allow'),
+        ]),
+      ],
+      want: [],
+    },
+    {
+      name: 'a deny wins: refused',
+      endpoints: [
+        ep('10.0.0.1', [
+          e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('a.example.com')),
+          e('EGRESS', DNS_ID, 17, 53, 'deny'),
+        ]),
+      ],
+      want: null,
+    },
+    {
+      name: 'another port: no redirect, refused',
+      endpoints: [ep('10.0.0.1', [e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('a.example.com'))])],
+      port: 5353,
+      want: null,
+    },
+    {
+      name: 'a redirect of another parser: refused',
+      endpoints: [ep('10.0.0.1', [e('EGRESS', DNS_ID, 17, 53, 'redirect', { parser: 'http', rules: [] })])],
+      want: null,
+    },
+    {
+      name: 'a client that is no local endpoint: refused',
+      endpoints: [],
+      want: null,
+    },
+    {
+      name: 'a local server whose ingress denies: refused',
+      endpoints: [
+        ep('10.0.0.1', [e('EGRESS', DNS_ID, 17, 53, 'redirect', dnsRules('a.example.com'))]),
+        ep('10.0.0.53', [], true),
+      ],
+      want: null,
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const m = new DNSPolicyMirror();
+      assert.equal(m.rules('10.0.0.1', '10.0.0.53', 'udp', 53), null, 'no snapshot yet: refused');
+      m.load(snapshot(r.endpoints));
+      const got = m.rules('10.0.0.1', '10.0.0.53', r.transport ?? 'udp', r.port ?? 53);
+      assert.deepEqual(got === null ? null : got.map((x) => x.matchName ?? x.matchPattern), r.want);
+      // asked again: the same list object (compiled once by the proxy)
+      assert.equal(m.rules('10.0.0.1', '10.0.0.53', r.transport ?? 'udp', r.port ?? 53), got);
+    });
+  }
+});
+
+describe('the node DNS proxy: answers held until the agent acknowledges', () => {
+  let up: Upstream;
+  let proxy: DNSProxy;
+  const sent: ProxyMessage[] = [];
+  const mirror = new DNSPolicyMirror();
+  let acks: AnswerAcks;
+  let ackMode: 'ok' | 'fail' | 'hold' = 'ok';
+
+  before(async () => {
+    up = await startUpstream({
+      'api.example.com': { answers: [{ type: 'A', name: 'api.example.com', ttl: 30, data: '192.0.2.10' }] },
+    });
+    const send = (m: ProxyMessage) => {
+      sent.push(m);
+      if (m.type !== 'dns-answer') return;
+      if (ackMode === 'ok') setTimeout(() => acks.settle(m.id, true), 20);
+      if (ackMode === 'fail') setTimeout(() => acks.settle(m.id, false, 'nft failed'), 5);
+    };
+    acks = new AnswerAcks(send);
+    // loopback stands for the pod and the server it asked (any peer: identity 0 in the entry)
+    mirror.load({
+      version: 1,
+      peers: [['127.0.0.1', { identity: 1000 }]],
+      endpoints: [ep('127.0.0.1', [e('EGRESS', 0, 17, up.port, 'redirect', dnsRules('*.example.com'))])],
+    });
+    proxy = makeNodeDNSProxy({
+      address: '127.0.0.1',
+      port: 0,
+      node: 'n1',
+      mirror,
+      // as conntrack would say for a DNAT'd query
+      originalDst: () => ({ ip: '127.0.0.1', port: up.port }),
+      learn: (a) => acks.learn(a),
+      send,
+      responseMaxDelayMs: 300,
+    });
+    await proxy.start();
+  });
+
+  after(async () => {
+    await proxy.close();
+    await up.close();
+  });
+
+  const ask = async (name: string) => {
+    const t0 = performance.now();
+    const b = await udpAsk(proxy.port, query(name), 2000);
+    const p = b === undefined ? undefined : (dnsPacket.decode(b) as { rcode?: string });
+    return { p, ms: performance.now() - t0 };
+  };
+
+  it('an allowed answer goes to the agent first and is released on its ack', async () => {
+    ackMode = 'ok';
+    sent.length = 0;
+    const { p } = await ask('api.example.com');
+    assert.equal(p?.rcode, 'NOERROR');
+    const msg = sent.find((m) => m.type === 'dns-answer');
+    assert.deepEqual(msg && { ...msg, id: 0 }, {
+      type: 'dns-answer',
+      id: 0,
+      endpoint: 'prod/127.0.0.1',
+      name: 'api.example.com.',
+      ips: ['192.0.2.10'],
+      ttl: 30,
+    });
+    // the records: a request and a response, with the pod's and the server's identities
+    const flows = sent.filter((m) => m.type === 'flow');
+    assert.equal(flows.length, 2);
+    assert.equal(acks.size, 0);
+  });
+
+  it('a failed learn: SERVFAIL, the answer is not released', async () => {
+    ackMode = 'fail';
+    const { p } = await ask('api.example.com');
+    assert.equal(p?.rcode, 'SERVFAIL');
+  });
+
+  it('no ack within the max delay: released anyway and counted', async () => {
+    ackMode = 'hold';
+    const before = proxy.stats.responseDelayExceeded;
+    const { p, ms } = await ask('api.example.com');
+    assert.equal(p?.rcode, 'NOERROR');
+    assert.ok(ms >= 250, `held ${ms} ms`);
+    assert.equal(proxy.stats.responseDelayExceeded, before + 1);
+  });
+
+  it('a refused name never reaches the server nor the agent', async () => {
+    ackMode = 'ok';
+    const n = up.received.length;
+    sent.length = 0;
+    const { p } = await ask('evil.test');
+    assert.equal(p?.rcode, 'REFUSED');
+    assert.equal(up.received.length, n);
+    assert.equal(
+      sent.some((m) => m.type === 'dns-answer'),
+      false,
+    );
+  });
+});

@@ -1,0 +1,272 @@
+// The node's DNS proxy process (issue 10): started by the agent inside the node network namespace
+// (`ip netns exec <node> node --import tsx src/proxy/dns/main.ts`, supervised by agent/proxy.ts),
+// listening on UDP and TCP on the port nat_pre DNATs redirected DNS queries to, judging each query
+// name from the policy mirror the agent pushes over stdin (../ipc.ts), forwarding allowed queries
+// to the server the pod asked (the conntrack entry of the DNAT says which, ./conntrack.ts), and
+// holding each A/AAAA answer until the agent acknowledges that the kernel allows its addresses
+// (`dns-answer` → `dns-ack`, capped by --tofqdns-proxy-response-max-delay as proxy.ts does).
+//
+// Fail closed: no snapshot yet, no conntrack entry, a query from an address that is no local
+// endpoint with a DNS redirect, or a side that now denies: SERVFAIL, nothing forwarded. Nothing
+// listening (this process down): nat_pre still DNATs here and the query meets a closed port.
+//
+// Privileges: starts as root (to enter the namespace and open /proc/net/nf_conntrack), binds,
+// then drops to the proxy uid, whose upstream packets pass the node's output chain.
+//
+// Arguments: --address A --port P --uid U --node NAME [--response-max-delay MS]
+//            [--reject refused|nameError] [--concurrency-limit N]
+
+import { parseArgs } from 'node:util';
+import type { FlowEndpoint } from '../../flow/types.ts';
+import type { PortRuleDNS } from '../../policy-api/types.ts';
+import {
+  type AgentMessage,
+  encode,
+  lineDecoder,
+  type PolicySnapshot,
+  type ProxyMessage,
+  type SnapshotEndpoint,
+  sideVerdict,
+} from '../ipc.ts';
+import { ConntrackFile, findOriginalDst } from './conntrack.ts';
+import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
+
+const WORLD = 2;
+const PROTO = { tcp: 6, udp: 17 } as const;
+
+/** The mirror the DNS proxy judges from: replaced whole on each snapshot. */
+export class DNSPolicyMirror {
+  version = -1;
+  private peers = new Map<string, FlowEndpoint>();
+  private endpoints = new Map<string, SnapshotEndpoint>();
+  /** One rule list per (pod, server, transport, port) and version: proxy.ts compiles a list once. */
+  private rulesCache = new Map<string, readonly PortRuleDNS[] | null>();
+
+  load(s: PolicySnapshot): void {
+    this.peers = new Map(s.peers);
+    this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
+    this.rulesCache = new Map();
+    this.version = s.version;
+  }
+
+  get loaded(): boolean {
+    return this.version >= 0;
+  }
+
+  identityOf(ip: string): number {
+    return this.peers.get(ip)?.identity ?? WORLD;
+  }
+
+  peer(ip: string): FlowEndpoint {
+    return this.peers.get(ip) ?? { identity: WORLD, labels: ['reserved:world'] };
+  }
+
+  /**
+   * The DNS rules a query from `client` to `server` must pass, or null (refused: not a DNS
+   * redirect of that pod's egress, or a side denies). The pod's egress judges, as Cilium's DNS
+   * proxy does; a local server's ingress may still deny at L3/L4. An allow beside the redirect
+   * (the L7 wildcard) or a DNS rule list that is empty admits every name: [].
+   */
+  rules(
+    client: string,
+    server: string,
+    transport: 'udp' | 'tcp',
+    port: number,
+  ): readonly PortRuleDNS[] | null {
+    if (!this.loaded) return null;
+    const key = `${client}|${server}|${transport}|${port}`;
+    const hit = this.rulesCache.get(key);
+    if (hit !== undefined) return hit;
+    const proto = PROTO[transport];
+    const ep = this.endpoints.get(client);
+    const v = sideVerdict(ep, 'EGRESS', this.identityOf(server), proto, port, 'dns');
+    let out: readonly PortRuleDNS[] | null = null;
+    if (v.kind === 'l7') {
+      const ingress = sideVerdict(
+        this.endpoints.get(server),
+        'INGRESS',
+        this.identityOf(client),
+        proto,
+        port,
+        'dns',
+      );
+      if (ingress.kind !== 'deny') {
+        const lists = v.rules.map((e) => (e.l7?.parser === 'dns' ? e.l7.rules : []));
+        out = v.wildcard || lists.some((l) => l.length === 0) ? [] : lists.flat();
+      }
+    }
+    this.rulesCache.set(key, out);
+    return out;
+  }
+
+  endpointOf(ip: string): SnapshotEndpoint | undefined {
+    return this.endpoints.get(ip);
+  }
+}
+
+export interface DNSProxyMainOptions {
+  address: string;
+  port: number;
+  node: string;
+  mirror: DNSPolicyMirror;
+  /** The original destination of a redirected query (the conntrack entry of its DNAT). */
+  originalDst: (src: QuerySource) => { ip: string; port: number } | undefined;
+  /** Sends an answer to the agent and resolves when it acknowledged (rejects when it failed). */
+  learn: (a: LearnedAnswer) => Promise<void>;
+  send: (m: ProxyMessage) => void;
+  responseMaxDelayMs?: number;
+  rejectResponseCode?: 'refused' | 'nameError';
+  concurrencyLimit?: number;
+}
+
+/** The proxy wired to a mirror and a conntrack lookup (main() and the tests build it so). */
+export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
+  const resolveRedirect = (src: QuerySource): RedirectContext | undefined => {
+    const orig = o.originalDst(src);
+    if (orig === undefined) return undefined;
+    const rules = o.mirror.rules(src.clientIP, orig.ip, src.transport, orig.port);
+    const ep = o.mirror.endpointOf(src.clientIP);
+    if (rules === null || ep === undefined) return undefined;
+    const identity = o.mirror.identityOf(src.clientIP);
+    return {
+      endpoint: { key: ep.endpoint, identity, flow: o.mirror.peer(src.clientIP) },
+      server: {
+        ip: orig.ip,
+        port: orig.port,
+        identity: o.mirror.identityOf(orig.ip),
+        flow: o.mirror.peer(orig.ip),
+      },
+      rules,
+    };
+  };
+  return new DNSProxy({
+    host: o.address,
+    port: o.port,
+    nodeName: o.node,
+    resolveRedirect,
+    onAnswer: (a) => o.learn(a),
+    onFlow: (flow) => o.send({ type: 'flow', flow }),
+    ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
+    ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
+    ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
+  });
+}
+
+/** Answers waiting for the agent's ack, by id. */
+export class AnswerAcks {
+  private next = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  constructor(private readonly send: (m: ProxyMessage) => void) {}
+
+  learn(a: LearnedAnswer): Promise<void> {
+    const id = this.next++;
+    const p = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.send({ type: 'dns-answer', id, endpoint: a.endpoint, name: a.name, ips: a.ips, ttl: a.ttl });
+    // the proxy stops waiting at its max delay; the agent's ack may still come (and is dropped)
+    setTimeout(() => this.settle(id, true), 30_000).unref();
+    return p;
+  }
+
+  settle(id: number, ok: boolean, error?: string): void {
+    const w = this.pending.get(id);
+    if (w === undefined) return;
+    this.pending.delete(id);
+    if (ok) w.resolve();
+    else w.reject(new Error(error ?? 'the agent could not learn the answer'));
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      address: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string', default: '15053' },
+      uid: { type: 'string', default: '1337' },
+      node: { type: 'string', default: '' },
+      'response-max-delay': { type: 'string' },
+      reject: { type: 'string' },
+      'concurrency-limit': { type: 'string' },
+    },
+  });
+  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
+  const address = values.address ?? '0.0.0.0';
+  const port = Number(values.port);
+  // opened as root, re-read after the privileges are gone
+  let ct: ConntrackFile | undefined;
+  try {
+    ct = new ConntrackFile().open();
+  } catch (e) {
+    // without it no query's server is known: every query is answered SERVFAIL (fail closed)
+    send({ type: 'error', message: `cannot read conntrack: ${(e as Error).message}; answering SERVFAIL` });
+  }
+  const originalDst = (src: QuerySource) =>
+    ct === undefined
+      ? undefined
+      : findOriginalDst(
+          ct.read(),
+          src.transport,
+          { ip: src.clientIP, port: src.clientPort },
+          { ip: address, port },
+        );
+  const mirror = new DNSPolicyMirror();
+  const acks = new AnswerAcks(send);
+  const reject = values.reject;
+  if (reject !== undefined && reject !== 'refused' && reject !== 'nameError')
+    throw new Error(`--reject must be refused or nameError, not ${reject}`);
+  const proxy = makeNodeDNSProxy({
+    address,
+    port,
+    node: values.node ?? '',
+    mirror,
+    originalDst,
+    learn: (a) => acks.learn(a),
+    send,
+    ...(values['response-max-delay'] !== undefined
+      ? { responseMaxDelayMs: Number(values['response-max-delay']) }
+      : {}),
+    ...(reject !== undefined ? { rejectResponseCode: reject } : {}),
+    ...(values['concurrency-limit'] !== undefined
+      ? { concurrencyLimit: Number(values['concurrency-limit']) }
+      : {}),
+  });
+  const addr = await proxy.start();
+  const uid = Number(values.uid);
+  if (process.getuid?.() === 0 && uid !== 0) {
+    process.setgroups?.([]);
+    process.setgid?.(uid);
+    process.setuid?.(uid);
+  }
+  const stop = () => void proxy.close().then(() => process.exit(0));
+  process.stdin.on(
+    'data',
+    lineDecoder<AgentMessage>(
+      (m) => {
+        if (m.type === 'snapshot') {
+          mirror.load(m.snapshot);
+          send({ type: 'ack', version: m.snapshot.version });
+        } else if (m.type === 'dns-ack') {
+          acks.settle(m.id, m.ok, m.error);
+        } else if (m.type === 'stop') {
+          stop();
+        }
+      },
+      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
+    ),
+  );
+  // the agent went away: no more policy updates and no acks, so stop judging
+  process.stdin.on('end', stop);
+  process.on('SIGTERM', stop);
+  send({ type: 'ready', parser: 'dns', address: addr.host, port: addr.port, uid: process.getuid?.() ?? -1 });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: Error) => {
+    process.stderr.write(`dns proxy: ${e.message}\n`);
+    process.exit(1);
+  });
+}
