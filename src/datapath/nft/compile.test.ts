@@ -393,14 +393,14 @@ describe('compile', () => {
       // a side that denies wins over the other side's redirect: the filter chains drop it
       'add rule inet seawall nat_pre ct mark & 0x00000004 != 0 return',
       'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000010 dnat ip to 172.31.255.1:15001',
-      'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000040 dnat ip to 172.31.255.1:15002',
       // DNS (issue 10): UDP and TCP queries to the DNS proxy
       'add rule inet seawall nat_pre meta l4proto { tcp, udp } ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000020 dnat ip to 172.31.255.1:15053',
+      'add rule inet seawall nat_pre meta l4proto tcp ct mark & 0x00000003 != 0 ct mark & 0x00000070 == 0x00000040 dnat ip to 172.31.255.1:15002',
     ]);
     // local delivery to the proxy only for connections nat_pre redirected; a uid pass on output only
     assert.ok(
       script.includes(
-        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15002, 15053 } accept\n' +
+        'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15053, 15002 } accept\n' +
           'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 udp dport { 15053 } accept\n' +
           'add rule inet seawall input ip saddr vmap @ep_eg\n',
       ),
