@@ -298,6 +298,8 @@ const ROWS: Row[] = [
     flows: [
       ['shop/web', 'shop/db', '80/TCP', 'DROPPED POLICY_DENIED'],
       ['shop/db', 'shop/web', '80/TCP', 'DROPPED POLICY_DENIED'],
+      ['other', 'shop/api', '80/TCP', 'AUDIT POLICY_DENIED (policyEnforcementMode=always)'],
+      ['other', 'shop/db', '80/TCP', 'DROPPED POLICY_DENIED'],
     ],
   },
 ];
@@ -315,7 +317,7 @@ function outcome(v: Verdict): Want {
   const d = v.decidedBy === 'EGRESS' ? v.egress : v.ingress;
   const a = d?.audited;
   assert.ok(a !== undefined, 'an AUDIT verdict names its audited direction');
-  return `AUDIT ${a.reason} ${[...new Set(a.by.map((r) => r.name))].sort().join(',')}`;
+  return `AUDIT ${a.reason} ${[...new Set(a.by.map((r) => r.name))].sort().join(',') || '(policyEnforcementMode=always)'}`;
 }
 
 function build(row: Row) {

@@ -405,7 +405,27 @@ export async function replayTest(
         const t0 = performance.now();
         const status = await curlStatus(src.ns, dst.ip, f.request.dport, l7, Math.max(timeoutMs, 2000));
         rt.checkStopping();
-        const live = status === 200 ? 'allowed' : 'denied';
+        let live: 'allowed' | 'denied' | 'audited' = status === 200 ? 'allowed' : 'denied';
+        // the proxy's L7 records, not the kernel's, describe this flow: kernel records are not
+        // checked, except the AUDIT record an audited redirect leaves (nat_pre logs it)
+        const records = [`HTTP ${status || 'no answer'}`];
+        if (
+          live === 'allowed' &&
+          (base.offline === 'audited' || f.expect === 'audited') &&
+          pipeline?.available
+        ) {
+          const audit = (e: RingEntry): boolean =>
+            e.event.flow.verdict === 'AUDIT' && sameFlow(e.event.flow, src, dst, f);
+          const entries = await pipeline.waitFor(
+            fromSeq,
+            (es) => es.some(audit),
+            opts.recordTimeoutMs ?? 2000,
+          );
+          rt.checkStopping();
+          const seen = entries.filter(audit);
+          if (seen.length > 0) live = 'audited';
+          records.push(...seen.map((e) => recordText(e.event.flow)));
+        }
         const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
         if (status !== 200 && status !== 403 && status !== 0) notes.push(`unexpected HTTP status ${status}`);
         const res: LiveFlowResult = {
@@ -413,8 +433,7 @@ export async function replayTest(
           live,
           outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
           ms: Math.round(performance.now() - t0),
-          // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
-          records: [`HTTP ${status || 'no answer'}`],
+          records,
         };
         if (notes.length > 0) res.note = notes.join('; ');
         results.push(res);

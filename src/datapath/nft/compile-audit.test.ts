@@ -109,7 +109,26 @@ describe('nft compile: audit', () => {
     });
   }
 
-  it('nat_pre ignores audit sets and an audited default deny never sets the deny bit', () => {
+  it('nat_pre: a redirect an audit set covers is redirected and logged audit', () => {
+    const redirect: MapStateEntry = { ...e(256, 80, 'redirect'), l7: { parser: 'http', rules: [] } };
+    const script = renderFull(
+      compile(input([redirect, e(256, 80, 'audit')], { enforced: true, defaultDeny: true })),
+    );
+    const l7 = script
+      .split('\n')
+      .filter((l) => l.startsWith('add rule inet seawall ep7_in_l7 '))
+      .map((l) => l.slice('add rule inet seawall ep7_in_l7 '.length));
+    assert.deepEqual(l7, [
+      'meta mark set 2',
+      'meta mark set ip saddr map @ipcache',
+      'meta l4proto { tcp, udp, sctp } meta mark . meta l4proto . th dport @ep7_in_redir_l4 meta l4proto { tcp, udp, sctp } meta mark . meta l4proto . th dport @ep7_in_audit_l4 ct mark set ct mark | 0x00000011 log prefix "sw/audit/in/7/" group 1 return',
+      'meta l4proto { tcp, udp, sctp } meta mark . meta l4proto . th dport @ep7_in_redir_l4 ct mark set ct mark | 0x00000011 log prefix "sw/redir/in/7/" group 1 return',
+      'meta mark 1 return',
+      'ct mark set ct mark | 0x00000004 return',
+    ]);
+  });
+
+  it('nat_pre: audit sets alone set no bit, and an audited default deny never sets the deny bit', () => {
     const script = renderFull(
       compile(input([e(256, 80, 'audit')], { enforced: true, defaultDeny: true, auditDefaultDeny: true })),
     );
@@ -135,10 +154,20 @@ describe('nft compile: audit', () => {
   it('renders the full audit table (golden) and the kernel accepts it', (t) => {
     const script = renderFull(
       compile(
-        input([e(256, 80, 'allow'), e(256, 80, 'audit'), e(0, 443, 'audit'), e(256, 22, 'deny')], {
-          enforced: true,
-          defaultDeny: true,
-        }),
+        input(
+          [
+            e(256, 80, 'allow'),
+            e(256, 80, 'audit'),
+            e(0, 443, 'audit'),
+            e(256, 22, 'deny'),
+            { ...e(256, 8080, 'redirect'), l7: { parser: 'http', rules: [] } },
+            e(256, 8080, 'audit'),
+          ],
+          {
+            enforced: true,
+            defaultDeny: true,
+          },
+        ),
       ),
     );
     goldenFile(join(TESTDATA, 'audit-full.nft'), script);

@@ -353,6 +353,17 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
     const bits = dirBit | PARSER_CT_MARK[v.slice('redirect:'.length) as L7Parser];
     return `${m}ct mark set ct mark | ${hex(bits)} ${log('redir')} return`;
   };
+  // a redirect that an audit set also covers: redirected all the same, logged `audit`, tried first
+  const l7Rules = (v: SetVerdict, match: string): string[] => {
+    const plain = l7VerdictRule(v, match);
+    if (!v.startsWith('redirect:') || auditMatches.length === 0) return [plain];
+    const m = match === '' ? '' : `${match} `;
+    const bits = dirBit | PARSER_CT_MARK[v.slice('redirect:'.length) as L7Parser];
+    const audited = auditMatches.map(
+      (a) => `${m}${a === '' ? '' : `${a} `}ct mark set ct mark | ${hex(bits)} ${log('audit')} return`,
+    );
+    return [...audited, plain];
+  };
   // The sets of one verdict's bucket, declared in `sets`; their match expressions in order ('' for
   // the unconditional wildcard).
   const matchesOf = (v: SetVerdict, b: Bucket): string[] => {
@@ -408,7 +419,8 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
   // Audit (policy.seawall.dev/audit-mode, PolicyAuditMode): an audit set decides nothing; a new
   // connection that one of them covers and the rest of the chain lets pass is logged `audit`
   // instead of `fwd` (each allowing rule gets a copy per audit set, tried first). An enforcing
-  // deny (earlier) or default deny still drops it. nat_pre ignores audit sets.
+  // deny (earlier) or default deny still drops it. In nat_pre audit sets only change a redirect's
+  // log (`audit` instead of `redir`): they never set or clear a bit.
   const auditBucket = buckets.get('audit');
   if (auditBucket !== undefined) auditMatches = matchesOf('audit', auditBucket);
   for (const v of VERDICT_ORDER) {
@@ -416,7 +428,7 @@ function compileDirection(ep: DatapathEndpoint, dir: Dir, skipped: string[], dup
     if (!b) continue;
     for (const m of matchesOf(v, b)) {
       rules.push(...verdictRules(v, m));
-      l7rules.push(l7VerdictRule(v, m));
+      l7rules.push(...l7Rules(v, m));
     }
   }
   if (dir === 'in') {
