@@ -1,0 +1,267 @@
+// A node in kvstore mode: this node's agent shares identities, its endpoints' addresses and its
+// node record through etcd and turns what other nodes publish into engine updates and nftables
+// deltas. Used by `seawall agent --kvstore`, `seawall test --live` (one per node) and the bench.
+//
+// Order (fail closed): connect() loads the store's state first, so the node's first transaction
+// already holds every remote endpoint and node it knew (a restarted agent has no window in which
+// a remote pod is world, nor one in which nothing is enforced: the table is replaced atomically).
+// New label sets are allocated before the engine sees the pod (withIdentities). While etcd is
+// away the mirror stays as it was: enforcement continues on the last state, and local pods whose
+// labels the cluster knows still join; their keys are written when the store returns.
+//
+// A pod moving here with an address another node still publishes waits until that key is gone,
+// and joins the network only after its own key is in the store (or a short wait while the store
+// is away), so no node keeps judging the new pod by the old one's identity once it can send.
+
+import { DatapathError } from '../datapath/exec.ts';
+import { routePods, type Underlay, unroutePods } from '../datapath/underlay.ts';
+import { KvstoreIdentityBackend } from '../kvstore/backend.ts';
+import { KvstoreClient, type KvstoreStatus } from '../kvstore/client.ts';
+import type { NodeInfo } from '../kvstore/layout.ts';
+import type { EndpointSpec, PolicyEngineAPI } from '../policy/types.ts';
+import type { NodeRuntime, RuntimeComponent } from './runtime.ts';
+
+export interface KvstoreNodeOptions {
+  /** `etcd://HOST:PORT`. */
+  endpoint: string;
+  node: string;
+  nodeIp: string;
+  podCIDRs?: string[];
+  nodeLabels?: Record<string, string>;
+  cluster?: string;
+  /** The underlay the node joins (multi-node on one machine); routes follow the node store. */
+  underlay?: Underlay;
+  leaseTtlSeconds?: number;
+  /** Coalescing delay of remote changes into one delta (ms). */
+  syncDelayMs?: number;
+  /** How long a moved pod waits for its old node's key to go (ms). */
+  moveTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface KvstoreNodeStatus {
+  store: KvstoreStatus;
+  endpoint: string;
+  nodes: number;
+  remoteEndpoints: number;
+  identities: number;
+  writes: number;
+  keysWritten: number;
+  /** Remote changes applied as deltas. */
+  syncs: number;
+}
+
+export class KvstoreNode {
+  readonly client: KvstoreClient;
+  readonly backend: KvstoreIdentityBackend;
+  private rt: NodeRuntime | undefined;
+  private live = false;
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private readonly unsubscribe: Array<() => void> = [];
+  private readonly routes = new Map<string, string>();
+  private routing: Promise<void> = Promise.resolve();
+  private readonly log: (line: string) => void;
+  syncs = 0;
+  /** Resolvers waiting for the next applied delta (the bench, tests). */
+  private readonly appliedWaiters: Array<() => void> = [];
+
+  constructor(readonly opts: KvstoreNodeOptions) {
+    this.log = opts.log ?? (() => {});
+    this.client = new KvstoreClient(opts.endpoint, {
+      ...(opts.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: opts.leaseTtlSeconds } : {}),
+      log: this.log,
+    });
+    this.backend = new KvstoreIdentityBackend(this.client, {
+      node: opts.node,
+      nodeIp: opts.nodeIp,
+      ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
+      ...(opts.podCIDRs !== undefined ? { podCIDRs: opts.podCIDRs } : {}),
+      ...(opts.nodeLabels !== undefined ? { nodeLabels: opts.nodeLabels } : {}),
+    });
+  }
+
+  /** Publishes the node and loads the store (rejects when etcd cannot be read). */
+  async connect(): Promise<void> {
+    await this.backend.start();
+  }
+
+  /**
+   * Binds the node runtime (before its start: the first transaction then holds the remote state):
+   * remote endpoints and nodes into its datapath and engine, every later change as a delta.
+   */
+  attach(rt: NodeRuntime): void {
+    this.rt = rt;
+    const dp = rt.datapath;
+    const engine = rt.engine;
+    for (const n of this.backend.nodes.values()) this.nodeUp(engine, n);
+    for (const e of this.backend.remoteEndpoints()) dp.setRemote(e.ip, e.id);
+    this.unsubscribe.push(
+      this.backend.ipcache.onRemote((ip, e) => {
+        dp.setRemote(ip, e?.id); // a local pod at the address wins in compile()
+        this.schedule();
+      }),
+      this.backend.identities.addListener({
+        identityAdded: () => this.schedule(),
+        identityRemoved: () => this.schedule(),
+        identityUpdated: () => {},
+      }),
+      this.backend.onNode({
+        nodeUpserted: (n) => {
+          this.nodeUp(engine, n);
+          this.schedule();
+        },
+        nodeDeleted: (name) => {
+          const ip = this.nodeIps.get(name);
+          engine.removeNode(name);
+          this.nodeIps.delete(name);
+          if (ip !== undefined) dp.setRemote(ip, undefined);
+          this.unroute(name);
+          this.schedule();
+        },
+      }),
+    );
+  }
+
+  private readonly nodeIps = new Map<string, string>();
+
+  private nodeUp(engine: PolicyEngineAPI, n: NodeInfo): void {
+    engine.upsertNode(n.name, n.labels, n.ip);
+    this.nodeIps.set(n.name, n.ip);
+    if (n.name === this.opts.node) return;
+    this.rt?.datapath.setRemote(n.ip, engine.identityOf({ kind: 'ip', ip: n.ip }));
+    this.route(n);
+  }
+
+  private route(n: NodeInfo): void {
+    const u = this.opts.underlay;
+    if (u === undefined) return;
+    const key = `${n.ip}|${n.podCIDRs.join(',')}`;
+    if (this.routes.get(n.name) === key) return;
+    const old = this.routes.get(n.name);
+    this.routes.set(n.name, key);
+    this.routing = this.routing.then(async () => {
+      if (!this.live) return; // start() routes every node once the namespace exists
+      for (const c of old?.split('|')[1]?.split(',') ?? [])
+        if (c !== '') await unroutePods(this.opts.node, c);
+      for (const c of n.podCIDRs)
+        await routePods(this.opts.node, c, n.ip, this.opts.nodeIp).catch((e: Error) =>
+          this.log(`route ${c}: ${e.message}`),
+        );
+    });
+  }
+
+  private unroute(name: string): void {
+    const old = this.routes.get(name);
+    if (old === undefined) return;
+    this.routes.delete(name);
+    this.routing = this.routing.then(async () => {
+      if (!this.live) return;
+      for (const c of old.split('|')[1]?.split(',') ?? []) if (c !== '') await unroutePods(this.opts.node, c);
+    });
+  }
+
+  /** One delta for a burst of remote changes, after the node is up. */
+  private schedule(): void {
+    if (!this.live || this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.syncing = this.syncing.then(async () => {
+        const rt = this.rt;
+        if (rt === undefined || rt.stopping) return;
+        try {
+          await rt.sync();
+          this.syncs++;
+        } catch (e) {
+          this.log(`kvstore: delta failed: ${(e as Error).message}`);
+        }
+        for (const w of this.appliedWaiters.splice(0)) w();
+      });
+    }, this.opts.syncDelayMs ?? 0);
+  }
+
+  /** Resolves after the next delta applied from remote changes. */
+  nextApplied(): Promise<void> {
+    return new Promise((r) => this.appliedWaiters.push(r));
+  }
+
+  /**
+   * Adds a local pod: its identity allocated in the store when new, a moved address waited for,
+   * the engine and the kernel policy first, its own key in the store, its network last.
+   */
+  async addPod(spec: EndpointSpec): Promise<void> {
+    const rt = this.rt;
+    if (rt === undefined) throw new DatapathError('agent-stopped', 'the node is not up');
+    const moved = this.backend.ipcache.remote.get(spec.ip);
+    if (moved !== undefined) await this.waitRemoteGone(spec.ip);
+    await this.backend.withIdentities(() => rt.datapath.addPod(spec, { connect: false }));
+    await Promise.race([this.client.flushed(), new Promise((r) => setTimeout(r, moved ? 10_000 : 2000))]);
+    await rt.datapath.connect();
+  }
+
+  async removePod(namespace: string, name: string): Promise<void> {
+    await this.rt?.datapath.removePod(namespace, name);
+  }
+
+  private async waitRemoteGone(ip: string): Promise<void> {
+    const end = Date.now() + (this.opts.moveTimeoutMs ?? 30_000);
+    while (this.backend.ipcache.remote.has(ip)) {
+      if (Date.now() > end) {
+        const e = this.backend.ipcache.remote.get(ip)!;
+        throw new DatapathError('ip-in-use', `address ${ip} is still published by the node at ${e.hostIP}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Primes the engine with the pods' identities (before the runtime declares them). */
+  async prepare(engine: PolicyEngineAPI, pods: readonly EndpointSpec[]): Promise<void> {
+    for (const p of pods) await this.backend.withIdentities(() => engine.upsertEndpoint(p));
+  }
+
+  status(): KvstoreNodeStatus {
+    return {
+      store: this.client.status,
+      endpoint: this.opts.endpoint,
+      nodes: this.backend.nodes.size,
+      remoteEndpoints: this.backend.ipcache.remote.size,
+      identities: this.backend.identities.byId.size,
+      writes: this.client.writes,
+      keysWritten: this.client.keysWritten,
+      syncs: this.syncs,
+    };
+  }
+
+  /**
+   * The runtime component: joins the underlay and routes the other nodes once the namespaces
+   * exist; on stop, revokes the lease (a clean exit takes this node's keys out at once) unless
+   * `keepKeys` (a restart that should hand its keys over).
+   */
+  component(opts: { keepKeys?: () => boolean } = {}): RuntimeComponent {
+    return {
+      name: 'kvstore',
+      start: async (rt) => {
+        const u = this.opts.underlay;
+        if (u !== undefined) {
+          await u.up();
+          await u.attach(rt.node, this.opts.nodeIp);
+        }
+        this.live = true;
+        for (const n of this.backend.nodes.values()) {
+          if (n.name === this.opts.node) continue;
+          this.routes.delete(n.name);
+          this.route(n);
+        }
+        await this.routing;
+        this.schedule(); // whatever changed between the first transaction and now
+      },
+      stop: async () => {
+        this.live = false;
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        await this.syncing;
+        for (const u of this.unsubscribe.splice(0)) u();
+        await this.client.close({ revoke: !(opts.keepKeys?.() ?? false) });
+      },
+    };
+  }
+}
