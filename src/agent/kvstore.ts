@@ -13,10 +13,11 @@
 // and joins the network only after its own key is in the store (or a short wait while the store
 // is away), so no node keeps judging the new pod by the old one's identity once it can send.
 
+import { isIPv4 } from 'node:net';
 import { DatapathError } from '../datapath/exec.ts';
-import { routePods, type Underlay, unroutePods } from '../datapath/underlay.ts';
+import { routePods, type Underlay, underlayNodeIp, unroutePods } from '../datapath/underlay.ts';
 import { KvstoreIdentityBackend } from '../kvstore/backend.ts';
-import { KvstoreClient, type KvstoreStatus } from '../kvstore/client.ts';
+import { KvstoreClient, type KvstoreStatus, parseEndpoint } from '../kvstore/client.ts';
 import type { NodeInfo } from '../kvstore/layout.ts';
 import type { EndpointSpec, PolicyEngineAPI } from '../policy/types.ts';
 import type { NodeRuntime, RuntimeComponent } from './runtime.ts';
@@ -264,4 +265,74 @@ export class KvstoreNode {
       },
     };
   }
+}
+
+/** `seawall agent --kvstore …`: what the agent needs to run its node in kvstore mode. */
+export interface AgentKvstoreOptions {
+  endpoint: string;
+  /** This node's underlay address (172.31.254.k for node k when --node-index is given). */
+  nodeIp: string;
+  /** The underlay namespace to join (several nodes on one machine); none: no underlay. */
+  underlay?: string;
+  podCIDRs?: string[];
+  nodeLabels?: Record<string, string>;
+  /** The Kubernetes node name endpoints' `node:` names (default: the agent's --node). */
+  k8sNode?: string;
+  leaseTtlSeconds?: number;
+}
+
+/** The endpoints of a file that run on this node (`node:`, default node-1, as the format says). */
+export function endpointsOfNode(endpoints: readonly EndpointSpec[], k8sNode: string): EndpointSpec[] {
+  return endpoints.filter((e) => (e.node ?? 'node-1') === k8sNode);
+}
+
+/** The agent's kvstore flags checked and converted; each error names its flag. */
+export function agentKvstoreOptions(o: {
+  kvstore?: string;
+  nodeIndex?: string;
+  nodeIp?: string;
+  underlay?: string;
+  podCidr?: string[];
+  nodeLabel?: string[];
+  k8sNode?: string;
+  leaseTtl?: string;
+}): AgentKvstoreOptions {
+  if (o.kvstore === undefined) throw new DatapathError('bad-flag', '--kvstore is required');
+  parseEndpoint(o.kvstore); // says what is wrong with it
+  let nodeIp: string;
+  if (o.nodeIp !== undefined) {
+    if (!isIPv4(o.nodeIp)) throw new DatapathError('bad-flag', `--node-ip ${o.nodeIp}: not an IPv4 address`);
+    nodeIp = o.nodeIp;
+  } else if (o.nodeIndex !== undefined) {
+    if (!/^\d+$/.test(o.nodeIndex))
+      throw new DatapathError('bad-flag', `--node-index ${o.nodeIndex}: not a number`);
+    nodeIp = underlayNodeIp(Number(o.nodeIndex));
+  } else {
+    throw new DatapathError(
+      'bad-flag',
+      '--kvstore needs --node-index K or --node-ip IP (each node its own address)',
+    );
+  }
+  for (const c of o.podCidr ?? []) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(c);
+    if (m === null || !isIPv4(m[1]!) || Number(m[2]) > 32)
+      throw new DatapathError('bad-flag', `--pod-cidr ${c}: expected a.b.c.d/len`);
+  }
+  const labels: Record<string, string> = {};
+  for (const l of o.nodeLabel ?? []) {
+    const i = l.indexOf('=');
+    if (i <= 0) throw new DatapathError('bad-flag', `--node-label ${l}: expected key=value`);
+    labels[l.slice(0, i)] = l.slice(i + 1);
+  }
+  if (o.leaseTtl !== undefined && (!/^\d+$/.test(o.leaseTtl) || Number(o.leaseTtl) < 2))
+    throw new DatapathError('bad-flag', `--lease-ttl ${o.leaseTtl}: seconds, at least 2`);
+  return {
+    endpoint: o.kvstore,
+    nodeIp,
+    ...(o.underlay !== undefined ? { underlay: o.underlay } : {}),
+    ...(o.podCidr !== undefined ? { podCIDRs: o.podCidr } : {}),
+    ...(o.nodeLabel !== undefined ? { nodeLabels: labels } : {}),
+    ...(o.k8sNode !== undefined ? { k8sNode: o.k8sNode } : {}),
+    ...(o.leaseTtl !== undefined ? { leaseTtlSeconds: Number(o.leaseTtl) } : {}),
+  };
 }

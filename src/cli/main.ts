@@ -8,6 +8,7 @@ import { registerDiff } from './diff.ts';
 import { registerExec } from './exec.ts';
 import { registerFqdn } from './fqdn.ts';
 import { registerGenerate } from './generate.ts';
+import { registerKvstoreLists } from './kvstore.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
@@ -40,6 +41,7 @@ registrars.push(registerObserve);
 registrars.push(registerFqdn);
 registrars.push(registerGenerate);
 registrars.push(registerDiff);
+registrars.push(registerKvstoreLists);
 
 for (const r of registrars) r(program);
 

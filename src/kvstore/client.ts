@@ -370,6 +370,7 @@ export class KvstoreClient {
    * exit removes its endpoints, nodes and references at once); else the keys stay until it expires.
    */
   async close(opts: { revoke?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     this.watchStop?.();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
