@@ -10,8 +10,10 @@
 // labels the cluster knows still join; their keys are written when the store returns.
 //
 // A pod moving here with an address another node still publishes waits until that key is gone,
-// and joins the network only after its own key is in the store (or a short wait while the store
-// is away), so no node keeps judging the new pod by the old one's identity once it can send.
+// writes its own, and then fences: every other node confirms it applied the store up to that
+// point (the old key's delete included) before the pod's network exists, so no node judges the
+// new pod by the old one's identity once it can send. A node that does not confirm in time (its
+// agent dead) is named in the log; its kernel keeps its last state until its lease expires.
 
 import { isIPv4 } from 'node:net';
 import { DatapathError } from '../datapath/exec.ts';
@@ -98,6 +100,11 @@ export class KvstoreNode {
     for (const n of this.backend.nodes.values()) this.nodeUp(engine, n);
     for (const e of this.backend.remoteEndpoints()) dp.setRemote(e.ip, e.id);
     this.unsubscribe.push(
+      // a fence: ack once a delta with everything seen so far is in the kernel
+      this.backend.onFence((ip, requester) => {
+        this.fencesDue.push([ip, requester]);
+        this.schedule(true);
+      }),
       this.backend.ipcache.onRemote((ip, e) => {
         dp.setRemote(ip, e?.id); // a local pod at the address wins in compile()
         this.schedule();
@@ -162,19 +169,23 @@ export class KvstoreNode {
     });
   }
 
-  /** One delta for a burst of remote changes, after the node is up. */
-  private schedule(): void {
+  private readonly fencesDue: Array<[string, string]> = [];
+
+  /** One delta for a burst of remote changes, after the node is up (then the fences due). */
+  private schedule(_fence = false): void {
     if (!this.live || this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      const fences = this.fencesDue.splice(0);
       this.syncing = this.syncing.then(async () => {
         const rt = this.rt;
         if (rt === undefined || rt.stopping) return;
         try {
           await rt.sync();
           this.syncs++;
+          for (const [ip, requester] of fences) this.backend.ackFence(ip, requester);
         } catch (e) {
-          this.log(`kvstore: delta failed: ${(e as Error).message}`);
+          this.log(`kvstore: delta failed: ${(e as Error).message}`); // no ack: the mover waits
         }
         for (const w of this.appliedWaiters.splice(0)) w();
       });
@@ -193,11 +204,25 @@ export class KvstoreNode {
   async addPod(spec: EndpointSpec): Promise<void> {
     const rt = this.rt;
     if (rt === undefined) throw new DatapathError('agent-stopped', 'the node is not up');
-    const moved = this.backend.ipcache.remote.get(spec.ip);
-    if (moved !== undefined) await this.waitRemoteGone(spec.ip);
+    // another node used the address lately: the other nodes may still map it to that pod
+    const moved = this.backend.ipcache.usedRemotely(spec.ip, 60_000);
+    if (this.backend.ipcache.remote.has(spec.ip)) await this.waitRemoteGone(spec.ip);
     await this.backend.withIdentities(() => rt.datapath.addPod(spec, { connect: false }));
-    await Promise.race([this.client.flushed(), new Promise((r) => setTimeout(r, moved ? 10_000 : 2000))]);
+    if (moved) {
+      await this.client.flushed();
+      const missing = await this.backend.fence(spec.ip, this.opts.moveTimeoutMs ?? 10_000);
+      if (missing.length > 0)
+        this.log(`kvstore: ${spec.ip} moved here; no confirmation from ${missing.join(', ')}`);
+    } else {
+      // a new address: every node maps it to world until its key arrives (fail closed)
+      await Promise.race([this.client.flushed(), new Promise((r) => setTimeout(r, 2000))]);
+    }
     await rt.datapath.connect();
+  }
+
+  /** This node's pod CIDRs changed: the others route them here. */
+  setPodCIDRs(cidrs: string[]): void {
+    this.backend.publishNode({ podCIDRs: cidrs });
   }
 
   async removePod(namespace: string, name: string): Promise<void> {

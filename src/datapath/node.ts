@@ -292,10 +292,19 @@ export class NodeDatapath {
    * replacing the whole table). `endpoints` limits re-distilling as in compile().
    */
   async sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): Promise<ApplyStats> {
-    const t = this.compile(opts.endpoints === undefined ? {} : { only: opts.endpoints });
-    this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
-    return this.lastApply;
+    // One at a time, each compiled when its turn comes: a delta is rendered against the state
+    // the kernel holds, which a concurrent one (a pod joining while remote changes arrive from
+    // the kvstore) would change underneath it.
+    const run = this.syncQueue.then(async () => {
+      const t = this.compile(opts.endpoints === undefined ? {} : { only: opts.endpoints });
+      this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
+      return this.lastApply;
+    });
+    this.syncQueue = run.catch(() => {});
+    return run;
   }
+
+  private syncQueue: Promise<unknown> = Promise.resolve();
 
   /** Clean exit: everything made goes (the table with its namespace). */
   async down(): Promise<void> {

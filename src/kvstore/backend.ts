@@ -30,10 +30,14 @@ import type { LabelSet } from '../labels/label.ts';
 import type { KvstoreClient, StateHandler } from './client.ts';
 import { prefixEnd } from './client.ts';
 import {
+  ACK_PREFIX,
+  ackKey,
   decodeIPPair,
   decodeNode,
   encodeIPPair,
   encodeNode,
+  FENCE_PREFIX,
+  fenceKey,
   ID_PREFIX,
   idKey,
   ipKey,
@@ -203,6 +207,8 @@ class KvIPCache implements IPCacheAPI {
   readonly mem = new IPCache();
   /** Other nodes' entries, by address. */
   readonly remote = new Map<string, RemoteEndpoint>();
+  /** When another node's entry for an address went (a pod taking it over here fences). */
+  private readonly gone = new Map<string, number>();
   /** This node's claims per address (owner → id), the ones the memory cache holds too. */
   private readonly localClaims = new Map<string, Map<object, number>>();
   private readonly remoteListeners = new Set<(ip: string, e: RemoteEndpoint | undefined) => void>();
@@ -271,6 +277,8 @@ class KvIPCache implements IPCacheAPI {
     if (e === undefined) {
       if (had === undefined) return;
       this.remote.delete(ip);
+      this.gone.set(ip, Date.now());
+      if (this.gone.size > 4096) this.gone.delete(this.gone.keys().next().value!);
       if (!this.localClaims.has(ip)) this.mem.deleteEndpoint(ip, REMOTE);
     } else {
       if (had !== undefined && had.id === e.id && had.hostIP === e.hostIP) return;
@@ -278,6 +286,13 @@ class KvIPCache implements IPCacheAPI {
       if (!this.localClaims.has(ip)) this.mem.upsertEndpoint(ip, e.id, REMOTE);
     }
     for (const l of this.remoteListeners) l(ip, e);
+  }
+
+  /** Another node published the address within `ms` (or still does). */
+  usedRemotely(ip: string, ms: number): boolean {
+    if (this.remote.has(ip)) return true;
+    const t = this.gone.get(ip);
+    return t !== undefined && Date.now() - t < ms;
   }
 
   hasLocal(ip: string): boolean {
@@ -485,13 +500,90 @@ export class KvstoreIdentityBackend implements IdentityBackend, StateHandler {
     return out;
   }
 
+  // ---------------------------------------------------------------- fences (moved addresses)
+
+  /** Fences other nodes asked for (key → requester, ip) and acks of ours (ip|requester). */
+  private readonly fences = new Map<string, { ip: string; node: string }>();
+  private readonly acks = new Map<string, Set<string>>();
+  private readonly fenceListeners = new Set<(ip: string, requester: string) => void>();
+  private readonly ackListeners = new Set<() => void>();
+
+  /** Hears fences of other nodes: the listener acks once it applied everything seen so far. */
+  onFence(l: (ip: string, requester: string) => void): () => void {
+    this.fenceListeners.add(l);
+    return () => this.fenceListeners.delete(l);
+  }
+
+  /** Confirms a fence (after the delta holding everything seen before it was applied). */
+  ackFence(ip: string, requester: string): void {
+    if ([...this.fences.values()].some((f) => f.ip === ip && f.node === requester))
+      this.client.own(ackKey(ip, requester, this.node), '1');
+  }
+
+  /**
+   * Asks every other node the store knows to confirm it applied the store up to now; resolves with
+   * the nodes that did not within `timeoutMs` (a dead agent: its lease takes its state away).
+   */
+  async fence(ip: string, timeoutMs: number): Promise<string[]> {
+    const want = [...this.nodes.keys()].filter((n) => n !== this.node);
+    const k = fenceKey(ip, this.node);
+    this.acks.set(ip, new Set());
+    this.client.own(k, '1');
+    const end = Date.now() + timeoutMs;
+    try {
+      for (;;) {
+        const got = this.acks.get(ip) ?? new Set();
+        const missing = want.filter((n) => !got.has(n) && this.nodes.has(n));
+        if (missing.length === 0 || Date.now() > end) return missing;
+        await new Promise<void>((r) => {
+          const t = setTimeout(done, 20);
+          function done(): void {
+            clearTimeout(t);
+            r();
+          }
+          this.ackListeners.add(done);
+        });
+        this.ackListeners.clear();
+      }
+    } finally {
+      this.client.disown(k);
+      this.acks.delete(ip);
+    }
+  }
+
+  private fenceEvent(key: string, value: string | undefined): boolean {
+    if (key.startsWith(FENCE_PREFIX)) {
+      const rest = key.slice(FENCE_PREFIX.length);
+      const i = rest.lastIndexOf('/');
+      const ip = rest.slice(0, i);
+      const node = rest.slice(i + 1);
+      if (node === this.node) return true;
+      if (value === undefined) {
+        this.fences.delete(key);
+        this.client.disown(ackKey(ip, node, this.node));
+      } else {
+        this.fences.set(key, { ip, node });
+        for (const l of this.fenceListeners) l(ip, node);
+      }
+      return true;
+    }
+    if (key.startsWith(ACK_PREFIX)) {
+      const [ip, requester, acker] = key.slice(ACK_PREFIX.length).split('/');
+      if (requester !== this.node || ip === undefined || acker === undefined) return true;
+      if (value !== undefined) this.acks.get(ip)?.add(acker);
+      for (const l of [...this.ackListeners]) l();
+      return true;
+    }
+    return false;
+  }
+
   // ---------------------------------------------------------------- the watch
 
   snapshot(entries: ReadonlyMap<string, string>): void {
     const ids = new Map<number, string>();
     const ips = new Map<string, RemoteEndpoint>();
     const nodes = new Map<string, NodeInfo>();
-    for (const [k, v] of entries) this.classify(k, v, ids, ips, nodes);
+    for (const [k, v] of entries) if (!this.fenceEvent(k, v)) this.classify(k, v, ids, ips, nodes);
     for (const [id, lk] of ids) this.identities.learn(id, lk);
     for (const id of [...this.identities.byId.keys()]) if (!ids.has(id)) this.identities.forget(id);
     for (const [ip, e] of ips) this.ipcache.setRemote(ip, e);
@@ -504,6 +596,7 @@ export class KvstoreIdentityBackend implements IdentityBackend, StateHandler {
   }
 
   put(key: string, value: string): void {
+    if (this.fenceEvent(key, value)) return;
     const ids = new Map<number, string>();
     const ips = new Map<string, RemoteEndpoint>();
     const nodes = new Map<string, NodeInfo>();
@@ -514,6 +607,7 @@ export class KvstoreIdentityBackend implements IdentityBackend, StateHandler {
   }
 
   del(key: string): void {
+    if (this.fenceEvent(key, undefined)) return;
     const id = parseIdKey(key);
     if (id !== undefined) {
       this.identities.forget(id);

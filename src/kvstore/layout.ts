@@ -19,6 +19,13 @@ export const ID_PREFIX = `${IDENTITIES}id/`;
 export const VALUE_PREFIX = `${IDENTITIES}value/`;
 export const IP_PREFIX = 'cilium/state/ip/v1/';
 export const NODES_PREFIX = 'cilium/state/nodes/v1/';
+/**
+ * Seawall's own (not Cilium's): a node about to connect a pod at an address another node used
+ * asks every node to confirm it applied the store up to that point (fence/<ip>/<node> → by
+ * ack/<ip>/<requester>/<acker>), so none still judges the address by the old pod's identity.
+ */
+export const FENCE_PREFIX = 'cilium/state/seawall/v1/fence/';
+export const ACK_PREFIX = 'cilium/state/seawall/v1/ack/';
 
 /** Cluster identities (Cilium's default range without cluster-mesh: 256..65535). */
 export const MIN_ID = 256;
@@ -46,6 +53,10 @@ export const ipPrefix = (cluster: string): string => `${IP_PREFIX}${cluster}/`;
 export const ipKey = (cluster: string, ip: string): string => `${IP_PREFIX}${cluster}/${ip}`;
 export const nodesPrefix = (cluster: string): string => `${NODES_PREFIX}${cluster}/`;
 export const nodeKey = (cluster: string, node: string): string => `${NODES_PREFIX}${cluster}/${node}`;
+
+export const fenceKey = (ip: string, node: string): string => `${FENCE_PREFIX}${ip}/${node}`;
+export const ackKey = (ip: string, requester: string, node: string): string =>
+  `${ACK_PREFIX}${ip}/${requester}/${node}`;
 
 /** The numeric id of an `id/<id>` key, or undefined when the key is not one. */
 export function parseIdKey(key: string): number | undefined {

@@ -20,6 +20,8 @@ export interface ClusterNodeSpec {
   /** Routed to this node from the others (default: each pod's /32). */
   podCIDRs?: string[];
   components?: RuntimeComponent[];
+  /** Delay before this node applies remote changes (ms): a slow node, for fault tests. */
+  syncDelayMs?: number;
 }
 
 export interface ClusterOptions {
@@ -84,6 +86,7 @@ export class LiveCluster {
       podCIDRs: spec.podCIDRs ?? spec.pods.map((p) => `${p.ip}/32`),
       ...(spec.labels !== undefined ? { nodeLabels: spec.labels } : {}),
       underlay: this.underlay,
+      ...(spec.syncDelayMs !== undefined ? { syncDelayMs: spec.syncDelayMs } : {}),
       ...(o.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: o.leaseTtlSeconds } : {}),
       ...(o.log !== undefined ? { log: (l: string) => o.log!(`${spec.name}: ${l}`) } : {}),
     });
