@@ -33,6 +33,7 @@ import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
+import { isMultiNode, multiNodeUnavailable, replayMultiNode } from './live-multinode.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -92,8 +93,9 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
     test.endpoints.some(
       (e) => e.namespace === p.namespace && e.name === p.name && (e.node ?? 'node-1') !== 'node-1',
     );
-  if (onOtherNode(r.src) || onOtherNode(r.dst))
-    return 'endpoint on another node: needs node2 (a later issue)';
+  // several nodes are replayed through etcd (live-multinode.ts) when it is installed
+  if ((onOtherNode(r.src) || onOtherNode(r.dst)) && multiNodeUnavailable() !== undefined)
+    return multiNodeUnavailable();
   if (peerKey(r.src) === peerKey(r.dst)) return 'a flow to itself never leaves the pod';
   if (learntFromDNS(test, flow)) {
     return 'destination learnt from an earlier DNS answer: needs the DNS proxy (a later issue)';
@@ -196,6 +198,14 @@ export async function replayTest(
     );
     if (why) skips.set(f.index, why);
   }
+  if (isMultiNode(test) && multiNodeUnavailable() === undefined)
+    return replayMultiNode(test, {
+      createEngine: opts.createEngine,
+      offline: offline.results,
+      skips,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+    });
   const probes = new ProbePool();
   const httpServers = new HTTPServers();
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
