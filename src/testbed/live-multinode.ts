@@ -3,8 +3,7 @@
 // kvstore mode (testbed/cluster.ts). Each flow is sent from its source's node to its
 // destination's node, so egress is judged where the source runs and ingress where the
 // destination runs, by the identity the destination's node has for the source address. `host`
-// is node-1's namespace, `remote-node` the next node's (as the format says: node-1 is the
-// reference node). Outside addresses and the other entities need test hosts per node: skipped
+// is the other side's own node, `remote-node` another node. L7 requests, outside addresses and the other entities need test hosts per node: skipped
 // with the reason. Flow records are not checked across nodes yet (said per flow).
 
 import type { LivePeer } from '../datapath/node.ts';
@@ -28,7 +27,9 @@ export function multiNodeUnavailable(): string | undefined {
 }
 
 /** Why a flow of a multi-node test is not replayed live, or undefined. */
-export function multiNodeSkip(flow: TestFlow): string | undefined {
+export function multiNodeSkip(flow: TestFlow, offline?: FlowResult): string | undefined {
+  if (flow.request.l7 !== undefined && (offline === undefined || offline.l7 !== undefined))
+    return 'L7 request in a multi-node test: no L7 proxies per node yet';
   for (const p of [flow.request.src, flow.request.dst]) {
     if (p.kind === 'ip') return 'outside address in a multi-node test: no test hosts per node yet';
     if (p.kind === 'entity' && p.entity !== 'host' && p.entity !== 'remote-node')
@@ -83,13 +84,16 @@ export async function replayMultiNode(
   try {
     await cluster.settle();
     const byK8s = new Map<string, ClusterNode>(names.map((n, k) => [n, cluster.nodes[k]!]));
-    const place = (p: PeerRef): LivePeer | undefined => {
-      if (p.kind === 'endpoint') {
-        const ep = test.endpoints.find((e) => e.namespace === p.namespace && e.name === p.name);
-        return ep === undefined ? undefined : byK8s.get(nodeOf(ep))?.rt.datapath.live(p);
-      }
+    const nodeOfPeer = (p: PeerRef): ClusterNode | undefined => {
+      if (p.kind !== 'endpoint') return undefined;
+      const ep = test.endpoints.find((e) => e.namespace === p.namespace && e.name === p.name);
+      return ep === undefined ? undefined : byK8s.get(nodeOf(ep));
+    };
+    const place = (p: PeerRef, other: PeerRef): LivePeer | undefined => {
+      if (p.kind === 'endpoint') return nodeOfPeer(p)?.rt.datapath.live(p);
       if (p.kind === 'entity' && (p.entity === 'host' || p.entity === 'remote-node')) {
-        const n = p.entity === 'host' ? cluster.nodes[0] : cluster.nodes[1];
+        const mine = nodeOfPeer(other) ?? cluster.nodes[0];
+        const n = p.entity === 'host' ? mine : cluster.nodes.find((x) => x !== mine);
         return n === undefined
           ? undefined
           : { key: `entity:${p.entity}`, ip: n.ip, peer: p, ns: n.spec.name };
@@ -97,10 +101,17 @@ export async function replayMultiNode(
       return undefined;
     };
     const live = (f: TestFlow): { src?: LivePeer; dst?: LivePeer; why?: string } => {
-      const why = opts.skips.get(f.index) ?? multiNodeSkip(f);
+      const why =
+        opts.skips.get(f.index) ??
+        multiNodeSkip(
+          f,
+          opts.offline.find((r) => r.flow === f.index),
+        );
       if (why !== undefined) return { why };
-      const src = place(f.request.src);
-      const dst = place(f.request.dst);
+      // `host` is the other side's own node (what the offline engine, one node, means by it);
+      // `remote-node` a node other than the other side's
+      const src = place(f.request.src, f.request.dst);
+      const dst = place(f.request.dst, f.request.src);
       return { ...(src ? { src } : {}), ...(dst ? { dst } : {}) };
     };
     for (const f of test.flows) {
