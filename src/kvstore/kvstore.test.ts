@@ -183,3 +183,37 @@ test('etcd stopped and started: mirrors are kept, writes wait, the watch resyncs
   );
   await waitFor('reachable again', () => a.client.status.reachable && b.client.status.reachable, 20_000);
 });
+
+test("a local entry shadows another node's for the same address; the remote one returns when it goes", {
+  skip,
+}, async () => {
+  const [a, b] = await Promise.all([backend(), backend()]);
+  const tag = `s${Date.now()}`;
+  const idA = await a.allocateLabels(L(`k8s:app=${tag}-a`));
+  const idB = await b.allocateLabels(L(`k8s:app=${tag}-b`));
+  a.ipcache.upsertEndpoint('10.9.3.1', idA, {});
+  await a.client.flushed();
+  await waitFor("b sees a's entry", () => b.ipcache.lookup('10.9.3.1') === idA);
+  const owner = {};
+  b.ipcache.upsertEndpoint('10.9.3.1', idB, owner);
+  assert.equal(b.ipcache.lookup('10.9.3.1'), idB, 'local wins');
+  b.ipcache.deleteEndpoint('10.9.3.1', owner);
+  assert.equal(b.ipcache.lookup('10.9.3.1'), idA, 'the remote entry is back');
+});
+
+test('fences: every other node confirms, or is named after the timeout', { skip }, async () => {
+  const [a, b, c] = await Promise.all([backend(), backend(), backend()]);
+  await waitFor('a knows both nodes', () => a.nodes.has(b.node) && a.nodes.has(c.node));
+  b.onFence((ip, req) => b.ackFence(ip, req));
+  c.onFence((ip, req) => c.ackFence(ip, req));
+  // (the nodes of earlier tests in this file are still up and never confirm)
+  const silent = [...a.nodes.keys()].filter((n) => n !== a.node && n !== b.node && n !== c.node).sort();
+  const t0 = Date.now();
+  assert.deepEqual((await a.fence('10.9.4.1', 1000)).sort(), silent, 'b and c confirmed');
+  if (silent.length > 0) assert.ok(Date.now() - t0 >= 900, 'waited for the silent ones');
+  const d = await backend(); // a node that never confirms
+  await waitFor('a knows d', () => a.nodes.has(d.node));
+  assert.ok((await a.fence('10.9.4.2', 600)).includes(d.node));
+  await a.client.flushed();
+  assert.equal((await a.client.list('cilium/state/seawall/v1/fence/')).entries.size, 0, 'fence keys removed');
+});
