@@ -39,6 +39,11 @@ export interface KvstoreNodeOptions {
   syncDelayMs?: number;
   /** How long a moved pod waits for its old node's key to go (ms). */
   moveTimeoutMs?: number;
+  /**
+   * Period of the identity GC (ms; 0: none). Cilium's operator does it; here every agent may,
+   * safely: each deletion is a transaction that re-checks that nobody references the identity.
+   */
+  gcIntervalMs?: number;
   log?: (line: string) => void;
 }
 
@@ -170,6 +175,7 @@ export class KvstoreNode {
   }
 
   private readonly fencesDue: Array<[string, string]> = [];
+  private gcTimer: NodeJS.Timeout | undefined;
 
   /** One delta for a burst of remote changes, after the node is up (then the fences due). */
   private schedule(_fence = false): void {
@@ -280,9 +286,22 @@ export class KvstoreNode {
         }
         await this.routing;
         this.schedule(); // whatever changed between the first transaction and now
+        const gcMs = this.opts.gcIntervalMs ?? 60_000;
+        if (gcMs > 0) {
+          this.gcTimer = setInterval(() => {
+            this.backend
+              .gc()
+              .then((ids) => {
+                if (ids.length > 0) this.log(`kvstore: collected identities ${ids.join(', ')}`);
+              })
+              .catch((e: Error) => this.log(`kvstore: identity GC: ${e.message}`));
+          }, gcMs);
+          this.gcTimer.unref();
+        }
       },
       stop: async () => {
         this.live = false;
+        if (this.gcTimer !== undefined) clearInterval(this.gcTimer);
         if (this.timer !== undefined) clearTimeout(this.timer);
         await this.syncing;
         for (const u of this.unsubscribe.splice(0)) u();
