@@ -13,3 +13,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json conntrack iperf3 dnsmasq bind9-dnsutils procps haproxy curl gcc make python3 kcat >/dev/null
+# etcd-server: the kvstore of multi-node tests (each starts its own etcd on a loopback port, never a system one);
+# the package's own service is disabled so no etcd listens on 2379 by default.
+apt-get install -y -qq etcd-server etcd-client >/dev/null
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi

@@ -20,6 +20,7 @@ import { countEntries } from '../datapath/nft/compile.ts';
 import type { NodeDatapath } from '../datapath/node.ts';
 import { DEFAULT_NODE, runDirFor } from '../datapath/topology.ts';
 import type { Workload } from '../flow/types.ts';
+import { Underlay } from '../datapath/underlay.ts';
 import { toEndpointSpec } from '../k8s/types.ts';
 import { WORKLOAD_KINDS, workloadsFrom } from '../k8s/workloads.ts';
 import type { EndpointSpec, EngineFactory, PolicyEngineAPI } from '../policy/types.ts';
@@ -31,6 +32,7 @@ import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
 import { HubbleComponent } from './hubble.ts';
 import { dnsComponents, FQDNComponent } from './fqdn.ts';
+import { type AgentKvstoreOptions, endpointsOfNode, KvstoreNode, type KvstoreNodeStatus } from './kvstore.ts';
 import { readPolicyDir } from './policy-dir.ts';
 import {
   DEFAULT_STABLE_MS,
@@ -88,6 +90,8 @@ export interface AgentOptions {
   policyAuditMode?: boolean;
   /** headerMatches secrets for the HTTP proxy: DIR/NAMESPACE/NAME files. */
   secretsDir?: string;
+  /** Kvstore mode (several nodes through etcd); absent: the single-node local store. */
+  kvstore?: AgentKvstoreOptions;
 }
 
 export interface EndpointSource {
@@ -196,6 +200,8 @@ export interface AgentStatus {
   applies: number;
   /** The flow pipeline; state "unavailable" with a reason when ulogd2 is missing. */
   flows: FlowPipelineStatus | { state: 'disabled' };
+  /** Kvstore mode: the store's reachability and what this node mirrors. */
+  kvstore?: KvstoreNodeStatus;
 }
 
 /** Limits of the status API: it is local, but nothing may exhaust the agent's descriptors. */
@@ -247,6 +253,7 @@ export async function claimSocket(path: string): Promise<void> {
 
 export class Agent {
   private engine!: PolicyEngineAPI;
+  private kv: KvstoreNode | undefined;
   private runtime: NodeRuntime | undefined;
   private server: Server | undefined;
   private readonly store: PolicyStore;
@@ -314,15 +321,38 @@ export class Agent {
       this.opts.createEngine ??
       ((await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory })
         .defaultEngineFactory;
-    this.engine = factory(this.opts.policyAuditMode === true ? { policyAuditMode: true } : {});
+    const ko = this.opts.kvstore;
+    if (ko !== undefined) {
+      // the store's state before the engine: the first transaction holds every remote endpoint
+      this.kv = new KvstoreNode({
+        endpoint: ko.endpoint,
+        node: this.nodeName,
+        nodeIp: ko.nodeIp,
+        ...(ko.podCIDRs !== undefined ? { podCIDRs: ko.podCIDRs } : {}),
+        ...(ko.nodeLabels !== undefined ? { nodeLabels: ko.nodeLabels } : {}),
+        ...(ko.underlay !== undefined ? { underlay: new Underlay(ko.underlay) } : {}),
+        ...(ko.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: ko.leaseTtlSeconds } : {}),
+        log: (l) => this.log(l),
+      });
+      await this.kv.connect();
+      this.checkStopping();
+    }
+    const config = this.opts.policyAuditMode === true ? { policyAuditMode: true } : {};
+    this.engine =
+      this.kv === undefined
+        ? factory(config)
+        : factory({ ...config, localNode: this.nodeName }, { identity: this.kv.backend });
     const src = await loadEndpoints(this.opts.endpoints);
     this.checkStopping();
+    if (ko !== undefined) src.endpoints = endpointsOfNode(src.endpoints, ko.k8sNode ?? this.nodeName);
     checkEndpointAddresses(src.endpoints);
     for (const i of src.issues) this.log(`endpoints: ${i.pos.file}:${i.pos.line}: ${i.message}`);
     for (const [ns, labels] of src.namespaces) this.engine.upsertNamespace(ns, labels);
+    await this.kv?.prepare(this.engine, src.endpoints);
     const rt = new NodeRuntime({
       engine: this.engine,
       node: this.nodeName,
+      ...(ko !== undefined ? { nodeIp: ko.nodeIp } : {}),
       // one transaction replaces whatever a previous run left: no allow-all window
       adopt: true,
       ...(this.opts.nftTimeoutMs !== undefined ? { nftTimeoutMs: this.opts.nftTimeoutMs } : {}),
@@ -354,6 +384,7 @@ export class Agent {
             : {}),
           log: (l) => this.log(l),
         }),
+        ...(this.kv !== undefined ? [this.kv.component()] : []),
         this.statusApi(),
         new ProxyComponent({
           parser: 'http',
@@ -368,6 +399,7 @@ export class Agent {
       log: (l) => this.log(l),
     });
     this.runtime = rt;
+    this.kv?.attach(rt);
     const prev = rt.previous;
     const ids = prev?.extra?.endpointIds;
     if (ids && typeof ids === 'object') rt.datapath.rememberIds(ids as Record<string, number>);
@@ -633,6 +665,7 @@ export class Agent {
     if (this.store.storeError !== undefined) s.storeError = this.store.storeError;
     const loading = this.store.progress();
     if (loading !== undefined) s.loading = loading;
+    if (this.kv !== undefined) s.kvstore = this.kv.status();
     if (this.node.lastApply) s.lastApply = { ...this.node.lastApply };
     return s;
   }
@@ -745,6 +778,8 @@ export class Agent {
     // no runtime yet: startSteps is before its next checkStopping and makes none
     if (this.runtime === undefined) await this.starting?.catch(() => {});
     await this.runtime?.stop();
+    // connected but the runtime may never have started its kvstore component (idempotent)
+    await this.kv?.client.close({ revoke: true });
     this.unwatch();
     await this.closeServer(); // served without a runtime (tests)
   }

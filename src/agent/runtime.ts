@@ -47,6 +47,8 @@ export interface TestHostSpec {
 export interface NodeRuntimeOptions {
   engine: PolicyEngineAPI;
   node: string;
+  /** The node's address (default 172.31.255.1; several nodes on one underlay need their own). */
+  nodeIp?: string;
   /** Take over an earlier run's namespaces in the one transaction (the agent); else replace them. */
   adopt?: boolean;
   /** How long a delta may wait for `nft -i` before it is killed and the table replaced (ms). */
@@ -114,7 +116,10 @@ export class NodeRuntime {
   constructor(private readonly opts: NodeRuntimeOptions) {
     checkNodeName(opts.node); // before anything is written (the state file)
     this.previous = readState(stateFileFor(opts.node));
-    this.datapath = new NodeDatapath(opts.engine, { node: opts.node });
+    this.datapath = new NodeDatapath(opts.engine, {
+      node: opts.node,
+      ...(opts.nodeIp !== undefined ? { nodeIp: opts.nodeIp } : {}),
+    });
     if (opts.nftTimeoutMs !== undefined) this.datapath.nft.sessionTimeoutMs = opts.nftTimeoutMs;
     this.runDir = runDirFor(opts.node);
     this.components = [...(opts.components ?? [])];

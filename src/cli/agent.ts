@@ -49,6 +49,14 @@ export function registerAgent(program: Command): void {
       '--secrets <dir>',
       'secrets for headerMatches `secret:` references: DIR/NAMESPACE/NAME files (read by the HTTP proxy at start)',
     )
+    .option('--kvstore <url>', 'share identities, the ipcache and nodes through etcd: etcd://HOST:PORT')
+    .option('--node-index <k>', 'with --kvstore: node k of the underlay (address 172.31.254.k)')
+    .option('--node-ip <ip>', "with --kvstore: this node's address (instead of --node-index)")
+    .option('--underlay <name>', 'with --kvstore: join this underlay namespace (sw-...), made if missing')
+    .option('--pod-cidr <cidr...>', "with --kvstore: this node's pod CIDRs, routed to it by the others")
+    .option('--node-label <k=v...>', 'with --kvstore: node labels (fromNodes/toNodes)')
+    .option('--k8s-node <name>', 'with --kvstore: endpoints whose node: is this run here (default: --node)')
+    .option('--lease-ttl <s>', "with --kvstore: lease of this agent's keys in seconds", '15')
     .addHelpText(
       'after',
       `
@@ -81,6 +89,13 @@ Examples:
   # After a crash (SIGKILL): enforcement stayed in place; remove it (one node, or every dead run)
   $ sudo seawall agent --cleanup --node seawall-node1
   $ sudo seawall agent --cleanup
+
+  # Two nodes through etcd (Cilium's kvstore mode), each agent enforcing its own endpoints
+  $ sudo seawall agent --node seawall-node1 --kvstore etcd://127.0.0.1:2379 --node-index 1 \\
+      --underlay sw-underlay --pod-cidr 10.1.0.0/16 --k8s-node node-1 --policies p/ --endpoints e.yaml
+  $ sudo seawall agent --node seawall-node2 --kvstore etcd://127.0.0.1:2379 --node-index 2 \\
+      --underlay sw-underlay --pod-cidr 10.2.0.0/16 --k8s-node node-2 --policies p/ --endpoints e.yaml
+  $ seawall node list --kvstore etcd://127.0.0.1:2379
 `,
     )
     .action(
@@ -103,6 +118,14 @@ Examples:
         nftTimeout?: string;
         policyAuditMode?: boolean;
         secrets?: string;
+        kvstore?: string;
+        nodeIndex?: string;
+        nodeIp?: string;
+        underlay?: string;
+        podCidr?: string[];
+        nodeLabel?: string[];
+        k8sNode?: string;
+        leaseTtl?: string;
       }) => {
         const { liveUnavailable } = await import('../datapath/preflight.ts');
         const why = liveUnavailable();
@@ -177,6 +200,17 @@ Examples:
             return;
           }
         }
+        let kvstore: import('../agent/kvstore.ts').AgentKvstoreOptions | undefined;
+        if (o.kvstore !== undefined) {
+          const { agentKvstoreOptions } = await import('../agent/kvstore.ts');
+          try {
+            kvstore = agentKvstoreOptions(o);
+          } catch (e) {
+            process.stderr.write(`seawall agent: ${(e as Error).message}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
         if (o.secrets !== undefined) {
           const { statSync } = await import('node:fs');
           if (!statSync(o.secrets, { throwIfNoEntry: false })?.isDirectory()) {
@@ -214,6 +248,7 @@ Examples:
               : {}),
           },
           ...(nftTimeoutMs !== undefined ? { nftTimeoutMs } : {}),
+          ...(kvstore !== undefined ? { kvstore } : {}),
           flows: o.flows,
           ...(o.policyAuditMode === true ? { policyAuditMode: true } : {}),
           ...(o.secrets !== undefined ? { secretsDir: o.secrets } : {}),
@@ -296,6 +331,12 @@ Examples:
         `policies: ${s.policies.length === 0 ? '(none)' : s.policies.join(', ')}`,
       ];
       lines.push(flowLine(s.flows));
+      if (s.kvstore !== undefined) {
+        const k = s.kvstore;
+        lines.push(
+          `kvstore ${k.endpoint}: ${k.store.reachable ? 'reachable' : `UNREACHABLE (${k.store.error ?? '?'}), enforcing the last state`}; ${k.nodes} nodes, ${k.remoteEndpoints} remote endpoints, ${k.identities} cluster identities, ${k.writes} writes`,
+        );
+      }
       lines.push(...storeLines(s));
       for (const f of s.invalidFiles)
         lines.push(`invalid (last good state kept): ${f.file}: ${f.issues.join('; ')}`);

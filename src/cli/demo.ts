@@ -28,10 +28,25 @@ runs (validation and the engine's verdicts for the same flows).
 Examples:
   $ sudo npx seawall demo
   $ npx seawall demo        # offline part only, without root
+  $ sudo npx seawall demo --nodes 2   # the workloads on two nodes sharing identities through etcd
 `,
     )
-    .action(async () => {
-      process.exitCode = await runDemo((l) => process.stdout.write(`${l}\n`));
+    .option('--nodes <n>', 'spread the workloads over N nodes (kvstore mode; needs etcd-server)')
+    .action(async (o: { nodes?: string }) => {
+      const write = (l: string): void => void process.stdout.write(`${l}\n`);
+      if (o.nodes !== undefined) {
+        if (!/^\d+$/.test(o.nodes) || Number(o.nodes) < 1 || Number(o.nodes) > 8) {
+          process.stderr.write(`seawall demo: --nodes ${o.nodes}: a number from 1 to 8\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (Number(o.nodes) > 1) {
+          const { runDemoNodes } = await import('./demo-nodes.ts');
+          process.exitCode = await runDemoNodes(write, Number(o.nodes));
+          return;
+        }
+      }
+      process.exitCode = await runDemo(write);
     });
 }
 

@@ -9,6 +9,7 @@ import { registerEndpoint } from './endpoint.ts';
 import { registerExec } from './exec.ts';
 import { registerFqdn } from './fqdn.ts';
 import { registerGenerate } from './generate.ts';
+import { registerKvstoreLists } from './kvstore.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
@@ -42,6 +43,7 @@ registrars.push(registerFqdn);
 registrars.push(registerGenerate);
 registrars.push(registerDiff);
 registrars.push(registerEndpoint);
+registrars.push(registerKvstoreLists);
 
 for (const r of registrars) r(program);
 

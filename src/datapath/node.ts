@@ -95,6 +95,11 @@ export class NodeDatapath {
   /** Endpoint ids survive restarts (the state file) so NFLOG prefixes keep their meaning. */
   private readonly knownIds = new Map<string, number>();
   private readonly others = new Map<string, { ip: string; peer: PeerRef }>();
+  /**
+   * Other nodes' endpoints and the nodes themselves (multi-node, from the kvstore): address →
+   * identity in the ipcache map only. Their policy is their node's; a local entry wins.
+   */
+  private readonly remote = new Map<string, number>();
   private nextId = 1;
   /** Last compiled form of each pod, reused while its distilled policy is unchanged. */
   private readonly compiled = new Map<string, CompiledPod>();
@@ -197,6 +202,16 @@ export class NodeDatapath {
     if (opts.sync !== false) await this.sync();
   }
 
+  /** An address of another node (or one of its pods) and its identity; undefined: gone. */
+  setRemote(ip: string, identity: number | undefined): void {
+    if (identity === undefined) this.remote.delete(ip);
+    else this.remote.set(ip, identity);
+  }
+
+  remoteCount(): number {
+    return this.remote.size;
+  }
+
   /** Declares a test host without making it: its ipcache entry compiles, connect() makes it. */
   declareTestHost(peer: PeerRef, ip: string): void {
     this.others.set(peerKey(peer), { ip, peer });
@@ -231,7 +246,7 @@ export class NodeDatapath {
    */
   compile(opts: { only?: Iterable<string> } = {}): CompiledTable {
     const only = opts.only === undefined ? undefined : new Set([...opts.only].map((k) => `pod:${k}`));
-    const ipcache = new Map<string, number>();
+    const ipcache = new Map<string, number>(this.remote);
     const host = this.engine.identityOf({ kind: 'entity', entity: 'host' });
     ipcache.set(this.topo.nodeIp, host);
     ipcache.set(GATEWAY_IP, host);
@@ -283,10 +298,19 @@ export class NodeDatapath {
    * replacing the whole table). `endpoints` limits re-distilling as in compile().
    */
   async sync(opts: { full?: boolean; endpoints?: Iterable<string> } = {}): Promise<ApplyStats> {
-    const t = this.compile(opts.endpoints === undefined ? {} : { only: opts.endpoints });
-    this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
-    return this.lastApply;
+    // One at a time, each compiled when its turn comes: a delta is rendered against the state
+    // the kernel holds, which a concurrent one (a pod joining while remote changes arrive from
+    // the kvstore) would change underneath it.
+    const run = this.syncQueue.then(async () => {
+      const t = this.compile(opts.endpoints === undefined ? {} : { only: opts.endpoints });
+      this.lastApply = opts.full ? await this.nft.applyFull(t) : await this.nft.apply(t);
+      return this.lastApply;
+    });
+    this.syncQueue = run.catch(() => {});
+    return run;
   }
+
+  private syncQueue: Promise<unknown> = Promise.resolve();
 
   /** Clean exit: everything made goes (the table with its namespace). */
   async down(): Promise<void> {

@@ -39,6 +39,7 @@ import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
 import { KafkaBrokers } from './kafka-broker.ts';
 import { KafkaClientWorker } from './kafka-client.ts';
+import { isMultiNode, multiNodeUnavailable, replayMultiNode } from './live-multinode.ts';
 import { ProbePool, ping } from './probe.ts';
 
 export interface LiveOptions {
@@ -107,8 +108,9 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
     test.endpoints.some(
       (e) => e.namespace === p.namespace && e.name === p.name && (e.node ?? 'node-1') !== 'node-1',
     );
-  if (onOtherNode(r.src) || onOtherNode(r.dst))
-    return 'endpoint on another node: needs node2 (a later issue)';
+  // several nodes are replayed through etcd (live-multinode.ts) when it is installed
+  if ((onOtherNode(r.src) || onOtherNode(r.dst)) && multiNodeUnavailable() !== undefined)
+    return multiNodeUnavailable();
   if (peerKey(r.src) === peerKey(r.dst)) return 'a flow to itself never leaves the pod';
   return undefined;
 }
@@ -245,6 +247,14 @@ export async function replayTest(
     );
     if (why) skips.set(f.index, why);
   }
+  if (isMultiNode(test) && multiNodeUnavailable() === undefined)
+    return replayMultiNode(test, {
+      createEngine: opts.createEngine,
+      offline: offline.results,
+      skips,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+    });
   const probes = new ProbePool();
   const httpServers = new HTTPServers();
   const grpcServers = new GRPCServers();

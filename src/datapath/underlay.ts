@@ -1,0 +1,115 @@
+// Several nodes on one machine: an underlay namespace with one bridge that every node namespace
+// joins by a veth (`ul0` in the node), as the nodes' shared L2 network. Each node keeps its address
+// on lo (Topology), has it on ul0 too, and reaches the underlay subnet through ul0; the other nodes' pod CIDRs are
+// routed via their node address, as a native-routing CNI does. The machine's own namespace and
+// nftables are never touched: every interface lives in namespaces made here.
+//
+// The underlay namespace is recorded in a state file like a node's (no hosts), so `--cleanup`
+// knows whose it is and a live run's underlay is never swept as a leftover.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatapathError, run } from './exec.ts';
+import { addNetns, delNetns, ipBatch, netnsExists, ownedName } from './netns.ts';
+import { stateFileFor, type TopologyState } from './topology.ts';
+
+/** The nodes' addresses come from here: node k (1-based) is 172.31.254.k. */
+export const UNDERLAY_SUBNET = '172.31.254.0/24';
+export const UNDERLAY_DEV = 'ul0';
+
+export function underlayNodeIp(k: number): string {
+  if (!Number.isInteger(k) || k < 1 || k > 250)
+    throw new DatapathError('bad-node-index', `node index ${k}: 1..250`);
+  return `172.31.254.${k}`;
+}
+
+const BRIDGE = 'br0';
+
+function portName(node: string): string {
+  return `ulp${createHash('sha256').update(node).digest('hex').slice(0, 10)}`;
+}
+
+export class Underlay {
+  readonly stateFile: string;
+
+  constructor(readonly name: string) {
+    if (!ownedName(name) || name.length > 40)
+      throw new DatapathError(
+        'bad-node-name',
+        `underlay name ${JSON.stringify(name)}: must start with seawall- or sw-`,
+      );
+    this.stateFile = stateFileFor(name);
+  }
+
+  /** Creates the bridge namespace, or uses it when another node's agent made it already. */
+  async up(): Promise<void> {
+    if (netnsExists(this.name)) {
+      const r = await run('ip', ['-n', this.name, 'link', 'show', BRIDGE]);
+      if (r.code === 0) return;
+    }
+    this.save();
+    await addNetns(this.name);
+    await ipBatch(this.name, [`link add ${BRIDGE} type bridge`, `link set ${BRIDGE} up`]);
+  }
+
+  /** Joins a node namespace (after Topology.up made it and put its address on lo). */
+  async attach(node: string, nodeIp: string): Promise<void> {
+    const port = portName(node);
+    if ((await run('ip', ['-n', node, 'link', 'show', UNDERLAY_DEV])).code === 0) return; // adopted
+    await run('ip', ['-n', this.name, 'link', 'del', port]); // a leftover of a dead node
+    await ipBatch(node, [
+      `link add ${UNDERLAY_DEV} type veth peer name ${port} netns ${this.name}`,
+      // Also on ul0: ARP for a forwarded pod packet takes its sender address from the outgoing
+      // device, and without one there Linux picks the pod gateway (169.254.1.1, on every node's
+      // lo), which the other node drops as its own address.
+      `addr add ${nodeIp}/32 dev ${UNDERLAY_DEV}`,
+      `link set ${UNDERLAY_DEV} up`,
+      `route add ${UNDERLAY_SUBNET} dev ${UNDERLAY_DEV} src ${nodeIp}`,
+    ]);
+    await ipBatch(this.name, [`link set ${port} master ${BRIDGE}`, `link set ${port} up`]);
+    // A new bridge port carries nothing until both veth ends report carrier (about a second):
+    // the node counts as joined only then, so first packets are not lost to the link coming up.
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const a = await run('ip', ['-n', this.name, '-br', 'link', 'show', port]);
+      const b = await run('ip', ['-n', node, '-br', 'link', 'show', UNDERLAY_DEV]);
+      const up = (out: string): boolean => out.trim().split(/\s+/)[1] === 'UP'; // operstate column
+      if (up(a.stdout) && up(b.stdout)) break;
+      if (Date.now() > end)
+        throw new DatapathError('underlay-link', `${node}: underlay link not up after 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Removes a node's port (its namespace going takes ul0 with it anyway). */
+  async detach(node: string): Promise<void> {
+    await run('ip', ['-n', this.name, 'link', 'del', portName(node)]);
+  }
+
+  /** Deletes the bridge namespace and its state file. */
+  async down(): Promise<void> {
+    await delNetns(this.name);
+    rmSync(this.stateFile, { force: true });
+  }
+
+  private save(): void {
+    const st: TopologyState = { node: this.name, nodeIp: '', pid: process.pid, hosts: [] };
+    mkdirSync(dirname(this.stateFile), { recursive: true });
+    const tmp = `${this.stateFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(st, null, 2));
+    renameSync(tmp, this.stateFile);
+  }
+}
+
+/**
+ * A route in a node namespace to another node's pods (`cidr` via its node address), from the
+ * node's own address (ul0 has none: the kernel would pick the gateway's).
+ */
+export async function routePods(node: string, cidr: string, via: string, src: string): Promise<void> {
+  await ipBatch(node, [`route replace ${cidr} via ${via} dev ${UNDERLAY_DEV} onlink src ${src}`]);
+}
+
+export async function unroutePods(node: string, cidr: string): Promise<void> {
+  await run('ip', ['-n', node, 'route', 'del', cidr, 'dev', UNDERLAY_DEV]);
+}
