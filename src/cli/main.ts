@@ -13,6 +13,7 @@ import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
 import { registerTest } from './test.ts';
 import { registerTrace } from './trace.ts';
+import { registerUI } from './ui.ts';
 import { registerValidate } from './validate.ts';
 
 const program = new Command();
@@ -40,6 +41,7 @@ registrars.push(registerObserve);
 registrars.push(registerFqdn);
 registrars.push(registerGenerate);
 registrars.push(registerDiff);
+registrars.push(registerUI);
 
 for (const r of registrars) r(program);
 
