@@ -37,7 +37,11 @@ export function registerUI(program: Command): void {
     .option('--listen <host:port>', 'address to serve on', '127.0.0.1:12000')
     .option('--server <address>', "an agent's Hubble API: unix:///PATH or HOST:PORT")
     .option('--input-file <file>', 'saved flows: a flow log or hubble observe -o jsonpb output')
-    .option('-f, --file <path>', 'PolicyTest file, or Kubernetes manifests (file or directory); repeatable', collect)
+    .option(
+      '-f, --file <path>',
+      'PolicyTest file, or Kubernetes manifests (file or directory); repeatable',
+      collect,
+    )
     .option('--policies <path>', 'policy file or directory; repeatable', collect)
     .option('--test <name>', 'which PolicyTest of a multi-document file (default: the first)')
     .option('--window <n>', 'flows the UI keeps', '20000')

@@ -45,7 +45,8 @@ function newestSource(): number {
       if (e.name === 'dist' || e.name === 'testing') continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (/\.(tsx?|css)$/.test(e.name) && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+      else if (/\.(tsx?|css)$/.test(e.name) && !e.name.endsWith('.test.ts'))
+        newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
   walk(APP_DIR);

@@ -28,9 +28,19 @@ const svc = (names: string[] | undefined) => (names ?? []).join(',');
 
 const COLUMNS: Column[] = [
   { id: 'time', title: 'Time', width: '150px', cell: (u) => u.flow.time.replace('T', ' ').slice(0, 23) },
-  { id: 'src-pod', title: 'Source', width: 'minmax(140px,1.2fr)', cell: (u) => endpointText(u.flow.source, u.flow.IP?.source) },
+  {
+    id: 'src-pod',
+    title: 'Source',
+    width: 'minmax(140px,1.2fr)',
+    cell: (u) => endpointText(u.flow.source, u.flow.IP?.source),
+  },
   { id: 'src-ip', title: 'Source IP', width: '110px', cell: (u) => u.flow.IP?.source ?? '' },
-  { id: 'dst-pod', title: 'Destination', width: 'minmax(140px,1.2fr)', cell: (u) => endpointText(u.flow.destination, u.flow.IP?.destination) },
+  {
+    id: 'dst-pod',
+    title: 'Destination',
+    width: 'minmax(140px,1.2fr)',
+    cell: (u) => endpointText(u.flow.destination, u.flow.IP?.destination),
+  },
   { id: 'dst-ip', title: 'Destination IP', width: '110px', cell: (u) => u.flow.IP?.destination ?? '' },
   { id: 'dst-svc', title: 'Destination service', width: '140px', cell: (u) => svc(u.flow.destination_names) },
   { id: 'port', title: 'Port', width: '90px', cell: (u) => portText(u.flow) },
@@ -69,13 +79,18 @@ function fields(v: unknown, prefix = '', out: [string, string][] = []): [string,
   return out;
 }
 
-function Detail({ u, onClose, onPolicy }: { u: UIFlow; onClose: () => void; onPolicy: (ep: string) => void }) {
+function Detail({
+  u,
+  onClose,
+  onPolicy,
+}: {
+  u: UIFlow;
+  onClose: () => void;
+  onPolicy: (ep: string) => void;
+}) {
   const f: Flow = u.flow;
   const own = recordPolicies(f);
-  const subject =
-    f.traffic_direction === 'EGRESS'
-      ? f.source
-      : f.destination;
+  const subject = f.traffic_direction === 'EGRESS' ? f.source : f.destination;
   return (
     <aside class="detail" data-testid="detail">
       <button type="button" class="close" onClick={onClose} aria-label="close">
@@ -86,17 +101,21 @@ function Detail({ u, onClose, onPolicy }: { u: UIFlow; onClose: () => void; onPo
         {f.drop_reason_desc ? <b data-testid="drop-reason">{f.drop_reason_desc}</b> : null}
       </div>
       <div class="mono" style={{ marginTop: 4 }}>
-        {endpointText(f.source, f.IP?.source)} → {endpointText(f.destination, f.IP?.destination)} {portText(f)}
+        {endpointText(f.source, f.IP?.source)} → {endpointText(f.destination, f.IP?.destination)}{' '}
+        {portText(f)}
       </div>
       <h3>Policies</h3>
       {u.rules.length === 0 && own.length === 0 && (
-        <div class="muted">No policy named: {f.verdict === 'DROPPED' ? 'default deny (no rule allows it)' : 'no rule decided it'}.</div>
+        <div class="muted">
+          No policy named:{' '}
+          {f.verdict === 'DROPPED' ? 'default deny (no rule allows it)' : 'no rule decided it'}.
+        </div>
       )}
       {u.rules.map((r) => (
         <div class={`rule ${r.effect}`} key={ruleText(r)} data-testid="rule">
           <div>
-            {r.effect === 'allow' ? 'allowed' : 'denied'} at {r.direction.toLowerCase()} by <b>{policyName(r)}</b>{' '}
-            {r.section}
+            {r.effect === 'allow' ? 'allowed' : 'denied'} at {r.direction.toLowerCase()} by{' '}
+            <b>{policyName(r)}</b> {r.section}
             {r.entryIndex >= 0 ? `[${r.entryIndex}]` : ''}
           </div>
           <div class="where">
@@ -174,7 +193,8 @@ export function FlowsView(props: {
   const grid = shown.map((c) => c.width).join(' ');
   const first = Math.max(0, Math.floor(scroll / ROW) - 5);
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + 5);
-  const selected = props.selected !== undefined ? state.flows.find((u) => u.seq === props.selected) : undefined;
+  const selected =
+    props.selected !== undefined ? state.flows.find((u) => u.seq === props.selected) : undefined;
   const exportHref = `/api/export?${new URLSearchParams({ filter: text, verdict }).toString()}`;
   return (
     <main>
@@ -188,7 +208,11 @@ export function FlowsView(props: {
             value={text}
             onInput={(e) => setText((e.target as HTMLInputElement).value)}
           />
-          <select data-testid="verdict" value={verdict} onChange={(e) => setVerdict((e.target as HTMLSelectElement).value as VerdictFilter)}>
+          <select
+            data-testid="verdict"
+            value={verdict}
+            onChange={(e) => setVerdict((e.target as HTMLSelectElement).value as VerdictFilter)}
+          >
             <option value="all">any verdict</option>
             <option value="forwarded">forwarded</option>
             <option value="dropped">dropped</option>
@@ -206,7 +230,9 @@ export function FlowsView(props: {
                       type="checkbox"
                       data-col={c.id}
                       checked={cols.includes(c.id)}
-                      onChange={() => setCols(cols.includes(c.id) ? cols.filter((x) => x !== c.id) : [...cols, c.id])}
+                      onChange={() =>
+                        setCols(cols.includes(c.id) ? cols.filter((x) => x !== c.id) : [...cols, c.id])
+                      }
                     />
                     {c.title}
                   </label>
@@ -236,19 +262,28 @@ export function FlowsView(props: {
             <span key={c.id}>{c.title}</span>
           ))}
         </div>
-        <div class="tbody" ref={body} data-testid="rows" onScroll={(e) => setScroll((e.target as HTMLDivElement).scrollTop)}>
+        <div
+          class="tbody"
+          ref={body}
+          data-testid="rows"
+          onScroll={(e) => setScroll((e.target as HTMLDivElement).scrollTop)}
+        >
           <div style={{ height: rows.length * ROW }} />
           {rows.slice(first, last).map((u, i) => (
+            // biome-ignore lint/a11y/useSemanticElements: a virtualised grid row, positioned absolutely; a <tr> cannot be
             <div
               key={u.seq}
               class={`row${u.seq === props.selected ? ' sel' : ''}`}
               data-seq={u.seq}
               data-uuid={u.flow.uuid}
               style={{ top: (first + i) * ROW, gridTemplateColumns: grid }}
+              role="row"
+              tabIndex={0}
               onClick={() => props.onSelect(u.seq)}
+              onKeyDown={(e) => e.key === 'Enter' && props.onSelect(u.seq)}
             >
               {shown.map((c) => (
-                <span key={c.id} class={c.id === 'verdict' ? '' : 'mono'} data-col={c.id}>
+                <span key={c.id} class={c.id === 'verdict' ? 'cell' : 'cell mono'} data-col={c.id}>
                   {c.cell(u)}
                 </span>
               ))}
@@ -256,7 +291,9 @@ export function FlowsView(props: {
           ))}
         </div>
       </div>
-      {selected && <Detail u={selected} onClose={() => props.onSelect(undefined)} onPolicy={props.onPolicy} />}
+      {selected && (
+        <Detail u={selected} onClose={() => props.onSelect(undefined)} onPolicy={props.onPolicy} />
+      )}
     </main>
   );
 }

@@ -48,7 +48,8 @@ function useFlowStream(paused: boolean) {
     const next = all.current.concat(buf.current);
     buf.current = [];
     const keep = next.length > MAX_FLOWS ? next.slice(next.length - MAX_FLOWS) : next;
-    if (keep.length !== next.length) for (const u of next.slice(0, next.length - MAX_FLOWS)) bySeq.current.delete(u.seq);
+    if (keep.length !== next.length)
+      for (const u of next.slice(0, next.length - MAX_FLOWS)) bySeq.current.delete(u.seq);
     all.current = keep;
     setPending(0);
     setState((s) => ({ flows: keep, version: s.version + 1 }));
@@ -104,8 +105,16 @@ function App() {
       .catch(() => {});
   }, []);
   useEffect(() => {
-    location.hash = tab;
+    if (location.hash.slice(1) !== tab) location.hash = tab;
   }, [tab]);
+  useEffect(() => {
+    const onHash = () => {
+      const t = location.hash.slice(1) as Tab;
+      if (['map', 'flows', 'policy', 'trace'].includes(t)) setTab(t);
+    };
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
 
   const showFlow = (seq: number) => {
     setSelected(seq);
@@ -129,7 +138,13 @@ function App() {
         </div>
         <nav>
           {tabs.map(([t, label]) => (
-            <button type="button" key={t} class={tab === t ? 'on' : ''} data-tab={t} onClick={() => setTab(t)}>
+            <button
+              type="button"
+              key={t}
+              class={tab === t ? 'tab on' : 'tab'}
+              data-tab={t}
+              onClick={() => setTab(t)}
+            >
               {label}
             </button>
           ))}

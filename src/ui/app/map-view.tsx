@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'preact/hooks';
 import { CARD_WIDTH, layoutMap, MAX_L7_LINES, type Placed } from '../domain/layout.ts';
-import { type Arrow, buildServiceMap, type Card, namespacesOf } from '../domain/map.ts';
+import { type Arrow, buildServiceMap, busiestNamespace, type Card, namespacesOf } from '../domain/map.ts';
 import type { FlowState } from './main.tsx';
 
 function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string) => void }) {
@@ -11,13 +11,17 @@ function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string
   const more = c.l7.length - l7.length;
   const clickable = c.kind === 'workload' || c.kind === 'kube-dns';
   return (
+    // biome-ignore lint/a11y/useSemanticElements: an SVG group cannot be a <button>
     <g
       class={`card kind-${c.kind}`}
       data-card-id={c.id}
       data-kind={c.kind}
       transform={`translate(${p.x},${p.y})`}
       style={clickable ? { cursor: 'pointer' } : undefined}
+      role="button"
+      tabIndex={clickable ? 0 : -1}
       onClick={() => clickable && c.namespace && onPolicy(`${c.namespace}/${c.name}`)}
+      onKeyDown={(e) => e.key === 'Enter' && clickable && c.namespace && onPolicy(`${c.namespace}/${c.name}`)}
     >
       <title>{c.id}</title>
       <rect class="box" width={p.width} height={p.height} rx={10} />
@@ -72,7 +76,8 @@ function ArrowPath({ a, from, to, lane }: { a: Arrow; from: Placed; to: Placed; 
   return (
     <g class={`arrow ${a.status}`} data-arrow-id={a.id} data-status={a.status}>
       <title>
-        {a.from} → {a.to} {a.port}: {a.counts.forwarded} forwarded, {a.counts.dropped} dropped, {a.counts.audit} audit
+        {a.from} → {a.to} {a.port}: {a.counts.forwarded} forwarded, {a.counts.dropped} dropped,{' '}
+        {a.counts.audit} audit
       </title>
       <path d={d} marker-end={`url(#head-${a.status})`} />
       <text x={lx} y={ly} text-anchor="middle">
@@ -99,7 +104,7 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
   const [hideHost, setHideHost] = useState(false);
   const [hideKubeDNS, setHideKubeDNS] = useState(false);
   const [hideRemoteNode, setHideRemoteNode] = useState(false);
-  const namespace = ns !== '' ? ns : namespaces[0];
+  const namespace = ns !== '' ? ns : busiestNamespace(flows);
   const map = useMemo(
     () =>
       buildServiceMap(flows, {
@@ -123,7 +128,11 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
       <div class="bar">
         <label>
           Namespace
-          <select data-testid="namespace" value={namespace ?? ''} onChange={(e) => setNs((e.target as HTMLSelectElement).value)}>
+          <select
+            data-testid="namespace"
+            value={namespace ?? ''}
+            onChange={(e) => setNs((e.target as HTMLSelectElement).value)}
+          >
             {namespaces.map((n) => (
               <option key={n} value={n}>
                 {n}
@@ -132,11 +141,21 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
           </select>
         </label>
         <label>
-          <input type="checkbox" data-testid="hide-host" checked={hideHost} onChange={() => setHideHost(!hideHost)} />
+          <input
+            type="checkbox"
+            data-testid="hide-host"
+            checked={hideHost}
+            onChange={() => setHideHost(!hideHost)}
+          />
           hide host
         </label>
         <label>
-          <input type="checkbox" data-testid="hide-kube-dns" checked={hideKubeDNS} onChange={() => setHideKubeDNS(!hideKubeDNS)} />
+          <input
+            type="checkbox"
+            data-testid="hide-kube-dns"
+            checked={hideKubeDNS}
+            onChange={() => setHideKubeDNS(!hideKubeDNS)}
+          />
           hide kube-dns
         </label>
         <label>
@@ -175,9 +194,19 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
           <div class="empty">No flows yet.</div>
         ) : (
           <svg width={Math.max(layout.width, CARD_WIDTH) + 80} height={layout.height + 40}>
+            <title>Service map</title>
             <defs>
               {STATUSES.map((s) => (
-                <marker key={s} id={`head-${s}`} viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+                <marker
+                  key={s}
+                  id={`head-${s}`}
+                  viewBox="0 0 10 10"
+                  refX="9"
+                  refY="5"
+                  markerWidth="7"
+                  markerHeight="7"
+                  orient="auto"
+                >
                   <path d="M 0 0 L 10 5 L 0 10 z" fill={COLOURS[s]} />
                 </marker>
               ))}

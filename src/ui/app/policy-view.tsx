@@ -4,7 +4,13 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { endpointText, portText, verdictClass } from '../domain/fields.ts';
-import { PEER_GROUPS, type PeerGroup, type PolicyView, type RuleCardView, type SidePolicy } from '../domain/policy-view.ts';
+import {
+  PEER_GROUPS,
+  type PeerGroup,
+  type PolicyView,
+  type RuleCardView,
+  type SidePolicy,
+} from '../domain/policy-view.ts';
 import { policyName, type UIFlow } from '../domain/types.ts';
 import type { Info } from './main.tsx';
 
@@ -14,12 +20,29 @@ const GROUP_TITLE: Record<PeerGroup, string> = {
   outside: 'Outside the cluster',
 };
 
-function RuleCard({ r, flows, onFlow, ingress }: { r: RuleCardView; flows: Map<number, UIFlow>; onFlow: (s: number) => void; ingress: boolean }) {
+function RuleCard({
+  r,
+  flows,
+  onFlow,
+  ingress,
+}: {
+  r: RuleCardView;
+  flows: Map<number, UIFlow>;
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
   const list = r.flows.map((s) => flows.get(s)).filter((u): u is UIFlow => u !== undefined);
   return (
-    <div class={`rcard ${r.effect}${r.matchedNothing ? ' nothing' : ''}`} data-rule={r.key} data-testid="rule-card">
+    <div
+      class={`rcard ${r.effect}${r.matchedNothing ? ' nothing' : ''}`}
+      data-rule={r.key}
+      data-testid="rule-card"
+    >
       <div class="title">
-        {policyName(r)} <span class="tag">{r.section}[{r.entryIndex}]</span>
+        {policyName(r)}{' '}
+        <span class="tag">
+          {r.section}[{r.entryIndex}]
+        </span>
         {r.effect === 'deny' && <span class="tag">deny</span>}
         {r.matchedNothing && <span class="tag nothing">matched no flow</span>}
       </div>
@@ -34,10 +57,17 @@ function RuleCard({ r, flows, onFlow, ingress }: { r: RuleCardView; flows: Map<n
       {list.length > 0 && (
         <ul data-testid="rule-flows">
           {list.slice(0, 8).map((u) => (
-            <li key={u.seq} data-seq={u.seq} onClick={() => onFlow(u.seq)}>
+            <li
+              key={u.seq}
+              data-seq={u.seq}
+              onClick={() => onFlow(u.seq)}
+              onKeyDown={(e) => e.key === 'Enter' && onFlow(u.seq)}
+            >
               <span class={`verdict ${verdictClass(u.flow.verdict)}`}>{u.flow.verdict}</span>{' '}
               <span class="mono">
-                {ingress ? endpointText(u.flow.source, u.flow.IP?.source) : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
+                {ingress
+                  ? endpointText(u.flow.source, u.flow.IP?.source)
+                  : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
                 {portText(u.flow)}
               </span>
             </li>
@@ -49,11 +79,24 @@ function RuleCard({ r, flows, onFlow, ingress }: { r: RuleCardView; flows: Map<n
   );
 }
 
-function Side({ title, side, flows, onFlow, ingress }: { title: string; side: SidePolicy; flows: Map<number, UIFlow>; onFlow: (s: number) => void; ingress: boolean }) {
+function Side({
+  title,
+  side,
+  flows,
+  onFlow,
+  ingress,
+}: {
+  title: string;
+  side: SidePolicy;
+  flows: Map<number, UIFlow>;
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
   return (
     <div class="side" data-testid={ingress ? 'ingress' : 'egress'}>
       <h2>
-        {title} · {side.enforced ? (side.defaultDeny ? 'default deny' : 'default allow below denies') : 'not enforced'}
+        {title} ·{' '}
+        {side.enforced ? (side.defaultDeny ? 'default deny' : 'default allow below denies') : 'not enforced'}
       </h2>
       {PEER_GROUPS.map((g) => (
         <div class="group" key={g} data-group={g}>
@@ -61,7 +104,9 @@ function Side({ title, side, flows, onFlow, ingress }: { title: string; side: Si
           {side.groups[g].length === 0 ? (
             <div class="none">no rule</div>
           ) : (
-            side.groups[g].map((r) => <RuleCard key={r.key} r={r} flows={flows} onFlow={onFlow} ingress={ingress} />)
+            side.groups[g].map((r) => (
+              <RuleCard key={r.key} r={r} flows={flows} onFlow={onFlow} ingress={ingress} />
+            ))
           )}
         </div>
       ))}
@@ -103,14 +148,23 @@ export function PolicyViewPage(props: {
       .catch((e: Error) => setError(e.message));
   }, [endpoint, props.info, Math.floor(props.version / 20)]);
   if (props.info && !props.info.policies)
-    return <div class="notice">No policies loaded: start <code>seawall ui</code> with <code>--policies DIR</code> (and <code>-f</code> manifests) to see rules and file:line.</div>;
+    return (
+      <div class="notice">
+        No policies loaded: start <code>seawall ui</code> with <code>--policies DIR</code> (and{' '}
+        <code>-f</code> manifests) to see rules and file:line.
+      </div>
+    );
   const bySeq = new Map(props.flows.map((u) => [u.seq, u]));
   return (
     <div style={{ display: 'flex', flexDirection: 'column', flex: 1, minHeight: 0 }}>
       <div class="bar">
         <label>
           Endpoint
-          <select data-testid="endpoint" value={endpoint} onChange={(e) => props.onEndpoint((e.target as HTMLSelectElement).value)}>
+          <select
+            data-testid="endpoint"
+            value={endpoint}
+            onChange={(e) => props.onEndpoint((e.target as HTMLSelectElement).value)}
+          >
             {endpoints.map((n) => (
               <option key={n} value={n}>
                 {n}
@@ -128,7 +182,9 @@ export function PolicyViewPage(props: {
               <div class="ep">{view.endpoint}</div>
               <div class="meta">identity {view.identity}</div>
               <div class="meta">
-                {view.labels.filter((l) => !l.includes('io.cilium.k8s') && !l.includes('io.kubernetes.pod.namespace')).join(' ')}
+                {view.labels
+                  .filter((l) => !l.includes('io.cilium.k8s') && !l.includes('io.kubernetes.pod.namespace'))
+                  .join(' ')}
               </div>
               <div class="dir">← ingress from peers · egress to peers →</div>
             </div>

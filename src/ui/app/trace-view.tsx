@@ -6,13 +6,24 @@ import type { Info } from './main.tsx';
 
 type PeerKind = 'pod' | 'ip' | 'entity' | 'fqdn';
 
-function PeerInput(props: { label: string; kinds: PeerKind[]; endpoints: string[]; value: { kind: PeerKind; v: string }; onChange: (v: { kind: PeerKind; v: string }) => void; id: string }) {
+function PeerInput(props: {
+  label: string;
+  kinds: PeerKind[];
+  endpoints: string[];
+  value: { kind: PeerKind; v: string };
+  onChange: (v: { kind: PeerKind; v: string }) => void;
+  id: string;
+}) {
   const { value } = props;
   return (
     <label>
       {props.label}
       <span style={{ display: 'flex', gap: 4 }}>
-        <select value={value.kind} data-testid={`${props.id}-kind`} onChange={(e) => props.onChange({ kind: (e.target as HTMLSelectElement).value as PeerKind, v: '' })}>
+        <select
+          value={value.kind}
+          data-testid={`${props.id}-kind`}
+          onChange={(e) => props.onChange({ kind: (e.target as HTMLSelectElement).value as PeerKind, v: '' })}
+        >
           {props.kinds.map((k) => (
             <option key={k} value={k}>
               {k}
@@ -20,7 +31,12 @@ function PeerInput(props: { label: string; kinds: PeerKind[]; endpoints: string[
           ))}
         </select>
         {value.kind === 'pod' ? (
-          <select style={{ flex: 1 }} data-testid={props.id} value={value.v} onChange={(e) => props.onChange({ kind: 'pod', v: (e.target as HTMLSelectElement).value })}>
+          <select
+            style={{ flex: 1 }}
+            data-testid={props.id}
+            value={value.v}
+            onChange={(e) => props.onChange({ kind: 'pod', v: (e.target as HTMLSelectElement).value })}
+          >
             <option value="">(pick a pod)</option>
             {props.endpoints.map((n) => (
               <option key={n} value={n}>
@@ -53,7 +69,11 @@ export function TraceView({ info }: { info: Info | undefined }) {
   const [dns, setDns] = useState('');
   const [out, setOut] = useState<{ text: string; verdict?: string; error?: boolean } | undefined>();
   if (info && !info.policies)
-    return <div class="notice">No policies loaded: start <code>seawall ui</code> with <code>--policies DIR</code> to trace.</div>;
+    return (
+      <div class="notice">
+        No policies loaded: start <code>seawall ui</code> with <code>--policies DIR</code> to trace.
+      </div>
+    );
   const submit = async (e: Event) => {
     e.preventDefault();
     const body: Record<string, unknown> = {
@@ -64,19 +84,46 @@ export function TraceView({ info }: { info: Info | undefined }) {
     };
     if (method !== '' || path !== '') body.http = { method, path };
     else if (dns !== '') body.dns = dns;
-    const r = await fetch('/api/trace', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await fetch('/api/trace', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const j = (await r.json()) as { text?: string; verdict?: string; error?: string };
-    setOut(r.ok ? { text: j.text ?? '', ...(j.verdict ? { verdict: j.verdict } : {}) } : { text: j.error ?? r.statusText, error: true });
+    setOut(
+      r.ok
+        ? { text: j.text ?? '', ...(j.verdict ? { verdict: j.verdict } : {}) }
+        : { text: j.error ?? r.statusText, error: true },
+    );
   };
   return (
     <div class="trace">
       <form onSubmit={submit} data-testid="trace-form">
-        <PeerInput id="from" label="From" kinds={['pod', 'ip', 'entity']} endpoints={eps} value={from} onChange={setFrom} />
-        <PeerInput id="to" label="To" kinds={['pod', 'ip', 'entity', 'fqdn']} endpoints={eps} value={to} onChange={setTo} />
+        <PeerInput
+          id="from"
+          label="From"
+          kinds={['pod', 'ip', 'entity']}
+          endpoints={eps}
+          value={from}
+          onChange={setFrom}
+        />
+        <PeerInput
+          id="to"
+          label="To"
+          kinds={['pod', 'ip', 'entity', 'fqdn']}
+          endpoints={eps}
+          value={to}
+          onChange={setTo}
+        />
         <label>
           Port and protocol
           <span style={{ display: 'flex', gap: 4 }}>
-            <input style={{ flex: 1 }} data-testid="port" value={port} onInput={(e) => setPort((e.target as HTMLInputElement).value)} />
+            <input
+              style={{ flex: 1 }}
+              data-testid="port"
+              value={port}
+              onInput={(e) => setPort((e.target as HTMLInputElement).value)}
+            />
             <select value={protocol} onChange={(e) => setProtocol((e.target as HTMLSelectElement).value)}>
               {['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6'].map((p) => (
                 <option key={p}>{p}</option>
@@ -87,13 +134,28 @@ export function TraceView({ info }: { info: Info | undefined }) {
         <label>
           HTTP request (optional)
           <span style={{ display: 'flex', gap: 4 }}>
-            <input style={{ width: 80 }} placeholder="GET" value={method} onInput={(e) => setMethod((e.target as HTMLInputElement).value)} />
-            <input style={{ flex: 1 }} placeholder="/path" data-testid="http-path" value={path} onInput={(e) => setPath((e.target as HTMLInputElement).value)} />
+            <input
+              style={{ width: 80 }}
+              placeholder="GET"
+              value={method}
+              onInput={(e) => setMethod((e.target as HTMLInputElement).value)}
+            />
+            <input
+              style={{ flex: 1 }}
+              placeholder="/path"
+              data-testid="http-path"
+              value={path}
+              onInput={(e) => setPath((e.target as HTMLInputElement).value)}
+            />
           </span>
         </label>
         <label>
           DNS query (optional)
-          <input placeholder="api.example.com" value={dns} onInput={(e) => setDns((e.target as HTMLInputElement).value)} />
+          <input
+            placeholder="api.example.com"
+            value={dns}
+            onInput={(e) => setDns((e.target as HTMLInputElement).value)}
+          />
         </label>
         <button type="submit" class="primary" data-testid="trace">
           Trace
@@ -101,11 +163,24 @@ export function TraceView({ info }: { info: Info | undefined }) {
       </form>
       <div>
         {out?.verdict && (
-          <div class="verdict-big verdict" data-testid="trace-verdict" style={{ color: out.verdict === 'DROPPED' ? 'var(--drop)' : out.verdict === 'AUDIT' ? 'var(--audit)' : 'var(--fwd)' }}>
+          <div
+            class="verdict-big verdict"
+            data-testid="trace-verdict"
+            style={{
+              color:
+                out.verdict === 'DROPPED'
+                  ? 'var(--drop)'
+                  : out.verdict === 'AUDIT'
+                    ? 'var(--audit)'
+                    : 'var(--fwd)',
+            }}
+          >
             {out.verdict}
           </div>
         )}
-        <pre data-testid="trace-out">{out ? out.text : 'Pick a source, a destination and a port, then Trace.'}</pre>
+        <pre data-testid="trace-out">
+          {out ? out.text : 'Pick a source, a destination and a port, then Trace.'}
+        </pre>
       </div>
     </div>
   );

@@ -114,7 +114,12 @@ export function pathOf(url: string): string {
 /** The policies the record itself names (Hubble's *_allowed_by / *_denied_by). */
 export function recordPolicies(f: Flow): { field: string; text: string }[] {
   const out: { field: string; text: string }[] = [];
-  for (const field of ['ingress_allowed_by', 'egress_allowed_by', 'ingress_denied_by', 'egress_denied_by'] as const) {
+  for (const field of [
+    'ingress_allowed_by',
+    'egress_allowed_by',
+    'ingress_denied_by',
+    'egress_denied_by',
+  ] as const) {
     for (const p of f[field] ?? [])
       out.push({ field, text: `${p.kind ?? 'policy'} ${p.namespace ? `${p.namespace}/` : ''}${p.name}` });
   }

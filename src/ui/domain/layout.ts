@@ -39,7 +39,13 @@ export function layoutMap(m: ServiceMap): MapLayout {
   const cards = new Map<string, Placed>();
   for (const c of m.cards) {
     const n = g.node(c.id) as { x: number; y: number; width: number; height: number };
-    cards.set(c.id, { id: c.id, x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height });
+    cards.set(c.id, {
+      id: c.id,
+      x: n.x - n.width / 2,
+      y: n.y - n.height / 2,
+      width: n.width,
+      height: n.height,
+    });
   }
   const gl = g.graph() as { width?: number; height?: number };
   return { cards, width: gl.width ?? 0, height: gl.height ?? 0 };

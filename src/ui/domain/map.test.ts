@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cardHeight, layoutMap } from './layout.ts';
-import { buildServiceMap, cardOf, namespacesOf } from './map.ts';
+import { buildServiceMap, busiestNamespace, cardOf, namespacesOf } from './map.ts';
 import { manyFlows, uiFlows } from './testing/flows.ts';
 
 const flows = () => uiFlows().map((u) => u.flow);
@@ -68,6 +68,7 @@ describe('service map from flows', () => {
 
   it('namespace picker: the namespaces seen, and a namespace keeps flows with a side in it', () => {
     assert.deepEqual(namespacesOf(flows()), ['kube-system', 'production']);
+    assert.equal(busiestNamespace(flows()), 'production');
     const m = buildServiceMap(flows(), { namespace: 'kube-system' });
     assert.deepEqual(
       m.cards.map((c) => c.id),
@@ -76,11 +77,32 @@ describe('service map from flows', () => {
   });
 
   const cardRows: { name: string; ep: object; want: string }[] = [
-    { name: 'workload name wins', ep: { namespace: 'a', pod_name: 'web-1', workloads: [{ name: 'web', kind: 'Deployment' }], labels: ['k8s:app=x'] }, want: 'a/web' },
-    { name: 'then the app label', ep: { namespace: 'a', pod_name: 'web-1', labels: ['k8s:app=x'] }, want: 'a/x' },
+    {
+      name: 'workload name wins',
+      ep: {
+        namespace: 'a',
+        pod_name: 'web-1',
+        workloads: [{ name: 'web', kind: 'Deployment' }],
+        labels: ['k8s:app=x'],
+      },
+      want: 'a/web',
+    },
+    {
+      name: 'then the app label',
+      ep: { namespace: 'a', pod_name: 'web-1', labels: ['k8s:app=x'] },
+      want: 'a/x',
+    },
     { name: 'then the pod', ep: { namespace: 'a', pod_name: 'web-1', labels: [] }, want: 'a/web-1' },
-    { name: 'a CIDR identity is world', ep: { identity: 16777217, labels: ['cidr:1.2.3.4/32', 'reserved:world'] }, want: 'world' },
-    { name: 'kube-apiserver wins over host', ep: { identity: 7, labels: ['reserved:host', 'reserved:kube-apiserver'] }, want: 'kube-apiserver' },
+    {
+      name: 'a CIDR identity is world',
+      ep: { identity: 16777217, labels: ['cidr:1.2.3.4/32', 'reserved:world'] },
+      want: 'world',
+    },
+    {
+      name: 'kube-apiserver wins over host',
+      ep: { identity: 7, labels: ['reserved:host', 'reserved:kube-apiserver'] },
+      want: 'kube-apiserver',
+    },
     { name: 'an unlabelled identity', ep: { identity: 4 }, want: 'other:identity 4' },
   ];
   for (const r of cardRows) it(`card of: ${r.name}`, () => assert.equal(cardOf(r.ep).id, r.want));
@@ -95,7 +117,8 @@ describe('service map from flows', () => {
       for (let j = i + 1; j < boxes.length; j++) {
         const a = boxes[i]!;
         const b = boxes[j]!;
-        const overlap = a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+        const overlap =
+          a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
         assert.ok(!overlap, `${a.id} overlaps ${b.id}`);
       }
   });

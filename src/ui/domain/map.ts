@@ -7,7 +7,14 @@
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import { labelValue, pathOf, portText, reservedOf, type VerdictClass, verdictClass } from './fields.ts';
 
-export type CardKind = 'workload' | 'world' | 'host' | 'remote-node' | 'kube-apiserver' | 'kube-dns' | 'other';
+export type CardKind =
+  | 'workload'
+  | 'world'
+  | 'host'
+  | 'remote-node'
+  | 'kube-apiserver'
+  | 'kube-dns'
+  | 'other';
 
 export interface Card {
   id: string;
@@ -50,12 +57,18 @@ export interface MapOptions {
 const KUBE_DNS_APPS = new Set(['kube-dns', 'coredns']);
 
 /** Which card a flow endpoint belongs to. */
-export function cardOf(ep: FlowEndpoint | undefined): { id: string; kind: CardKind; name: string; namespace?: string } {
+export function cardOf(ep: FlowEndpoint | undefined): {
+  id: string;
+  kind: CardKind;
+  name: string;
+  namespace?: string;
+} {
   const reserved = reservedOf(ep);
   for (const r of ['kube-apiserver', 'remote-node', 'host'] as const)
     if (reserved.includes(r)) return { id: r, kind: r, name: r };
   const cidr = (ep?.labels ?? []).some((l) => l.startsWith('cidr:') || l.startsWith('fqdn:'));
-  if (reserved.some((r) => r.startsWith('world')) || cidr) return { id: 'world', kind: 'world', name: 'world' };
+  if (reserved.some((r) => r.startsWith('world')) || cidr)
+    return { id: 'world', kind: 'world', name: 'world' };
   if (ep?.pod_name === undefined && ep?.namespace === undefined) {
     const name = reserved[0] ?? (ep?.identity !== undefined ? `identity ${ep.identity}` : 'unknown');
     return { id: `other:${name}`, kind: 'other', name };
@@ -110,6 +123,18 @@ export function namespacesOf(flows: Iterable<Flow>): string[] {
   return [...s].sort();
 }
 
+/** The namespace the picker opens on: the one most flows touch (kube-system only if alone). */
+export function busiestNamespace(flows: Iterable<Flow>): string | undefined {
+  const n = new Map<string, number>();
+  for (const f of flows)
+    for (const ns of new Set([f.source?.namespace, f.destination?.namespace]))
+      if (ns) n.set(ns, (n.get(ns) ?? 0) + (ns === 'kube-system' ? 0.001 : 1));
+  let best: string | undefined;
+  for (const [ns, c] of n)
+    if (best === undefined || c > n.get(best)! || (c === n.get(best)! && ns < best)) best = ns;
+  return best;
+}
+
 export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): ServiceMap {
   const cards = new Map<string, Card & { l7set: Set<string> }>();
   const arrows = new Map<string, Arrow>();
@@ -124,7 +149,11 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
   };
   for (const f of flows) {
     if (f.is_reply === true && o.replies !== true) continue;
-    if (o.namespace !== undefined && f.source?.namespace !== o.namespace && f.destination?.namespace !== o.namespace)
+    if (
+      o.namespace !== undefined &&
+      f.source?.namespace !== o.namespace &&
+      f.destination?.namespace !== o.namespace
+    )
       continue;
     const s = cardOf(f.source);
     const d = cardOf(f.destination);
@@ -141,7 +170,14 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
     const id = `${sc.id}→${dc.id}:${port}`;
     let a = arrows.get(id);
     if (a === undefined) {
-      a = { id, from: sc.id, to: dc.id, port, counts: { forwarded: 0, dropped: 0, audit: 0, other: 0 }, status: 'other' };
+      a = {
+        id,
+        from: sc.id,
+        to: dc.id,
+        port,
+        counts: { forwarded: 0, dropped: 0, audit: 0, other: 0 },
+        status: 'other',
+      };
       arrows.set(id, a);
     }
     a.counts[verdictClass(f.verdict)]++;

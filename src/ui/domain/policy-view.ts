@@ -4,6 +4,7 @@
 // that entry allowed or denied for this endpoint in the window; an entry that matched nothing is
 // marked so (what cilium#22338 asks for).
 
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type {
   EgressRule,
   EndpointSelector,
@@ -17,7 +18,6 @@ import type {
   PortRule,
   Rule,
 } from '../../policy-api/types.ts';
-import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import { cardOf } from './map.ts';
 import { type RuleHit, ruleKey, type UIFlow } from './types.ts';
 
@@ -78,13 +78,19 @@ export interface PolicyView {
 
 // ------------------------------------------------------------------ peers of a rule entry
 
-const NS_KEYS = ['k8s:io.kubernetes.pod.namespace', 'io.kubernetes.pod.namespace', 'any:io.kubernetes.pod.namespace'];
+const NS_KEYS = [
+  'k8s:io.kubernetes.pod.namespace',
+  'io.kubernetes.pod.namespace',
+  'any:io.kubernetes.pod.namespace',
+];
 
 function selectorText(s: EndpointSelector | K8sLabelSelector): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(s.matchLabels ?? {})) parts.push(`${k}=${v}`);
   for (const e of s.matchExpressions ?? [])
-    parts.push(e.values?.length ? `${e.key} ${e.operator} (${e.values.join(',')})` : `${e.key} ${e.operator}`);
+    parts.push(
+      e.values?.length ? `${e.key} ${e.operator} (${e.values.join(',')})` : `${e.key} ${e.operator}`,
+    );
   return parts.join(', ');
 }
 
@@ -118,7 +124,11 @@ const ANY: PeerText[] = [
 ];
 
 /** The peers of one CNP/CCNP section entry. No peer field at all means any peer (L3 wildcard). */
-export function cnpEntryPeers(entry: IngressRule | EgressRule, ingress: boolean, policyNS: string | undefined): PeerText[] {
+export function cnpEntryPeers(
+  entry: IngressRule | EgressRule,
+  ingress: boolean,
+  policyNS: string | undefined,
+): PeerText[] {
   const e = entry as IngressRule & EgressRule;
   const out: PeerText[] = [];
   let anyField = false;
@@ -128,7 +138,8 @@ export function cnpEntryPeers(entry: IngressRule | EgressRule, ingress: boolean,
     for (const s of sels) out.push(selectorPeer(s, policyNS));
   }
   const req = ingress ? e.fromRequires : e.toRequires;
-  if (req !== undefined) for (const s of req) out.push({ ...selectorPeer(s, policyNS), text: `requires ${selectorText(s)}` });
+  if (req !== undefined)
+    for (const s of req) out.push({ ...selectorPeer(s, policyNS), text: `requires ${selectorText(s)}` });
   const ents = ingress ? e.fromEntities : e.toEntities;
   if (ents !== undefined) {
     anyField = true;
@@ -143,7 +154,8 @@ export function cnpEntryPeers(entry: IngressRule | EgressRule, ingress: boolean,
   if (sets !== undefined) {
     anyField = true;
     for (const c of sets) {
-      const base = c.cidr ?? (c.cidrGroupRef !== undefined ? `group ${c.cidrGroupRef}` : 'CIDR group selector');
+      const base =
+        c.cidr ?? (c.cidrGroupRef !== undefined ? `group ${c.cidrGroupRef}` : 'CIDR group selector');
       out.push({ group: 'outside', text: c.except?.length ? `${base} except ${c.except.join(',')}` : base });
     }
   }
@@ -183,14 +195,19 @@ function knpPeer(p: NetworkPolicyPeer): PeerText {
   if (p.ipBlock !== undefined)
     return {
       group: 'outside',
-      text: p.ipBlock.except?.length ? `${p.ipBlock.cidr} except ${p.ipBlock.except.join(',')}` : p.ipBlock.cidr,
+      text: p.ipBlock.except?.length
+        ? `${p.ipBlock.cidr} except ${p.ipBlock.except.join(',')}`
+        : p.ipBlock.cidr,
     };
   if (p.namespaceSelector !== undefined) {
     const ns = selectorText(p.namespaceSelector) || 'all namespaces';
     const pods = p.podSelector !== undefined ? selectorText(p.podSelector) || 'all pods' : 'all pods';
     return { group: 'in-cluster', text: `namespaces ${ns}: ${pods}` };
   }
-  return { group: 'in-namespace', text: selectorText(p.podSelector ?? { pos: p.pos }) || 'all pods in the namespace' };
+  return {
+    group: 'in-namespace',
+    text: selectorText(p.podSelector ?? { pos: p.pos }) || 'all pods in the namespace',
+  };
 }
 
 function portsText(rules: readonly PortRule[] | undefined): { ports: string[]; l7: string[] } {
@@ -199,15 +216,19 @@ function portsText(rules: readonly PortRule[] | undefined): { ports: string[]; l
   for (const r of rules ?? []) {
     for (const p of r.ports ?? [])
       ports.push(`${p.port ?? '0'}${p.endPort !== undefined ? `-${p.endPort}` : ''}/${p.protocol ?? 'ANY'}`);
-    for (const h of r.rules?.http ?? []) l7.push(`HTTP ${h.method ?? '*'} ${h.path ?? '/*'}${h.host ? ` host ${h.host}` : ''}`);
+    for (const h of r.rules?.http ?? [])
+      l7.push(`HTTP ${h.method ?? '*'} ${h.path ?? '/*'}${h.host ? ` host ${h.host}` : ''}`);
     for (const d of r.rules?.dns ?? []) l7.push(`DNS ${d.matchName ?? d.matchPattern ?? ''}`);
-    for (const k of r.rules?.kafka ?? []) l7.push(`Kafka ${k.role ?? k.apiKey ?? 'any'} ${k.topic ?? ''}`.trim());
+    for (const k of r.rules?.kafka ?? [])
+      l7.push(`Kafka ${k.role ?? k.apiKey ?? 'any'} ${k.topic ?? ''}`.trim());
   }
   return { ports, l7 };
 }
 
 function knpPorts(ps: readonly NetworkPolicyPort[] | undefined): string[] {
-  return (ps ?? []).map((p) => `${p.port ?? 'all'}${p.endPort !== undefined ? `-${p.endPort}` : ''}/${p.protocol ?? 'TCP'}`);
+  return (ps ?? []).map(
+    (p) => `${p.port ?? 'all'}${p.endPort !== undefined ? `-${p.endPort}` : ''}/${p.protocol ?? 'TCP'}`,
+  );
 }
 
 const SECTIONS = [
@@ -221,7 +242,11 @@ const SECTIONS = [
 export function ruleEntries(policy: PolicyObject, ruleIndices: ReadonlySet<number>): RuleEntryView[] {
   const out: RuleEntryView[] = [];
   const ns = policy.metadata.namespace;
-  const base = { kind: policy.kind, name: policy.metadata.name, ...(ns !== undefined ? { namespace: ns } : {}) };
+  const base = {
+    kind: policy.kind,
+    name: policy.metadata.name,
+    ...(ns !== undefined ? { namespace: ns } : {}),
+  };
   if (policy.kind === 'NetworkPolicy') {
     const spec = (policy as NetworkPolicy).spec;
     if (!ruleIndices.has(0)) return out;

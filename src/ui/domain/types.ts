@@ -32,7 +32,9 @@ export interface UIFlow {
 }
 
 /** The key every rule-entry view uses: one per (policy, rule, section, entry). */
-export function ruleKey(r: Pick<RuleHit, 'kind' | 'namespace' | 'name' | 'ruleIndex' | 'section' | 'entryIndex'>): string {
+export function ruleKey(
+  r: Pick<RuleHit, 'kind' | 'namespace' | 'name' | 'ruleIndex' | 'section' | 'entryIndex'>,
+): string {
   return `${r.kind}/${r.namespace ?? ''}/${r.name}#${r.ruleIndex}/${r.section}/${r.entryIndex}`;
 }
 

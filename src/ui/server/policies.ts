@@ -94,7 +94,8 @@ export class PolicyContext {
     if (slash <= 0) return `endpoint "${endpoint}": write NAMESPACE/NAME`;
     const namespace = endpoint.slice(0, slash);
     const name = endpoint.slice(slash + 1);
-    if (!this.known.has(endpoint)) return `no endpoint ${endpoint} (known: ${this.endpoints.join(', ') || 'none'})`;
+    if (!this.known.has(endpoint))
+      return `no endpoint ${endpoint} (known: ${this.endpoints.join(', ') || 'none'})`;
     const ep = this.engine.endpointPolicy(namespace, name);
     const byPolicy = new Map<string, Set<number>>();
     for (const r of ep.selectedBy) {

@@ -41,11 +41,18 @@ const INDEX = (title: string) => `<!doctype html>
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  if (!m || Number(m[3]) > 65535) throw new Error(`--listen ${listen}: write HOST:PORT (e.g. 127.0.0.1:12000)`);
+  if (!m || Number(m[3]) > 65535)
+    throw new Error(`--listen ${listen}: write HOST:PORT (e.g. 127.0.0.1:12000)`);
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };
 }
 
-function send(res: ServerResponse, code: number, type: string, body: string, extra: Record<string, string> = {}) {
+function send(
+  res: ServerResponse,
+  code: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {},
+) {
   res.writeHead(code, {
     'content-type': type,
     'cache-control': 'no-store',
@@ -81,7 +88,8 @@ export function exportFilter(q: URLSearchParams): FlowFilter | string {
   const p = parseFilter(q.get('filter') ?? '');
   if (p.errors.length > 0) return p.errors.map((e) => `${e.entry}: ${e.message}`).join('; ');
   const v = (q.get('verdict') ?? 'all') as VerdictFilter;
-  if (!['all', 'forwarded', 'dropped', 'audit'].includes(v)) return `verdict=${v}: one of all, forwarded, dropped, audit`;
+  if (!['all', 'forwarded', 'dropped', 'audit'].includes(v))
+    return `verdict=${v}: one of all, forwarded, dropped, audit`;
   return { entries: p.entries, verdict: v };
 }
 
@@ -101,7 +109,8 @@ function traceInput(body: unknown): TraceInput | string {
   if (typeof from === 'string') return from;
   if (typeof to === 'string') return to;
   const protocol = typeof b.protocol === 'string' ? b.protocol : 'TCP';
-  if (!['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6'].includes(protocol)) return `protocol ${protocol}: TCP, UDP, SCTP, ICMP or ICMPv6`;
+  if (!['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6'].includes(protocol))
+    return `protocol ${protocol}: TCP, UDP, SCTP, ICMP or ICMPv6`;
   const input: TraceInput = { from, to, protocol: protocol as TraceInput['protocol'] };
   if (b.port !== undefined && b.port !== '' && b.port !== null) {
     const port = Number(b.port);
@@ -136,13 +145,16 @@ export async function startUIServer(o: UIServerOptions): Promise<UIServerHandle>
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (!hostOK(req)) return send(res, 403, 'text/plain', `Host ${req.headers.host ?? ''} is not this server\n`);
+    if (!hostOK(req))
+      return send(res, 403, 'text/plain', `Host ${req.headers.host ?? ''} is not this server\n`);
     const url = new URL(req.url ?? '/', 'http://ui');
     const path = url.pathname;
     if (req.method === 'GET' && (path === '/' || path === '/index.html'))
       return send(res, 200, 'text/html; charset=utf-8', INDEX('Seawall'));
-    if (req.method === 'GET' && path === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', o.assets.js);
-    if (req.method === 'GET' && path === '/app.css') return send(res, 200, 'text/css; charset=utf-8', o.assets.css);
+    if (req.method === 'GET' && path === '/app.js')
+      return send(res, 200, 'text/javascript; charset=utf-8', o.assets.js);
+    if (req.method === 'GET' && path === '/app.css')
+      return send(res, 200, 'text/css; charset=utf-8', o.assets.css);
     if (req.method === 'GET' && path === '/api/info')
       return json(res, 200, {
         source: o.source.describe,
@@ -186,13 +198,17 @@ export async function startUIServer(o: UIServerOptions): Promise<UIServerHandle>
     }
     if (req.method === 'GET' && path === '/api/policy') {
       if (o.policies === undefined)
-        return json(res, 404, { error: 'no policies loaded: start seawall ui with --policies DIR (and -f manifests)' });
+        return json(res, 404, {
+          error: 'no policies loaded: start seawall ui with --policies DIR (and -f manifests)',
+        });
       const v = o.policies.policyView(url.searchParams.get('endpoint') ?? '', store.all());
       return typeof v === 'string' ? json(res, 400, { error: v }) : json(res, 200, v);
     }
     if (req.method === 'POST' && path === '/api/trace') {
       if (o.policies === undefined)
-        return json(res, 404, { error: 'no policies loaded: start seawall ui with --policies DIR (and -f manifests)' });
+        return json(res, 404, {
+          error: 'no policies loaded: start seawall ui with --policies DIR (and -f manifests)',
+        });
       let body: unknown;
       try {
         body = JSON.parse(await readBody(req));
@@ -229,9 +245,7 @@ export async function startUIServer(o: UIServerOptions): Promise<UIServerHandle>
   const addr = server.address() as AddressInfo;
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   if (!['0.0.0.0', '::'].includes(addr.address)) {
-    allowedHosts = new Set(
-      [`${shown}:${addr.port}`, `localhost:${addr.port}`].map((h) => h.toLowerCase()),
-    );
+    allowedHosts = new Set([`${shown}:${addr.port}`, `localhost:${addr.port}`].map((h) => h.toLowerCase()));
   }
   o.source.start(
     (line) => {

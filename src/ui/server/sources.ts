@@ -46,7 +46,11 @@ export function fileSource(file: string): FlowSource {
     describe: `file ${file}`,
     start(onFlow) {
       read.flows.forEach((flow) => {
-        onFlow({ flow, ...(flow.node_name !== undefined ? { node_name: flow.node_name } : {}), time: flow.time });
+        onFlow({
+          flow,
+          ...(flow.node_name !== undefined ? { node_name: flow.node_name } : {}),
+          time: flow.time,
+        });
       });
     },
     stop() {},
@@ -85,7 +89,11 @@ export function hubbleSource(server: string, last = 10_000): FlowSource {
           const flow = r.flow as Flow | undefined;
           if (flow === undefined) return;
           since = flow.time;
-          onFlow({ flow, ...(typeof r.node_name === 'string' ? { node_name: r.node_name } : {}), time: String(r.time ?? flow.time) });
+          onFlow({
+            flow,
+            ...(typeof r.node_name === 'string' ? { node_name: r.node_name } : {}),
+            time: String(r.time ?? flow.time),
+          });
         });
         const retry = (why: string) => {
           client?.close();
@@ -107,7 +115,12 @@ export function hubbleSource(server: string, last = 10_000): FlowSource {
   };
 }
 
-function ipOf(eps: readonly TestEndpoint[], req: FlowRequest, side: 'src' | 'dst', fallback?: string): string {
+function ipOf(
+  eps: readonly TestEndpoint[],
+  req: FlowRequest,
+  side: 'src' | 'dst',
+  fallback?: string,
+): string {
   const p = req[side];
   if (p.kind === 'ip') return p.ip;
   if (p.kind === 'endpoint') {
@@ -121,7 +134,11 @@ function ipOf(eps: readonly TestEndpoint[], req: FlowRequest, side: 'src' | 'dst
  * The engine's verdicts as flows: a PolicyTest's flows in order (learning DNS answers as the
  * runner does), or, for manifests, every pod → pod pair on each declared container port.
  */
-export function policySource(ctx: PolicyContext, endpoints: readonly TestEndpoint[], test?: PolicyTest): FlowSource {
+export function policySource(
+  ctx: PolicyContext,
+  endpoints: readonly TestEndpoint[],
+  test?: PolicyTest,
+): FlowSource {
   return {
     describe: 'policies (engine verdicts, no traffic)',
     start(onFlow) {

@@ -37,6 +37,8 @@ export class FlowStore {
 /** A flow as the flow log writes it (GetFlowsResponse keys: flow, node_name, time). */
 export function flowLogLine(u: UIFlow): string {
   return JSON.stringify(
-    u.node_name !== undefined ? { flow: u.flow, node_name: u.node_name, time: u.time } : { flow: u.flow, time: u.time },
+    u.node_name !== undefined
+      ? { flow: u.flow, node_name: u.node_name, time: u.time }
+      : { flow: u.flow, time: u.time },
   );
 }

@@ -25,7 +25,10 @@ export const httpGet: Flow = {
   uuid: '00000000-0000-4000-8000-0000000000a1',
   verdict: 'FORWARDED',
   Type: 'L7',
-  l7: { type: 'REQUEST', http: { method: 'GET', url: 'http://backend:8080/api/users?id=1', protocol: 'HTTP/1.1' } },
+  l7: {
+    type: 'REQUEST',
+    http: { method: 'GET', url: 'http://backend:8080/api/users?id=1', protocol: 'HTTP/1.1' },
+  },
   event_type: { type: 129 },
   Summary: 'HTTP/1.1 GET http://backend:8080/api/users?id=1',
 };
@@ -143,7 +146,11 @@ export function manyFlows(n: number, workloads = 200, namespaces = 4): UIFlow[] 
       ...tcpAllowedIngress,
       uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
       verdict: dropped ? 'DROPPED' : 'FORWARDED',
-      IP: { source: `10.1.${a >> 8}.${a & 255}`, destination: `10.1.${b >> 8}.${b & 255}`, ipVersion: 'IPv4' },
+      IP: {
+        source: `10.1.${a >> 8}.${a & 255}`,
+        destination: `10.1.${b >> 8}.${b & 255}`,
+        ipVersion: 'IPv4',
+      },
       l4: { TCP: { source_port: 30000 + (i % 20000), destination_port: port, flags: { SYN: true } } },
       source: ep(a),
       destination: ep(b),
