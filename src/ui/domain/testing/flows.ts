@@ -86,6 +86,7 @@ export const hitBackendIngress: RuleHit = {
   direction: 'INGRESS',
   effect: 'allow',
 };
+export const hitBackendFromHost: RuleHit = { ...hitBackendIngress, entryIndex: 1, line: 20 };
 export const hitNoDNS: RuleHit = {
   kind: 'CiliumNetworkPolicy',
   name: 'no-dns',
@@ -117,7 +118,7 @@ export function uiFlows(): UIFlow[] {
     [udpExplicitDenyEgress, [hitNoDNS]],
     [icmpWorldEgress, []],
     [dnsL7Egress, [hitFrontendDNS]],
-    [hostProbe, [hitBackendIngress]],
+    [hostProbe, [hitBackendFromHost]],
     [remoteNodeDrop, []],
     [tcpAudit, []],
   ];
