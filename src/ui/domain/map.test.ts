@@ -41,11 +41,53 @@ describe('service map from flows', () => {
     assert.deepEqual(ab.counts, { forwarded: 2, dropped: 0, audit: 0, other: 0 });
   });
 
-  it('an arrow with both verdicts is mixed', () => {
-    const base = flows()[0]!;
-    const m = buildServiceMap([base, { ...base, verdict: 'DROPPED' }]);
-    assert.equal(m.arrows[0]!.status, 'mixed');
-  });
+  const statusRows: { name: string; records: [string, 'INGRESS' | 'EGRESS'][]; want: string }[] = [
+    {
+      name: 'both verdicts at one observation point: mixed',
+      records: [
+        ['FORWARDED', 'INGRESS'],
+        ['DROPPED', 'INGRESS'],
+      ],
+      want: 'mixed',
+    },
+    {
+      name: 'forwarded at egress, dropped at ingress: the connection was dropped',
+      records: [
+        ['FORWARDED', 'EGRESS'],
+        ['DROPPED', 'INGRESS'],
+      ],
+      want: 'dropped',
+    },
+    {
+      name: 'forwarded at both points',
+      records: [
+        ['FORWARDED', 'EGRESS'],
+        ['FORWARDED', 'INGRESS'],
+      ],
+      want: 'forwarded',
+    },
+    {
+      name: 'audit at ingress, forwarded at egress',
+      records: [
+        ['FORWARDED', 'EGRESS'],
+        ['AUDIT', 'INGRESS'],
+      ],
+      want: 'audit',
+    },
+  ];
+  for (const r of statusRows)
+    it(`arrow status: ${r.name}`, () => {
+      const base = flows()[0]!;
+      const m = buildServiceMap(
+        r.records.map(([verdict, traffic_direction]) => ({
+          ...base,
+          verdict: verdict as 'FORWARDED',
+          traffic_direction,
+        })),
+      );
+      assert.equal(m.arrows.length, 1);
+      assert.equal(m.arrows[0]!.status, r.want);
+    });
 
   it('L7 endpoints on the destination card: HTTP method and path without query, DNS names', () => {
     const m = buildServiceMap(flows());

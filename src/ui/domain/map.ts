@@ -123,6 +123,23 @@ export function namespacesOf(flows: Iterable<Flow>): string[] {
   return [...s].sort();
 }
 
+/**
+ * One connection leaves two records on a node (egress at the source, ingress at the destination),
+ * so the arrow's colour is decided per observation point: a point that saw both forwarded and
+ * dropped makes the arrow mixed; otherwise a point that only dropped makes it dropped (the
+ * connection died there, whatever the other side forwarded), then audit, then forwarded.
+ */
+function statusOf(byDir: Map<string, Set<VerdictClass>>): ArrowStatus {
+  const sets = [...byDir.values()];
+  if (sets.some((s) => s.size > 1 && s.has('dropped'))) return 'mixed';
+  for (const k of ['dropped', 'audit', 'forwarded', 'other'] as const)
+    if (sets.some((s) => s.has(k))) {
+      if (sets.some((s) => s.size > 1)) return 'mixed';
+      return k;
+    }
+  return 'other';
+}
+
 /** The namespace the picker opens on: the one most flows touch (kube-system only if alone). */
 export function busiestNamespace(flows: Iterable<Flow>): string | undefined {
   const n = new Map<string, number>();
@@ -138,6 +155,7 @@ export function busiestNamespace(flows: Iterable<Flow>): string | undefined {
 export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): ServiceMap {
   const cards = new Map<string, Card & { l7set: Set<string> }>();
   const arrows = new Map<string, Arrow>();
+  const dirs = new Map<string, Map<string, Set<VerdictClass>>>();
   const card = (ep: FlowEndpoint | undefined) => {
     const c = cardOf(ep);
     let got = cards.get(c.id);
@@ -180,12 +198,14 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
       };
       arrows.set(id, a);
     }
-    a.counts[verdictClass(f.verdict)]++;
+    const vc = verdictClass(f.verdict);
+    a.counts[vc]++;
+    const byDir = dirs.get(id) ?? new Map<string, Set<VerdictClass>>();
+    dirs.set(id, byDir);
+    const dir = f.traffic_direction ?? 'TRAFFIC_DIRECTION_UNKNOWN';
+    byDir.set(dir, (byDir.get(dir) ?? new Set()).add(vc));
   }
-  for (const a of arrows.values()) {
-    const seen = (Object.keys(a.counts) as VerdictClass[]).filter((k) => a.counts[k] > 0);
-    a.status = seen.length === 1 ? seen[0]! : 'mixed';
-  }
+  for (const a of arrows.values()) a.status = statusOf(dirs.get(a.id)!);
   const outCards: Card[] = [...cards.values()]
     .map(({ l7set, ...c }) => ({ ...c, l7: [...l7set].sort() }))
     .sort((a, b) => a.id.localeCompare(b.id));
