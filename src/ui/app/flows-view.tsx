@@ -24,10 +24,18 @@ interface Column {
   cell: (u: UIFlow) => string | JSX.Element;
 }
 
+/** `03:04:05.678` from an RFC 3339 time (0 to 9 fractional digits). */
+function timeOfDay(t: string): string {
+  const m = /T(\d\d:\d\d:\d\d)(\.\d+)?/.exec(t);
+  if (!m) return t;
+  return `${m[1]}${(m[2] ?? '.').padEnd(4, '0').slice(0, 4)}`;
+}
+
 const svc = (names: string[] | undefined) => (names ?? []).join(',');
 
 const COLUMNS: Column[] = [
-  { id: 'time', title: 'Time', width: '150px', cell: (u) => u.flow.time.replace('T', ' ').slice(0, 23) },
+  // Time of day to the millisecond; the date is in the detail panel.
+  { id: 'time', title: 'Time', width: '96px', cell: (u) => timeOfDay(u.flow.time) },
   {
     id: 'src-pod',
     title: 'Source',
@@ -58,9 +66,9 @@ const COLUMNS: Column[] = [
     width: 'minmax(120px,1fr)',
     cell: (u) =>
       u.rules.length > 0
-        ? [...new Set(u.rules.map((r) => policyName(r)))].join(', ')
+        ? [...new Set(u.rules.map((r) => (r.namespace ? `${r.namespace}/${r.name}` : r.name)))].join(', ')
         : recordPolicies(u.flow)
-            .map((p) => p.text)
+            .map((p) => p.text.slice(p.text.indexOf(' ') + 1))
             .join(', '),
   },
 ];

@@ -1,8 +1,15 @@
 // The service map: a namespace picker and Hubble UI's toggles, cards laid out by dagre, arrows
 // coloured by verdict and labelled by port/protocol. Click a workload card for its policy.
 
-import { useMemo, useState } from 'preact/hooks';
-import { CARD_WIDTH, layoutMap, MAX_L7_LINES, type Placed } from '../domain/layout.ts';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import {
+  type EdgeRoute,
+  LABEL_LINE,
+  layoutMap,
+  MAX_L7_LINES,
+  type Placed,
+  pairKey,
+} from '../domain/layout.ts';
 import { type Arrow, buildServiceMap, busiestNamespace, type Card, namespacesOf } from '../domain/map.ts';
 import type { FlowState } from './main.tsx';
 
@@ -50,27 +57,57 @@ function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string
   );
 }
 
-function ArrowPath({ a, from, to, lane }: { a: Arrow; from: Placed; to: Placed; lane: number }) {
-  const dy = lane * 16;
+/** A smooth path through dagre's route points (quadratic segments through the midpoints). */
+function smooth(pts: { x: number; y: number }[]): string {
+  if (pts.length < 3) return `M ${pts.map((p) => `${p.x} ${p.y}`).join(' L ')}`;
+  let d = `M ${pts[0]!.x} ${pts[0]!.y}`;
+  for (let i = 1; i < pts.length - 1; i++) {
+    const p = pts[i]!;
+    const n = pts[i + 1]!;
+    const mx = i === pts.length - 2 ? n.x : (p.x + n.x) / 2;
+    const my = i === pts.length - 2 ? n.y : (p.y + n.y) / 2;
+    d += ` Q ${p.x} ${p.y} ${mx} ${my}`;
+  }
+  return d;
+}
+
+function ArrowPath(props: {
+  a: Arrow;
+  from: Placed;
+  to: Placed | undefined;
+  route: EdgeRoute | undefined;
+  lane: number;
+  lanes: number;
+}) {
+  const { a, from, to, route, lane, lanes } = props;
   let d: string;
   let lx: number;
   let ly: number;
-  if (a.from === a.to) {
+  if (a.from !== a.to && route === undefined && to !== undefined) {
+    // Not routed by dagre (traffic from world, host…): a curve between the facing sides.
+    const forward = to.x >= from.x + from.width;
+    const x1 = forward ? from.x + from.width : from.x;
+    const x2 = forward ? to.x : to.x + to.width;
+    const y1 = from.y + Math.min(from.height / 2, 23) + lane * 6;
+    const y2 = to.y + Math.min(to.height / 2, 23) + lane * 6;
+    const c = Math.max(40, Math.abs(x2 - x1) / 2) * (forward ? 1 : -1);
+    d = `M ${x1} ${y1} C ${x1 + c} ${y1}, ${x2 - c} ${y2}, ${x2} ${y2}`;
+    // The label sits a quarter of the way along, near its source, clear of the routed labels.
+    const t = 0.25;
+    const u = 1 - t;
+    lx = u * u * u * x1 + 3 * u * u * t * (x1 + c) + 3 * u * t * t * (x2 - c) + t * t * t * x2;
+    ly = u * u * u * y1 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t * t * t * y2 - 5;
+  } else if (a.from === a.to || route === undefined) {
     const x = from.x + from.width;
-    const y = from.y + 14 + dy;
+    const y = from.y + 14 + lane * 16;
     d = `M ${x} ${y} C ${x + 50} ${y - 30}, ${x + 50} ${y + 40}, ${x} ${y + 20}`;
     lx = x + 40;
     ly = y + 6;
   } else {
-    const forward = to.x >= from.x + from.width;
-    const x1 = forward ? from.x + from.width : from.x;
-    const x2 = forward ? to.x : to.x + to.width;
-    const y1 = from.y + Math.min(from.height / 2, 23) + dy;
-    const y2 = to.y + Math.min(to.height / 2, 23) + dy;
-    const c = Math.max(40, Math.abs(x2 - x1) / 2) * (forward ? 1 : -1);
-    d = `M ${x1} ${y1} C ${x1 + c} ${y1}, ${x2 - c} ${y2}, ${x2} ${y2}`;
-    lx = (x1 + x2) / 2;
-    ly = (y1 + y2) / 2 - 4;
+    const off = (lane - (lanes - 1) / 2) * 5;
+    d = smooth(route.points.map((p) => ({ x: p.x, y: p.y + off })));
+    lx = route.label.x;
+    ly = route.label.y - (lanes * LABEL_LINE) / 2 + lane * LABEL_LINE + 11;
   }
   const total = a.counts.forwarded + a.counts.dropped + a.counts.audit + a.counts.other;
   return (
@@ -116,13 +153,30 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
     [flows, namespace, hideHost, hideKubeDNS, hideRemoteNode],
   );
   const layout = useMemo(() => layoutMap(map), [map]);
-  const lanes = new Map<string, number>();
+  const lanes = new Map<string, { next: number; total: number }>();
+  for (const a of map.arrows) {
+    const k = pairKey(a.from, a.to);
+    const l = lanes.get(k) ?? { next: 0, total: 0 };
+    l.total++;
+    lanes.set(k, l);
+  }
   const laneOf = (a: Arrow) => {
-    const k = [a.from, a.to].sort().join('|');
-    const n = lanes.get(k) ?? 0;
-    lanes.set(k, n + 1);
-    return n;
+    const l = lanes.get(pairKey(a.from, a.to))!;
+    return [l.next++, l.total] as const;
   };
+  // Fit the map to the pane's width (down to 60 %); larger maps scroll.
+  const pane = useRef<HTMLDivElement>(null);
+  const [paneWidth, setPaneWidth] = useState(1200);
+  useEffect(() => {
+    const el = pane.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setPaneWidth(el.clientWidth));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  const w = Math.max(layout.width, 1);
+  const h = Math.max(layout.height, 1);
+  const scale = Math.min(1, Math.max(0.6, (paneWidth - 24) / w));
   return (
     <div style={{ display: 'flex', flexDirection: 'column', flex: 1, minHeight: 0 }}>
       <div class="bar">
@@ -189,11 +243,11 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
           {map.cards.length} cards · {map.arrows.length} arrows
         </span>
       </div>
-      <div class="map" data-testid="map">
+      <div class="map" data-testid="map" ref={pane}>
         {map.cards.length === 0 ? (
           <div class="empty">No flows yet.</div>
         ) : (
-          <svg width={Math.max(layout.width, CARD_WIDTH) + 80} height={layout.height + 40}>
+          <svg width={w * scale} height={h * scale} viewBox={`0 0 ${w} ${h}`} data-scale={scale.toFixed(2)}>
             <title>Service map</title>
             <defs>
               {STATUSES.map((s) => (
@@ -213,8 +267,18 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
             </defs>
             {map.arrows.map((a) => {
               const f = layout.cards.get(a.from);
-              const t = layout.cards.get(a.to);
-              return f && t ? <ArrowPath key={a.id} a={a} from={f} to={t} lane={laneOf(a)} /> : null;
+              const [lane, total] = laneOf(a);
+              return f ? (
+                <ArrowPath
+                  key={a.id}
+                  a={a}
+                  from={f}
+                  to={layout.cards.get(a.to)}
+                  route={layout.edges.get(pairKey(a.from, a.to))}
+                  lane={lane}
+                  lanes={total}
+                />
+              ) : null;
             })}
             {map.cards.map((c) => {
               const p = layout.cards.get(c.id);

@@ -80,7 +80,8 @@ export function reservedOf(ep: FlowEndpoint | undefined): string[] {
 export function endpointText(ep: FlowEndpoint | undefined, ip: string | undefined): string {
   if (ep?.pod_name) return ep.namespace ? `${ep.namespace}/${ep.pod_name}` : ep.pod_name;
   const r = reservedOf(ep);
-  if (r.length > 0) return ip ? `${ip} (${r.join(',')})` : r.join(',');
+  // 0.0.0.0: no address known (the engine's verdicts on an entity, with no traffic).
+  if (r.length > 0) return ip && ip !== '0.0.0.0' ? `${ip} (${r.join(',')})` : r.join(',');
   return ip ?? '';
 }
 

@@ -115,6 +115,40 @@ export function hubbleSource(server: string, last = 10_000): FlowSource {
   };
 }
 
+/**
+ * What the proxy would have recorded for the request (the L7 part of the record) and the name
+ * the destination was known by, so that the map's cards and the table show them.
+ */
+function withL7(flow: Flow, req: FlowRequest, fqdn: string | undefined, allowed: boolean): void {
+  if (fqdn !== undefined) flow.destination_names = [fqdn];
+  const l7 = req.l7;
+  if (l7 === undefined) return;
+  // The proxy's record of a request: FORWARDED or DROPPED, as Hubble's L7 records are.
+  flow.verdict = allowed ? 'FORWARDED' : 'DROPPED';
+  const host =
+    req.dst.kind === 'endpoint' ? req.dst.name : req.dst.kind === 'ip' ? req.dst.ip : req.dst.entity;
+  if (l7.kind === 'http') {
+    flow.Type = 'L7';
+    flow.l7 = {
+      type: 'REQUEST',
+      http: {
+        method: l7.method,
+        url: `http://${l7.host ?? host}${l7.path}`,
+        protocol: l7.grpc ? 'HTTP/2' : 'HTTP/1.1',
+      },
+    };
+    flow.Summary = `HTTP ${l7.method} ${l7.path}`;
+  } else if (l7.kind === 'dns') {
+    flow.Type = 'L7';
+    const q = l7.query.endsWith('.') ? l7.query : `${l7.query}.`;
+    flow.l7 = { type: 'REQUEST', dns: { query: q, qtypes: [l7.qtype] } };
+    flow.Summary = `DNS Query ${q} ${l7.qtype}`;
+  } else {
+    flow.Type = 'L7';
+    flow.l7 = { type: 'REQUEST', kafka: { api_key: String(l7.apiKey), topic: l7.topics[0] ?? '' } };
+  }
+}
+
 function ipOf(
   eps: readonly TestEndpoint[],
   req: FlowRequest,
@@ -144,7 +178,7 @@ export function policySource(
     start(onFlow) {
       const base = Date.parse('2025-01-01T00:00:00Z');
       let n = 0;
-      const emit = (req: FlowRequest, dstIP?: string) => {
+      const emit = (req: FlowRequest, dstIP?: string, fqdn?: string) => {
         n++;
         const now = base + n * 100;
         const v = ctx.engine.decide(req, now);
@@ -156,12 +190,13 @@ export function policySource(
           ...(req.dport !== undefined ? { sport: 40000 + (n % 20000), dport: req.dport } : {}),
           tcpFlags: req.protocol === 'TCP' ? { SYN: true } : {},
         });
+        withL7(flow, req, fqdn, v.allowed);
         onFlow({ flow, node_name: 'node-1', time: flow.time });
         return { v, now };
       };
       if (test !== undefined) {
         for (const tf of test.flows) {
-          const { v, now } = emit(tf.request, tf.toFQDN?.ip);
+          const { v, now } = emit(tf.request, tf.toFQDN?.ip, tf.toFQDN?.name);
           const learnt = answerLearnt(test, tf, v);
           if (learnt) ctx.engine.learnDNS(learnt.name, learnt.ips, learnt.ttl, now);
         }
