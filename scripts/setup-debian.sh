@@ -3,7 +3,8 @@
 # nftables: the L3/L4 datapath; iproute2: network namespaces and veth; ulogd2: NFLOG → JSON
 # (drop and verdict events; ulogd2-json is its JSON output plugin); iperf3: datapath benchmarks; dnsmasq: DNS server for live tests;
 # haproxy: the HTTP proxy benchmark's baseline; curl: HTTP client of the live proxy tests; gcc, make, python3: node-gyp for the
-# SO_ORIGINAL_DST addon (scripts/build-addon.sh); bind9-dnsutils: dig, the real DNS client of the DNS proxy tests.
+# SO_ORIGINAL_DST addon (scripts/build-addon.sh); bind9-dnsutils: dig, the real DNS client of the DNS proxy tests;
+# chromium: the browser the web UI's tests, screenshots and bench drive (playwright-core, /usr/bin/chromium).
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
   echo "setup-debian.sh: needs root (apt-get); the offline tools need none of this" >&2
@@ -11,4 +12,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json iperf3 dnsmasq bind9-dnsutils procps haproxy curl gcc make python3 >/dev/null
+apt-get install -y -qq nftables iproute2 iputils-ping ulogd2 ulogd2-json iperf3 dnsmasq bind9-dnsutils procps haproxy curl gcc make python3 chromium >/dev/null

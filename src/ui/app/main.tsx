@@ -74,6 +74,20 @@ function useFlowStream(paused: boolean) {
       buf.current.push(u);
       schedule();
     });
+    es.addEventListener('window', (ev) => {
+      const rows = JSON.parse((ev as MessageEvent<string>).data) as {
+        seq: number;
+        line: { flow: Flow; node_name?: string; time: string };
+        rules: RuleHit[];
+      }[];
+      for (const r of rows) {
+        const u: UIFlow = { seq: r.seq, flow: r.line.flow, time: r.line.time, rules: r.rules };
+        if (r.line.node_name !== undefined) u.node_name = r.line.node_name;
+        bySeq.current.set(u.seq, u);
+        buf.current.push(u);
+      }
+      schedule();
+    });
     es.addEventListener('rules', (ev) => {
       const r = JSON.parse((ev as MessageEvent<string>).data) as { seq: number; rules: RuleHit[] };
       const u = bySeq.current.get(r.seq);

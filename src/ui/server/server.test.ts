@@ -46,31 +46,62 @@ function get(
   });
 }
 
-describe('ui server over a saved flow file with policies', () => {
+describe('ui server over a saved flow file with policies', { timeout: 60_000 }, () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({ flows: uiFlows(), policies: [POLICIES] });
   });
   after(() => h.close());
 
-  it('the SSE stream sends the window as flow-log lines, each followed by its rule hits', async () => {
+  it('the SSE stream sends the window as flow-log lines with their rule hits, then each new flow', async () => {
     const r = await get(`${h.url}/api/flows`, { until: (s) => s.includes('event: synced') });
     assert.equal(r.status, 200);
     assert.match(r.type, /text\/event-stream/);
-    const events = r.body.split('\n\n').filter((e) => e.includes('event: flow'));
-    assert.equal(events.length, 10);
-    const first = events[0]!.split('\n');
-    assert.equal(first[0], 'id: 1');
-    const line = JSON.parse(first[2]!.slice('data: '.length)) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(line), ['flow', 'node_name', 'time']);
-    assert.equal((line.flow as { uuid: string }).uuid, tcpAllowedIngress.uuid);
-    const rules = r.body.split('\n\n').find((e) => e.startsWith('event: rules'))!;
-    const hits = JSON.parse(rules.split('\n')[1]!.slice('data: '.length)) as {
+    const win = r.body.split('\n\n').find((e) => e.startsWith('event: window'))!;
+    const rows = JSON.parse(win.split('\n')[1]!.slice('data: '.length)) as {
       seq: number;
-      rules: { name: string; line: number }[];
-    };
-    assert.equal(hits.seq, 1);
-    assert.deepEqual(hits.rules.map((x) => x.name).sort(), ['backend-ingress', 'frontend-egress']);
+      line: Record<string, unknown>;
+      rules: { name: string }[];
+    }[];
+    assert.equal(rows.length, 10);
+    assert.equal(rows[0]!.seq, 1);
+    assert.deepEqual(Object.keys(rows[0]!.line), ['flow', 'node_name', 'time']);
+    assert.equal((rows[0]!.line.flow as { uuid: string }).uuid, tcpAllowedIngress.uuid);
+    assert.deepEqual(rows[0]!.rules.map((x) => x.name).sort(), ['backend-ingress', 'frontend-egress']);
+
+    const h2 = await startHarness({ flows: uiFlows(), policies: [POLICIES] });
+    try {
+      // A flow that arrives later is a `flow` event (the flow-log line, id = seq) and a `rules` event.
+      // Added once the stream has sent its window, so that it arrives as a live event.
+      let added = false;
+      const live = get(`${h2.url}/api/flows`, {
+        until: (s) => {
+          if (!added && s.includes('event: synced')) {
+            added = true;
+            h2.server.store.add(
+              {
+                flow: { ...tcpAllowedIngress, uuid: 'live-1' },
+                node_name: 'node-1',
+                time: tcpAllowedIngress.time,
+              },
+              [{ ...uiFlows()[0]!.rules[0]!, file: 'x.yaml' }],
+            );
+          }
+          return s.includes('event: rules') && s.includes('id: 11');
+        },
+      });
+      const body = (await live).body;
+      const ev = body
+        .split('\n\n')
+        .find((e) => e.startsWith('id: 11'))!
+        .split('\n');
+      assert.equal(ev[1], 'event: flow');
+      const line = JSON.parse(ev[2]!.slice('data: '.length)) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(line), ['flow', 'node_name', 'time']);
+      assert.match(body, /event: rules\ndata: \{"seq":11,"rules":\[\{"kind":"CiliumNetworkPolicy"/);
+    } finally {
+      await h2.close();
+    }
   });
 
   it('/api/export: the filtered flows as JSON lines; a bad filter is a 400 that says why', async () => {

@@ -1,5 +1,6 @@
-// The UI's HTTP server: the SPA, a server-sent-events stream of flows (each `flow` event the JSON
-// line the flow log writes, then a `rules` event with the rule entries that decided it),
+// The UI's HTTP server: the SPA, a server-sent-events stream of flows (the window held so far as
+// one `window` event, then per new flow a `flow` event, the JSON line the flow log writes, and a
+// `rules` event with the rule entries that decided it),
 // /api/info, /api/policy?endpoint=NS/NAME (the Network Policy Editor view with per-rule flows),
 // /api/trace (seawall trace) and /api/export (the matching flows as JSON lines that
 // `seawall observe --input-file` and `hubble observe --input-file` read).
@@ -170,8 +171,12 @@ export async function startUIServer(o: UIServerOptions): Promise<UIServerHandle>
         connection: 'keep-alive',
       });
       res.write(`event: status\ndata: ${JSON.stringify(status)}\n\n`);
-      // The window first, in one write, then each new flow as it comes.
-      res.write(store.all().map(sseEvent).join(''));
+      // The window first, as one `window` event (a JSON array of {seq, line, rules}: one parse
+      // in the browser instead of one per flow), then each new flow as it comes.
+      const win = store
+        .all()
+        .map((u) => `{"seq":${u.seq},"line":${flowLogLine(u)},"rules":${JSON.stringify(u.rules)}}`);
+      res.write(`event: window\ndata: [${win.join(',')}]\n\n`);
       res.write('event: synced\ndata: {}\n\n');
       const off = store.subscribe((u) => res.write(sseEvent(u)));
       const onStatus = (s: string) => res.write(`event: status\ndata: ${JSON.stringify(s)}\n\n`);

@@ -1,4 +1,4 @@
-// The UI against a live node's data: a node of its own (real engine, nftables, ulogd2 flow
+// The web UI (src/ui/) against a live node's data: a node of its own (real engine, nftables, ulogd2 flow
 // pipeline) with real TCP connections, its ring served by the Hubble Observer API on a unix
 // socket, `seawall ui --server unix://…` style following it, and chromium checking the map, a
 // filter, the detail panel's policy and file:line, the policy view and an export.
@@ -10,22 +10,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { FlowPipeline } from '../agent/flows.ts';
-import { delNetns } from '../datapath/netns.ts';
-import { type LivePeer, NodeDatapath } from '../datapath/node.ts';
-import { liveUnavailable } from '../datapath/preflight.ts';
-import { findUlogdPluginDir } from '../flow/nflog.ts';
-import { parseFlowText } from '../flow/read.ts';
-import type { FlowEvent } from '../flow/types.ts';
-import { startHubbleServer } from '../observe/hubble/server.ts';
-import { defaultEngineFactory } from '../policy/default-engine.ts';
-import { loadPolicyBytes } from '../policy-api/load.ts';
-import { ProbePool } from '../testbed/probe.ts';
-import { hubbleSource } from './server/sources.ts';
-import { chromiumSkipReason, type LaunchedBrowser, launchChromium } from './testing/browser.ts';
-import { type Harness, startHarness } from './testing/harness.ts';
+import { FlowPipeline } from '../../src/agent/flows.ts';
+import { delNetns } from '../../src/datapath/netns.ts';
+import { type LivePeer, NodeDatapath } from '../../src/datapath/node.ts';
+import { liveUnavailable } from '../../src/datapath/preflight.ts';
+import { findUlogdPluginDir } from '../../src/flow/nflog.ts';
+import { parseFlowText } from '../../src/flow/read.ts';
+import type { FlowEvent } from '../../src/flow/types.ts';
+import { startHubbleServer } from '../../src/observe/hubble/server.ts';
+import { defaultEngineFactory } from '../../src/policy/default-engine.ts';
+import { loadPolicyBytes } from '../../src/policy-api/load.ts';
+import { ProbePool } from '../../src/testbed/probe.ts';
+import { hubbleSource } from '../../src/ui/server/sources.ts';
+import { chromiumSkipReason, type LaunchedBrowser, launchChromium } from '../../src/ui/testing/browser.ts';
+import { type Harness, startHarness } from '../../src/ui/testing/harness.ts';
+import { testNode } from './helpers.ts';
 
-const POLICIES = join(import.meta.dirname, 'testdata', 'live-policies.yaml');
+const POLICIES = join(import.meta.dirname, '..', '..', 'src', 'ui', 'testdata', 'live-policies.yaml');
 const skip =
   liveUnavailable(['ip', 'nft']) ??
   (findUlogdPluginDir() === undefined
@@ -44,7 +45,7 @@ function lineOf(text: string): number {
 }
 
 describe('seawall ui in chromium: a live node', { skip, timeout: 240_000 }, () => {
-  const nodeName = `seawall-t${process.pid % 100000}-ui`;
+  const nodeName = testNode('ui');
   const dir = mkdtempSync(join(tmpdir(), 'seawall-ui-live-'));
   const socket = join(dir, 'hubble.sock');
   const probes = new ProbePool();
