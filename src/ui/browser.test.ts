@@ -240,6 +240,27 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
       .sort();
     assert.deepEqual(back, shown);
   });
+
+  it('live flows stream in; pause holds them back, resume shows them', async () => {
+    await page.click('[data-tab="flows"]');
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('count').filter({ hasText: '10 of 10 flows' }).waitFor();
+    await page.getByTestId('pause').click();
+    h.server.store.add(
+      {
+        flow: { ...tcpAllowedIngress, uuid: 'live-paused' },
+        node_name: 'node-1',
+        time: tcpAllowedIngress.time,
+      },
+      [],
+    );
+    await page.getByTestId('source').filter({ hasText: '(+1 paused)' }).waitFor();
+    assert.equal(await page.locator('.row[data-uuid="live-paused"]').count(), 0);
+    assert.match((await page.getByTestId('count').textContent()) ?? '', /^10 of 10 flows$/);
+    await page.getByTestId('pause').click();
+    await page.locator('.row[data-uuid="live-paused"]').waitFor();
+    assert.match((await page.getByTestId('count').textContent()) ?? '', /^11 of 11 flows$/);
+  });
 });
 
 describe('seawall ui in chromium: 10,000 flows and 200 cards', { skip, timeout: 180_000 }, () => {
