@@ -5,8 +5,11 @@ import { after, before, describe, it } from 'node:test';
 import { tcpAllowedIngress } from '../../flow/testing/flows.ts';
 import { startHubbleServer } from '../../observe/hubble/server.ts';
 import { ringOf } from '../../observe/hubble/testing.ts';
+import { loadScenario } from '../../policytest/scenario.ts';
 import { uiFlows } from '../domain/testing/flows.ts';
+import { ruleKey } from '../domain/types.ts';
 import { type Harness, startHarness } from '../testing/harness.ts';
+import { PolicyContext } from './policies.ts';
 import { hubbleSource, hubbleTarget } from './sources.ts';
 
 const POLICIES = join(import.meta.dirname, '..', 'testdata', 'policies.yaml');
@@ -231,6 +234,20 @@ describe('ui server from a Hubble API (--server)', () => {
     } finally {
       await h.close();
       await hubble.close();
+    }
+  });
+});
+
+describe('the fixture flows agree with the engine', () => {
+  it('every rule hit a fixture carries is one the engine finds for that flow with the test policies', async () => {
+    const { ctx } = PolicyContext.create(await loadScenario({ files: [], policies: [POLICIES] }));
+    assert.ok(ctx);
+    for (const u of uiFlows()) {
+      const got = new Set(ctx.explain(u.flow).map((r) => `${r.direction} ${r.effect} ${ruleKey(r)}`));
+      for (const want of u.rules) {
+        const k = `${want.direction} ${want.effect} ${ruleKey(want)}`;
+        assert.ok(got.has(k), `${u.flow.uuid}: ${k} not in ${[...got].join(', ')}`);
+      }
     }
   });
 });
