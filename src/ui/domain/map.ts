@@ -156,8 +156,24 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
   const cards = new Map<string, Card & { l7set: Set<string> }>();
   const arrows = new Map<string, Arrow>();
   const dirs = new Map<string, Map<string, Set<VerdictClass>>>();
+  // One card decision per endpoint seen (a stream repeats the same pods thousands of times).
+  const memo = new Map<string, ReturnType<typeof cardOf>>();
+  const cardOfMemo = (ep: FlowEndpoint | undefined) => {
+    const k =
+      ep === undefined
+        ? ''
+        : ep.pod_name !== undefined
+          ? `${ep.namespace}/${ep.pod_name}/${ep.identity}/${ep.workloads?.[0]?.name ?? ''}`
+          : `${ep.identity}/${(ep.labels ?? []).join(',')}`;
+    let c = memo.get(k);
+    if (c === undefined) {
+      c = cardOf(ep);
+      memo.set(k, c);
+    }
+    return c;
+  };
   const card = (ep: FlowEndpoint | undefined) => {
-    const c = cardOf(ep);
+    const c = cardOfMemo(ep);
     let got = cards.get(c.id);
     if (got === undefined) {
       got = { ...c, l7: [], flows: 0, l7set: new Set() };
@@ -173,8 +189,8 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
       f.destination?.namespace !== o.namespace
     )
       continue;
-    const s = cardOf(f.source);
-    const d = cardOf(f.destination);
+    const s = cardOfMemo(f.source);
+    const d = cardOfMemo(f.destination);
     if (hidden(s.kind, o) || hidden(d.kind, o)) continue;
     const sc = card(f.source);
     const dc = card(f.destination);
