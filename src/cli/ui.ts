@@ -134,6 +134,8 @@ export async function runUICommand(
   } catch (e) {
     return fail(`${flags.listen}: ${(e as Error).message}`);
   }
+  if (!/^(127\.|\[::1\]|localhost)/.test(flags.listen))
+    io.stderr(`seawall ui: ${flags.listen} is not a loopback address: whoever reaches it reads every flow\n`);
   io.stdout(`seawall ui: ${source.describe}; open ${h.url}/\n`);
   return h;
 }

@@ -203,7 +203,8 @@ export function FlowsView(props: {
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + 5);
   const selected =
     props.selected !== undefined ? state.flows.find((u) => u.seq === props.selected) : undefined;
-  const exportHref = `/api/export?${new URLSearchParams({ filter: text, verdict }).toString()}`;
+  const newest = state.flows.length > 0 ? state.flows[state.flows.length - 1]!.seq : 0;
+  const exportHref = `/api/export?${new URLSearchParams({ filter: text, verdict, until: String(newest) }).toString()}`;
   return (
     <main>
       <div class="flows">

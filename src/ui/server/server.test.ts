@@ -117,6 +117,16 @@ describe('ui server over a saved flow file with policies', { timeout: 60_000 }, 
       .split('\n')
       .map((l) => (JSON.parse(l) as { flow: { uuid: string } }).flow.uuid);
     assert.equal(uuids.length, 2);
+    const upTo3 = await get(`${h.url}/api/export?until=3`);
+    assert.deepEqual(
+      upTo3.body
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { flow: { uuid: string } }).flow.uuid),
+      uiFlows()
+        .slice(0, 3)
+        .map((u) => u.flow.uuid),
+    );
     const bad = await get(`${h.url}/api/export?filter=bogus=1`);
     assert.equal(bad.status, 400);
     assert.match(bad.body, /"bogus" is not a filter kind/);

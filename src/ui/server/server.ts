@@ -192,9 +192,13 @@ export async function startUIServer(o: UIServerOptions): Promise<UIServerHandle>
     if (req.method === 'GET' && path === '/api/export') {
       const f = exportFilter(url.searchParams);
       if (typeof f === 'string') return send(res, 400, 'text/plain; charset=utf-8', `${f}\n`);
+      // `until`: the newest flow the page shows (a paused page has not shown what came after).
+      const until = Number(url.searchParams.get('until') ?? Number.POSITIVE_INFINITY);
+      if (Number.isNaN(until))
+        return send(res, 400, 'text/plain; charset=utf-8', 'until: a flow sequence number\n');
       const body = store
         .all()
-        .filter((u) => flowMatches(u.flow, f))
+        .filter((u) => u.seq <= until && flowMatches(u.flow, f))
         .map((u) => `${flowLogLine(u)}\n`)
         .join('');
       return send(res, 200, 'application/x-ndjson; charset=utf-8', body, {
