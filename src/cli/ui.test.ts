@@ -34,6 +34,12 @@ describe('seawall ui', { timeout: 60_000 }, () => {
       err: /--listen localhost: write HOST:PORT/,
     },
     { name: 'a file that is not flows', flags: { inputFile: bad }, err: /bad\.jsonl:2: error: not JSON/ },
+    {
+      name: '--node and --server',
+      flags: { node: 'node-1', server: '127.0.0.1:1' },
+      err: /--server or --node, not both/,
+    },
+    { name: 'a bad node name', flags: { node: '../etc' }, err: /--node \.\.\/etc: not a node name/ },
     { name: 'a missing file', flags: { inputFile: join(dir, 'nope.jsonl') }, err: /nope\.jsonl/ },
   ];
   for (const r of refused)
@@ -72,6 +78,18 @@ describe('seawall ui', { timeout: 60_000 }, () => {
         await h.close();
       }
     });
+
+  it('--node follows that node agent socket (retrying while it is absent)', async () => {
+    const io = capture();
+    const h = await runUICommand({ ...base, node: 'seawall-no-such-node' }, io);
+    assert.ok(h, io.err);
+    try {
+      const info = (await (await fetch(`${h.url}/api/info`)).json()) as { source: string };
+      assert.equal(info.source, 'agent unix:///run/seawall/seawall-no-such-node/hubble.sock');
+    } finally {
+      await h.close();
+    }
+  });
 
   it('cleans up', () => rmSync(dir, { recursive: true, force: true }));
 });

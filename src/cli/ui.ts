@@ -8,6 +8,7 @@ import { collect } from './scenario-options.ts';
 export interface UIFlags {
   listen: string;
   server?: string;
+  node?: string;
   inputFile?: string;
   file?: string[];
   policies?: string[];
@@ -19,6 +20,7 @@ const EXAMPLES = `
 Examples:
   # A running agent's flows, live (its Hubble API), rules explained from the same policies
   $ seawall ui --server unix:///run/seawall/node-1/hubble.sock --policies policies/ -f deploy/
+  $ seawall ui --node node-1 --policies policies/
 
   # Saved flows (a flow log or \`hubble observe -o jsonpb\` output)
   $ seawall ui --input-file flows.jsonl --policies policies/
@@ -36,6 +38,7 @@ export function registerUI(program: Command): void {
     .description('serve the web UI: service map, flows, policy view and trace')
     .option('--listen <host:port>', 'address to serve on', '127.0.0.1:12000')
     .option('--server <address>', "an agent's Hubble API: unix:///PATH or HOST:PORT")
+    .option('--node <name>', 'the agent of this node: its Hubble API at /run/seawall/<name>/hubble.sock')
     .option('--input-file <file>', 'saved flows: a flow log or hubble observe -o jsonpb output')
     .option(
       '-f, --file <path>',
@@ -74,6 +77,13 @@ export async function runUICommand(
     io.setExitCode(cs.EXIT.invalid);
     return undefined;
   };
+  if (flags.node !== undefined) {
+    if (flags.server !== undefined) return fail('give --server or --node, not both');
+    if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(flags.node))
+      return fail(`--node ${flags.node}: not a node name`);
+    // The agent serves its Hubble API here (one socket per node, beside agent.sock).
+    flags = { ...flags, server: `unix:///run/seawall/${flags.node}/hubble.sock` };
+  }
   const given = [flags.server, flags.inputFile].filter((x) => x !== undefined).length;
   if (given > 1) return fail('give --server or --input-file, not both');
   const scenarioGiven = (flags.file ?? []).length > 0 || (flags.policies ?? []).length > 0;
