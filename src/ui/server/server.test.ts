@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tcpAllowedIngress } from '../../flow/testing/flows.ts';
@@ -10,7 +12,7 @@ import { uiFlows } from '../domain/testing/flows.ts';
 import { ruleKey } from '../domain/types.ts';
 import { type Harness, startHarness } from '../testing/harness.ts';
 import { PolicyContext } from './policies.ts';
-import { hubbleSource, hubbleTarget } from './sources.ts';
+import { hubbleSource, hubbleTarget, timestamp } from './sources.ts';
 
 const POLICIES = join(import.meta.dirname, '..', 'testdata', 'policies.yaml');
 
@@ -244,6 +246,44 @@ describe('ui server from a Hubble API (--server)', () => {
     } finally {
       await h.close();
       await hubble.close();
+    }
+  });
+});
+
+describe('ui server: an agent that restarts', () => {
+  it('since is sent as a protobuf Timestamp', () => {
+    assert.deepEqual(timestamp('2025-01-02T03:04:05.678901Z'), { seconds: '1735787045', nanos: 678901000 });
+    assert.deepEqual(timestamp('2025-01-02T03:04:05Z'), { seconds: '1735787045', nanos: 0 });
+  });
+
+  it('reconnects and asks only for what came after, without repeating a flow', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seawall-ui-reconnect-'));
+    const sock = join(dir, 'hubble.sock');
+    const flows = uiFlows().map((u, i) => ({ ...u.flow, time: `2025-01-02T03:04:0${i}.000Z` }));
+    const ring = ringOf(flows.slice(0, 4));
+    let hubble = await startHubbleServer({ ring, nodeName: 'node-1' }, { unixSocket: sock });
+    const h = await startHarness({ source: hubbleSource(`unix://${sock}`) });
+    const waitFor = async (n: number) => {
+      for (let i = 0; i < 400 && h.server.store.size < n; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(h.server.store.size, n);
+    };
+    try {
+      await waitFor(4);
+      await hubble.close();
+      ring.push({ flow: flows[4]!, node_name: 'node-1', time: flows[4]!.time });
+      hubble = await startHubbleServer({ ring, nodeName: 'node-1' }, { unixSocket: sock });
+      await waitFor(5);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(
+        h.server.store.all().map((u) => u.flow.uuid),
+        flows.slice(0, 5).map((f) => f.uuid),
+      );
+    } finally {
+      await h.close();
+      await hubble.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

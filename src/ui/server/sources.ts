@@ -66,6 +66,14 @@ export function hubbleTarget(server: string): string {
   return server;
 }
 
+/** An RFC 3339 time as google.protobuf.Timestamp (what the gRPC request takes). */
+export function timestamp(rfc3339: string): { seconds: string; nanos: number } {
+  const ms = Date.parse(rfc3339);
+  if (!Number.isFinite(ms)) throw new SourceError(`not an RFC 3339 time: ${rfc3339}`);
+  const frac = /\.(\d{1,9})/.exec(rfc3339)?.[1] ?? '';
+  return { seconds: String(Math.floor(ms / 1000)), nanos: Number(frac.padEnd(9, '0')) };
+}
+
 /** Follows an agent's Hubble API: the last `last` flows, then every new one; reconnects. */
 export function hubbleSource(server: string, last = 10_000): FlowSource {
   const target = hubbleTarget(server);
@@ -73,6 +81,7 @@ export function hubbleSource(server: string, last = 10_000): FlowSource {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let since: string | undefined;
+  const seenAtSince = new Set<string>();
   return {
     describe: `agent ${target}`,
     start(onFlow, onStatus) {
@@ -81,13 +90,17 @@ export function hubbleSource(server: string, last = 10_000): FlowSource {
         client = connectHubble(target);
         // After a reconnect, ask only for what came after the last flow seen.
         const req: Record<string, unknown> = { follow: true };
-        if (since !== undefined) req.since = since;
+        if (since !== undefined) req.since = timestamp(since);
         else req.number = String(last);
         const s = client.streamFlows(req);
         onStatus(`connected to ${target}`);
         s.on('data', (r: Record<string, unknown>) => {
           const flow = r.flow as Flow | undefined;
           if (flow === undefined) return;
+          // `since` is inclusive: after a reconnect, the flows already seen at that instant again.
+          if (flow.time === since && seenAtSince.has(flow.uuid)) return;
+          if (flow.time !== since) seenAtSince.clear();
+          seenAtSince.add(flow.uuid);
           since = flow.time;
           onFlow({
             flow,
