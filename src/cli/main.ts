@@ -15,6 +15,7 @@ import { registerObserve } from './observe.ts';
 import { registerPolicyShow } from './policy-show.ts';
 import { registerTest } from './test.ts';
 import { registerTrace } from './trace.ts';
+import { registerUI } from './ui.ts';
 import { registerValidate } from './validate.ts';
 
 const program = new Command();
@@ -44,6 +45,7 @@ registrars.push(registerGenerate);
 registrars.push(registerDiff);
 registrars.push(registerEndpoint);
 registrars.push(registerKvstoreLists);
+registrars.push(registerUI);
 
 for (const r of registrars) r(program);
 

@@ -1,0 +1,128 @@
+// The web UI in chromium with 10,000 flows (200 workloads): time to first render of the flows
+// table (page load, the SSE window, the virtualised table), time to apply a filter, and time to
+// draw the service map, against rendering the same 10,000 rows as plain text (one <pre>, every
+// row, substring filter) in the same browser and run. Medians of RUNS interleaved runs; the load
+// average is printed with the table because the machine is shared.
+
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { manyFlows } from '../src/ui/domain/testing/flows.ts';
+import { chromiumSkipReason, launchChromium } from '../src/ui/testing/browser.ts';
+import { startHarness } from '../src/ui/testing/harness.ts';
+import { median, table } from './lib.ts';
+
+const N = 10_000;
+const RUNS = 5;
+const FILTER = 'to:pod=ns-1/app-1-';
+
+/** The baseline, in the page: fetch the same rows, print one text line each, wait for paint. */
+const PLAIN_RENDER = `(async () => {
+  const text = await (await fetch('/api/export')).text();
+  const lines = text.trim().split('\\n').map((l) => {
+    const f = JSON.parse(l).flow;
+    const p = (f.l4.TCP || {}).destination_port;
+    return [f.time, f.source.namespace + '/' + f.source.pod_name, f.destination.namespace + '/' + f.destination.pod_name, p + '/TCP', f.verdict].join('  ');
+  });
+  window.__lines = lines;
+  const pre = document.createElement('pre');
+  pre.id = 'plain';
+  pre.textContent = lines.join('\\n');
+  pre.dataset.n = String(lines.length);
+  document.body.replaceChildren(pre);
+  return lines.length;
+})()`;
+const PLAIN_FILTER = `(async () => {
+  const shown = window.__lines.filter((l) => l.split('  ')[2].startsWith('ns-1/app-1-'));
+  const pre = document.getElementById('plain');
+  pre.textContent = shown.join('\\n');
+  pre.dataset.n = String(shown.length);
+  return shown.length;
+})()`;
+
+export default async function run(): Promise<void> {
+  const skip = chromiumSkipReason();
+  if (skip) {
+    process.stdout.write(`skipped: ${skip}\n`);
+    return;
+  }
+  const flows = manyFlows(N);
+  const want = flows.filter(
+    (u) => u.flow.destination?.namespace === 'ns-1' && u.flow.destination.pod_name?.startsWith('app-1-'),
+  ).length;
+  const h = await startHarness({ flows });
+  const b = await launchChromium();
+  const t = {
+    uiRender: [] as number[],
+    uiFilter: [] as number[],
+    uiMap: [] as number[],
+    plainRender: [] as number[],
+    plainFilter: [] as number[],
+  };
+  let cards = 0;
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      // The UI: a fresh page each run (nothing cached between runs but the browser's HTTP cache).
+      const page = await b.browser.newPage();
+      let t0 = performance.now();
+      await page.goto(`${h.url}/#flows`);
+      await page
+        .getByTestId('count')
+        .filter({ hasText: `${N} of ${N} flows` })
+        .waitFor({ timeout: 120_000 });
+      await page.locator('.row').first().waitFor();
+      t.uiRender.push(performance.now() - t0);
+      t0 = performance.now();
+      await page.getByTestId('filter').fill(FILTER);
+      await page
+        .getByTestId('count')
+        .filter({ hasText: `${want} of ${N} flows` })
+        .waitFor({ timeout: 60_000 });
+      t.uiFilter.push(performance.now() - t0);
+      t0 = performance.now();
+      await page.click('[data-tab="map"]');
+      await page.locator('[data-card-id]').first().waitFor({ timeout: 120_000 });
+      t.uiMap.push(performance.now() - t0);
+      cards = await page.locator('[data-card-id]').count();
+      await page.close();
+
+      // The baseline: the same rows as plain text, same browser, same server.
+      const plain = await b.browser.newPage();
+      await plain.goto(`${h.url}/api/info`);
+      t0 = performance.now();
+      const n = (await plain.evaluate(PLAIN_RENDER)) as number;
+      // Waited for the way the UI's figures are: Playwright sees the rendered element.
+      await plain.locator(`#plain[data-n="${N}"]`).waitFor();
+      t.plainRender.push(performance.now() - t0);
+      if (n !== N) throw new Error(`plain text rendered ${n} rows`);
+      t0 = performance.now();
+      const m = (await plain.evaluate(PLAIN_FILTER)) as number;
+      await plain.locator(`#plain[data-n="${want}"]`).waitFor();
+      t.plainFilter.push(performance.now() - t0);
+      if (m !== want) throw new Error(`plain filter kept ${m} rows, want ${want}`);
+      await plain.close();
+    }
+  } finally {
+    await b.close();
+    await h.close();
+  }
+  const ms = (xs: number[]) => median(xs).toFixed(0);
+  const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)}x`;
+  process.stdout.write(
+    `${table([
+      ['measure (10,000 flows, median of ' + RUNS + ')', 'seawall ui ms', 'plain text ms', 'ui ÷ plain'],
+      ['first render of the table', ms(t.uiRender), ms(t.plainRender), ratio(t.uiRender, t.plainRender)],
+      [
+        `apply a filter (${want} rows left)`,
+        ms(t.uiFilter),
+        ms(t.plainFilter),
+        ratio(t.uiFilter, t.plainFilter),
+      ],
+      [`draw the service map (${cards} cards)`, ms(t.uiMap), '-', '-'],
+    ])}\n`,
+  );
+  process.stdout.write(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (${RUNS} runs each, interleaved)\n`,
+  );
+}

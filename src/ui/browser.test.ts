@@ -1,0 +1,306 @@
+// The UI in a real browser (Debian's chromium through playwright-core) against a saved flow file
+// and a policy file: map cards, arrows and their verdict colours, toggles, a filter narrowing the
+// table to the right rows, the detail panel naming the policy with file:line, the policy view
+// listing each rule's flows (and marking a rule that matched nothing), trace from the page, and
+// an export that reads back as flows. Skips when /usr/bin/chromium is absent.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { parseFlowText } from '../flow/read.ts';
+import {
+  dnsL7Egress,
+  icmpDefaultDenyIngress,
+  tcpAllowedIngress,
+  udpExplicitDenyEgress,
+} from '../flow/testing/flows.ts';
+import { hostProbe, httpGet, manyFlows, remoteNodeDrop, uiFlows } from './domain/testing/flows.ts';
+import { chromiumSkipReason, type LaunchedBrowser, launchChromium } from './testing/browser.ts';
+import { type Harness, startHarness } from './testing/harness.ts';
+
+const REPO = join(import.meta.dirname, '..', '..');
+const POLICIES = join(import.meta.dirname, 'testdata', 'policies.yaml');
+const skip = chromiumSkipReason();
+
+/** The 1-based line of the nth (0-based) line of the policy file that contains `text`. */
+function lineOf(text: string, nth = 0): number {
+  const lines = readFileSync(POLICIES, 'utf8').split('\n');
+  let seen = 0;
+  for (let i = 0; i < lines.length; i++) if (lines[i]!.includes(text) && seen++ === nth) return i + 1;
+  throw new Error(`${text} not in ${POLICIES}`);
+}
+
+async function attrs(page: Page, selector: string, attr: string): Promise<string[]> {
+  return page.locator(selector).evaluateAll((els, a) => els.map((e) => e.getAttribute(a) ?? ''), attr);
+}
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      [join(REPO, 'bin', 'seawall.js'), ...args],
+      { timeout: 60_000 },
+      (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () => {
+  let h: Harness;
+  let b: LaunchedBrowser;
+  let page: Page;
+
+  before(async () => {
+    h = await startHarness({ flows: uiFlows(), policies: [POLICIES] });
+    b = await launchChromium();
+    page = await b.browser.newPage();
+    await page.goto(`${h.url}/#map`);
+    await page.getByTestId('source').filter({ hasText: '10 flows' }).waitFor();
+  });
+  after(async () => {
+    await b?.close();
+    await h?.close();
+  });
+
+  it('the map shows the namespace busiest first, a card per workload and entity', async () => {
+    assert.equal(await page.getByTestId('namespace').inputValue(), 'production');
+    assert.deepEqual((await attrs(page, '[data-card-id]', 'data-card-id')).sort(), [
+      'host',
+      'kube-system/coredns',
+      'production/backend',
+      'production/frontend',
+      'remote-node',
+      'world',
+    ]);
+    const l7 = await attrs(page, '[data-card-id="production/backend"] [data-l7]', 'data-l7');
+    assert.deepEqual(l7, ['GET /api/users']);
+  });
+
+  it('arrows are coloured by verdict', async () => {
+    const colour = (id: string) =>
+      page
+        .locator(`[data-arrow-id="${id}"] path`)
+        .evaluate(
+          (p) =>
+            (globalThis as unknown as { getComputedStyle(e: unknown): { stroke: string } }).getComputedStyle(
+              p,
+            ).stroke,
+        );
+    const rows: [string, string, string][] = [
+      ['production/frontend→production/backend:8080/TCP', 'forwarded', 'rgb(31, 157, 85)'],
+      ['production/frontend→production/backend:ICMPv4 8', 'dropped', 'rgb(217, 45, 32)'],
+      ['remote-node→production/backend:9090/TCP', 'dropped', 'rgb(217, 45, 32)'],
+      ['production/frontend→production/backend:8443/TCP', 'audit', 'rgb(220, 138, 0)'],
+    ];
+    for (const [id, status, rgb] of rows) {
+      assert.equal(await page.locator(`[data-arrow-id="${id}"]`).getAttribute('data-status'), status, id);
+      assert.equal(await colour(id), rgb, id);
+    }
+  });
+
+  it('the host toggle hides the host card and its arrows', async () => {
+    await page.getByTestId('hide-host').check();
+    assert.equal(await page.locator('[data-card-id="host"]').count(), 0);
+    assert.equal(await page.locator('[data-arrow-id^="host→"]').count(), 0);
+    await page.getByTestId('hide-host').uncheck();
+    assert.equal(await page.locator('[data-card-id="host"]').count(), 1);
+  });
+
+  it('a filter and the verdict filter narrow the table to the right rows', async () => {
+    await page.click('[data-tab="flows"]');
+    assert.equal((await attrs(page, '.row', 'data-uuid')).length, 10);
+    await page.getByTestId('filter').fill('to:pod=production/backend');
+    await page.getByTestId('verdict').selectOption('dropped');
+    assert.deepEqual(
+      (await attrs(page, '.row', 'data-uuid')).sort(),
+      [icmpDefaultDenyIngress.uuid, remoteNodeDrop.uuid].sort(),
+    );
+    await page.getByTestId('verdict').selectOption('all');
+    await page.getByTestId('filter').fill('!from:label=reserved:host to:port=8080');
+    assert.deepEqual(
+      (await attrs(page, '.row', 'data-uuid')).sort(),
+      [tcpAllowedIngress.uuid, httpGet.uuid].sort(),
+    );
+    await page.getByTestId('filter').fill('colour=red');
+    assert.match((await page.locator('.bar .err').textContent()) ?? '', /"colour" is not a filter kind/);
+  });
+
+  it('the detail panel names the policy with file:line, and the drop reason', async () => {
+    await page.getByTestId('filter').fill('');
+    await page.click(`.row[data-uuid="${tcpAllowedIngress.uuid}"]`);
+    const detail = page.getByTestId('detail');
+    const rules = await detail.getByTestId('rule').allInnerTexts();
+    const ingress = rules.find((r) => r.includes('backend-ingress'));
+    assert.ok(ingress, rules.join('\n'));
+    assert.match(
+      ingress,
+      /allowed at ingress by CiliumNetworkPolicy production\/backend-ingress ingress\[0\]/,
+    );
+    assert.ok(ingress.includes(`policies.yaml:${lineOf('- fromEndpoints:')}:`), ingress);
+    assert.ok(
+      rules.some((r) => r.includes('frontend-egress') && r.includes('egress[0]')),
+      rules.join('\n'),
+    );
+    assert.equal((await detail.locator('[data-field="IP.source"]').textContent()) ?? '', '10.0.1.10');
+
+    await page.click(`.row[data-uuid="${udpExplicitDenyEgress.uuid}"]`);
+    assert.equal((await detail.getByTestId('drop-reason').textContent()) ?? '', 'POLICY_DENY');
+    const deny = (await detail.getByTestId('rule').allInnerTexts()).join('\n');
+    assert.match(deny, /denied at egress by CiliumNetworkPolicy production\/no-dns egressDeny\[0\]/);
+    assert.ok(deny.includes(`policies.yaml:${lineOf('- toCIDR:')}:`), deny);
+  });
+
+  it('the policy view lists each rule entry with its flows, and marks one that matched nothing', async () => {
+    await page.click('[data-tab="policy"]');
+    await page.getByTestId('endpoint').selectOption('production/backend');
+    const view = page.getByTestId('policy-view');
+    await view.waitFor();
+    const card = (group: string, entry: number) =>
+      page.locator(
+        `[data-testid="ingress"] [data-group="${group}"] [data-rule="CiliumNetworkPolicy/production/backend-ingress#0/ingress/${entry}"]`,
+      );
+    const seqs = async (group: string, entry: number) =>
+      (
+        await attrs(
+          page,
+          `[data-testid="ingress"] [data-group="${group}"] [data-rule$="/ingress/${entry}"] li[data-seq]`,
+          'data-seq',
+        )
+      )
+        .map(Number)
+        .sort();
+    const bySeq = new Map(uiFlows().map((u) => [u.flow.uuid, u.seq]));
+    assert.deepEqual(
+      await seqs('in-namespace', 0),
+      [bySeq.get(tcpAllowedIngress.uuid), bySeq.get(httpGet.uuid)].sort(),
+    );
+    assert.deepEqual(await seqs('in-cluster', 1), [bySeq.get(hostProbe.uuid)]);
+    assert.match(
+      (await card('in-namespace', 0).textContent()) ?? '',
+      new RegExp(`policies.yaml:${lineOf('- fromEndpoints:')}:`),
+    );
+    assert.match((await card('in-namespace', 2).textContent()) ?? '', /matched no flow/);
+    assert.doesNotMatch((await card('in-namespace', 0).textContent()) ?? '', /matched no flow/);
+    // Egress of frontend: the world group holds the KNP ipBlock and the CIDR deny.
+    await page.getByTestId('endpoint').selectOption('production/frontend');
+    await page.locator('[data-testid="egress"] [data-group="outside"] [data-rule*="no-dns"]').waitFor();
+    const outside = (await page.locator('[data-testid="egress"] [data-group="outside"]').textContent()) ?? '';
+    assert.match(outside, /203\.0\.113\.0\/24/);
+    assert.match(outside, /198\.51\.100\.0\/24/);
+    const dns = await attrs(
+      page,
+      '[data-testid="egress"] [data-rule*="frontend-dns"] li[data-seq]',
+      'data-seq',
+    );
+    assert.deepEqual(dns.map(Number), [bySeq.get(dnsL7Egress.uuid)]);
+  });
+
+  it('trace from the page gives seawall trace explanation', async () => {
+    await page.click('[data-tab="trace"]');
+    await page.getByTestId('from').selectOption('production/frontend');
+    await page.getByTestId('to').selectOption('production/backend');
+    await page.getByTestId('port').fill('8080');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-verdict').waitFor();
+    const out = (await page.getByTestId('trace-out').textContent()) ?? '';
+    assert.match(out, /Verdict: FORWARDED/);
+    assert.match(out, /backend-ingress/);
+    await page.getByTestId('port').fill('9090');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-out').filter({ hasText: 'DROPPED' }).waitFor();
+  });
+
+  it('an export of the shown flows round-trips through the flow reader and seawall observe', async (t) => {
+    await page.click('[data-tab="flows"]');
+    await page.getByTestId('filter').fill('from:pod=production/frontend');
+    const shown = (await attrs(page, '.row', 'data-uuid')).sort();
+    assert.equal(shown.length, 7);
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);
+    const file = join(h.dir, 'export.jsonl');
+    await dl.saveAs(file);
+    const read = parseFlowText(file, readFileSync(file, 'utf8'));
+    assert.deepEqual(read.issues, []);
+    assert.deepEqual(read.flows.map((f) => f.uuid).sort(), shown);
+    const line = JSON.parse(readFileSync(file, 'utf8').split('\n')[0]!) as object;
+    assert.deepEqual(Object.keys(line), ['flow', 'node_name', 'time']);
+    const help = await run(['observe', '--help']);
+    if (!help.stdout.includes('--input-file')) {
+      t.skip('seawall observe has no --input-file on this branch yet (issue 13)');
+      return;
+    }
+    const r = await run(['observe', '--input-file', file, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const back = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { flow: { uuid: string } }).flow.uuid)
+      .sort();
+    assert.deepEqual(back, shown);
+  });
+
+  it('live flows stream in; pause holds them back, resume shows them', async () => {
+    await page.click('[data-tab="flows"]');
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('count').filter({ hasText: '10 of 10 flows' }).waitFor();
+    await page.getByTestId('pause').click();
+    h.server.store.add(
+      {
+        flow: { ...tcpAllowedIngress, uuid: 'live-paused' },
+        node_name: 'node-1',
+        time: tcpAllowedIngress.time,
+      },
+      [],
+    );
+    await page.getByTestId('source').filter({ hasText: '(+1 paused)' }).waitFor();
+    assert.equal(await page.locator('.row[data-uuid="live-paused"]').count(), 0);
+    assert.match((await page.getByTestId('count').textContent()) ?? '', /^10 of 10 flows$/);
+    await page.getByTestId('pause').click();
+    await page.locator('.row[data-uuid="live-paused"]').waitFor();
+    assert.match((await page.getByTestId('count').textContent()) ?? '', /^11 of 11 flows$/);
+  });
+});
+
+describe('seawall ui in chromium: 10,000 flows and 200 cards', { skip, timeout: 180_000 }, () => {
+  it('the table keeps only the visible rows in the page; the map draws 200 cards', async () => {
+    const h = await startHarness({ flows: manyFlows(10_000) });
+    const b = await launchChromium();
+    try {
+      const page = await b.browser.newPage();
+      await page.goto(`${h.url}/#flows`);
+      await page
+        .getByTestId('count')
+        .filter({ hasText: '10000 of 10000 flows' })
+        .waitFor({ timeout: 60_000 });
+      const rows = await page.locator('.row').count();
+      assert.ok(rows > 10 && rows < 100, `${rows} rows in the DOM`);
+      await page.getByTestId('filter').fill('to:pod=ns-1/app-1-');
+      await page
+        .getByTestId('count')
+        .filter({ hasText: /^\d+ of 10000 flows$/ })
+        .waitFor();
+      const n = Number(((await page.getByTestId('count').textContent()) ?? '').split(' ')[0]);
+      const want = manyFlows(10_000).filter(
+        (u) => u.flow.destination?.pod_name?.startsWith('app-1-') && u.flow.destination.namespace === 'ns-1',
+      ).length;
+      assert.equal(n, want);
+      await page.click('[data-tab="map"]');
+      await page.getByTestId('namespace').waitFor();
+      const ns = await page.getByTestId('namespace').inputValue();
+      const cards = await page.locator('[data-card-id]').count();
+      const expected = new Set<string>();
+      for (const u of manyFlows(10_000)) {
+        const f = u.flow;
+        if (f.source?.namespace !== ns && f.destination?.namespace !== ns) continue;
+        expected.add(`${f.source?.namespace}/${f.source?.pod_name}`);
+        expected.add(`${f.destination?.namespace}/${f.destination?.pod_name}`);
+      }
+      assert.equal(cards, expected.size);
+    } finally {
+      await b.close();
+      await h.close();
+    }
+  });
+});
