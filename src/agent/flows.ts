@@ -27,7 +27,7 @@ import {
   parseConntrackLine,
   traceRecordOf,
 } from '../flow/conntrack.ts';
-import { type KernelRecord, recordFromKernelEvent } from '../flow/kernel.ts';
+import { type KernelRecord, type KernelRecordOptions, RecordCache } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
 import { toProxyTrace } from '../flow/trace.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
@@ -162,7 +162,6 @@ export class FlowPipeline {
   private state: FlowPipelineState = 'stopped';
   private reason: string | undefined;
   private counts = { processed: 0, forwarded: 0, dropped: 0, audited: 0, disagreements: 0, errors: 0 };
-  private ringLost = 0;
   /** Flow log write failures already put in the metric. */
   private flowLogLostSeen = 0;
   /** Unparsable ulogd lines already counted (the tailer keeps its own totals). */
@@ -170,11 +169,27 @@ export class FlowPipeline {
   private rotateTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
   private readonly tracer = new ConntrackTracer();
+  private readonly records = new RecordCache();
   private conntrack: ChildProcess | undefined;
   private tracesState: string = 'disabled';
   /** Forwarded TCP SYN verdicts by connection, to record a retransmitted SYN once. */
   private readonly synSeen = new Map<string, number>();
   private repeatedVerdicts = 0;
+  /** Made once (closures per event cost more than the record): ids are read when asked. */
+  private readonly recordOptions: KernelRecordOptions = {
+    nodeName: '',
+    resolve: (ip) => this.resolve(ip),
+    endpointIdOf: (p) =>
+      p.kind === 'endpoint' ? this.node.endpointIds()[`pod:${p.namespace}/${p.name}`] : undefined,
+    endpointById: (id) => {
+      for (const [key, v] of Object.entries(this.node.endpointIds()))
+        if (v === id) return peerFromKey(key, '');
+      return undefined;
+    },
+    entriesOf: (p) => this.entriesOf(p),
+    workloadsOf: (p) => this.opts.workloadsOf?.(p),
+  };
+  private readonly resolve: (ip: string) => PeerRef;
   /** The MapState of each local pod, read again when the policy revision changes. */
   private readonly entriesCache = new Map<
     string,
@@ -190,6 +205,8 @@ export class FlowPipeline {
     this.socket = opts.socket === false ? undefined : (opts.socket ?? join(this.runDir, 'flows.sock'));
     this.ring = new FlowRing(opts.ringCapacity ?? DEFAULT_RING_CAPACITY);
     this.metrics = new FlowMetrics(undefined, opts.metrics);
+    this.recordOptions.nodeName = node.node;
+    this.resolve = resolverFor(node);
     this.log = opts.log ?? (() => {});
     // the flow log opens on the first write
     const file = this.flowLog !== undefined ? new RotatingFile(this.flowLog) : undefined;
@@ -315,6 +332,11 @@ export class FlowPipeline {
     });
   }
 
+  /** Flows a Hubble reader missed because the ring overwrote them (hubble_lost_events_total). */
+  addReaderLost(n: number): void {
+    this.metrics.addLost(LOST_SOURCE.ring, n);
+  }
+
   /** One conntrack event → the trace records Cilium would emit for it. Never throws. */
   ingestConntrack(ev: ConntrackEvent): void {
     const sink = this.sink;
@@ -353,10 +375,6 @@ export class FlowPipeline {
     if (flow.verdict === 'DROPPED') this.counts.dropped++;
     else if (flow.verdict === 'FORWARDED' || flow.verdict === 'REDIRECTED') this.counts.forwarded++;
     else if (flow.verdict === 'AUDIT') this.counts.audited++;
-    if (this.ring.lost > this.ringLost) {
-      this.metrics.addLost(LOST_SOURCE.ring, this.ring.lost - this.ringLost);
-      this.ringLost = this.ring.lost;
-    }
     return event;
   }
 
@@ -474,22 +492,11 @@ export class FlowPipeline {
       this.repeatedVerdicts++;
       return;
     }
-    const node = this.node;
+    const o = this.recordOptions;
     const rev = this.opts.policyRevision?.();
-    const ids = node.endpointIds();
-    const rec = recordFromKernelEvent(node.engine, ev, {
-      nodeName: node.node,
-      resolve: resolverFor(node),
-      endpointIdOf: (p) => (p.kind === 'endpoint' ? ids[`pod:${p.namespace}/${p.name}`] : undefined),
-      endpointById: (id) => {
-        for (const [key, v] of Object.entries(ids)) if (v === id) return peerFromKey(key, '');
-        return undefined;
-      },
-      entriesOf: (p) => this.entriesOf(p),
-      ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
-      ...(rev !== undefined ? { policyRevision: rev } : {}),
-    });
-    const event = this.emit(withDestinationNames(rec.flow, node.engine));
+    if (rev !== undefined) o.policyRevision = rev;
+    const rec = this.records.record(this.node.engine, ev, o);
+    const event = this.emit(withDestinationNames(rec.flow, this.node.engine));
     // Cilium: the policy verdict, then the drop notification of the same packet
     if (rec.drop !== undefined) this.emit(rec.drop);
     // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
@@ -507,6 +514,21 @@ export class FlowPipeline {
   drain(): void {
     this.tailer?.poll();
     this.syncParseErrors();
+    this.flushFlowLog();
+  }
+
+  /** Writes the batched flow log lines now and counts what the file could not take. */
+  private flushFlowLog(): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    sink.flush();
+    if (sink.writeErrors > this.flowLogLostSeen) {
+      this.metrics.addFlowLogErrors(sink.writeErrors - this.flowLogLostSeen);
+      if (this.flowLogLostSeen === 0) {
+        this.log(`flow log ${this.flowLog}: ${sink.lastWriteError}; records missing from it are counted`);
+      }
+      this.flowLogLostSeen = sink.writeErrors;
+    }
   }
 
   get available(): boolean {
@@ -543,6 +565,7 @@ export class FlowPipeline {
 
   status(): FlowPipelineStatus {
     this.syncParseErrors();
+    this.flushFlowLog();
     const s: FlowPipelineStatus = {
       state: this.state,
       processed: this.counts.processed,
@@ -567,6 +590,7 @@ export class FlowPipeline {
 
   metricsText(): Promise<string> {
     this.syncParseErrors();
+    this.flushFlowLog();
     return this.metrics.text();
   }
 

@@ -42,7 +42,7 @@ export class HubbleComponent implements RuntimeComponent {
       this.o.unixSocket === false ? undefined : (this.o.unixSocket ?? defaultHubbleSocket(rt.node));
     if (unixSocket === undefined && this.o.listenAddress === undefined) return;
     this.server = await startHubbleServer(
-      { ring: flows.ring, nodeName: rt.node },
+      { ring: flows.ring, nodeName: rt.node, onLost: (n) => flows.addReaderLost(n) },
       {
         ...(unixSocket !== undefined ? { unixSocket } : {}),
         ...(this.o.listenAddress !== undefined ? { tcpAddress: this.o.listenAddress } : {}),

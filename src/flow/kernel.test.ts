@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PeerRef, Verdict } from '../policy/types.ts';
-import { recordFromKernelEvent } from './kernel.ts';
+import { RECORD_CACHE_TTL_MS, RecordCache, recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
 import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
 
@@ -211,5 +211,79 @@ describe('item 8: anti-spoofing drops name the sending endpoint (INVALID_SOURCE_
   it('an unknown sender id names no one rather than the forged address', () => {
     const out = recordFromKernelEvent(flowEngine(noDecide), { ...spoofed, endpointId: 999 }, opts);
     assert.deepEqual(out.flow.source, { ID: 999 });
+  });
+});
+
+describe('RecordCache: records of packets of one shape', () => {
+  const strip = (f: { time: string; uuid: string }) => ({ ...f, time: '', uuid: '' });
+  const rows: { name: string; first: KernelEvent; second: KernelEvent; rev?: number; hit: boolean }[] = [
+    {
+      name: 'same shape, another port and time: a copy',
+      first: ev({}),
+      second: ev({ sport: 41000, time: { seconds: 1700000000, nanos: 5000 } }),
+      hit: true,
+    },
+    { name: 'another destination port: asked again', first: ev({}), second: ev({ dport: 9090 }), hit: false },
+    {
+      name: 'other TCP flags: asked again',
+      first: ev({}),
+      second: ev({ tcpFlags: { SYN: true, ACK: true } }),
+      hit: false,
+    },
+    {
+      name: 'a new policy revision: asked again',
+      first: ev({}),
+      second: ev({ sport: 41000 }),
+      rev: 2,
+      hit: false,
+    },
+    {
+      name: 'a denial: the drop is copied too',
+      first: ev({ verdict: 'denied' }),
+      second: ev({ verdict: 'denied', sport: 41001 }),
+      hit: true,
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      let asked = 0;
+      const engine = flowEngine(() => {
+        asked++;
+        return r.first.verdict === 'denied'
+          ? {
+              ...allowIngress(),
+              allowed: false,
+              verdict: 'DROPPED',
+              reason: 'POLICY_DENIED',
+              ingress: decision({ direction: 'INGRESS', allowed: false, matchType: 'NONE' }),
+            }
+          : allowIngress();
+      });
+      const cache = new RecordCache();
+      cache.record(engine, r.first, { nodeName: 'n', resolve, policyRevision: 1 }, 1000);
+      const got = cache.record(
+        engine,
+        r.second,
+        { nodeName: 'n', resolve, policyRevision: r.rev ?? 1 },
+        1500,
+      );
+      assert.equal(asked, r.hit ? 1 : 2);
+      if (!r.hit) return;
+      const want = recordFromKernelEvent(engine, r.second, { nodeName: 'n', resolve, policyRevision: 1 });
+      assert.deepEqual(strip(got.flow), strip(want.flow));
+      assert.equal(got.flow.time, want.flow.time);
+      if (want.drop !== undefined) assert.deepEqual(strip(got.drop!), strip(want.drop));
+    });
+  }
+  it('a cached record is asked again after its time to live', () => {
+    let asked = 0;
+    const engine = flowEngine(() => {
+      asked++;
+      return allowIngress();
+    });
+    const cache = new RecordCache();
+    cache.record(engine, ev({}), { nodeName: 'n', resolve }, 1000);
+    cache.record(engine, ev({}), { nodeName: 'n', resolve }, 1000 + RECORD_CACHE_TTL_MS);
+    assert.equal(asked, 2);
   });
 });

@@ -2,6 +2,7 @@
 // truth of the live path); the engine says why (the policies that allowed or denied it).
 // Disagreement between the two is reported, never hidden: it means the datapath is wrong.
 
+import { randomUUID } from 'node:crypto';
 import type {
   FlowProtocol,
   FlowRequest,
@@ -11,7 +12,7 @@ import type {
   TrafficDirection,
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
-import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict } from './record.ts';
+import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -305,4 +306,64 @@ function kernelOnlyRecord(
     engineVerdict: verdict,
     explained: false,
   };
+}
+
+/** How long a cached record explains later packets of the same shape (ms). */
+export const RECORD_CACHE_TTL_MS = 1000;
+const RECORD_CACHE_MAX = 8192;
+
+/**
+ * Records of kernel events of the same shape (verdict, direction, endpoint, addresses, protocol,
+ * destination port or ICMP type/code, TCP flags) under one policy revision differ only in time,
+ * uuid and source port: the engine is asked once per shape and second, and later events get a
+ * copy with their own time, uuid and port. The kernel's verdict is each event's own; at most the
+ * explanation (the policies, the match type) is up to RECORD_CACHE_TTL_MS behind a change the
+ * revision does not show (an identity learnt from DNS).
+ */
+export class RecordCache {
+  private readonly m = new Map<string, { at: number; rec: KernelRecord }>();
+  hits = 0;
+  misses = 0;
+
+  record(
+    engine: PolicyEngineAPI,
+    ev: KernelEvent,
+    o: KernelRecordOptions,
+    nowMs: number = Date.now(),
+  ): KernelRecord {
+    if (ev.bare || ev.verdict === 'spoof') return recordFromKernelEvent(engine, ev, o);
+    const f = ev.tcpFlags;
+    const flags =
+      f === undefined
+        ? ''
+        : `${f.SYN ? 'S' : ''}${f.ACK ? 'A' : ''}${f.FIN ? 'F' : ''}${f.RST ? 'R' : ''}${f.PSH ? 'P' : ''}${f.URG ? 'U' : ''}`;
+    const key = `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}|${o.policyRevision ?? ''}`;
+    const hit = this.m.get(key);
+    if (hit !== undefined && nowMs - hit.at < RECORD_CACHE_TTL_MS && nowMs >= hit.at) {
+      this.hits++;
+      const t = hit.rec;
+      const time = formatTimestamp(ev.time);
+      const out: KernelRecord = { ...t, flow: copyFor(t.flow, time, ev.sport) };
+      if (t.drop !== undefined) out.drop = copyFor(t.drop, time, ev.sport);
+      return out;
+    }
+    this.misses++;
+    const rec = recordFromKernelEvent(engine, ev, o);
+    if (this.m.size >= RECORD_CACHE_MAX) this.m.clear();
+    this.m.set(key, { at: nowMs, rec });
+    return rec;
+  }
+}
+
+/** The record of another packet of the same shape: its time, a new uuid, its source port. */
+function copyFor(f: Flow, time: string, sport: number | undefined): Flow {
+  const out = { ...f, time, uuid: randomUUID() };
+  const l4 = f.l4;
+  // a zero port is absent (protojson), and such events have their own cache key
+  if (l4 !== undefined && sport) {
+    if ('TCP' in l4) out.l4 = { TCP: { ...l4.TCP, source_port: sport } };
+    else if ('UDP' in l4) out.l4 = { UDP: { ...l4.UDP, source_port: sport } };
+    else if ('SCTP' in l4) out.l4 = { SCTP: { ...l4.SCTP, source_port: sport } };
+  }
+  return out;
 }

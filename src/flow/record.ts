@@ -41,10 +41,18 @@ export function timestampOf(t: Date | Timestamp): Timestamp {
   return t;
 }
 
+let lastSeconds = Number.NaN;
+let lastBase = '';
+
 /** RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as protojson prints a Timestamp. */
 export function formatTimestamp(t: Date | Timestamp): string {
   const { seconds, nanos } = timestampOf(t);
-  const base = new Date(seconds * 1000).toISOString().slice(0, 19);
+  // kernel events come many per second: the date part is made once per second
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastBase = new Date(seconds * 1000).toISOString().slice(0, 19);
+  }
+  const base = lastBase;
   if (nanos === 0) return `${base}Z`;
   let frac = String(nanos).padStart(9, '0');
   if (frac.endsWith('000000')) frac = frac.slice(0, 3);
@@ -284,6 +292,10 @@ const ICMP6: Record<number, [string, Record<number, string>?]> = {
 };
 
 /** `DestinationUnreachable(Port)`, `EchoRequest`, `EchoRequest(Code: 1)`, `42(0)`. */
+export function icmpTypeCodeName(family: 'IPv4' | 'IPv6', t: number, c: number): string {
+  return icmpTypeCode(family === 'IPv4' ? ICMP4 : ICMP6, t, c);
+}
+
 function icmpTypeCode(table: typeof ICMP4, t: number, c: number): string {
   const info = table[t];
   if (info === undefined) return `${t}(${c})`;

@@ -15,18 +15,37 @@ import { ID } from '../identity/reserved.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 import { type ContextOptions, contextLabelNames, contextLabelValues } from './metrics-context.ts';
 
-/** A counter whose labels are given as values in `names` order. */
+/**
+ * A counter whose labels are given as values in `names` order. Increments are summed per label
+ * set in a map and handed to prom-client when metrics are read: prom-client hashes the label
+ * object on every inc, a cost per flow the pipeline cannot afford.
+ */
 export function counter(
   registry: Registry,
   name: string,
   help: string,
   names: readonly string[],
 ): (values: readonly string[], n?: number) => void {
-  const c = new Counter({ name, help, labelNames: names as string[], registers: [registry] });
+  const pending = new Map<string, { values: string[]; n: number }>();
+  const c: Counter<string> = new Counter({
+    name,
+    help,
+    labelNames: names as string[],
+    registers: [registry],
+    collect() {
+      for (const p of pending.values()) {
+        const labels: Record<string, string> = {};
+        for (let i = 0; i < names.length; i++) labels[names[i]!] = p.values[i] ?? '';
+        c.inc(labels, p.n);
+      }
+      pending.clear();
+    },
+  });
   return (values, n = 1) => {
-    const labels: Record<string, string> = {};
-    for (let i = 0; i < names.length; i++) labels[names[i]!] = values[i] ?? '';
-    c.inc(labels, n);
+    const key = values.join('\u0000');
+    const p = pending.get(key);
+    if (p !== undefined) p.n += n;
+    else pending.set(key, { values: [...values], n });
   };
 }
 
@@ -70,10 +89,10 @@ const TRACE_POINTS: Record<number, string> = {
   11: 'to-network',
 };
 
-const withContext = (c: ContextOptions, f: Flow, values: string[]): string[] => [
-  ...values,
-  ...contextLabelValues(c, f),
-];
+function withContext(c: ContextOptions, f: Flow, values: string[]): string[] {
+  if (c.labels.length === 0 && c.source.length === 0 && c.destination.length === 0) return values;
+  return [...values, ...contextLabelValues(c, f)];
+}
 
 export const flowPlugin: MetricPlugin = {
   name: 'flow',
@@ -188,7 +207,7 @@ export const tcpPlugin: MetricPlugin = {
         if (f.verdict !== 'FORWARDED' || f.IP === undefined || f.l4 === undefined || !('TCP' in f.l4)) return;
         const flags = f.l4.TCP.flags;
         if (flags === undefined) return;
-        const rest = [f.IP.ipVersion, ...contextLabelValues(c, f)];
+        const rest = withContext(c, f, [f.IP.ipVersion]);
         if (flags.FIN) inc(['FIN', ...rest]);
         if (flags.SYN) inc([flags.ACK ? 'SYN-ACK' : 'SYN', ...rest]);
         if (flags.RST) inc(['RST', ...rest]);

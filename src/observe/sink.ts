@@ -143,7 +143,15 @@ export class RotatingFile {
   ) {}
 
   write(line: string): void {
-    const data = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+    this.writeData(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+  }
+
+  /** Several lines in one write (one syscall): all of them or, on a failure, none (thrown). */
+  writeLines(lines: readonly string[]): void {
+    if (lines.length > 0) this.writeData(Buffer.from(`${lines.join('\n')}\n`));
+  }
+
+  private writeData(data: Buffer): void {
     if (this.fd === undefined) this.open();
     if (this.bytes > 0 && this.bytes + data.length > this.maxBytes) {
       this.rotate();
@@ -224,16 +232,22 @@ export interface FlowSinkOptions {
 export class FlowSink {
   writeErrors = 0;
   lastWriteError: string | undefined;
+  /** Flow log lines not written yet (batched: one write per event-loop turn, not per record). */
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private scheduled = false;
   constructor(private readonly o: FlowSinkOptions) {}
 
   emit(flow: Flow): FlowEvent {
     const event: FlowEvent = { flow, node_name: flow.node_name ?? this.o.nodeName, time: flow.time };
     if (this.o.file !== undefined) {
-      try {
-        this.o.file.write(JSON.stringify(event));
-      } catch (e) {
-        this.writeErrors++;
-        this.lastWriteError = (e as Error)?.message ?? String(e);
+      const line = JSON.stringify(event);
+      this.pending.push(line);
+      this.pendingBytes += line.length;
+      if (this.pendingBytes >= MAX_PENDING_BYTES) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
       }
     }
     this.o.ring.push(event);
@@ -241,10 +255,39 @@ export class FlowSink {
     return event;
   }
 
+  /**
+   * Writes the pending lines in one go. When that fails (a full disk), they are written one by
+   * one: the lines that fit are in the file, each that does not is counted in `writeErrors`.
+   */
+  flush(): void {
+    this.scheduled = false;
+    const lines = this.pending;
+    if (lines.length === 0 || this.o.file === undefined) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      this.o.file.writeLines(lines);
+    } catch {
+      // the batch was cut back whole: line by line, as many as fit are written, each other counted
+      for (const line of lines) {
+        try {
+          this.o.file.write(line);
+        } catch (e) {
+          this.writeErrors++;
+          this.lastWriteError = (e as Error)?.message ?? String(e);
+        }
+      }
+    }
+  }
+
   close(): void {
+    this.flush();
     this.o.file?.close();
   }
 }
+
+/** A batch of flow log lines is written at the latest when it reaches this size. */
+const MAX_PENDING_BYTES = 256 * 1024;
 
 /** A follower that falls this far behind is cut off rather than buffering without bound. */
 const MAX_FOLLOWER_BACKLOG = 8 * 1024 * 1024;

@@ -635,6 +635,8 @@ function l4Of(f: Flow): { proto: string; dport?: number } {
 
 /** A record of this flow: its addresses, protocol and destination port. */
 function sameFlow(rec: Flow, src: LivePeer, dst: LivePeer, f: TestFlow): boolean {
+  // the policy verdicts: the drop (type 1) and trace (type 4) events of the same packets say no more
+  if (rec.event_type !== undefined && rec.event_type.type !== 5) return false;
   if (rec.IP?.source !== src.ip || rec.IP?.destination !== dst.ip) return false;
   const l4 = l4Of(rec);
   if (l4.proto !== proto(f)) return false;
