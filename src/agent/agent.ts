@@ -39,6 +39,7 @@ import {
   type PendingChange,
   PolicyStore,
   policyKey,
+  SCAN_SLICE_MS,
   type ScanProgress,
 } from './policy-store.ts';
 import { ProxyComponent } from './proxy.ts';
@@ -415,7 +416,7 @@ export class Agent {
         await new Promise((r) => setTimeout(r, this.store.stableMs));
         this.checkStopping();
         await this.store.scanAsync();
-        this.applyToEngine();
+        await this.applyToEngine();
         this.fqdn.restore(this.engine, rt.runDir, rt.datapath); // the first table allows what the cache allows
         this.applies++; // the first transaction
       },
@@ -453,16 +454,25 @@ export class Agent {
     };
   }
 
-  /** The store's good versions into the engine: removed policies out, the rest upserted. */
-  private applyToEngine(): void {
+  /**
+   * The store's good versions into the engine: removed policies out, changed ones upserted, in
+   * slices. A half-applied engine never reaches the kernel: the only sync follows this in the
+   * serialized reload chain, and startup applies before the node is up.
+   */
+  private async applyToEngine(): Promise<void> {
     const next = this.store.policies();
     for (const k of this.enforced.keys()) {
       if (next.has(k)) continue;
       const [kind, ns, name] = k.split('/') as [string, string, string];
       this.engine.removePolicy(kind, ns === '' ? undefined : ns, name);
     }
+    let slice = performance.now();
     for (const [k, p] of next) {
       if (this.enforced.get(k) === p) continue; // the store keeps an unchanged file's objects
+      if (performance.now() - slice >= SCAN_SLICE_MS) {
+        await new Promise((r) => setImmediate(r)); // status keeps answering through thousands
+        slice = performance.now();
+      }
       for (const i of this.engine.upsertPolicy(p)) {
         if (i.severity === 'error') this.log(`${policyKey(p)}: ${i.code}: ${i.message}`);
       }
@@ -506,7 +516,7 @@ export class Agent {
         this.scheduleSettle();
         if (this.watching) this.rearmIfMoved();
         if (how === 'now' || r.changed) {
-          this.applyToEngine();
+          await this.applyToEngine();
           // the kernel, then the proxies' acknowledged mirrors
           const st = await (this.runtime?.sync() ?? this.node.sync());
           this.applies++;

@@ -12,7 +12,7 @@
 // none. `scanAsync` does the same work in slices, yielding to the event loop between them, so the
 // agent keeps answering `status` (with the scan's progress) while it loads thousands of files.
 
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { PolicyObject } from '../policy-api/types.ts';
@@ -59,7 +59,10 @@ export const SCAN_SLICE_MS = 20;
 const RACY_MS = 2000;
 
 interface FileStat {
-  key: string;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
   hash: string;
   /** The file's mtime was far enough before the read that an equal stat means equal content. */
   trusted: boolean;
@@ -163,24 +166,32 @@ export class PolicyStore {
   private readOne(
     path: string,
   ): PolicyFileRead | { path: string; reason: string } | { path: string; hash: string } {
-    let key: string | undefined;
-    let trusted = false;
+    let st: Stats | undefined;
     try {
-      const st = statSync(path);
-      if (st.isFile()) {
-        key = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-        const known = this.stats.get(path);
-        if (known?.key === key && known.trusted) return { path, hash: known.hash };
-        trusted = Math.max(st.mtimeMs, st.ctimeMs) < Date.now() - RACY_MS;
-      }
+      st = statSync(path, { throwIfNoEntry: false });
     } catch {
       // the read below says why
+    }
+    const file = st?.isFile() === true ? st : undefined;
+    if (file !== undefined) {
+      const k = this.stats.get(path);
+      if (
+        k?.trusted &&
+        k.ino === file.ino &&
+        k.size === file.size &&
+        k.mtimeMs === file.mtimeMs &&
+        k.ctimeMs === file.ctimeMs
+      )
+        return { path, hash: k.hash };
     }
     const max = this.opts.maxBytes;
     const r = readPolicyFile(path, max);
     this.reads++;
-    if ('bytes' in r && key !== undefined) this.stats.set(path, { key, hash: r.hash, trusted });
-    else this.stats.delete(path);
+    if ('bytes' in r && file !== undefined) {
+      const { ino, size, mtimeMs, ctimeMs } = file;
+      const trusted = Math.max(mtimeMs, ctimeMs) < Date.now() - RACY_MS;
+      this.stats.set(path, { ino, size, mtimeMs, ctimeMs, hash: r.hash, trusted });
+    } else this.stats.delete(path);
     return r;
   }
 
