@@ -93,7 +93,11 @@ const PARSERS: L7Parser[] = ['http', 'dns', 'kafka'];
 /** The uid the node's proxies run as: their sockets' packets pass the ingress chains. */
 export const PROXY_UID = 1337;
 /** Default proxy ports in the node namespace, per parser (one port per parser and node). */
-export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = { http: 15001, dns: 15053, kafka: 15002 };
+export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = {
+  http: 15001,
+  dns: 15053,
+  kafka: 15002,
+};
 /** Parsers whose proxy takes UDP as well as TCP (DNS: the pod's resolver asks over either). */
 const UDP_PARSERS: ReadonlySet<L7Parser> = new Set(['dns']);
 /**
