@@ -50,7 +50,7 @@ describe('hubble_http_* metrics', () => {
         'hubble_http_request_duration_seconds_bucket{le="0.005",method="POST",reporter="client"} 1',
         'hubble_policy_verdicts_total{direction="egress",match="l7/http",action="dropped"} 1',
         // Hubble decodes Envoy's denials with no drop reason: counted as DROP_REASON_UNKNOWN
-        'hubble_drop_total{reason="DROP_REASON_UNKNOWN",protocol="TCP"} 1',
+        'hubble_drop_total{reason="DROP_REASON_UNKNOWN",protocol="HTTP"} 1',
       ],
       absent: ['action="forwarded"'],
     },

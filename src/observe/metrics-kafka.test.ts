@@ -34,7 +34,7 @@ describe('hubble_kafka_requests_total', () => {
       'hubble_kafka_requests_total{topic="payments",api_key="produce",error_code="29"} 1',
       'hubble_policy_verdicts_total{direction="egress",match="l7/kafka",action="forwarded"} 2',
       'hubble_policy_verdicts_total{direction="egress",match="l7/kafka",action="dropped"} 1',
-      'hubble_flows_processed_total{type="L7",subtype="Kafka",verdict="DROPPED"} 1',
+      'hubble_flows_processed_total{protocol="Kafka",type="L7",subtype="Kafka",verdict="DROPPED"} 1',
     ]) {
       assert.ok(text.includes(line), `${line}\n${text}`);
     }

@@ -114,6 +114,7 @@ export const flowPlugin: MetricPlugin = {
             typeName = 'L7';
             if (f.l7?.dns !== undefined) sub = 'DNS';
             else if (f.l7?.http !== undefined) sub = 'HTTP';
+            else if (f.l7?.kafka !== undefined) sub = 'Kafka';
             break;
           case MESSAGE_TYPE.DROP:
             typeName = 'Drop';
@@ -177,6 +178,8 @@ export const policyPlugin: MetricPlugin = {
         if (f.source?.identity === ID.health || f.destination?.identity === ID.health) return;
         let match: string;
         if (type === MESSAGE_TYPE.ACCESS_LOG) {
+          // an L7 response is not a verdict of its own: the request's record carried it
+          if (f.l7?.type === 'RESPONSE') return;
           const l7 =
             f.l7?.http !== undefined ? 'http' : f.l7?.dns !== undefined ? 'dns' : f.l7?.kafka ? 'kafka' : '';
           if (l7 === '') return;

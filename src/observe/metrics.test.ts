@@ -35,7 +35,7 @@ describe('FlowMetrics', () => {
       name: 'audited policy verdict: action audit, no drop',
       flows: [{ ...tcpAllowedIngress, verdict: 'AUDIT' }],
       expect: [
-        'hubble_flows_processed_total{type="PolicyVerdict",subtype="",verdict="AUDIT"} 1',
+        'hubble_flows_processed_total{protocol="TCP",type="PolicyVerdict",subtype="",verdict="AUDIT"} 1',
         'hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="audit"} 1',
       ],
       absent: ['hubble_drop_total{'],

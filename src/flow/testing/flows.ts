@@ -6,6 +6,7 @@
 // Spread a fixture to change one field: `{ ...tcpAllowedIngress, verdict: 'DROPPED' }`.
 
 import { ID } from '../../identity/reserved.ts';
+import { policyUID } from '../record.ts';
 import type { Flow, FlowEndpoint, FlowPolicy } from '../types.ts';
 
 const TIME = '2025-01-02T03:04:05.678901Z';
@@ -58,6 +59,7 @@ export function policy(kind: string, name: string, namespace?: string): FlowPoli
     `k8s:io.cilium.k8s.policy.derived-from=${kind}`,
     `k8s:io.cilium.k8s.policy.name=${name}`,
     ...(namespace !== undefined ? [`k8s:io.cilium.k8s.policy.namespace=${namespace}`] : []),
+    `k8s:io.cilium.k8s.policy.uid=${policyUID({ kind, name, namespace })}`,
   ];
   return namespace !== undefined ? { name, namespace, labels, kind } : { name, labels, kind };
 }
@@ -96,7 +98,6 @@ export const icmpDefaultDenyIngress: Flow = {
   event_type: { type: 5 },
   traffic_direction: 'INGRESS',
   drop_reason_desc: 'POLICY_DENIED',
-  is_reply: false,
   Summary: 'ICMPv4 EchoRequest',
 };
 
@@ -115,7 +116,6 @@ export const udpDefaultDenyEgress: Flow = {
   event_type: { type: 5 },
   traffic_direction: 'EGRESS',
   drop_reason_desc: 'POLICY_DENIED',
-  is_reply: false,
   Summary: 'UDP',
 };
 
@@ -135,7 +135,6 @@ export const udpExplicitDenyEgress: Flow = {
   traffic_direction: 'EGRESS',
   policy_match_type: 1,
   drop_reason_desc: 'POLICY_DENY',
-  is_reply: false,
   Summary: 'UDP',
   egress_denied_by: [
     policy('CiliumNetworkPolicy', 'no-dns', 'production'),
