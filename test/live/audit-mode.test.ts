@@ -95,7 +95,9 @@ describe('live audit mode', { skip }, () => {
       const r = await probes.get(pods[from]!.ns).connect('tcp', pods[to]!.ip, port, 500);
       if (r.passed) passed++;
     }
+    // policy verdicts only (type 5): drops and conntrack traces of the same packets are other events
     const mine = (e: { event: FlowEvent }): boolean =>
+      e.event.flow.event_type?.type === 5 &&
       e.event.flow.IP?.source === pods[from]!.ip &&
       e.event.flow.IP?.destination === pods[to]!.ip &&
       e.event.flow.traffic_direction === 'INGRESS' &&
