@@ -351,7 +351,7 @@ export class FlowPipeline {
           ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
         });
         if (flow === undefined) continue;
-        this.emit(flow);
+        this.emit(withDestinationNames(flow, this.node.engine));
       }
     } catch (e) {
       this.buildError(
@@ -498,7 +498,7 @@ export class FlowPipeline {
     const rec = this.records.record(this.node.engine, ev, o);
     const event = this.emit(withDestinationNames(rec.flow, this.node.engine));
     // Cilium: the policy verdict, then the drop notification of the same packet
-    if (rec.drop !== undefined) this.emit(rec.drop);
+    if (rec.drop !== undefined) this.emit(withDestinationNames(rec.drop, this.node.engine));
     // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
     if (rec.flow.verdict === 'REDIRECTED') this.emit(toProxyTrace(rec.flow, randomUUID()));
     if (!rec.agrees) {
