@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -113,6 +113,10 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
     startAgent(0);
     startAgent(1);
     for (const n of nodes) await ready(n, (s) => s.kvstore?.nodes === 2 && s.kvstore.remoteEndpoints >= 1);
+    // the status API answers while the agent still loads: wait for the pods' namespaces too
+    const pods = [podNs(0, 'client'), podNs(0, 'intruder'), podNs(1, 'server')];
+    for (let i = 0; i < 600 && !pods.every((ns) => existsSync(`/run/netns/${ns}`)); i++)
+      await new Promise((r) => setTimeout(r, 100));
     // a TCP server in the server pod (node2)
     server = spawn('ip', [
       'netns',
@@ -142,6 +146,13 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
   });
 
   it('each agent enforces its own endpoints; cross-node flows by identity', async () => {
+    for (const n of nodes) {
+      const a = agents.get(n)!;
+      assert.ok(
+        a.exitCode === null && a.signalCode === null,
+        `${n}'s agent exited: ${logs.get(n)?.join('')}`,
+      );
+    }
     const s1 = await fetchStatus(sock(nodes[0]));
     assert.deepEqual(s1.endpoints.map((e) => e.endpoint).sort(), ['ma/client', 'ma/intruder']);
     const s2 = await fetchStatus(sock(nodes[1]));
@@ -149,7 +160,10 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
       s2.endpoints.map((e) => e.endpoint),
       ['ma/server'],
     );
-    assert.ok(await connect(podNs(0, 'client'), 8080), 'client → server');
+    assert.ok(
+      await connect(podNs(0, 'client'), 8080),
+      `client → server\n${logs.get(nodes[0])?.join('')}\n${logs.get(nodes[1])?.join('')}`,
+    );
     assert.equal(await connect(podNs(0, 'intruder'), 8080), false, 'intruder → server denied');
   });
 
@@ -166,6 +180,10 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
     })();
     await new Promise((r) => setTimeout(r, 500));
     const a2 = agents.get(nodes[1])!;
+    assert.ok(
+      a2.exitCode === null && a2.signalCode === null,
+      `node2's agent exited: ${logs.get(nodes[1])?.join('')}`,
+    );
     const gone = new Promise((r) => a2.once('exit', r));
     a2.kill('SIGKILL');
     await gone;

@@ -59,7 +59,7 @@ export function policy(kind: string, name: string, namespace?: string): FlowPoli
     `k8s:io.cilium.k8s.policy.derived-from=${kind}`,
     `k8s:io.cilium.k8s.policy.name=${name}`,
     ...(namespace !== undefined ? [`k8s:io.cilium.k8s.policy.namespace=${namespace}`] : []),
-    `k8s:io.cilium.k8s.policy.uid=${policyUID({ kind, name, namespace })}`,
+    `k8s:io.cilium.k8s.policy.uid=${policyUID(namespace !== undefined ? { kind, name, namespace } : { kind, name })}`,
   ];
   return namespace !== undefined ? { name, namespace, labels, kind } : { name, labels, kind };
 }
