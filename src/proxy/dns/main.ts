@@ -17,50 +17,16 @@
 //            [--reject refused|nameError] [--concurrency-limit N]
 
 import { parseArgs } from 'node:util';
-import type { FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import {
-  type AgentMessage,
-  encode,
-  lineDecoder,
-  type PolicySnapshot,
-  type ProxyMessage,
-  type SnapshotEndpoint,
-  sideVerdict,
-} from '../ipc.ts';
+import { type AgentMessage, encode, lineDecoder, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { SnapshotMirror } from '../mirror.ts';
 import { ConntrackFile, findOriginalDst } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
-const WORLD = 2;
 const PROTO = { tcp: 6, udp: 17 } as const;
 
 /** The mirror the DNS proxy judges from: replaced whole on each snapshot. */
-export class DNSPolicyMirror {
-  version = -1;
-  private peers = new Map<string, FlowEndpoint>();
-  private endpoints = new Map<string, SnapshotEndpoint>();
-  /** One rule list per (pod, server, transport, port) and version: proxy.ts compiles a list once. */
-  private rulesCache = new Map<string, readonly PortRuleDNS[] | null>();
-
-  load(s: PolicySnapshot): void {
-    this.peers = new Map(s.peers);
-    this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
-    this.rulesCache = new Map();
-    this.version = s.version;
-  }
-
-  get loaded(): boolean {
-    return this.version >= 0;
-  }
-
-  identityOf(ip: string): number {
-    return this.peers.get(ip)?.identity ?? WORLD;
-  }
-
-  peer(ip: string): FlowEndpoint {
-    return this.peers.get(ip) ?? { identity: WORLD, labels: ['reserved:world'] };
-  }
-
+export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | null> {
   /**
    * The DNS rules a query from `client` to `server` must pass, or null (refused: not a DNS
    * redirect of that pod's egress, or a side denies). The pod's egress judges, as Cilium's DNS
@@ -74,9 +40,17 @@ export class DNSPolicyMirror {
     port: number,
   ): readonly PortRuleDNS[] | null {
     if (!this.loaded) return null;
-    const key = `${client}|${server}|${transport}|${port}`;
-    const hit = this.rulesCache.get(key);
-    if (hit !== undefined) return hit;
+    return this.cached(`${client}|${server}|${transport}|${port}`, () =>
+      this.computeRules(client, server, transport, port),
+    );
+  }
+
+  private computeRules(
+    client: string,
+    server: string,
+    transport: 'udp' | 'tcp',
+    port: number,
+  ): readonly PortRuleDNS[] | null {
     const proto = PROTO[transport];
     const ep = this.endpoints.get(client);
     const v = sideVerdict(ep, 'EGRESS', this.identityOf(server), proto, port, 'dns');
@@ -95,12 +69,7 @@ export class DNSPolicyMirror {
         out = v.wildcard || lists.some((l) => l.length === 0) ? [] : lists.flat();
       }
     }
-    this.rulesCache.set(key, out);
     return out;
-  }
-
-  endpointOf(ip: string): SnapshotEndpoint | undefined {
-    return this.endpoints.get(ip);
   }
 }
 

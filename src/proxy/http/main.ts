@@ -13,70 +13,24 @@
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
 import { parseArgs } from 'node:util';
-import type { FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleHTTP } from '../../policy-api/types.ts';
-import {
-  type AgentMessage,
-  encode,
-  lineDecoder,
-  type PolicySnapshot,
-  type ProxyMessage,
-  type SnapshotEndpoint,
-  sideVerdict,
-} from '../ipc.ts';
+import { type AgentMessage, encode, lineDecoder, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { SnapshotMirror } from '../mirror.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 
-const WORLD = 2;
-const MAX_CACHED_SETS = 10_000;
 const TCP = 6;
 
-/** The mirror: replaced whole on each snapshot. */
-export class PolicyMirror {
-  version = -1;
-  private peers = new Map<string, FlowEndpoint>();
-  private endpoints = new Map<string, SnapshotEndpoint>();
-  /**
-   * Rule sets by source, destination and port, for the current snapshot only: the same objects
-   * for every request until the next snapshot, so the judge's compiled rules and its decision
-   * memo (keyed by rule set) are reused instead of compiling RE2 programs per request.
-   */
-  private sets = new Map<string, HTTPRuleSet[]>();
-
-  load(s: PolicySnapshot): void {
-    this.peers = new Map(s.peers);
-    this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
-    this.sets = new Map();
-    this.version = s.version;
-  }
-
-  get loaded(): boolean {
-    return this.version >= 0;
-  }
-
-  identityOf(ip: string): number {
-    return this.peers.get(ip)?.identity ?? WORLD;
-  }
-
-  peer(ip: string): FlowEndpoint {
-    return this.peers.get(ip) ?? { identity: WORLD, labels: ['reserved:world'] };
-  }
-
+/** The HTTP proxy's mirror: rule sets per (source, destination, port) of the current snapshot. */
+export class PolicyMirror extends SnapshotMirror<HTTPRuleSet[]> {
   /**
    * Every rule set a request on this connection must pass, from the current mirror (asked again
    * per request). A side that now denies, or a connection neither side redirects any more, gets
    * a set without rules: it admits nothing (fail closed).
    */
   ruleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
-    const key = `${src}|${dst}|${port}`;
-    let sets = this.sets.get(key);
-    if (sets === undefined) {
-      sets = this.computeRuleSets(src, dst, port);
-      if (this.sets.size >= MAX_CACHED_SETS) this.sets.clear();
-      this.sets.set(key, sets);
-    }
-    return sets;
+    return this.cached(`${src}|${dst}|${port}`, () => this.computeRuleSets(src, dst, port));
   }
 
   private computeRuleSets(src: string, dst: string, port: number): HTTPRuleSet[] {

@@ -1,50 +1,25 @@
 // The Kafka proxy's copy of the agent's policy mirror (../ipc.ts): replaced whole on each
 // snapshot; per connection, the rule sets of both sides from sideVerdict, as `decide` builds them.
 
-import type { FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleKafka } from '../../policy-api/types.ts';
 import type { ConnectionInfo } from '../http/context.ts';
-import { type PolicySnapshot, type SnapshotEndpoint, sideVerdict } from '../ipc.ts';
+import { sideVerdict } from '../ipc.ts';
+import { SnapshotMirror } from '../mirror.ts';
 import type { KafkaContext, KafkaRuleSet } from './judge.ts';
 
-const WORLD = 2;
 const TCP = 6;
 const WILDCARD: PortRuleKafka = { pos: { file: '(l7 wildcard)', line: 0, column: 0 } };
 
-export class KafkaMirror {
-  version = -1;
-  private peers = new Map<string, FlowEndpoint>();
-  private endpoints = new Map<string, SnapshotEndpoint>();
-  /** Rule sets per (src, dst, port) for the current snapshot: compiled once, not per request. */
-  private sets = new Map<string, KafkaRuleSet[]>();
-
-  load(s: PolicySnapshot): void {
-    this.peers = new Map(s.peers);
-    this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
-    this.sets = new Map();
-    this.version = s.version;
-  }
-
-  get loaded(): boolean {
-    return this.version >= 0;
-  }
-
-  identityOf(ip: string): number {
-    return this.peers.get(ip)?.identity ?? WORLD;
-  }
-
-  peer(ip: string): FlowEndpoint {
-    return this.peers.get(ip) ?? { identity: WORLD, labels: ['reserved:world'] };
-  }
-
+export class KafkaMirror extends SnapshotMirror<KafkaRuleSet[]> {
   /**
    * Every rule set a request on this connection must pass. A side that now denies, or a
    * connection neither side redirects any more, gets a set without rules: it admits nothing.
    */
   ruleSets(src: string, dst: string, port: number): KafkaRuleSet[] {
-    const key = `${src}|${dst}|${port}`;
-    const hit = this.sets.get(key);
-    if (hit !== undefined) return hit;
+    return this.cached(`${src}|${dst}|${port}`, () => this.computeRuleSets(src, dst, port));
+  }
+
+  private computeRuleSets(src: string, dst: string, port: number): KafkaRuleSet[] {
     const out: KafkaRuleSet[] = [];
     const sides = [
       ['EGRESS', this.endpoints.get(src), this.identityOf(dst)],
@@ -65,7 +40,6 @@ export class KafkaMirror {
       out.push({ direction, rules, policies: v.policies });
     }
     if (out.length === 0) out.push({ direction: 'INGRESS', rules: [] });
-    this.sets.set(key, out);
     return out;
   }
 
@@ -75,13 +49,15 @@ export class KafkaMirror {
     const src = c.remote.address.replace(/^::ffff:/, '');
     const dst = c.originalDst.address;
     const port = c.originalDst.port;
-    if (this.ruleSets(src, dst, port).every((s) => s.rules.length === 0)) return undefined;
+    const first = this.ruleSets(src, dst, port);
+    if (first.every((s) => s.rules.length === 0)) return undefined;
     return {
       sourceIdentity: this.identityOf(src),
       source: this.peer(src),
       destination: this.peer(dst),
       originalDst: c.originalDst,
-      direction: this.endpoints.has(src) ? 'EGRESS' : 'INGRESS',
+      // the side whose rules apply (egress judged first), not whether the source has redirects
+      direction: first.some((x) => x.direction === 'EGRESS') ? 'EGRESS' : 'INGRESS',
       // the mirror of the moment: a new snapshot applies to the next request
       ruleSets: () => this.ruleSets(src, dst, port),
     };
