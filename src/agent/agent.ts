@@ -171,6 +171,12 @@ export interface AgentStatus {
   storeError?: string;
   /** A scan of the store in progress: files looked at so far of how many. */
   loading?: ScanProgress;
+  /**
+   * `starting` while the agent loads and builds its node (status answers from the first file on),
+   * `enforcing` once the node is up: endpoints, identities and counts are the kernel's, so they
+   * stay empty until then.
+   */
+  phase: 'starting' | 'enforcing';
   watch: {
     /** Directories watched now (the store's, and its parent for a swap of the whole directory). */
     watchers: number;
@@ -255,6 +261,8 @@ export async function claimSocket(path: string): Promise<void> {
 export class Agent {
   private engine!: PolicyEngineAPI;
   private kv: KvstoreNode | undefined;
+  /** The node is up (rt.start resolved): status reports the kernel's view from then on. */
+  private enforcing = false;
   private runtime: NodeRuntime | undefined;
   private server: Server | undefined;
   private readonly store: PolicyStore;
@@ -421,6 +429,7 @@ export class Agent {
         this.applies++; // the first transaction
       },
     });
+    this.enforcing = true;
     const c = countEntries(rt.datapath.nft.state);
     this.log(
       `enforcing on ${this.nodeName}: ${c.endpoints} endpoints, ${c.ipcache} ipcache entries, ${c.elements} set elements`,
@@ -634,7 +643,7 @@ export class Agent {
   status(): AgentStatus {
     const st = this.node.nft.state;
     const endpoints: AgentStatus['endpoints'] = [];
-    for (const ep of st.endpoints.values()) {
+    for (const ep of this.enforcing ? st.endpoints.values() : []) {
       const pol = this.engine.endpointPolicy(...(ep.endpoint.split('/') as [string, string]));
       const mode = (d: { enforced: boolean; defaultDeny: boolean; auditDefaultDeny?: true }): string =>
         !d.enforced
@@ -666,9 +675,10 @@ export class Agent {
       pendingChanges: this.store.pendingChanges(),
       watch: { watchers: this.watchers.size, ...this.watchCounts },
       resync: { intervalMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS, ...this.resyncCounts },
+      phase: this.enforcing ? 'enforcing' : 'starting',
       endpoints,
-      identities: [...st.ipcache].map(([ip, identity]) => ({ ip, identity })),
-      counts: countEntries(st),
+      identities: this.enforcing ? [...st.ipcache].map(([ip, identity]) => ({ ip, identity })) : [],
+      counts: this.enforcing ? countEntries(st) : { endpoints: 0, ipcache: 0, elements: 0 },
       applies: this.applies,
       flows: this.runtime?.flows?.status() ?? { state: 'disabled' },
     };
