@@ -95,7 +95,7 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
     while (Date.now() < end) {
       try {
         last = await fetchStatus(sock(node));
-        if (check(last)) return last;
+        if (last.phase === 'enforcing' && check(last)) return last;
       } catch {
         // not serving yet
       }
