@@ -5,10 +5,25 @@
 // is bounded: past MAX_CACHED keys it starts over, so a pod dialling many addresses cannot grow it.
 
 import type { FlowEndpoint } from '../flow/types.ts';
-import type { PolicySnapshot, SnapshotEndpoint } from './ipc.ts';
+import type { RuleRef } from '../policy/types.ts';
+import type { PortRuleHTTP, PortRuleKafka } from '../policy-api/types.ts';
+import { type PolicySnapshot, type SnapshotEndpoint, sideVerdict } from './ipc.ts';
 
 const WORLD = 2;
+const TCP = 6;
 export const MAX_CACHED = 10_000;
+
+type RulesOf = { http: PortRuleHTTP; kafka: PortRuleKafka };
+
+/** One side's rules for a TCP connection of a parser; empty rules admit nothing. */
+export interface SideRuleSet<R> {
+  direction: 'INGRESS' | 'EGRESS';
+  rules: readonly R[];
+  /** The rules' policies, for the records' *_allowed_by. */
+  policies?: readonly RuleRef[];
+  /** Namespace of the side's endpoint (where HTTP's `secret` without namespace is looked up). */
+  namespace?: string;
+}
 
 export class SnapshotMirror<T> {
   version = -1;
@@ -39,6 +54,38 @@ export class SnapshotMirror<T> {
 
   endpointOf(ip: string): SnapshotEndpoint | undefined {
     return this.endpoints.get(ip);
+  }
+
+  /**
+   * The rule sets a request on a TCP connection must pass, both sides as `decide` builds them: the
+   * source's egress and the destination's ingress, each where it redirects to `parser`. A side that
+   * denies gives one set without rules, and so does a connection neither side redirects any more:
+   * it admits nothing (fail closed). An allow beside the redirect is Cilium's L7 wildcard.
+   * `withNamespace`: each set names its endpoint's namespace (HTTP looks `secret`s up there).
+   */
+  protected tcpRuleSets<P extends keyof RulesOf>(
+    src: string,
+    dst: string,
+    port: number,
+    parser: P,
+    withNamespace = false,
+  ): SideRuleSet<RulesOf[P]>[] {
+    const out: SideRuleSet<RulesOf[P]>[] = [];
+    const sides = [
+      ['EGRESS', this.endpoints.get(src), this.identityOf(dst)],
+      ['INGRESS', this.endpoints.get(dst), this.identityOf(src)],
+    ] as const;
+    for (const [direction, ep, peerId] of sides) {
+      const v = sideVerdict(ep, direction, peerId, TCP, port, parser);
+      if (v.kind === 'none') continue;
+      const ns = withNamespace ? { namespace: ep?.namespace ?? 'default' } : {};
+      if (v.kind === 'deny') return [{ direction, rules: [], ...ns }];
+      const rules: RulesOf[P][] = [];
+      for (const e of v.rules) if (e.l7?.parser === parser) rules.push(...(e.l7.rules as RulesOf[P][]));
+      if (v.wildcard) rules.push({ pos: { file: '(l7 wildcard)', line: 0, column: 0 } } as RulesOf[P]);
+      out.push({ direction, rules, policies: v.policies, ...ns });
+    }
+    return out.length > 0 ? out : [{ direction: 'INGRESS', rules: [] }];
   }
 
   /** The value for `key` in the current snapshot, computed on first use. */

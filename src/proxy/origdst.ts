@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { SeawallError } from '../core/errors.ts';
-import type { HostPort } from './http/context.ts';
+import type { ConnectionInfo, HostPort } from './http/context.ts';
 
 export type OriginalDstResolver = (socket: Socket) => HostPort;
 
@@ -85,4 +85,52 @@ function fromAddon(addon: Addon, socket: Socket): HostPort {
 /** For tests and for listeners that are not behind a redirect: a fixed destination. */
 export function fixedOriginalDst(dst: HostPort): OriginalDstResolver {
   return () => ({ ...dst });
+}
+
+/**
+ * How a TCP proxy takes a connection nat_pre sent it: its original destination is recovered, or
+ * the connection is refused with the reason (no resolver, the lookup failed, or the client dialled
+ * the proxy itself, which forwarding would loop on). Shared by every TCP parser's proxy.
+ */
+export class RedirectedConnections {
+  readonly resolve: OriginalDstResolver | undefined;
+  /** Why there is no resolver (the addon is missing); every connection is then refused. */
+  readonly unavailable: string | undefined;
+
+  constructor(given?: OriginalDstResolver, addonPath?: string) {
+    if (given !== undefined) {
+      this.resolve = given;
+      return;
+    }
+    const a = loadOriginalDst(addonPath);
+    if (a.ok) this.resolve = a.resolve;
+    else this.unavailable = a.reason;
+  }
+
+  accept(sock: Socket): { info: ConnectionInfo } | { refused: string; conn: Partial<ConnectionInfo> } {
+    const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
+    const local = hostPortOf(sock.localAddress, sock.localPort);
+    if (this.resolve === undefined) {
+      return { refused: `no original destination: ${this.unavailable}`, conn: { remote, local } };
+    }
+    let originalDst: HostPort;
+    try {
+      originalDst = this.resolve(sock);
+    } catch (e) {
+      return { refused: (e as Error).message, conn: { remote, local } };
+    }
+    if (originalDst.port === local.port && originalDst.address === local.address) {
+      // conntrack saw no NAT: the client dialled the proxy itself; forwarding would loop
+      return {
+        refused: 'the connection was not redirected (its original destination is the proxy)',
+        conn: { remote, local, originalDst },
+      };
+    }
+    return { info: { remote, local, originalDst } };
+  }
+}
+
+/** A socket's address and port, IPv4-mapped addresses as plain IPv4 (what the ipcache holds). */
+export function hostPortOf(addr: string | undefined, port: number | undefined): HostPort {
+  return { address: (addr ?? '').replace(/^::ffff:/, ''), port: port ?? 0 };
 }

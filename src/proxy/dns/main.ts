@@ -18,8 +18,9 @@
 
 import { parseArgs } from 'node:util';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { type AgentMessage, encode, lineDecoder, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
+import { runMain, send, serveAgent } from '../process.ts';
 import { ConntrackFile, findOriginalDst } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
@@ -162,7 +163,6 @@ async function main(): Promise<void> {
       'concurrency-limit': { type: 'string' },
     },
   });
-  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
   const address = values.address ?? '0.0.0.0';
   const port = Number(values.port);
   // opened as root, re-read after the privileges are gone
@@ -204,38 +204,17 @@ async function main(): Promise<void> {
       : {}),
   });
   const addr = await proxy.start();
-  const uid = Number(values.uid);
-  if (process.getuid?.() === 0 && uid !== 0) {
-    process.setgroups?.([]);
-    process.setgid?.(uid);
-    process.setuid?.(uid);
-  }
-  const stop = () => void proxy.close().then(() => process.exit(0));
-  process.stdin.on(
-    'data',
-    lineDecoder<AgentMessage>(
-      (m) => {
-        if (m.type === 'snapshot') {
-          mirror.load(m.snapshot);
-          send({ type: 'ack', version: m.snapshot.version });
-        } else if (m.type === 'dns-ack') {
-          acks.settle(m.id, m.ok, m.error);
-        } else if (m.type === 'stop') {
-          stop();
-        }
-      },
-      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
-    ),
-  );
-  // the agent went away: no more policy updates and no acks, so stop judging
-  process.stdin.on('end', stop);
-  process.on('SIGTERM', stop);
-  send({ type: 'ready', parser: 'dns', address: addr.host, port: addr.port, uid: process.getuid?.() ?? -1 });
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: Error) => {
-    process.stderr.write(`dns proxy: ${e.message}\n`);
-    process.exit(1);
+  serveAgent({
+    parser: 'dns',
+    mirror,
+    address: addr.host,
+    port: addr.port,
+    uid: Number(values.uid),
+    close: () => proxy.close(),
+    onMessage: (m) => {
+      if (m.type === 'dns-ack') acks.settle(m.id, m.ok, m.error);
+    },
   });
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) runMain('dns', main);

@@ -13,14 +13,12 @@
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
 import { parseArgs } from 'node:util';
-import type { PortRuleHTTP } from '../../policy-api/types.ts';
-import { type AgentMessage, encode, lineDecoder, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { encode } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
+import { runMain, send, serveAgent } from '../process.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
-
-const TCP = 6;
 
 /** The HTTP proxy's mirror: rule sets per (source, destination, port) of the current snapshot. */
 export class PolicyMirror extends SnapshotMirror<HTTPRuleSet[]> {
@@ -30,30 +28,7 @@ export class PolicyMirror extends SnapshotMirror<HTTPRuleSet[]> {
    * a set without rules: it admits nothing (fail closed).
    */
   ruleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
-    return this.cached(`${src}|${dst}|${port}`, () => this.computeRuleSets(src, dst, port));
-  }
-
-  private computeRuleSets(src: string, dst: string, port: number): HTTPRuleSet[] {
-    const srcId = this.identityOf(src);
-    const dstId = this.identityOf(dst);
-    const out: HTTPRuleSet[] = [];
-    const sides = [
-      ['EGRESS', this.endpoints.get(src), dstId],
-      ['INGRESS', this.endpoints.get(dst), srcId],
-    ] as const;
-    for (const [direction, ep, peerId] of sides) {
-      const v = sideVerdict(ep, direction, peerId, TCP, port, 'http');
-      if (v.kind === 'none') continue;
-      const namespace = ep?.namespace ?? 'default';
-      if (v.kind === 'deny') return [{ direction, rules: [], namespace }];
-      const rules: PortRuleHTTP[] = [];
-      for (const e of v.rules) if (e.l7?.parser === 'http') rules.push(...e.l7.rules);
-      // Cilium's L7 wildcard: a rule without L7 on the same port admits every request
-      if (v.wildcard) rules.push({ pos: { file: '(l7 wildcard)', line: 0, column: 0 } });
-      out.push({ direction, rules, policies: v.policies, namespace });
-    }
-    if (out.length === 0) return [{ direction: 'INGRESS', rules: [] }];
-    return out;
+    return this.cached(`${src}|${dst}|${port}`, () => this.tcpRuleSets(src, dst, port, 'http', true));
   }
 
   /** The connection's context, or undefined (refused) when no side of it redirects. */
@@ -88,7 +63,6 @@ async function main(): Promise<void> {
       secrets: { type: 'string' },
     },
   });
-  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
   let flowLines: string[] = [];
   const flushFlowLines = () => {
     const lines = flowLines;
@@ -121,41 +95,14 @@ async function main(): Promise<void> {
     send({ type: 'error', message: proxy.unavailableReason });
   }
   const addr = await proxy.listen(Number(values.port), values.address);
-  const uid = Number(values.uid);
-  if (process.getuid?.() === 0 && uid !== 0) {
-    process.setgroups?.([]);
-    process.setgid?.(uid);
-    process.setuid?.(uid);
-  }
-  process.stdin.on(
-    'data',
-    lineDecoder<AgentMessage>(
-      (m) => {
-        if (m.type === 'snapshot') {
-          mirror.load(m.snapshot);
-          send({ type: 'ack', version: m.snapshot.version });
-        } else if (m.type === 'stop') {
-          void proxy.close().then(() => process.exit(0));
-        }
-      },
-      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
-    ),
-  );
-  // the agent went away: no more policy updates, so stop judging with a mirror that ages
-  process.stdin.on('end', () => void proxy.close().then(() => process.exit(0)));
-  process.on('SIGTERM', () => void proxy.close().then(() => process.exit(0)));
-  send({
-    type: 'ready',
+  serveAgent({
     parser: 'http',
+    mirror,
     address: addr.address,
     port: addr.port,
-    uid: process.getuid?.() ?? -1,
+    uid: Number(values.uid),
+    close: () => proxy.close(),
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: Error) => {
-    process.stderr.write(`http proxy: ${e.message}\n`);
-    process.exit(1);
-  });
-}
+if (import.meta.url === `file://${process.argv[1]}`) runMain('http', main);

@@ -29,7 +29,7 @@ import { httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
 import type { Flow } from '../../flow/types.ts';
 import type { SecretResolver } from '../../l7/http.ts';
 import type { RuleRef } from '../../policy/types.ts';
-import { loadOriginalDst, type OriginalDstResolver } from '../origdst.ts';
+import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
 import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
 import { HTTPJudge, type Judgement } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
@@ -109,10 +109,6 @@ function flat(headers: ReadonlyArray<readonly [string, string]>): string[] {
   return out;
 }
 
-function hostPortOf(addr: string | undefined, port: number | undefined): HostPort {
-  return { address: addr ?? '', port: port ?? 0 };
-}
-
 /** Where one request stands, for its two records. */
 interface Exchange {
   ctx: RedirectContext;
@@ -140,8 +136,7 @@ export class HTTPProxy extends EventEmitter {
   private readonly listener: net.Server;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
-  private readonly resolveDst: OriginalDstResolver | undefined;
-  private readonly dstUnavailable: string | undefined;
+  private readonly redirected: RedirectedConnections;
   private readonly contexts = new WeakMap<object, RedirectContext>();
   private pendingH2: RedirectContext | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -183,12 +178,7 @@ export class HTTPProxy extends EventEmitter {
       retryCount: opts.retryCount ?? 3,
     };
     this.judge = new HTTPJudge(opts.secrets === undefined ? {} : { secrets: opts.secrets });
-    if (opts.originalDst !== undefined) this.resolveDst = opts.originalDst;
-    else {
-      const a = loadOriginalDst(opts.originalDstAddon);
-      if (a.ok) this.resolveDst = a.resolve;
-      else this.dstUnavailable = a.reason;
-    }
+    this.redirected = new RedirectedConnections(opts.originalDst, opts.originalDstAddon);
     this.h1 = http.createServer({
       maxHeaderSize: this.o.maxHeaderSize,
       headersTimeout: this.o.headersTimeoutMs,
@@ -238,7 +228,7 @@ export class HTTPProxy extends EventEmitter {
 
   /** Why redirected connections are refused, when the original-destination addon is missing. */
   get unavailableReason(): string | undefined {
-    return this.dstUnavailable;
+    return this.redirected.unavailable;
   }
 
   listen(port = 0, host = '127.0.0.1'): Promise<HostPort> {
@@ -292,33 +282,19 @@ export class HTTPProxy extends EventEmitter {
     this.sockets.add(sock);
     sock.once('close', () => this.sockets.delete(sock));
     sock.on('error', () => {});
-    const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
-    const local = hostPortOf(sock.localAddress, sock.localPort);
     if (this.closed) {
-      this.refuse(sock, 'the proxy is closing', { remote, local });
-      return;
-    }
-    if (this.resolveDst === undefined) {
-      this.refuse(sock, `no original destination: ${this.dstUnavailable}`, { remote, local });
-      return;
-    }
-    let originalDst: HostPort;
-    try {
-      originalDst = this.resolveDst(sock);
-    } catch (e) {
-      this.refuse(sock, (e as Error).message, { remote, local });
-      return;
-    }
-    if (originalDst.port === local.port && originalDst.address === local.address) {
-      // Conntrack saw no NAT: the client dialled the proxy itself. Forwarding would loop.
-      this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
-        remote,
-        local,
-        originalDst,
+      this.refuse(sock, 'the proxy is closing', {
+        remote: hostPortOf(sock.remoteAddress, sock.remotePort),
+        local: hostPortOf(sock.localAddress, sock.localPort),
       });
       return;
     }
-    const info: ConnectionInfo = { remote, local, originalDst };
+    const accepted = this.redirected.accept(sock);
+    if ('refused' in accepted) {
+      this.refuse(sock, accepted.refused, accepted.conn);
+      return;
+    }
+    const info = accepted.info;
     let ctx: RedirectContext | undefined;
     Promise.resolve()
       .then(() => this.opts.lookup(info))

@@ -9,7 +9,7 @@
 // Arguments: --address A --port P --uid U --node NAME [--max-frame BYTES] [--max-in-flight N]
 
 import { parseArgs } from 'node:util';
-import { type AgentMessage, encode, lineDecoder, type ProxyMessage } from '../ipc.ts';
+import { runMain, send, serveAgent } from '../process.ts';
 import { KafkaMirror } from './mirror.ts';
 import { KafkaProxy } from './proxy.ts';
 
@@ -26,7 +26,6 @@ async function main(): Promise<void> {
       secrets: { type: 'string' },
     },
   });
-  const send = (m: ProxyMessage) => process.stdout.write(encode(m));
   const mirror = new KafkaMirror();
   const proxy = new KafkaProxy({
     lookup: (c) => mirror.lookup(c),
@@ -38,40 +37,14 @@ async function main(): Promise<void> {
   });
   if (proxy.unavailableReason !== undefined) send({ type: 'error', message: proxy.unavailableReason });
   const addr = await proxy.listen(Number(values.port), values.address);
-  const uid = Number(values.uid);
-  if (process.getuid?.() === 0 && uid !== 0) {
-    process.setgroups?.([]);
-    process.setgid?.(uid);
-    process.setuid?.(uid);
-  }
-  const stop = () => void proxy.close().then(() => process.exit(0));
-  process.stdin.on(
-    'data',
-    lineDecoder<AgentMessage>(
-      (m) => {
-        if (m.type === 'snapshot') {
-          mirror.load(m.snapshot);
-          send({ type: 'ack', version: m.snapshot.version });
-        } else if (m.type === 'stop') stop();
-      },
-      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
-    ),
-  );
-  // the agent went away: no more policy updates, so stop judging with a mirror that ages
-  process.stdin.on('end', stop);
-  process.on('SIGTERM', stop);
-  send({
-    type: 'ready',
+  serveAgent({
     parser: 'kafka',
+    mirror,
     address: addr.address,
     port: addr.port,
-    uid: process.getuid?.() ?? -1,
+    uid: Number(values.uid),
+    close: () => proxy.close(),
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: Error) => {
-    process.stderr.write(`kafka proxy: ${e.message}\n`);
-    process.exit(1);
-  });
-}
+if (import.meta.url === `file://${process.argv[1]}`) runMain('kafka', main);

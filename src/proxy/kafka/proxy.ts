@@ -20,7 +20,7 @@ import { type KafkaPeer, kafkaFlowRecord } from '../../flow/kafka-record.ts';
 import type { Flow } from '../../flow/types.ts';
 import { kafkaApiKeyName } from '../../l7/kafka.ts';
 import type { ConnectionInfo, HostPort } from '../http/context.ts';
-import { loadOriginalDst, type OriginalDstResolver } from '../origdst.ts';
+import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
 import { DEFAULT_MAX_FRAME, FrameReader } from './frames.ts';
 import { type JudgedRequest, judgeKafka, type KafkaContext, type KafkaJudgement } from './judge.ts';
 import {
@@ -73,10 +73,6 @@ interface Slot {
 /** Records per request at most (one per topic). */
 export const MAX_TOPIC_RECORDS = 32;
 
-function hostPortOf(addr: string | undefined, port: number | undefined): HostPort {
-  return { address: (addr ?? '').replace(/^::ffff:/, ''), port: port ?? 0 };
-}
-
 export class KafkaProxy extends EventEmitter {
   readonly stats: KafkaProxyStats = {
     connections: 0,
@@ -87,8 +83,7 @@ export class KafkaProxy extends EventEmitter {
     malformed: 0,
   };
   private readonly listener: net.Server;
-  private readonly resolveDst: OriginalDstResolver | undefined;
-  private readonly dstUnavailable: string | undefined;
+  private readonly redirected: RedirectedConnections;
   private readonly sockets = new Set<net.Socket>();
   private closed = false;
   private listenPort = 0;
@@ -103,17 +98,12 @@ export class KafkaProxy extends EventEmitter {
     this.maxResponseBytes = opts.maxResponseBytes ?? 256 * 1024 * 1024;
     this.maxInFlight = opts.maxInFlight ?? 128;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1_000;
-    if (opts.originalDst !== undefined) this.resolveDst = opts.originalDst;
-    else {
-      const a = loadOriginalDst(opts.originalDstAddon);
-      if (a.ok) this.resolveDst = a.resolve;
-      else this.dstUnavailable = a.reason;
-    }
+    this.redirected = new RedirectedConnections(opts.originalDst, opts.originalDstAddon);
     this.listener = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
   }
 
   get unavailableReason(): string | undefined {
-    return this.dstUnavailable;
+    return this.redirected.unavailable;
   }
 
   listen(port = 0, host = '127.0.0.1'): Promise<HostPort> {
@@ -153,33 +143,19 @@ export class KafkaProxy extends EventEmitter {
     sock.on('error', () => {});
     // nothing is read before the context is known
     sock.pause();
-    const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
-    const local = hostPortOf(sock.localAddress, sock.localPort);
     if (this.closed) {
-      this.refuse(sock, 'the proxy is closing', { remote, local });
-      return;
-    }
-    if (this.resolveDst === undefined) {
-      this.refuse(sock, `no original destination: ${this.dstUnavailable}`, { remote, local });
-      return;
-    }
-    let originalDst: HostPort;
-    try {
-      originalDst = this.resolveDst(sock);
-    } catch (e) {
-      this.refuse(sock, (e as Error).message, { remote, local });
-      return;
-    }
-    if (originalDst.port === local.port && originalDst.address === local.address) {
-      // conntrack saw no NAT: the client dialled the proxy itself; forwarding would loop
-      this.refuse(sock, 'the connection was not redirected (its original destination is the proxy)', {
-        remote,
-        local,
-        originalDst,
+      this.refuse(sock, 'the proxy is closing', {
+        remote: hostPortOf(sock.remoteAddress, sock.remotePort),
+        local: hostPortOf(sock.localAddress, sock.localPort),
       });
       return;
     }
-    const info: ConnectionInfo = { remote, local, originalDst };
+    const accepted = this.redirected.accept(sock);
+    if ('refused' in accepted) {
+      this.refuse(sock, accepted.refused, accepted.conn);
+      return;
+    }
+    const info = accepted.info;
     Promise.resolve()
       .then(() => this.opts.lookup(info))
       .then(

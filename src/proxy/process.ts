@@ -1,0 +1,61 @@
+// What every node proxy process does around its listener (http/, dns/ and kafka/ main.ts): drop
+// from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
+// and acknowledged; `stop` ends the process), stop when the agent goes away (no more policy
+// updates: a mirror that ages must not keep judging) or on SIGTERM, and say `ready`.
+
+import { type AgentMessage, encode, lineDecoder, type ProxyMessage, type ProxyParser } from './ipc.ts';
+import type { SnapshotMirror } from './mirror.ts';
+
+export const send = (m: ProxyMessage): void => {
+  process.stdout.write(encode(m));
+};
+
+/** Root binds (only root enters the namespace), then runs as the proxy uid/gid. */
+export function dropPrivileges(uid: number): void {
+  if (process.getuid?.() === 0 && uid !== 0) {
+    process.setgroups?.([]);
+    process.setgid?.(uid);
+    process.setuid?.(uid);
+  }
+}
+
+export interface ServeAgentOptions {
+  parser: ProxyParser;
+  mirror: SnapshotMirror<unknown>;
+  /** Where the proxy listens now. */
+  address: string;
+  port: number;
+  uid: number;
+  close(): Promise<void>;
+  /** A message other than snapshot and stop (the DNS proxy's acks). */
+  onMessage?(m: AgentMessage): void;
+}
+
+export function serveAgent(o: ServeAgentOptions): void {
+  dropPrivileges(o.uid);
+  const stop = (): void => void o.close().then(() => process.exit(0));
+  process.stdin.on(
+    'data',
+    lineDecoder<AgentMessage>(
+      (m) => {
+        if (m.type === 'snapshot') {
+          o.mirror.load(m.snapshot);
+          send({ type: 'ack', version: m.snapshot.version });
+        } else if (m.type === 'stop') stop();
+        else o.onMessage?.(m);
+      },
+      (line, e) => send({ type: 'error', message: `bad message (${e.message}): ${line.slice(0, 80)}` }),
+    ),
+  );
+  process.stdin.on('end', stop);
+  process.on('SIGTERM', stop);
+  send({ type: 'ready', parser: o.parser, address: o.address, port: o.port, uid: process.getuid?.() ?? -1 });
+}
+
+/** A proxy process's entry: its error on stderr (the agent logs it) and exit 1. */
+export function runMain(name: string, main: () => Promise<void>): void {
+  main().catch((e: Error) => {
+    process.stderr.write(`${name} proxy: ${e.message}\n`);
+    process.exit(1);
+  });
+}
