@@ -18,10 +18,10 @@
 // The input is `conntrack -E -o timestamp,id` lines (conntrack-tools); parsing is pure.
 
 import type { PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import { layer4From } from './kernel.ts';
 import { endpointOf, formatTimestamp, summaryOf } from './record.ts';
 import {
   type Flow,
-  type FlowLayer4,
   MESSAGE_TYPE,
   type TCPFlags,
   type TraceObservationPoint,
@@ -211,7 +211,7 @@ export function traceRecordOf(
   const obs: TraceObservationPoint = dstId !== undefined ? 'TO_ENDPOINT' : 'TO_STACK';
   const emitter = dstId !== undefined ? dstId : srcId;
   const direction = (emitter === srcId) !== point.reply ? 'EGRESS' : 'INGRESS';
-  const l4 = layer4(ev.proto, t, point.flags);
+  const l4 = layer4From(ev.proto, t, point.flags);
   const flow = {
     time: formatTimestamp(ev.time),
     uuid: o.uuid ?? crypto.randomUUID(),
@@ -232,29 +232,4 @@ export function traceRecordOf(
   const summary = summaryOf(l4);
   if (summary !== '') flow.Summary = summary;
   return flow;
-}
-
-function layer4(proto: number, t: ConntrackTuple, flags: TCPFlags | undefined): FlowLayer4 | undefined {
-  const ports = (): { source_port?: number; destination_port?: number } => {
-    const p: { source_port?: number; destination_port?: number } = {};
-    if (t.sport) p.source_port = t.sport;
-    if (t.dport) p.destination_port = t.dport;
-    return p;
-  };
-  switch (proto) {
-    case 6:
-      return { TCP: { ...ports(), flags: flags ?? {} } };
-    case 17:
-      return { UDP: ports() };
-    case 132:
-      return { SCTP: ports() };
-    case 1:
-    case 58: {
-      const icmp: { type?: number; code?: number } = {};
-      if (t.icmp?.type) icmp.type = t.icmp.type;
-      if (t.icmp?.code) icmp.code = t.icmp.code;
-      return proto === 1 ? { ICMPv4: icmp } : { ICMPv6: icmp };
-    }
-  }
-  return undefined;
 }

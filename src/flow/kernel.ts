@@ -20,6 +20,7 @@ import {
   type FlowLayer4,
   type FlowVerdict,
   POLICY_MATCH,
+  type TCPFlags,
   type Workload,
 } from './types.ts';
 
@@ -229,15 +230,27 @@ export function recordFromKernelEvent(
 /** The l4 of a packet whose header was decoded in full; none otherwise (as Hubble). */
 function layer4Of(ev: KernelEvent): FlowLayer4 | undefined {
   if (truncated(ev)) return undefined;
+  return layer4From(ev.proto, ev, ev.tcpFlags);
+}
+
+/**
+ * Hubble's l4 for a protocol and its ports (or ICMP type and code): zero fields left out, as
+ * protojson does. The one builder of kernel events and conntrack traces.
+ */
+export function layer4From(
+  proto: number,
+  t: { sport?: number; dport?: number; icmp?: { type: number; code: number } },
+  flags: TCPFlags | undefined,
+): FlowLayer4 | undefined {
   const ports = (): { source_port?: number; destination_port?: number } => {
     const p: { source_port?: number; destination_port?: number } = {};
-    if (ev.sport) p.source_port = ev.sport;
-    if (ev.dport) p.destination_port = ev.dport;
+    if (t.sport) p.source_port = t.sport;
+    if (t.dport) p.destination_port = t.dport;
     return p;
   };
-  switch (ev.proto) {
+  switch (proto) {
     case 6:
-      return { TCP: { ...ports(), flags: ev.tcpFlags ?? {} } };
+      return { TCP: { ...ports(), flags: flags ?? {} } };
     case 17:
       return { UDP: ports() };
     case 132:
@@ -245,9 +258,9 @@ function layer4Of(ev: KernelEvent): FlowLayer4 | undefined {
     case 1:
     case 58: {
       const icmp: { type?: number; code?: number } = {};
-      if (ev.icmp?.type) icmp.type = ev.icmp.type;
-      if (ev.icmp?.code) icmp.code = ev.icmp.code;
-      return ev.proto === 1 ? { ICMPv4: icmp } : { ICMPv6: icmp };
+      if (t.icmp?.type) icmp.type = t.icmp.type;
+      if (t.icmp?.code) icmp.code = t.icmp.code;
+      return proto === 1 ? { ICMPv4: icmp } : { ICMPv6: icmp };
     }
   }
   return undefined;

@@ -22,6 +22,22 @@ export const DROP_REASON = {
 } as const;
 export type DropReasonName = keyof typeof DROP_REASON;
 
+/** pkg/monitor/api TraceObservationPoints: a trace event's `sub_type` is the index of its name. */
+export const TRACE_POINT_NAMES: readonly string[] = [
+  'to-endpoint',
+  'to-proxy',
+  'to-host',
+  'to-stack',
+  'to-overlay',
+  'from-endpoint',
+  'from-proxy',
+  'from-host',
+  'from-stack',
+  'from-overlay',
+  'from-network',
+  'to-network',
+];
+
 /** Monitor message types (pkg/monitor/api MessageType*): `event_type.type`. */
 export const MESSAGE_TYPE = {
   DROP: 1,

@@ -10,7 +10,7 @@
 // Wrong values are errors that name the flag, as hubble's are. Pure.
 
 import { SeawallError } from '../core/errors.ts';
-import type { TCPFlags } from '../flow/types.ts';
+import { type TCPFlags, TRACE_POINT_NAMES } from '../flow/types.ts';
 import { RESERVED_NAMES } from '../identity/reserved.ts';
 import { compileFlowFilters, type HubbleFlowFilter } from './hubble/filter.ts';
 
@@ -37,21 +37,10 @@ export const EVENT_TYPES: Record<string, number> = {
   l7: 129,
   agent: 130,
 };
-/** pkg/monitor/api TraceObservationPoints (the trace sub-types). */
-export const TRACE_POINTS: Record<string, number> = {
-  'to-endpoint': 0,
-  'to-proxy': 1,
-  'to-host': 2,
-  'to-stack': 3,
-  'to-overlay': 4,
-  'from-endpoint': 5,
-  'from-proxy': 6,
-  'from-host': 7,
-  'from-stack': 8,
-  'from-overlay': 9,
-  'from-network': 10,
-  'to-network': 11,
-};
+/** The trace sub-types by name (pkg/monitor/api TraceObservationPoints). */
+export const TRACE_POINTS: Record<string, number> = Object.fromEntries(
+  TRACE_POINT_NAMES.map((n, i) => [n, i]),
+);
 const TCP_FLAGS = ['SYN', 'FIN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const;
 
 /** hubble's conflict groups: two flags of one group cannot be combined. */

@@ -7,7 +7,13 @@
 // not repaint the terminal), and records not of the API's shape are refused, not printed as
 // `undefined`. Pure.
 
-import type { Flow, FlowEndpoint, FlowEvent, FlowPolicy } from '../flow/types.ts';
+import {
+  type Flow,
+  type FlowEndpoint,
+  type FlowEvent,
+  type FlowPolicy,
+  TRACE_POINT_NAMES,
+} from '../flow/types.ts';
 import { RESERVED_NAMES } from '../identity/reserved.ts';
 import type { TimeFormat } from './flags.ts';
 
@@ -109,20 +115,6 @@ const DROP_TEXT: Record<number, string> = {
   133: 'Policy denied',
   181: 'Policy denied by denylist',
 };
-const TRACE_NAME: Record<number, string> = {
-  0: 'to-endpoint',
-  1: 'to-proxy',
-  2: 'to-host',
-  3: 'to-stack',
-  4: 'to-overlay',
-  5: 'from-endpoint',
-  6: 'from-proxy',
-  7: 'from-host',
-  8: 'from-stack',
-  9: 'from-overlay',
-  10: 'from-network',
-  11: 'to-network',
-};
 
 /** hubble's GetFlowType: `policy-verdict:L3-L4 INGRESS`, `to-endpoint`, `Policy denied`, `http-request`. */
 export function flowType(f: Flow): string {
@@ -139,7 +131,7 @@ export function flowType(f: Flow): string {
   }
   const t = f.event_type?.type;
   const sub = f.event_type?.sub_type ?? 0;
-  if (t === 4) return TRACE_NAME[sub] ?? `${sub}`;
+  if (t === 4) return TRACE_POINT_NAMES[sub] ?? `${sub}`;
   if (t === 1) return DROP_TEXT[sub] ?? String(f.drop_reason_desc ?? sub);
   if (t === 5) {
     let s = `policy-verdict:${MATCH_NAME[f.policy_match_type ?? 0] ?? 'unknown'}`;

@@ -10,7 +10,7 @@
 
 import { Counter, type Registry } from 'prom-client';
 import { icmpTypeCodeName } from '../flow/record.ts';
-import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME } from '../flow/types.ts';
+import { type Flow, MESSAGE_TYPE, POLICY_MATCH_NAME, TRACE_POINT_NAMES } from '../flow/types.ts';
 import { ID } from '../identity/reserved.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 import { type ContextOptions, contextLabelNames, contextLabelValues } from './metrics-context.ts';
@@ -73,22 +73,6 @@ export function flowProtocol(f: Flow): string {
   return 'Unknown flow';
 }
 
-/** pkg/monitor/api TraceObservationPoints: the flow metric's subtype of a trace. */
-const TRACE_POINTS: Record<number, string> = {
-  0: 'to-endpoint',
-  1: 'to-proxy',
-  2: 'to-host',
-  3: 'to-stack',
-  4: 'to-overlay',
-  5: 'from-endpoint',
-  6: 'from-proxy',
-  7: 'from-host',
-  8: 'from-stack',
-  9: 'from-overlay',
-  10: 'from-network',
-  11: 'to-network',
-};
-
 function withContext(c: ContextOptions, f: Flow, values: string[]): string[] {
   if (c.labels.length === 0 && c.source.length === 0 && c.destination.length === 0) return values;
   return [...values, ...contextLabelValues(c, f)];
@@ -124,7 +108,7 @@ export const flowPlugin: MetricPlugin = {
             break;
           case MESSAGE_TYPE.TRACE:
             typeName = 'Trace';
-            sub = TRACE_POINTS[f.event_type?.sub_type ?? 0] ?? '';
+            sub = TRACE_POINT_NAMES[f.event_type?.sub_type ?? 0] ?? '';
             break;
           case MESSAGE_TYPE.POLICY_VERDICT:
             typeName = 'PolicyVerdict';
