@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DatapathError } from '../datapath/exec.ts';
+import { stopChildren } from './children.ts';
 
 export const GRPC_PEER = join(import.meta.dirname, 'grpc-peer.cjs');
 
@@ -61,16 +62,6 @@ export class GRPCServers {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all(
-      this.procs.map(
-        (c) =>
-          new Promise<void>((r) => {
-            if (c.exitCode !== null || c.signalCode !== null) return r();
-            c.once('exit', () => r());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-    this.procs.length = 0;
+    await stopChildren(this.procs.splice(0));
   }
 }

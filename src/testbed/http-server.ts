@@ -5,6 +5,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { DatapathError } from '../datapath/exec.ts';
+import { stopChildren } from './children.ts';
 
 const SERVER_CODE = `
 const http = require('node:http');
@@ -43,17 +44,7 @@ export class HTTPServers {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all(
-      this.procs.map(
-        (c) =>
-          new Promise<void>((r) => {
-            if (c.exitCode !== null || c.signalCode !== null) return r();
-            c.once('exit', () => r());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-    this.procs.length = 0;
+    await stopChildren(this.procs.splice(0));
   }
 }
 

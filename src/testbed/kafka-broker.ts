@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { FrameReader } from '../proxy/kafka/frames.ts';
 import { encodeResponse, type KafkaRequestFrame, parseRequest } from '../proxy/kafka/protocol.ts';
 import type { Struct, Value } from '../proxy/kafka/schema.ts';
+import { stopChildren } from './children.ts';
 
 /** The versions this broker advertises (it answers every version up to the highest), per key. */
 export const BROKER_VERSIONS: ReadonlyArray<readonly [number, number, number]> = [
@@ -635,15 +636,6 @@ export class KafkaBrokers {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all(
-      this.procs.splice(0).map(
-        ({ proc }) =>
-          new Promise<void>((r) => {
-            if (proc.exitCode !== null || proc.signalCode !== null) return r();
-            proc.once('exit', () => r());
-            proc.kill('SIGTERM');
-          }),
-      ),
-    );
+    await stopChildren(this.procs.splice(0).map((p) => p.proc));
   }
 }
