@@ -351,7 +351,7 @@ export class FlowPipeline {
           ...(this.opts.workloadsOf !== undefined ? { workloadsOf: this.opts.workloadsOf } : {}),
         });
         if (flow === undefined) continue;
-        this.emit(withDestinationNames(flow, this.node.engine));
+        this.emit(flow);
       }
     } catch (e) {
       this.buildError(
@@ -361,9 +361,10 @@ export class FlowPipeline {
   }
 
   /** A record into the log, ring and metrics, with the counters that follow every emit. */
+  /** Every record goes out here: a connection to a learnt address gets its destination_names. */
   private emit(flow: Flow): FlowEvent {
     const sink = this.sink!;
-    const event = sink.emit(flow);
+    const event = sink.emit(withDestinationNames(flow, this.node.engine));
     if (sink.writeErrors > this.flowLogLostSeen) {
       this.metrics.addFlowLogErrors(sink.writeErrors - this.flowLogLostSeen);
       if (this.flowLogLostSeen === 0) {
@@ -496,9 +497,9 @@ export class FlowPipeline {
     const rev = this.opts.policyRevision?.();
     if (rev !== undefined) o.policyRevision = rev;
     const rec = this.records.record(this.node.engine, ev, o);
-    const event = this.emit(withDestinationNames(rec.flow, this.node.engine));
+    const event = this.emit(rec.flow);
     // Cilium: the policy verdict, then the drop notification of the same packet
-    if (rec.drop !== undefined) this.emit(withDestinationNames(rec.drop, this.node.engine));
+    if (rec.drop !== undefined) this.emit(rec.drop);
     // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
     if (rec.flow.verdict === 'REDIRECTED') this.emit(toProxyTrace(rec.flow, randomUUID()));
     if (!rec.agrees) {

@@ -13,8 +13,8 @@ export function withDestinationNames(flow: Flow, engine: PolicyEngineAPI, nowMs:
   const ip = flow.IP?.destination;
   const cache = (engine as { dns?: DNSCache }).dns;
   if (ip === undefined || cache === undefined || flow.l7 !== undefined) return flow;
-  let names = cache.namesForIP(ip, nowMs);
-  if (names.length === 0) names = cache.zombies().find((z) => z.ip === ip)?.names ?? [];
+  let names: readonly string[] = cache.namesForIP(ip, nowMs);
+  if (names.length === 0) names = cache.zombieNames(ip);
   if (names.length === 0) return flow;
   flow.destination_names = names.map((n) => n.replace(/\.$/, ''));
   return flow;

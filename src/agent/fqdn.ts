@@ -223,7 +223,7 @@ export class FQDNComponent implements RuntimeComponent {
     const cache = this.rt === undefined ? undefined : dnsCacheOf(this.rt.engine);
     return {
       ...this.counts,
-      zombies: cache?.zombies().length ?? 0,
+      zombies: cache?.zombieCount ?? 0,
       zombieConnections: this.zombieElements.size,
       answerToAllowedMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length },
       kernelDeltaMs: { p50: percentile(k, 50), p99: percentile(k, 99), samples: k.length },

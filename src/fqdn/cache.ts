@@ -283,6 +283,16 @@ export class DNSCache {
     for (const ip of [...this.zombieMap.keys()]) if (!next.has(ip)) this.zombieMap.delete(ip);
   }
 
+  /** The names a zombie address had, empty when it is none: one lookup (records ask per flow). */
+  zombieNames(ip: string): readonly string[] {
+    const c = canonicalIP(ip);
+    return (c === undefined ? undefined : this.zombieMap.get(c)?.names) ?? [];
+  }
+
+  get zombieCount(): number {
+    return this.zombieMap.size;
+  }
+
   /** Zombies, sorted by IP. */
   zombies(): Zombie[] {
     return [...this.zombieMap.values()]
