@@ -61,23 +61,11 @@ function reporterOf(f: Flow): string {
   return 'unknown';
 }
 
-const byRegistry = new WeakMap<Registry, HTTPMetrics>();
-
-/** The HTTP metrics of a registry, made (and registered) on first use. */
-export function httpMetricsFor(registry: Registry): HTTPMetrics {
-  let m = byRegistry.get(registry);
-  if (m === undefined) {
-    m = new HTTPMetrics(registry);
-    byRegistry.set(registry, m);
-  }
-  return m;
-}
-
 /** Hubble's `http` plugin (context options are accepted; the labels stay Hubble's http v1 set). */
 export const httpPlugin: MetricPlugin = {
   name: 'http',
   init(registry): MetricHandler {
-    const m = httpMetricsFor(registry);
+    const m = new HTTPMetrics(registry);
     return { process: (f) => m.observe(f) };
   },
 };

@@ -8,37 +8,28 @@ import { Counter, type Registry } from 'prom-client';
 import type { Flow } from '../flow/types.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 
-const counters = new WeakMap<Registry, Counter<'topic' | 'api_key' | 'error_code'>>();
-
-function counterFor(registry: Registry): Counter<'topic' | 'api_key' | 'error_code'> {
-  let c = counters.get(registry);
-  if (c === undefined) {
-    c = new Counter({
-      name: 'hubble_kafka_requests_total',
-      help: 'Count of Kafka requests',
-      labelNames: ['topic', 'api_key', 'error_code'],
-      registers: [registry],
-    });
-    counters.set(registry, c);
-  }
-  return c;
-}
-
-/** Counts a flow that is a Kafka request record; other flows are ignored. */
-export function observeKafka(registry: Registry, f: Flow): void {
-  const k = f.l7?.kafka;
-  if (k === undefined || f.l7?.type !== 'REQUEST') return;
-  counterFor(registry).inc({
-    topic: typeof k.topic === 'string' ? k.topic : '',
-    api_key: typeof k.api_key === 'string' ? k.api_key : '',
-    error_code: String(typeof k.error_code === 'number' ? k.error_code : 0),
-  });
-}
-
 /** Hubble's `kafka` plugin (context options are accepted; the labels stay Hubble's). */
 export const kafkaPlugin: MetricPlugin = {
   name: 'kafka',
-  init(registry): MetricHandler {
-    return { process: (f) => observeKafka(registry, f) };
+  init(registry: Registry): MetricHandler {
+    // registered with the first Kafka request record: absent from /metrics until then
+    let requests: Counter<'topic' | 'api_key' | 'error_code'> | undefined;
+    return {
+      process(f: Flow) {
+        const k = f.l7?.kafka;
+        if (k === undefined || f.l7?.type !== 'REQUEST') return;
+        requests ??= new Counter({
+          name: 'hubble_kafka_requests_total',
+          help: 'Count of Kafka requests',
+          labelNames: ['topic', 'api_key', 'error_code'],
+          registers: [registry],
+        });
+        requests.inc({
+          topic: typeof k.topic === 'string' ? k.topic : '',
+          api_key: typeof k.api_key === 'string' ? k.api_key : '',
+          error_code: String(typeof k.error_code === 'number' ? k.error_code : 0),
+        });
+      },
+    };
   },
 };
