@@ -23,6 +23,16 @@ export const NODES_PREFIX = 'cilium/state/nodes/v1/';
  * Seawall's own (not Cilium's): a node about to connect a pod at an address another node used
  * asks every node to confirm it applied the store up to that point (fence/<ip>/<node> → by
  * ack/<ip>/<requester>/<acker>), so none still judges the address by the old pod's identity.
+ *
+ * Cilium has no equivalent (checked in its source): pkg/ipcache/kvstore.go writes an
+ * IPIdentityPair with UpdateIfDifferent and its watcher upserts whatever arrives, with no
+ * acknowledgement; pkg/kvstore's other shared keys are the operator's heartbeat (store liveness),
+ * the locks of pkg/kvstore/lock.go (mutual exclusion, not "everyone has applied"), and
+ * kvstoremesh's sync canaries (the initial list was read once, not a later change). A Cilium agent
+ * reusing an address therefore has a window in which other nodes still hold the old identity;
+ * Seawall closes it (the issue's "no window" for a moving pod), so it needs keys of its own. They
+ * live under cilium/state/ so a Cilium operator's prefix reads see them, in a `seawall` folder so
+ * no Cilium key is ever shadowed, and on the writer's lease so a dead agent's fences expire.
  */
 export const FENCE_PREFIX = 'cilium/state/seawall/v1/fence/';
 export const ACK_PREFIX = 'cilium/state/seawall/v1/ack/';
