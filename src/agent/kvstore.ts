@@ -266,8 +266,8 @@ export class KvstoreNode {
 
   /**
    * The runtime component: joins the underlay and routes the other nodes once the namespaces
-   * exist; on stop, revokes the lease (a clean exit takes this node's keys out at once) unless
-   * `keepKeys` (a restart that should hand its keys over).
+   * exist; on stop, revokes the lease (a clean exit takes this node's keys out at once) and
+   * releases its underlay reference, unless `keepKeys` (a restart that should hand both over).
    */
   component(opts: { keepKeys?: () => boolean } = {}): RuntimeComponent {
     return {
@@ -305,7 +305,13 @@ export class KvstoreNode {
         if (this.timer !== undefined) clearTimeout(this.timer);
         await this.syncing;
         for (const u of this.unsubscribe.splice(0)) u();
-        await this.client.close({ revoke: !(opts.keepKeys?.() ?? false) });
+        const keep = opts.keepKeys?.() ?? false;
+        await this.client.close({ revoke: !keep });
+        // this node's reference on the underlay goes; the underlay with it only if it was the last
+        if (!keep)
+          await this.opts.underlay
+            ?.release(this.opts.node)
+            .catch((e: Error) => this.log(`underlay: ${e.message}`));
       },
     };
   }

@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
 import { readState, runDirFor, STATE_DIR, stateFileFor } from './topology.ts';
 import { stopStaleUlogd } from './ulogd.ts';
+import { underlayInUse, underlayUsersDir } from './underlay.ts';
 
 function alive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -76,7 +77,8 @@ export async function cleanup(opts: { all?: boolean; node?: string } = {}): Prom
       continue;
     }
     const names = [st.node, ...st.hosts.map((h) => h.ns)];
-    if (!opts.all && alive(st.pid)) {
+    // an underlay is live while any node's agent references it, not only while its maker runs
+    if (!opts.all && (alive(st.pid) || underlayInUse(st))) {
       for (const n of names) claimed.add(n);
       keptLive.push(`${st.node} (pid ${st.pid})`);
       continue;
@@ -87,6 +89,7 @@ export async function cleanup(opts: { all?: boolean; node?: string } = {}): Prom
       removed.push(n);
     }
     rmSync(path, { force: true });
+    if (st.extra?.underlay === true) rmSync(underlayUsersDir(st.node), { recursive: true, force: true });
   }
   for (const n of await listNetns()) {
     if (opts.node !== undefined && n !== opts.node) continue;

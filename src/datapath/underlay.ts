@@ -5,14 +5,19 @@
 // nftables are never touched: every interface lives in namespaces made here.
 //
 // The underlay namespace is recorded in a state file like a node's (no hosts), so `--cleanup`
-// knows whose it is and a live run's underlay is never swept as a leftover.
+// knows whose it is and a live run's underlay is never swept as a leftover. Several agents share
+// one underlay and whichever came first made it, so the state file's pid says nothing about who
+// still uses it: each node that joins leaves a reference (a file named after the node, holding its
+// agent's pid, one file per node so two agents joining at once never lose each other's), and the
+// underlay goes only when the last reference does (release) or, for `--cleanup`, when no
+// referencing agent is alive any more.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { DatapathError, run } from './exec.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, ownedName } from './netns.ts';
-import { stateFileFor, type TopologyState } from './topology.ts';
+import { STATE_DIR, stateFileFor, type TopologyState } from './topology.ts';
 
 /** The nodes' addresses come from here: node k (1-based) is 172.31.254.k. */
 export const UNDERLAY_SUBNET = '172.31.254.0/24';
@@ -25,6 +30,55 @@ export function underlayNodeIp(k: number): string {
 }
 
 const BRIDGE = 'br0';
+
+/** The references of an underlay's users: one file per node, its agent's pid inside. */
+export function underlayUsersDir(name: string): string {
+  return join(STATE_DIR, `underlay-${name}.users`);
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface UnderlayUser {
+  node: string;
+  pid: number;
+  alive: boolean;
+}
+
+/** The nodes that hold a reference on an underlay (a reference left by a dead agent: alive false). */
+export function underlayUsers(name: string): UnderlayUser[] {
+  const dir = underlayUsersDir(name);
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: UnderlayUser[] = [];
+  for (const node of files) {
+    if (node.startsWith('.')) continue; // a reference being written
+    let pid = Number.NaN;
+    try {
+      pid = Number(readFileSync(join(dir, node), 'utf8').trim());
+    } catch {
+      continue; // removed meanwhile
+    }
+    out.push({ node, pid, alive: Number.isInteger(pid) && pid > 0 && pidAlive(pid) });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+/** An underlay state file (`extra.underlay`) that some live agent still references. */
+export function underlayInUse(st: TopologyState): boolean {
+  return st.extra?.underlay === true && underlayUsers(st.node).some((u) => u.alive);
+}
 
 function portName(node: string): string {
   return `ulp${createHash('sha256').update(node).digest('hex').slice(0, 10)}`;
@@ -56,6 +110,8 @@ export class Underlay {
   /** Joins a node namespace (after Topology.up made it and put its address on lo). */
   async attach(node: string, nodeIp: string): Promise<void> {
     const port = portName(node);
+    // the reference first: from here on no other agent's release or --cleanup removes the bridge
+    this.reference(node);
     if ((await run('ip', ['-n', node, 'link', 'show', UNDERLAY_DEV])).code === 0) return; // adopted
     await run('ip', ['-n', this.name, 'link', 'del', port]); // a leftover of a dead node
     await ipBatch(node, [
@@ -82,19 +138,52 @@ export class Underlay {
     }
   }
 
-  /** Removes a node's port (its namespace going takes ul0 with it anyway). */
+  /** Removes a node's port (its namespace going takes ul0 with it anyway) and its reference. */
   async detach(node: string): Promise<void> {
     await run('ip', ['-n', this.name, 'link', 'del', portName(node)]);
+    rmSync(join(underlayUsersDir(this.name), node), { force: true });
   }
 
-  /** Deletes the bridge namespace and its state file. */
+  /**
+   * A node leaves: its port and reference go, and the underlay with them when no other node
+   * references it (a dead agent's reference does not count). Returns whether the underlay went.
+   */
+  async release(node: string): Promise<boolean> {
+    await this.detach(node);
+    return this.downIfUnused();
+  }
+
+  /** Deletes the underlay when no live agent references it (a run that failed before attach). */
+  async downIfUnused(): Promise<boolean> {
+    if (underlayUsers(this.name).some((u) => u.alive)) return false;
+    await this.down();
+    return true;
+  }
+
+  /** Deletes the bridge namespace, its state file and its references, whoever still uses it. */
   async down(): Promise<void> {
     await delNetns(this.name);
     rmSync(this.stateFile, { force: true });
+    rmSync(underlayUsersDir(this.name), { recursive: true, force: true });
+  }
+
+  /** This process's reference for a node (replacing one a dead agent of that node left). */
+  private reference(node: string): void {
+    const dir = underlayUsersDir(this.name);
+    mkdirSync(dir, { recursive: true });
+    const tmp = join(dir, `.${node}.${process.pid}.tmp`);
+    writeFileSync(tmp, `${process.pid}\n`);
+    renameSync(tmp, join(dir, node));
   }
 
   private save(): void {
-    const st: TopologyState = { node: this.name, nodeIp: '', pid: process.pid, hosts: [] };
+    const st: TopologyState = {
+      node: this.name,
+      nodeIp: '',
+      pid: process.pid,
+      hosts: [],
+      extra: { underlay: true },
+    };
     mkdirSync(dirname(this.stateFile), { recursive: true });
     const tmp = `${this.stateFile}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(st, null, 2));

@@ -133,7 +133,8 @@ export class LiveCluster {
       for (const h of n.rt.datapath.topo.records) await delNetns(h.ns).catch(() => {});
       if (netnsExists(n.spec.name)) await delNetns(n.spec.name).catch(() => {});
     }
-    await this.underlay?.down().catch(() => {});
+    // each node released its reference on stop; the underlay goes unless another run uses it
+    await this.underlay?.downIfUnused().catch(() => {});
     await this.etcd?.stop();
   }
 }
