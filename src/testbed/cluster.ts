@@ -4,7 +4,7 @@
 // kvstore bench build on it. Nodes get underlay addresses 172.31.254.k.
 
 import { KvstoreNode } from '../agent/kvstore.ts';
-import { NodeRuntime, type RuntimeComponent } from '../agent/runtime.ts';
+import { NodeRuntime, type RuntimeComponent, type TestHostSpec } from '../agent/runtime.ts';
 import { delNetns, netnsExists } from '../datapath/netns.ts';
 import { Underlay, underlayNodeIp } from '../datapath/underlay.ts';
 import { startEtcd, type TestEtcd } from '../kvstore/testing/etcd.ts';
@@ -16,6 +16,8 @@ export interface ClusterNodeSpec {
   /** The node namespace (seawall-… or sw-…), also its name in the store. */
   name: string;
   pods: EndpointSpec[];
+  /** Test hosts on this node (outside addresses, world, kube-apiserver), as on a single node. */
+  hosts?: TestHostSpec[];
   labels?: Record<string, string>;
   /** Routed to this node from the others (default: each pod's /32). */
   podCIDRs?: string[];
@@ -111,7 +113,7 @@ export class LiveCluster {
     const at = this.nodes.findIndex((x) => x.spec.name === spec.name);
     if (at >= 0) this.nodes[at] = n;
     else this.nodes.push(n);
-    await rt.start({ pods: spec.pods });
+    await rt.start({ pods: spec.pods, ...(spec.hosts !== undefined ? { hosts: spec.hosts } : {}) });
     return n;
   }
 

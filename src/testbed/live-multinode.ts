@@ -3,15 +3,44 @@
 // kvstore mode (testbed/cluster.ts). Each flow is sent from its source's node to its
 // destination's node, so egress is judged where the source runs and ingress where the
 // destination runs, by the identity the destination's node has for the source address. `host`
-// is the other side's own node, `remote-node` another node. L7 requests, outside addresses and the other entities need test hosts per node: skipped
-// with the reason. Flow records are not checked across nodes yet (said per flow).
+// is the other side's own node, `remote-node` another node.
+//
+// As on one node: every node runs the HTTP proxy (and the Kafka and DNS proxies where the test
+// needs them), so egress L7 is judged by the source node's proxy and ingress L7 by the
+// destination node's; HTTP, gRPC, Kafka and DNS requests are sent by the same clients to the
+// same test servers. Outside addresses and the world and kube-apiserver entities are test hosts
+// in namespaces of their own, on the node of the flow's endpoint (where its traffic to or from
+// the outside enters or leaves the cluster). Flow records are not checked across nodes yet (said
+// per flow).
 
-import type { LivePeer } from '../datapath/node.ts';
+import { dnsComponents, FQDNComponent } from '../agent/fqdn.ts';
+import { ProxyComponent } from '../agent/proxy.ts';
+import type { RuntimeComponent, TestHostSpec } from '../agent/runtime.ts';
+import { type LivePeer, peerKey } from '../datapath/node.ts';
 import { etcdBinary } from '../kvstore/testing/etcd.ts';
-import type { EngineFactory, PeerRef } from '../policy/types.ts';
-import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
+import type { EngineFactory, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import { prepareEngine } from '../policytest/runner.ts';
+import type { FlowResult, PolicyTest, TestEndpoint, TestFlow } from '../policytest/types.ts';
 import { type ClusterNode, LiveCluster } from './cluster.ts';
-import type { LiveFlowResult } from './live-test.ts';
+import { type DNSServer, dig, startDNSServer } from './dns-server.ts';
+import { grpcCall } from './grpc-probe.ts';
+import { type GRPCMethod, GRPCServers } from './grpc-server.ts';
+import { curlStatus, HTTPServers } from './http-server.ts';
+import { KafkaBrokers } from './kafka-broker.ts';
+import { KafkaClientWorker } from './kafka-client.ts';
+import {
+  CONNECTIVITY_NAME,
+  dnsServerPort,
+  dnsServers,
+  EXPECTED_GRPC_CODES,
+  GRPC_STATUS_NAMES,
+  grpcMethodOf,
+  isDNSQuery,
+  isKafka,
+  isPlainHTTP,
+  type LiveFlowResult,
+  nodePlan,
+} from './live-test.ts';
 import { ProbePool, ping } from './probe.ts';
 
 const nodeOf = (e: { node?: string }): string => e.node ?? 'node-1';
@@ -26,26 +55,79 @@ export function multiNodeUnavailable(): string | undefined {
   return etcdBinary() === undefined ? 'endpoint on another node: needs etcd (Debian etcd-server)' : undefined;
 }
 
-/** Why a flow of a multi-node test is not replayed live, or undefined. */
-export function multiNodeSkip(flow: TestFlow, offline?: FlowResult): string | undefined {
-  if (flow.request.l7 !== undefined && (offline === undefined || offline.l7 !== undefined))
-    return 'L7 request in a multi-node test: no L7 proxies per node yet';
-  for (const p of [flow.request.src, flow.request.dst]) {
-    if (p.kind === 'ip') return 'outside address in a multi-node test: no test hosts per node yet';
-    if (p.kind === 'entity' && p.entity !== 'host' && p.entity !== 'remote-node')
-      return `entity ${p.entity} in a multi-node test: no test hosts per node yet`;
-  }
-  return undefined;
+function endpointOf(test: Pick<PolicyTest, 'endpoints'>, p: PeerRef): TestEndpoint | undefined {
+  if (p.kind !== 'endpoint') return undefined;
+  return test.endpoints.find((e) => !e.external && e.namespace === p.namespace && e.name === p.name);
+}
+
+/**
+ * Why a flow of a multi-node test is not replayed live, or undefined. One shape: the source's
+ * egress redirects to a proxy and the destination, on another node, enforces ingress. The
+ * source node's proxy opens its upstream connection from its node address, so the destination's
+ * node would judge it as remote-node; Cilium's proxy keeps the pod's address (it is transparent),
+ * which Seawall's proxies cannot (Node sets no IP_TRANSPARENT). Replaying it would report the
+ * harness, not the policy.
+ */
+export function multiNodeSkip(
+  test: Pick<PolicyTest, 'endpoints'>,
+  engine: PolicyEngineAPI,
+  flow: TestFlow,
+): string | undefined {
+  const r = flow.request;
+  const src = endpointOf(test, r.src);
+  const dst = endpointOf(test, r.dst);
+  if (src === undefined || dst === undefined || nodeOf(src) === nodeOf(dst)) return undefined;
+  if (r.protocol !== 'TCP' && r.protocol !== 'UDP') return undefined;
+  const proto = r.protocol === 'TCP' ? 6 : 17;
+  const port = r.dport ?? 0;
+  const dstId = engine.identityOf(r.dst);
+  const eg = engine.endpointPolicy(src.namespace!, src.name);
+  const redirects =
+    eg.egress.enforced &&
+    eg.entries.some(
+      (e) =>
+        e.verdict === 'redirect' &&
+        e.key.direction === 'EGRESS' &&
+        (e.key.identity === 0 || e.key.identity === dstId) &&
+        (e.key.proto === 0 || e.key.proto === proto) &&
+        port >= e.key.portLo &&
+        port <= e.key.portHi,
+    );
+  if (!redirects || !engine.endpointPolicy(dst.namespace!, dst.name).ingress.enforced) return undefined;
+  return (
+    `egress L7 at ${nodeOf(src)} to an endpoint on ${nodeOf(dst)} that enforces ingress: the proxy's ` +
+    'upstream leaves from its node address (Cilium keeps the pod address), so the destination node ' +
+    'would judge remote-node instead of the source'
+  );
 }
 
 function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
   return flow.request.protocol === 'UDP' ? 'udp' : flow.request.protocol === 'TCP' ? 'tcp' : 'icmp';
 }
 
+/** An endpoint's pods whose policy redirects DNS (their node needs the DNS proxy). */
+function redirectsDNSOn(engine: PolicyEngineAPI, pods: readonly TestEndpoint[]): boolean {
+  return pods.some((p) =>
+    engine
+      .endpointPolicy(p.namespace!, p.name)
+      .entries.some((e) => e.verdict === 'redirect' && e.l7?.parser === 'dns'),
+  );
+}
+
+/** What a flow's client saw: the verdict, the L7 answer (as records), notes on anything odd. */
+interface Sent {
+  live: 'allowed' | 'denied';
+  ms: number;
+  records?: string[];
+  notes: string[];
+}
+
 export async function replayMultiNode(
   test: PolicyTest,
   opts: {
     createEngine: EngineFactory;
+    /** The offline engine of the test (which pods redirect DNS, which flows cannot be replayed). */
+    engine?: PolicyEngineAPI;
     offline: readonly FlowResult[];
     skips: ReadonlyMap<number, string>;
     timeoutMs?: number;
@@ -60,24 +142,73 @@ export async function replayMultiNode(
     if (e.namespace !== undefined && !namespaces.has(e.namespace)) namespaces.set(e.namespace, {});
   const factory: EngineFactory = (c, d) =>
     opts.createEngine({ ...c, enforcementMode: test.enforcementMode }, d);
+  const engine = opts.engine ?? prepareEngine(test, opts.createEngine).engine;
+  const skips = new Map(opts.skips);
+  for (const f of test.flows) {
+    if (skips.has(f.index)) continue;
+    const why = multiNodeSkip(test, engine, f);
+    if (why !== undefined) skips.set(f.index, why);
+  }
+  const k8sNodeOf = (p: PeerRef): string | undefined => {
+    const ep = endpointOf(test, p);
+    return ep === undefined ? undefined : nodeOf(ep);
+  };
+  // Test hosts as one node would have them (their addresses), each on the node of the flow's
+  // endpoint; `host` and `remote-node` are the nodes themselves here.
+  const hostOf = new Map<string, TestHostSpec>();
+  for (const h of nodePlan(test, skips).hosts ?? [])
+    if (!(h.peer.kind === 'entity' && (h.peer.entity === 'host' || h.peer.entity === 'remote-node')))
+      hostOf.set(peerKey(h.peer), h);
+  const hostsOn = new Map<string, Map<string, TestHostSpec>>();
+  for (const f of test.flows) {
+    if (skips.has(f.index)) continue;
+    for (const [p, other] of [
+      [f.request.src, f.request.dst],
+      [f.request.dst, f.request.src],
+    ] as const) {
+      const h = hostOf.get(peerKey(p));
+      if (h === undefined) continue;
+      const n = k8sNodeOf(other) ?? 'node-1';
+      const m = hostsOn.get(n) ?? new Map<string, TestHostSpec>();
+      m.set(peerKey(p), h);
+      hostsOn.set(n, m);
+    }
+  }
+  const kafka = test.flows.some((f) => !skips.has(f.index) && isKafka(f));
   const cluster = await LiveCluster.start({
-    nodes: names.map((n, k) => ({
-      name: nsName(k),
-      pods: test.endpoints
-        .filter((e) => !e.external && e.namespace !== undefined && nodeOf(e) === n)
-        .map((e) => ({
+    nodes: names.map((n, k) => {
+      const eps = test.endpoints.filter((e) => !e.external && e.namespace !== undefined && nodeOf(e) === n);
+      // the proxies of this node, as one node runs them: HTTP always, Kafka and DNS when needed
+      const components: RuntimeComponent[] = [
+        new ProxyComponent({ parser: 'http' }),
+        ...(kafka ? [new ProxyComponent({ parser: 'kafka' })] : []),
+        ...(redirectsDNSOn(engine, eps)
+          ? dnsComponents(new FQDNComponent({ cacheFile: false }), () => {})
+          : []),
+      ];
+      return {
+        name: nsName(k),
+        pods: eps.map((e) => ({
           name: e.name,
           namespace: e.namespace!,
           labels: e.labels,
           ip: e.ip,
           ...(e.ports ? { ports: e.ports } : {}),
         })),
-    })),
+        hosts: [...(hostsOn.get(n)?.values() ?? [])],
+        components,
+      };
+    }),
     policies: test.policies,
     namespaces,
     createEngine: factory,
   });
   const probes = new ProbePool();
+  const httpServers = new HTTPServers();
+  const grpcServers = new GRPCServers();
+  const kafkaBrokers = new KafkaBrokers();
+  const kafkaClients = new Map<string, KafkaClientWorker>();
+  const dnsProcs: DNSServer[] = [];
   const abort = (): void => void cluster.stop();
   opts.signal?.addEventListener('abort', abort);
   const results: LiveFlowResult[] = [];
@@ -85,40 +216,37 @@ export async function replayMultiNode(
     await cluster.settle();
     const byK8s = new Map<string, ClusterNode>(names.map((n, k) => [n, cluster.nodes[k]!]));
     const nodeOfPeer = (p: PeerRef): ClusterNode | undefined => {
-      if (p.kind !== 'endpoint') return undefined;
-      const ep = test.endpoints.find((e) => e.namespace === p.namespace && e.name === p.name);
-      return ep === undefined ? undefined : byK8s.get(nodeOf(ep));
+      const n = k8sNodeOf(p);
+      return n === undefined ? undefined : byK8s.get(n);
     };
     const place = (p: PeerRef, other: PeerRef): LivePeer | undefined => {
       if (p.kind === 'endpoint') return nodeOfPeer(p)?.rt.datapath.live(p);
+      // `host` is the other side's own node (what the offline engine, one node, means by it);
+      // `remote-node` a node other than the other side's
+      const mine = nodeOfPeer(other) ?? cluster.nodes[0];
       if (p.kind === 'entity' && (p.entity === 'host' || p.entity === 'remote-node')) {
-        const mine = nodeOfPeer(other) ?? cluster.nodes[0];
         const n = p.entity === 'host' ? mine : cluster.nodes.find((x) => x !== mine);
         return n === undefined
           ? undefined
           : { key: `entity:${p.entity}`, ip: n.ip, peer: p, ns: n.spec.name };
       }
-      return undefined;
+      // an outside address or another entity: the test host on the endpoint's node
+      return mine?.rt.datapath.live(p);
     };
-    const live = (f: TestFlow): { src?: LivePeer; dst?: LivePeer; why?: string } => {
-      const why =
-        opts.skips.get(f.index) ??
-        multiNodeSkip(
-          f,
-          opts.offline.find((r) => r.flow === f.index),
-        );
-      if (why !== undefined) return { why };
-      // `host` is the other side's own node (what the offline engine, one node, means by it);
-      // `remote-node` a node other than the other side's
+    const ends = (f: TestFlow): { src?: LivePeer; dst?: LivePeer } => {
       const src = place(f.request.src, f.request.dst);
       const dst = place(f.request.dst, f.request.src);
       return { ...(src ? { src } : {}), ...(dst ? { dst } : {}) };
     };
-    for (const f of test.flows) {
-      const { dst, why } = live(f);
-      if (why === undefined && dst !== undefined && proto(f) !== 'icmp' && f.request.dport !== undefined)
-        await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
-    }
+    await startServers(test, skips, ends, { probes, httpServers, grpcServers, kafkaBrokers, dnsProcs });
+    const kafkaClient = (ns: string): KafkaClientWorker => {
+      let c = kafkaClients.get(ns);
+      if (c === undefined) {
+        c = new KafkaClientWorker(ns);
+        kafkaClients.set(ns, c);
+      }
+      return c;
+    };
     for (const f of test.flows) {
       if (opts.signal?.aborted) break;
       const off = opts.offline.find((r) => r.flow === f.index);
@@ -135,41 +263,191 @@ export async function replayMultiNode(
         ...(f.name !== undefined ? { name: f.name } : {}),
         ...(f.request.dport !== undefined ? { port: f.request.dport } : {}),
       };
-      const { src, dst, why } = live(f);
+      const why = skips.get(f.index);
+      const { src, dst } = why === undefined ? ends(f) : {};
       if (why !== undefined || src === undefined || dst === undefined) {
         results.push({ ...base, note: why ?? 'no live host for this flow in a multi-node test' });
         continue;
       }
-      const timeoutMs = opts.timeoutMs ?? 300;
-      const r =
-        proto(f) === 'icmp'
-          ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
-          : await probes
-              .get(src.ns)
-              .connect(proto(f) as 'tcp' | 'udp', dst.ip, f.request.dport ?? 0, timeoutMs);
-      const verdict = r.passed ? 'allowed' : 'denied';
-      const notes = verdict === base.offline ? [] : [`live ${verdict} but offline ${base.offline}`];
+      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, { probes, kafka: kafkaClient });
+      if (s.live !== base.offline) s.notes.unshift(`live ${s.live} but offline ${base.offline}`);
       const res: LiveFlowResult = {
         ...base,
-        live: verdict,
-        outcome: verdict === f.expect && notes.length === 0 ? 'pass' : 'fail',
-        ms: Math.round(r.ms),
+        live: s.live,
+        outcome: s.live === f.expect && s.notes.length === 0 ? 'pass' : 'fail',
+        ms: Math.round(s.ms),
+        ...(s.records !== undefined ? { records: s.records } : {}),
         recordsNote: `across nodes (${nodeName(test, f.request.src)} → ${nodeName(test, f.request.dst)}): records not checked yet`,
       };
-      if (notes.length > 0) res.note = notes.join('; ');
+      if (s.notes.length > 0) res.note = s.notes.join('; ');
       results.push(res);
     }
   } finally {
     opts.signal?.removeEventListener('abort', abort);
+    await Promise.all([...kafkaClients.values()].map((c) => c.close().catch(() => {})));
+    await kafkaBrokers.closeAll().catch(() => {});
+    await httpServers.closeAll().catch(() => {});
+    await grpcServers.closeAll().catch(() => {});
+    for (const d of dnsProcs.splice(0)) await d.stop().catch(() => {});
     probes.closeAll();
     await cluster.stop();
   }
   return results;
 }
 
+/**
+ * The servers the flows need, in their destinations' namespaces, as on one node: dnsmasq for DNS
+ * servers (answering from `dns`), grpc-js for gRPC ports, an HTTP server for HTTP ports, the test
+ * broker for Kafka ports, a plain listener for every other port.
+ */
+async function startServers(
+  test: PolicyTest,
+  skips: ReadonlyMap<number, string>,
+  ends: (f: TestFlow) => { src?: LivePeer; dst?: LivePeer },
+  s: {
+    probes: ProbePool;
+    httpServers: HTTPServers;
+    grpcServers: GRPCServers;
+    kafkaBrokers: KafkaBrokers;
+    dnsProcs: DNSServer[];
+  },
+): Promise<void> {
+  const flows = test.flows.filter((f) => !skips.has(f.index) && f.request.dport !== undefined);
+  const dstOf = (f: TestFlow): LivePeer | undefined => ends(f).dst;
+  const records = test.dns.map((x) => ({ name: x.name, ips: x.ips, ttl: x.ttl }));
+  const dnsAt = new Set<string>();
+  for (const d of dnsServers(test)) {
+    const f = flows.find((x) => isDNSQuery(x) && peerKey(x.request.dst) === peerKey(d.peer));
+    const dst = f === undefined ? undefined : dstOf(f);
+    if (dst === undefined || dnsAt.has(`${dst.ns}:${d.port}`)) continue;
+    dnsAt.add(`${dst.ns}:${d.port}`);
+    s.dnsProcs.push(await startDNSServer(dst.ns, dst.ip, records, { port: d.port }));
+  }
+  const taken = new Set<string>(dnsAt);
+  const grpcPorts = new Map<string, Map<number, GRPCMethod[]>>();
+  for (const f of flows) {
+    const m = grpcMethodOf(f);
+    const dst = dstOf(f);
+    if (m === undefined || dst === undefined) continue;
+    const byPort = grpcPorts.get(dst.ns) ?? new Map<number, GRPCMethod[]>();
+    const ms = byPort.get(f.request.dport!) ?? [];
+    if (!ms.some((x) => x.path === m.path)) ms.push(m);
+    byPort.set(f.request.dport!, ms);
+    grpcPorts.set(dst.ns, byPort);
+    taken.add(`${dst.ns}:${f.request.dport}`);
+  }
+  for (const [ns, ports] of grpcPorts) await s.grpcServers.start(ns, ports);
+  const httpPorts = new Map<string, number[]>();
+  for (const f of flows) {
+    const dst = dstOf(f);
+    if (!isPlainHTTP(f) || dst === undefined || taken.has(`${dst.ns}:${f.request.dport}`)) continue;
+    httpPorts.set(dst.ns, [...(httpPorts.get(dst.ns) ?? []), f.request.dport!]);
+    taken.add(`${dst.ns}:${f.request.dport}`);
+  }
+  for (const [ns, ports] of httpPorts) await s.httpServers.start(ns, ports);
+  for (const f of flows) {
+    const dst = dstOf(f);
+    if (!isKafka(f) || dst === undefined || taken.has(`${dst.ns}:${f.request.dport}`)) continue;
+    await s.kafkaBrokers.start(dst.ns, dst.ip, f.request.dport!);
+    taken.add(`${dst.ns}:${f.request.dport}`);
+  }
+  for (const f of flows) {
+    const dst = dstOf(f);
+    if (proto(f) === 'icmp' || dst === undefined || dnsServerPort(test, f)) continue;
+    if (taken.has(`${dst.ns}:${f.request.dport}`)) continue;
+    await s.probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport!);
+  }
+}
+
+/** Sends one flow with the client its request needs (as the single-node replay does). */
+async function send(
+  test: PolicyTest,
+  f: TestFlow,
+  off: FlowResult | undefined,
+  src: LivePeer,
+  dst: LivePeer,
+  timeoutMs: number,
+  clients: { probes: ProbePool; kafka: (ns: string) => KafkaClientWorker },
+): Promise<Sent> {
+  const l7 = f.request.l7;
+  const port = f.request.dport;
+  const t0 = performance.now();
+  const ms = (): number => performance.now() - t0;
+  if (isPlainHTTP(f) && l7?.kind === 'http' && port !== undefined) {
+    // 200 allowed; 403 (the proxy's Access denied) or no answer denied
+    const status = await curlStatus(src.ns, dst.ip, port, l7, Math.max(timeoutMs, 2000));
+    const notes =
+      status !== 200 && status !== 403 && status !== 0 ? [`unexpected HTTP status ${status}`] : [];
+    return {
+      live: status === 200 ? 'allowed' : 'denied',
+      ms: ms(),
+      records: [`HTTP ${status || 'no answer'}`],
+      notes,
+    };
+  }
+  const gm = grpcMethodOf(f);
+  if (gm !== undefined && port !== undefined) {
+    const g = await grpcCall(src.ns, dst.ip, port, gm, Math.max(timeoutMs, 3000));
+    const notes = EXPECTED_GRPC_CODES.has(g.code) ? [] : [`unexpected gRPC status ${g.code} (${g.details})`];
+    const name = GRPC_STATUS_NAMES[g.code];
+    return {
+      live: g.code === 0 ? 'allowed' : 'denied',
+      ms: ms(),
+      records: [`gRPC status ${g.code}${name ? ` ${name}` : ''}`],
+      notes,
+    };
+  }
+  const query = isDNSQuery(f) && l7?.kind === 'dns';
+  if (query || dnsServerPort(test, f)) {
+    // REFUSED by a DNS rule or no answer: denied; a connection without a query asks for a name
+    // no table has, and any answer shows it passed L3/L4
+    const a = await dig(src.ns, dst.ip, query ? l7.query : CONNECTIVITY_NAME, {
+      port: port!,
+      tcp: f.request.protocol === 'TCP',
+      type: query ? l7.qtype : 'A',
+      timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    });
+    return {
+      live: a.noAnswer || (query && a.status === 'REFUSED') ? 'denied' : 'allowed',
+      ms: ms(),
+      records: [
+        `DNS ${a.noAnswer ? 'no answer' : a.status}${a.answers.length > 0 ? ` ${a.answers.join(',')}` : ''}`,
+      ],
+      notes: [],
+    };
+  }
+  if (isKafka(f) && l7?.kind === 'kafka' && port !== undefined && off?.l7 !== undefined) {
+    // TOPIC_AUTHORIZATION_FAILED (29) or no answer: denied; any other answer came from the broker
+    const a = await clients.kafka(src.ns).request({
+      host: dst.ip,
+      port,
+      apiKey: l7.apiKey,
+      apiVersion: l7.apiVersion,
+      clientID: l7.clientID,
+      topics: l7.topics,
+      timeoutMs: Math.max(timeoutMs, 3000),
+    });
+    return {
+      live: a.answered && a.refused !== true ? 'allowed' : 'denied',
+      ms: ms(),
+      records: [
+        a.answered
+          ? `Kafka ${a.refused ? 'refused' : 'answered'}, error_code ${[...new Set(a.errorCodes)].join(',') || '(none)'}`
+          : `Kafka no answer (${a.error ?? ''})`,
+      ],
+      notes: [],
+    };
+  }
+  const p = proto(f);
+  const r =
+    p === 'icmp'
+      ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
+      : await clients.probes.get(src.ns).connect(p, dst.ip, port ?? 0, timeoutMs);
+  return { live: r.passed ? 'allowed' : 'denied', ms: r.ms, notes: [] };
+}
+
 function nodeName(test: PolicyTest, p: PeerRef): string {
-  if (p.kind === 'endpoint')
-    return nodeOf(test.endpoints.find((e) => e.namespace === p.namespace && e.name === p.name) ?? {});
+  if (p.kind === 'endpoint') return nodeOf(endpointOf(test, p) ?? {});
   if (p.kind === 'entity') return p.entity === 'host' ? 'node-1' : p.entity;
   return p.ip;
 }

@@ -116,7 +116,7 @@ export function liveSkip(test: PolicyTest, flow: TestFlow, offline?: FlowResult)
 }
 
 /** Some pod of the test has a DNS redirect entry (its DNS goes through the DNS proxy). */
-function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean {
+export function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean {
   return test.endpoints.some(
     (ep) =>
       !ep.external &&
@@ -128,7 +128,7 @@ function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean {
 }
 
 /** What a connection without a query to a DNS server's port asks (never in a test's table). */
-const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
+export const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
 
 /** A DNS query flow over UDP or TCP: sent with dig through the node's DNS proxy. */
 export function isDNSQuery(flow: TestFlow): boolean {
@@ -137,7 +137,7 @@ export function isDNSQuery(flow: TestFlow): boolean {
 }
 
 /** Where the test's DNS servers run: the destination and port of every DNS query flow. */
-function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
+export function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
   const out = new Map<string, { peer: PeerRef; port: number }>();
   for (const f of test.flows) {
     if (!isDNSQuery(f)) continue;
@@ -147,7 +147,7 @@ function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
 }
 
 /** The flow goes to a port where one of the test's DNS servers listens (dnsmasq holds it). */
-function dnsServerPort(test: PolicyTest, flow: TestFlow): boolean {
+export function dnsServerPort(test: PolicyTest, flow: TestFlow): boolean {
   const p = flow.request.protocol;
   if (p !== 'UDP' && p !== 'TCP') return false;
   const k = peerKey(flow.request.dst);
@@ -196,7 +196,7 @@ async function defaultFactory(): Promise<EngineFactory> {
 }
 
 /** The test's pods and the test hosts its live flows need (outside addresses, then entities). */
-function nodePlan(test: PolicyTest, skips: ReadonlyMap<number, string>): NodePlan {
+export function nodePlan(test: PolicyTest, skips: ReadonlyMap<number, string>): NodePlan {
   const pods: EndpointSpec[] = [];
   const used = new Set<string>();
   for (const ep of test.endpoints) {
@@ -250,6 +250,7 @@ export async function replayTest(
   if (isMultiNode(test) && multiNodeUnavailable() === undefined)
     return replayMultiNode(test, {
       createEngine: opts.createEngine,
+      engine,
       offline: offline.results,
       skips,
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
@@ -589,8 +590,8 @@ export async function replayTest(
 }
 
 /** OK, PERMISSION_DENIED (the proxy), DEADLINE_EXCEEDED and UNAVAILABLE (an L4 drop or reset). */
-const EXPECTED_GRPC_CODES = new Set([0, 4, 7, 14]);
-const GRPC_STATUS_NAMES: Record<number, string> = {
+export const EXPECTED_GRPC_CODES = new Set([0, 4, 7, 14]);
+export const GRPC_STATUS_NAMES: Record<number, string> = {
   0: 'OK',
   4: 'DEADLINE_EXCEEDED',
   7: 'PERMISSION_DENIED',
@@ -599,7 +600,7 @@ const GRPC_STATUS_NAMES: Record<number, string> = {
 };
 
 /** The method a gRPC flow calls (unary: a PolicyTest flow names no streaming kind). */
-function grpcMethodOf(f: TestFlow): GRPCMethod | undefined {
+export function grpcMethodOf(f: TestFlow): GRPCMethod | undefined {
   const l7 = f.request.l7;
   if (!isGRPC(f) || l7?.kind !== 'http') return undefined;
   const path = grpcPathOf(l7.path);

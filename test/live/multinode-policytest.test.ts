@@ -1,6 +1,7 @@
 // `seawall test --live` on a PolicyTest with endpoints on node-1 and node-2 (Cilium's
-// echo-other-node): the cross-node flows are replayed through two nodes and etcd instead of
-// being skipped, each judged where Cilium judges it.
+// echo-other-node, client3): the cross-node flows are replayed through two nodes and etcd instead
+// of being skipped, each judged where Cilium judges it: L3/L4 and L7 egress at the source's node,
+// ingress at the destination's, outside peers as test hosts on the node of the flow's pod.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -30,10 +31,41 @@ describe('seawall test --live across nodes', { skip }, () => {
       'client2 to echo-other-node (egress at node-1)',
       'echo-other-node to client (no policy)',
       'wrong port',
+      // a world test host on node-2, where the traffic to echo-other-node enters
+      'world',
     ])
       assert.equal(by(n)?.outcome, 'pass', `${n}: ${JSON.stringify(by(n))}`);
-    assert.equal(by('world')?.outcome, 'skip', 'world needs test hosts per node');
-    assert.match(by('world')?.note ?? '', /multi-node/);
+    assert.equal(code, 0, lines.join('\n'));
+  });
+
+  it('replays L7, DNS/toFQDNs, world, CIDR and kube-apiserver flows across nodes, none skipped', async () => {
+    const lines: string[] = [];
+    const code = await runLive([join(import.meta.dirname, 'testdata', 'multinode-l7.policytest.yaml')], {
+      output: 'json',
+      write: (l) => lines.push(l),
+      timeoutMs: 800,
+    });
+    const rows = lines.map(
+      (l) =>
+        JSON.parse(l) as { name?: string; outcome: string; live?: string; note?: string; records?: string[] },
+    );
+    const by = (n: string) => rows.find((r) => r.name === n);
+    assert.equal(rows.length, 17, lines.join('\n'));
+    for (const r of rows) assert.equal(r.outcome, 'pass', JSON.stringify(r));
+    // judged by the proxies, not at L3/L4: the L7 answers say who refused
+    for (const [n, rec] of [
+      ['ingress l7 to echo-other-node', 'HTTP 200'],
+      ['ingress l7 denied path', 'HTTP 403'],
+      ['client3 to echo-same-node (ingress l7 at node-1)', 'HTTP 200'],
+      ['egress l7 allowed', 'HTTP 200'],
+      ['egress l7 denied path', 'HTTP 403'],
+      ['grpc Get across nodes', 'gRPC status 0 OK'],
+      ['grpc Remove across nodes', 'gRPC status 7 PERMISSION_DENIED'],
+      ['kafka produce orders', 'Kafka answered'],
+      ['kafka produce payments', 'Kafka refused'],
+      ["dns through node-1's proxy to kube-dns on node-2", 'DNS NOERROR 203.0.113.10'],
+    ] as const)
+      assert.ok(by(n)?.records?.[0]?.startsWith(rec), `${n}: ${JSON.stringify(by(n))}`);
     assert.equal(code, 0, lines.join('\n'));
   });
 });
