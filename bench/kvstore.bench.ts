@@ -7,8 +7,10 @@
 //  2. etcd writes per join (a replica, and the first pod of a label set: its allocation);
 //  3. memory per remote endpoint on one agent (heap growth with 2,000 remote endpoints, against
 //     the same agent's memory backend holding them as local ipcache entries);
-//  4. with the datapath, 2 and 3 nodes on one underlay: join on node 1 → delta applied on every
-//     other node (its kernel ipcache holds the pod), p50/p99.
+//  4. with the datapath, 2, 3 and 5 nodes on one underlay (KV_BENCH_DP_NODES): join on node 1 →
+//     delta applied on every other node (its kernel ipcache holds the pod), p50/p99, split into
+//     the phases of the slowest node (watch event, wait for its delta, the delta itself), with
+//     the fitted exponent against nodes; baseline: the same join's delta on the joining node.
 // KV_BENCH_SECTIONS=1,3 runs only some. Root + Linux + etcd (+ nft, ip for section 4).
 
 import { loadavg } from 'node:os';
@@ -250,6 +252,28 @@ async function memory(etcd: TestEtcd): Promise<void> {
   await writer.close();
 }
 
+/** Resolves when `cond` holds, checking every millisecond (no busy loop beside the agents). */
+async function untilTimer(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * Where a join's time goes on each other node, by events instead of polling: the store's watch
+ * event (write + etcd + watch delivery), the start of the delta that holds it (the agent's own
+ * coalescing timer and whatever else held its event loop or its sync queue), and the kernel
+ * transaction done (compile + nft). Per join the slowest other node counts.
+ */
+interface JoinPhases {
+  total: number;
+  watch: number;
+  queued: number;
+  apply: number;
+}
+
 async function withDatapath(): Promise<void> {
   const why = liveUnavailable(['ip', 'nft']);
   if (why !== undefined) {
@@ -261,12 +285,45 @@ async function withDatapath(): Promise<void> {
       'nodes',
       'join → delta applied on all others p50',
       'p99',
+      'max',
+      'phases p50: watch / queued / delta',
+      'phases p99: watch / queued / delta',
       'baseline: on the joining node p50',
       'p99',
       'joins',
     ],
   ];
-  for (const n of [2, 3]) {
+  const counts = (process.env.KV_BENCH_DP_NODES ?? '2,3,5').split(',').map(Number);
+  const joins = Number(process.env.KV_BENCH_DP_JOINS ?? 30);
+  // baseline in the same run: the commands spawned on the agents' own thread, as before
+  const modes = (process.env.KV_BENCH_DP_MODES ?? 'inline,worker').split(',');
+  const p50By = new Map<string, number[]>();
+  for (const n of counts)
+    for (const mode of modes) {
+      if (mode === 'inline') process.env.SEAWALL_EXEC_INLINE = '1';
+      else delete process.env.SEAWALL_EXEC_INLINE;
+      try {
+        await datapathRound(n, mode, joins, rows, p50By);
+      } finally {
+        delete process.env.SEAWALL_EXEC_INLINE;
+      }
+    }
+  process.stdout.write(`\n${table(rows)}`);
+  if (counts.length > 1)
+    for (const [mode, p50s] of p50By)
+      process.stdout.write(
+        `\nfitted exponent of the datapath join p50 against node count (${counts.join(', ')}), ${mode}: ${exponent(counts, p50s).toFixed(2)} (1 = linear)\n`,
+      );
+}
+
+async function datapathRound(
+  n: number,
+  mode: string,
+  joins: number,
+  rows: string[][],
+  p50By: Map<string, number[]>,
+): Promise<void> {
+  {
     const cluster = await LiveCluster.start({
       nodes: Array.from({ length: n }, (_, i) => ({
         name: `sw-kvb${process.pid % 10000}-${n}${i}`,
@@ -279,26 +336,69 @@ async function withDatapath(): Promise<void> {
     try {
       await cluster.settle();
       const [first, ...others] = cluster.nodes;
-      const ms: number[] = [];
+      const phases: JoinPhases[] = [];
       const local: number[] = [];
-      const joins = 15;
+      // per other node: when the watch event for the address came, when the next delta started
+      const seen = new Map<string, number>();
+      const started = new Map<string, number>();
+      let target = '';
+      const offs: Array<() => void> = [];
+      for (const o of others) {
+        offs.push(
+          o.kv.backend.ipcache.onRemote((ip, e) => {
+            if (e !== undefined && ip === target && !seen.has(o.spec.name))
+              seen.set(o.spec.name, performance.now());
+          }),
+          o.rt.beforeSync(() => {
+            if (seen.has(o.spec.name) && !started.has(o.spec.name))
+              started.set(o.spec.name, performance.now());
+          }),
+        );
+      }
       for (let r = 0; r < joins; r++) {
         const ip = `10.220.0.${r + 10}`;
+        target = ip;
+        seen.clear();
+        started.clear();
+        const applied = new Map<string, number>();
         const t0 = performance.now();
+        const onOthers = Promise.all(
+          others.map(async (o) => {
+            while (!o.rt.datapath.nft.state.ipcache.has(ip)) await o.kv.nextApplied();
+            applied.set(o.spec.name, performance.now());
+          }),
+        );
         const join = first!.kv.addPod({ name: `c${r}`, namespace: 'kb', labels: { app: 'client' }, ip });
         // the same join's delta on its own node: the single-node path, same round
-        const own = until(() => first!.rt.datapath.nft.state.ipcache.has(ip), 20_000).then(() =>
+        const own = untilTimer(() => first!.rt.datapath.nft.state.ipcache.has(ip)).then(() =>
           local.push(performance.now() - t0),
         );
-        await until(() => others.every((o) => o.rt.datapath.nft.state.ipcache.has(ip)), 20_000);
-        ms.push(performance.now() - t0);
+        await onOthers;
+        const worst = others.reduce((a, o) =>
+          (applied.get(o.spec.name) ?? 0) > (applied.get(a.spec.name) ?? 0) ? o : a,
+        );
+        const w = worst.spec.name;
+        const tw = seen.get(w) ?? t0;
+        const ts = started.get(w) ?? tw;
+        phases.push({
+          total: applied.get(w)! - t0,
+          watch: tw - t0,
+          queued: ts - tw,
+          apply: applied.get(w)! - ts,
+        });
         await own;
         await join;
       }
+      for (const off of offs) off();
+      const col = (k: keyof JoinPhases): number[] => phases.map((p) => p[k]);
+      p50By.set(mode, [...(p50By.get(mode) ?? []), median(col('total'))]);
       rows.push([
-        String(n),
-        `${f1(median(ms))} ms`,
-        `${f1(pct(ms, 99))} ms`,
+        `${n} (${mode === 'inline' ? 'spawn inline' : 'spawn worker'})`,
+        `${f1(median(col('total')))} ms`,
+        `${f1(pct(col('total'), 99))} ms`,
+        `${f1(Math.max(...col('total')))} ms`,
+        `${f1(median(col('watch')))} / ${f1(median(col('queued')))} / ${f1(median(col('apply')))} ms`,
+        `${f1(pct(col('watch'), 99))} / ${f1(pct(col('queued'), 99))} / ${f1(pct(col('apply'), 99))} ms`,
         `${f1(median(local))} ms`,
         `${f1(pct(local, 99))} ms`,
         String(joins),
@@ -307,7 +407,6 @@ async function withDatapath(): Promise<void> {
       await cluster.stop();
     }
   }
-  process.stdout.write(`\n${table(rows)}`);
 }
 
 export default async function run(): Promise<void> {
