@@ -101,7 +101,9 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.fail(`${node} not ready: ${JSON.stringify(last?.kvstore)} ${logs.get(node)?.join('')}`);
+    assert.fail(
+      `${node} not ready: ${JSON.stringify(last?.kvstore)} ${[...logs].map(([n, l]) => `${n}: ${l.join('')}`).join('\n')}`,
+    );
   }
   const podNs = (i: 0 | 1, pod: string): string => new Topology({ node: nodes[i] }).nsName(`pod:ma/${pod}`);
 
