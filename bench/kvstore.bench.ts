@@ -7,13 +7,16 @@
 //  2. etcd writes per join (a replica, and the first pod of a label set: its allocation);
 //  3. memory per remote endpoint on one agent (heap growth with 2,000 remote endpoints, against
 //     the same agent's memory backend holding them as local ipcache entries);
-//  4. with the datapath, 2, 3 and 5 nodes on one underlay (KV_BENCH_DP_NODES): join on node 1 →
-//     delta applied on every other node (its kernel ipcache holds the pod), p50/p99, split into
-//     the phases of the slowest node (watch event, wait for its delta, the delta itself), with
-//     the fitted exponent against nodes; baseline: the same join's delta on the joining node.
+//  4. with the datapath, 2, 3 and 5 nodes on one underlay (KV_BENCH_DP_NODES, KV_BENCH_DP_JOINS):
+//     join on node 1 → delta applied on every other node (its kernel ipcache holds the pod),
+//     p50/p99, split into the phases of the slowest node (the joiner's put acknowledged, the
+//     watch event there, the wait for its delta, the delta itself), with the fitted exponent
+//     against nodes; baselines in the same run (KV_BENCH_DP_MODES): commands spawned on the
+//     agents' thread as before (inline), etcd's data on disk (disk), against the worker spawner
+//     with etcd on tmpfs (worker), and the same join's delta on the joining node.
 // KV_BENCH_SECTIONS=1,3 runs only some. Root + Linux + etcd (+ nft, ip for section 4).
 
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { liveUnavailable } from '../src/datapath/preflight.ts';
 import { MemoryIdentityBackend } from '../src/identity/backend.ts';
 import { KvstoreIdentityBackend } from '../src/kvstore/backend.ts';
@@ -269,6 +272,8 @@ async function untilTimer(cond: () => boolean, ms = 20_000): Promise<void> {
  */
 interface JoinPhases {
   total: number;
+  /** The joining node's put acknowledged by etcd (part of watch). */
+  write: number;
   watch: number;
   queued: number;
   apply: number;
@@ -286,8 +291,8 @@ async function withDatapath(): Promise<void> {
       'join → delta applied on all others p50',
       'p99',
       'max',
-      'phases p50: watch / queued / delta',
-      'phases p99: watch / queued / delta',
+      'phases p50: put acked / watch / queued / delta',
+      'phases p99: put acked / watch / queued / delta',
       'baseline: on the joining node p50',
       'p99',
       'joins',
@@ -295,17 +300,19 @@ async function withDatapath(): Promise<void> {
   ];
   const counts = (process.env.KV_BENCH_DP_NODES ?? '2,3,5').split(',').map(Number);
   const joins = Number(process.env.KV_BENCH_DP_JOINS ?? 30);
-  // baseline in the same run: the commands spawned on the agents' own thread, as before
-  const modes = (process.env.KV_BENCH_DP_MODES ?? 'inline,worker').split(',');
+  // baselines in the same run: the commands spawned on the agents' own thread, as before
+  // (inline), and etcd's data on disk instead of tmpfs (disk: every put waits for an fsync)
+  const modes = (process.env.KV_BENCH_DP_MODES ?? 'inline,worker,disk').split(',');
   const p50By = new Map<string, number[]>();
   for (const n of counts)
     for (const mode of modes) {
       if (mode === 'inline') process.env.SEAWALL_EXEC_INLINE = '1';
-      else delete process.env.SEAWALL_EXEC_INLINE;
+      if (mode === 'inline' || mode === 'disk') process.env.SEAWALL_ETCD_DATA_PARENT = tmpdir();
       try {
         await datapathRound(n, mode, joins, rows, p50By);
       } finally {
         delete process.env.SEAWALL_EXEC_INLINE;
+        delete process.env.SEAWALL_ETCD_DATA_PARENT;
       }
     }
   process.stdout.write(`\n${table(rows)}`);
@@ -369,6 +376,11 @@ async function datapathRound(
           }),
         );
         const join = first!.kv.addPod({ name: `c${r}`, namespace: 'kb', labels: { app: 'client' }, ip });
+        // the pod's key is queued synchronously by addPod: this resolves once etcd has it
+        let written = t0;
+        const put = first!.kv.client.flushed().then(() => {
+          written = performance.now();
+        });
         // the same join's delta on its own node: the single-node path, same round
         const own = untilTimer(() => first!.rt.datapath.nft.state.ipcache.has(ip)).then(() =>
           local.push(performance.now() - t0),
@@ -380,8 +392,10 @@ async function datapathRound(
         const w = worst.spec.name;
         const tw = seen.get(w) ?? t0;
         const ts = started.get(w) ?? tw;
+        await put;
         phases.push({
           total: applied.get(w)! - t0,
+          write: written - t0,
           watch: tw - t0,
           queued: ts - tw,
           apply: applied.get(w)! - ts,
@@ -393,12 +407,12 @@ async function datapathRound(
       const col = (k: keyof JoinPhases): number[] => phases.map((p) => p[k]);
       p50By.set(mode, [...(p50By.get(mode) ?? []), median(col('total'))]);
       rows.push([
-        `${n} (${mode === 'inline' ? 'spawn inline' : 'spawn worker'})`,
+        `${n} (${mode === 'inline' ? 'spawn inline, etcd on disk' : mode === 'disk' ? 'spawn worker, etcd on disk' : 'spawn worker, etcd on tmpfs'})`,
         `${f1(median(col('total')))} ms`,
         `${f1(pct(col('total'), 99))} ms`,
         `${f1(Math.max(...col('total')))} ms`,
-        `${f1(median(col('watch')))} / ${f1(median(col('queued')))} / ${f1(median(col('apply')))} ms`,
-        `${f1(pct(col('watch'), 99))} / ${f1(pct(col('queued'), 99))} / ${f1(pct(col('apply'), 99))} ms`,
+        `${f1(median(col('write')))} / ${f1(median(col('watch')))} / ${f1(median(col('queued')))} / ${f1(median(col('apply')))} ms`,
+        `${f1(pct(col('write'), 99))} / ${f1(pct(col('watch'), 99))} / ${f1(pct(col('queued'), 99))} / ${f1(pct(col('apply'), 99))} ms`,
         `${f1(median(local))} ms`,
         `${f1(pct(local, 99))} ms`,
         String(joins),

@@ -3,7 +3,7 @@
 // etcd: other engineers' tests run on this machine at the same time.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,12 +59,29 @@ async function waitHealthy(url: string, proc: ChildProcess, timeoutMs: number): 
   throw new SeawallError('etcd-start', `etcd at ${url} not healthy after ${timeoutMs} ms (${last})`);
 }
 
+/**
+ * Where a private etcd keeps its data: tmpfs (/dev/shm) when there is one. The store is thrown
+ * away with the test, and every etcd write waits for its WAL fsync: on a disk shared with other
+ * tests' I/O that was most of a pod join's propagation time (the kvstore bench's `put acked`).
+ * SEAWALL_ETCD_DATA_PARENT chooses another place (the bench's on-disk baseline).
+ */
+export function etcdDataParent(): string {
+  const env = process.env.SEAWALL_ETCD_DATA_PARENT;
+  if (env !== undefined && env !== '') return env;
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 /** Starts a private etcd; rejects (with the process gone) when it does not become healthy. */
 export async function startEtcd(opts: { timeoutMs?: number } = {}): Promise<TestEtcd> {
   const bin = etcdBinary();
   if (bin === undefined)
     throw new SeawallError('etcd-missing', 'etcd not installed (Debian: apt-get install etcd-server)');
-  const dataDir = mkdtempSync(join(tmpdir(), 'seawall-etcd-'));
+  const dataDir = mkdtempSync(join(etcdDataParent(), 'seawall-etcd-'));
   const clientPort = await freePort();
   const peerPort = await freePort();
   const url = `http://127.0.0.1:${clientPort}`;
