@@ -804,7 +804,10 @@ export class HTTPProxy extends EventEmitter {
     const authority = dst.address.includes(':')
       ? `http://[${dst.address}]:${dst.port}`
       : `http://${dst.address}:${dst.port}`;
-    const n = http2.connect(authority);
+    // Nagle off, as on every other socket of the proxy: small frames (gRPC's) go out at once.
+    const n = http2.connect(authority, {
+      createConnection: () => net.connect({ host: dst.address, port: dst.port, noDelay: true }),
+    });
     n.on('error', () => {});
     const forget = () => {
       if (this.sessions.get(key) === n) this.sessions.delete(key);
