@@ -642,8 +642,6 @@ export class HTTPProxy extends EventEmitter {
     };
     const onError = (e: NodeJS.ErrnoException, started: boolean) => {
       current = undefined;
-      req.removeListener('data', onData);
-      req.removeListener('end', onEnd);
       if (started || responded || res.headersSent) {
         res.destroy();
         return;
@@ -653,7 +651,11 @@ export class HTTPProxy extends EventEmitter {
         this.opts.onRefused?.(`bad upstream response: ${e.message}`, { originalDst: dst });
         return fail(502, 'upstream sent an invalid response\r\n');
       }
-      if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) return send();
+      if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) {
+        // The body waits (paused) for the next connection.
+        req.pause();
+        return send();
+      }
       fail(
         503,
         `upstream connect error or disconnect/reset before headers. reset reason: ${e.code ?? e.message}\r\n`,
@@ -706,6 +708,7 @@ export class HTTPProxy extends EventEmitter {
           req.on('data', onData);
           req.on('end', onEnd);
         } else if (req.readableEnded) c.endRequest();
+        else req.resume();
       });
     };
     send();

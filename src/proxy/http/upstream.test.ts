@@ -212,3 +212,45 @@ describe('HTTP/1.x proxy: upstream responses parsed strictly', () => {
     );
   });
 });
+
+describe('HTTP/1.x proxy: retries', () => {
+  test('an upstream connection lost before any body byte: retried, the late body goes to the retry', async () => {
+    // The first upstream connection is closed as soon as the head arrives; the next one answers.
+    let conns = 0;
+    const bodies: string[] = [];
+    const server = net.createServer((s) => {
+      const n = conns++;
+      s.on('error', () => {});
+      let buf = '';
+      s.on('data', (d) => {
+        if (n === 0) {
+          s.destroy();
+          return;
+        }
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end >= 0 && buf.length >= end + 4 + 4) {
+          bodies.push(buf.slice(end + 4, end + 8));
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          buf = '';
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const address = { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+    const p = await startProxy(address, [ingress(rules({ method: 'PUT', path: '/up' }))]);
+    try {
+      const res = await rawExchange(
+        p.address,
+        ['PUT /up HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\n\r\n', 'body'],
+        { gapMs: 200, timeoutMs: 3000, expectResponses: 1 },
+      );
+      assert.equal(parseResponses(res.data)[0]?.status, 200, res.data);
+      assert.deepEqual(bodies, ['body']);
+      assert.equal(conns, 2);
+    } finally {
+      await p.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -41,6 +41,8 @@ export class UpstreamConnection {
   private responseStarted = false;
   private chunked = false;
   private ended = false;
+  /** A byte of the current answer arrived. */
+  private gotBytes = false;
   /** The socket has carried a request before (a stale keep-alive race is possible). */
   reused = false;
   connected = false;
@@ -67,6 +69,7 @@ export class UpstreamConnection {
     );
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
+      this.gotBytes = true;
       let err: NodeJS.ErrnoException | undefined;
       try {
         this.parser.feed(d);
@@ -83,7 +86,8 @@ export class UpstreamConnection {
         err = e as NodeJS.ErrnoException;
       }
       if (this.ended) this.afterParse(undefined);
-      else if (err !== undefined) this.fail(err);
+      // Closed before any byte of the answer: a reset (retried when safe), not a bad response.
+      else if (err !== undefined && this.gotBytes) this.fail(err);
       else this.fail(closedError());
       socket.destroy();
     });
@@ -103,6 +107,7 @@ export class UpstreamConnection {
     this.handlers = h;
     this.requestDone = false;
     this.responseStarted = false;
+    this.gotBytes = false;
     this.chunked = chunked;
     this.parser.expect(method);
     this.socket.setTimeout(this.pool.o.requestTimeoutMs);
