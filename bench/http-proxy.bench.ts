@@ -346,6 +346,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...[...proxies.values()].map((c): [number, Child] => [c.port, c]),
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
+      // direct: the upstream's own CPU, what a bare node:http server costs per request.
+      [up.port, up],
     ]);
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
@@ -368,7 +370,15 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     }
     const med = (name: string) => median(rps.get(name) ?? []);
     const direct = med('direct');
-    const rows = [['target', 'req/s', 'vs direct', 'vs haproxy (same rules)', 'proxy vCPU per 1k req/s']];
+    const rows = [
+      [
+        'target',
+        'req/s',
+        'vs direct',
+        'vs haproxy (same rules)',
+        'proxy vCPU per 1k req/s (direct: the upstream server)',
+      ],
+    ];
     for (const [name] of targets) {
       const n = /([0-9]+) rules/.exec(name)?.[1];
       const ha =
@@ -391,7 +401,9 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     // Latency at half of the proxy's own maximum rate (1 rule), against direct at that rate.
     if (!PARTS.has('latency')) return;
     const rate = Math.floor(med('seawall 1 rules') / 2);
-    const latRows = [['target', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms']];
+    const latRows = [
+      ['target', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'proxy vCPU per 1k req/s'],
+    ];
     const lat = new Map<string, { p50: number[]; p99: number[] }>();
     const latTargets: Array<[string, number]> = [
       ['direct', up.port],
@@ -399,9 +411,20 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ['seawall 100 rules', proxies.get(100)!.port],
     ];
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
+    latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
+    // CPU per request falls with the rate (more requests per event-loop wake-up), so the fair
+    // comparison of the proxies' CPU is at one rate, this one.
+    const cpuAtRate = new Map<string, number[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, port] of latTargets) {
+        const proxy = proxyOf.get(port);
+        const c0 = proxy !== undefined && port !== up.port ? await cpuOf(proxy) : undefined;
+        const t0 = performance.now();
         const res = await load(port, WINDOW_MS, rate);
+        if (proxy !== undefined && c0 !== undefined) {
+          const vcpu = ((await cpuOf(proxy)) - c0) / ((performance.now() - t0) / 1000);
+          cpuAtRate.set(name, [...(cpuAtRate.get(name) ?? []), vcpu / (res.rps / 1000)]);
+        }
         const l = lat.get(name) ?? { p50: [], p99: [] };
         l.p50.push(pct(res.latenciesMs, 50));
         l.p99.push(pct(res.latenciesMs, 99));
@@ -417,6 +440,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         median(l.p99).toFixed(3),
         name === 'direct' ? '' : (median(l.p50) - median(d.p50)).toFixed(3),
         name === 'direct' ? '' : (median(l.p99) - median(d.p99)).toFixed(3),
+        cpuAtRate.has(name) ? median(cpuAtRate.get(name)!).toFixed(3) : '',
       ]);
     }
     process.stdout.write(

@@ -12,11 +12,15 @@
 // Parsing is node:http's llhttp with its strict defaults (insecureHTTPParser is never set):
 // Content-Length with Transfer-Encoding, repeated Content-Length, obs-fold, bare LF and invalid
 // header bytes are parse errors (400, connection closed) before any 'request' event.
+// Upstream, HTTP/1.1 goes over the proxy's own keep-alive pool (upstream.ts): the proxy writes
+// the judged head itself and reads answers with a strict parser (response.ts); a malformed or
+// smuggling-shaped answer is a 502 and its connection is closed.
 //
 // Cilium's proxy defaults where they apply (cilium-agent flags, pkg/option/config.go):
 //  --http-request-timeout 3600 s: the upstream response deadline (Envoy route timeout) → 504;
-//  --http-retry-count 3: retries after a failed attempt; here only attempts that failed before a
-//    request byte reached upstream (connection failures), as the body streams and is not kept;
+//  --http-retry-count 3: retries after a failed attempt; here only attempts that failed before
+//    any body byte was sent and any answer byte came back (connection failures, a kept-alive
+//    connection the upstream had closed), as the body streams and is not kept;
 //  --http-retry-timeout 0: no per-try timeout ("never");
 //  --proxy-connect-timeout 1 s: the upstream TCP connect deadline.
 // Downstream: Node's headersTimeout/requestTimeout bound slow clients (408, then closed).

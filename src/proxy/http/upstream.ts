@@ -188,7 +188,7 @@ export class UpstreamPool {
     while (list !== undefined && list.length > 0) {
       const c = list.pop()!;
       if (c.socket.destroyed || !c.parser.idle) continue;
-      c.socket.setTimeout(0);
+      // begin() sets the request's timeout in place of the idle one.
       c.reused = true;
       cb(undefined, c);
       return;
