@@ -43,9 +43,6 @@ export class UpstreamConnection {
   private ended = false;
   /** A byte of the current answer arrived. */
   private gotBytes = false;
-  /** The socket has carried a request before (a stale keep-alive race is possible). */
-  reused = false;
-  connected = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -102,7 +99,7 @@ export class UpstreamConnection {
     });
   }
 
-  /** Starts an exchange: writes the request head (and the first body bytes, if given). */
+  /** Starts an exchange: writes the request head; the body follows with writeBody and endRequest. */
   begin(method: string, head: string, chunked: boolean, h: ExchangeHandlers): void {
     this.handlers = h;
     this.requestDone = false;
@@ -189,7 +186,6 @@ export class UpstreamPool {
       const c = list.pop()!;
       if (c.socket.destroyed || !c.parser.idle) continue;
       // begin() sets the request's timeout in place of the idle one.
-      c.reused = true;
       cb(undefined, c);
       return;
     }
@@ -212,10 +208,7 @@ export class UpstreamPool {
         cb(e);
       } else cb(undefined, c);
     };
-    const onConnect = () => {
-      c.connected = true;
-      done();
-    };
+    const onConnect = () => done();
     const t = setTimeout(
       () => done(Object.assign(new Error('connect timeout'), { code: 'ECONNECT_TIMEOUT' })),
       this.o.connectTimeoutMs,
