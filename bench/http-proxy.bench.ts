@@ -13,7 +13,7 @@
 // client in this process. Medians of interleaved rounds; about 90 s in all.
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,9 @@ import { fmtRatio, median, table } from './lib.ts';
 const CHILD = new URL('./http-proxy.child.ts', import.meta.url).pathname;
 const CONNS = 32;
 const WINDOW_MS = 1500;
-const ROUNDS = 3;
+/** BENCH_PARTS=http,latency,grpc (default all): the parts to run. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'http,latency,grpc').split(','));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REQUEST = Buffer.from('GET /public/item?id=1 HTTP/1.1\r\nHost: shop\r\n\r\n');
 let uniq = 0;
 /** A path never asked before: the proxy's decision memo cannot answer it. */
@@ -37,6 +39,12 @@ interface Child {
 }
 
 async function startChild(args: string[]): Promise<Child> {
+  const c = await startChildUnpinned(args);
+  pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
+  return c;
+}
+
+async function startChildUnpinned(args: string[]): Promise<Child> {
   const proc = fork(CHILD, args, {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
@@ -52,11 +60,31 @@ async function startChild(args: string[]): Promise<Child> {
   return { proc, port };
 }
 
-function cpuOf(c: Child): Promise<NodeJS.CpuUsage> {
+/** CPU seconds a child has used: its own process.cpuUsage (node), or /proc (haproxy). */
+function cpuOf(c: Child): Promise<number> {
+  if (c.proc.send === undefined || !c.proc.connected) {
+    // utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks (100 per second).
+    const stat = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Promise.resolve((Number(f[11]) + Number(f[12])) / 100);
+  }
   return new Promise((resolve) => {
-    c.proc.once('message', (m) => resolve((m as { cpu: NodeJS.CpuUsage }).cpu));
+    c.proc.once('message', (m) => {
+      const u = (m as { cpu: NodeJS.CpuUsage }).cpu;
+      resolve((u.user + u.system) / 1e6);
+    });
     c.proc.send('cpu');
   });
+}
+
+/**
+ * BENCH_PIN=1: every proxy (Seawall, node:http, haproxy) on CPU 1, the upstream and the load
+ * generator on CPU 0, so the proxies compete with the same neighbours.
+ */
+const PIN = process.env.BENCH_PIN === '1' && availableParallelism() >= 2;
+function pin(pid: number | undefined, cpu: number): void {
+  if (!PIN || pid === undefined) return;
+  execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
 }
 
 function haproxyConfig(port: number, upstream: number, n: number): string {
@@ -110,7 +138,10 @@ async function startHaproxy(dir: string, upstream: number, n: number): Promise<C
       });
       s.on('error', () => r(false));
     });
-    if (ok) return { proc, port };
+    if (ok) {
+      pin(proc.pid, 1);
+      return { proc, port };
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   proc.kill();
@@ -253,6 +284,7 @@ async function grpcRate(port: number, ms: number): Promise<number> {
 }
 
 export default async function run(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
   const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-proxy-'));
   const children: Child[] = [];
   let haveHaproxy = true;
@@ -261,7 +293,23 @@ export default async function run(): Promise<void> {
   } catch {
     haveHaproxy = false;
   }
+  pin(process.pid, 0);
   try {
+    if (PARTS.has('http')) await httpPart(children, dir, haveHaproxy);
+    if (PARTS.has('grpc')) await grpcPart(children);
+    process.stdout.write(
+      `(${CONNS} connections / concurrent calls, ${WINDOW_MS} ms windows, median of ${ROUNDS} interleaved rounds; ` +
+        `loopback; ${PIN ? 'pinned: proxies on CPU 1, upstream and load generator on CPU 0' : `not pinned: load generator, upstream and proxies share ${availableParallelism()} cores`}; ` +
+        `load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end)\n`,
+    );
+  } finally {
+    for (const c of children) c.proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): Promise<void> {
+  {
     const up = await startChild(['upstream']);
     children.push(up);
     const proxies = new Map<number, Child>();
@@ -293,13 +341,21 @@ export default async function run(): Promise<void> {
       ...[...haproxies].map(([n, c]): [string, number, boolean] => [`haproxy ${n} rules`, c.port, false]),
       ['node:http proxy, no policy (floor)', floor.port, false],
     ];
+    // Every proxy's process, for its CPU.
+    const proxyOf = new Map<number, Child>([
+      ...[...proxies.values()].map((c): [number, Child] => [c.port, c]),
+      ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
+      [floor.port, floor],
+      // direct: the upstream's own CPU, what a bare node:http server costs per request.
+      [up.port, up],
+    ]);
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
     const rps = new Map<string, number[]>();
     const cpuPerK = new Map<string, number[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, port, unique] of targets) {
-        const proxy = [...proxies].find(([, c]) => c.port === port)?.[1];
+        const proxy = proxyOf.get(port);
         const c0 = proxy !== undefined ? await cpuOf(proxy) : undefined;
         const t0 = performance.now();
         const res = await load(port, WINDOW_MS, undefined, unique);
@@ -307,15 +363,22 @@ export default async function run(): Promise<void> {
         if (res.errors > 0) throw new Error(`${name}: ${res.errors} errors`);
         rps.set(name, [...(rps.get(name) ?? []), res.rps]);
         if (proxy !== undefined && c0 !== undefined) {
-          const c1 = await cpuOf(proxy);
-          const vcpu = (c1.user - c0.user + c1.system - c0.system) / 1e6 / wall;
+          const vcpu = ((await cpuOf(proxy)) - c0) / wall;
           cpuPerK.set(name, [...(cpuPerK.get(name) ?? []), vcpu / (res.rps / 1000)]);
         }
       }
     }
     const med = (name: string) => median(rps.get(name) ?? []);
     const direct = med('direct');
-    const rows = [['target', 'req/s', 'vs direct', 'vs haproxy (same rules)', 'proxy vCPU per 1k req/s']];
+    const rows = [
+      [
+        'target',
+        'req/s',
+        'vs direct',
+        'vs haproxy (same rules)',
+        'proxy vCPU per 1k req/s (direct: the upstream server)',
+      ],
+    ];
     for (const [name] of targets) {
       const n = /([0-9]+) rules/.exec(name)?.[1];
       const ha =
@@ -336,8 +399,11 @@ export default async function run(): Promise<void> {
     );
 
     // Latency at half of the proxy's own maximum rate (1 rule), against direct at that rate.
+    if (!PARTS.has('latency')) return;
     const rate = Math.floor(med('seawall 1 rules') / 2);
-    const latRows = [['target', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms']];
+    const latRows = [
+      ['target', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'proxy vCPU per 1k req/s'],
+    ];
     const lat = new Map<string, { p50: number[]; p99: number[] }>();
     const latTargets: Array<[string, number]> = [
       ['direct', up.port],
@@ -345,9 +411,20 @@ export default async function run(): Promise<void> {
       ['seawall 100 rules', proxies.get(100)!.port],
     ];
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
+    latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
+    // CPU per request falls with the rate (more requests per event-loop wake-up), so the fair
+    // comparison of the proxies' CPU is at one rate, this one.
+    const cpuAtRate = new Map<string, number[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, port] of latTargets) {
+        const proxy = proxyOf.get(port);
+        const c0 = proxy !== undefined && port !== up.port ? await cpuOf(proxy) : undefined;
+        const t0 = performance.now();
         const res = await load(port, WINDOW_MS, rate);
+        if (proxy !== undefined && c0 !== undefined) {
+          const vcpu = ((await cpuOf(proxy)) - c0) / ((performance.now() - t0) / 1000);
+          cpuAtRate.set(name, [...(cpuAtRate.get(name) ?? []), vcpu / (res.rps / 1000)]);
+        }
         const l = lat.get(name) ?? { p50: [], p99: [] };
         l.p50.push(pct(res.latenciesMs, 50));
         l.p99.push(pct(res.latenciesMs, 99));
@@ -363,13 +440,18 @@ export default async function run(): Promise<void> {
         median(l.p99).toFixed(3),
         name === 'direct' ? '' : (median(l.p50) - median(d.p50)).toFixed(3),
         name === 'direct' ? '' : (median(l.p99) - median(d.p99)).toFixed(3),
+        cpuAtRate.has(name) ? median(cpuAtRate.get(name)!).toFixed(3) : '',
       ]);
     }
     process.stdout.write(
       `paced at ${rate} req/s (half of the proxy's maximum, 1 rule), ${CONNS} connections\n`,
     );
     process.stdout.write(`${table(latRows)}\n\n`);
+  }
+}
 
+async function grpcPart(children: Child[]): Promise<void> {
+  {
     // gRPC unary calls/s.
     const gup = await startChild(['grpc-upstream']);
     children.push(gup);
@@ -378,24 +460,27 @@ export default async function run(): Promise<void> {
     const g = { direct: [] as number[], proxy: [] as number[] };
     await grpcRate(gup.port, 300);
     await grpcRate(gproxy.port, 300);
+    const cpu: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       g.direct.push(await grpcRate(gup.port, WINDOW_MS));
-      g.proxy.push(await grpcRate(gproxy.port, WINDOW_MS));
+      const c0 = await cpuOf(gproxy);
+      const t0 = performance.now();
+      const rate = await grpcRate(gproxy.port, WINDOW_MS);
+      const vcpu = ((await cpuOf(gproxy)) - c0) / ((performance.now() - t0) / 1000);
+      g.proxy.push(rate);
+      cpu.push(vcpu / (rate / 1000));
     }
     process.stdout.write(
       `${table([
-        ['gRPC unary', 'calls/s', 'vs direct'],
-        ['direct', median(g.direct).toFixed(0), '1.00x'],
-        ['seawall (h2c)', median(g.proxy).toFixed(0), fmtRatio(median(g.proxy) / median(g.direct))],
+        ['gRPC unary', 'calls/s', 'vs direct', 'proxy vCPU per 1k calls/s'],
+        ['direct', median(g.direct).toFixed(0), '1.00x', ''],
+        [
+          'seawall (h2c)',
+          median(g.proxy).toFixed(0),
+          fmtRatio(median(g.proxy) / median(g.direct)),
+          median(cpu).toFixed(3),
+        ],
       ])}\n`,
     );
-    process.stdout.write(
-      `(${CONNS} connections / concurrent calls, ${WINDOW_MS} ms windows, median of ${ROUNDS} interleaved rounds; ` +
-        `loopback; load generator, upstream and proxies share ${availableParallelism()} cores; load average ` +
-        `${loadavg()[0]!.toFixed(1)})\n`,
-    );
-  } finally {
-    for (const c of children) c.proc.kill();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -25,6 +25,8 @@ process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
 });
 process.on('disconnect', () => process.exit(0));
+// A normal exit on SIGTERM, so `node --cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0));
 
 if (role === 'upstream') {
   const s = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {

@@ -12,11 +12,15 @@
 // Parsing is node:http's llhttp with its strict defaults (insecureHTTPParser is never set):
 // Content-Length with Transfer-Encoding, repeated Content-Length, obs-fold, bare LF and invalid
 // header bytes are parse errors (400, connection closed) before any 'request' event.
+// Upstream, HTTP/1.1 goes over the proxy's own keep-alive pool (upstream.ts): the proxy writes
+// the judged head itself and reads answers with a strict parser (response.ts); a malformed or
+// smuggling-shaped answer is a 502 and its connection is closed.
 //
 // Cilium's proxy defaults where they apply (cilium-agent flags, pkg/option/config.go):
 //  --http-request-timeout 3600 s: the upstream response deadline (Envoy route timeout) → 504;
-//  --http-retry-count 3: retries after a failed attempt; here only attempts that failed before a
-//    request byte reached upstream (connection failures), as the body streams and is not kept;
+//  --http-retry-count 3: retries after a failed attempt; here only attempts that failed before
+//    any body byte was sent and any answer byte came back (connection failures, a kept-alive
+//    connection the upstream had closed), as the body streams and is not kept;
 //  --http-retry-timeout 0: no per-try timeout ("never");
 //  --proxy-connect-timeout 1 s: the upstream TCP connect deadline.
 // Downstream: Node's headersTimeout/requestTimeout bound slow clients (408, then closed).
@@ -33,6 +37,7 @@ import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../
 import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
 import { HTTPJudge, type Judgement } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
+import { type ExchangeHandlers, type UpstreamConnection, UpstreamPool } from './upstream.ts';
 
 export const ACCESS_DENIED_BODY = 'Access denied\r\n';
 /** gRPC status codes the proxy itself returns (grpc/status codes). */
@@ -103,6 +108,20 @@ function endToEnd(headers: ReadonlyArray<readonly [string, string]>): Array<[str
   >;
 }
 
+/** A header name is a token; a value has no CR, LF or NUL and is latin1: it cannot split a head. */
+function safeHeader(name: string, value: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 32 || c >= 127 || c === 58) return false;
+  }
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13 || c > 255) return false;
+  }
+  return true;
+}
+
 function flat(headers: ReadonlyArray<readonly [string, string]>): string[] {
   const out: string[] = [];
   for (const [k, v] of headers) out.push(k, v);
@@ -140,7 +159,7 @@ export class HTTPProxy extends EventEmitter {
   private readonly contexts = new WeakMap<object, RedirectContext>();
   private pendingH2: RedirectContext | undefined;
   private readonly sockets = new Set<net.Socket>();
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly upstream: UpstreamPool;
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
   private readonly h2Sessions = new Set<http2.Http2Session>();
   private readonly o: Required<
@@ -177,6 +196,14 @@ export class HTTPProxy extends EventEmitter {
       connectTimeoutMs: opts.connectTimeoutMs ?? 1_000,
       retryCount: opts.retryCount ?? 3,
     };
+    this.upstream = new UpstreamPool({
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      requestTimeoutMs: this.o.upstreamTimeoutMs,
+      idleTimeoutMs: this.o.keepAliveTimeoutMs,
+      maxIdlePerDestination: 256,
+      maxHeadSize: this.o.maxHeaderSize,
+      maxHeaders: 200,
+    });
     this.judge = new HTTPJudge(opts.secrets === undefined ? {} : { secrets: opts.secrets });
     this.redirected = new RedirectedConnections(opts.originalDst, opts.originalDstAddon);
     this.h1 = http.createServer({
@@ -258,9 +285,8 @@ export class HTTPProxy extends EventEmitter {
     this.h1.close(() => {});
     for (const s of this.h2Sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
-    for (const a of this.agents.values()) a.destroy();
+    this.upstream.destroy();
     for (const s of this.sessions.values()) s.destroy();
-    this.agents.clear();
     this.sessions.clear();
   }
 
@@ -570,16 +596,6 @@ export class HTTPProxy extends EventEmitter {
     this.forwardH1(req, res, x, tgt.path, host, j.headers);
   }
 
-  private agentFor(dst: HostPort): http.Agent {
-    const key = `${dst.address}|${dst.port}`;
-    let a = this.agents.get(key);
-    if (a === undefined) {
-      a = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
-      this.agents.set(key, a);
-    }
-    return a;
-  }
-
   private forwardH1(
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -589,22 +605,36 @@ export class HTTPProxy extends EventEmitter {
     judged: Array<[string, string]>,
   ): void {
     const dst = x.ctx.originalDst;
-    const out = endToEnd(judged).filter(([k]) => k !== 'host' && k !== 'content-length');
-    out.unshift(['host', host ?? `${dst.address}:${dst.port}`]);
-    // Framing is re-stated explicitly: what llhttp parsed is what upstream gets.
+    const method = req.method ?? '';
+    // The head upstream gets, written here: what llhttp parsed and the judge admitted, framing
+    // re-stated explicitly (chunked or the one Content-Length llhttp accepted).
+    let head = `${method} ${path} HTTP/1.1\r\nhost: ${host ?? `${dst.address}:${dst.port}`}\r\n`;
+    let safe = host === undefined || safeHeader('host', host);
+    for (const [k, v] of endToEnd(judged)) {
+      if (k === 'host' || k === 'content-length') continue;
+      safe &&= safeHeader(k, v);
+      head += `${k}: ${v}\r\n`;
+    }
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
-    const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
-    if (te !== undefined) out.push(['transfer-encoding', 'chunked']);
-    else if (cl !== undefined) out.push(['content-length', cl]);
+    const chunked = te !== undefined;
+    const hasBody = chunked || (cl !== undefined && cl !== '0');
+    if (chunked) head += 'transfer-encoding: chunked\r\n';
+    else if (cl !== undefined) head += `content-length: ${cl}\r\n`;
+    head += '\r\n';
+    if (!safe) {
+      // A header action produced a value that would split the head: refused, never sent.
+      req.resume();
+      this.localReply(res, x, 500, 'invalid header after header actions\r\n', [], true);
+      return;
+    }
     let attempt = 0;
     let bodyStarted = false;
     let responded = false;
-    const onDownstreamClose = () => {
-      if (!res.writableFinished) current?.destroy();
-    };
-    res.once('close', onDownstreamClose);
-    let current: http.ClientRequest | undefined;
+    let current: UpstreamConnection | undefined;
+    res.once('close', () => {
+      if (!res.writableFinished) current?.abort();
+    });
     const fail = (code: number, body: string) => {
       if (responded || res.headersSent) {
         res.destroy();
@@ -614,65 +644,75 @@ export class HTTPProxy extends EventEmitter {
       req.resume();
       this.localReply(res, x, code, body, [], true);
     };
+    const onError = (e: NodeJS.ErrnoException, started: boolean) => {
+      current = undefined;
+      if (started || responded || res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (e.code === 'ETIMEDOUT_UPSTREAM') return fail(504, 'upstream request timeout\r\n');
+      if (e.code === 'UPSTREAM_BAD_RESPONSE') {
+        this.opts.onRefused?.(`bad upstream response: ${e.message}`, { originalDst: dst });
+        return fail(502, 'upstream sent an invalid response\r\n');
+      }
+      if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) {
+        // The body waits (paused) for the next connection.
+        req.pause();
+        return send();
+      }
+      fail(
+        503,
+        `upstream connect error or disconnect/reset before headers. reset reason: ${e.code ?? e.message}\r\n`,
+      );
+    };
+    const onData = (d: Buffer) => {
+      bodyStarted = true;
+      const c = current;
+      if (c !== undefined && !c.writeBody(d)) {
+        req.pause();
+        c.socket.once('drain', () => req.resume());
+      }
+    };
+    const onEnd = () => current?.endRequest();
+    const handlers: ExchangeHandlers = {
+      onHead: (uh) => {
+        responded = true;
+        const rh = endToEnd(uh.headers);
+        res.writeHead(uh.status, flat(rh));
+        this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code: uh.status, headers: rh });
+      },
+      onBody: (chunk) => {
+        const c = current;
+        if (!res.write(chunk) && c !== undefined) {
+          c.socket.pause();
+          res.once('drain', () => c.socket.resume());
+        }
+      },
+      onEnd: () => {
+        current = undefined;
+        res.end();
+      },
+      onError,
+    };
     const send = () => {
       attempt++;
-      const up = http.request({
-        host: dst.address,
-        port: dst.port,
-        method: req.method,
-        path,
-        headers: flat(out),
-        agent: this.agentFor(dst),
-        setHost: false,
-      });
-      current = up;
-      up.setTimeout(this.o.upstreamTimeoutMs, () =>
-        up.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT_UPSTREAM' })),
-      );
-      up.on('socket', (s: net.Socket) => {
-        const start = () => {
-          if (!hasBody) {
-            up.end();
-            return;
-          }
-          req.on('data', () => {
-            bodyStarted = true;
-          });
-          req.pipe(up);
-        };
-        if (s.connecting) {
-          const t = setTimeout(
-            () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNECT_TIMEOUT' })),
-            this.o.connectTimeoutMs,
-          );
-          s.once('connect', () => {
-            clearTimeout(t);
-            start();
-          });
-          s.once('close', () => clearTimeout(t));
-        } else start();
-      });
-      up.on('error', (e: NodeJS.ErrnoException) => {
-        req.unpipe(up);
-        if (responded || res.headersSent) {
-          res.destroy();
+      this.upstream.acquire(dst, (err, c) => {
+        if (err !== undefined || c === undefined) return onError(err ?? new Error('no connection'), false);
+        if (res.destroyed) {
+          c.abort();
           return;
         }
-        if (e.code === 'ETIMEDOUT_UPSTREAM') return fail(504, 'upstream request timeout\r\n');
-        if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) return send();
-        fail(
-          503,
-          `upstream connect error or disconnect/reset before headers. reset reason: ${e.code ?? e.message}\r\n`,
-        );
-      });
-      up.on('response', (ures) => {
-        responded = true;
-        const code = ures.statusCode ?? 502;
-        const rh = endToEnd(pairs(ures.rawHeaders));
-        res.writeHead(code, flat(rh));
-        this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code, headers: rh });
-        ures.pipe(res);
-        ures.on('error', () => res.destroy());
+        current = c;
+        c.begin(method, head, chunked, handlers);
+        if (!hasBody) {
+          c.endRequest();
+          return;
+        }
+        if (attempt === 1) {
+          req.on('data', onData);
+          req.on('end', onEnd);
+        } else if (req.readableEnded) c.endRequest();
+        else req.resume();
       });
     };
     send();
@@ -771,7 +811,10 @@ export class HTTPProxy extends EventEmitter {
     const authority = dst.address.includes(':')
       ? `http://[${dst.address}]:${dst.port}`
       : `http://${dst.address}:${dst.port}`;
-    const n = http2.connect(authority);
+    // Nagle off, as on every other socket of the proxy: small frames (gRPC's) go out at once.
+    const n = http2.connect(authority, {
+      createConnection: () => net.connect({ host: dst.address, port: dst.port, noDelay: true }),
+    });
     n.on('error', () => {});
     const forget = () => {
       if (this.sessions.get(key) === n) this.sessions.delete(key);

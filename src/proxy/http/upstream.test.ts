@@ -1,0 +1,256 @@
+// The proxy's upstream side (upstream.ts, response.ts) end to end: a raw TCP upstream sends
+// canned responses, well-formed and smuggling-shaped, and the client sees what the proxy made of
+// them. A bad response is a 502 (or a cut connection once the head was passed on), and the
+// upstream connection that carried it is never used again.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { HostPort } from './context.ts';
+import { ingress, parseResponses, rawExchange, rules, startProxy, type TestProxy } from './test-support.ts';
+
+interface RawUpstream {
+  address: HostPort;
+  /** Request heads (first line) per upstream connection, in order. */
+  connections: string[][];
+  /** Every request: the index of its upstream connection and its first line. */
+  requests: Array<{ conn: number; line: string }>;
+  close(): Promise<void>;
+}
+
+/** Answers each request by its path: `/r/NAME` gets `answers[NAME]`, written as is. */
+async function rawUpstream(answers: Record<string, string>): Promise<RawUpstream> {
+  const connections: string[][] = [];
+  const requests: Array<{ conn: number; line: string }> = [];
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    const seen: string[] = [];
+    const conn = connections.push(seen) - 1;
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.slice(0, end);
+        const cl = /\r\ncontent-length: *([0-9]+)/i.exec(head);
+        const len = cl === null ? 0 : Number(cl[1]);
+        if (buf.length < end + 4 + len) return;
+        buf = buf.slice(end + 4 + len);
+        const line = head.split('\r\n')[0]!;
+        seen.push(line);
+        requests.push({ conn, line });
+        const name = /^[A-Z]+ \/r\/([^ ?]+)/.exec(line)?.[1] ?? '';
+        const a = answers[name];
+        if (a === undefined) s.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+        else if (a.endsWith('<close>')) s.end(a.slice(0, -'<close>'.length));
+        else if (line.startsWith('HEAD ') && name !== 'headbody')
+          s.write(a.slice(0, a.indexOf('\r\n\r\n') + 4));
+        else s.write(a);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    address: { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+    connections,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of socks) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const ok = 'HTTP/1.1 200 OK\r\n';
+const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: shop\r\n\r\n`;
+const answers: Record<string, string> = {
+  good: `${ok}Content-Length: 2\r\n\r\nok`,
+  chunked: `${ok}Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n`,
+  continue: `HTTP/1.1 100 Continue\r\n\r\n${ok}Content-Length: 2\r\n\r\nok`,
+  toclose: `${ok}\r\nuntil the end<close>`,
+  nocontent: 'HTTP/1.1 204 No Content\r\n\r\n',
+  clte: `${ok}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+  twocl: `${ok}Content-Length: 2\r\nContent-Length: 40\r\n\r\nok`,
+  extra: `${ok}Content-Length: 2\r\n\r\nok${ok}Content-Length: 4\r\n\r\nevil`,
+  bigbody: `${ok}Content-Length: 2\r\n\r\nokSMUGGLED`,
+  badhead: 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
+  obsfold: `${ok}X-A: 1\r\n Content-Length: 40\r\nContent-Length: 2\r\n\r\nok`,
+  huge: `${ok}X-Big: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\nok`,
+  upgrade: 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n',
+  badchunk: `${ok}Transfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n`,
+  headbody: `${ok}Content-Length: 2\r\n\r\nok`,
+  cut: `${ok}Content-Length: 10\r\n\r\nabc<close>`,
+};
+
+interface Row {
+  name: string;
+  path: string;
+  method?: string;
+  /** Status the client sees; undefined: the connection is cut (the head was already sent). */
+  status?: number;
+  body?: string;
+  /** The upstream connection is reused for the next request. */
+  reused: boolean;
+}
+
+const rows: Row[] = [
+  { name: 'Content-Length response', path: 'good', status: 200, body: 'ok', reused: true },
+  { name: 'chunked response', path: 'chunked', status: 200, body: 'abc', reused: true },
+  { name: '100 Continue from upstream passed over', path: 'continue', status: 200, body: 'ok', reused: true },
+  { name: 'close-delimited response', path: 'toclose', status: 200, body: 'until the end', reused: false },
+  { name: '204 without body', path: 'nocontent', status: 204, body: '', reused: true },
+  { name: 'HEAD: no body', path: 'good', method: 'HEAD', status: 200, body: '', reused: true },
+  {
+    name: 'smuggling: a body after a HEAD answer: closed',
+    path: 'headbody',
+    method: 'HEAD',
+    status: 200,
+    reused: false,
+  },
+  { name: 'smuggling: Content-Length with Transfer-Encoding: 502', path: 'clte', status: 502, reused: false },
+  { name: 'smuggling: two Content-Lengths: 502', path: 'twocl', status: 502, reused: false },
+  {
+    name: 'smuggling: a second response appended: first passed on, connection closed',
+    path: 'extra',
+    status: 200,
+    body: 'ok',
+    reused: false,
+  },
+  {
+    name: 'smuggling: body longer than Content-Length: closed',
+    path: 'bigbody',
+    status: 200,
+    body: 'ok',
+    reused: false,
+  },
+  { name: 'bare LF in the response head: 502', path: 'badhead', status: 502, reused: false },
+  { name: 'obs-fold in the response head: 502', path: 'obsfold', status: 502, reused: false },
+  { name: 'response head over the cap: 502', path: 'huge', status: 502, reused: false },
+  { name: '101 never asked for: 502', path: 'upgrade', status: 502, reused: false },
+  { name: 'broken chunk framing after the head: cut', path: 'badchunk', reused: false },
+  { name: 'upstream closes inside the body: cut', path: 'cut', reused: false },
+];
+
+describe('HTTP/1.x proxy: upstream responses parsed strictly', () => {
+  let up: RawUpstream;
+  let p: TestProxy;
+  before(async () => {
+    up = await rawUpstream(answers);
+    p = await startProxy(up.address, [
+      ingress(
+        rules(
+          { method: 'GET', path: '/r/.*' },
+          { method: 'HEAD', path: '/r/.*' },
+          {
+            method: 'GET',
+            path: '/inject',
+            headerMatches: [{ name: 'x-add', value: 'a\r\nX-Evil: 1', mismatch: 'ADD' }],
+          },
+        ),
+      ),
+    ]);
+  });
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  for (const r of rows) {
+    test(r.name, async () => {
+      const before = up.requests.length;
+      const req = `${r.method ?? 'GET'} /r/${r.path} HTTP/1.1\r\nHost: shop\r\n\r\n`;
+      const head = r.method === 'HEAD';
+      const res = await rawExchange(
+        p.address,
+        [req],
+        head ? { timeoutMs: 500 } : { timeoutMs: 1500, expectResponses: 1 },
+      );
+      if (head) {
+        // parseResponses would wait for the Content-Length body a HEAD answer never has.
+        assert.match(res.data, /^HTTP\/1\.1 200 OK\r\n/);
+        assert.ok(res.data.endsWith('\r\n\r\n'), JSON.stringify(res.data));
+      } else if (r.status === undefined) {
+        assert.equal(res.closed, true, 'the client connection is cut');
+      } else {
+        const got = parseResponses(res.data);
+        assert.equal(got[0]?.status, r.status, res.data.slice(0, 300));
+        if (r.body !== undefined) assert.equal(got[0]?.body, r.body);
+      }
+      assert.doesNotMatch(res.data, /evil|SMUGGLED/);
+      // The next request: on the same upstream connection only when that one was clean.
+      await new Promise((d) => setTimeout(d, 20));
+      const next = await rawExchange(p.address, [get('/r/good')], { timeoutMs: 1500, expectResponses: 1 });
+      assert.equal(parseResponses(next.data)[0]?.status, 200);
+      const seen = up.requests.slice(before);
+      assert.equal(seen.length, 2, JSON.stringify(seen));
+      assert.equal(seen[1]!.conn === seen[0]!.conn, r.reused, `reused: ${JSON.stringify(seen)}`);
+    });
+  }
+
+  test('a header action value that would split the head: 500, nothing upstream', async () => {
+    const before = up.requests.length;
+    const res = await rawExchange(p.address, [get('/inject')], { timeoutMs: 1500, expectResponses: 1 });
+    assert.equal(parseResponses(res.data)[0]?.status, 500);
+    await new Promise((d) => setTimeout(d, 20));
+    assert.equal(up.requests.length, before);
+  });
+
+  test('upstream connections are reused across client connections (one pool per destination)', async () => {
+    const before = up.connections.length;
+    for (let i = 0; i < 5; i++) {
+      const r = await rawExchange(p.address, [get('/r/good')], { expectResponses: 1 });
+      assert.equal(parseResponses(r.data)[0]?.status, 200);
+    }
+    assert.ok(
+      up.connections.length - before <= 1,
+      `${up.connections.length - before} new upstream connections`,
+    );
+  });
+});
+
+describe('HTTP/1.x proxy: retries', () => {
+  test('an upstream connection lost before any body byte: retried, the late body goes to the retry', async () => {
+    // The first upstream connection is closed as soon as the head arrives; the next one answers.
+    let conns = 0;
+    const bodies: string[] = [];
+    const server = net.createServer((s) => {
+      const n = conns++;
+      s.on('error', () => {});
+      let buf = '';
+      s.on('data', (d) => {
+        if (n === 0) {
+          s.destroy();
+          return;
+        }
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end >= 0 && buf.length >= end + 4 + 4) {
+          bodies.push(buf.slice(end + 4, end + 8));
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          buf = '';
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const address = { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+    const p = await startProxy(address, [ingress(rules({ method: 'PUT', path: '/up' }))]);
+    try {
+      const res = await rawExchange(
+        p.address,
+        ['PUT /up HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\n\r\n', 'body'],
+        { gapMs: 200, timeoutMs: 3000, expectResponses: 1 },
+      );
+      assert.equal(parseResponses(res.data)[0]?.status, 200, res.data);
+      assert.deepEqual(bodies, ['body']);
+      assert.equal(conns, 2);
+    } finally {
+      await p.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
