@@ -53,6 +53,8 @@ export interface ProxyComponentOptions {
    * holds the answer until then (agent/fqdn.ts). Without it answers are acknowledged at once.
    */
   onDNSAnswer?: (a: DNSAnswerMessage) => Promise<void>;
+  /** The DNS proxy released an answer before our ack came (its max delay passed). */
+  onDNSTimeout?: (m: { endpoint: string; name: string }) => void;
   log?: (line: string) => void;
 }
 
@@ -282,6 +284,9 @@ export class ProxyComponent implements RuntimeComponent {
         return;
       case 'dns-answer':
         this.answer(m);
+        return;
+      case 'dns-timeout':
+        this.opts.onDNSTimeout?.(m);
         return;
     }
   }

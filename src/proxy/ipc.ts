@@ -7,7 +7,8 @@
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
-// DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`.
+// DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`;
+// proxy → agent `dns-timeout` (an answer released unacknowledged at the max delay).
 //
 // The mirror is what a proxy needs to judge alone and synchronously: the ipcache (address →
 // the Flow endpoint with its identity; source identity never comes from a header) and, for
@@ -68,6 +69,11 @@ export type ProxyMessage =
   | { type: 'flow'; flow: Flow }
   | { type: 'refused'; reason: string }
   | DNSAnswerMessage
+  /**
+   * An answer released before the agent acknowledged it (--tofqdns-proxy-response-max-delay
+   * passed): Cilium's proxy_datapath_update_timeout_total.
+   */
+  | { type: 'dns-timeout'; endpoint: string; name: string }
   | { type: 'error'; message: string };
 
 /** Splits a byte stream into JSON messages; a line that does not parse is reported, not thrown. */

@@ -214,6 +214,10 @@ describe('the node DNS proxy: answers held until the agent acknowledges', () => 
     assert.equal(p?.rcode, 'NOERROR');
     assert.ok(ms >= 250, `held ${ms} ms`);
     assert.equal(proxy.stats.responseDelayExceeded, before + 1);
+    assert.ok(
+      sent.some((m) => m.type === 'dns-timeout' && m.name === 'api.example.com.'),
+      'the agent is told (proxy_datapath_update_timeout_total)',
+    );
   });
 
   it('a refused name never reaches the server nor the agent', async () => {

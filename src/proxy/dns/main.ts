@@ -115,6 +115,7 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     nodeName: o.node,
     resolveRedirect,
     onAnswer: (a) => o.learn(a),
+    onResponseDelayExceeded: (a) => o.send({ type: 'dns-timeout', endpoint: a.endpoint, name: a.name }),
     onFlow: (flow) => o.send({ type: 'flow', flow }),
     ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
