@@ -460,8 +460,30 @@ export class DNSProxy {
    */
   private async learn(a: LearnedAnswer): Promise<boolean> {
     const onAnswer = this.o.onAnswer!;
-    const prev = this.nameLocks.get(a.name) ?? Promise.resolve();
-    const run = prev.then(() => onAnswer(a));
+    const prev = this.nameLocks.get(a.name);
+    if (prev === undefined) {
+      // nothing in flight for the name: an onAnswer that finishes at once needs no lock nor timer
+      let r: void | Promise<void>;
+      try {
+        r = onAnswer(a);
+      } catch {
+        this.stats.onAnswerErrors++;
+        return false;
+      }
+      if (r === undefined || typeof (r as Promise<void>).then !== 'function') {
+        this.stats.learned++;
+        return true;
+      }
+      return this.awaitAnswer(a, r);
+    }
+    return this.awaitAnswer(
+      a,
+      prev.then(() => onAnswer(a)),
+    );
+  }
+
+  /** Waits for onAnswer (holding the name's lock meanwhile), at most responseMaxDelayMs. */
+  private async awaitAnswer(a: LearnedAnswer, run: Promise<void>): Promise<boolean> {
     const tail = run.then(
       () => {},
       () => {},
