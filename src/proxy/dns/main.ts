@@ -21,7 +21,7 @@ import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
-import { ConntrackFile, findOriginalDst } from './conntrack.ts';
+import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
 const PROTO = { tcp: 6, udp: 17 } as const;
@@ -174,15 +174,9 @@ async function main(): Promise<void> {
     // without it no query's server is known: every query is answered SERVFAIL (fail closed)
     send({ type: 'error', message: `cannot read conntrack: ${(e as Error).message}; answering SERVFAIL` });
   }
+  const cache = ct === undefined ? undefined : new OriginalDstCache(() => ct.read(), { ip: address, port });
   const originalDst = (src: QuerySource) =>
-    ct === undefined
-      ? undefined
-      : findOriginalDst(
-          ct.read(),
-          src.transport,
-          { ip: src.clientIP, port: src.clientPort },
-          { ip: address, port },
-        );
+    cache?.lookup(src.transport, { ip: src.clientIP, port: src.clientPort });
   const mirror = new DNSPolicyMirror();
   const acks = new AnswerAcks(send);
   const reject = values.reject;
