@@ -63,8 +63,13 @@ describe('FQDNComponent', () => {
     const { rt, calls, declared } = fakeRuntime(engine);
     const c = new FQDNComponent({ now: () => now, readConntrack: async () => '', runNft: async () => {} });
     c.start(rt);
-    await c.learn(answer('api.example.com.', ['192.0.2.1'], 30));
+    const allowed = await c.learn(answer('api.example.com.', ['192.0.2.1'], 30));
     assert.deepEqual(calls, ['synced', 'sync'], 'after the syncs in flight, one of its own');
+    assert.deepEqual(
+      allowed,
+      { until: now + 30_000, minTtl: 0 },
+      'the proxy is told how long they stay allowed',
+    );
     assert.deepEqual(declared, ['192.0.2.1']);
     now += 1000;
     await c.learn(answer('api.example.com.', ['192.0.2.1'], 30, 2));

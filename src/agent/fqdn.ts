@@ -49,6 +49,12 @@ export interface FQDNComponentOptions {
   log?: (line: string) => void;
 }
 
+/** How long an answer's addresses stay allowed (see the dns-ack message). */
+export interface AllowedUntil {
+  until: number;
+  minTtl: number;
+}
+
 export interface FQDNStatus {
   answers: number;
   /** Answers that added addresses (a kernel delta). */
@@ -202,8 +208,11 @@ export class FQDNComponent implements RuntimeComponent {
     this.persist();
   }
 
-  /** One DNS answer; resolves when the kernel allows its addresses (the proxy then releases it). */
-  async learn(m: DNSAnswerMessage): Promise<void> {
+  /**
+   * One DNS answer; resolves when the kernel allows its addresses (the proxy then releases it),
+   * with until when they stay allowed (the proxy need not send a repeat that expires earlier).
+   */
+  async learn(m: DNSAnswerMessage): Promise<AllowedUntil | undefined> {
     const rt = this.rt;
     if (rt === undefined || this.stopped) throw new Error('the node is not up');
     const t0 = performance.now();
@@ -236,6 +245,9 @@ export class FQDNComponent implements RuntimeComponent {
       throw e;
     }
     this.persistSoon();
+    const cache = dnsCacheOf(rt.engine);
+    const until = cache?.allowedUntil(m.name, m.ips, this.now());
+    return cache === undefined || until === undefined ? undefined : { until, minTtl: cache.minTTL };
   }
 
   /**

@@ -38,6 +38,8 @@ export interface PolicySnapshot {
   peers: Array<[string, FlowEndpoint]>;
   /** Local endpoints that have at least one redirect entry. */
   endpoints: SnapshotEndpoint[];
+  /** The DNS cache's revocation count (DNSCache.revocations): the DNS proxy's skip cache resets on a change. */
+  fqdnRevision?: number;
 }
 
 /**
@@ -61,7 +63,19 @@ export type AgentMessage =
   | { type: 'snapshot'; snapshot: PolicySnapshot }
   | { type: 'stop' }
   /** The answer `id` was learnt and the kernel enforces it (ok), or learning it failed. */
-  | { type: 'dns-ack'; id: number; ok: boolean; error?: string };
+  | {
+      type: 'dns-ack';
+      id: number;
+      ok: boolean;
+      error?: string;
+      /**
+       * Every address of the answer stays allowed until then (epoch ms) unless the cache revokes
+       * it (fqdnRevision), and the cache's --tofqdns-min-ttl: until then the proxy need not send a
+       * repeat of this answer whose expiry would not reach past it.
+       */
+      until?: number;
+      minTtl?: number;
+    };
 
 export type ProxyMessage =
   | { type: 'ready'; parser: ProxyParser; address: string; port: number; uid: number }
