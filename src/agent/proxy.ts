@@ -52,7 +52,7 @@ export interface ProxyComponentOptions {
    * The DNS proxy's answers (toFQDNs): resolves once the kernel allows the addresses; the proxy
    * holds the answer until then (agent/fqdn.ts). Without it answers are acknowledged at once.
    */
-  onDNSAnswer?: (a: DNSAnswerMessage) => Promise<{ until: number; minTtl: number } | undefined | void>;
+  onDNSAnswer?: (a: DNSAnswerMessage) => Promise<{ until: number; minTtl: number } | undefined>;
   /** The DNS proxy released an answer before our ack came (its max delay passed). */
   onDNSTimeout?: (m: { endpoint: string; name: string }) => void;
   log?: (line: string) => void;
