@@ -30,7 +30,7 @@ import type { OtherObject, PolicyObject } from '../policy-api/types.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { endpointConfigRoute } from './endpoint-config.ts';
 import type { FlowPipelineStatus } from './flows.ts';
-import { dnsComponents, FQDNComponent } from './fqdn.ts';
+import { dnsComponents, FQDNComponent, type FQDNStatus } from './fqdn.ts';
 import { HubbleComponent } from './hubble.ts';
 import { type AgentKvstoreOptions, endpointsOfNode, KvstoreNode, type KvstoreNodeStatus } from './kvstore.ts';
 import { readPolicyDir } from './policy-dir.ts';
@@ -209,6 +209,8 @@ export interface AgentStatus {
   flows: FlowPipelineStatus | { state: 'disabled' };
   /** Kvstore mode: the store's reachability and what this node mirrors. */
   kvstore?: KvstoreNodeStatus;
+  /** toFQDNs: DNS answers learnt, kernel deltas, answers released past the max delay. */
+  fqdn?: FQDNStatus;
 }
 
 /** Limits of the status API: it is local, but nothing may exhaust the agent's descriptors. */
@@ -681,6 +683,7 @@ export class Agent {
       counts: this.enforcing ? countEntries(st) : { endpoints: 0, ipcache: 0, elements: 0 },
       applies: this.applies,
       flows: this.runtime?.flows?.status() ?? { state: 'disabled' },
+      fqdn: this.fqdn.status(),
     };
     if (this.store.storeError !== undefined) s.storeError = this.store.storeError;
     const loading = this.store.progress();
@@ -738,7 +741,7 @@ export class Agent {
             const text = this.runtime?.flows?.metricsText() ?? Promise.resolve('');
             text.then((t) => {
               res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-              res.end(t);
+              res.end(t + this.fqdn.metricsText());
             }, fail);
             return;
           }

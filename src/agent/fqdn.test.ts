@@ -63,18 +63,81 @@ describe('FQDNComponent', () => {
     const { rt, calls, declared } = fakeRuntime(engine);
     const c = new FQDNComponent({ now: () => now, readConntrack: async () => '', runNft: async () => {} });
     c.start(rt);
-    await c.learn(answer('api.example.com.', ['192.0.2.1'], 30));
-    assert.deepEqual(calls, ['sync']);
+    const allowed = await c.learn(answer('api.example.com.', ['192.0.2.1'], 30));
+    assert.deepEqual(calls, ['synced', 'sync'], 'after the syncs in flight, one of its own');
+    assert.deepEqual(
+      allowed,
+      { until: now + 30_000, minTtl: 0 },
+      'the proxy is told how long they stay allowed',
+    );
     assert.deepEqual(declared, ['192.0.2.1']);
     now += 1000;
     await c.learn(answer('api.example.com.', ['192.0.2.1'], 30, 2));
-    assert.deepEqual(calls, ['sync', 'synced']);
+    assert.deepEqual(calls, ['synced', 'sync', 'synced']);
     const st = c.status();
     assert.equal(st.answers, 2);
     assert.equal(st.applied, 1);
     assert.equal(st.answerToAllowedMs.samples, 1, 'only the answer that changed the kernel');
     assert.deepEqual(engine.dns.lookupName('api.example.com', now), ['192.0.2.1']);
     await c.stop();
+  });
+
+  it('answers arriving together share one kernel delta; a repeat of one of them waits for that delta', async () => {
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt, calls } = fakeRuntime(engine);
+    // the first sync is slow (an nft transaction in flight) and the answers pile up behind it
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const fake = rt as unknown as { sync: () => Promise<unknown>; synced: () => Promise<void> };
+    const sync0 = fake.sync;
+    let inFlight: Promise<unknown> = Promise.resolve();
+    fake.sync = () => {
+      const first = calls.filter((x) => x === 'sync').length === 0;
+      inFlight = (first ? gate : Promise.resolve()).then(() => sync0());
+      return inFlight;
+    };
+    fake.synced = () => inFlight.then(() => {});
+    const c = new FQDNComponent({ readConntrack: async () => '', runNft: async () => {} });
+    c.start(rt);
+    const first = c.learn(answer('a.example.com.', ['192.0.2.1'], 30, 1));
+    await new Promise((r) => setImmediate(r));
+    const order: string[] = [];
+    const later = [2, 3, 4].map((i) =>
+      c.learn(answer(`n${i}.example.com.`, [`192.0.2.${i}`], 30, i)).then(() => order.push(`n${i}`)),
+    );
+    const repeat = c.learn(answer('n2.example.com.', ['192.0.2.2'], 30, 5)).then(() => order.push('repeat'));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(order, [], 'nothing released while the delta carrying them has not run');
+    release();
+    await Promise.all([first, ...later, repeat]);
+    assert.equal(
+      calls.filter((x) => x === 'sync').length,
+      2,
+      'the first answer, then one for the other three',
+    );
+    assert.equal(order.at(-1), 'repeat', 'the repeat waited for the shared delta');
+    const st = c.status();
+    assert.equal(st.applied, 4);
+    assert.equal(st.syncs, 2);
+    await c.stop();
+  });
+
+  it("answers released past the max delay are counted, in status and as Cilium's metric", () => {
+    const c = new FQDNComponent({ readConntrack: async () => '', runNft: async () => {} });
+    c.countTimeout();
+    c.countTimeout();
+    assert.equal(c.status().datapathUpdateTimeouts, 2);
+    assert.equal(
+      c.metricsText(),
+      [
+        '# HELP cilium_proxy_datapath_update_timeout_total Number of total datapath update timeouts due to FQDN IP updates',
+        '# TYPE cilium_proxy_datapath_update_timeout_total counter',
+        'cilium_proxy_datapath_update_timeout_total 2',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('expiry: due entries go and the kernel syncs; an address a live connection uses becomes a zombie listed in fqdn_zombie', async () => {

@@ -24,6 +24,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { ApplyStats } from '../datapath/nft/apply.ts';
 import { ZOMBIE_SET } from '../datapath/nft/compile.ts';
 import type { DNSCache } from '../fqdn/cache.ts';
 import { CACHE_FILE_NAME, readCacheFile, saveCacheFile } from '../fqdn/persist.ts';
@@ -48,11 +49,24 @@ export interface FQDNComponentOptions {
   log?: (line: string) => void;
 }
 
+/** How long an answer's addresses stay allowed (see the dns-ack message). */
+export interface AllowedUntil {
+  until: number;
+  minTtl: number;
+}
+
 export interface FQDNStatus {
   answers: number;
   /** Answers that added addresses (a kernel delta). */
   applied: number;
+  /** Kernel deltas those answers needed: answers arriving together share one. */
+  syncs: number;
   failed: number;
+  /**
+   * Answers the DNS proxy released before we acknowledged them (its
+   * --tofqdns-proxy-response-max-delay passed): Cilium's proxy_datapath_update_timeout_total.
+   */
+  datapathUpdateTimeouts: number;
   restored: number;
   expiredOnRestore: number;
   zombies: number;
@@ -122,7 +136,19 @@ export class FQDNComponent implements RuntimeComponent {
   private readonly latencies: number[] = [];
   /** Of which the nft transaction (compile + apply), per answer that changed the kernel. */
   private readonly kernelMs: number[] = [];
-  private readonly counts = { answers: 0, applied: 0, failed: 0, restored: 0, expiredOnRestore: 0 };
+  private readonly counts = {
+    answers: 0,
+    applied: 0,
+    syncs: 0,
+    failed: 0,
+    datapathUpdateTimeouts: 0,
+    restored: 0,
+    expiredOnRestore: 0,
+  };
+  /** A sync asked for and not started yet: answers learnt meanwhile join it (one delta). */
+  private joinable: Promise<ApplyStats> | undefined;
+  /** The last sync asked for (started or not): what a refreshing answer waits for. */
+  private lastSync: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private readonly log: (line: string) => void;
 
@@ -182,8 +208,11 @@ export class FQDNComponent implements RuntimeComponent {
     this.persist();
   }
 
-  /** One DNS answer; resolves when the kernel allows its addresses (the proxy then releases it). */
-  async learn(m: DNSAnswerMessage): Promise<void> {
+  /**
+   * One DNS answer; resolves when the kernel allows its addresses (the proxy then releases it),
+   * with until when they stay allowed (the proxy need not send a repeat that expires earlier).
+   */
+  async learn(m: DNSAnswerMessage): Promise<AllowedUntil | undefined> {
     const rt = this.rt;
     if (rt === undefined || this.stopped) throw new Error('the node is not up');
     const t0 = performance.now();
@@ -204,17 +233,54 @@ export class FQDNComponent implements RuntimeComponent {
           if (rt.datapath.nft.state.ipcache.has(ip) || isIPv6(ip)) continue;
           rt.datapath.declareTestHost({ kind: 'ip', ip }, ip);
         }
-        const st = await rt.sync();
+        const st = await this.syncSoon(rt);
         push(this.kernelMs, st.ms);
         push(this.latencies, performance.now() - t0);
       } else {
-        await rt.synced();
+        // known addresses: allowed once the sync that carries them (if not done yet) is done
+        await Promise.all([this.lastSync, rt.synced()]);
       }
     } catch (e) {
       this.counts.failed++;
       throw e;
     }
     this.persistSoon();
+    const cache = dnsCacheOf(rt.engine);
+    const until = cache?.allowedUntil(m.name, m.ips, this.now());
+    return cache === undefined || until === undefined ? undefined : { until, minTtl: cache.minTTL };
+  }
+
+  /**
+   * One sync for the answers learnt until it starts: the first answer asks for it, the others
+   * arriving before it starts (while an earlier sync runs) join it. Each answer was learnt into
+   * the cache before the sync compiles, so the delta carries its addresses.
+   */
+  private syncSoon(rt: NodeRuntime): Promise<ApplyStats> {
+    if (this.joinable !== undefined) return this.joinable;
+    const p = rt.synced().then(() => {
+      this.joinable = undefined;
+      this.counts.syncs++;
+      return rt.sync();
+    });
+    this.joinable = p;
+    this.lastSync = p.catch(() => {});
+    return p;
+  }
+
+  /** The DNS proxy released an answer before our ack came. */
+  countTimeout(): void {
+    this.counts.datapathUpdateTimeouts++;
+  }
+
+  /** Prometheus text: Cilium's agent metric for answers released before the datapath was updated. */
+  metricsText(): string {
+    const name = 'cilium_proxy_datapath_update_timeout_total';
+    return [
+      `# HELP ${name} Number of total datapath update timeouts due to FQDN IP updates`,
+      `# TYPE ${name} counter`,
+      `${name} ${this.counts.datapathUpdateTimeouts}`,
+      '',
+    ].join('\n');
   }
 
   status(): FQDNStatus {
@@ -308,5 +374,13 @@ export class FQDNComponent implements RuntimeComponent {
 
 /** The node's DNS proxy and the FQDN component it reports answers to, in start order. */
 export function dnsComponents(fqdn: FQDNComponent, log: (line: string) => void): RuntimeComponent[] {
-  return [fqdn, new ProxyComponent({ parser: 'dns', log, onDNSAnswer: (a) => fqdn.learn(a) })];
+  return [
+    fqdn,
+    new ProxyComponent({
+      parser: 'dns',
+      log,
+      onDNSAnswer: (a) => fqdn.learn(a),
+      onDNSTimeout: () => fqdn.countTimeout(),
+    }),
+  ];
 }

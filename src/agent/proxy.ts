@@ -52,7 +52,9 @@ export interface ProxyComponentOptions {
    * The DNS proxy's answers (toFQDNs): resolves once the kernel allows the addresses; the proxy
    * holds the answer until then (agent/fqdn.ts). Without it answers are acknowledged at once.
    */
-  onDNSAnswer?: (a: DNSAnswerMessage) => Promise<void>;
+  onDNSAnswer?: (a: DNSAnswerMessage) => Promise<{ until: number; minTtl: number } | undefined>;
+  /** The DNS proxy released an answer before our ack came (its max delay passed). */
+  onDNSTimeout?: (m: { endpoint: string; name: string }) => void;
   log?: (line: string) => void;
 }
 
@@ -95,7 +97,8 @@ export function buildSnapshot(rt: NodeRuntime, version: number): PolicySnapshot 
       entries: pol.entries,
     });
   }
-  return { version, peers, endpoints };
+  const revocations = (engine as { dns?: { revocations?: number } }).dns?.revocations;
+  return { version, peers, endpoints, ...(revocations !== undefined ? { fqdnRevision: revocations } : {}) };
 }
 
 export class ProxyComponent implements RuntimeComponent {
@@ -283,6 +286,9 @@ export class ProxyComponent implements RuntimeComponent {
       case 'dns-answer':
         this.answer(m);
         return;
+      case 'dns-timeout':
+        this.opts.onDNSTimeout?.(m);
+        return;
     }
   }
 
@@ -298,7 +304,13 @@ export class ProxyComponent implements RuntimeComponent {
       return;
     }
     learn(m).then(
-      () => reply({ type: 'dns-ack', id: m.id, ok: true }),
+      (allowed) =>
+        reply({
+          type: 'dns-ack',
+          id: m.id,
+          ok: true,
+          ...(allowed ? { until: allowed.until, minTtl: allowed.minTtl } : {}),
+        }),
       (e: Error) => {
         this.log(`${this.name}: learning ${m.name} failed: ${e.message}`);
         reply({ type: 'dns-ack', id: m.id, ok: false, error: e.message });

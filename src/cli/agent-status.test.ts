@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import type { AgentStatus } from '../agent/agent.ts';
-import { flowLine, storeLines } from './agent.ts';
+import { flowLine, fqdnLine, storeLines } from './agent.ts';
 
 const base = {
   pendingChanges: [],
@@ -83,3 +83,38 @@ const flowRows: Array<{ name: string; f: Record<string, unknown>; want: string[]
 for (const r of flowRows)
   it(`flowLine: ${r.name}`, () =>
     assert.deepEqual(flowLine({ ...running, ...r.f } as never).split('\n'), r.want));
+
+// Issue 10: toFQDNs in agent status, with the answers released past the max delay.
+const fqdnBase = {
+  answers: 12,
+  applied: 10,
+  syncs: 7,
+  failed: 0,
+  datapathUpdateTimeouts: 0,
+  restored: 0,
+  expiredOnRestore: 0,
+  zombies: 0,
+  zombieConnections: 0,
+  answerToAllowedMs: { p50: 1.234, p99: 4.56, samples: 10 },
+  kernelDeltaMs: { p50: 0.5, p99: 2, samples: 10 },
+};
+const fqdnRows: Array<{ name: string; f: Record<string, unknown>; want: string }> = [
+  {
+    name: 'all in time',
+    f: {},
+    want: [
+      'fqdn: 12 answers, 10 with new addresses in 7 kernel deltas, 0 failed; answer → allowed p50 1.2 ms, p99 4.6 ms',
+      '  released past --tofqdns-proxy-response-max-delay (proxy_datapath_update_timeout_total): 0',
+    ].join('\n'),
+  },
+  {
+    name: 'two released past the cap, no samples yet',
+    f: { datapathUpdateTimeouts: 2, answerToAllowedMs: { p50: 0, p99: 0, samples: 0 } },
+    want: [
+      'fqdn: 12 answers, 10 with new addresses in 7 kernel deltas, 0 failed; answer → allowed no samples',
+      '  released past --tofqdns-proxy-response-max-delay (proxy_datapath_update_timeout_total): 2 (their first packets may have been dropped)',
+    ].join('\n'),
+  },
+];
+for (const r of fqdnRows)
+  it(`fqdnLine: ${r.name}`, () => assert.equal(fqdnLine({ ...fqdnBase, ...r.f } as never), r.want));

@@ -331,6 +331,7 @@ Examples:
         `policies: ${s.policies.length === 0 ? '(none)' : s.policies.join(', ')}`,
       ];
       lines.push(flowLine(s.flows));
+      if (s.fqdn !== undefined) lines.push(fqdnLine(s.fqdn));
       if (s.kvstore !== undefined) {
         const k = s.kvstore;
         lines.push(
@@ -367,6 +368,17 @@ export function flowLine(f: FlowsStatus | undefined): string {
     `flow records: ${f.processed} processed (${f.forwarded} forwarded, ${f.dropped} dropped${(f.audited ?? 0) > 0 ? `, ${f.audited} audited` : ''}), ${lost}, ${f.suppressedDrops} repeated drops folded${extra}; ${ulogd}`,
     `  flow log ${f.flowLog ?? '(none)'}; observe socket ${f.socket ?? '(none)'}`,
     ...(f.flowLogError !== undefined ? [`  flow log write error: ${f.flowLogError}`] : []),
+  ].join('\n');
+}
+
+/** One line on toFQDNs: answers, deltas, the answer → allowed wait, answers released past the cap. */
+export function fqdnLine(f: NonNullable<AgentStatusView['fqdn']>): string {
+  const ms = (x: { p50: number; p99: number; samples: number }): string =>
+    x.samples === 0 ? 'no samples' : `p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`;
+  const late = f.datapathUpdateTimeouts ?? 0; // an agent from before the field
+  return [
+    `fqdn: ${f.answers} answers, ${f.applied} with new addresses in ${f.syncs ?? f.applied} kernel deltas, ${f.failed} failed; answer → allowed ${ms(f.answerToAllowedMs)}`,
+    `  released past --tofqdns-proxy-response-max-delay (proxy_datapath_update_timeout_total): ${late}${late > 0 ? ' (their first packets may have been dropped)' : ''}`,
   ].join('\n');
 }
 

@@ -126,7 +126,12 @@ export class NodeDatapath {
     // Adopted namespaces that no declared peer claims at their address go while the old table
     // still holds them: the new one has no policy for them (unbound veth, no ep_in/ep_eg entry).
     if (opts.adopt) await this.pruneHosts();
+    // The delta session starts beside the first transaction, and the node is up only once it
+    // answers: no FQDN answer waits for nft to start. A session that will not start is no
+    // failure: deltas then start one or go in full.
+    const warming = this.nft.warm().catch(() => {});
     this.lastApply = await this.nft.applyFull(this.compile());
+    await warming;
   }
 
   /** Creates the namespaces of declared peers that have none yet (after their policy is in). */

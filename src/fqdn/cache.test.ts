@@ -301,3 +301,61 @@ describe('DNSCache snapshot and restore', () => {
     assert.deepEqual(b.lookupName('a.com', 5_000), []);
   });
 });
+
+describe('DNSCache.allowedUntil and revocations', () => {
+  const rows: Array<{
+    name: string;
+    run: (c: DNSCache) => void;
+    ask: string[];
+    at: number;
+    want: number | undefined;
+    revocations: number;
+  }> = [
+    {
+      name: 'the earliest expiry of the addresses',
+      run: (c) => {
+        c.learn('a.example', ['192.0.2.1'], 30, 0);
+        c.learn('a.example', ['192.0.2.2'], 10, 0);
+      },
+      ask: ['192.0.2.1', '192.0.2.2'],
+      at: 1000,
+      want: 10_000,
+      revocations: 0,
+    },
+    {
+      name: 'one address unknown: undefined',
+      run: (c) => c.learn('a.example', ['192.0.2.1'], 30, 0),
+      ask: ['192.0.2.1', '192.0.2.9'],
+      at: 1000,
+      want: undefined,
+      revocations: 0,
+    },
+    {
+      name: 'expired: undefined (expiry is no revocation)',
+      run: (c) => c.learn('a.example', ['192.0.2.1'], 1, 0),
+      ask: ['192.0.2.1'],
+      at: 2000,
+      want: undefined,
+      revocations: 0,
+    },
+    {
+      name: 'evicted by the per-name cap: undefined, and counted as a revocation',
+      run: (c) => {
+        c.learn('a.example', ['192.0.2.1'], 10, 0);
+        c.learn('a.example', ['192.0.2.2', '192.0.2.3'], 30, 0);
+      },
+      ask: ['192.0.2.1'],
+      at: 1000,
+      want: undefined,
+      revocations: 1,
+    },
+  ];
+  for (const r of rows) {
+    test(r.name, () => {
+      const c = new DNSCache({ maxIPsPerName: 2 });
+      r.run(c);
+      assert.equal(c.allowedUntil('A.example.', r.ask, r.at), r.want);
+      assert.equal(c.revocations, r.revocations);
+    });
+  }
+});

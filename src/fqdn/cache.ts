@@ -88,6 +88,11 @@ export class DNSCache {
   /** A lower bound of every entry's expiry (exact after gc): lets callers skip a gc with nothing due. */
   private soonest = Number.POSITIVE_INFINITY;
   readonly minTTL: number;
+  /**
+   * Addresses removed before their expiry (the per-name and per-endpoint caps), ever: a proxy that
+   * skips telling us answers it knows are allowed must forget what it knows when this changes.
+   */
+  revocations = 0;
   readonly maxIPsPerName: number;
   readonly maxIPsPerEndpointName: number;
   readonly maxZombies: number;
@@ -164,6 +169,7 @@ export class DNSCache {
       for (const [ip] of order.slice(this.maxIPsPerName)) {
         entries.delete(ip);
         this.unindex(ip, n);
+        this.revocations++;
         if (added.has(ip)) added.delete(ip);
         else removed.add(ip);
       }
@@ -174,6 +180,7 @@ export class DNSCache {
         // The endpoint cap evicted it and no other lookup holds it: it leaves the node too.
         entries.delete(ip);
         this.unindex(ip, n);
+        this.revocations++;
         if (added.has(ip)) added.delete(ip);
         else removed.add(ip);
       }
@@ -256,6 +263,23 @@ export class DNSCache {
       }
     }
     return out.sort();
+  }
+
+  /**
+   * When the earliest of `ips` leaves the name's entries (ms); undefined when one is not there
+   * (expired, evicted, never learnt). Zombies do not count: they allow no new connection.
+   */
+  allowedUntil(name: string, ips: readonly string[], nowMs: number): number | undefined {
+    const entries = this.byName.get(normalizeName(name));
+    if (entries === undefined || ips.length === 0) return undefined;
+    let until = Number.POSITIVE_INFINITY;
+    for (const raw of ips) {
+      const ip = canonicalIP(raw);
+      const exp = ip === undefined ? undefined : entries.get(ip);
+      if (exp === undefined || exp < nowMs) return undefined;
+      if (exp < until) until = exp;
+    }
+    return until;
   }
 
   /**

@@ -7,7 +7,8 @@
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
-// DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`.
+// DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`;
+// proxy → agent `dns-timeout` (an answer released unacknowledged at the max delay).
 //
 // The mirror is what a proxy needs to judge alone and synchronously: the ipcache (address →
 // the Flow endpoint with its identity; source identity never comes from a header) and, for
@@ -37,6 +38,8 @@ export interface PolicySnapshot {
   peers: Array<[string, FlowEndpoint]>;
   /** Local endpoints that have at least one redirect entry. */
   endpoints: SnapshotEndpoint[];
+  /** The DNS cache's revocation count (DNSCache.revocations): the DNS proxy's skip cache resets on a change. */
+  fqdnRevision?: number;
 }
 
 /**
@@ -60,7 +63,19 @@ export type AgentMessage =
   | { type: 'snapshot'; snapshot: PolicySnapshot }
   | { type: 'stop' }
   /** The answer `id` was learnt and the kernel enforces it (ok), or learning it failed. */
-  | { type: 'dns-ack'; id: number; ok: boolean; error?: string };
+  | {
+      type: 'dns-ack';
+      id: number;
+      ok: boolean;
+      error?: string;
+      /**
+       * Every address of the answer stays allowed until then (epoch ms) unless the cache revokes
+       * it (fqdnRevision), and the cache's --tofqdns-min-ttl: until then the proxy need not send a
+       * repeat of this answer whose expiry would not reach past it.
+       */
+      until?: number;
+      minTtl?: number;
+    };
 
 export type ProxyMessage =
   | { type: 'ready'; parser: ProxyParser; address: string; port: number; uid: number }
@@ -68,6 +83,11 @@ export type ProxyMessage =
   | { type: 'flow'; flow: Flow }
   | { type: 'refused'; reason: string }
   | DNSAnswerMessage
+  /**
+   * An answer released before the agent acknowledged it (--tofqdns-proxy-response-max-delay
+   * passed): Cilium's proxy_datapath_update_timeout_total.
+   */
+  | { type: 'dns-timeout'; endpoint: string; name: string }
   | { type: 'error'; message: string };
 
 /** Splits a byte stream into JSON messages; a line that does not parse is reported, not thrown. */

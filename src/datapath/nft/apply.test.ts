@@ -33,15 +33,22 @@ function table(port: number): CompiledTable {
 
 type SessionOutcome = 'ok' | 'dead' | 'nft-error' | 'hang';
 
-function fakeTransport(outcomes: SessionOutcome[]) {
+function fakeTransport(outcomes: SessionOutcome[], nsGone = () => false) {
   const calls: Array<{ via: 'session' | 'file'; script: string }> = [];
   const closed: number[] = [];
+  /** Makes session n die by itself (nft crashed): its onExit is called. */
+  const crash: Array<() => void> = [];
   let sessions = 0;
   const t: NftTransport = {
-    session: () => {
+    canRestart: () => !nsGone(),
+    session: (_netns, onExit) => {
       let alive = true;
       let kill: (() => void) | undefined;
       const n = ++sessions;
+      crash[n] = () => {
+        alive = false;
+        onExit?.();
+      };
       return {
         get alive() {
           return alive;
@@ -73,7 +80,7 @@ function fakeTransport(outcomes: SessionOutcome[]) {
       calls.push({ via: 'file', script });
     },
   };
-  return { t, calls, closed };
+  return { t, calls, closed, crash, sessions: () => sessions };
 }
 
 const isFull = (s: string): boolean => s.startsWith('add table inet seawall\ndelete table inet seawall\n');
@@ -175,5 +182,72 @@ describe('NftApplier', () => {
       calls.map((c) => c.via),
       ['file', 'session', 'file', 'session'],
     );
+  });
+});
+
+describe('NftApplier.warm', () => {
+  const until = async (cond: () => boolean, ms = 2000): Promise<void> => {
+    const end = performance.now() + ms;
+    while (!cond()) {
+      if (performance.now() > end) throw new Error('condition not reached');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  it('starts the session with an empty transaction, and the first delta uses that session', async () => {
+    const { t, calls, sessions } = fakeTransport([]);
+    const a = new NftApplier('sw-fake', t);
+    await a.warm();
+    await a.apply(table(80));
+    await a.apply(table(81));
+    assert.deepEqual(
+      calls.map((c) => [c.via, c.script === '' ? 'empty' : isFull(c.script) ? 'full' : 'delta']),
+      [
+        ['session', 'empty'],
+        ['file', 'full'],
+        ['session', 'delta'],
+      ],
+    );
+    assert.equal(sessions(), 1, 'no second session');
+    a.close();
+  });
+
+  it('a session that dies by itself is restarted and warmed before the next delta comes', async () => {
+    const { t, calls, crash, sessions } = fakeTransport([]);
+    const a = new NftApplier('sw-fake', t);
+    await a.warm();
+    await a.apply(table(80));
+    crash[1]!();
+    await until(() => sessions() === 2 && calls.filter((c) => c.script === '').length === 2);
+    assert.equal(a.sessionRestarts, 1);
+    assert.equal((await a.apply(table(81))).kind, 'delta');
+    assert.equal(sessions(), 2);
+    a.close();
+  });
+
+  it('a hung session killed by the timeout is replaced by a warm one', async () => {
+    const { t, calls, sessions } = fakeTransport(['ok', 'hang']);
+    const a = new NftApplier('sw-fake', t, { sessionTimeoutMs: 20 });
+    await a.warm();
+    await a.apply(table(80));
+    assert.equal((await a.apply(table(81))).recovered, 'session-timeout');
+    await until(() => sessions() === 2 && calls.filter((c) => c.script === '').length === 2);
+    a.close();
+  });
+
+  it('no restart after close(), nor once the namespace is gone', async () => {
+    let gone = false;
+    const { t, crash, sessions } = fakeTransport([], () => gone);
+    const a = new NftApplier('sw-fake', t);
+    await a.warm();
+    a.close();
+    crash[1]!();
+    const b = new NftApplier('sw-fake2', t);
+    await b.warm();
+    gone = true;
+    crash[2]!();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(sessions(), 2, 'neither was restarted');
+    b.close();
   });
 });

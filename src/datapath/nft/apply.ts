@@ -4,6 +4,7 @@
 // are computed against it, never against a listing of the kernel's (possibly huge) sets.
 
 import { DatapathError, must, run } from '../exec.ts';
+import { netnsExists } from '../netns.ts';
 import { type CompiledTable, emptyTable, FAMILY, renderDelta, renderFull, TABLE } from './compile.ts';
 import { NftSession, SESSION_MAX_BYTES } from './session.ts';
 
@@ -17,6 +18,9 @@ export interface ApplyStats {
 
 /** How long a delta may wait for `nft -i`'s answer before the session is killed. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 5000;
+/** A session that died by itself is restarted after this (doubling up to RESTART_MAX_MS). */
+export const SESSION_RESTART_MS = 50;
+const SESSION_RESTART_MAX_MS = 5000;
 
 export interface NftApplierOptions {
   /** Default DEFAULT_SESSION_TIMEOUT_MS; 0 = wait forever. */
@@ -25,14 +29,20 @@ export interface NftApplierOptions {
 
 /** How scripts reach the kernel; replaced in unit tests. */
 export interface NftTransport {
-  /** A long-lived session (nft -i); `alive` false once it died. */
-  session(netns: string): { readonly alive: boolean; transact(script: string): Promise<void>; close(): void };
+  /** A long-lived session (nft -i); `alive` false once it died; `onExit` when it died by itself. */
+  session(
+    netns: string,
+    onExit?: () => void,
+  ): { readonly alive: boolean; transact(script: string): Promise<void>; close(): void };
   /** One `nft -f -` process: one atomic transaction. */
   runScript(netns: string, script: string): Promise<void>;
+  /** Whether a session that died may be restarted (the namespace still exists); default yes. */
+  canRestart?(netns: string): boolean;
 }
 
 export const kernelTransport: NftTransport = {
-  session: (netns) => new NftSession(netns),
+  session: (netns, onExit) => new NftSession(netns, onExit),
+  canRestart: netnsExists,
   async runScript(netns, script) {
     const r = await run('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], script);
     if (r.code !== 0) {
@@ -48,6 +58,11 @@ export class NftApplier {
   private current: CompiledTable = emptyTable();
   private installed = false;
   private session: ReturnType<NftTransport['session']> | undefined;
+  /** warm() was called and close() not since: a session that dies is restarted. */
+  private keepWarm = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartDelay = SESSION_RESTART_MS;
+  private sessionsStarted = 0;
   /** Mutable so that the owner of a NodeDatapath can set it after construction. */
   sessionTimeoutMs: number;
 
@@ -85,9 +100,10 @@ export class NftApplier {
     if (script.length > SESSION_MAX_BYTES) {
       await this.transport.runScript(this.netns, script);
     } else {
-      if (!this.session?.alive) this.session = this.transport.session(this.netns);
+      // Normally warm (see warm()); if not, the delta waits for nft to start: slower, never open.
+      const session = this.ensureSession();
       try {
-        await this.transactWithTimeout(this.session, script);
+        await this.transactWithTimeout(session, script);
       } catch (e) {
         if (!(e instanceof DatapathError) || !SESSION_LOST.has(e.code)) throw e;
         // nft died (or hung and was killed) with the delta sent: whether it committed is unknown,
@@ -104,6 +120,52 @@ export class NftApplier {
   }
 
   /**
+   * Starts the `nft -i` session and waits for its first (empty) transaction, so that no delta
+   * ever waits for nft to start (68–240 ms: an FQDN answer would pass its 100 ms cap). From now
+   * on a session that dies is restarted at once (backing off while it keeps dying) and warmed.
+   * Rejects when nft does not answer; deltas then still go through (a new session, or a full
+   * replacement): warmth is speed, never enforcement.
+   */
+  async warm(): Promise<void> {
+    this.keepWarm = true;
+    const s = this.ensureSession();
+    await this.transactWithTimeout(s, '');
+    this.restartDelay = SESSION_RESTART_MS;
+  }
+
+  /** Sessions started after the first (one died, or hung and was killed). */
+  get sessionRestarts(): number {
+    return Math.max(0, this.sessionsStarted - 1);
+  }
+
+  private ensureSession(): ReturnType<NftTransport['session']> {
+    if (this.session?.alive) return this.session;
+    this.sessionsStarted++;
+    const s = this.transport.session(this.netns, () => {
+      if (this.session === s) this.scheduleRestart();
+    });
+    this.session = s;
+    return s;
+  }
+
+  private scheduleRestart(): void {
+    if (!this.keepWarm || this.restartTimer !== undefined) return;
+    const delay = this.restartDelay;
+    this.restartDelay = Math.min(this.restartDelay * 2, SESSION_RESTART_MAX_MS);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.keepWarm || this.session?.alive) return;
+      // the namespace went without close() (a crash test, a cleanup): nothing to keep warm
+      if (this.transport.canRestart?.(this.netns) === false) {
+        this.keepWarm = false;
+        return;
+      }
+      this.warm().catch(() => {}); // its own exit schedules the next try
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  /**
    * A hung nft would hold every later change behind it (the session is a queue): past the
    * timeout the session is killed, and the next one starts fresh.
    */
@@ -115,7 +177,10 @@ export class NftApplier {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         session.close();
-        if (this.session === session) this.session = undefined;
+        if (this.session === session) {
+          this.session = undefined;
+          this.scheduleRestart(); // close() reports no exit
+        }
         reject(new DatapathError('nft-session-timeout', `nft -i did not answer within ${ms} ms; killed`));
       }, ms);
     });
@@ -125,6 +190,9 @@ export class NftApplier {
 
   /** Stops the `nft -i` session (before the namespace goes: it would keep it alive). */
   close(): void {
+    this.keepWarm = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     this.session?.close();
     this.session = undefined;
   }

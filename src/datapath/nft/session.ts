@@ -22,7 +22,11 @@ export class NftSession {
   private queue: Promise<void> = Promise.resolve();
   private dead = false;
 
-  constructor(readonly netns: string) {}
+  /** `onExit`: nft exited without close() (crashed or was killed): the owner may start another. */
+  constructor(
+    readonly netns: string,
+    private readonly onExit?: () => void,
+  ) {}
 
   get alive(): boolean {
     return !this.dead;
@@ -36,11 +40,14 @@ export class NftSession {
     p.stdin!.on('error', () => {});
     p.stdout!.on('data', (d: Buffer) => this.onData(d.toString()));
     const fail = (): void => {
+      if (this.proc !== p) return; // 'error' and 'exit' may both come; close() already let go
+      const unexpected = !this.dead;
       this.dead = true;
       this.proc = undefined;
       const w = this.waiter;
       this.waiter = undefined;
       w?.(EXITED);
+      if (unexpected) this.onExit?.();
     };
     p.on('exit', fail);
     p.on('error', fail);

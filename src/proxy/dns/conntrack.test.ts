@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConntrackFile, findOriginalDst, parseConntrack, parseConntrackLine } from './conntrack.ts';
+import {
+  ConntrackFile,
+  findOriginalDst,
+  OriginalDstCache,
+  parseConntrack,
+  parseConntrackLine,
+} from './conntrack.ts';
 
 const PROXY = { ip: '172.31.255.1', port: 15053 };
 // as /proc/net/nf_conntrack prints them (a DNAT'd UDP query, a DNAT'd TCP query, a plain TCP
@@ -101,5 +107,102 @@ describe('conntrack table', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('OriginalDstCache', () => {
+    const udp = (sport: number, dst: string, timeout: number): string =>
+      `ipv4     2 udp      17 ${timeout} src=10.1.10.1 dst=${dst} sport=${sport} dport=53 src=172.31.255.1 dst=10.1.10.1 sport=15053 dport=${sport} mark=34 zone=0 use=2\n`;
+    const rows: Array<{
+      name: string;
+      /** [ms since start, what the table says then, want] per lookup of client port 40001 */
+      steps: Array<[number, string, string | undefined]>;
+      reads: number;
+    }> = [
+      {
+        name: 'a repeat within the entry’s life is answered without reading the table',
+        steps: [
+          [0, udp(40001, '10.1.10.2', 28), '10.1.10.2'],
+          [1000, udp(40001, '10.1.10.2', 27), '10.1.10.2'],
+          [4000, udp(40001, '10.1.10.2', 24), '10.1.10.2'],
+        ],
+        reads: 1,
+      },
+      {
+        name: 'never kept past maxAgeMs (5 s): the table is read again',
+        steps: [
+          [0, udp(40001, '10.1.10.2', 28), '10.1.10.2'],
+          [5000, udp(40001, '10.1.10.3', 29), '10.1.10.3'],
+        ],
+        reads: 2,
+      },
+      {
+        name: 'never kept past the entry’s remaining timeout less a second: the port may mean another server then',
+        steps: [
+          [0, udp(40001, '10.1.10.2', 3), '10.1.10.2'],
+          [2000, udp(40001, '10.1.10.9', 29), '10.1.10.9'],
+        ],
+        reads: 2,
+      },
+      {
+        name: 'an entry about to go is not kept at all',
+        steps: [
+          [0, udp(40001, '10.1.10.2', 1), '10.1.10.2'],
+          [1, udp(40001, '10.1.10.9', 29), '10.1.10.9'],
+        ],
+        reads: 2,
+      },
+      {
+        name: 'nothing found is not kept: the next query reads again',
+        steps: [
+          [0, '', undefined],
+          [1, udp(40001, '10.1.10.2', 28), '10.1.10.2'],
+        ],
+        reads: 2,
+      },
+    ];
+    for (const r of rows) {
+      it(r.name, () => {
+        let now = 0;
+        let text = '';
+        const c = new OriginalDstCache(
+          () => text,
+          PROXY,
+          () => now,
+        );
+        for (const [t, table, want] of r.steps) {
+          now = t;
+          text = table;
+          assert.equal(c.lookup('udp', { ip: '10.1.10.1', port: 40001 })?.ip, want, `at ${t} ms`);
+        }
+        assert.equal(c.reads, r.reads);
+      });
+    }
+
+    it('keyed by transport, address and port', () => {
+      const c = new OriginalDstCache(
+        () => TABLE,
+        PROXY,
+        () => 0,
+      );
+      assert.equal(c.lookup('udp', { ip: '10.1.10.1', port: 40001 })?.ip, '10.1.10.2');
+      assert.equal(c.lookup('tcp', { ip: '10.1.10.1', port: 40001 }), undefined);
+      assert.equal(c.lookup('udp', { ip: '10.1.10.1', port: 4000 })?.port, 5353);
+    });
+
+    it('bounded: past maxEntries the oldest half goes', () => {
+      let text = '';
+      const c = new OriginalDstCache(
+        () => text,
+        PROXY,
+        () => 0,
+        5000,
+        4,
+      );
+      for (let p = 1; p <= 9; p++) {
+        text = udp(p, '10.1.10.2', 28);
+        c.lookup('udp', { ip: '10.1.10.1', port: p });
+      }
+      assert.ok(c.size <= 4, `${c.size} kept`);
+    });
   });
 });

@@ -26,6 +26,8 @@ export interface CtEntry {
   orig: CtTuple;
   reply: CtTuple;
   mark: number;
+  /** Seconds before the kernel drops the entry unless more packets come. */
+  timeout: number;
 }
 
 const FIELD = /\b(src|dst|sport|dport|mark)=(\S+)/g;
@@ -47,7 +49,15 @@ export function parseConntrackLine(line: string): CtEntry | undefined {
     sport: Number(vals.sport![i]),
     dport: Number(vals.dport![i]),
   });
-  return { proto, state, orig: tuple(0), reply: tuple(1), mark: Number(vals.mark![0] ?? 0) };
+  const timeout = Number(parts[4]);
+  return {
+    proto,
+    state,
+    orig: tuple(0),
+    reply: tuple(1),
+    mark: Number(vals.mark![0] ?? 0),
+    timeout: Number.isFinite(timeout) ? timeout : 0,
+  };
 }
 
 export function parseConntrack(text: string): CtEntry[] {
@@ -70,6 +80,17 @@ export function findOriginalDst(
   client: { ip: string; port: number },
   proxy: { ip: string; port: number },
 ): { ip: string; port: number } | undefined {
+  const e = findRedirectEntry(text, proto, client, proxy);
+  return e === undefined ? undefined : { ip: e.orig.dst, port: e.orig.dport };
+}
+
+/** The conntrack entry of a connection DNAT'd to `proxy` (see findOriginalDst). */
+export function findRedirectEntry(
+  text: string,
+  proto: 'tcp' | 'udp',
+  client: { ip: string; port: number },
+  proxy: { ip: string; port: number },
+): CtEntry | undefined {
   const needle = `src=${proxy.ip} dst=${client.ip} sport=${proxy.port} dport=${client.port} `;
   let at = text.indexOf(needle);
   while (at >= 0) {
@@ -84,7 +105,7 @@ export function findOriginalDst(
       e.reply.src === proxy.ip &&
       e.reply.sport === proxy.port
     )
-      return { ip: e.orig.dst, port: e.orig.dport };
+      return e;
     at = text.indexOf(needle, at + 1);
   }
   return undefined;
@@ -119,5 +140,66 @@ export class ConntrackFile {
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/**
+ * Original destinations by (transport, client address, client port), so that a query does not
+ * read the whole table (a busy node's has tens of thousands of lines). An answer is kept only while
+ * its conntrack entry is certain to exist: at most the entry's remaining timeout (less a second)
+ * from the read, and at most maxAgeMs. While the entry exists no other connection can have the
+ * same reply tuple (proxy → client address and port: the DNAT would clash), so the client's
+ * address and port still mean the same original destination. Lookups that find nothing are not
+ * kept (the query is answered SERVFAIL; the next one reads again).
+ */
+export class OriginalDstCache {
+  private readonly m = new Map<string, { ip: string; port: number; until: number }>();
+
+  constructor(
+    private readonly read: () => string,
+    private readonly proxy: { ip: string; port: number },
+    private readonly now: () => number = () => performance.now(),
+    private readonly maxAgeMs = 5000,
+    private readonly maxEntries = 65536,
+  ) {}
+
+  /** Table reads so far (misses). */
+  reads = 0;
+
+  lookup(
+    proto: 'tcp' | 'udp',
+    client: { ip: string; port: number },
+  ): { ip: string; port: number } | undefined {
+    const key = `${proto}|${client.ip}|${client.port}`;
+    const t = this.now();
+    const hit = this.m.get(key);
+    if (hit !== undefined) {
+      if (hit.until > t) return { ip: hit.ip, port: hit.port };
+      this.m.delete(key);
+    }
+    this.reads++;
+    const e = findRedirectEntry(this.read(), proto, client, this.proxy);
+    if (e === undefined) return undefined;
+    const keepMs = Math.min(this.maxAgeMs, (e.timeout - 1) * 1000);
+    if (keepMs > 0) {
+      if (this.m.size >= this.maxEntries) this.sweep(t);
+      this.m.set(key, { ip: e.orig.dst, port: e.orig.dport, until: t + keepMs });
+    }
+    return { ip: e.orig.dst, port: e.orig.dport };
+  }
+
+  get size(): number {
+    return this.m.size;
+  }
+
+  /** Drops what is due; if still full, the oldest half (insertion order). */
+  private sweep(t: number): void {
+    for (const [k, v] of this.m) if (v.until <= t) this.m.delete(k);
+    if (this.m.size < this.maxEntries) return;
+    let n = this.m.size >> 1;
+    for (const k of this.m.keys()) {
+      if (n-- <= 0) break;
+      this.m.delete(k);
+    }
   }
 }

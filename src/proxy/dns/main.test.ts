@@ -4,7 +4,7 @@ import dnsPacket from 'dns-packet';
 import type { L7RuleSet, MapStateEntry } from '../../policy/types.ts';
 import type { PolicySnapshot, ProxyMessage, SnapshotEndpoint } from '../ipc.ts';
 import { AnswerAcks, DNSPolicyMirror, makeNodeDNSProxy } from './main.ts';
-import type { DNSProxy } from './proxy.ts';
+import type { DNSProxy, LearnedAnswer } from './proxy.ts';
 import { query, startUpstream, type Upstream, udpAsk } from './testing/upstream.ts';
 
 const pos = { file: 't.yaml', line: 1, column: 1 };
@@ -214,6 +214,10 @@ describe('the node DNS proxy: answers held until the agent acknowledges', () => 
     assert.equal(p?.rcode, 'NOERROR');
     assert.ok(ms >= 250, `held ${ms} ms`);
     assert.equal(proxy.stats.responseDelayExceeded, before + 1);
+    assert.ok(
+      sent.some((m) => m.type === 'dns-timeout' && m.name === 'api.example.com.'),
+      'the agent is told (proxy_datapath_update_timeout_total)',
+    );
   });
 
   it('a refused name never reaches the server nor the agent', async () => {
@@ -228,4 +232,68 @@ describe('the node DNS proxy: answers held until the agent acknowledges', () => 
       false,
     );
   });
+});
+
+describe('AnswerAcks: repeats the agent already allows are not sent', () => {
+  const answer = (o: Partial<LearnedAnswer> = {}): LearnedAnswer => ({
+    endpoint: 'prod/client',
+    identity: 1000,
+    name: 'api.example.com.',
+    ips: ['192.0.2.1', '192.0.2.2'],
+    ttl: 30,
+    cnames: [],
+    server: { ip: '10.0.0.53', port: 53 },
+    transport: 'udp',
+    ...o,
+  });
+  const T0 = 1_000_000;
+  const rows: Array<{
+    name: string;
+    ack?: { ok: boolean; until?: number; minTtl?: number };
+    /** After the ack: time passes, the revision changes. */
+    laterMs?: number;
+    revision?: number;
+    repeat: Partial<LearnedAnswer>;
+    sent: boolean;
+  }> = [
+    { name: 'same addresses, expiry within what the agent said: not sent', repeat: {}, sent: false },
+    { name: 'some of the addresses: not sent', repeat: { ips: ['192.0.2.2'] }, sent: false },
+    { name: 'a new address: sent', repeat: { ips: ['192.0.2.1', '192.0.2.3'] }, sent: true },
+    { name: 'an expiry past what the agent said: sent', repeat: { ttl: 61 }, sent: true },
+    { name: 'another endpoint: sent', repeat: { endpoint: 'prod/other' }, sent: true },
+    { name: 'another name: sent', repeat: { name: 'www.example.com.' }, sent: true },
+    { name: 'the agent revoked addresses since: sent', revision: 8, repeat: {}, sent: true },
+    { name: 'its time is up: sent', laterMs: 60_000, repeat: { ttl: 0 }, sent: true },
+    {
+      name: 'the agent’s min TTL would extend it: sent',
+      ack: { ok: true, until: T0 + 60_000, minTtl: 120 },
+      repeat: { ttl: 1 },
+      sent: true,
+    },
+    { name: 'an ack that says no until: sent', ack: { ok: true }, repeat: {}, sent: true },
+    { name: 'a failed learn: sent', ack: { ok: false, until: T0 + 60_000 }, repeat: {}, sent: true },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const sent: ProxyMessage[] = [];
+      let now = T0;
+      let revision = 7;
+      const acks = new AnswerAcks(
+        (m) => sent.push(m),
+        () => revision,
+        () => now,
+      );
+      const first = acks.learn(answer());
+      const id = (sent[0] as { id: number }).id;
+      const ack = r.ack ?? { ok: true, until: T0 + 60_000, minTtl: 0 };
+      acks.settle(id, ack.ok, ack.ok ? undefined : 'nft failed', ack);
+      await first?.catch(() => {});
+      now += r.laterMs ?? 1000;
+      if (r.revision !== undefined) revision = r.revision;
+      const again = acks.learn(answer(r.repeat));
+      assert.equal(sent.length === 2, r.sent);
+      assert.equal(again === undefined, !r.sent, 'a skipped repeat has nothing to wait for');
+      assert.equal(acks.skipped, r.sent ? 0 : 1);
+    });
+  }
 });

@@ -18,16 +18,24 @@
 
 import { parseArgs } from 'node:util';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
-import { ConntrackFile, findOriginalDst } from './conntrack.ts';
+import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
 const PROTO = { tcp: 6, udp: 17 } as const;
 
 /** The mirror the DNS proxy judges from: replaced whole on each snapshot. */
 export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | null> {
+  /** The agent's DNS cache revocation count at the last snapshot (AnswerAcks' skip cache). */
+  fqdnRevision: number | undefined;
+
+  override load(s: PolicySnapshot): void {
+    super.load(s);
+    this.fqdnRevision = s.fqdnRevision;
+  }
+
   /**
    * The DNS rules a query from `client` to `server` must pass, or null (refused: not a DNS
    * redirect of that pod's egress, or a side denies). The pod's egress judges, as Cilium's DNS
@@ -81,8 +89,11 @@ export interface DNSProxyMainOptions {
   mirror: DNSPolicyMirror;
   /** The original destination of a redirected query (the conntrack entry of its DNAT). */
   originalDst: (src: QuerySource) => { ip: string; port: number } | undefined;
-  /** Sends an answer to the agent and resolves when it acknowledged (rejects when it failed). */
-  learn: (a: LearnedAnswer) => Promise<void>;
+  /**
+   * Sends an answer to the agent and resolves when it acknowledged (rejects when it failed);
+   * undefined when there is nothing to wait for (a repeat the kernel already allows).
+   */
+  learn: (a: LearnedAnswer) => Promise<void> | undefined;
   send: (m: ProxyMessage) => void;
   responseMaxDelayMs?: number;
   rejectResponseCode?: 'refused' | 'nameError';
@@ -115,6 +126,7 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     nodeName: o.node,
     resolveRedirect,
     onAnswer: (a) => o.learn(a),
+    onResponseDelayExceeded: (a) => o.send({ type: 'dns-timeout', endpoint: a.endpoint, name: a.name }),
     onFlow: (flow) => o.send({ type: 'flow', flow }),
     ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
@@ -122,26 +134,84 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
   });
 }
 
-/** Answers waiting for the agent's ack, by id. */
+/** What the agent said an acknowledged answer's addresses stay allowed until. */
+interface Known {
+  ips: Set<string>;
+  until: number;
+  minTtl: number;
+  revision: number | undefined;
+}
+
+/** Most (endpoint, name) pairs AnswerAcks remembers (the oldest go first). */
+const MAX_KNOWN = 10_000;
+
+/**
+ * Answers waiting for the agent's ack, by id. A repeat answer (same endpoint and name, addresses
+ * all among those the agent last acknowledged for them, an expiry that does not reach past the
+ * one the agent said) is not sent at all: the agent would learn nothing, the kernel already
+ * allows them. What is remembered is dropped when the agent's cache revoked addresses early
+ * (fqdnRevision in its snapshot) and when its time is up; a wrong skip could only leave an
+ * address denied, never allow one.
+ */
 export class AnswerAcks {
   private next = 1;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { a: LearnedAnswer; resolve: () => void; reject: (e: Error) => void }
+  >();
+  private readonly known = new Map<string, Known>();
+  /** Repeats answered without asking the agent. */
+  skipped = 0;
 
-  constructor(private readonly send: (m: ProxyMessage) => void) {}
+  constructor(
+    private readonly send: (m: ProxyMessage) => void,
+    /** The agent's current revocation count (its snapshot's fqdnRevision). */
+    private readonly revision: () => number | undefined = () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  learn(a: LearnedAnswer): Promise<void> {
+  /** Resolves once the agent acknowledged; undefined: a repeat, nothing to wait for. */
+  learn(a: LearnedAnswer): Promise<void> | undefined {
+    if (this.alreadyAllowed(a)) {
+      this.skipped++;
+      return undefined;
+    }
     const id = this.next++;
-    const p = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const p = new Promise<void>((resolve, reject) => this.pending.set(id, { a, resolve, reject }));
     this.send({ type: 'dns-answer', id, endpoint: a.endpoint, name: a.name, ips: a.ips, ttl: a.ttl });
     // the proxy stops waiting at its max delay; the agent's ack may still come (and is dropped)
     setTimeout(() => this.settle(id, true), 30_000).unref();
     return p;
   }
 
-  settle(id: number, ok: boolean, error?: string): void {
+  private alreadyAllowed(a: LearnedAnswer): boolean {
+    const key = `${a.endpoint}|${a.name}`;
+    const k = this.known.get(key);
+    if (k === undefined) return false;
+    const now = this.now();
+    if (k.revision !== this.revision() || k.until <= now) {
+      this.known.delete(key);
+      return false;
+    }
+    const expires = now + Math.max(a.ttl, k.minTtl) * 1000;
+    return expires <= k.until && a.ips.every((ip) => k.ips.has(ip));
+  }
+
+  settle(id: number, ok: boolean, error?: string, allowed?: { until?: number; minTtl?: number }): void {
     const w = this.pending.get(id);
     if (w === undefined) return;
     this.pending.delete(id);
+    if (ok && allowed?.until !== undefined && Number.isFinite(allowed.until)) {
+      const key = `${w.a.endpoint}|${w.a.name}`;
+      this.known.delete(key); // re-inserted last: the map's order is the eviction order
+      if (this.known.size >= MAX_KNOWN) this.known.delete(this.known.keys().next().value!);
+      this.known.set(key, {
+        ips: new Set(w.a.ips),
+        until: allowed.until,
+        minTtl: allowed.minTtl ?? 0,
+        revision: this.revision(),
+      });
+    }
     if (ok) w.resolve();
     else w.reject(new Error(error ?? 'the agent could not learn the answer'));
   }
@@ -173,17 +243,11 @@ async function main(): Promise<void> {
     // without it no query's server is known: every query is answered SERVFAIL (fail closed)
     send({ type: 'error', message: `cannot read conntrack: ${(e as Error).message}; answering SERVFAIL` });
   }
+  const cache = ct === undefined ? undefined : new OriginalDstCache(() => ct.read(), { ip: address, port });
   const originalDst = (src: QuerySource) =>
-    ct === undefined
-      ? undefined
-      : findOriginalDst(
-          ct.read(),
-          src.transport,
-          { ip: src.clientIP, port: src.clientPort },
-          { ip: address, port },
-        );
+    cache?.lookup(src.transport, { ip: src.clientIP, port: src.clientPort });
   const mirror = new DNSPolicyMirror();
-  const acks = new AnswerAcks(send);
+  const acks = new AnswerAcks(send, () => mirror.fqdnRevision);
   const reject = values.reject;
   if (reject !== undefined && reject !== 'refused' && reject !== 'nameError')
     throw new Error(`--reject must be refused or nameError, not ${reject}`);
@@ -212,7 +276,7 @@ async function main(): Promise<void> {
     uid: Number(values.uid),
     close: () => proxy.close(),
     onMessage: (m) => {
-      if (m.type === 'dns-ack') acks.settle(m.id, m.ok, m.error);
+      if (m.type === 'dns-ack') acks.settle(m.id, m.ok, m.error, m);
     },
   });
 }

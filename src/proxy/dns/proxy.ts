@@ -95,6 +95,8 @@ export interface DNSProxyOptions {
   resolveRedirect: ResolveRedirect;
   /** Called before an answer is released; the answer waits for it up to responseMaxDelayMs. */
   onAnswer?: (a: LearnedAnswer) => void | Promise<void>;
+  /** An answer was released before onAnswer finished (counted in responseDelayExceeded too). */
+  onResponseDelayExceeded?: (a: LearnedAnswer) => void;
   /** L7 DNS flow records (Hubble's shape), one per query and per relayed answer. */
   onFlow?: (f: Flow) => void;
   nodeName?: string;
@@ -167,9 +169,12 @@ export class DNSProxy {
   private readonly upstreams = new Set<{ close(): void }>();
   private readonly nameLocks = new Map<string, Promise<void>>();
   private readonly udpUpstreams = new UDPUpstreams(() => this.drop('answer-mismatch'));
-  private readonly o: Required<Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'host' | 'port'>> & {
+  private readonly o: Required<
+    Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'onResponseDelayExceeded' | 'host' | 'port'>
+  > & {
     onAnswer: DNSProxyOptions['onAnswer'] | undefined;
     onFlow: DNSProxyOptions['onFlow'] | undefined;
+    onResponseDelayExceeded: DNSProxyOptions['onResponseDelayExceeded'] | undefined;
   };
   private readonly host: string;
   private closed = false;
@@ -201,6 +206,7 @@ export class DNSProxy {
       resolveRedirect: opts.resolveRedirect,
       onAnswer: opts.onAnswer,
       onFlow: opts.onFlow,
+      onResponseDelayExceeded: opts.onResponseDelayExceeded,
       nodeName: opts.nodeName ?? 'node-1',
       rejectResponseCode: opts.rejectResponseCode ?? 'refused',
       concurrencyLimit: Math.max(0, opts.concurrencyLimit ?? 0),
@@ -454,8 +460,30 @@ export class DNSProxy {
    */
   private async learn(a: LearnedAnswer): Promise<boolean> {
     const onAnswer = this.o.onAnswer!;
-    const prev = this.nameLocks.get(a.name) ?? Promise.resolve();
-    const run = prev.then(() => onAnswer(a));
+    const prev = this.nameLocks.get(a.name);
+    if (prev === undefined) {
+      // nothing in flight for the name: an onAnswer that finishes at once needs no lock nor timer
+      let r: void | Promise<void>;
+      try {
+        r = onAnswer(a);
+      } catch {
+        this.stats.onAnswerErrors++;
+        return false;
+      }
+      if (r === undefined || typeof (r as Promise<void>).then !== 'function') {
+        this.stats.learned++;
+        return true;
+      }
+      return this.awaitAnswer(a, r);
+    }
+    return this.awaitAnswer(
+      a,
+      prev.then(() => onAnswer(a)),
+    );
+  }
+
+  /** Waits for onAnswer (holding the name's lock meanwhile), at most responseMaxDelayMs. */
+  private async awaitAnswer(a: LearnedAnswer, run: Promise<void>): Promise<boolean> {
     const tail = run.then(
       () => {},
       () => {},
@@ -477,6 +505,11 @@ export class DNSProxy {
     clearTimeout(timer);
     if (result === 'late') {
       this.stats.responseDelayExceeded++;
+      try {
+        this.o.onResponseDelayExceeded?.(a);
+      } catch {
+        // a failing counter must not change what the pod gets
+      }
       return true;
     }
     if (result === 'error') {

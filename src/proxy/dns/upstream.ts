@@ -3,7 +3,9 @@
 // proxy). Each query goes out under an id unique on its socket, picked at random, and the pod's
 // id is put back on the answer. Only datagrams from the server's address and port with an id in
 // flight are taken; a socket is retired after maxUses queries so its source port changes (ids and
-// ports stay unpredictable, as a fresh socket per query would make them).
+// ports stay unpredictable, as a fresh socket per query would make them). Each socket is connected
+// to its server: the kernel then drops datagrams from any other address before they reach us, and
+// a send needs no address lookup (Node resolves even a literal address on an unconnected send).
 
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -23,6 +25,8 @@ class PooledSocket {
   readonly inflight = new Map<number, Pending>();
   uses = 0;
   retired = false;
+  /** Sends waiting for connect() to finish (a few, only right after the socket is made). */
+  private waiting: Buffer[] | undefined = [];
 
   constructor(
     private readonly server: { ip: string; port: number },
@@ -31,6 +35,24 @@ class PooledSocket {
     this.sock = dgram.createSocket(isIPv6(server.ip) ? 'udp6' : 'udp4');
     this.sock.on('error', (err) => this.failAll(err));
     this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.sock.connect(server.port, server.ip, () => {
+      const w = this.waiting ?? [];
+      this.waiting = undefined;
+      for (const b of w) this.write(b);
+    });
+  }
+
+  /** A send error comes back as the socket's 'error' (failAll), as a refused port does. */
+  private write(b: Buffer): void {
+    if (this.waiting !== undefined) {
+      this.waiting.push(b);
+      return;
+    }
+    try {
+      this.sock.send(b);
+    } catch (e) {
+      this.failAll(e as Error);
+    }
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -62,15 +84,7 @@ class PooledSocket {
         this.closeIfDone();
       }, timeoutMs);
       this.inflight.set(id, { clientID, timer, resolve });
-      this.sock.send(out, this.server.port, this.server.ip, (err) => {
-        if (!err) return;
-        const p = this.inflight.get(id);
-        if (p === undefined) return;
-        this.inflight.delete(id);
-        clearTimeout(p.timer);
-        p.resolve({ kind: 'error', err });
-        this.closeIfDone();
-      });
+      this.write(out);
     });
   }
 
