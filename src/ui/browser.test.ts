@@ -37,6 +37,89 @@ async function attrs(page: Page, selector: string, attr: string): Promise<string
   return page.locator(selector).evaluateAll((els, a) => els.map((e) => e.getAttribute(a) ?? ''), attr);
 }
 
+interface Drawn {
+  id: string;
+  status: string;
+  label: string;
+  stroke: string;
+  marker: string;
+  dashed: boolean;
+  /** The end at the peer card touches its facing side; the other touches the endpoint box. */
+  startsAtPeer: boolean;
+  endsAtEndpoint: boolean;
+}
+
+interface Rect {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+}
+
+/** Every connector of the policy view, with where its ends are against the boxes they join. */
+async function connectors(page: Page): Promise<Drawn[]> {
+  // Raw facts from the page (no helper functions inside: tsx would name them, the page has no
+  // __name), judged here.
+  const raw = await page.locator('[data-connector]').evaluateAll((list) => {
+    interface El {
+      getAttribute(a: string): string | null;
+      querySelector(s: string): El | null;
+      getBoundingClientRect(): { toJSON(): Rect };
+      textContent: string | null;
+    }
+    const g = globalThis as unknown as {
+      document: { querySelector(s: string): El };
+      getComputedStyle(e: unknown): { stroke: string; strokeDasharray: string };
+    };
+    const npe = g.document.querySelector('[data-testid="policy-view"]').getBoundingClientRect().toJSON();
+    const center = g.document.querySelector('.npe .center').getBoundingClientRect().toJSON();
+    return (list as unknown as El[]).map((e) => {
+      const id = e.getAttribute('data-connector') ?? '';
+      const path = e.querySelector('path')!;
+      return {
+        id,
+        status: e.getAttribute('data-status') ?? '',
+        label: e.querySelector('text')?.textContent ?? '',
+        xy: ['data-x1', 'data-y1', 'data-x2', 'data-y2'].map((a) => Number(e.getAttribute(a))),
+        d: path.getAttribute('d') ?? '',
+        marker: path.getAttribute('marker-end') ?? '',
+        stroke: g.getComputedStyle(path).stroke,
+        dash: g.getComputedStyle(path).strokeDasharray,
+        npe,
+        center,
+        card: g.document.querySelector(`[data-connect="${id}"]`).getBoundingClientRect().toJSON(),
+      };
+    });
+  });
+  const near = (a: number, b: number) => Math.abs(a - b) < 1.5;
+  const within = (v: number, lo: number, hi: number) => v >= lo - 0.5 && v <= hi + 0.5;
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  return raw.map((c) => {
+    const ingress = c.id.startsWith('ingress/');
+    const [x1, y1, x2, y2] = c.xy as [number, number, number, number];
+    const a = { x: x1 + c.npe.left, y: y1 + c.npe.top };
+    const b = { x: x2 + c.npe.left, y: y2 + c.npe.top };
+    const peer = ingress ? a : b;
+    const ep = ingress ? b : a;
+    return {
+      id: c.id,
+      status: c.status,
+      label: c.label,
+      stroke: c.stroke,
+      marker: c.marker,
+      dashed: c.dash !== 'none',
+      startsAtPeer:
+        near(peer.x, ingress ? c.card.right : c.card.left) &&
+        within(peer.y, c.card.top, c.card.bottom) &&
+        c.d.startsWith(`M ${r1(x1)} ${r1(y1)} `),
+      endsAtEndpoint:
+        near(ep.x, ingress ? c.center.left : c.center.right) &&
+        within(ep.y, c.center.top, c.center.bottom) &&
+        c.d.endsWith(` ${r1(x2)} ${r1(y2)}`),
+    };
+  });
+}
+
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(
@@ -196,6 +279,50 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
       'data-seq',
     );
     assert.deepEqual(dns.map(Number), [bySeq.get(dnsL7Egress.uuid)]);
+  });
+
+  it('the policy view joins each rule card to the endpoint with a line coloured by what it did', async () => {
+    await page.click('[data-tab="policy"]');
+    await page.getByTestId('endpoint').selectOption('production/backend');
+    await page.locator('[data-connector]').first().waitFor();
+    const backend = 'CiliumNetworkPolicy/production/backend-ingress#0/ingress';
+    // id, status, stroke: ingress lines run from the peer card's right edge to the endpoint's left.
+    const rows: [string, string, string][] = [
+      [`ingress/in-namespace/${backend}/0`, 'allowed', 'rgb(31, 157, 85)'],
+      [`ingress/in-cluster/${backend}/1`, 'allowed', 'rgb(31, 157, 85)'],
+      [`ingress/in-namespace/${backend}/2`, 'nothing', 'rgb(152, 162, 179)'],
+      ['ingress/undecided', 'denied', 'rgb(217, 45, 32)'],
+    ];
+    const drawn = await connectors(page);
+    assert.deepEqual(
+      drawn.map((c) => c.id).sort(),
+      rows.map((r) => r[0]).sort(),
+      'one line per rule card of backend (it has no egress policy)',
+    );
+    for (const [id, status, stroke] of rows) {
+      const c = drawn.find((x) => x.id === id)!;
+      assert.equal(c.status, status, id);
+      assert.equal(c.stroke, stroke, id);
+      assert.ok(c.startsAtPeer && c.endsAtEndpoint, `${id}: ${JSON.stringify(c)}`);
+      assert.equal(c.marker, `url(#conn-${status})`, id);
+    }
+    assert.equal(drawn.find((x) => x.id.endsWith('/0'))!.label, '8080/TCP');
+    assert.equal(drawn.find((x) => x.id.endsWith('/2'))!.label, '9000/TCP');
+    assert.equal(drawn.find((x) => x.id.endsWith('/2'))!.dashed, true);
+    // Egress of frontend: the CIDR deny red, the DNS rule with its L7 rule green, lines from the
+    // endpoint's right edge to the peer card's left; the KNP ipBlock allowed the ICMP to the world.
+    await page.getByTestId('endpoint').selectOption('production/frontend');
+    await page.locator('[data-connector^="egress/outside/CiliumNetworkPolicy/production/no-dns"]').waitFor();
+    const egress = (await connectors(page)).filter((c) => c.id.startsWith('egress/'));
+    const byName = (n: string) => egress.find((c) => c.id.includes(n))!;
+    assert.equal(byName('no-dns').status, 'denied');
+    assert.equal(byName('no-dns').stroke, 'rgb(217, 45, 32)');
+    assert.equal(byName('no-dns').label, '53/UDP');
+    assert.equal(byName('frontend-dns').status, 'allowed');
+    assert.equal(byName('frontend-dns').label, '53/UDP + 1 L7 rule');
+    assert.equal(byName('allow-world').status, 'allowed');
+    assert.equal(byName('allow-world').label, 'all ports');
+    for (const c of egress) assert.ok(c.startsAtPeer && c.endsAtEndpoint, JSON.stringify(c));
   });
 
   it('trace from the page gives seawall trace explanation', async () => {
