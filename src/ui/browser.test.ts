@@ -160,6 +160,14 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     ]);
     const l7 = await attrs(page, '[data-card-id="production/backend"] [data-l7]', 'data-l7');
     assert.deepEqual(l7, ['GET /api/users']);
+    // Entity cards name the addresses seen there.
+    assert.deepEqual(await attrs(page, '[data-card-id="world"] [data-address]', 'data-address'), [
+      '198.51.100.7',
+      '203.0.113.10',
+    ]);
+    assert.deepEqual(await attrs(page, '[data-card-id="remote-node"] [data-address]', 'data-address'), [
+      '10.0.2.1',
+    ]);
   });
 
   it('arrows are coloured by verdict', async () => {

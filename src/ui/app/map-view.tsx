@@ -14,8 +14,10 @@ import { type Arrow, buildServiceMap, busiestNamespace, type Card, namespacesOf 
 import type { FlowState } from './main.tsx';
 
 function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string) => void }) {
-  const l7 = c.l7.slice(0, MAX_L7_LINES);
-  const more = c.l7.length - l7.length;
+  // An entity card's addresses first (who the world was), then the L7 endpoints seen there.
+  const all = [...c.addresses.map((t) => ({ t, addr: true })), ...c.l7.map((t) => ({ t, addr: false }))];
+  const lines = all.slice(0, MAX_L7_LINES);
+  const more = all.length - lines.length;
   const clickable = c.kind === 'workload' || c.kind === 'kube-dns';
   return (
     // biome-ignore lint/a11y/useSemanticElements: an SVG group cannot be a <button>
@@ -42,14 +44,20 @@ function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string
       <text class="ns" x={p.width - 35} y={23} text-anchor="middle">
         {c.flows}
       </text>
-      {l7.length > 0 && <line class="sep" x1={10} x2={p.width - 10} y1={46} y2={46} />}
-      {l7.map((t, i) => (
-        <text class="l7" key={t} x={14} y={62 + i * 17} data-l7={t}>
-          {t.length > 30 ? `${t.slice(0, 29)}…` : t}
-        </text>
-      ))}
+      {lines.length > 0 && <line class="sep" x1={10} x2={p.width - 10} y1={46} y2={46} />}
+      {lines.map(({ t, addr }, i) =>
+        addr ? (
+          <text class="l7 addr" key={`a${t}`} x={14} y={62 + i * 17} data-address={t}>
+            {t.length > 30 ? `${t.slice(0, 29)}…` : t}
+          </text>
+        ) : (
+          <text class="l7" key={t} x={14} y={62 + i * 17} data-l7={t}>
+            {t.length > 30 ? `${t.slice(0, 29)}…` : t}
+          </text>
+        ),
+      )}
       {more > 0 && (
-        <text class="ns" x={14} y={62 + l7.length * 17}>
+        <text class="ns" x={14} y={62 + lines.length * 17}>
           +{more} more
         </text>
       )}

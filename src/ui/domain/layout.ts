@@ -48,7 +48,8 @@ export function layoutMap(m: ServiceMap): MapLayout {
   const g = new Graph({ multigraph: false });
   g.setGraph({ rankdir: 'LR', nodesep: 30, ranksep: 70, edgesep: 12, marginx: 24, marginy: 24 });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const c of m.cards) g.setNode(c.id, { width: CARD_WIDTH, height: cardHeight(c.l7.length) });
+  for (const c of m.cards)
+    g.setNode(c.id, { width: CARD_WIDTH, height: cardHeight(c.l7.length + c.addresses.length) });
   const pairs = new Map<string, { from: string; to: string; ports: string[] }>();
   // Traffic from world, host and the other reserved cards does not rank the map: world is both
   // a client and a server of most clusters, and ranking by it folds the map into a loop.

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { icmpWorldEgress } from '../../flow/testing/flows.ts';
 import { cardHeight, layoutMap } from './layout.ts';
-import { buildServiceMap, busiestNamespace, cardOf, namespacesOf } from './map.ts';
+import { buildServiceMap, busiestNamespace, cardOf, MAX_ADDRESSES, namespacesOf } from './map.ts';
 import { manyFlows, uiFlows } from './testing/flows.ts';
 
 const flows = () => uiFlows().map((u) => u.flow);
@@ -93,6 +94,32 @@ describe('service map from flows', () => {
     const m = buildServiceMap(flows());
     assert.deepEqual(m.cards.find((c) => c.id === 'production/backend')!.l7, ['GET /api/users']);
     assert.deepEqual(m.cards.find((c) => c.id === 'kube-system/coredns')!.l7, ['dns api.github.com']);
+  });
+
+  it('entity cards list the addresses seen there in numeric order; workload cards none', () => {
+    const m = buildServiceMap(flows());
+    const addresses = Object.fromEntries(m.cards.map((c) => [c.id, c.addresses]));
+    assert.deepEqual(addresses, {
+      host: ['10.0.0.1'],
+      'kube-system/coredns': [],
+      'production/backend': [],
+      'production/frontend': [],
+      'remote-node': ['10.0.2.1'],
+      world: ['198.51.100.7', '203.0.113.10'],
+    });
+  });
+
+  it('an entity card keeps at most MAX_ADDRESSES addresses, and none for 0.0.0.0', () => {
+    const base = flows().find((f) => f.uuid === icmpWorldEgress.uuid)!;
+    const many = Array.from({ length: MAX_ADDRESSES + 10 }, (_, i) => ({
+      ...base,
+      IP: { source: '10.0.1.10', destination: `198.51.${i >> 8}.${i & 255}`, ipVersion: 'IPv4' as const },
+    }));
+    const world = buildServiceMap(many).cards.find((c) => c.id === 'world')!;
+    assert.equal(world.addresses.length, MAX_ADDRESSES);
+    assert.equal(world.addresses[1], '198.51.0.1');
+    const none = buildServiceMap([{ ...base, IP: { ...base.IP!, destination: '0.0.0.0' } }]);
+    assert.deepEqual(none.cards.find((c) => c.id === 'world')!.addresses, []);
   });
 
   const toggles: { name: string; opts: object; gone: string }[] = [
