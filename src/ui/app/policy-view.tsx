@@ -8,13 +8,14 @@ import type { RefObject } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import {
   type Box,
+  CONNECTOR_STATUSES,
   type ConnectorStatus,
   connectorLabel,
   connectorPath,
   connectorStatus,
-  defaultConnectorStatus,
   type Point,
   spreadAnchors,
+  undecidedConnector,
 } from '../domain/connectors.ts';
 import { endpointText, portText, verdictClass } from '../domain/fields.ts';
 import {
@@ -70,27 +71,80 @@ function RuleCard({
         {r.ports.length > 0 ? r.ports.join(', ') : 'all ports'}
         {r.l7.length > 0 ? ` · ${r.l7.join(' · ')}` : ''}
       </div>
-      {list.length > 0 && (
-        <ul data-testid="rule-flows">
-          {list.slice(0, 8).map((u) => (
-            <li
-              key={u.seq}
-              data-seq={u.seq}
-              onClick={() => onFlow(u.seq)}
-              onKeyDown={(e) => e.key === 'Enter' && onFlow(u.seq)}
-            >
-              <span class={`verdict ${verdictClass(u.flow.verdict)}`}>{u.flow.verdict}</span>{' '}
-              <span class="mono">
-                {ingress
-                  ? endpointText(u.flow.source, u.flow.IP?.source)
-                  : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
-                {portText(u.flow)}
-              </span>
-            </li>
-          ))}
-          {list.length > 8 && <li>+{list.length - 8} more</li>}
-        </ul>
-      )}
+      <FlowList list={list} onFlow={onFlow} ingress={ingress} />
+    </div>
+  );
+}
+
+function FlowList({
+  list,
+  onFlow,
+  ingress,
+}: {
+  list: UIFlow[];
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
+  if (list.length === 0) return null;
+  return (
+    <ul data-testid="rule-flows">
+      {list.slice(0, 8).map((u) => (
+        <li
+          key={u.seq}
+          data-seq={u.seq}
+          onClick={() => onFlow(u.seq)}
+          onKeyDown={(e) => e.key === 'Enter' && onFlow(u.seq)}
+        >
+          <span class={`verdict ${verdictClass(u.flow.verdict)}`}>{u.flow.verdict}</span>{' '}
+          <span class="mono">
+            {ingress
+              ? endpointText(u.flow.source, u.flow.IP?.source)
+              : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
+            {portText(u.flow)}
+          </span>
+        </li>
+      ))}
+      {list.length > 8 && <li>+{list.length - 8} more</li>}
+    </ul>
+  );
+}
+
+/** The flows no entry decided, with what happened to them (default deny, or no rule needed). */
+function Undecided({
+  side,
+  flows,
+  onFlow,
+  ingress,
+}: {
+  side: SidePolicy;
+  flows: Map<number, UIFlow>;
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
+  const list = side.unmatched.map((s) => flows.get(s)).filter((u): u is UIFlow => u !== undefined);
+  const c = undecidedConnector(
+    side,
+    list.map((u) => u.flow.verdict),
+  );
+  return (
+    <div
+      class="group"
+      data-group="undecided"
+      data-connect={`${ingress ? 'ingress' : 'egress'}/undecided`}
+      data-status={c.status}
+      data-label={c.label}
+    >
+      <h4>Flows no rule decided ({side.unmatched.length})</h4>
+      <div class="none">
+        {c.status === 'denied'
+          ? 'dropped by default deny'
+          : c.status === 'mixed'
+            ? 'some dropped by default deny, some allowed without a rule (host traffic is always allowed)'
+            : side.enforced
+              ? 'allowed without a rule (host traffic is always allowed; deny rules only)'
+              : 'allowed: policy not enforced'}
+      </div>
+      <FlowList list={list} onFlow={onFlow} ingress={ingress} />
     </div>
   );
 }
@@ -126,18 +180,7 @@ function Side({
           )}
         </div>
       ))}
-      {side.unmatched.length > 0 && (
-        <div
-          class="group"
-          data-group="undecided"
-          data-connect={`${ingress ? 'ingress' : 'egress'}/undecided`}
-          data-status={defaultConnectorStatus(side)}
-          data-label={side.enforced ? 'default deny' : 'not enforced'}
-        >
-          <h4>Flows no rule decided ({side.unmatched.length})</h4>
-          <div class="none">{side.enforced ? 'dropped by default deny' : 'allowed: policy not enforced'}</div>
-        </div>
-      )}
+      {side.unmatched.length > 0 && <Undecided side={side} flows={flows} onFlow={onFlow} ingress={ingress} />}
     </div>
   );
 }
@@ -221,7 +264,7 @@ function Connectors({ root, view }: { root: RefObject<HTMLDivElement>; view: Pol
   return (
     <svg class="connectors" width={size.w} height={size.h} data-testid="connectors" aria-hidden="true">
       <defs>
-        {(['allowed', 'denied', 'nothing'] as const).map((s) => (
+        {CONNECTOR_STATUSES.map((s) => (
           <marker
             key={s}
             id={`conn-${s}`}

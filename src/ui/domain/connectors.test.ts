@@ -4,8 +4,8 @@ import {
   connectorLabel,
   connectorPath,
   connectorStatus,
-  defaultConnectorStatus,
   spreadAnchors,
+  undecidedConnector,
 } from './connectors.ts';
 
 describe('connector status of a rule card', () => {
@@ -34,12 +34,68 @@ describe('connector label', () => {
 });
 
 describe('the line of the flows no entry decided', () => {
-  const rows: { name: string; enforced: boolean; defaultDeny: boolean; want: string }[] = [
-    { name: 'default deny drops them', enforced: true, defaultDeny: true, want: 'denied' },
-    { name: 'deny-only policy lets them through', enforced: true, defaultDeny: false, want: 'allowed' },
-    { name: 'not enforced lets them through', enforced: false, defaultDeny: false, want: 'allowed' },
+  const rows: {
+    name: string;
+    enforced: boolean;
+    defaultDeny: boolean;
+    verdicts: string[];
+    want: [string, string];
+  }[] = [
+    {
+      name: 'default deny dropped them',
+      enforced: true,
+      defaultDeny: true,
+      verdicts: ['DROPPED', 'DROPPED'],
+      want: ['denied', 'default deny'],
+    },
+    {
+      name: 'audit mode: the policy denied, the flow passed',
+      enforced: true,
+      defaultDeny: true,
+      verdicts: ['AUDIT', 'DROPPED'],
+      want: ['denied', 'default deny'],
+    },
+    {
+      name: 'host traffic passes a default-deny side without a rule',
+      enforced: true,
+      defaultDeny: true,
+      verdicts: ['FORWARDED'],
+      want: ['allowed', 'allowed without a rule'],
+    },
+    {
+      name: 'some dropped, some let through',
+      enforced: true,
+      defaultDeny: true,
+      verdicts: ['DROPPED', 'FORWARDED', 'FORWARDED'],
+      want: ['mixed', 'default deny ×1, allowed ×2'],
+    },
+    {
+      name: 'not enforced lets them through',
+      enforced: false,
+      defaultDeny: false,
+      verdicts: ['FORWARDED'],
+      want: ['allowed', 'not enforced'],
+    },
+    {
+      name: 'the flows left the page: the policy says',
+      enforced: true,
+      defaultDeny: true,
+      verdicts: [],
+      want: ['denied', 'default deny'],
+    },
+    {
+      name: 'the flows left the page, nothing enforced',
+      enforced: false,
+      defaultDeny: false,
+      verdicts: [],
+      want: ['allowed', 'not enforced'],
+    },
   ];
-  for (const r of rows) it(r.name, () => assert.equal(defaultConnectorStatus(r), r.want));
+  for (const r of rows)
+    it(r.name, () => {
+      const c = undecidedConnector(r, r.verdicts);
+      assert.deepEqual([c.status, c.label], r.want);
+    });
 });
 
 describe('connector geometry', () => {

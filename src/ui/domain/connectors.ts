@@ -3,10 +3,15 @@
 // right), labelled with the entry's ports and coloured by what the entry did in the window.
 // Pure: the component measures the cards and hands the boxes here.
 
+import { verdictClass } from './fields.ts';
 import type { RuleCardView, SidePolicy } from './policy-view.ts';
 
-/** allowed: an allow entry decided flows · denied: a deny entry did · nothing: no flow here. */
-export type ConnectorStatus = 'allowed' | 'denied' | 'nothing';
+/**
+ * allowed: an allow entry decided flows · denied: a deny entry did · nothing: no flow here ·
+ * mixed: the flows no entry decided were some dropped, some let through.
+ */
+export type ConnectorStatus = 'allowed' | 'denied' | 'nothing' | 'mixed';
+export const CONNECTOR_STATUSES: readonly ConnectorStatus[] = ['allowed', 'denied', 'nothing', 'mixed'];
 
 /**
  * Per card, not per entry: an entry whose peers span groups may match flows in one group only,
@@ -23,9 +28,24 @@ export function connectorLabel(r: Pick<RuleCardView, 'ports' | 'l7'>): string {
   return r.l7.length > 0 ? `${ports} + ${r.l7.length} L7 rule${r.l7.length > 1 ? 's' : ''}` : ports;
 }
 
-/** The flows no entry decided: dropped by default deny, or allowed where nothing enforces. */
-export function defaultConnectorStatus(side: Pick<SidePolicy, 'enforced' | 'defaultDeny'>): ConnectorStatus {
-  return side.enforced && side.defaultDeny ? 'denied' : 'allowed';
+/**
+ * The line of the flows no entry decided, from what happened to them: dropped by default deny
+ * (audit counts here: the policy denied, audit mode let it pass), or let through without a rule
+ * (host traffic is always allowed, a deny-only or unenforced side allows). `verdicts`: those of
+ * the flows still in the page; none left, the side's policy says.
+ */
+export function undecidedConnector(
+  side: Pick<SidePolicy, 'enforced' | 'defaultDeny'>,
+  verdicts: readonly string[],
+): { status: ConnectorStatus; label: string } {
+  let denied = 0;
+  for (const v of verdicts) if (verdictClass(v) === 'dropped' || verdictClass(v) === 'audit') denied++;
+  const passed = verdicts.length - denied;
+  const denies = side.enforced && side.defaultDeny;
+  if (denied > 0 && passed > 0)
+    return { status: 'mixed', label: `default deny ×${denied}, allowed ×${passed}` };
+  if (denied > 0 || (passed === 0 && denies)) return { status: 'denied', label: 'default deny' };
+  return { status: 'allowed', label: denies ? 'allowed without a rule' : 'not enforced' };
 }
 
 export interface Box {
