@@ -135,11 +135,16 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
   let h: Harness;
   let b: LaunchedBrowser;
   let page: Page;
+  const errors: string[] = [];
 
   before(async () => {
     h = await startHarness({ flows: uiFlows(), policies: [POLICIES] });
     b = await launchChromium();
     page = await b.browser.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
     await page.goto(`${h.url}/#map`);
     await page.getByTestId('source').filter({ hasText: '10 flows' }).waitFor();
   });
@@ -390,6 +395,10 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     await page.getByTestId('pause').click();
     await page.locator('.row[data-uuid="live-paused"]').waitFor();
     assert.match((await page.getByTestId('count').textContent()) ?? '', /^11 of 11 flows$/);
+  });
+
+  it('the page logged no error on the way (no failed request, no exception)', () => {
+    assert.deepEqual(errors, []);
   });
 });
 
