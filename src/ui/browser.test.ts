@@ -224,6 +224,25 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     assert.match((await page.locator('.bar .err').textContent()) ?? '', /"colour" is not a filter kind/);
   });
 
+  it('columns are selectable: a checked column shows in the header and the rows, an unchecked one goes', async () => {
+    await page.getByTestId('filter').fill('');
+    const headers = () => page.locator('.thead span').allTextContents();
+    assert.ok(!(await headers()).includes('Source IP'));
+    await page.getByTestId('columns').click();
+    await page.locator('input[data-col="src-ip"]').check();
+    await page.locator('input[data-col="policy"]').uncheck();
+    await page.getByTestId('columns').click();
+    assert.ok((await headers()).includes('Source IP'));
+    assert.ok(!(await headers()).includes('Policy'));
+    const cell = page.locator(`.row[data-uuid="${tcpAllowedIngress.uuid}"] [data-col="src-ip"]`);
+    assert.equal(await cell.textContent(), '10.0.1.10');
+    assert.equal(await page.locator('.row [data-col="policy"]').count(), 0);
+    await page.getByTestId('columns').click();
+    await page.locator('input[data-col="src-ip"]').uncheck();
+    await page.locator('input[data-col="policy"]').check();
+    await page.getByTestId('columns').click();
+  });
+
   it('the detail panel names the policy with file:line, and the drop reason', async () => {
     await page.getByTestId('filter').fill('');
     await page.click(`.row[data-uuid="${tcpAllowedIngress.uuid}"]`);
@@ -351,6 +370,25 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     await page.getByTestId('port').fill('9090');
     await page.getByTestId('trace').click();
     await page.getByTestId('trace-out').filter({ hasText: 'DROPPED' }).waitFor();
+    // An HTTP request on the connection.
+    await page.getByTestId('port').fill('8080');
+    await page.getByTestId('http-method').fill('POST');
+    await page.getByTestId('http-path').fill('/api/orders');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-out').filter({ hasText: 'HTTP POST /api/orders' }).waitFor();
+    assert.match((await page.getByTestId('trace-out').textContent()) ?? '', /Verdict: FORWARDED/);
+    // A DNS query to kube-dns, decided by frontend's DNS rule.
+    await page.getByTestId('http-method').fill('');
+    await page.getByTestId('http-path').fill('');
+    await page.getByTestId('to').selectOption('kube-system/coredns');
+    await page.getByTestId('port').fill('53');
+    await page.getByTestId('protocol').selectOption('UDP');
+    await page.getByTestId('dns').fill('api.github.com');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-out').filter({ hasText: 'DNS A api.github.com' }).waitFor();
+    const dns = (await page.getByTestId('trace-out').textContent()) ?? '';
+    assert.match(dns, /frontend-dns/);
+    assert.match(dns, /Verdict: FORWARDED/);
   });
 
   it('an export of the shown flows round-trips through the flow reader and seawall observe', async () => {

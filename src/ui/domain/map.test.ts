@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { icmpWorldEgress } from '../../flow/testing/flows.ts';
 import { cardHeight, layoutMap } from './layout.ts';
 import { buildServiceMap, busiestNamespace, cardOf, MAX_ADDRESSES, namespacesOf } from './map.ts';
-import { manyFlows, uiFlows } from './testing/flows.ts';
+import { httpGet, manyFlows, uiFlows } from './testing/flows.ts';
 
 const flows = () => uiFlows().map((u) => u.flow);
 
@@ -94,6 +94,23 @@ describe('service map from flows', () => {
     const m = buildServiceMap(flows());
     assert.deepEqual(m.cards.find((c) => c.id === 'production/backend')!.l7, ['GET /api/users']);
     assert.deepEqual(m.cards.find((c) => c.id === 'kube-system/coredns')!.l7, ['dns api.github.com']);
+  });
+
+  it('Kafka topics on the broker card (the Kafka proxy record: api_key and topic)', () => {
+    const base = flows().find((f) => f.uuid === httpGet.uuid)!;
+    const produce = {
+      ...base,
+      l7: { type: 'REQUEST' as const, kafka: { api_key: 'produce', topic: 'orders' } },
+    };
+    const fetch = {
+      ...produce,
+      l7: { type: 'REQUEST' as const, kafka: { api_key: 'fetch', topic: 'payments' } },
+    };
+    const m = buildServiceMap([produce, fetch, produce]);
+    assert.deepEqual(m.cards.find((c) => c.id === 'production/backend')!.l7, [
+      'kafka orders',
+      'kafka payments',
+    ]);
   });
 
   it('entity cards list the addresses seen there in numeric order; workload cards none', () => {
