@@ -5,8 +5,10 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import {
   type EdgeRoute,
   LABEL_LINE,
+  layoutKey,
   layoutMap,
   MAX_L7_LINES,
+  type MapLayout,
   type Placed,
   pairKey,
 } from '../domain/layout.ts';
@@ -142,7 +144,29 @@ const COLOURS: Record<(typeof STATUSES)[number], string> = {
   other: 'var(--other)',
 };
 
-export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: string) => void }) {
+/**
+ * The flow state the map is drawn from: the stream's, at most once per max(500 ms, 3 × the last
+ * build), so that a busy stream over a large map leaves the page most of its time (building the
+ * map of 10,000 flows takes a few hundred ms). The first window is drawn at once.
+ */
+function useThrottledState(
+  state: FlowState,
+  lastBuild: { current: { at: number; cost: number } },
+): FlowState {
+  const [shown, setShown] = useState(state);
+  useEffect(() => {
+    if (shown.version === state.version) return;
+    const { at, cost } = lastBuild.current;
+    const due = at + Math.max(500, 3 * cost) - performance.now();
+    const t = setTimeout(() => setShown(state), Math.max(0, due));
+    return () => clearTimeout(t);
+  }, [state.version, shown.version]);
+  return shown;
+}
+
+export function MapView({ state: live, onPolicy }: { state: FlowState; onPolicy: (ep: string) => void }) {
+  const lastBuild = useRef({ at: 0, cost: 0 });
+  const state = useThrottledState(live, lastBuild);
   const flows = useMemo(() => state.flows.map((u) => u.flow), [state.version]);
   const namespaces = useMemo(() => namespacesOf(flows), [flows]);
   const [ns, setNs] = useState<string>('');
@@ -150,17 +174,23 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
   const [hideKubeDNS, setHideKubeDNS] = useState(false);
   const [hideRemoteNode, setHideRemoteNode] = useState(false);
   const namespace = ns !== '' ? ns : busiestNamespace(flows);
-  const map = useMemo(
-    () =>
-      buildServiceMap(flows, {
-        ...(namespace !== undefined ? { namespace } : {}),
-        hideHost,
-        hideKubeDNS,
-        hideRemoteNode,
-      }),
-    [flows, namespace, hideHost, hideKubeDNS, hideRemoteNode],
-  );
-  const layout = useMemo(() => layoutMap(map), [map]);
+  const laid = useRef<{ key: string; layout: MapLayout } | undefined>(undefined);
+  const { map, layout } = useMemo(() => {
+    const t0 = performance.now();
+    const map = buildServiceMap(flows, {
+      ...(namespace !== undefined ? { namespace } : {}),
+      hideHost,
+      hideKubeDNS,
+      hideRemoteNode,
+    });
+    // The steady cost (a relayout is rare): what paces the next rebuild.
+    const cost = performance.now() - t0;
+    // Same cards and arrows as last time: the same places (counts changed, not the graph).
+    const key = layoutKey(map);
+    if (laid.current?.key !== key) laid.current = { key, layout: layoutMap(map) };
+    lastBuild.current = { at: performance.now(), cost };
+    return { map, layout: laid.current.layout };
+  }, [flows, namespace, hideHost, hideKubeDNS, hideRemoteNode]);
   const lanes = new Map<string, { next: number; total: number }>();
   for (const a of map.arrows) {
     const k = pairKey(a.from, a.to);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { icmpWorldEgress } from '../../flow/testing/flows.ts';
-import { cardHeight, layoutMap } from './layout.ts';
+import { cardHeight, layoutKey, layoutMap } from './layout.ts';
 import { buildServiceMap, busiestNamespace, cardOf, MAX_ADDRESSES, namespacesOf } from './map.ts';
 import { httpGet, manyFlows, uiFlows } from './testing/flows.ts';
 
@@ -213,4 +213,46 @@ describe('service map from flows', () => {
     assert.ok(cardHeight(1) > cardHeight(0));
     assert.equal(cardHeight(100), cardHeight(7));
   });
+});
+
+describe('layout key: the map is laid out again only when its graph changes', () => {
+  const base = () => buildServiceMap(flows());
+  const rows: {
+    name: string;
+    change: (fs: ReturnType<typeof flows>) => ReturnType<typeof flows>;
+    same: boolean;
+  }[] = [
+    { name: 'more flows on the same arrows', change: (fs) => [...fs, ...fs], same: true },
+    {
+      name: 'a new port between known cards',
+      change: (fs) => [
+        ...fs,
+        { ...fs[0]!, l4: { TCP: { source_port: 1, destination_port: 9999, flags: { SYN: true } } } },
+      ],
+      same: false,
+    },
+    {
+      name: 'a new L7 line makes a card taller',
+      change: (fs) => [
+        ...fs,
+        {
+          ...fs.find((f) => f.uuid === httpGet.uuid)!,
+          l7: { type: 'REQUEST', http: { method: 'PUT', url: 'http://backend:8080/x' } },
+        },
+      ],
+      same: false,
+    },
+    {
+      name: 'a card gone',
+      change: (fs) =>
+        fs.filter(
+          (f) => f.uuid !== icmpWorldEgress.uuid && !f.destination?.labels?.includes('reserved:world'),
+        ),
+      same: false,
+    },
+  ];
+  for (const r of rows)
+    it(r.name, () =>
+      assert.equal(layoutKey(buildServiceMap(r.change(flows()))) === layoutKey(base()), r.same),
+    );
 });
