@@ -295,7 +295,7 @@ function Connectors({ root, view }: { root: RefObject<HTMLDivElement>; view: Pol
           >
             <path d={connectorPath(c.from, c.to)} marker-end={`url(#conn-${c.status})`} />
             <text
-              x={c.ingress ? peer.x + 8 : peer.x - 8}
+              x={c.ingress ? peer.x + 8 : peer.x - 14}
               y={peer.y - 5}
               text-anchor={c.ingress ? 'start' : 'end'}
             >
