@@ -197,12 +197,33 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     }
   });
 
-  it('the host toggle hides the host card and its arrows', async () => {
-    await page.getByTestId('hide-host').check();
-    assert.equal(await page.locator('[data-card-id="host"]').count(), 0);
-    assert.equal(await page.locator('[data-arrow-id^="host→"]').count(), 0);
-    await page.getByTestId('hide-host').uncheck();
-    assert.equal(await page.locator('[data-card-id="host"]').count(), 1);
+  const toggles: [string, string][] = [
+    ['hide-host', 'host'],
+    ['hide-kube-dns', 'kube-system/coredns'],
+    ['hide-remote-node', 'remote-node'],
+  ];
+  for (const [toggle, card] of toggles)
+    it(`the ${toggle} toggle hides the ${card} card and its arrows`, async () => {
+      await page.getByTestId(toggle).check();
+      assert.equal(await page.locator(`[data-card-id="${card}"]`).count(), 0);
+      assert.equal(
+        await page.locator(`[data-arrow-id^="${card}→"], [data-arrow-id*="→${card}:"]`).count(),
+        0,
+      );
+      assert.equal(await page.locator('[data-card-id="production/backend"]').count(), 1);
+      await page.getByTestId(toggle).uncheck();
+      assert.equal(await page.locator(`[data-card-id="${card}"]`).count(), 1);
+    });
+
+  it('the namespace picker draws the chosen namespace and the cards that talk to it', async () => {
+    await page.getByTestId('namespace').selectOption('kube-system');
+    await page.locator('[data-card-id="production/backend"]').waitFor({ state: 'detached' });
+    assert.deepEqual((await attrs(page, '[data-card-id]', 'data-card-id')).sort(), [
+      'kube-system/coredns',
+      'production/frontend',
+    ]);
+    await page.getByTestId('namespace').selectOption('production');
+    await page.locator('[data-card-id="production/backend"]').waitFor();
   });
 
   it('a filter and the verdict filter narrow the table to the right rows', async () => {
