@@ -37,6 +37,89 @@ async function attrs(page: Page, selector: string, attr: string): Promise<string
   return page.locator(selector).evaluateAll((els, a) => els.map((e) => e.getAttribute(a) ?? ''), attr);
 }
 
+interface Drawn {
+  id: string;
+  status: string;
+  label: string;
+  stroke: string;
+  marker: string;
+  dashed: boolean;
+  /** The end at the peer card touches its facing side; the other touches the endpoint box. */
+  startsAtPeer: boolean;
+  endsAtEndpoint: boolean;
+}
+
+interface Rect {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+}
+
+/** Every connector of the policy view, with where its ends are against the boxes they join. */
+async function connectors(page: Page): Promise<Drawn[]> {
+  // Raw facts from the page (no helper functions inside: tsx would name them, the page has no
+  // __name), judged here.
+  const raw = await page.locator('[data-connector]').evaluateAll((list) => {
+    interface El {
+      getAttribute(a: string): string | null;
+      querySelector(s: string): El | null;
+      getBoundingClientRect(): { toJSON(): Rect };
+      textContent: string | null;
+    }
+    const g = globalThis as unknown as {
+      document: { querySelector(s: string): El };
+      getComputedStyle(e: unknown): { stroke: string; strokeDasharray: string };
+    };
+    const npe = g.document.querySelector('[data-testid="policy-view"]').getBoundingClientRect().toJSON();
+    const center = g.document.querySelector('.npe .center').getBoundingClientRect().toJSON();
+    return (list as unknown as El[]).map((e) => {
+      const id = e.getAttribute('data-connector') ?? '';
+      const path = e.querySelector('path')!;
+      return {
+        id,
+        status: e.getAttribute('data-status') ?? '',
+        label: e.querySelector('text')?.textContent ?? '',
+        xy: ['data-x1', 'data-y1', 'data-x2', 'data-y2'].map((a) => Number(e.getAttribute(a))),
+        d: path.getAttribute('d') ?? '',
+        marker: path.getAttribute('marker-end') ?? '',
+        stroke: g.getComputedStyle(path).stroke,
+        dash: g.getComputedStyle(path).strokeDasharray,
+        npe,
+        center,
+        card: g.document.querySelector(`[data-connect="${id}"]`).getBoundingClientRect().toJSON(),
+      };
+    });
+  });
+  const near = (a: number, b: number) => Math.abs(a - b) < 1.5;
+  const within = (v: number, lo: number, hi: number) => v >= lo - 0.5 && v <= hi + 0.5;
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  return raw.map((c) => {
+    const ingress = c.id.startsWith('ingress/');
+    const [x1, y1, x2, y2] = c.xy as [number, number, number, number];
+    const a = { x: x1 + c.npe.left, y: y1 + c.npe.top };
+    const b = { x: x2 + c.npe.left, y: y2 + c.npe.top };
+    const peer = ingress ? a : b;
+    const ep = ingress ? b : a;
+    return {
+      id: c.id,
+      status: c.status,
+      label: c.label,
+      stroke: c.stroke,
+      marker: c.marker,
+      dashed: c.dash !== 'none',
+      startsAtPeer:
+        near(peer.x, ingress ? c.card.right : c.card.left) &&
+        within(peer.y, c.card.top, c.card.bottom) &&
+        c.d.startsWith(`M ${r1(x1)} ${r1(y1)} `),
+      endsAtEndpoint:
+        near(ep.x, ingress ? c.center.left : c.center.right) &&
+        within(ep.y, c.center.top, c.center.bottom) &&
+        c.d.endsWith(` ${r1(x2)} ${r1(y2)}`),
+    };
+  });
+}
+
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(
@@ -52,11 +135,16 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
   let h: Harness;
   let b: LaunchedBrowser;
   let page: Page;
+  const errors: string[] = [];
 
   before(async () => {
     h = await startHarness({ flows: uiFlows(), policies: [POLICIES] });
     b = await launchChromium();
     page = await b.browser.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
     await page.goto(`${h.url}/#map`);
     await page.getByTestId('source').filter({ hasText: '10 flows' }).waitFor();
   });
@@ -77,6 +165,14 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     ]);
     const l7 = await attrs(page, '[data-card-id="production/backend"] [data-l7]', 'data-l7');
     assert.deepEqual(l7, ['GET /api/users']);
+    // Entity cards name the addresses seen there.
+    assert.deepEqual(await attrs(page, '[data-card-id="world"] [data-address]', 'data-address'), [
+      '198.51.100.7',
+      '203.0.113.10',
+    ]);
+    assert.deepEqual(await attrs(page, '[data-card-id="remote-node"] [data-address]', 'data-address'), [
+      '10.0.2.1',
+    ]);
   });
 
   it('arrows are coloured by verdict', async () => {
@@ -101,12 +197,33 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     }
   });
 
-  it('the host toggle hides the host card and its arrows', async () => {
-    await page.getByTestId('hide-host').check();
-    assert.equal(await page.locator('[data-card-id="host"]').count(), 0);
-    assert.equal(await page.locator('[data-arrow-id^="host→"]').count(), 0);
-    await page.getByTestId('hide-host').uncheck();
-    assert.equal(await page.locator('[data-card-id="host"]').count(), 1);
+  const toggles: [string, string][] = [
+    ['hide-host', 'host'],
+    ['hide-kube-dns', 'kube-system/coredns'],
+    ['hide-remote-node', 'remote-node'],
+  ];
+  for (const [toggle, card] of toggles)
+    it(`the ${toggle} toggle hides the ${card} card and its arrows`, async () => {
+      await page.getByTestId(toggle).check();
+      assert.equal(await page.locator(`[data-card-id="${card}"]`).count(), 0);
+      assert.equal(
+        await page.locator(`[data-arrow-id^="${card}→"], [data-arrow-id*="→${card}:"]`).count(),
+        0,
+      );
+      assert.equal(await page.locator('[data-card-id="production/backend"]').count(), 1);
+      await page.getByTestId(toggle).uncheck();
+      assert.equal(await page.locator(`[data-card-id="${card}"]`).count(), 1);
+    });
+
+  it('the namespace picker draws the chosen namespace and the cards that talk to it', async () => {
+    await page.getByTestId('namespace').selectOption('kube-system');
+    await page.locator('[data-card-id="production/backend"]').waitFor({ state: 'detached' });
+    assert.deepEqual((await attrs(page, '[data-card-id]', 'data-card-id')).sort(), [
+      'kube-system/coredns',
+      'production/frontend',
+    ]);
+    await page.getByTestId('namespace').selectOption('production');
+    await page.locator('[data-card-id="production/backend"]').waitFor();
   });
 
   it('a filter and the verdict filter narrow the table to the right rows', async () => {
@@ -126,6 +243,25 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     );
     await page.getByTestId('filter').fill('colour=red');
     assert.match((await page.locator('.bar .err').textContent()) ?? '', /"colour" is not a filter kind/);
+  });
+
+  it('columns are selectable: a checked column shows in the header and the rows, an unchecked one goes', async () => {
+    await page.getByTestId('filter').fill('');
+    const headers = () => page.locator('.thead span').allTextContents();
+    assert.ok(!(await headers()).includes('Source IP'));
+    await page.getByTestId('columns').click();
+    await page.locator('input[data-col="src-ip"]').check();
+    await page.locator('input[data-col="policy"]').uncheck();
+    await page.getByTestId('columns').click();
+    assert.ok((await headers()).includes('Source IP'));
+    assert.ok(!(await headers()).includes('Policy'));
+    const cell = page.locator(`.row[data-uuid="${tcpAllowedIngress.uuid}"] [data-col="src-ip"]`);
+    assert.equal(await cell.textContent(), '10.0.1.10');
+    assert.equal(await page.locator('.row [data-col="policy"]').count(), 0);
+    await page.getByTestId('columns').click();
+    await page.locator('input[data-col="src-ip"]').uncheck();
+    await page.locator('input[data-col="policy"]').check();
+    await page.getByTestId('columns').click();
   });
 
   it('the detail panel names the policy with file:line, and the drop reason', async () => {
@@ -198,6 +334,50 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     assert.deepEqual(dns.map(Number), [bySeq.get(dnsL7Egress.uuid)]);
   });
 
+  it('the policy view joins each rule card to the endpoint with a line coloured by what it did', async () => {
+    await page.click('[data-tab="policy"]');
+    await page.getByTestId('endpoint').selectOption('production/backend');
+    await page.locator('[data-connector]').first().waitFor();
+    const backend = 'CiliumNetworkPolicy/production/backend-ingress#0/ingress';
+    // id, status, stroke: ingress lines run from the peer card's right edge to the endpoint's left.
+    const rows: [string, string, string][] = [
+      [`ingress/in-namespace/${backend}/0`, 'allowed', 'rgb(31, 157, 85)'],
+      [`ingress/in-cluster/${backend}/1`, 'allowed', 'rgb(31, 157, 85)'],
+      [`ingress/in-namespace/${backend}/2`, 'nothing', 'rgb(152, 162, 179)'],
+      ['ingress/undecided', 'denied', 'rgb(217, 45, 32)'],
+    ];
+    const drawn = await connectors(page);
+    assert.deepEqual(
+      drawn.map((c) => c.id).sort(),
+      rows.map((r) => r[0]).sort(),
+      'one line per rule card of backend (it has no egress policy)',
+    );
+    for (const [id, status, stroke] of rows) {
+      const c = drawn.find((x) => x.id === id)!;
+      assert.equal(c.status, status, id);
+      assert.equal(c.stroke, stroke, id);
+      assert.ok(c.startsAtPeer && c.endsAtEndpoint, `${id}: ${JSON.stringify(c)}`);
+      assert.equal(c.marker, `url(#conn-${status})`, id);
+    }
+    assert.equal(drawn.find((x) => x.id.endsWith('/0'))!.label, '8080/TCP');
+    assert.equal(drawn.find((x) => x.id.endsWith('/2'))!.label, '9000/TCP');
+    assert.equal(drawn.find((x) => x.id.endsWith('/2'))!.dashed, true);
+    // Egress of frontend: the CIDR deny red, the DNS rule with its L7 rule green, lines from the
+    // endpoint's right edge to the peer card's left; the KNP ipBlock allowed the ICMP to the world.
+    await page.getByTestId('endpoint').selectOption('production/frontend');
+    await page.locator('[data-connector^="egress/outside/CiliumNetworkPolicy/production/no-dns"]').waitFor();
+    const egress = (await connectors(page)).filter((c) => c.id.startsWith('egress/'));
+    const byName = (n: string) => egress.find((c) => c.id.includes(n))!;
+    assert.equal(byName('no-dns').status, 'denied');
+    assert.equal(byName('no-dns').stroke, 'rgb(217, 45, 32)');
+    assert.equal(byName('no-dns').label, '53/UDP');
+    assert.equal(byName('frontend-dns').status, 'allowed');
+    assert.equal(byName('frontend-dns').label, '53/UDP + 1 L7 rule');
+    assert.equal(byName('allow-world').status, 'allowed');
+    assert.equal(byName('allow-world').label, 'all ports');
+    for (const c of egress) assert.ok(c.startsAtPeer && c.endsAtEndpoint, JSON.stringify(c));
+  });
+
   it('trace from the page gives seawall trace explanation', async () => {
     await page.click('[data-tab="trace"]');
     await page.getByTestId('from').selectOption('production/frontend');
@@ -211,6 +391,25 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     await page.getByTestId('port').fill('9090');
     await page.getByTestId('trace').click();
     await page.getByTestId('trace-out').filter({ hasText: 'DROPPED' }).waitFor();
+    // An HTTP request on the connection.
+    await page.getByTestId('port').fill('8080');
+    await page.getByTestId('http-method').fill('POST');
+    await page.getByTestId('http-path').fill('/api/orders');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-out').filter({ hasText: 'HTTP POST /api/orders' }).waitFor();
+    assert.match((await page.getByTestId('trace-out').textContent()) ?? '', /Verdict: FORWARDED/);
+    // A DNS query to kube-dns, decided by frontend's DNS rule.
+    await page.getByTestId('http-method').fill('');
+    await page.getByTestId('http-path').fill('');
+    await page.getByTestId('to').selectOption('kube-system/coredns');
+    await page.getByTestId('port').fill('53');
+    await page.getByTestId('protocol').selectOption('UDP');
+    await page.getByTestId('dns').fill('api.github.com');
+    await page.getByTestId('trace').click();
+    await page.getByTestId('trace-out').filter({ hasText: 'DNS A api.github.com' }).waitFor();
+    const dns = (await page.getByTestId('trace-out').textContent()) ?? '';
+    assert.match(dns, /frontend-dns/);
+    assert.match(dns, /Verdict: FORWARDED/);
   });
 
   it('an export of the shown flows round-trips through the flow reader and seawall observe', async () => {
@@ -255,6 +454,10 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     await page.getByTestId('pause').click();
     await page.locator('.row[data-uuid="live-paused"]').waitFor();
     assert.match((await page.getByTestId('count').textContent()) ?? '', /^11 of 11 flows$/);
+  });
+
+  it('the page logged no error on the way (no failed request, no exception)', () => {
+    assert.deepEqual(errors, []);
   });
 });
 

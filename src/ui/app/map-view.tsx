@@ -5,8 +5,10 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import {
   type EdgeRoute,
   LABEL_LINE,
+  layoutKey,
   layoutMap,
   MAX_L7_LINES,
+  type MapLayout,
   type Placed,
   pairKey,
 } from '../domain/layout.ts';
@@ -14,8 +16,10 @@ import { type Arrow, buildServiceMap, busiestNamespace, type Card, namespacesOf 
 import type { FlowState } from './main.tsx';
 
 function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string) => void }) {
-  const l7 = c.l7.slice(0, MAX_L7_LINES);
-  const more = c.l7.length - l7.length;
+  // An entity card's addresses first (who the world was), then the L7 endpoints seen there.
+  const all = [...c.addresses.map((t) => ({ t, addr: true })), ...c.l7.map((t) => ({ t, addr: false }))];
+  const lines = all.slice(0, MAX_L7_LINES);
+  const more = all.length - lines.length;
   const clickable = c.kind === 'workload' || c.kind === 'kube-dns';
   return (
     // biome-ignore lint/a11y/useSemanticElements: an SVG group cannot be a <button>
@@ -42,14 +46,20 @@ function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string
       <text class="ns" x={p.width - 35} y={23} text-anchor="middle">
         {c.flows}
       </text>
-      {l7.length > 0 && <line class="sep" x1={10} x2={p.width - 10} y1={46} y2={46} />}
-      {l7.map((t, i) => (
-        <text class="l7" key={t} x={14} y={62 + i * 17} data-l7={t}>
-          {t.length > 30 ? `${t.slice(0, 29)}…` : t}
-        </text>
-      ))}
+      {lines.length > 0 && <line class="sep" x1={10} x2={p.width - 10} y1={46} y2={46} />}
+      {lines.map(({ t, addr }, i) =>
+        addr ? (
+          <text class="l7 addr" key={`a${t}`} x={14} y={62 + i * 17} data-address={t}>
+            {t.length > 30 ? `${t.slice(0, 29)}…` : t}
+          </text>
+        ) : (
+          <text class="l7" key={t} x={14} y={62 + i * 17} data-l7={t}>
+            {t.length > 30 ? `${t.slice(0, 29)}…` : t}
+          </text>
+        ),
+      )}
       {more > 0 && (
-        <text class="ns" x={14} y={62 + l7.length * 17}>
+        <text class="ns" x={14} y={62 + lines.length * 17}>
           +{more} more
         </text>
       )}
@@ -134,7 +144,29 @@ const COLOURS: Record<(typeof STATUSES)[number], string> = {
   other: 'var(--other)',
 };
 
-export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: string) => void }) {
+/**
+ * The flow state the map is drawn from: the stream's, at most once per max(500 ms, 3 × the last
+ * build), so that a busy stream over a large map leaves the page most of its time (building the
+ * map of 10,000 flows takes a few hundred ms). The first window is drawn at once.
+ */
+function useThrottledState(
+  state: FlowState,
+  lastBuild: { current: { at: number; cost: number } },
+): FlowState {
+  const [shown, setShown] = useState(state);
+  useEffect(() => {
+    if (shown.version === state.version) return;
+    const { at, cost } = lastBuild.current;
+    const due = at + Math.max(500, 3 * cost) - performance.now();
+    const t = setTimeout(() => setShown(state), Math.max(0, due));
+    return () => clearTimeout(t);
+  }, [state.version, shown.version]);
+  return shown;
+}
+
+export function MapView({ state: live, onPolicy }: { state: FlowState; onPolicy: (ep: string) => void }) {
+  const lastBuild = useRef({ at: 0, cost: 0 });
+  const state = useThrottledState(live, lastBuild);
   const flows = useMemo(() => state.flows.map((u) => u.flow), [state.version]);
   const namespaces = useMemo(() => namespacesOf(flows), [flows]);
   const [ns, setNs] = useState<string>('');
@@ -142,17 +174,23 @@ export function MapView({ state, onPolicy }: { state: FlowState; onPolicy: (ep: 
   const [hideKubeDNS, setHideKubeDNS] = useState(false);
   const [hideRemoteNode, setHideRemoteNode] = useState(false);
   const namespace = ns !== '' ? ns : busiestNamespace(flows);
-  const map = useMemo(
-    () =>
-      buildServiceMap(flows, {
-        ...(namespace !== undefined ? { namespace } : {}),
-        hideHost,
-        hideKubeDNS,
-        hideRemoteNode,
-      }),
-    [flows, namespace, hideHost, hideKubeDNS, hideRemoteNode],
-  );
-  const layout = useMemo(() => layoutMap(map), [map]);
+  const laid = useRef<{ key: string; layout: MapLayout } | undefined>(undefined);
+  const { map, layout } = useMemo(() => {
+    const t0 = performance.now();
+    const map = buildServiceMap(flows, {
+      ...(namespace !== undefined ? { namespace } : {}),
+      hideHost,
+      hideKubeDNS,
+      hideRemoteNode,
+    });
+    // The steady cost (a relayout is rare): what paces the next rebuild.
+    const cost = performance.now() - t0;
+    // Same cards and arrows as last time: the same places (counts changed, not the graph).
+    const key = layoutKey(map);
+    if (laid.current?.key !== key) laid.current = { key, layout: layoutMap(map) };
+    lastBuild.current = { at: performance.now(), cost };
+    return { map, layout: laid.current.layout };
+  }, [flows, namespace, hideHost, hideKubeDNS, hideRemoteNode]);
   const lanes = new Map<string, { next: number; total: number }>();
   for (const a of map.arrows) {
     const k = pairKey(a.from, a.to);

@@ -1,8 +1,22 @@
 // The policy view, as the Network Policy Editor draws it: ingress peers left, the endpoint in the
 // middle, egress peers right, grouped in-namespace / in-cluster / outside; per rule entry its
-// file:line and the flows it decided in the window; an entry that matched nothing is marked.
+// file:line and the flows it decided in the window; an entry that matched nothing is marked. A
+// line per rule card joins its peers to the endpoint (SVG over the columns, measured from the
+// laid-out cards), labelled with its ports and coloured allowed / denied / matched nothing.
 
-import { useEffect, useState } from 'preact/hooks';
+import type { RefObject } from 'preact';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import {
+  type Box,
+  CONNECTOR_STATUSES,
+  type ConnectorStatus,
+  connectorLabel,
+  connectorPath,
+  connectorStatus,
+  type Point,
+  spreadAnchors,
+  undecidedConnector,
+} from '../domain/connectors.ts';
 import { endpointText, portText, verdictClass } from '../domain/fields.ts';
 import {
   PEER_GROUPS,
@@ -37,6 +51,9 @@ function RuleCard({
       class={`rcard ${r.effect}${r.matchedNothing ? ' nothing' : ''}`}
       data-rule={r.key}
       data-testid="rule-card"
+      data-connect={`${ingress ? 'ingress' : 'egress'}/${r.group}/${r.key}`}
+      data-status={connectorStatus(r)}
+      data-label={connectorLabel(r)}
     >
       <div class="title">
         {policyName(r)}{' '}
@@ -54,27 +71,80 @@ function RuleCard({
         {r.ports.length > 0 ? r.ports.join(', ') : 'all ports'}
         {r.l7.length > 0 ? ` · ${r.l7.join(' · ')}` : ''}
       </div>
-      {list.length > 0 && (
-        <ul data-testid="rule-flows">
-          {list.slice(0, 8).map((u) => (
-            <li
-              key={u.seq}
-              data-seq={u.seq}
-              onClick={() => onFlow(u.seq)}
-              onKeyDown={(e) => e.key === 'Enter' && onFlow(u.seq)}
-            >
-              <span class={`verdict ${verdictClass(u.flow.verdict)}`}>{u.flow.verdict}</span>{' '}
-              <span class="mono">
-                {ingress
-                  ? endpointText(u.flow.source, u.flow.IP?.source)
-                  : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
-                {portText(u.flow)}
-              </span>
-            </li>
-          ))}
-          {list.length > 8 && <li>+{list.length - 8} more</li>}
-        </ul>
-      )}
+      <FlowList list={list} onFlow={onFlow} ingress={ingress} />
+    </div>
+  );
+}
+
+function FlowList({
+  list,
+  onFlow,
+  ingress,
+}: {
+  list: UIFlow[];
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
+  if (list.length === 0) return null;
+  return (
+    <ul data-testid="rule-flows">
+      {list.slice(0, 8).map((u) => (
+        <li
+          key={u.seq}
+          data-seq={u.seq}
+          onClick={() => onFlow(u.seq)}
+          onKeyDown={(e) => e.key === 'Enter' && onFlow(u.seq)}
+        >
+          <span class={`verdict ${verdictClass(u.flow.verdict)}`}>{u.flow.verdict}</span>{' '}
+          <span class="mono">
+            {ingress
+              ? endpointText(u.flow.source, u.flow.IP?.source)
+              : endpointText(u.flow.destination, u.flow.IP?.destination)}{' '}
+            {portText(u.flow)}
+          </span>
+        </li>
+      ))}
+      {list.length > 8 && <li>+{list.length - 8} more</li>}
+    </ul>
+  );
+}
+
+/** The flows no entry decided, with what happened to them (default deny, or no rule needed). */
+function Undecided({
+  side,
+  flows,
+  onFlow,
+  ingress,
+}: {
+  side: SidePolicy;
+  flows: Map<number, UIFlow>;
+  onFlow: (s: number) => void;
+  ingress: boolean;
+}) {
+  const list = side.unmatched.map((s) => flows.get(s)).filter((u): u is UIFlow => u !== undefined);
+  const c = undecidedConnector(
+    side,
+    list.map((u) => u.flow.verdict),
+  );
+  return (
+    <div
+      class="group"
+      data-group="undecided"
+      data-connect={`${ingress ? 'ingress' : 'egress'}/undecided`}
+      data-status={c.status}
+      data-label={c.label}
+    >
+      <h4>Flows no rule decided ({side.unmatched.length})</h4>
+      <div class="none">
+        {c.status === 'denied'
+          ? 'dropped by default deny'
+          : c.status === 'mixed'
+            ? 'some dropped by default deny, some allowed without a rule (host traffic is always allowed)'
+            : side.enforced
+              ? 'allowed without a rule (host traffic is always allowed; deny rules only)'
+              : 'allowed: policy not enforced'}
+      </div>
+      <FlowList list={list} onFlow={onFlow} ingress={ingress} />
     </div>
   );
 }
@@ -110,13 +180,131 @@ function Side({
           )}
         </div>
       ))}
-      {side.unmatched.length > 0 && (
-        <div class="group">
-          <h4>Flows no rule decided ({side.unmatched.length})</h4>
-          <div class="none">{side.enforced ? 'dropped by default deny' : 'allowed: policy not enforced'}</div>
-        </div>
-      )}
+      {side.unmatched.length > 0 && <Undecided side={side} flows={flows} onFlow={onFlow} ingress={ingress} />}
     </div>
+  );
+}
+
+interface Connector {
+  id: string;
+  status: ConnectorStatus;
+  label: string;
+  from: Point;
+  to: Point;
+  ingress: boolean;
+}
+
+function boxOf(el: Element, base: DOMRect): Box {
+  const r = el.getBoundingClientRect();
+  return { left: r.left - base.left, top: r.top - base.top, width: r.width, height: r.height };
+}
+
+/** Where each card's line starts and ends, from the laid-out page (re-measured on resize/scroll). */
+function measure(root: HTMLElement): Connector[] {
+  const base = root.getBoundingClientRect();
+  const center = root.querySelector('.center');
+  if (center === null) return [];
+  const ep = boxOf(center, base);
+  const out: Connector[] = [];
+  for (const ingress of [true, false]) {
+    const side = ingress ? 'ingress' : 'egress';
+    const cards = [...root.querySelectorAll(`[data-testid="${side}"] [data-connect]`)].map((el) => {
+      const b = boxOf(el, base);
+      // The card's title line, so a long card's line does not leave from the middle of its flows.
+      const y = b.top + Math.min(b.height / 2, 22);
+      return {
+        el,
+        at: ingress ? { x: b.left + b.width, y } : { x: b.left, y },
+      };
+    });
+    cards.sort((a, b) => a.at.y - b.at.y);
+    // Lines meet the endpoint spread down its side, in the cards' order, so they do not cross.
+    const anchors = spreadAnchors(ep, ingress ? 'left' : 'right', cards.length);
+    cards.forEach((c, i) => {
+      out.push({
+        id: c.el.getAttribute('data-connect') ?? '',
+        status: (c.el.getAttribute('data-status') ?? 'nothing') as ConnectorStatus,
+        label: c.el.getAttribute('data-label') ?? '',
+        from: ingress ? c.at : anchors[i]!,
+        to: ingress ? anchors[i]! : c.at,
+        ingress,
+      });
+    });
+  }
+  return out;
+}
+
+function Connectors({ root, view }: { root: RefObject<HTMLDivElement>; view: PolicyView }) {
+  const [lines, setLines] = useState<Connector[]>([]);
+  const [size, setSize] = useState({ w: 0, h: 0 });
+  useLayoutEffect(() => {
+    const el = root.current;
+    if (!el) return;
+    let frame = 0;
+    const update = () => {
+      frame = 0;
+      setLines(measure(el));
+      setSize({ w: el.scrollWidth, h: el.scrollHeight });
+    };
+    const later = () => {
+      if (frame === 0) frame = requestAnimationFrame(update);
+    };
+    update();
+    const ro = new ResizeObserver(later);
+    ro.observe(el);
+    // The endpoint box is sticky: scrolling moves it against the cards.
+    const scroller = el.parentElement;
+    scroller?.addEventListener('scroll', later);
+    return () => {
+      ro.disconnect();
+      scroller?.removeEventListener('scroll', later);
+      if (frame !== 0) cancelAnimationFrame(frame);
+    };
+  }, [view]);
+  return (
+    <svg class="connectors" width={size.w} height={size.h} data-testid="connectors" aria-hidden="true">
+      <defs>
+        {CONNECTOR_STATUSES.map((s) => (
+          <marker
+            key={s}
+            id={`conn-${s}`}
+            viewBox="0 0 10 10"
+            refX="9"
+            refY="5"
+            markerWidth="7"
+            markerHeight="7"
+            orient="auto"
+          >
+            <path d="M 0 0 L 10 5 L 0 10 z" class={`head ${s}`} />
+          </marker>
+        ))}
+      </defs>
+      {lines.map((c) => {
+        // The label sits by the peer's end: near the endpoint the lines converge.
+        const peer = c.ingress ? c.from : c.to;
+        return (
+          <g
+            key={c.id}
+            class={`connector ${c.status}`}
+            data-connector={c.id}
+            data-status={c.status}
+            data-x1={c.from.x.toFixed(1)}
+            data-y1={c.from.y.toFixed(1)}
+            data-x2={c.to.x.toFixed(1)}
+            data-y2={c.to.y.toFixed(1)}
+          >
+            <path d={connectorPath(c.from, c.to)} marker-end={`url(#conn-${c.status})`} />
+            <text
+              x={c.ingress ? peer.x + 8 : peer.x - 14}
+              y={peer.y - 5}
+              text-anchor={c.ingress ? 'start' : 'end'}
+            >
+              {c.label}
+            </text>
+          </g>
+        );
+      })}
+    </svg>
   );
 }
 
@@ -130,6 +318,7 @@ export function PolicyViewPage(props: {
 }) {
   const [view, setView] = useState<PolicyView | undefined>();
   const [error, setError] = useState<string | undefined>();
+  const npe = useRef<HTMLDivElement>(null);
   const endpoints = props.info?.endpoints ?? [];
   const endpoint = props.endpoint || endpoints[0] || '';
   useEffect(() => {
@@ -176,7 +365,7 @@ export function PolicyViewPage(props: {
       </div>
       <div class="policy">
         {view && (
-          <div class="npe" data-testid="policy-view">
+          <div class="npe" data-testid="policy-view" ref={npe}>
             <Side title="Ingress" side={view.ingress} flows={bySeq} onFlow={props.onFlow} ingress />
             <div class="center">
               <div class="ep">{view.endpoint}</div>
@@ -189,6 +378,7 @@ export function PolicyViewPage(props: {
               <div class="dir">← ingress from peers · egress to peers →</div>
             </div>
             <Side title="Egress" side={view.egress} flows={bySeq} onFlow={props.onFlow} ingress={false} />
+            <Connectors root={npe} view={view} />
           </div>
         )}
       </div>

@@ -124,7 +124,11 @@ export function TraceView({ info }: { info: Info | undefined }) {
               value={port}
               onInput={(e) => setPort((e.target as HTMLInputElement).value)}
             />
-            <select value={protocol} onChange={(e) => setProtocol((e.target as HTMLSelectElement).value)}>
+            <select
+              value={protocol}
+              data-testid="protocol"
+              onChange={(e) => setProtocol((e.target as HTMLSelectElement).value)}
+            >
               {['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6'].map((p) => (
                 <option key={p}>{p}</option>
               ))}
@@ -137,6 +141,7 @@ export function TraceView({ info }: { info: Info | undefined }) {
             <input
               style={{ width: 80 }}
               placeholder="GET"
+              data-testid="http-method"
               value={method}
               onInput={(e) => setMethod((e.target as HTMLInputElement).value)}
             />
@@ -153,6 +158,7 @@ export function TraceView({ info }: { info: Info | undefined }) {
           DNS query (optional)
           <input
             placeholder="api.example.com"
+            data-testid="dns"
             value={dns}
             onInput={(e) => setDns((e.target as HTMLInputElement).value)}
           />

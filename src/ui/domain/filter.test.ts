@@ -93,6 +93,12 @@ describe('filter matching', () => {
     { name: 'identity', input: 'from:identity=6', want: ['remoteNodeDrop'] },
     { name: 'dns query name, trailing dot optional', input: 'dns=api.github.com', want: ['dnsL7Egress'] },
     { name: 'to:port', input: 'to:port=9090', want: ['remoteNodeDrop'] },
+    { name: 'both: either side, as no direction', input: 'both:ip=10.0.0.1', want: ['hostProbe'] },
+    {
+      name: 'negated both: neither side',
+      input: '!both:pod=frontend',
+      want: ['hostProbe', 'remoteNodeDrop'],
+    },
     {
       name: 'negation',
       input: '!from:pod=frontend',

@@ -44,11 +44,23 @@ export function cardHeight(l7: number): number {
   return HEADER + (lines > 0 ? 8 + lines * L7_LINE : 0);
 }
 
+/**
+ * What the layout depends on: the cards (and their heights) and the ranked pairs with their port
+ * labels. New flows on known arrows change counts only, and keep the key: the map is not laid out
+ * again (dagre takes about a second for 200 cards).
+ */
+export function layoutKey(m: ServiceMap): string {
+  const cards = m.cards.map((c) => `${c.id}:${cardHeight(c.l7.length + c.addresses.length)}`);
+  const arrows = m.arrows.map((a) => `${a.from}|${a.to}|${a.port}`);
+  return `${cards.join(',')}\n${arrows.join(',')}`;
+}
+
 export function layoutMap(m: ServiceMap): MapLayout {
   const g = new Graph({ multigraph: false });
   g.setGraph({ rankdir: 'LR', nodesep: 30, ranksep: 70, edgesep: 12, marginx: 24, marginy: 24 });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const c of m.cards) g.setNode(c.id, { width: CARD_WIDTH, height: cardHeight(c.l7.length) });
+  for (const c of m.cards)
+    g.setNode(c.id, { width: CARD_WIDTH, height: cardHeight(c.l7.length + c.addresses.length) });
   const pairs = new Map<string, { from: string; to: string; ports: string[] }>();
   // Traffic from world, host and the other reserved cards does not rank the map: world is both
   // a client and a server of most clusters, and ranking by it folds the map into a loop.

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cardHeight, layoutMap } from './layout.ts';
-import { buildServiceMap, busiestNamespace, cardOf, namespacesOf } from './map.ts';
-import { manyFlows, uiFlows } from './testing/flows.ts';
+import { icmpWorldEgress } from '../../flow/testing/flows.ts';
+import { cardHeight, layoutKey, layoutMap } from './layout.ts';
+import { buildServiceMap, busiestNamespace, cardOf, MAX_ADDRESSES, namespacesOf } from './map.ts';
+import { httpGet, manyFlows, uiFlows } from './testing/flows.ts';
 
 const flows = () => uiFlows().map((u) => u.flow);
 
@@ -95,6 +96,49 @@ describe('service map from flows', () => {
     assert.deepEqual(m.cards.find((c) => c.id === 'kube-system/coredns')!.l7, ['dns api.github.com']);
   });
 
+  it('Kafka topics on the broker card (the Kafka proxy record: api_key and topic)', () => {
+    const base = flows().find((f) => f.uuid === httpGet.uuid)!;
+    const produce = {
+      ...base,
+      l7: { type: 'REQUEST' as const, kafka: { api_key: 'produce', topic: 'orders' } },
+    };
+    const fetch = {
+      ...produce,
+      l7: { type: 'REQUEST' as const, kafka: { api_key: 'fetch', topic: 'payments' } },
+    };
+    const m = buildServiceMap([produce, fetch, produce]);
+    assert.deepEqual(m.cards.find((c) => c.id === 'production/backend')!.l7, [
+      'kafka orders',
+      'kafka payments',
+    ]);
+  });
+
+  it('entity cards list the addresses seen there in numeric order; workload cards none', () => {
+    const m = buildServiceMap(flows());
+    const addresses = Object.fromEntries(m.cards.map((c) => [c.id, c.addresses]));
+    assert.deepEqual(addresses, {
+      host: ['10.0.0.1'],
+      'kube-system/coredns': [],
+      'production/backend': [],
+      'production/frontend': [],
+      'remote-node': ['10.0.2.1'],
+      world: ['198.51.100.7', '203.0.113.10'],
+    });
+  });
+
+  it('an entity card keeps at most MAX_ADDRESSES addresses, and none for 0.0.0.0', () => {
+    const base = flows().find((f) => f.uuid === icmpWorldEgress.uuid)!;
+    const many = Array.from({ length: MAX_ADDRESSES + 10 }, (_, i) => ({
+      ...base,
+      IP: { source: '10.0.1.10', destination: `198.51.${i >> 8}.${i & 255}`, ipVersion: 'IPv4' as const },
+    }));
+    const world = buildServiceMap(many).cards.find((c) => c.id === 'world')!;
+    assert.equal(world.addresses.length, MAX_ADDRESSES);
+    assert.equal(world.addresses[1], '198.51.0.1');
+    const none = buildServiceMap([{ ...base, IP: { ...base.IP!, destination: '0.0.0.0' } }]);
+    assert.deepEqual(none.cards.find((c) => c.id === 'world')!.addresses, []);
+  });
+
   const toggles: { name: string; opts: object; gone: string }[] = [
     { name: 'hide host', opts: { hideHost: true }, gone: 'host' },
     { name: 'hide kube-dns', opts: { hideKubeDNS: true }, gone: 'kube-system/coredns' },
@@ -169,4 +213,46 @@ describe('service map from flows', () => {
     assert.ok(cardHeight(1) > cardHeight(0));
     assert.equal(cardHeight(100), cardHeight(7));
   });
+});
+
+describe('layout key: the map is laid out again only when its graph changes', () => {
+  const base = () => buildServiceMap(flows());
+  const rows: {
+    name: string;
+    change: (fs: ReturnType<typeof flows>) => ReturnType<typeof flows>;
+    same: boolean;
+  }[] = [
+    { name: 'more flows on the same arrows', change: (fs) => [...fs, ...fs], same: true },
+    {
+      name: 'a new port between known cards',
+      change: (fs) => [
+        ...fs,
+        { ...fs[0]!, l4: { TCP: { source_port: 1, destination_port: 9999, flags: { SYN: true } } } },
+      ],
+      same: false,
+    },
+    {
+      name: 'a new L7 line makes a card taller',
+      change: (fs) => [
+        ...fs,
+        {
+          ...fs.find((f) => f.uuid === httpGet.uuid)!,
+          l7: { type: 'REQUEST', http: { method: 'PUT', url: 'http://backend:8080/x' } },
+        },
+      ],
+      same: false,
+    },
+    {
+      name: 'a card gone',
+      change: (fs) =>
+        fs.filter(
+          (f) => f.uuid !== icmpWorldEgress.uuid && !f.destination?.labels?.includes('reserved:world'),
+        ),
+      same: false,
+    },
+  ];
+  for (const r of rows)
+    it(r.name, () =>
+      assert.equal(layoutKey(buildServiceMap(r.change(flows()))) === layoutKey(base()), r.same),
+    );
 });

@@ -23,6 +23,11 @@ export interface Card {
   namespace?: string;
   /** L7 endpoints seen at this card, sorted: `GET /api/users`, `dns api.github.com`, `kafka orders`. */
   l7: string[];
+  /**
+   * The addresses seen at an entity card (world, host, remote-node, kube-apiserver, other),
+   * sorted, at most MAX_ADDRESSES; workload cards have none (their pods are the names).
+   */
+  addresses: string[];
   /** Flows that touch the card (either side). */
   flows: number;
 }
@@ -55,6 +60,17 @@ export interface MapOptions {
 }
 
 const KUBE_DNS_APPS = new Set(['kube-dns', 'coredns']);
+
+/** An entity card keeps this many addresses (the world card of a busy cluster sees thousands). */
+export const MAX_ADDRESSES = 64;
+
+/** Numeric order of IPv4 addresses, then text (IPv6). */
+function byAddress(a: string, b: string): number {
+  const n = (x: string) => x.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+  const v4 = (x: string) => /^\d+\.\d+\.\d+\.\d+$/.test(x);
+  if (v4(a) && v4(b)) return n(a) - n(b);
+  return a.localeCompare(b);
+}
 
 /** Which card a flow endpoint belongs to. */
 export function cardOf(ep: FlowEndpoint | undefined): {
@@ -153,7 +169,7 @@ export function busiestNamespace(flows: Iterable<Flow>): string | undefined {
 }
 
 export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): ServiceMap {
-  const cards = new Map<string, Card & { l7set: Set<string> }>();
+  const cards = new Map<string, Card & { l7set: Set<string>; addrs: Set<string> }>();
   const arrows = new Map<string, Arrow>();
   const dirs = new Map<string, Map<string, Set<VerdictClass>>>();
   // One card decision per endpoint seen (a stream repeats the same pods thousands of times).
@@ -176,10 +192,16 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
     const c = cardOfMemo(ep);
     let got = cards.get(c.id);
     if (got === undefined) {
-      got = { ...c, l7: [], flows: 0, l7set: new Set() };
+      got = { ...c, l7: [], addresses: [], flows: 0, l7set: new Set(), addrs: new Set() };
       cards.set(c.id, got);
     }
     return got;
+  };
+  // 0.0.0.0: no address known (a record without one).
+  const address = (c: Card & { addrs: Set<string> }, ip: string | undefined) => {
+    if (c.kind === 'workload' || c.kind === 'kube-dns' || ip === undefined || ip === '' || ip === '0.0.0.0')
+      return;
+    if (c.addrs.size < MAX_ADDRESSES) c.addrs.add(ip);
   };
   for (const f of flows) {
     if (f.is_reply === true && o.replies !== true) continue;
@@ -196,6 +218,8 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
     const dc = card(f.destination);
     sc.flows++;
     if (dc !== sc) dc.flows++;
+    address(sc, f.IP?.source);
+    address(dc, f.IP?.destination);
     const e = l7Endpoint(f);
     if (e !== undefined) dc.l7set.add(e);
     // DNS names the destination was known by (toFQDNs peers) belong on the world card.
@@ -223,7 +247,7 @@ export function buildServiceMap(flows: Iterable<Flow>, o: MapOptions = {}): Serv
   }
   for (const a of arrows.values()) a.status = statusOf(dirs.get(a.id)!);
   const outCards: Card[] = [...cards.values()]
-    .map(({ l7set, ...c }) => ({ ...c, l7: [...l7set].sort() }))
+    .map(({ l7set, addrs, ...c }) => ({ ...c, l7: [...l7set].sort(), addresses: [...addrs].sort(byAddress) }))
     .sort((a, b) => a.id.localeCompare(b.id));
   const outArrows = [...arrows.values()].sort((a, b) => a.id.localeCompare(b.id));
   return { cards: outCards, arrows: outArrows };

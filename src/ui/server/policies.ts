@@ -10,11 +10,13 @@ import type { K8sEndpoint } from '../../k8s/types.ts';
 import { defaultEngineFactory } from '../../policy/default-engine.ts';
 import type { DirectionDecision, PolicyEngineAPI, RuleRef, Verdict } from '../../policy/types.ts';
 import type { Issue } from '../../policy-api/issue.ts';
+import type { PolicyObject } from '../../policy-api/types.ts';
 import { prepareEngine } from '../../policytest/runner.ts';
 import type { Scenario } from '../../policytest/scenario.ts';
 import { formatTrace, type TraceInput, trace } from '../../policytest/trace.ts';
 import { buildPolicyView, type PolicyView, ruleEntries } from '../domain/policy-view.ts';
 import type { RuleHit, UIFlow } from '../domain/types.ts';
+import { type OutsideEntry, outsideEntries } from './outside.ts';
 
 export function hitsOf(v: Verdict): RuleHit[] {
   const out: RuleHit[] = [];
@@ -97,17 +99,9 @@ export class PolicyContext {
     if (!this.known.has(endpoint))
       return `no endpoint ${endpoint} (known: ${this.endpoints.join(', ') || 'none'})`;
     const ep = this.engine.endpointPolicy(namespace, name);
-    const byPolicy = new Map<string, Set<number>>();
-    for (const r of ep.selectedBy) {
-      const k = `${r.kind}/${r.namespace ?? ''}/${r.name}`;
-      const s = byPolicy.get(k) ?? new Set<number>();
-      s.add(r.ruleIndex);
-      byPolicy.set(k, s);
-    }
-    const entries = this.scenario.policies.flatMap((p) => {
-      const idx = byPolicy.get(`${p.kind}/${p.metadata.namespace ?? ''}/${p.metadata.name}`);
-      return idx ? ruleEntries(p, idx) : [];
-    });
+    const entries = this.rulesSelecting(ep.selectedBy).flatMap(({ policy, rules }) =>
+      ruleEntries(policy, rules),
+    );
     return buildPolicyView({
       namespace,
       name,
@@ -118,6 +112,27 @@ export class PolicyContext {
       entries,
       flows,
     });
+  }
+
+  /** Each policy with a rule selecting the endpoint, and which of its rules (specs[] index) do. */
+  private rulesSelecting(selectedBy: readonly RuleRef[]): { policy: PolicyObject; rules: Set<number> }[] {
+    const byPolicy = new Map<string, Set<number>>();
+    for (const r of selectedBy) {
+      const k = `${r.kind}/${r.namespace ?? ''}/${r.name}`;
+      const s = byPolicy.get(k) ?? new Set<number>();
+      s.add(r.ruleIndex);
+      byPolicy.set(k, s);
+    }
+    return this.scenario.policies.flatMap((policy) => {
+      const rules = byPolicy.get(`${policy.kind}/${policy.metadata.namespace ?? ''}/${policy.metadata.name}`);
+      return rules ? [{ policy, rules }] : [];
+    });
+  }
+
+  /** The entries of the rules selecting a pod that name a peer outside the pods. */
+  outsideEntries(namespace: string, name: string): OutsideEntry[] {
+    const ep = this.engine.endpointPolicy(namespace, name);
+    return this.rulesSelecting(ep.selectedBy).flatMap(({ policy, rules }) => outsideEntries(policy, rules));
   }
 
   trace(input: TraceInput): { text: string; verdict: string } {

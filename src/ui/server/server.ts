@@ -34,9 +34,10 @@ export interface UIServerHandle {
 
 const MAX_BODY = 64 * 1024;
 
+// No favicon to fetch (the browser would ask for /favicon.ico and log the 404).
 const INDEX = (title: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title><link rel="stylesheet" href="/app.css"></head>
+<title>${title}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/app.css"></head>
 <body><div id="root"></div><script type="module" src="/app.js"></script></body></html>
 `;
 

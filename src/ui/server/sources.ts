@@ -11,6 +11,7 @@ import { connectHubble, type HubbleClient } from '../../observe/hubble/client.ts
 import type { FlowRequest } from '../../policy/types.ts';
 import { answerLearnt } from '../../policytest/runner.ts';
 import type { PolicyTest, TestEndpoint } from '../../policytest/types.ts';
+import { entityAddress, outsideRequests } from './outside.ts';
 import type { PolicyContext } from './policies.ts';
 
 export interface FlowLine {
@@ -162,24 +163,40 @@ function withL7(flow: Flow, req: FlowRequest, fqdn: string | undefined, allowed:
   }
 }
 
-function ipOf(
-  eps: readonly TestEndpoint[],
-  req: FlowRequest,
-  side: 'src' | 'dst',
-  fallback?: string,
-): string {
-  const p = req[side];
-  if (p.kind === 'ip') return p.ip;
-  if (p.kind === 'endpoint') {
-    const e = eps.find((x) => x.namespace === p.namespace && x.name === p.name);
-    if (e) return e.ip;
-  }
-  return fallback ?? '0.0.0.0';
+/**
+ * The addresses of the policies-only flows, as the live replay of the same file would show them:
+ * a pod's or test host's own, an IP peer's, and for an entity the test host the replay gives it
+ * (the node for host; never an address an endpoint or flow of the test already has).
+ */
+function addressBook(endpoints: readonly TestEndpoint[], test: PolicyTest | undefined) {
+  const used = new Set(endpoints.map((e) => e.ip));
+  for (const tf of test?.flows ?? [])
+    for (const p of [tf.request.src, tf.request.dst]) if (p.kind === 'ip') used.add(p.ip);
+  const entities = new Map<string, string>();
+  return (req: FlowRequest, side: 'src' | 'dst', fallback?: string): string => {
+    const p = req[side];
+    if (p.kind === 'ip') return p.ip;
+    if (p.kind === 'endpoint') {
+      const e = endpoints.find((x) => x.namespace === p.namespace && x.name === p.name);
+      if (e) return e.ip;
+    }
+    if (p.kind === 'entity') {
+      let ip = entities.get(p.entity);
+      if (ip === undefined) {
+        ip = entityAddress(p.entity, used);
+        used.add(ip);
+        entities.set(p.entity, ip);
+      }
+      return ip;
+    }
+    return fallback ?? '0.0.0.0';
+  };
 }
 
 /**
  * The engine's verdicts as flows: a PolicyTest's flows in order (learning DNS answers as the
- * runner does), or, for manifests, every pod → pod pair on each declared container port.
+ * runner does), or, for manifests, every pod → pod pair on each declared container port and,
+ * per rule entry naming a peer outside the pods (an entity, a CIDR), flows with that peer.
  */
 export function policySource(
   ctx: PolicyContext,
@@ -191,6 +208,7 @@ export function policySource(
     start(onFlow) {
       const base = Date.parse('2025-01-01T00:00:00Z');
       let n = 0;
+      const ipOf = addressBook(endpoints, test);
       const emit = (req: FlowRequest, dstIP?: string, fqdn?: string) => {
         n++;
         const now = base + n * 100;
@@ -198,8 +216,8 @@ export function policySource(
         const flow = flowFromVerdict(ctx.engine, req, v, {
           time: new Date(now),
           nodeName: 'node-1',
-          srcIP: ipOf(endpoints, req, 'src'),
-          dstIP: ipOf(endpoints, req, 'dst', dstIP),
+          srcIP: ipOf(req, 'src'),
+          dstIP: ipOf(req, 'dst', dstIP),
           ...(req.dport !== undefined ? { sport: 40000 + (n % 20000), dport: req.dport } : {}),
           tcpFlags: req.protocol === 'TCP' ? { SYN: true } : {},
         });
@@ -227,6 +245,12 @@ export function policySource(
               dport: port.port,
             });
           }
+      for (const pod of pods)
+        for (const req of outsideRequests(
+          { namespace: pod.namespace!, name: pod.name, ...(pod.ports ? { ports: pod.ports } : {}) },
+          ctx.outsideEntries(pod.namespace!, pod.name),
+        ))
+          emit(req);
     },
     stop() {},
   };
