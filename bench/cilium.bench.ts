@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/run.ts bench/cilium.bench.ts      (SEAWALL_BENCH_ONLY=l3,cidr,... to pick)
 
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, utimesSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,7 +18,7 @@ import { loadPolicies } from '../src/policy-api/load.ts';
 import type { PolicyObject } from '../src/policy-api/types.ts';
 import { parsePolicyTestText } from '../src/policytest/parse.ts';
 import { runPolicyTest } from '../src/policytest/runner.ts';
-import { fmtBytes, fmtMs, fmtRatio, median, retainedBytes, table } from './lib.ts';
+import { fmtBytes, fmtMs, fmtRatio, gc, median, retainedBytes, table } from './lib.ts';
 
 const NS = 'bench';
 const CILIUM_GOAL = '200 ms (goal)';
@@ -41,6 +41,12 @@ function entryCount(e: PolicyEngine, key: string): number {
 function time(f: () => unknown): number {
   const t0 = performance.now();
   f();
+  return performance.now() - t0;
+}
+
+async function timeAsync(f: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await f();
   return performance.now() - t0;
 }
 
@@ -91,11 +97,16 @@ function runShape(policies: PolicyObject[], ids: EndpointSpec[], runs: number): 
   for (let r = runs > 1 ? -1 : 0; r < runs; r++) {
     const e = new PolicyEngine();
     for (const p of ids) e.upsertEndpoint(p);
+    // Each phase starts from a collected heap: otherwise the young generation's collection of the
+    // previous phase's garbage lands in the next one at some sizes and not others, which skews
+    // the growth exponent (the phase's own collections still count).
+    gc();
     pms.push(
       time(() => {
         for (const p of policies) e.upsertPolicy(p);
       }),
     );
+    gc();
     jms.push(time(() => e.upsertEndpoint(TARGET)));
     entries = entryCount(e, `${NS}/target`);
     e.close();
@@ -320,7 +331,8 @@ async function agentFiles(): Promise<void> {
       'upsert into engine',
       'startup total (scan+upsert)',
       'engine compile alone',
-      'one file edited → enforced (rescan+upsert)',
+      'one file edited → enforced (watch event, rescan, upsert)',
+      'full rescan (the resync)',
       'seawall test (offline, 50 flows)',
       'aim',
     ],
@@ -355,16 +367,32 @@ async function agentFiles(): Promise<void> {
         for (const p of loaded.policies) fresh.upsertPolicy(p);
       });
       fresh.close();
+      // An edit as the agent sees it: from the write, through the directory watcher's event, to
+      // the engine updated. A store with `pathsFor` rescans the files the event names; one without
+      // (before issue 15's watch) walks and stats the whole store.
+      const real = realpathSync(dir);
+      const named = (store as Partial<Pick<PolicyStore, 'pathsFor'>>).pathsFor?.bind(store);
       const edits: number[] = [];
+      const resyncs: number[] = [];
       for (let r = 0; r < 5; r++) {
         const i = (r * 7919) % n;
-        writeFileSync(join(dir, `p${i}.yaml`), policyYAML(i, 2000 + r));
+        const name = `p${i}.yaml`;
+        let fired: (ev: string | null) => void = () => {};
+        const event = new Promise<string | null>((res) => {
+          fired = res;
+        });
+        const w = watch(dir, { persistent: false }, (_ev, f) => fired(f));
         const te = performance.now();
-        await store.scanAsync({ immediate: true });
+        writeFileSync(join(dir, name), policyYAML(i, 2000 + r));
+        const f = await event;
+        w.close();
+        const paths = named?.([{ dir: real, name: f }]);
+        await store.scanAsync(paths === undefined ? { immediate: true } : { immediate: true, paths });
         const next = store.policies();
         applyChanged(e, enforced, next);
         enforced = next;
         edits.push(performance.now() - te);
+        resyncs.push(await timeAsync(() => store.scanAsync({ immediate: true })));
       }
       e.close();
       const tt = performance.now();
@@ -382,6 +410,7 @@ async function agentFiles(): Promise<void> {
         fmtMs(t2 - t0),
         fmtMs(compile),
         fmtMs(median(edits)),
+        fmtMs(median(resyncs)),
         fmtMs(testMs),
         n === 10000 ? '≤ 10 s / ≤ 100 ms' : '',
       ]);
