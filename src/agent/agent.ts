@@ -283,6 +283,9 @@ export class Agent {
   /** A watch event came since the last scan (the resync then is not the one correcting). */
   private eventSeen = false;
   private eventTimer: NodeJS.Timeout | undefined;
+  /** What the events since the last scan named; `eventFull`: one needs a walk of the store. */
+  private eventNames: Array<{ dir: string; name: string | null }> = [];
+  private eventFull = false;
   private settleTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private resyncCounts = { runs: 0, corrections: 0 };
@@ -508,7 +511,7 @@ export class Agent {
    * Reads the store and applies what is stable, as one delta; serialized. `now`: an explicit
    * reload (POST /reload) applies what is there without waiting for it to settle.
    */
-  reload(how: 'now' | 'event' | 'resync' = 'now'): Promise<void> {
+  reload(how: 'now' | 'event' | 'resync' = 'now', paths?: readonly string[]): Promise<void> {
     this.reloading = this.reloading.then(async () => {
       // Nothing may escape: a rejected chain would stop every later reload (and crash the
       // watcher's caller with an unhandled rejection).
@@ -516,7 +519,10 @@ export class Agent {
         const announced = this.eventSeen;
         this.eventSeen = false;
         await this.starting?.catch(() => {}); // after startup's own load, never inside it
-        const r = await this.store.scanAsync({ immediate: how === 'now' });
+        // an event's files alone (`paths`); the resync and an explicit reload walk the whole store
+        const r = await this.store.scanAsync(
+          paths === undefined ? { immediate: how === 'now' } : { immediate: false, paths },
+        );
         if (how === 'resync') {
           this.resyncCounts.runs++;
           if (r.found > 0 && !announced) {
@@ -548,14 +554,26 @@ export class Agent {
     this.settleTimer = undefined;
     const due = this.store.nextDue();
     if (due === undefined || !this.watching) return;
-    this.settleTimer = setTimeout(() => void this.reload('event'), Math.max(0, due - Date.now()) + 10);
+    this.settleTimer = setTimeout(
+      () => void this.reload('event', this.store.pendingFiles()),
+      Math.max(0, due - Date.now()) + 10,
+    );
   }
 
-  private onEvent(): void {
+  /** `dir` undefined: an event that only a walk of the whole store answers (the parent's). */
+  private onEvent(dir: string | undefined, name: string | null): void {
     this.eventSeen = true;
-    // events come in bursts (write, close, rename): one scan shortly after
+    if (dir === undefined) this.eventFull = true;
+    else this.eventNames.push({ dir, name });
+    // events come in bursts (write, close, rename): one scan shortly after, of the files they name
     if (this.eventTimer) clearTimeout(this.eventTimer);
-    this.eventTimer = setTimeout(() => void this.reload('event'), 50);
+    this.eventTimer = setTimeout(() => {
+      const events = this.eventNames.splice(0);
+      const full = this.eventFull;
+      this.eventFull = false;
+      const paths = full ? undefined : this.store.pathsFor(events);
+      void this.reload('event', paths === undefined ? undefined : [...paths, ...this.store.pendingFiles()]);
+    }, 50);
   }
 
   private watch(): void {
@@ -607,7 +625,7 @@ export class Agent {
       try {
         const w = watch(dir, { persistent: false }, (_ev, name) => {
           if (parent && name !== null && name !== basename(root)) return;
-          this.onEvent();
+          this.onEvent(parent ? undefined : dir, name);
         });
         w.on('error', (e) => {
           this.watchCounts.errors++;

@@ -43,16 +43,20 @@ export interface PolicyDirWalk {
   paths: string[];
   skipped: Array<{ path: string; reason: string }>;
   dirs: string[];
+  /** Each directory's real path → the path the walk reached it by (a watch event names the former). */
+  walked: Map<string, string>;
 }
 
 /** Walks the store (throws when `root` itself cannot be read); reads nothing. */
 export function walkPolicyDir(root: string): PolicyDirWalk {
   if (statSync(root).isDirectory()) readdirSync(root); // throws: unreadable store
   const w = walkFiles(root, { accept: (n) => POLICY_FILE.test(n), skip: (n) => n.startsWith('.') });
-  const out: PolicyDirWalk = { paths: w.files, skipped: [], dirs: [] };
+  const out: PolicyDirWalk = { paths: w.files, skipped: [], dirs: [], walked: new Map() };
   for (const d of w.dirs) {
     try {
-      out.dirs.push(realpathSync(d));
+      const real = realpathSync(d);
+      out.dirs.push(real);
+      out.walked.set(real, d);
     } catch {
       // removed since the walk; the next event or resync sees it
     }

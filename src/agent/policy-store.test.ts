@@ -3,7 +3,16 @@
 // settle the same way; an invalid or unreadable file keeps its last good version.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -223,5 +232,162 @@ describe('issue 15: scanning thousands of files', () => {
         assert.match(JSON.stringify(p?.spec), new RegExp(`"${row.port}"`), row.name);
       }
     }
+  });
+});
+
+describe('issue 15: a scan of the files watch events name', () => {
+  const root = mkdtempSync(join(tmpdir(), 'seawall-store-events-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  let dirN = 0;
+  /** A store of three files, loaded; its directory's real path is what the watcher reports. */
+  const setup = () => {
+    const dir = join(root, `d${dirN++}`);
+    mkdirSync(dir);
+    for (const n of ['a', 'b', 'c']) writeFileSync(join(dir, `${n}.yaml`), cnp(n, 80));
+    let t = 1_000_000;
+    const store = new PolicyStore(dir, { stableMs: 300, now: () => t });
+    store.scan({ immediate: true });
+    const real = realpathSync(dir);
+    return {
+      dir,
+      store,
+      real,
+      advance: (ms: number) => {
+        t += ms;
+      },
+      names: () => [...store.policies().keys()].map((k) => k.split('/')[2]).sort(),
+    };
+  };
+
+  it('an edited file named by an event is read alone; a file no event named is left to the resync', () => {
+    const s = setup();
+    writeFileSync(join(s.dir, 'a.yaml'), cnp('a2', 80));
+    writeFileSync(join(s.dir, 'b.yaml'), cnp('b2', 80)); // its event "lost"
+    const before = s.store.reads;
+    const paths = s.store.pathsFor([{ dir: s.real, name: 'a.yaml' }]);
+    assert.deepEqual(paths, [join(s.dir, 'a.yaml')]);
+    s.store.scan({ paths: paths! });
+    assert.deepEqual(s.names(), ['a', 'b', 'c'], 'pending until stable');
+    s.advance(300);
+    assert.equal(s.store.scan({ paths: s.store.pendingFiles() }).changed, true);
+    assert.equal(s.store.reads - before, 2, 'the named file, twice (changed, then settled): nothing else');
+    assert.deepEqual(s.names(), ['a2', 'b', 'c']);
+    s.store.scan({ immediate: true }); // the periodic full scan
+    assert.deepEqual(s.names(), ['a2', 'b2', 'c']);
+  });
+
+  it('a named file that is gone is removed once its absence is stable', () => {
+    const s = setup();
+    unlinkSync(join(s.dir, 'b.yaml'));
+    const paths = s.store.pathsFor([{ dir: s.real, name: 'b.yaml' }])!;
+    assert.equal(s.store.scan({ paths }).changed, false);
+    assert.deepEqual(
+      s.store.pendingChanges().map((p) => p.change),
+      ['removed'],
+    );
+    s.advance(300);
+    assert.equal(s.store.scan({ paths: s.store.pendingFiles() }).changed, true);
+    assert.deepEqual(s.names(), ['a', 'c']);
+    assert.deepEqual(s.store.pendingChanges(), []);
+  });
+
+  it('a named file that no longer validates keeps its last good version', () => {
+    const s = setup();
+    writeFileSync(join(s.dir, 'c.yaml'), 'kind: CiliumNetworkPolicy\nspec: 7\n');
+    const r = s.store.scan({ immediate: true, paths: s.store.pathsFor([{ dir: s.real, name: 'c.yaml' }])! });
+    assert.equal(r.changed, false);
+    assert.deepEqual(s.names(), ['a', 'b', 'c']);
+    assert.deepEqual(
+      s.store.invalidFiles().map((f) => f.file),
+      [join(s.dir, 'c.yaml')],
+    );
+  });
+
+  it('a named file that cannot be read is skipped and keeps its last good version, until it reads again', () => {
+    const s = setup();
+    const f = join(s.dir, 'a.yaml');
+    const store = new PolicyStore(s.dir, { maxBytes: 1000, stableMs: 0 });
+    store.scan({ immediate: true });
+    writeFileSync(f, `${cnp('a2', 80)}#${'x'.repeat(1000)}\n`);
+    store.scan({ immediate: true, paths: [f] });
+    assert.deepEqual(
+      store.skippedFiles().map((x) => x.file),
+      [f],
+    );
+    assert.ok(store.policies().has('CiliumNetworkPolicy/shop/a'), 'the last good version stays');
+    writeFileSync(f, cnp('a3', 80));
+    store.scan({ immediate: true, paths: [f] });
+    assert.deepEqual(store.skippedFiles(), [], 'read again: no longer skipped');
+    assert.ok(store.policies().has('CiliumNetworkPolicy/shop/a3'));
+  });
+
+  const rows: Array<{
+    name: string;
+    make?: (dir: string) => void;
+    events: (real: string) => Array<{ dir: string; name: string | null }>;
+    want: string[] | undefined;
+  }> = [
+    { name: 'a policy file', events: (r) => [{ dir: r, name: 'a.yaml' }], want: ['a.yaml'] },
+    {
+      name: 'several events on one file, and a new one',
+      events: (r) => [
+        { dir: r, name: 'a.yaml' },
+        { dir: r, name: 'a.yaml' },
+        { dir: r, name: 'new.json' },
+      ],
+      want: ['a.yaml', 'a.yaml', 'new.json'],
+    },
+    { name: "an editor's hidden swap file", events: (r) => [{ dir: r, name: '.a.yaml.swp' }], want: [] },
+    { name: 'a file that is no policy', events: (r) => [{ dir: r, name: 'README' }], want: [] },
+    { name: 'an event without a name', events: (r) => [{ dir: r, name: null }], want: undefined },
+    { name: 'a directory not walked', events: () => [{ dir: '/nowhere', name: 'a.yaml' }], want: undefined },
+    {
+      name: 'a new subdirectory',
+      make: (d) => mkdirSync(join(d, 'sub')),
+      events: (r) => [{ dir: r, name: 'sub' }],
+      want: undefined,
+    },
+    {
+      name: 'a directory named like a policy file',
+      make: (d) => mkdirSync(join(d, 'odd.yaml')),
+      events: (r) => [{ dir: r, name: 'odd.yaml' }],
+      want: undefined,
+    },
+  ];
+  for (const row of rows) {
+    it(`pathsFor: ${row.name}`, () => {
+      const s = setup();
+      row.make?.(s.dir);
+      const got = s.store.pathsFor(row.events(s.real));
+      assert.deepEqual(
+        got,
+        row.want?.map((n) => join(s.dir, n)),
+      );
+    });
+  }
+
+  it('pathsFor: a subdirectory removed is a walk of the store', () => {
+    const s = setup();
+    mkdirSync(join(s.dir, 'sub'));
+    writeFileSync(join(s.dir, 'sub', 'd.yaml'), cnp('d', 80));
+    s.store.scan({ immediate: true });
+    assert.deepEqual(s.names(), ['a', 'b', 'c', 'd']);
+    rmSync(join(s.dir, 'sub'), { recursive: true });
+    assert.equal(s.store.pathsFor([{ dir: s.real, name: 'sub' }]), undefined);
+  });
+
+  it('pathsFor: an event in a directory reached through a symlink names the path the walk used', () => {
+    const s = setup();
+    const target = join(root, `t${dirN++}`);
+    mkdirSync(target);
+    writeFileSync(join(target, 'e.yaml'), cnp('e', 80));
+    symlinkSync(target, join(s.dir, 'linked'));
+    s.store.scan({ immediate: true });
+    assert.deepEqual(s.names(), ['a', 'b', 'c', 'e']);
+    writeFileSync(join(target, 'e.yaml'), cnp('e2', 80));
+    const paths = s.store.pathsFor([{ dir: realpathSync(target), name: 'e.yaml' }]);
+    assert.deepEqual(paths, [join(s.dir, 'linked', 'e.yaml')]);
+    s.store.scan({ immediate: true, paths: paths! });
+    assert.deepEqual(s.names(), ['a', 'b', 'c', 'e2']);
   });
 });

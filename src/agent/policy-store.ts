@@ -11,13 +11,17 @@
 // changed too close to the last read to be sure), so a resync of 10,000 unchanged files reads
 // none. `scanAsync` does the same work in slices, yielding to the event loop between them, so the
 // agent keeps answering `status` (with the scan's progress) while it loads thousands of files.
+// A partial scan (`paths`) looks only at the files watch events named, so one edit among 10,000
+// files costs one read, not 10,000 stats; the agent's periodic full scan catches lost events.
 
-import { type Stats, statSync } from 'node:fs';
+import { lstatSync, type Stats, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadPolicyBytes } from '../policy-api/load.ts';
 import type { PolicyObject } from '../policy-api/types.ts';
 import {
   contentHash,
+  POLICY_FILE,
   type PolicyDirRead,
   type PolicyFileRead,
   readPolicyFile,
@@ -31,6 +35,16 @@ export interface PendingChange {
   change: 'added' | 'modified' | 'removed';
   /** When this content (or absence) was first seen (ms since the epoch). */
   since: number;
+}
+
+export interface ScanOptions {
+  /** Apply what is read now, without waiting for stability (an explicit reload). */
+  immediate?: boolean;
+  /**
+   * Only these files (paths as the walk names them: from `pathsFor` or `pendingFiles`), as watch
+   * events named them; a named file that is gone is removed. Absent: the whole store is walked.
+   */
+  paths?: readonly string[];
 }
 
 export interface ScanResult {
@@ -88,6 +102,8 @@ export class PolicyStore {
   private readonly saved = new Map<string, string>();
   /** Directories the last read walked. */
   dirs: string[] = [];
+  /** The last walk's directories: real path → the path it reached them by (for watch events). */
+  private walked: Map<string, string> | undefined;
   storeError: string | undefined;
   /** What the last read of each file saw: an unchanged stat is not read again. */
   private readonly stats = new Map<string, FileStat>();
@@ -134,7 +150,7 @@ export class PolicyStore {
    * Reads the store and applies what is stable. `immediate`: apply what is read now, without
    * waiting for stability (an explicit reload).
    */
-  scan(opts: { immediate?: boolean } = {}): ScanResult {
+  scan(opts: ScanOptions = {}): ScanResult {
     const steps = this.scanSteps(opts);
     for (;;) {
       const r = steps.next();
@@ -143,7 +159,7 @@ export class PolicyStore {
   }
 
   /** scan() in slices of `sliceMs`, yielding to the event loop between them; one at a time. */
-  scanAsync(opts: { immediate?: boolean; sliceMs?: number } = {}): Promise<ScanResult> {
+  scanAsync(opts: ScanOptions & { sliceMs?: number } = {}): Promise<ScanResult> {
     const slice = opts.sliceMs ?? SCAN_SLICE_MS;
     const run = async (): Promise<ScanResult> => {
       const steps = this.scanSteps(opts);
@@ -195,35 +211,49 @@ export class PolicyStore {
     return r;
   }
 
-  private *scanSteps(opts: { immediate?: boolean }): Generator<void, ScanResult> {
+  private *scanSteps(opts: ScanOptions): Generator<void, ScanResult> {
     let read: PolicyDirRead | undefined;
-    let walk: { paths: string[]; skipped: Array<{ path: string; reason: string }>; dirs: string[] };
-    try {
-      if (this.opts.read !== undefined) {
-        read = this.opts.read(this.root);
-        walk = { paths: read.files.map((f) => f.path), skipped: read.skipped, dirs: read.dirs };
-      } else walk = walkPolicyDir(this.root);
-    } catch (e) {
-      // A store that cannot be read (moved away while being replaced, permissions) is not an
-      // empty store: removing every policy would open every endpoint.
-      const msg = `cannot read ${this.root} (${(e as Error).message}); the last good state stays`;
-      if (this.storeError !== msg) this.log(msg);
-      this.storeError = msg;
-      return { changed: false, found: 0, error: msg };
+    let walk: { paths: readonly string[]; skipped: Array<{ path: string; reason: string }> };
+    const partial = opts.paths !== undefined;
+    if (opts.paths !== undefined) {
+      // Only the files watch events named: the rest of the store is as the last scan left it.
+      walk = { paths: [...new Set(opts.paths)], skipped: [] };
+    } else {
+      try {
+        if (this.opts.read !== undefined) {
+          read = this.opts.read(this.root);
+          walk = { paths: read.files.map((f) => f.path), skipped: read.skipped };
+          this.dirs = read.dirs;
+          this.walked = undefined;
+        } else {
+          const w = walkPolicyDir(this.root);
+          walk = w;
+          this.dirs = w.dirs;
+          this.walked = w.walked;
+        }
+      } catch (e) {
+        // A store that cannot be read (moved away while being replaced, permissions) is not an
+        // empty store: removing every policy would open every endpoint.
+        const msg = `cannot read ${this.root} (${(e as Error).message}); the last good state stays`;
+        if (this.storeError !== msg) this.log(msg);
+        this.storeError = msg;
+        return { changed: false, found: 0, error: msg };
+      }
+      this.storeError = undefined;
     }
-    this.storeError = undefined;
-    this.dirs = walk.dirs;
     const now = this.now();
     let changed = false;
     let found = 0;
     const seen = new Set<string>();
-    const skipped = new Map<string, string>();
+    /** Named by a partial scan and gone: removed (a full scan sees that as not walked). */
+    const gone = new Set<string>();
+    const before = this.skipped;
+    const skipped = partial ? new Map(before) : new Map<string, string>();
     const note = (s: { path: string; reason: string }): void => {
       // a file that cannot be read keeps its last good version
       seen.add(s.path);
       skipped.set(s.path, s.reason);
-      if (!this.skipped.has(s.path))
-        this.log(`${s.path}: skipped (${s.reason}); its last good version stays`);
+      if (!before.has(s.path)) this.log(`${s.path}: skipped (${s.reason}); its last good version stays`);
     };
     for (const s of walk.skipped) note(s);
     const settled = (file: string, hash: string | null, bytes?: Buffer): boolean => {
@@ -246,6 +276,14 @@ export class PolicyStore {
     try {
       for (let i = 0; i < walk.paths.length; i++) {
         const path = walk.paths[i]!;
+        if (partial) {
+          skipped.delete(path);
+          if (lstatSync(path, { throwIfNoEntry: false }) === undefined) {
+            gone.add(path);
+            continue;
+          }
+          this.stats.delete(path); // an event named it: read it, whatever its stat says
+        }
         let f: ReturnType<PolicyStore['readOne']> = read !== undefined ? read.files[i]! : this.readOne(path);
         progress.done = i + 1;
         yield;
@@ -285,15 +323,17 @@ export class PolicyStore {
       this.running = undefined;
     }
     this.skipped = skipped;
-    for (const file of this.stats.keys()) if (!seen.has(file)) this.stats.delete(file);
-    for (const file of [...this.good.keys(), ...this.invalid.keys()]) {
-      if (seen.has(file)) continue;
+    const removed = partial ? [...gone] : [...this.good.keys(), ...this.invalid.keys()];
+    if (partial) for (const file of gone) this.stats.delete(file);
+    else for (const file of this.stats.keys()) if (!seen.has(file)) this.stats.delete(file);
+    for (const file of removed) {
+      if (seen.has(file) || (!this.good.has(file) && !this.invalid.has(file))) continue;
       if (!settled(file, null)) continue;
       if (this.good.delete(file)) changed = true;
       this.invalid.delete(file);
       this.saved.delete(file);
     }
-    for (const file of [...this.pending.keys()]) {
+    for (const file of partial ? gone : [...this.pending.keys()]) {
       // a new file that went again before it settled
       if (!seen.has(file) && !this.good.has(file) && !this.invalid.has(file)) this.pending.delete(file);
     }
@@ -307,6 +347,45 @@ export class PolicyStore {
       changed = true;
     }
     return { changed, found };
+  }
+
+  /**
+   * The store's files that watch events on directories (real paths, as the watchers have them)
+   * name, for a partial scan; undefined when only a full scan will do: an event without a name, on
+   * a directory the last walk did not enter, naming a directory (a subdirectory added, removed or
+   * renamed), or a store that could not be read.
+   */
+  pathsFor(events: ReadonlyArray<{ dir: string; name: string | null }>): string[] | undefined {
+    const walked = this.walked;
+    if (walked === undefined || this.storeError !== undefined) return undefined;
+    let dirs: Set<string> | undefined;
+    const out: string[] = [];
+    for (const ev of events) {
+      const base = walked.get(ev.dir);
+      if (base === undefined || ev.name === null || ev.name.includes('/')) return undefined;
+      if (ev.name.startsWith('.')) continue; // hidden: never read (hidden directories neither)
+      const path = join(base, ev.name);
+      let st: Stats | undefined;
+      try {
+        st = statSync(path, { throwIfNoEntry: false });
+      } catch {
+        // unreadable (a symlink loop, permissions): the file's read says why
+      }
+      if (st?.isDirectory() === true) return undefined;
+      if (POLICY_FILE.test(ev.name)) {
+        out.push(path);
+        continue;
+      }
+      // not a policy file: unless it was a directory of the store (removed or renamed away)
+      dirs ??= new Set(walked.values());
+      if (dirs.has(path)) return undefined;
+    }
+    return out;
+  }
+
+  /** Files whose change waits to settle: what a settle-time rescan has to look at again. */
+  pendingFiles(): string[] {
+    return [...this.pending.keys()];
   }
 
   /** A settled content: validated, and the new good version when it is valid. */

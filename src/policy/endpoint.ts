@@ -73,9 +73,9 @@ function orderedMembers(g: FilterGroup): Filter[] {
 
 /** The filters behind a MapState entry, in resolution order. */
 export function filtersOfEntry(e: StateEntry<FilterGroup>): Filter[] {
-  if (e.contribs.size === 1) for (const g of e.contribs.keys()) return orderedMembers(g);
+  if (e.more === undefined) return e.one === undefined ? [] : orderedMembers(e.one);
   const out: Filter[] = [];
-  for (const g of e.contribs.keys()) for (const f of g.members) out.push(f);
+  for (const g of e.more.keys()) for (const f of g.members) out.push(f);
   return out.sort(cmpFilter);
 }
 

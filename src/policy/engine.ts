@@ -344,7 +344,9 @@ export class PolicyEngine implements PolicyEngineAPI {
       const rules = translatePolicy(p, { clusterName: this.config.clusterName, cluster: this.cluster });
       const prefixes: Prefix[] = [];
       for (const r of rules)
-        for (const e of r.entries) for (const pc of e.peers) prefixes.push(...(pc.sel.prefixes ?? []));
+        for (const e of r.entries)
+          for (const pc of e.peers)
+            if (pc.sel.prefixes !== undefined) for (const x of pc.sel.prefixes) prefixes.push(x);
       for (const pr of prefixes) this.acquirePrefix(pr);
       const subjects = rules.map((r) => this.selectors.add(r.subject));
       rules.forEach((r, i) => {

@@ -17,8 +17,14 @@ export interface StateEntry<F> {
   verdict: MapStateVerdict;
   /** L7 parser for redirect entries (entries with different parsers are kept apart). */
   parser?: string;
-  /** Which filters put this entry here (and how many times). */
-  contribs: Map<F, number>;
+  /**
+   * Which filters put this entry here (and how many times): most entries have one, held inline
+   * (`one`, `oneN`); a second moves them all into `more`. A Map per entry was most of the
+   * allocation (and the garbage collection) of a join with thousands of entries.
+   */
+  one: F | undefined;
+  oneN: number;
+  more: Map<F, number> | undefined;
 }
 
 const SLOTS = 6;
@@ -116,7 +122,17 @@ export class MapState<F> {
     let e = this.entries.get(k);
     if (e === undefined) {
       this.flat = undefined;
-      e = { direction, identity, proto, portLo: lo, portHi: hi, verdict, contribs: new Map() };
+      e = {
+        direction,
+        identity,
+        proto,
+        portLo: lo,
+        portHi: hi,
+        verdict,
+        one: from,
+        oneN: 0,
+        more: undefined,
+      };
       if (parser !== undefined) e.parser = parser;
       this.entries.set(k, e);
       if (this.log !== undefined) logChange(this.log, k, e, true);
@@ -125,7 +141,19 @@ export class MapState<F> {
       if (list === undefined) m.set(identity, [e]);
       else list.push(e);
     }
-    e.contribs.set(from, (e.contribs.get(from) ?? 0) + 1);
+    if (e.more !== undefined) e.more.set(from, (e.more.get(from) ?? 0) + 1);
+    else if (e.one === from) e.oneN++;
+    else if (e.one === undefined) {
+      e.one = from;
+      e.oneN = 1;
+    } else {
+      e.more = new Map([
+        [e.one, e.oneN],
+        [from, 1],
+      ]);
+      e.one = undefined;
+      e.oneN = 0;
+    }
   }
 
   remove(
@@ -141,14 +169,22 @@ export class MapState<F> {
     const k = entryKey(direction, identity, proto, lo, hi, verdict, parser);
     const e = this.entries.get(k);
     if (e === undefined) return;
-    const n = e.contribs.get(from);
-    if (n === undefined) return;
-    if (n > 1) {
-      e.contribs.set(from, n - 1);
-      return;
+    if (e.more !== undefined) {
+      const n = e.more.get(from);
+      if (n === undefined) return;
+      if (n > 1) {
+        e.more.set(from, n - 1);
+        return;
+      }
+      e.more.delete(from);
+      if (e.more.size > 0) return;
+    } else {
+      if (e.one !== from) return;
+      if (e.oneN > 1) {
+        e.oneN--;
+        return;
+      }
     }
-    e.contribs.delete(from);
-    if (e.contribs.size > 0) return;
     this.entries.delete(k);
     if (this.log !== undefined) logChange(this.log, k, e, false);
     this.flat = undefined;

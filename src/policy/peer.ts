@@ -25,12 +25,11 @@ export const WILDCARD: PeerSelector = { key: '*', kind: 'wildcard', matches: () 
 export const NONE: PeerSelector = { key: 'none', kind: 'none', matches: () => false };
 
 export function endpointPeer(sel: CompiledSelector): PeerSelector {
-  const base = {
-    key: `ep:${sel.key}`,
-    kind: 'endpoint' as const,
-    matches: (id: Identity) => sel.matches(id.labels),
-  };
-  return sel.indexLabel === undefined ? base : { ...base, indexLabel: sel.indexLabel };
+  const matches = (id: Identity) => sel.matches(id.labels);
+  // two literals, not a spread: this runs for every selector of every rule upserted
+  return sel.indexLabel === undefined
+    ? { key: `ep:${sel.key}`, kind: 'endpoint', matches }
+    : { key: `ep:${sel.key}`, kind: 'endpoint', matches, indexLabel: sel.indexLabel };
 }
 
 /** A prefix minus its excepts. Selects CIDR identities (and world for /0), never pods. */
