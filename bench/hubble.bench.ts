@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { FlowPipeline } from '../src/agent/flows.ts';
 import type { NodeDatapath } from '../src/datapath/node.ts';
 import { parseUlogdLine } from '../src/flow/nflog.ts';
+import { HUBBLE_CLIENT_OPTIONS } from '../src/observe/hubble/client.ts';
 import { hubbleType } from '../src/observe/hubble/schema.ts';
 import { startHubbleServer } from '../src/observe/hubble/server.ts';
 import { HUBBLE_EVENT_BUFFER_CAPACITY } from '../src/observe/sink.ts';
@@ -161,7 +162,11 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
   );
   const Res = hubbleType('observer.GetFlowsResponse');
   const Req = hubbleType('observer.GetFlowsRequest');
-  const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(
+    `unix://${server.unixSocket}`,
+    grpc.credentials.createInsecure(),
+    HUBBLE_CLIENT_OPTIONS,
+  );
   try {
     const followers: Follower[] = [];
     for (let k = 0; k < 2; k++) {

@@ -358,6 +358,66 @@ describe('lost events when the ring wraps', () => {
   });
 });
 
+describe('batched writes', () => {
+  // A follower's flows go out several per HTTP/2 write (framed bytes straight onto grpc-js's
+  // stream); with batchWrites false, one grpc-js write per flow. The client sees the same answers.
+  const rows = [
+    { name: 'batched (default): fewer writes than flows', batchWrites: undefined, batched: 1 },
+    { name: 'batchWrites false: one write per flow', batchWrites: false, batched: 0 },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const tmp = tempDir();
+      // 1,200 flows: several 64 KiB batches, and more than grpc-js buffers before write() says false
+      const many = Array.from({ length: 1200 }, (_, i) => ({
+        ...named[i % named.length]![1],
+        uuid: `u${i}`,
+      }));
+      const ring = ringOf(many);
+      const server = await startHubbleServer(
+        { ring, nodeName: 'node-1', ...(r.batchWrites !== undefined ? { batchWrites: r.batchWrites } : {}) },
+        { unixSocket: join(tmp.dir, 'h.sock') },
+      );
+      const c = connectHubble(`unix://${server.unixSocket}`);
+      try {
+        const got = await c.getFlows({});
+        assert.deepEqual(
+          got.map((x) => (x.flow as Flow).uuid),
+          many.map((f) => f.uuid),
+        );
+        assert.deepEqual(got.at(-1)!.flow, many.at(-1));
+        assert.equal(server.stats.batchedStreams, r.batched);
+        assert.equal(server.stats.sentFlows, 1200);
+        if (r.batched) assert.ok(server.stats.writes < 1200 / 50, `${server.stats.writes} writes`);
+        else assert.equal(server.stats.writes, 1200);
+        // and a follower: the flows still held, then one pushed later
+        const ac = new AbortController();
+        const seen: string[] = [];
+        const done = c.getFlows(
+          { follow: true, number: 2 },
+          {
+            signal: ac.signal,
+            onResponse: (x) => {
+              seen.push((x.flow as Flow).uuid);
+              if (seen.length === 3) ac.abort();
+            },
+          },
+        );
+        await waitFor(() => server.stats.activeStreams === 1);
+        await waitFor(() => seen.length === 2);
+        const late = { ...many[0]!, uuid: 'late' };
+        ring.push({ flow: late, node_name: 'node-1', time: late.time });
+        await done;
+        assert.deepEqual(seen, ['u1198', 'u1199', 'late']);
+      } finally {
+        c.close();
+        await server.close();
+        tmp.remove();
+      }
+    });
+  }
+});
+
 describe('startHubbleServer', () => {
   it('needs somewhere to listen', async () => {
     await assert.rejects(startHubbleServer({ ring: ringOf([]), nodeName: 'n' }, {}), /give a unixSocket/);
