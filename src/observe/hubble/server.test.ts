@@ -418,6 +418,72 @@ describe('batched writes', () => {
   }
 });
 
+describe('a slow follower', () => {
+  it('loses flows (counted) without slowing the ring or the other follower', async () => {
+    const tmp = tempDir();
+    const ring = ringOf([], 255);
+    const server = await startHubbleServer(
+      { ring, nodeName: 'node-1' },
+      { unixSocket: join(tmp.dir, 'h.sock') },
+    );
+    // raw clients with grpc-js's 64 KiB window: the paused one's stream fills within a few batches.
+    // One connection each, as two hubble processes have (streams of one connection share its window).
+    const clients: grpc.Client[] = [];
+    const follow = (): { flows: number; lost: number; call: grpc.ClientReadableStream<Buffer> } => {
+      const f = { flows: 0, lost: 0, call: undefined as unknown as grpc.ClientReadableStream<Buffer> };
+      const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      clients.push(client);
+      // GetFlowsRequest{follow: true}: field 3, varint 1
+      f.call = client.makeServerStreamRequest(
+        '/observer.Observer/GetFlows',
+        () => Buffer.from([0x18, 1]),
+        (b: Buffer) => b,
+        {},
+      );
+      // GetFlowsResponse: field 1 (flow) is tag 0x0a, field 3 (lost_events) 0x1a
+      f.call.on('data', (b: Buffer) => (b[0] === 0x0a ? f.flows++ : f.lost++));
+      f.call.on('error', () => {});
+      return f;
+    };
+    const fast = follow();
+    const slow = follow();
+    try {
+      await waitFor(() => server.stats.activeStreams === 2);
+      slow.call.pause();
+      const base = named[0]![1];
+      const total = 3000;
+      for (let i = 0; i < total; i++) {
+        ring.push({ flow: { ...base, uuid: `u${i}` }, node_name: 'node-1', time: base.time });
+        // 100 at a time (less than the ring holds), each chunk read by the fast follower before the next
+        if (i % 100 === 99)
+          await waitFor(
+            () => fast.flows === i + 1,
+            10_000,
+            () => `fast: ${fast.flows} of ${i + 1}`,
+          );
+      }
+      assert.equal(fast.lost, 0, 'the follower that reads loses nothing');
+      assert.equal(ring.seen, total);
+      slow.call.resume();
+      await waitFor(
+        () => slow.lost > 0 && server.stats.sentFlows >= total + slow.flows,
+        10_000,
+        () => `slow follower: ${slow.flows} flows, ${slow.lost} lost events; ${JSON.stringify(server.stats)}`,
+      );
+      assert.ok(slow.flows < total, `the paused follower got ${slow.flows}`);
+      assert.ok(server.stats.lostEvents > 0 && server.stats.lostEvents <= total - slow.flows);
+    } finally {
+      fast.call.cancel();
+      slow.call.cancel();
+      for (const c of clients) c.close();
+      await server.close();
+      tmp.remove();
+    }
+  });
+});
+
 describe('startHubbleServer', () => {
   it('needs somewhere to listen', async () => {
     await assert.rejects(startHubbleServer({ ring: ringOf([]), nodeName: 'n' }, {}), /give a unixSocket/);
@@ -448,10 +514,10 @@ function at(name: string): number {
   return Date.parse(f.time) / 1000;
 }
 
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 10_000, what = (): string => ''): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
+    if (Date.now() > end) throw new Error(`timed out waiting ${what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
