@@ -74,6 +74,13 @@ const MAX_BUFFERED_MESSAGES = 1024;
 /** Framed messages gathered into one write to a follower's HTTP/2 stream. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
+/**
+ * Bytes a follower may have queued on its HTTP/2 stream (about 0.5 MB of flows, as with
+ * MAX_BUFFERED_MESSAGES) before it pauses. Pausing at the stream's own 16 KiB mark instead lets a
+ * follower send one batch per event-loop turn, fewer flows than a busy producer pushes per turn.
+ */
+const MAX_BUFFERED_BYTES = 512 * 1024;
+
 /** A gRPC length-prefixed message: 0 (not compressed), the length (big-endian u32), the bytes. */
 export function frameMessage(msg: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(msg.length + 5);
@@ -97,6 +104,7 @@ interface RawHttp2Stream {
   respond: unknown;
   destroyed: boolean;
   writableEnded: boolean;
+  writableLength: number;
   on(ev: 'drain' | 'error', f: (...a: unknown[]) => void): void;
 }
 
@@ -146,7 +154,9 @@ function wireOf(
           headers = true;
           sendHeaders();
         }
-        return stream.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
+        stream.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
+        // past the stream's 16 KiB mark write() said false, so 'drain' follows once it empties
+        return stream.writableLength < MAX_BUFFERED_BYTES;
       },
       onDrain: (f) => stream.on('drain', f),
     };
