@@ -8,13 +8,14 @@
 // messages without decoding them, so the figure is the agent's cost.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { FlowPipeline } from '../src/agent/flows.ts';
 import type { NodeDatapath } from '../src/datapath/node.ts';
 import { parseUlogdLine } from '../src/flow/nflog.ts';
+import { HUBBLE_CLIENT_OPTIONS } from '../src/observe/hubble/client.ts';
 import { hubbleType } from '../src/observe/hubble/schema.ts';
 import { startHubbleServer } from '../src/observe/hubble/server.ts';
 import { HUBBLE_EVENT_BUFFER_CAPACITY } from '../src/observe/sink.ts';
@@ -117,16 +118,23 @@ export function lines(n: number): string[] {
 const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The raw read rate: the same lines parsed into kernel events, nothing else. */
-async function rawRead(ls: string[]): Promise<number> {
+/** CPU seconds (user + system) this process has used since `from`. */
+const cpuSince = (from: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1e6;
+};
+
+/** The raw read rate: the same lines parsed into kernel events, nothing else (per wall and CPU second). */
+async function rawRead(ls: string[]): Promise<{ wall: number; cpu: number }> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let ok = 0;
   for (let i = 0; i < ls.length; i++) {
     if (parseUlogdLine(ls[i]!).ok) ok++;
     if ((i + 1) % BATCH === 0) await yieldLoop();
   }
   if (ok !== ls.length) throw new Error(`${ls.length - ok} lines did not parse`);
-  return ls.length / ((performance.now() - t0) / 1000);
+  return { wall: ls.length / ((performance.now() - t0) / 1000), cpu: ls.length / cpuSince(c0) };
 }
 
 interface Follower {
@@ -142,6 +150,10 @@ interface Result {
   delivered: number;
   /** Records (verdicts and drops) per kernel event. */
   perEvent: number;
+  /** Kernel events per CPU second of this process (pipeline, server and both followers). */
+  cpuRate: number;
+  /** Records both followers got, per CPU second. */
+  cpuDelivered: number;
   lost: number[];
 }
 
@@ -161,7 +173,11 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
   );
   const Res = hubbleType('observer.GetFlowsResponse');
   const Req = hubbleType('observer.GetFlowsRequest');
-  const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(
+    `unix://${server.unixSocket}`,
+    grpc.credentials.createInsecure(),
+    HUBBLE_CLIENT_OPTIONS,
+  );
   try {
     const followers: Follower[] = [];
     for (let k = 0; k < 2; k++) {
@@ -195,6 +211,7 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
       await sleep(5);
     }
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < ls.length; i++) {
       const r = parseUlogdLine(ls[i]!);
       if (r.ok) p.ingest(r.event);
@@ -215,6 +232,7 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
       await sleep(1);
     }
     const s = (performance.now() - t0) / 1000;
+    const cpu = cpuSince(c0);
     for (const fo of followers) fo.call.cancel();
     const st = p.status();
     if (st.errors > 0 || st.disagreements > 0)
@@ -223,6 +241,8 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
       ingested: ls.length / ((tIn - t0) / 1000),
       delivered: Math.min(...followers.map((f) => f.flows)) / s,
       perEvent: records / ls.length,
+      cpuRate: ls.length / cpu,
+      cpuDelivered: followers.reduce((n, f) => n + f.flows, 0) / cpu,
       lost: followers.map((f) => f.lost),
     };
   } finally {
@@ -233,7 +253,7 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
   }
 }
 
-const RATES = [5_000, 10_000, 20_000, 30_000, 0];
+const RATES = [2_000, 5_000, 10_000, 20_000, 0];
 /** About two seconds of events at each offered rate (bounded run time), N unpaced. */
 const countAt = (rate: number): number => (rate === 0 ? N : Math.min(N, rate * 2));
 
@@ -241,24 +261,31 @@ export default async function run(): Promise<void> {
   const ls = lines(N);
   await rawRead(ls.slice(0, 5000)); // warm-up
   await pipeline(ls.slice(0, 5000), 0);
-  const raw: number[] = [];
+  const raw: { wall: number; cpu: number }[] = [];
   const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
+  const loads: number[] = [];
   for (let r = 0; r < RUNS; r++) {
+    loads.push(loadavg()[0]!);
     raw.push(await rawRead(ls));
     for (const rate of RATES) byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate));
   }
-  const b = median(raw);
+  const b = median(raw.map((x) => x.wall));
+  const bCpu = median(raw.map((x) => x.cpu));
+  const n = (x: number): string => Math.round(x).toLocaleString('en');
   const rows = RATES.map((rate) => {
     const xs = byRate.get(rate)!;
     const ingested = median(xs.map((x) => x.ingested));
-    const delivered = median(xs.map((x) => x.delivered));
+    const cpuRate = median(xs.map((x) => x.cpuRate));
     return [
       rate === 0
         ? `pipeline → 2 followers, unpaced (${N.toLocaleString('en')})`
         : `pipeline → 2 followers, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
-      Math.round(ingested).toLocaleString('en'),
+      n(ingested),
       `${(ingested / b).toFixed(2)}x`,
-      Math.round(delivered).toLocaleString('en'),
+      n(median(xs.map((x) => x.delivered))),
+      n(cpuRate),
+      `${(cpuRate / bCpu).toFixed(2)}x`,
+      n(median(xs.map((x) => x.cpuDelivered))),
       xs.map((x) => x.lost.join('+')).join(', '),
     ];
   });
@@ -270,13 +297,16 @@ export default async function run(): Promise<void> {
         'kernel events/s',
         'vs raw read',
         'records/s to each follower',
+        'events per CPU-s',
+        'vs raw (CPU)',
+        'records to followers per CPU-s',
         'lost per follower (each run)',
       ],
-      ['raw read (baseline: lines parsed)', Math.round(b).toLocaleString('en'), '1.00x', '-', '-'],
+      ['raw read (baseline: lines parsed)', n(b), '1.00x', '-', n(bCpu), '1.00x', '-', '-'],
       ...rows,
     ])}\n`,
   );
   process.stdout.write(
-    `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, followers in-process (one core), load average ${(await import('node:os')).loadavg()[0]!.toFixed(1)}.\n`,
+    `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, followers in-process on the same thread; per CPU-s: this process's user+system CPU time (agent side and both followers' decoding), so a figure that the other engineers' load on the machine does not scale. Not pinned (${cpus().length} cores shared), load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
   );
 }

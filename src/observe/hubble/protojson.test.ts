@@ -258,3 +258,30 @@ describe('parseRFC3339', () => {
     });
   }
 });
+
+describe('parseRFC3339 within the second parsed last (checked without the regex)', () => {
+  const primed = '2020-06-13T21:30:22Z';
+  const rows: { name: string; s: string; want: { seconds: number; nanos: number } | RegExp }[] = [
+    { name: 'the same second', s: primed, want: { seconds: 1592083822, nanos: 0 } },
+    { name: 'one digit', s: '2020-06-13T21:30:22.5Z', want: { seconds: 1592083822, nanos: 500000000 } },
+    { name: 'six digits', s: '2020-06-13T21:30:22.000123Z', want: { seconds: 1592083822, nanos: 123000 } },
+    {
+      name: 'nine digits',
+      s: '2020-06-13T21:30:22.292379064Z',
+      want: { seconds: 1592083822, nanos: 292379064 },
+    },
+    { name: 'a dot without digits', s: '2020-06-13T21:30:22.Z', want: /not an RFC 3339/ },
+    { name: 'ten digits', s: '2020-06-13T21:30:22.1234567890Z', want: /not an RFC 3339/ },
+    { name: 'a letter among the digits', s: '2020-06-13T21:30:22.12x4Z', want: /not an RFC 3339/ },
+    { name: 'an offset', s: '2020-06-13T21:30:22+01:00', want: { seconds: 1592080222, nanos: 0 } },
+    { name: 'the next second', s: '2020-06-13T21:30:23.1Z', want: { seconds: 1592083823, nanos: 100000000 } },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      parseRFC3339(primed);
+      const got = parseRFC3339(r.s);
+      if (r.want instanceof RegExp) assert.match(String(got), r.want);
+      else assert.deepEqual(got, r.want);
+    });
+  }
+});

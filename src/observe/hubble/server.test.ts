@@ -358,6 +358,132 @@ describe('lost events when the ring wraps', () => {
   });
 });
 
+describe('batched writes', () => {
+  // A follower's flows go out several per HTTP/2 write (framed bytes straight onto grpc-js's
+  // stream); with batchWrites false, one grpc-js write per flow. The client sees the same answers.
+  const rows = [
+    { name: 'batched (default): fewer writes than flows', batchWrites: undefined, batched: 1 },
+    { name: 'batchWrites false: one write per flow', batchWrites: false, batched: 0 },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const tmp = tempDir();
+      // 1,200 flows: several 64 KiB batches, and more than grpc-js buffers before write() says false
+      const many = Array.from({ length: 1200 }, (_, i) => ({
+        ...named[i % named.length]![1],
+        uuid: `u${i}`,
+      }));
+      const ring = ringOf(many);
+      const server = await startHubbleServer(
+        { ring, nodeName: 'node-1', ...(r.batchWrites !== undefined ? { batchWrites: r.batchWrites } : {}) },
+        { unixSocket: join(tmp.dir, 'h.sock') },
+      );
+      const c = connectHubble(`unix://${server.unixSocket}`);
+      try {
+        const got = await c.getFlows({});
+        assert.deepEqual(
+          got.map((x) => (x.flow as Flow).uuid),
+          many.map((f) => f.uuid),
+        );
+        assert.deepEqual(got.at(-1)!.flow, many.at(-1));
+        assert.equal(server.stats.batchedStreams, r.batched);
+        assert.equal(server.stats.sentFlows, 1200);
+        if (r.batched) assert.ok(server.stats.writes < 1200 / 50, `${server.stats.writes} writes`);
+        else assert.equal(server.stats.writes, 1200);
+        // and a follower: the flows still held, then one pushed later
+        const ac = new AbortController();
+        const seen: string[] = [];
+        const done = c.getFlows(
+          { follow: true, number: 2 },
+          {
+            signal: ac.signal,
+            onResponse: (x) => {
+              seen.push((x.flow as Flow).uuid);
+              if (seen.length === 3) ac.abort();
+            },
+          },
+        );
+        await waitFor(() => server.stats.activeStreams === 1);
+        await waitFor(() => seen.length === 2);
+        const late = { ...many[0]!, uuid: 'late' };
+        ring.push({ flow: late, node_name: 'node-1', time: late.time });
+        await done;
+        assert.deepEqual(seen, ['u1198', 'u1199', 'late']);
+      } finally {
+        c.close();
+        await server.close();
+        tmp.remove();
+      }
+    });
+  }
+});
+
+describe('a slow follower', () => {
+  it('loses flows (counted) without slowing the ring or the other follower', async () => {
+    const tmp = tempDir();
+    const ring = ringOf([], 255);
+    const server = await startHubbleServer(
+      { ring, nodeName: 'node-1' },
+      { unixSocket: join(tmp.dir, 'h.sock') },
+    );
+    // raw clients with grpc-js's 64 KiB window: the paused one's stream fills within a few batches.
+    // One connection each, as two hubble processes have (streams of one connection share its window).
+    const clients: grpc.Client[] = [];
+    const follow = (): { flows: number; lost: number; call: grpc.ClientReadableStream<Buffer> } => {
+      const f = { flows: 0, lost: 0, call: undefined as unknown as grpc.ClientReadableStream<Buffer> };
+      const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      clients.push(client);
+      // GetFlowsRequest{follow: true}: field 3, varint 1
+      f.call = client.makeServerStreamRequest(
+        '/observer.Observer/GetFlows',
+        () => Buffer.from([0x18, 1]),
+        (b: Buffer) => b,
+        {},
+      );
+      // GetFlowsResponse: field 1 (flow) is tag 0x0a, field 3 (lost_events) 0x1a
+      f.call.on('data', (b: Buffer) => (b[0] === 0x0a ? f.flows++ : f.lost++));
+      f.call.on('error', () => {});
+      return f;
+    };
+    const fast = follow();
+    const slow = follow();
+    try {
+      await waitFor(() => server.stats.activeStreams === 2);
+      slow.call.pause();
+      const base = named[0]![1];
+      const total = 3000;
+      for (let i = 0; i < total; i++) {
+        ring.push({ flow: { ...base, uuid: `u${i}` }, node_name: 'node-1', time: base.time });
+        // 100 at a time (less than the ring holds), each chunk read by the fast follower before the next
+        if (i % 100 === 99)
+          await waitFor(
+            () => fast.flows === i + 1,
+            10_000,
+            () => `fast: ${fast.flows} of ${i + 1}`,
+          );
+      }
+      assert.equal(fast.lost, 0, 'the follower that reads loses nothing');
+      assert.equal(ring.seen, total);
+      slow.call.resume();
+      await waitFor(
+        () => slow.lost > 0 && server.stats.sentFlows >= total + slow.flows,
+        10_000,
+        () => `slow follower: ${slow.flows} flows, ${slow.lost} lost events; ${JSON.stringify(server.stats)}`,
+      );
+      assert.ok(slow.flows < total, `the paused follower got ${slow.flows}`);
+      assert.ok(server.stats.lostEvents > 0 && server.stats.lostEvents <= total - slow.flows);
+    } finally {
+      fast.call.cancel();
+      slow.call.cancel();
+      for (const c of clients) c.close();
+      await server.close();
+      tmp.remove();
+    }
+  });
+});
+
 describe('startHubbleServer', () => {
   it('needs somewhere to listen', async () => {
     await assert.rejects(startHubbleServer({ ring: ringOf([]), nodeName: 'n' }, {}), /give a unixSocket/);
@@ -388,10 +514,10 @@ function at(name: string): number {
   return Date.parse(f.time) / 1000;
 }
 
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 10_000, what = (): string => ''): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
+    if (Date.now() > end) throw new Error(`timed out waiting ${what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

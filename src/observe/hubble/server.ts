@@ -5,6 +5,8 @@
 // Each follower reads the ring with its own cursor, as Hubble's ring readers do: a follower that
 // falls more than the ring's capacity behind gets a LostEvent (HUBBLE_RING_BUFFER) with the count
 // instead of the overwritten flows, and the producer never waits for a slow client.
+// Each ring entry is encoded once, as a framed gRPC message shared by every follower, and a
+// follower's messages go out in batches: one HTTP/2 write per batch instead of one per flow.
 
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -26,6 +28,8 @@ export interface HubbleServerOptions {
   startedAt?: number;
   /** Called with the flows a follower missed (the ring overwrote them), for the lost-events metric. */
   onLost?: (n: number) => void;
+  /** Several flows per HTTP/2 write (default true); false: one grpc-js write per flow. */
+  batchWrites?: boolean;
 }
 
 export interface HubbleListenOptions {
@@ -44,6 +48,10 @@ export interface HubbleServerStats {
   lostEvents: number;
   /** Records that could not be encoded as flow.Flow (skipped; a bug if ever non-zero). */
   encodeErrors: number;
+  /** Writes to followers' streams (a batch of flows is one). */
+  writes: number;
+  /** GetFlows calls served with batched writes (the rest: one grpc-js write per message). */
+  batchedStreams: number;
 }
 
 export interface HubbleServerHandle {
@@ -62,6 +70,109 @@ export class HubbleServerError extends SeawallError<'hubble-listen'> {
 
 /** Messages one follower may have queued on its stream (about 0.5 MB of flows) before it pauses. */
 const MAX_BUFFERED_MESSAGES = 1024;
+
+/** Framed messages gathered into one write to a follower's HTTP/2 stream. */
+const MAX_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Bytes a follower may have queued on its HTTP/2 stream (about 0.5 MB of flows, as with
+ * MAX_BUFFERED_MESSAGES) before it pauses. Pausing at the stream's own 16 KiB mark instead lets a
+ * follower send one batch per event-loop turn, fewer flows than a busy producer pushes per turn.
+ */
+const MAX_BUFFERED_BYTES = 512 * 1024;
+
+/** A gRPC length-prefixed message: 0 (not compressed), the length (big-endian u32), the bytes. */
+export function frameMessage(msg: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(msg.length + 5);
+  b[0] = 0;
+  b.writeUInt32BE(msg.length, 1);
+  b.set(msg, 5);
+  return b;
+}
+
+/** Where one follower's framed messages go. */
+interface FollowerWire {
+  /** true: messages go out as batches on the HTTP/2 stream; false: one call.write per message. */
+  readonly batched: boolean;
+  /** Sends framed messages (`bytes` in all); false when the follower should wait for `drain`. */
+  send(frames: readonly Buffer[], bytes: number): boolean;
+  onDrain(f: () => void): void;
+}
+
+interface RawHttp2Stream {
+  write(b: Buffer): boolean;
+  respond: unknown;
+  destroyed: boolean;
+  writableEnded: boolean;
+  writableLength: number;
+  on(ev: 'drain' | 'error', f: (...a: unknown[]) => void): void;
+}
+
+/**
+ * The HTTP/2 stream under a grpc-js server call, when grpc-js is as this was written against
+ * (1.14: the handler's call wraps the base call, which holds the stream and sends the headers).
+ * grpc-js frames and writes each message on its own (a write and its callback per flow); framed
+ * bytes written straight to the stream are the same bytes on the wire, many flows per write.
+ * undefined (so one call.write per message) when the internals differ.
+ */
+function rawStreamOf(
+  call: grpc.ServerWritableStream<Record<string, unknown>, Buffer>,
+): { stream: RawHttp2Stream; sendHeaders: () => void } | undefined {
+  const base = (
+    call as unknown as { call?: { maybeSendMetadata?: unknown; stream?: Partial<RawHttp2Stream> } }
+  ).call;
+  const stream = base?.stream;
+  if (
+    base === undefined ||
+    typeof base.maybeSendMetadata !== 'function' ||
+    stream === undefined ||
+    typeof stream.write !== 'function' ||
+    typeof stream.respond !== 'function' ||
+    typeof stream.on !== 'function'
+  )
+    return undefined;
+  const send = base.maybeSendMetadata as () => void;
+  return { stream: stream as RawHttp2Stream, sendHeaders: () => send.call(base) };
+}
+
+/** Batched writes on the raw stream when possible (`batch`), else grpc-js's per-message writes. */
+function wireOf(
+  call: grpc.ServerWritableStream<Record<string, unknown>, Buffer>,
+  batch: boolean,
+): FollowerWire {
+  const raw = batch ? rawStreamOf(call) : undefined;
+  if (raw !== undefined) {
+    const { stream, sendHeaders } = raw;
+    let headers = false;
+    // a write racing the client's cancel fails here; grpc-js reports the cancel itself
+    stream.on('error', () => {});
+    return {
+      batched: true,
+      send(frames, bytes) {
+        if (stream.destroyed || stream.writableEnded) return true;
+        if (!headers) {
+          headers = true;
+          sendHeaders();
+        }
+        stream.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
+        // past the stream's 16 KiB mark write() said false, so 'drain' follows once it empties
+        return stream.writableLength < MAX_BUFFERED_BYTES;
+      },
+      onDrain: (f) => stream.on('drain', f),
+    };
+  }
+  return {
+    batched: false,
+    send(frames) {
+      let ok = true;
+      // grpc-js frames again: it is given the message without its prefix
+      for (const f of frames)
+        if (!call.write(f.subarray(5)) && call.writableLength >= MAX_BUFFERED_MESSAGES) ok = false;
+      return ok;
+    },
+    onDrain: (f) => call.on('drain', f),
+  };
+}
 
 const DECODE: protobuf.IConversionOptions = { enums: String, longs: String, defaults: false, arrays: false };
 
@@ -183,13 +294,20 @@ export async function startHubbleServer(
   const ring = o.ring;
   const version = o.version ?? packageVersion();
   const startedAt = o.startedAt ?? Date.now();
-  const stats: HubbleServerStats = { activeStreams: 0, sentFlows: 0, lostEvents: 0, encodeErrors: 0 };
+  const stats: HubbleServerStats = {
+    activeStreams: 0,
+    sentFlows: 0,
+    lostEvents: 0,
+    encodeErrors: 0,
+    writes: 0,
+    batchedStreams: 0,
+  };
   const encoded = new WeakMap<RingEntry, Buffer | null>();
   const closers = new Set<() => void>();
 
   const uptimeNs = (): string => String(BigInt(Math.max(0, Date.now() - startedAt)) * 1_000_000n);
 
-  /** GetFlowsResponse{flow, node_name, time} for one entry, encoded once; null if not encodable. */
+  /** GetFlowsResponse{flow, node_name, time} for one entry, encoded and framed once; null if not encodable. */
   function encodeEntry(e: RingEntry): Buffer | null {
     let b = encoded.get(e);
     if (b !== undefined) return b;
@@ -199,7 +317,7 @@ export async function startHubbleServer(
         node_name: e.event.node_name ?? o.nodeName,
         time: timestamp(e.event.time),
       };
-      b = Buffer.from(t.GetFlowsResponse.encode(msg).finish());
+      b = frameMessage(t.GetFlowsResponse.encode(msg).finish());
     } catch {
       stats.encodeErrors++;
       b = null;
@@ -214,7 +332,7 @@ export async function startHubbleServer(
       node_name: o.nodeName,
       time: nowTimestamp(),
     });
-    return Buffer.from(t.GetFlowsResponse.encode(msg).finish());
+    return frameMessage(t.GetFlowsResponse.encode(msg).finish());
   }
 
   function getFlows(call: grpc.ServerWritableStream<Record<string, unknown>, Buffer>): void {
@@ -289,19 +407,33 @@ export async function startHubbleServer(
     };
     closers.add(finish);
 
-    // grpc-js buffers 16 messages before write() says false; a follower may hold up to
-    // MAX_BUFFERED_MESSAGES before it stops reading the ring (and then loses what the ring overwrites).
+    // A follower whose stream is full stops reading the ring (and then loses what the ring
+    // overwrites, counted): the producer and the other followers never wait for it.
+    const wire = wireOf(call, o.batchWrites !== false);
+    if (wire.batched) stats.batchedStreams++;
+    let frames: Buffer[] = [];
+    let bytes = 0;
+    const flush = (): void => {
+      if (frames.length === 0) return;
+      stats.writes++;
+      if (!wire.send(frames, bytes)) paused = true;
+      frames = [];
+      bytes = 0;
+    };
     const write = (b: Buffer): void => {
-      if (!call.write(b) && call.writableLength >= MAX_BUFFERED_MESSAGES) paused = true;
+      frames.push(b);
+      bytes += b.length;
+      if (bytes >= MAX_BATCH_BYTES || !wire.batched) flush();
     };
     const pump = (): void => {
       scheduled = false;
       while (!done && !paused) {
         if (!follow && cursor >= end) {
+          flush();
           finish();
           return;
         }
-        if (cursor >= ring.seen) return; // caught up: wait for the next push
+        if (cursor >= ring.seen) break; // caught up: wait for the next push
         if (cursor < ring.firstSeq) {
           const n = ring.firstSeq - cursor;
           cursor = ring.firstSeq;
@@ -315,6 +447,7 @@ export async function startHubbleServer(
         if (!inWindow(e.event.flow)) {
           // Following past `until`: nothing later can be in the window.
           if (follow && until !== undefined && before(until, flowInstant(e.event.flow))) {
+            flush();
             finish();
             return;
           }
@@ -325,10 +458,12 @@ export async function startHubbleServer(
         stats.sentFlows++;
         write(buf);
         if (--remaining <= 0) {
+          flush();
           finish();
           return;
         }
       }
+      if (!done) flush();
     };
     const schedule = (): void => {
       if (!scheduled && !paused && !done) {
@@ -337,7 +472,7 @@ export async function startHubbleServer(
       }
     };
     const unsubscribe = follow ? ring.subscribe(schedule) : () => {};
-    call.on('drain', () => {
+    wire.onDrain(() => {
       paused = false;
       schedule();
     });
