@@ -147,6 +147,8 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
     page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
     await page.goto(`${h.url}/#map`);
     await page.getByTestId('source').filter({ hasText: '10 flows' }).waitFor();
+    // the map is drawn after the flows are counted (its redraws are paced): wait for its cards
+    await page.locator('[data-card-id="production/backend"]').waitFor();
   });
   after(async () => {
     await b?.close();
@@ -346,7 +348,14 @@ describe('seawall ui in chromium: saved flows', { skip, timeout: 180_000 }, () =
       [`ingress/in-namespace/${backend}/2`, 'nothing', 'rgb(152, 162, 179)'],
       ['ingress/undecided', 'denied', 'rgb(217, 45, 32)'],
     ];
-    const drawn = await connectors(page);
+    // the lines are measured from the laid-out page and redrawn after it settles: read them once
+    // the view shows backend's cards and they stand still
+    const want = rows.map((r) => r[0]).sort();
+    let drawn: Drawn[] = [];
+    for (const end = Date.now() + 15_000; Date.now() < end; await page.waitForTimeout(100)) {
+      drawn = await connectors(page).catch(() => []);
+      if (JSON.stringify(drawn.map((c) => c.id).sort()) === JSON.stringify(want)) break;
+    }
     assert.deepEqual(
       drawn.map((c) => c.id).sort(),
       rows.map((r) => r[0]).sort(),
