@@ -115,10 +115,13 @@ interface Once {
 function runOnce(policies: PolicyObject[], ids: EndpointSpec[]): Once {
   const e = new PolicyEngine();
   for (const p of ids) e.upsertEndpoint(p);
-  // Each phase starts from a collected heap: otherwise the young generation's collection of the
-  // previous phase's garbage lands in the next one at some sizes and not others, which skews
-  // the growth exponent (the phase's own collections still count).
-  gc();
+  // No forced collection before the policies (the join below has its own): one here, or at the
+  // start of the run, made the next join cost about 3x the CPU at 2,000 CIDR rules and not at
+  // 200 (CPU 65-100 ms against 45-65 ms wall: other threads at work; --trace-deopt shows the
+  // engine's optimised code dropped for "weak objects" at these collections), an exponent of
+  // 1.1-1.4 that followed where the bench collects; without it 0.95-1.09, CPU = wall, on the
+  // build before and after issue 15's allocation cuts alike. The upsert column now includes the
+  // collection of the previous run's garbage, whenever V8 does it.
   const policiesMs = time(() => {
     for (const p of policies) e.upsertPolicy(p);
   });
