@@ -60,10 +60,15 @@ async function timeAsync(f: () => Promise<unknown>): Promise<number> {
  * The growth exponent of the join's CPU time against the output; at equal output, the time
  * ratio. CPU time, not wall: on a machine other engineers load, a 2 ms run preempted once is a
  * 10 ms run, and the exponent of two wall times says more about the load than about the engine.
+ * With `pairs` (see `runPair`): the median of the exponents of runs made side by side.
  */
-function growth(small: Run, big: Run): string {
+function growth(small: Run, big: Run, pairs?: readonly number[]): string {
   const t = big.joinCpuMs / Math.max(small.joinCpuMs, 1e-3);
   if (small.entries === big.entries || small.entries === 0) return `time ${fmtRatio(t)}`;
+  if (pairs !== undefined && pairs.length > 0) {
+    const xs = pairs.map((r) => Math.log(r) / Math.log(big.entries / small.entries));
+    return `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  }
   return (Math.log(t) / Math.log(big.entries / small.entries)).toFixed(2);
 }
 
@@ -100,38 +105,81 @@ interface Run {
   entries: number;
 }
 
+interface Once {
+  policiesMs: number;
+  joinMs: number;
+  joinCpuMs: number;
+  entries: number;
+}
+
+function runOnce(policies: PolicyObject[], ids: EndpointSpec[]): Once {
+  const e = new PolicyEngine();
+  for (const p of ids) e.upsertEndpoint(p);
+  // No forced collection before the policies (the join below has its own): one here, or at the
+  // start of the run, made the next join cost about 3x the CPU at 2,000 CIDR rules and not at
+  // 200 (CPU 65-100 ms against 45-65 ms wall: other threads at work; --trace-deopt shows the
+  // engine's optimised code dropped for "weak objects" at these collections), an exponent of
+  // 1.1-1.4 that followed where the bench collects; without it 0.95-1.09, CPU = wall, on the
+  // build before and after issue 15's allocation cuts alike. The upsert column now includes the
+  // collection of the previous run's garbage, whenever V8 does it.
+  const policiesMs = time(() => {
+    for (const p of policies) e.upsertPolicy(p);
+  });
+  gc();
+  const c0 = cpuMs();
+  const joinMs = time(() => e.upsertEndpoint(TARGET));
+  const joinCpuMs = cpuMs() - c0;
+  const entries = entryCount(e, `${NS}/target`);
+  e.close();
+  return { policiesMs, joinMs, joinCpuMs, entries };
+}
+
+function medians(xs: Once[]): Run {
+  return {
+    policiesMs: median(xs.map((x) => x.policiesMs)),
+    joinMs: median(xs.map((x) => x.joinMs)),
+    joinCpuMs: median(xs.map((x) => x.joinCpuMs)),
+    entries: xs[xs.length - 1]?.entries ?? 0,
+  };
+}
+
 function runShape(policies: PolicyObject[], ids: EndpointSpec[], runs: number): Run {
-  const pms: number[] = [];
-  const jms: number[] = [];
-  const jcpu: number[] = [];
-  let entries = 0;
+  const out: Once[] = [];
   // one discarded warm-up run when there are several: the small size is otherwise measured cold
   // (before the JIT), which skews the growth exponent
   for (let r = runs > 1 ? -1 : 0; r < runs; r++) {
-    const e = new PolicyEngine();
-    for (const p of ids) e.upsertEndpoint(p);
-    // Each phase starts from a collected heap: otherwise the young generation's collection of the
-    // previous phase's garbage lands in the next one at some sizes and not others, which skews
-    // the growth exponent (the phase's own collections still count).
-    gc();
-    pms.push(
-      time(() => {
-        for (const p of policies) e.upsertPolicy(p);
-      }),
-    );
-    gc();
-    const c0 = cpuMs();
-    jms.push(time(() => e.upsertEndpoint(TARGET)));
-    jcpu.push(cpuMs() - c0);
-    entries = entryCount(e, `${NS}/target`);
-    e.close();
-    if (r < 0) {
-      pms.pop();
-      jms.pop();
-      jcpu.pop();
-    }
+    const o = runOnce(policies, ids);
+    if (r >= 0) out.push(o);
   }
-  return { policiesMs: median(pms), joinMs: median(jms), joinCpuMs: median(jcpu), entries };
+  return medians(out);
+}
+
+/**
+ * Both sizes side by side: each round is `smallPer` small runs, then one big run, so the two
+ * see the same load (measured one after the other, a change of load between them was most of
+ * the spread of the exponent: 1.06–1.33 on one build). `pairs`: each round's big join CPU over
+ * the median of its small ones, for the exponent's median and range.
+ */
+function runPair(
+  small: PolicyObject[],
+  big: PolicyObject[],
+  ids: EndpointSpec[],
+  rounds: number,
+  smallPer: number,
+): { small: Run; big: Run; pairs: number[] } {
+  const s: Once[] = [];
+  const b: Once[] = [];
+  const pairs: number[] = [];
+  for (let r = rounds > 1 ? -1 : 0; r < rounds; r++) {
+    const round: Once[] = [];
+    for (let i = 0; i < smallPer; i++) round.push(runOnce(small, ids));
+    const one = runOnce(big, ids);
+    if (r < 0) continue; // warm-up
+    s.push(...round);
+    b.push(one);
+    pairs.push(one.joinCpuMs / Math.max(median(round.map((x) => x.joinCpuMs)), 1e-3));
+  }
+  return { small: medians(s), big: medians(b), pairs };
 }
 
 function l3Rules(n: number, dir: 'ingress' | 'egress', peer: Record<string, unknown>): PolicyObject[] {
@@ -148,7 +196,14 @@ const PEERS: Record<string, Record<string, unknown>> = {
   all: {},
 };
 
-function row(name: string, small: Run, big: Run, base: Run, cilium: string): string[] {
+function row(
+  name: string,
+  small: Run,
+  big: Run,
+  base: Run,
+  cilium: string,
+  pairs?: readonly number[],
+): string[] {
   return [
     name,
     String(big.entries),
@@ -157,7 +212,7 @@ function row(name: string, small: Run, big: Run, base: Run, cilium: string): str
     fmtMs(big.joinCpuMs),
     fmtMs(base.joinMs),
     fmtRatio(big.joinMs / Math.max(base.joinMs, 1e-3)),
-    growth(small, big),
+    growth(small, big, pairs),
     cilium,
   ];
 }
@@ -170,7 +225,7 @@ const HEAD = [
   'join CPU',
   'baseline join',
   'join/baseline',
-  'n/10→n: exponent of join CPU vs entries, or time × at equal output',
+  'n/10→n: exponent of join CPU vs entries (median, range of rounds), or time × at equal output',
   'Cilium',
 ];
 
@@ -181,11 +236,11 @@ async function l3(): Promise<void> {
   const rows: string[][] = [HEAD];
   for (const dir of ['ingress', 'egress'] as const) {
     for (const [pname, peer] of Object.entries(PEERS)) {
-      const small = runShape(l3Rules(100, dir, peer), ids, runs * 3); // cheap: more runs, a steadier median
-      const big = runShape(l3Rules(1000, dir, peer), ids, runs);
+      // the small size is cheap: three runs a round, a steadier median
+      const { small, big, pairs } = runPair(l3Rules(100, dir, peer), l3Rules(1000, dir, peer), ids, runs, 3);
       const base = runShape(l3Rules(1, dir, peer), ids, runs);
       const name = `RegenerateL3${dir === 'ingress' ? 'Ingress' : 'Egress'}PolicyRules/${pname}`;
-      rows.push(row(name, small, big, base, CILIUM_GOAL));
+      rows.push(row(name, small, big, base, CILIUM_GOAL, pairs));
     }
   }
   console.log('1,000 L3 rules × 3,000 identities (5 labels); baseline: the one distinct rule; medians');
@@ -214,19 +269,24 @@ function cidrRules(n: number, deny: boolean): PolicyObject[] {
 }
 
 async function cidr(): Promise<void> {
-  const runs = process.env.BENCH_QUICK === '1' ? 1 : 3;
+  // a big run here is about half a second: seven rounds keep the exponent's median steady
+  const runs = process.env.BENCH_QUICK === '1' ? 1 : 7;
   const ids = peers(100);
   const rows: string[][] = [HEAD];
   const none = runShape([], ids, runs);
   {
-    const small = runShape(cidrRules(100, false), ids, runs * 3); // cheap: more runs, a steadier median
-    const big = runShape(cidrRules(1000, false), ids, runs);
-    rows.push(row('RegenerateCIDRPolicyRules', small, big, none, CILIUM_GOAL));
+    const { small, big, pairs } = runPair(cidrRules(100, false), cidrRules(1000, false), ids, runs, 3);
+    rows.push(row('RegenerateCIDRPolicyRules', small, big, none, CILIUM_GOAL, pairs));
   }
   {
-    const small = runShape([...cidrRules(100, true), ...cidrRules(100, false)], ids, runs * 3);
-    const big = runShape([...cidrRules(1000, true), ...cidrRules(1000, false)], ids, runs);
-    rows.push(row('RegenerateCIDRDenyPolicyRules', small, big, none, CILIUM_GOAL));
+    const { small, big, pairs } = runPair(
+      [...cidrRules(100, true), ...cidrRules(100, false)],
+      [...cidrRules(1000, true), ...cidrRules(1000, false)],
+      ids,
+      runs,
+      3,
+    );
+    rows.push(row('RegenerateCIDRDenyPolicyRules', small, big, none, CILIUM_GOAL, pairs));
   }
   console.log('\nCIDR rules on one endpoint (distinct /24s); baseline: no rules; medians');
   console.log(table(rows));

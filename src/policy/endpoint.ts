@@ -79,16 +79,29 @@ export function filtersOfEntry(e: StateEntry<FilterGroup>): Filter[] {
   return out.sort(cmpFilter);
 }
 
-const portsKeys = new WeakMap<RuleEntry, string>();
+/**
+ * Per port list (not per entry: rules without toPorts share ALL_PORTS, so thousands of L3 rules
+ * compute and hold one), its part of the group key and whether it names a port.
+ */
+const portsInfo = new WeakMap<readonly PortSpec[], { key: string; named: boolean }>();
+function portsInfoOf(ports: readonly PortSpec[]): { key: string; named: boolean } {
+  let info = portsInfo.get(ports);
+  if (info === undefined) {
+    info = {
+      key: ports.map((p) => `${p.proto}/${p.lo}-${p.hi}/${p.named ?? ''}`).join(','),
+      named: ports.some((p) => p.named !== undefined),
+    };
+    portsInfo.set(ports, info);
+  }
+  return info;
+}
+
 function groupKey(f: Filter): string {
   const e = f.entry;
-  let pk = portsKeys.get(e);
-  if (pk === undefined) {
-    pk = e.ports.map((p) => `${p.proto}/${p.lo}-${p.hi}/${p.named ?? ''}`).join(',');
-    portsKeys.set(e, pk);
-  }
-  return `${e.direction}|${f.verdict}|${e.l7?.parser ?? ''}|${pk}|${f.cs.key}`;
+  return `${e.direction}|${f.verdict}|${e.l7?.parser ?? ''}|${portsInfoOf(e.ports).key}|${f.cs.key}`;
 }
+
+const NO_REQUIRES: readonly never[] = [];
 
 export interface ResolveContext {
   selectors: SelectorCache;
@@ -295,7 +308,7 @@ export class EndpointState implements SelectionUser {
     for (const e of r.entries) {
       const pol = e.direction === 'INGRESS' ? res.ingress : res.egress;
       if (!pol.enforced) continue;
-      const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? [];
+      const extra = requires?.[e.direction][e.deny ? 'deny' : 'allow'] ?? NO_REQUIRES;
       for (const p of e.peers) {
         const peer: PeerChoice =
           p.reqs === undefined || extra.length === 0
@@ -414,7 +427,7 @@ export class EndpointState implements SelectionUser {
     }
     const ng: FilterGroup = { key: k, cs: f.cs, entry: f.entry, verdict: f.verdict, members: [f] };
     res.groups.set(k, ng);
-    if (f.entry.ports.some((p) => p.named !== undefined)) {
+    if (portsInfoOf(f.entry.ports).named) {
       ng.expanded = new Map();
       if (f.entry.direction === 'EGRESS') res.namedEgress.add(ng);
     }

@@ -122,3 +122,41 @@ describe('MapState lookup: audit entries flag, never decide', () => {
     });
   }
 });
+
+// Entry keys are packed code units (identity halves, protocol, ports, direction, verdict, parser):
+// two entries differing in one field must stay two entries, and the same one added twice is one.
+describe('MapState entry keys', () => {
+  type Args = [TrafficDirection, number, number, number, number, MapStateVerdict, string | undefined];
+  const base: Args = ['EGRESS', 16777217, 0, 0, 65535, 'deny', undefined];
+  const cases: Array<{ name: string; other: Args; size: number }> = [
+    { name: 'the same entry again', other: base, size: 1 },
+    { name: "parser '' is no parser", other: ['EGRESS', 16777217, 0, 0, 65535, 'deny', ''], size: 1 },
+    { name: 'direction', other: ['INGRESS', 16777217, 0, 0, 65535, 'deny', undefined], size: 2 },
+    { name: 'identity low half', other: ['EGRESS', 16777218, 0, 0, 65535, 'deny', undefined], size: 2 },
+    { name: 'identity high half', other: ['EGRESS', 1, 0, 0, 65535, 'deny', undefined], size: 2 },
+    {
+      name: 'identity beyond 16 bits',
+      other: ['EGRESS', 65537 + 16777216, 0, 0, 65535, 'deny', undefined],
+      size: 2,
+    },
+    { name: 'protocol', other: ['EGRESS', 16777217, 6, 0, 65535, 'deny', undefined], size: 2 },
+    { name: 'low port', other: ['EGRESS', 16777217, 0, 1, 65535, 'deny', undefined], size: 2 },
+    { name: 'high port', other: ['EGRESS', 16777217, 0, 0, 65534, 'deny', undefined], size: 2 },
+    { name: 'verdict', other: ['EGRESS', 16777217, 0, 0, 65535, 'allow', undefined], size: 2 },
+    { name: 'audit is not deny', other: ['EGRESS', 16777217, 0, 0, 65535, 'audit', undefined], size: 2 },
+    { name: 'parser', other: ['EGRESS', 16777217, 0, 0, 65535, 'redirect', 'http'], size: 2 },
+    { name: 'two parsers', other: ['EGRESS', 16777217, 0, 0, 65535, 'redirect', 'kafka'], size: 2 },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const ms = new MapState<string>();
+      const first: Args =
+        c.name === 'two parsers' ? ['EGRESS', 16777217, 0, 0, 65535, 'redirect', 'http'] : base;
+      ms.add(...first, 'a');
+      ms.add(...c.other, 'b');
+      assert.equal(ms.size, c.size);
+      ms.remove(...c.other, 'b');
+      assert.equal(ms.size, 1, 'removing the second leaves the first');
+    });
+  }
+});

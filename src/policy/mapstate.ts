@@ -283,7 +283,14 @@ interface FlatSlot {
   audit?: { byIdentity: Map<number, Int32Array>; wildcard: Int32Array };
 }
 
-/** The identity of an entry: one per (key, verdict, parser), whatever rules contributed it. */
+const VERDICT_CODE: Record<MapStateVerdict, number> = { deny: 0, allow: 1, redirect: 2, audit: 3 };
+
+/**
+ * The identity of an entry: one per (key, verdict, parser), whatever rules contributed it. Opaque
+ * and internal: six UTF-16 code units (identity as two 16-bit halves, protocol, ports, direction
+ * and verdict), then the parser. One flat string per entry instead of a template's pieces and the
+ * identity's decimal text: most of a large join's allocation was its keys.
+ */
 function entryKey(
   direction: TrafficDirection,
   identity: number,
@@ -293,7 +300,15 @@ function entryKey(
   verdict: MapStateVerdict,
   parser: string | undefined,
 ): string {
-  return `${direction}|${identity}|${proto}|${lo}|${hi}|${verdict}|${parser ?? ''}`;
+  const k = String.fromCharCode(
+    identity >>> 16,
+    identity & 0xffff,
+    proto,
+    lo,
+    hi,
+    (direction === 'INGRESS' ? 0 : 4) | VERDICT_CODE[verdict],
+  );
+  return parser === undefined ? k : k + parser;
 }
 
 function pack<F>(list: StateEntry<F>[] | undefined, out: number[], audit: number[]): void {
