@@ -8,19 +8,9 @@
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
-import { readState, runDirFor, STATE_DIR, stateFileFor } from './topology.ts';
+import { pidAlive, readState, runDirFor, STATE_DIR, stateFileFor } from './topology.ts';
 import { stopStaleUlogd } from './ulogd.ts';
 import { underlayInUse, underlayUsersDir } from './underlay.ts';
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Files of a node's run dir that only a running pipeline needs. */
 const TRANSIENT = ['ulogd.pid', 'ulogd.conf', 'flows.json', 'flows.json.1', 'hubble.sock', 'flows.sock'];
@@ -78,7 +68,7 @@ export async function cleanup(opts: { all?: boolean; node?: string } = {}): Prom
     }
     const names = [st.node, ...st.hosts.map((h) => h.ns)];
     // an underlay is live while any node's agent references it, not only while its maker runs
-    if (!opts.all && (alive(st.pid) || underlayInUse(st))) {
+    if (!opts.all && (pidAlive(st.pid) || underlayInUse(st))) {
       for (const n of names) claimed.add(n);
       keptLive.push(`${st.node} (pid ${st.pid})`);
       continue;

@@ -13,6 +13,17 @@ import { addNetns, delNetns, ipBatch, netnsExists, sysctl } from './netns.ts';
 
 export const DEFAULT_NODE = 'seawall-node1';
 export const STATE_DIR = '/run/seawall';
+
+/** A state file's owner still runs (EPERM: it runs as another user; this process always runs). */
+export function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 /** The pods' default gateway: answered by the node itself (address on the node's lo). */
 export const GATEWAY_IP = '169.254.1.1';
 export const DEFAULT_NODE_IP = '172.31.255.1';

@@ -17,7 +17,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { DatapathError, run } from './exec.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, ownedName } from './netns.ts';
-import { STATE_DIR, stateFileFor, type TopologyState } from './topology.ts';
+import { pidAlive, STATE_DIR, stateFileFor, type TopologyState } from './topology.ts';
 
 /** The nodes' addresses come from here: node k (1-based) is 172.31.254.k. */
 export const UNDERLAY_SUBNET = '172.31.254.0/24';
@@ -34,16 +34,6 @@ const BRIDGE = 'br0';
 /** The references of an underlay's users: one file per node, its agent's pid inside. */
 export function underlayUsersDir(name: string): string {
   return join(STATE_DIR, `underlay-${name}.users`);
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export interface UnderlayUser {

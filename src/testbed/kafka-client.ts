@@ -287,3 +287,23 @@ export class KafkaClientWorker {
     });
   }
 }
+
+/** One worker per namespace, started on first use (as ProbePool). */
+export class KafkaClientPool {
+  private readonly workers = new Map<string, KafkaClientWorker>();
+
+  get(ns: string): KafkaClientWorker {
+    let w = this.workers.get(ns);
+    if (w === undefined) {
+      w = new KafkaClientWorker(ns);
+      this.workers.set(ns, w);
+    }
+    return w;
+  }
+
+  async closeAll(): Promise<void> {
+    const ws = [...this.workers.values()];
+    this.workers.clear();
+    await Promise.all(ws.map((w) => w.close().catch(() => {})));
+  }
+}

@@ -27,7 +27,7 @@ import { grpcCall } from './grpc-probe.ts';
 import { type GRPCMethod, GRPCServers } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
 import { KafkaBrokers } from './kafka-broker.ts';
-import { KafkaClientWorker } from './kafka-client.ts';
+import { KafkaClientPool } from './kafka-client.ts';
 import {
   CONNECTIVITY_NAME,
   dnsServerPort,
@@ -207,7 +207,7 @@ export async function replayMultiNode(
   const httpServers = new HTTPServers();
   const grpcServers = new GRPCServers();
   const kafkaBrokers = new KafkaBrokers();
-  const kafkaClients = new Map<string, KafkaClientWorker>();
+  const kafkaClients = new KafkaClientPool();
   const dnsProcs: DNSServer[] = [];
   const abort = (): void => void cluster.stop();
   opts.signal?.addEventListener('abort', abort);
@@ -239,14 +239,6 @@ export async function replayMultiNode(
       return { ...(src ? { src } : {}), ...(dst ? { dst } : {}) };
     };
     await startServers(test, skips, ends, { probes, httpServers, grpcServers, kafkaBrokers, dnsProcs });
-    const kafkaClient = (ns: string): KafkaClientWorker => {
-      let c = kafkaClients.get(ns);
-      if (c === undefined) {
-        c = new KafkaClientWorker(ns);
-        kafkaClients.set(ns, c);
-      }
-      return c;
-    };
     for (const f of test.flows) {
       if (opts.signal?.aborted) break;
       const off = opts.offline.find((r) => r.flow === f.index);
@@ -269,7 +261,7 @@ export async function replayMultiNode(
         results.push({ ...base, note: why ?? 'no live host for this flow in a multi-node test' });
         continue;
       }
-      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, { probes, kafka: kafkaClient });
+      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, { probes, kafka: kafkaClients });
       if (s.live !== base.offline) s.notes.unshift(`live ${s.live} but offline ${base.offline}`);
       const res: LiveFlowResult = {
         ...base,
@@ -284,7 +276,7 @@ export async function replayMultiNode(
     }
   } finally {
     opts.signal?.removeEventListener('abort', abort);
-    await Promise.all([...kafkaClients.values()].map((c) => c.close().catch(() => {})));
+    await kafkaClients.closeAll();
     await kafkaBrokers.closeAll().catch(() => {});
     await httpServers.closeAll().catch(() => {});
     await grpcServers.closeAll().catch(() => {});
@@ -367,7 +359,7 @@ async function send(
   src: LivePeer,
   dst: LivePeer,
   timeoutMs: number,
-  clients: { probes: ProbePool; kafka: (ns: string) => KafkaClientWorker },
+  clients: { probes: ProbePool; kafka: KafkaClientPool },
 ): Promise<Sent> {
   const l7 = f.request.l7;
   const port = f.request.dport;
@@ -418,7 +410,7 @@ async function send(
   }
   if (isKafka(f) && l7?.kind === 'kafka' && port !== undefined && off?.l7 !== undefined) {
     // TOPIC_AUTHORIZATION_FAILED (29) or no answer: denied; any other answer came from the broker
-    const a = await clients.kafka(src.ns).request({
+    const a = await clients.kafka.get(src.ns).request({
       host: dst.ip,
       port,
       apiKey: l7.apiKey,

@@ -38,7 +38,7 @@ import { grpcCall } from './grpc-probe.ts';
 import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
 import { curlStatus, HTTPServers } from './http-server.ts';
 import { KafkaBrokers } from './kafka-broker.ts';
-import { KafkaClientWorker } from './kafka-client.ts';
+import { KafkaClientPool } from './kafka-client.ts';
 import { isMultiNode, multiNodeUnavailable, replayMultiNode } from './live-multinode.ts';
 import { ProbePool, ping } from './probe.ts';
 
@@ -260,15 +260,7 @@ export async function replayTest(
   const httpServers = new HTTPServers();
   const grpcServers = new GRPCServers();
   const kafkaBrokers = new KafkaBrokers();
-  const kafkaClients = new Map<string, KafkaClientWorker>();
-  const kafkaClient = (ns: string): KafkaClientWorker => {
-    let c = kafkaClients.get(ns);
-    if (c === undefined) {
-      c = new KafkaClientWorker(ns);
-      kafkaClients.set(ns, c);
-    }
-    return c;
-  };
+  const kafkaClients = new KafkaClientPool();
   const kafkaFlows = test.flows.filter(
     (f) => !skips.has(f.index) && isKafka(f) && f.request.dport !== undefined,
   );
@@ -363,7 +355,7 @@ export async function replayTest(
           }
         },
         stop: async () => {
-          await Promise.all([...kafkaClients.values()].map((c) => c.close()));
+          await kafkaClients.closeAll();
           await kafkaBrokers.closeAll();
           await httpServers.closeAll();
           await grpcServers.closeAll();
@@ -508,7 +500,7 @@ export async function replayTest(
         // a real Kafka request through the proxy: code 29 (TOPIC_AUTHORIZATION_FAILED) or no
         // answer is denied; any other answer came from the broker
         const t0 = performance.now();
-        const a = await kafkaClient(src.ns).request({
+        const a = await kafkaClients.get(src.ns).request({
           host: dst.ip,
           port: f.request.dport,
           apiKey: l7.apiKey,
