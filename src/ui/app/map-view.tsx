@@ -13,6 +13,7 @@ import {
   pairKey,
 } from '../domain/layout.ts';
 import { type Arrow, buildServiceMap, busiestNamespace, type Card, namespacesOf } from '../domain/map.ts';
+import { ArrowHeads } from './arrowheads.tsx';
 import type { FlowState } from './main.tsx';
 
 function CardBox({ c, p, onPolicy }: { c: Card; p: Placed; onPolicy: (ep: string) => void }) {
@@ -287,22 +288,7 @@ export function MapView({ state: live, onPolicy }: { state: FlowState; onPolicy:
         ) : (
           <svg width={w * scale} height={h * scale} viewBox={`0 0 ${w} ${h}`} data-scale={scale.toFixed(2)}>
             <title>Service map</title>
-            <defs>
-              {STATUSES.map((s) => (
-                <marker
-                  key={s}
-                  id={`head-${s}`}
-                  viewBox="0 0 10 10"
-                  refX="9"
-                  refY="5"
-                  markerWidth="7"
-                  markerHeight="7"
-                  orient="auto"
-                >
-                  <path d="M 0 0 L 10 5 L 0 10 z" fill={COLOURS[s]} />
-                </marker>
-              ))}
-            </defs>
+            <ArrowHeads idPrefix="head-" statuses={STATUSES} paint={(s) => ({ fill: COLOURS[s] })} />
             {map.arrows.map((a) => {
               const f = layout.cards.get(a.from);
               const [lane, total] = laneOf(a);

@@ -26,6 +26,7 @@ import {
   type SidePolicy,
 } from '../domain/policy-view.ts';
 import { policyName, type UIFlow } from '../domain/types.ts';
+import { ArrowHeads } from './arrowheads.tsx';
 import type { Info } from './main.tsx';
 
 const GROUP_TITLE: Record<PeerGroup, string> = {
@@ -263,22 +264,7 @@ function Connectors({ root, view }: { root: RefObject<HTMLDivElement>; view: Pol
   }, [view]);
   return (
     <svg class="connectors" width={size.w} height={size.h} data-testid="connectors" aria-hidden="true">
-      <defs>
-        {CONNECTOR_STATUSES.map((s) => (
-          <marker
-            key={s}
-            id={`conn-${s}`}
-            viewBox="0 0 10 10"
-            refX="9"
-            refY="5"
-            markerWidth="7"
-            markerHeight="7"
-            orient="auto"
-          >
-            <path d="M 0 0 L 10 5 L 0 10 z" class={`head ${s}`} />
-          </marker>
-        ))}
-      </defs>
+      <ArrowHeads idPrefix="conn-" statuses={CONNECTOR_STATUSES} paint={(s) => ({ class: `head ${s}` })} />
       {lines.map((c) => {
         // The label sits by the peer's end: near the endpoint the lines converge.
         const peer = c.ingress ? c.from : c.to;
