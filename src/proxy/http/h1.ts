@@ -60,10 +60,13 @@ export function loadHTTPParser(): ParserLoad {
   return loaded;
 }
 
-function checkParser(): ParserLoad {
+/** The check itself, on what `load` returns (tests give it stand-ins). */
+export function checkParser(
+  load: () => unknown = () => createRequire(import.meta.url)('_http_common'),
+): ParserLoad {
   let mod: ParserModule;
   try {
-    mod = createRequire(import.meta.url)('_http_common') as ParserModule;
+    mod = load() as ParserModule;
   } catch (e) {
     return {
       ok: false,
@@ -650,12 +653,13 @@ export class H1Server {
   private readonly conns = new Set<H1Connection>();
   private timer: NodeJS.Timeout | undefined;
 
+  /** Throws when the parser is not there or not strict: the proxy does not start (fail closed). */
   constructor(
     readonly o: H1Options,
     readonly handlers: H1Handlers,
+    p: ParserLoad = loadHTTPParser(),
   ) {
-    const p = loadHTTPParser();
-    if (!p.ok) throw new Error(p.reason);
+    if (!p.ok) throw new Error(`the HTTP proxy cannot start: ${p.reason}`);
     this.mod = p.mod;
   }
 
