@@ -19,6 +19,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
+import { HTTP_PROXY_NODE_FLAGS } from '../src/proxy/http/node-flags.ts';
 import { benchRules, benchService } from './http-proxy.shared.ts';
 import { fmtRatio, median, table } from './lib.ts';
 
@@ -41,20 +42,22 @@ interface Child {
   port: number;
 }
 
-async function startChild(args: string[]): Promise<Child> {
-  const c = await startChildUnpinned(args);
+/** Seawall proxies run with the agent's node flags unless `flags` replaces them. */
+async function startChild(args: string[], flags?: readonly string[]): Promise<Child> {
+  const c = await startChildUnpinned(args, flags);
   pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
   return c;
 }
 
-async function startChildUnpinned(args: string[]): Promise<Child> {
+async function startChildUnpinned(args: string[], f?: readonly string[]): Promise<Child> {
+  const flags = f ?? (args[0] === 'proxy' ? HTTP_PROXY_NODE_FLAGS : []);
   // BENCH_PROF=DIR: a CPU profile of every Seawall proxy child, written to DIR when it ends.
   const prof =
     process.env.BENCH_PROF !== undefined && args[0] === 'proxy'
       ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF]
       : [];
   const proc = fork(CHILD, args, {
-    execArgv: ['--import', 'tsx', ...prof],
+    execArgv: ['--import', 'tsx', ...prof, ...flags],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -365,6 +368,14 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       children.push(p);
       proxies.set(n, p);
     }
+    // BENCH_ALT_FLAGS="--flag ..." (or "none"): one more 1-rule proxy with these node flags in
+    // place of the agent's, in the latency part beside the plain one (an A/B in the same run).
+    const altEnv = process.env.BENCH_ALT_FLAGS;
+    const altFlags =
+      altEnv === undefined || altEnv === 'none' ? [] : altEnv.split(' ').filter((f) => f !== '');
+    const alt =
+      altEnv !== undefined ? await startChild(['proxy', String(up.port), '1'], altFlags) : undefined;
+    if (alt !== undefined) children.push(alt);
     const floor = await startChild(['node-proxy', String(up.port)]);
     children.push(floor);
     const haproxies = new Map<number, Child>();
@@ -393,11 +404,13 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...[...proxies.values()].map((c): [number, Child] => [c.port, c]),
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
+      ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
     ]);
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
+    if (alt !== undefined) await load(alt.port, 500);
     const rps = new Map<string, number[]>();
     const cpuPerK = new Map<string, number[]>();
     // BENCH_RATE=N: the latency part alone, paced at N (no maximum-rate rounds).
@@ -468,6 +481,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ['seawall 1 rules', proxies.get(1)!.port],
       ['seawall 100 rules', proxies.get(100)!.port],
     ];
+    if (alt !== undefined)
+      latTargets.push([`seawall 1 rules, flags: ${altFlags.join(' ') || 'none'}`, alt.port]);
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
     latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
     // CPU per request falls with the rate (more requests per event-loop wake-up), so the fair
