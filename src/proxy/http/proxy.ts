@@ -36,7 +36,7 @@ import type { RuleRef } from '../../policy/types.ts';
 import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
 import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
 import { type H1ClientError, type H1Request, type H1Response, H1Server } from './h1.ts';
-import { HTTPJudge, type Judgement } from './judge.ts';
+import { HTTPJudge, type Judgement, NO_SECRET_HEADERS } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
 import { type ExchangeHandlers, type UpstreamConnection, UpstreamPool } from './upstream.ts';
 
@@ -100,13 +100,19 @@ function pairs(raw: readonly string[]): Array<[string, string]> {
 
 /** Headers that end at this hop: the fixed list and whatever `Connection` names. */
 function endToEnd(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
-  const named = new Set<string>();
+  let named: Set<string> | undefined;
   for (const [k, v] of headers) {
-    if (k === 'connection') for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+    if (k !== 'connection') continue;
+    named ??= new Set();
+    for (const t of v.split(',')) named.add(t.trim().toLowerCase());
   }
-  return headers.filter(([k]) => !HOP_BY_HOP.has(k) && !named.has(k) && !k.startsWith(':')) as Array<
-    [string, string]
-  >;
+  const out: Array<[string, string]> = [];
+  for (const h of headers) {
+    const k = h[0];
+    if (!HOP_BY_HOP.has(k) && named?.has(k) !== true && k.charCodeAt(0) !== 58)
+      out.push(h as [string, string]);
+  }
+  return out;
 }
 
 /** A header name is a token; a value has no CR, LF or NUL and is latin1: it cannot split a head. */
@@ -403,7 +409,7 @@ export class HTTPProxy extends EventEmitter {
         outcomes: [],
         headers,
         logged: [],
-        secretHeaders: new Set(),
+        secretHeaders: NO_SECRET_HEADERS,
         reason: `policy engine error: ${sets.message}`,
       };
     }
@@ -434,7 +440,7 @@ export class HTTPProxy extends EventEmitter {
       protocol,
       t0: process.hrtime.bigint(),
       headers,
-      secretHeaders: new Set(),
+      secretHeaders: NO_SECRET_HEADERS,
     };
   }
 
@@ -482,7 +488,10 @@ export class HTTPProxy extends EventEmitter {
     if (cb === undefined) return;
     for (const p of batch) {
       try {
-        p.input.headers = p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
+        p.input.headers =
+          p.secret.size === 0
+            ? p.headers
+            : p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
         cb(httpFlowRecord(p.input));
       } catch {
         // A record sink that throws must not change what happens to the request.
