@@ -43,20 +43,20 @@ interface Child {
 }
 
 /** Seawall proxies run with the agent's node flags unless `flags` replaces them. */
-async function startChild(args: string[], flags?: readonly string[]): Promise<Child> {
-  const c = await startChildUnpinned(args, flags);
+async function startChild(args: string[], flags?: readonly string[], child?: string): Promise<Child> {
+  const c = await startChildUnpinned(args, flags, child);
   pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
   return c;
 }
 
-async function startChildUnpinned(args: string[], f?: readonly string[]): Promise<Child> {
+async function startChildUnpinned(args: string[], f?: readonly string[], child = CHILD): Promise<Child> {
   const flags = f ?? (args[0] === 'proxy' ? HTTP_PROXY_NODE_FLAGS : []);
   // BENCH_PROF=DIR: a CPU profile of every Seawall proxy child, written to DIR when it ends.
   const prof =
     process.env.BENCH_PROF !== undefined && args[0] === 'proxy'
       ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF]
       : [];
-  const proc = fork(CHILD, args, {
+  const proc = fork(child, args, {
     execArgv: ['--import', 'tsx', ...prof, ...flags],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -376,6 +376,18 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     const alt =
       altEnv !== undefined ? await startChild(['proxy', String(up.port), '1'], altFlags) : undefined;
     if (alt !== undefined) children.push(alt);
+    // BENCH_BASELINE=DIR: a 1-rule proxy from another checkout (DIR/bench/http-proxy.child.ts,
+    // its own code and flags: none), beside this one in every part: a before/after in one run.
+    const baseDir = process.env.BENCH_BASELINE;
+    const base =
+      baseDir === undefined
+        ? undefined
+        : await startChild(
+            ['proxy', String(up.port), '1'],
+            [],
+            join(baseDir, 'bench', 'http-proxy.child.ts'),
+          );
+    if (base !== undefined) children.push(base);
     const floor = await startChild(['node-proxy', String(up.port)]);
     children.push(floor);
     const haproxies = new Map<number, Child>();
@@ -398,6 +410,9 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ]),
       ...[...haproxies].map(([n, c]): [string, number, boolean] => [`haproxy ${n} rules`, c.port, false]),
       ['node:http proxy, no policy (floor)', floor.port, false],
+      ...(base === undefined
+        ? []
+        : [['baseline seawall 1 rules', base.port, false] as [string, number, boolean]]),
     ];
     // Every proxy's process, for its CPU.
     const proxyOf = new Map<number, Child>([
@@ -405,6 +420,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
       ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
+      ...(base === undefined ? [] : [[base.port, base] as [number, Child]]),
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
     ]);
@@ -483,6 +499,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     ];
     if (alt !== undefined)
       latTargets.push([`seawall 1 rules, flags: ${altFlags.join(' ') || 'none'}`, alt.port]);
+    if (base !== undefined) latTargets.push(['baseline seawall 1 rules', base.port]);
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
     latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
     // CPU per request falls with the rate (more requests per event-loop wake-up), so the fair
@@ -492,7 +509,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, port] of latTargets) {
         const proxy = proxyOf.get(port);
-        const node = proxy?.proc.connected === true;
+        // The baseline's child may not answer `trace`.
+        const node = proxy?.proc.connected === true && proxy !== base;
         if (TRACE && node) await ask(proxy!, 'trace-reset');
         const c0 = proxy !== undefined && port !== up.port ? await cpuOf(proxy) : undefined;
         const t0 = performance.now();
