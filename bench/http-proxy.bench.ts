@@ -11,6 +11,10 @@
 //  - gRPC unary calls/s through the proxy against direct.
 // Upstream, proxy and haproxy run in child processes; the load generator is a lean raw-socket
 // client in this process. Medians of interleaved rounds; about 90 s in all.
+// Knobs: BENCH_PARTS, BENCH_ROUNDS, BENCH_PIN=1; BENCH_RATE=N (the latency part alone, at N);
+// BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
+// BENCH_PROF=DIR (CPU profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
+// proxy from another checkout beside this one).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -488,6 +492,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         'added p50 ms',
         'added p99 ms',
         'added p99 from due ms',
+        'added p99, per-round ms',
         'proxy vCPU per 1k req/s',
       ],
     ];
@@ -540,6 +545,9 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         name === 'direct' ? '' : (median(l.p50) - median(d.p50)).toFixed(3),
         name === 'direct' ? '' : (median(l.p99) - median(d.p99)).toFixed(3),
         name === 'direct' ? '' : (median(l.p99due) - median(d.p99due)).toFixed(3),
+        // Each round's p99 less direct's in the same round, then the median: steadier when the
+        // machine's load drifts between rounds.
+        name === 'direct' ? '' : median(l.p99.map((x, i) => x - d.p99[i]!)).toFixed(3),
         cpuAtRate.has(name) ? median(cpuAtRate.get(name)!).toFixed(3) : '',
       ]);
     }
