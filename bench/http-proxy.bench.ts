@@ -11,6 +11,10 @@
 //  - gRPC unary calls/s through the proxy against direct.
 // Upstream, proxy and haproxy run in child processes; the load generator is a lean raw-socket
 // client in this process. Medians of interleaved rounds; about 90 s in all.
+// Knobs: BENCH_PARTS, BENCH_ROUNDS, BENCH_PIN=1; BENCH_RATE=N (the latency part alone, at N);
+// BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
+// BENCH_PROF=DIR (CPU profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
+// proxy from another checkout beside this one).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
+import { HTTP_PROXY_NODE_FLAGS } from '../src/proxy/http/node-flags.ts';
 import { benchRules, benchService } from './http-proxy.shared.ts';
 import { fmtRatio, median, table } from './lib.ts';
 
@@ -28,6 +33,9 @@ const WINDOW_MS = 1500;
 /** BENCH_PARTS=http,latency,grpc (default all): the parts to run. */
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'http,latency,grpc').split(','));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const FIXED_RATE = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
+/** BENCH_TRACE=1: the proxies report their event-loop delay and GC pauses per paced window. */
+const TRACE = process.env.BENCH_TRACE === '1';
 const REQUEST = Buffer.from('GET /public/item?id=1 HTTP/1.1\r\nHost: shop\r\n\r\n');
 let uniq = 0;
 /** A path never asked before: the proxy's decision memo cannot answer it. */
@@ -38,15 +46,22 @@ interface Child {
   port: number;
 }
 
-async function startChild(args: string[]): Promise<Child> {
-  const c = await startChildUnpinned(args);
+/** Seawall proxies run with the agent's node flags unless `flags` replaces them. */
+async function startChild(args: string[], flags?: readonly string[], child?: string): Promise<Child> {
+  const c = await startChildUnpinned(args, flags, child);
   pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
   return c;
 }
 
-async function startChildUnpinned(args: string[]): Promise<Child> {
-  const proc = fork(CHILD, args, {
-    execArgv: ['--import', 'tsx'],
+async function startChildUnpinned(args: string[], f?: readonly string[], child = CHILD): Promise<Child> {
+  const flags = f ?? (args[0] === 'proxy' ? HTTP_PROXY_NODE_FLAGS : []);
+  // BENCH_PROF=DIR: a CPU profile of every Seawall proxy child, written to DIR when it ends.
+  const prof =
+    process.env.BENCH_PROF !== undefined && args[0] === 'proxy'
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF]
+      : [];
+  const proc = fork(child, args, {
+    execArgv: ['--import', 'tsx', ...prof, ...flags],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -58,6 +73,27 @@ async function startChildUnpinned(args: string[]): Promise<Child> {
     proc.once('exit', (c) => reject(new Error(`child ${args.join(' ')} exited ${c}`)));
   });
   return { proc, port };
+}
+
+interface Trace {
+  userS: number;
+  systemS: number;
+  eldP50Ms: number;
+  eldP99Ms: number;
+  eldMaxMs: number;
+  gc: Record<string, { n: number; totalMs: number; maxMs: number }>;
+}
+
+/** An IPC question to a node child and its answer (the children answer in order). */
+function ask(c: Child, m: string): Promise<unknown> {
+  if (m === 'trace-reset') {
+    c.proc.send(m);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    c.proc.once('message', resolve);
+    c.proc.send(m);
+  });
 }
 
 /** CPU seconds a child has used: its own process.cpuUsage (node), or /proc (haproxy). */
@@ -150,7 +186,14 @@ async function startHaproxy(dir: string, upstream: number, n: number): Promise<C
 
 interface LoadResult {
   rps: number;
+  /** From the request's write to its answer's last byte. */
   latenciesMs: number[];
+  /**
+   * Paced only: from the time the schedule said the request was due, so a request the generator
+   * sent late (no idle connection, its own event loop busy) counts its wait (no coordinated
+   * omission).
+   */
+  fromDueMs: number[];
   errors: number;
 }
 
@@ -161,6 +204,7 @@ interface LoadResult {
 function load(port: number, ms: number, rate?: number, unique = false): Promise<LoadResult> {
   return new Promise((resolve) => {
     const lat: number[] = [];
+    const fromDue: number[] = [];
     let errors = 0;
     let done = 0;
     let stopped = false;
@@ -169,16 +213,24 @@ function load(port: number, ms: number, rate?: number, unique = false): Promise<
       s: net.Socket;
       buf: Buffer;
       t0: number;
+      due: number;
       busy: boolean;
     }
-    const send = (c: Conn) => {
+    const send = (c: Conn, due?: number) => {
       c.busy = true;
       c.t0 = performance.now();
+      c.due = due ?? c.t0;
       c.s.write(unique ? uniqueRequest() : REQUEST);
     };
     const conns: Conn[] = [];
     for (let i = 0; i < CONNS; i++) {
-      const c: Conn = { s: net.connect(port, '127.0.0.1'), buf: Buffer.alloc(0), t0: 0, busy: false };
+      const c: Conn = {
+        s: net.connect(port, '127.0.0.1'),
+        buf: Buffer.alloc(0),
+        t0: 0,
+        due: 0,
+        busy: false,
+      };
       c.s.setNoDelay(true);
       c.s.on('error', () => {
         errors++;
@@ -194,7 +246,9 @@ function load(port: number, ms: number, rate?: number, unique = false): Promise<
           if (c.buf.length < end + 4 + len) return;
           if (!head.startsWith('HTTP/1.1 200')) errors++;
           c.buf = c.buf.subarray(end + 4 + len);
-          lat.push(performance.now() - c.t0);
+          const now = performance.now();
+          lat.push(now - c.t0);
+          fromDue.push(now - c.due);
           done++;
           c.busy = false;
           if (stopped) continue;
@@ -216,7 +270,7 @@ function load(port: number, ms: number, rate?: number, unique = false): Promise<
         const tick = setInterval(() => {
           const due = Math.floor(((performance.now() - start) / 1000) * rate);
           while (sent < due && idle.length > 0) {
-            send(idle.pop()!);
+            send(idle.pop()!, start + (sent * 1000) / rate);
             sent++;
           }
           // Requests that found no idle connection are late; they go out as soon as one frees.
@@ -227,7 +281,7 @@ function load(port: number, ms: number, rate?: number, unique = false): Promise<
         stopped = true;
         const elapsed = performance.now() - start;
         for (const c of conns) c.s.destroy();
-        resolve({ rps: done / (elapsed / 1000), latenciesMs: lat, errors });
+        resolve({ rps: done / (elapsed / 1000), latenciesMs: lat, fromDueMs: fromDue, errors });
       }, ms);
     };
     for (const c of conns) {
@@ -318,6 +372,26 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       children.push(p);
       proxies.set(n, p);
     }
+    // BENCH_ALT_FLAGS="--flag ..." (or "none"): one more 1-rule proxy with these node flags in
+    // place of the agent's, in the latency part beside the plain one (an A/B in the same run).
+    const altEnv = process.env.BENCH_ALT_FLAGS;
+    const altFlags =
+      altEnv === undefined || altEnv === 'none' ? [] : altEnv.split(' ').filter((f) => f !== '');
+    const alt =
+      altEnv !== undefined ? await startChild(['proxy', String(up.port), '1'], altFlags) : undefined;
+    if (alt !== undefined) children.push(alt);
+    // BENCH_BASELINE=DIR: a 1-rule proxy from another checkout (DIR/bench/http-proxy.child.ts,
+    // its own code and flags: none), beside this one in every part: a before/after in one run.
+    const baseDir = process.env.BENCH_BASELINE;
+    const base =
+      baseDir === undefined
+        ? undefined
+        : await startChild(
+            ['proxy', String(up.port), '1'],
+            [],
+            join(baseDir, 'bench', 'http-proxy.child.ts'),
+          );
+    if (base !== undefined) children.push(base);
     const floor = await startChild(['node-proxy', String(up.port)]);
     children.push(floor);
     const haproxies = new Map<number, Child>();
@@ -340,20 +414,27 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ]),
       ...[...haproxies].map(([n, c]): [string, number, boolean] => [`haproxy ${n} rules`, c.port, false]),
       ['node:http proxy, no policy (floor)', floor.port, false],
+      ...(base === undefined
+        ? []
+        : [['baseline seawall 1 rules', base.port, false] as [string, number, boolean]]),
     ];
     // Every proxy's process, for its CPU.
     const proxyOf = new Map<number, Child>([
       ...[...proxies.values()].map((c): [number, Child] => [c.port, c]),
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
+      ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
+      ...(base === undefined ? [] : [[base.port, base] as [number, Child]]),
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
     ]);
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
+    if (alt !== undefined) await load(alt.port, 500);
     const rps = new Map<string, number[]>();
     const cpuPerK = new Map<string, number[]>();
-    for (let r = 0; r < ROUNDS; r++) {
+    // BENCH_RATE=N: the latency part alone, paced at N (no maximum-rate rounds).
+    for (let r = 0; r < (FIXED_RATE === undefined ? ROUNDS : 0); r++) {
       for (const [name, port, unique] of targets) {
         const proxy = proxyOf.get(port);
         const c0 = proxy !== undefined ? await cpuOf(proxy) : undefined;
@@ -370,54 +451,72 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     }
     const med = (name: string) => median(rps.get(name) ?? []);
     const direct = med('direct');
-    const rows = [
-      [
-        'target',
-        'req/s',
-        'vs direct',
-        'vs haproxy (same rules)',
-        'proxy vCPU per 1k req/s (direct: the upstream server)',
-      ],
-    ];
-    for (const [name] of targets) {
-      const n = /([0-9]+) rules/.exec(name)?.[1];
-      const ha =
-        n !== undefined && haproxies.has(Number(n)) ? med(`haproxy ${n} rules`) : med('haproxy 1 rules');
-      const cpu = cpuPerK.get(name);
-      rows.push([
-        name,
-        med(name).toFixed(0),
-        fmtRatio(med(name) / direct),
-        name.startsWith('seawall') && haveHaproxy ? fmtRatio(med(name) / ha) : '',
-        cpu === undefined ? '' : median(cpu).toFixed(3),
-      ]);
+    if (FIXED_RATE === undefined) {
+      const rows = [
+        [
+          'target',
+          'req/s',
+          'vs direct',
+          'vs haproxy (same rules)',
+          'proxy vCPU per 1k req/s (direct: the upstream server)',
+        ],
+      ];
+      for (const [name] of targets) {
+        const n = /([0-9]+) rules/.exec(name)?.[1];
+        const ha =
+          n !== undefined && haproxies.has(Number(n)) ? med(`haproxy ${n} rules`) : med('haproxy 1 rules');
+        const cpu = cpuPerK.get(name);
+        rows.push([
+          name,
+          med(name).toFixed(0),
+          fmtRatio(med(name) / direct),
+          name.startsWith('seawall') && haveHaproxy ? fmtRatio(med(name) / ha) : '',
+          cpu === undefined ? '' : median(cpu).toFixed(3),
+        ]);
+      }
+      process.stdout.write(`${table(rows)}\n`);
+      process.stdout.write(
+        `100 rules vs 1 rule: ${fmtRatio(med('seawall 100 rules') / med('seawall 1 rules'))} of the requests/s ` +
+          `(unique paths: ${fmtRatio(med('seawall 100 rules, unique paths') / med('seawall 1 rules, unique paths'))})\n\n`,
+      );
     }
-    process.stdout.write(`${table(rows)}\n`);
-    process.stdout.write(
-      `100 rules vs 1 rule: ${fmtRatio(med('seawall 100 rules') / med('seawall 1 rules'))} of the requests/s ` +
-        `(unique paths: ${fmtRatio(med('seawall 100 rules, unique paths') / med('seawall 1 rules, unique paths'))})\n\n`,
-    );
 
     // Latency at half of the proxy's own maximum rate (1 rule), against direct at that rate.
     if (!PARTS.has('latency')) return;
-    const rate = Math.floor(med('seawall 1 rules') / 2);
+    const rate = FIXED_RATE ?? Math.floor(med('seawall 1 rules') / 2);
     const latRows = [
-      ['target', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'proxy vCPU per 1k req/s'],
+      [
+        'target',
+        'p50 ms',
+        'p99 ms',
+        'added p50 ms',
+        'added p99 ms',
+        'added p99 from due ms',
+        'added p99, per-round ms',
+        'proxy vCPU per 1k req/s',
+      ],
     ];
-    const lat = new Map<string, { p50: number[]; p99: number[] }>();
+    const lat = new Map<string, { p50: number[]; p99: number[]; p99due: number[] }>();
     const latTargets: Array<[string, number]> = [
       ['direct', up.port],
       ['seawall 1 rules', proxies.get(1)!.port],
       ['seawall 100 rules', proxies.get(100)!.port],
     ];
+    if (alt !== undefined)
+      latTargets.push([`seawall 1 rules, flags: ${altFlags.join(' ') || 'none'}`, alt.port]);
+    if (base !== undefined) latTargets.push(['baseline seawall 1 rules', base.port]);
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
     latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
     // CPU per request falls with the rate (more requests per event-loop wake-up), so the fair
     // comparison of the proxies' CPU is at one rate, this one.
     const cpuAtRate = new Map<string, number[]>();
+    const traces = new Map<string, Trace[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, port] of latTargets) {
         const proxy = proxyOf.get(port);
+        // The baseline's child may not answer `trace`.
+        const node = proxy?.proc.connected === true && proxy !== base;
+        if (TRACE && node) await ask(proxy!, 'trace-reset');
         const c0 = proxy !== undefined && port !== up.port ? await cpuOf(proxy) : undefined;
         const t0 = performance.now();
         const res = await load(port, WINDOW_MS, rate);
@@ -425,9 +524,14 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
           const vcpu = ((await cpuOf(proxy)) - c0) / ((performance.now() - t0) / 1000);
           cpuAtRate.set(name, [...(cpuAtRate.get(name) ?? []), vcpu / (res.rps / 1000)]);
         }
-        const l = lat.get(name) ?? { p50: [], p99: [] };
+        if (TRACE && node) {
+          const t = (await ask(proxy!, 'trace')) as { trace?: Trace };
+          if (t.trace !== undefined) traces.set(name, [...(traces.get(name) ?? []), t.trace]);
+        }
+        const l = lat.get(name) ?? { p50: [], p99: [], p99due: [] };
         l.p50.push(pct(res.latenciesMs, 50));
         l.p99.push(pct(res.latenciesMs, 99));
+        l.p99due.push(pct(res.fromDueMs, 99));
         lat.set(name, l);
       }
     }
@@ -440,12 +544,29 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         median(l.p99).toFixed(3),
         name === 'direct' ? '' : (median(l.p50) - median(d.p50)).toFixed(3),
         name === 'direct' ? '' : (median(l.p99) - median(d.p99)).toFixed(3),
+        name === 'direct' ? '' : (median(l.p99due) - median(d.p99due)).toFixed(3),
+        // Each round's p99 less direct's in the same round, then the median: steadier when the
+        // machine's load drifts between rounds.
+        name === 'direct' ? '' : median(l.p99.map((x, i) => x - d.p99[i]!)).toFixed(3),
         cpuAtRate.has(name) ? median(cpuAtRate.get(name)!).toFixed(3) : '',
       ]);
     }
     process.stdout.write(
-      `paced at ${rate} req/s (half of the proxy's maximum, 1 rule), ${CONNS} connections\n`,
+      `paced at ${rate} req/s (${FIXED_RATE === undefined ? "half of the proxy's maximum, 1 rule" : 'BENCH_RATE'}), ${CONNS} connections; ` +
+        `p99 per round: ${[...lat].map(([n, l]) => `${n}: ${l.p99.map((x) => x.toFixed(1)).join('/')}`).join('; ')}\n`,
     );
+    if (TRACE) {
+      for (const [name, ts] of traces) {
+        const gc = (k: string, f: 'n' | 'totalMs' | 'maxMs') => median(ts.map((t) => t.gc[k]?.[f] ?? 0));
+        process.stdout.write(
+          `  ${name}: CPU user ${median(ts.map((t) => t.userS)).toFixed(2)} s, system ${median(ts.map((t) => t.systemS)).toFixed(2)} s; event-loop delay p50 ${median(ts.map((t) => t.eldP50Ms)).toFixed(2)} ` +
+            `p99 ${median(ts.map((t) => t.eldP99Ms)).toFixed(2)} max ${median(ts.map((t) => t.eldMaxMs)).toFixed(2)} ms; ` +
+            `per window: scavenges ${gc('scavenge', 'n')} (${gc('scavenge', 'totalMs').toFixed(1)} ms, max ${gc('scavenge', 'maxMs').toFixed(2)}), ` +
+            `mark-compact ${gc('mark-compact', 'n')} (max ${gc('mark-compact', 'maxMs').toFixed(2)} ms), ` +
+            `incremental ${gc('incremental', 'n')} (max ${gc('incremental', 'maxMs').toFixed(2)} ms)\n`,
+        );
+      }
+    }
     process.stdout.write(`${table(latRows)}\n\n`);
   }
 }

@@ -9,6 +9,7 @@
 // Each prints `{"port":N}` when listening and answers IPC `cpu` with process.cpuUsage().
 
 import http from 'node:http';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { PolicyMirror } from '../src/proxy/http/main.ts';
 import { HTTPProxy } from '../src/proxy/http/proxy.ts';
@@ -21,8 +22,60 @@ function ready(port: number): void {
   process.stdout.write(`${JSON.stringify({ port })}\n`);
 }
 
+// BENCH_TRACE=1: what stalls this process's event loop during a window (answered on IPC `trace`,
+// reset on `trace-reset`): event-loop delay and GC pauses by kind.
+const trace = process.env.BENCH_TRACE === '1' ? startTrace() : undefined;
+
+function startTrace() {
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  let gcs: Array<{ kind: number; ms: number }> = [];
+  let cpu0 = process.cpuUsage();
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) {
+      gcs.push({ kind: (e as unknown as { detail?: { kind: number } }).detail?.kind ?? 0, ms: e.duration });
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    reset() {
+      eld.reset();
+      gcs = [];
+      cpu0 = process.cpuUsage();
+    },
+    report() {
+      const byKind: Record<string, { n: number; totalMs: number; maxMs: number }> = {};
+      for (const g of gcs) {
+        const k = GC_KINDS[g.kind] ?? String(g.kind);
+        const b = byKind[k] ?? { n: 0, totalMs: 0, maxMs: 0 };
+        byKind[k] = b;
+        b.n++;
+        b.totalMs += g.ms;
+        b.maxMs = Math.max(b.maxMs, g.ms);
+      }
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        userS: cpu.user / 1e6,
+        systemS: cpu.system / 1e6,
+        eldP50Ms: eld.percentile(50) / 1e6,
+        eldP99Ms: eld.percentile(99) / 1e6,
+        eldMaxMs: eld.max / 1e6,
+        gc: byKind,
+      };
+    },
+  };
+}
+const GC_KINDS: Record<number, string> = {
+  1: 'scavenge',
+  2: 'minor-mc',
+  4: 'mark-compact',
+  8: 'incremental',
+  16: 'weak-cb',
+};
+
 process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  else if (m === 'trace-reset') trace?.reset();
+  else if (m === 'trace') process.send?.({ trace: trace?.report() });
 });
 process.on('disconnect', () => process.exit(0));
 // A normal exit on SIGTERM, so `node --cpu-prof` writes its profile.

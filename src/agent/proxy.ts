@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
 import { endpointOf } from '../flow/record.ts';
 import type { FlowEndpoint } from '../flow/types.ts';
+import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
   type DNSAnswerMessage,
@@ -214,6 +215,7 @@ export class ProxyComponent implements RuntimeComponent {
       'exec',
       rt.node,
       process.execPath,
+      ...(this.opts.parser === 'http' ? HTTP_PROXY_NODE_FLAGS : []),
       '--import',
       'tsx',
       entry,

@@ -152,6 +152,9 @@ interface Compiled {
 }
 
 const MEMO_MAX = 10_000;
+
+/** The (shared, never changed) set of a request no rule compares with a secret. */
+export const NO_SECRET_HEADERS: ReadonlySet<string> = new Set();
 const MEMO_KEY_MAX = 4096;
 
 function memoKey(req: HTTPRequest, withHeaders: boolean): string | undefined {
@@ -190,26 +193,31 @@ export class HTTPJudge {
   }
 
   judge(sets: readonly HTTPRuleSet[], req: JudgeRequest): Judgement {
-    const secretHeaders = new Set<string>();
+    // Allocated only when a rule compares a secret (most requests: none).
+    let secretHeaders: Set<string> | undefined;
     const denied = (reason: string, outcomes: SetOutcome[] = []): Judgement => ({
       allowed: false,
       outcomes,
       headers: req.headers,
       logged: [],
-      secretHeaders,
+      secretHeaders: secretHeaders ?? NO_SECRET_HEADERS,
       reason,
     });
     if (sets.length === 0) return denied('no HTTP rule set applies to this connection');
-    const ordered = [...sets].sort((a, b) =>
-      a.direction === b.direction ? 0 : a.direction === 'EGRESS' ? -1 : 1,
-    );
+    const ordered =
+      sets.length === 1
+        ? sets
+        : [...sets].sort((a, b) => (a.direction === b.direction ? 0 : a.direction === 'EGRESS' ? -1 : 1));
     const outcomes: SetOutcome[] = [];
     const logged: HeaderAction[] = [];
     let headers = req.headers;
     try {
       for (const set of ordered) {
         const c = this.compiled(set);
-        for (const n of c.secretHeaders) secretHeaders.add(n);
+        if (c.secretHeaders.length > 0) {
+          secretHeaders ??= new Set();
+          for (const n of c.secretHeaders) secretHeaders.add(n);
+        }
         const hreq: HTTPRequest = { method: req.method, path: req.path, headers };
         if (req.host !== undefined) hreq.host = req.host;
         const key = memoKey(hreq, c.policy.needsHeaders);
@@ -229,11 +237,11 @@ export class HTTPJudge {
           return denied(`${set.direction.toLowerCase()}: ${m.reason ?? 'no HTTP rule matched'}`, outcomes);
         }
         for (const a of m.headerActions) if (a.op === 'LOG') logged.push(a);
-        headers = applyHeaderActions(headers, m.headerActions);
+        if (m.headerActions.length > 0) headers = applyHeaderActions(headers, m.headerActions);
       }
     } catch (e) {
       return denied(`policy engine error: ${(e as Error).message}`, outcomes);
     }
-    return { allowed: true, outcomes, headers, logged, secretHeaders };
+    return { allowed: true, outcomes, headers, logged, secretHeaders: secretHeaders ?? NO_SECRET_HEADERS };
   }
 }

@@ -9,9 +9,10 @@
 // error, a rule set that cannot be read: the connection is closed or the request refused; no byte
 // goes upstream for a request the judge did not admit.
 //
-// Parsing is node:http's llhttp with its strict defaults (insecureHTTPParser is never set):
-// Content-Length with Transfer-Encoding, repeated Content-Length, obs-fold, bare LF and invalid
-// header bytes are parse errors (400, connection closed) before any 'request' event.
+// Parsing is Node's llhttp with its strict defaults (no lenient flag), driven on the socket by
+// h1.ts (no http.createServer: see there why): Content-Length with Transfer-Encoding, repeated
+// Content-Length, obs-fold, bare LF and invalid header bytes are parse errors (400, connection
+// closed) before a request is judged. Without that parser the proxy does not start.
 // Upstream, HTTP/1.1 goes over the proxy's own keep-alive pool (upstream.ts): the proxy writes
 // the judged head itself and reads answers with a strict parser (response.ts); a malformed or
 // smuggling-shaped answer is a 502 and its connection is closed.
@@ -23,10 +24,9 @@
 //    connection the upstream had closed), as the body streams and is not kept;
 //  --http-retry-timeout 0: no per-try timeout ("never");
 //  --proxy-connect-timeout 1 s: the upstream TCP connect deadline.
-// Downstream: Node's headersTimeout/requestTimeout bound slow clients (408, then closed).
+// Downstream: headersTimeout/requestTimeout (Node's defaults) bound slow clients (408, closed).
 
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
@@ -35,7 +35,8 @@ import type { SecretResolver } from '../../l7/http.ts';
 import type { RuleRef } from '../../policy/types.ts';
 import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
 import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
-import { HTTPJudge, type Judgement } from './judge.ts';
+import { type H1ClientError, type H1Request, type H1Response, H1Server } from './h1.ts';
+import { HTTPJudge, type Judgement, NO_SECRET_HEADERS } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
 import { type ExchangeHandlers, type UpstreamConnection, UpstreamPool } from './upstream.ts';
 
@@ -99,13 +100,19 @@ function pairs(raw: readonly string[]): Array<[string, string]> {
 
 /** Headers that end at this hop: the fixed list and whatever `Connection` names. */
 function endToEnd(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
-  const named = new Set<string>();
+  let named: Set<string> | undefined;
   for (const [k, v] of headers) {
-    if (k === 'connection') for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+    if (k !== 'connection') continue;
+    named ??= new Set();
+    for (const t of v.split(',')) named.add(t.trim().toLowerCase());
   }
-  return headers.filter(([k]) => !HOP_BY_HOP.has(k) && !named.has(k) && !k.startsWith(':')) as Array<
-    [string, string]
-  >;
+  const out: Array<[string, string]> = [];
+  for (const h of headers) {
+    const k = h[0];
+    if (!HOP_BY_HOP.has(k) && named?.has(k) !== true && k.charCodeAt(0) !== 58)
+      out.push(h as [string, string]);
+  }
+  return out;
 }
 
 /** A header name is a token; a value has no CR, LF or NUL and is latin1: it cannot split a head. */
@@ -120,12 +127,6 @@ function safeHeader(name: string, value: string): boolean {
     if (c === 0 || c === 10 || c === 13 || c > 255) return false;
   }
   return true;
-}
-
-function flat(headers: ReadonlyArray<readonly [string, string]>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of headers) out.push(k, v);
-  return out;
 }
 
 /** Where one request stands, for its two records. */
@@ -153,7 +154,7 @@ export class HTTPProxy extends EventEmitter {
   };
   private readonly judge: HTTPJudge;
   private readonly listener: net.Server;
-  private readonly h1: http.Server;
+  private readonly h1: H1Server;
   private readonly h2: http2.Http2Server;
   private readonly redirected: RedirectedConnections;
   private readonly contexts = new WeakMap<object, RedirectContext>();
@@ -206,23 +207,21 @@ export class HTTPProxy extends EventEmitter {
     });
     this.judge = new HTTPJudge(opts.secrets === undefined ? {} : { secrets: opts.secrets });
     this.redirected = new RedirectedConnections(opts.originalDst, opts.originalDstAddon);
-    this.h1 = http.createServer({
-      maxHeaderSize: this.o.maxHeaderSize,
-      headersTimeout: this.o.headersTimeoutMs,
-      requestTimeout: this.o.requestTimeoutMs,
-      keepAliveTimeout: this.o.keepAliveTimeoutMs,
-      connectionsCheckingInterval: this.o.timeoutCheckIntervalMs,
-      insecureHTTPParser: false,
-      requireHostHeader: true,
-      noDelay: true,
-    });
-    this.h1.on('request', (req, res) => this.onH1Request(req, res, false));
-    this.h1.on('checkContinue', (req, res) => this.onH1Request(req, res, true));
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) =>
-      this.onClientError(err, socket),
+    // Throws (the proxy does not start) when Node's strict HTTP parser is not there.
+    this.h1 = new H1Server(
+      {
+        maxHeaderSize: this.o.maxHeaderSize,
+        headersTimeoutMs: this.o.headersTimeoutMs,
+        requestTimeoutMs: this.o.requestTimeoutMs,
+        keepAliveTimeoutMs: this.o.keepAliveTimeoutMs,
+        checkIntervalMs: this.o.timeoutCheckIntervalMs,
+      },
+      {
+        onRequest: (req, res, expectContinue) => this.onH1Request(req, res, expectContinue),
+        onClientError: (err, status, socket) => this.onClientError(err, status, socket),
+        onRefusal: (err, status, socket) => this.onClientError(err, status, socket),
+      },
     );
-    // The h1 server never listens (connections are handed to it); this starts its timeout checks.
-    this.h1.emit('listening');
     this.h2 = http2.createServer({ maxSessionMemory: 32 });
     this.h2.on('session', (s) => {
       const ctx = this.pendingH2;
@@ -282,7 +281,7 @@ export class HTTPProxy extends EventEmitter {
   async close(): Promise<void> {
     this.closed = true;
     await new Promise<void>((r) => this.listener.close(() => r()));
-    this.h1.close(() => {});
+    this.h1.close();
     for (const s of this.h2Sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
     this.upstream.destroy();
@@ -370,28 +369,19 @@ export class HTTPProxy extends EventEmitter {
         }
       } else {
         this.contexts.set(sock, ctx);
-        this.h1.emit('connection', sock);
+        this.h1.handle(sock);
       }
     };
     sock.on('readable', onReadable);
     sock.on('end', onEnd);
   }
 
-  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+  /** A request refused before judging (h1.ts answers it: 400, 408, 417, 431, and closes). */
+  private onClientError(err: H1ClientError, status: number, socket: net.Socket): void {
     this.stats.rejected++;
-    const code =
-      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.opts.onRefused?.(`client error ${err.code ?? ''}: ${err.message}`, {
+    this.opts.onRefused?.(`client error ${err.code} (${status}): ${err.message}`, {
       remote: hostPortOf(socket.remoteAddress, socket.remotePort),
     });
-    if (
-      socket.writable &&
-      !(socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
-    ) {
-      const reason = http.STATUS_CODES[code] ?? 'Bad Request';
-      socket.end(`HTTP/1.1 ${code} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    }
-    socket.destroySoon();
   }
 
   // ------------------------------------------------------------------ judging (both protocols)
@@ -419,7 +409,7 @@ export class HTTPProxy extends EventEmitter {
         outcomes: [],
         headers,
         logged: [],
-        secretHeaders: new Set(),
+        secretHeaders: NO_SECRET_HEADERS,
         reason: `policy engine error: ${sets.message}`,
       };
     }
@@ -450,7 +440,7 @@ export class HTTPProxy extends EventEmitter {
       protocol,
       t0: process.hrtime.bigint(),
       headers,
-      secretHeaders: new Set(),
+      secretHeaders: NO_SECRET_HEADERS,
     };
   }
 
@@ -498,7 +488,10 @@ export class HTTPProxy extends EventEmitter {
     if (cb === undefined) return;
     for (const p of batch) {
       try {
-        p.input.headers = p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
+        p.input.headers =
+          p.secret.size === 0
+            ? p.headers
+            : p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
         cb(httpFlowRecord(p.input));
       } catch {
         // A record sink that throws must not change what happens to the request.
@@ -524,7 +517,7 @@ export class HTTPProxy extends EventEmitter {
   // ------------------------------------------------------------------ HTTP/1.x
 
   private localReply(
-    res: http.ServerResponse,
+    res: H1Response,
     x: Exchange,
     code: number,
     body: string,
@@ -536,37 +529,38 @@ export class HTTPProxy extends EventEmitter {
       ['content-length', String(Buffer.byteLength(body))],
       ...extra,
     ];
-    if (close) headers.push(['connection', 'close']);
-    res.writeHead(code, flat(headers));
+    res.writeHead(code, headers, close);
     res.end(body);
+    if (close) headers.push(['connection', 'close']);
     this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code, headers });
   }
 
-  private onH1Request(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+  private onH1Request(req: H1Request, res: H1Response, expectContinue: boolean): void {
     this.stats.requests++;
-    const ctx = this.contexts.get(req.socket);
+    const sock = req.conn.sock;
+    const ctx = this.contexts.get(sock);
     if (ctx === undefined) {
-      // Every socket the h1 server sees came through sniff(); anything else is refused.
-      req.socket.destroy();
+      // Every socket the h1 side sees came through sniff(); anything else is refused.
+      res.destroy();
       return;
     }
-    const method = req.method ?? '';
-    const headers = pairs(req.rawHeaders);
-    let tgt = normalizeTarget(method, req.url ?? '');
+    const method = req.method;
+    const headers = req.headers;
+    let tgt = normalizeTarget(method, req.url);
     // RFC 9112 §3.2: more than one Host is a 400; proxies that pick different ones disagree.
     if (tgt.ok && headers.filter(([k]) => k === 'host').length > 1) {
       tgt = { ok: false, error: 'more than one Host header' };
     }
-    const host = tgt.ok && tgt.authority !== undefined ? tgt.authority : req.headers.host;
-    const remote = hostPortOf(req.socket.remoteAddress, req.socket.remotePort);
+    const host = tgt.ok && tgt.authority !== undefined ? tgt.authority : req.header('host');
+    const remote = hostPortOf(sock.remoteAddress, sock.remotePort);
     const protocol = `HTTP/${req.httpVersion}`;
     // A body the client holds back for 100-continue never comes after a refusal: close then.
     const closeAfter = expectContinue;
     if (!tgt.ok) {
-      const x = this.exchange(ctx, remote, method, req.url ?? '', host, protocol, headers);
+      const x = this.exchange(ctx, remote, method, req.url, host, protocol, headers);
       this.stats.rejected++;
       this.emitFlow(x, 'REQUEST', 'DROPPED', { note: `bad request target: ${tgt.error}` });
-      req.resume();
+      req.discard();
       this.localReply(res, x, 400, 'Bad Request\r\n', [], true);
       return;
     }
@@ -575,7 +569,7 @@ export class HTTPProxy extends EventEmitter {
       // UNESCAPE_AND_REDIRECT: the client asks again for the unescaped path, which is then judged.
       this.stats.rejected++;
       this.emitFlow(x, 'REQUEST', 'DROPPED', { note: 'escaped slashes: redirected to the normalized path' });
-      req.resume();
+      req.discard();
       this.localReply(res, x, 307, '', [['location', tgt.path]], closeAfter);
       return;
     }
@@ -584,7 +578,7 @@ export class HTTPProxy extends EventEmitter {
       this.stats.denied++;
       x.secretHeaders = j.secretHeaders;
       this.emitFlow(x, 'REQUEST', 'DROPPED', { note: j.reason ?? 'denied' });
-      req.resume();
+      req.discard();
       this.localReply(res, x, 403, ACCESS_DENIED_BODY, [], closeAfter);
       return;
     }
@@ -597,15 +591,15 @@ export class HTTPProxy extends EventEmitter {
   }
 
   private forwardH1(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: H1Request,
+    res: H1Response,
     x: Exchange,
     path: string,
     host: string | undefined,
     judged: Array<[string, string]>,
   ): void {
     const dst = x.ctx.originalDst;
-    const method = req.method ?? '';
+    const method = req.method;
     // The head upstream gets, written here: what llhttp parsed and the judge admitted, framing
     // re-stated explicitly (chunked or the one Content-Length llhttp accepted).
     let head = `${method} ${path} HTTP/1.1\r\nhost: ${host ?? `${dst.address}:${dst.port}`}\r\n`;
@@ -615,16 +609,15 @@ export class HTTPProxy extends EventEmitter {
       safe &&= safeHeader(k, v);
       head += `${k}: ${v}\r\n`;
     }
-    const te = req.headers['transfer-encoding'];
-    const cl = req.headers['content-length'];
-    const chunked = te !== undefined;
+    const cl = req.contentLength;
+    const chunked = req.chunked;
     const hasBody = chunked || (cl !== undefined && cl !== '0');
     if (chunked) head += 'transfer-encoding: chunked\r\n';
     else if (cl !== undefined) head += `content-length: ${cl}\r\n`;
     head += '\r\n';
     if (!safe) {
       // A header action produced a value that would split the head: refused, never sent.
-      req.resume();
+      req.discard();
       this.localReply(res, x, 500, 'invalid header after header actions\r\n', [], true);
       return;
     }
@@ -632,16 +625,14 @@ export class HTTPProxy extends EventEmitter {
     let bodyStarted = false;
     let responded = false;
     let current: UpstreamConnection | undefined;
-    res.once('close', () => {
-      if (!res.writableFinished) current?.abort();
-    });
+    res.onClose(() => current?.abort());
     const fail = (code: number, body: string) => {
       if (responded || res.headersSent) {
         res.destroy();
         return;
       }
       responded = true;
-      req.resume();
+      req.discard();
       this.localReply(res, x, code, body, [], true);
     };
     const onError = (e: NodeJS.ErrnoException, started: boolean) => {
@@ -656,8 +647,8 @@ export class HTTPProxy extends EventEmitter {
         return fail(502, 'upstream sent an invalid response\r\n');
       }
       if (!bodyStarted && attempt <= this.o.retryCount && !res.destroyed) {
-        // The body waits (paused) for the next connection.
-        req.pause();
+        // The body waits (held, nothing of it sent) for the next connection.
+        req.hold();
         return send();
       }
       fail(
@@ -678,14 +669,14 @@ export class HTTPProxy extends EventEmitter {
       onHead: (uh) => {
         responded = true;
         const rh = endToEnd(uh.headers);
-        res.writeHead(uh.status, flat(rh));
+        res.writeHead(uh.status, rh);
         this.emitFlow(x, 'RESPONSE', 'FORWARDED', { code: uh.status, headers: rh });
       },
       onBody: (chunk) => {
         const c = current;
         if (!res.write(chunk) && c !== undefined) {
           c.socket.pause();
-          res.once('drain', () => c.socket.resume());
+          res.onDrain(() => c.socket.resume());
         }
       },
       onEnd: () => {
@@ -708,11 +699,8 @@ export class HTTPProxy extends EventEmitter {
           c.endRequest();
           return;
         }
-        if (attempt === 1) {
-          req.on('data', onData);
-          req.on('end', onEnd);
-        } else if (req.readableEnded) c.endRequest();
-        else req.resume();
+        // What arrived of the body goes now, the rest as it comes.
+        req.body(onData, onEnd);
       });
     };
     send();

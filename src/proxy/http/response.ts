@@ -197,11 +197,12 @@ export class ResponseParser {
   }
 
   private parseHead(b: Buffer): void {
+    // Line bounds, not a Buffer per line: a head is parsed in place.
     const lines = splitLines(b);
-    const status = parseStatusLine(lines[0]!);
-    if (lines.length - 1 > this.opts.maxHeaders) throw new ResponseError('too many response headers');
+    const status = parseStatusLine(b, lines[0]!, lines[1]!);
+    if (lines.length / 2 - 1 > this.opts.maxHeaders) throw new ResponseError('too many response headers');
     const headers: Array<[string, string]> = [];
-    for (let i = 1; i < lines.length; i++) headers.push(parseField(lines[i]!));
+    for (let i = 2; i < lines.length; i += 2) headers.push(parseField(b, lines[i]!, lines[i + 1]!));
     const head: ResponseHead = { ...status, headers };
     if (head.status >= 100 && head.status < 200) {
       if (head.status === 101) throw new ResponseError('101 Switching Protocols was not asked for');
@@ -315,7 +316,7 @@ export class ResponseParser {
     this.trailerBytes += line.length + 2;
     if (this.trailerBytes > this.opts.maxHeadSize) throw new ResponseError('trailers too large');
     // Validated, then dropped: trailers are not passed on.
-    parseField(line);
+    parseField(line, 0, line.length);
   }
 }
 
@@ -326,43 +327,46 @@ function hexVal(c: number): number {
   return -1;
 }
 
-/** Splits a head on CRLF; a CR or LF anywhere else is an error. */
-function splitLines(b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
+/** Splits a head on CRLF: [start, end) of each line; a CR or LF anywhere else is an error. */
+function splitLines(b: Buffer): number[] {
+  const out: number[] = [];
   let start = 0;
   for (let i = 0; i < b.length; i++) {
     const c = b[i]!;
     if (c === 13) {
       if (b[i + 1] !== 10) throw new ResponseError('bare CR in the response head');
-      out.push(b.subarray(start, i));
+      out.push(start, i);
       i++;
       start = i + 1;
     } else if (c === 10) throw new ResponseError('bare LF in the response head');
   }
-  out.push(b.subarray(start));
+  out.push(start, b.length);
   return out;
 }
 
-function parseStatusLine(line: Buffer): Pick<ResponseHead, 'minor' | 'status' | 'reason'> {
+function parseStatusLine(b: Buffer, s: number, e: number): Pick<ResponseHead, 'minor' | 'status' | 'reason'> {
   // HTTP/1.x SP 3DIGIT [SP reason]
+  const n = e - s;
   const ok =
-    line.length >= 12 &&
-    line.toString('latin1', 0, 7) === 'HTTP/1.' &&
-    (line[7] === 48 || line[7] === 49) &&
-    line[8] === 32 &&
-    isDigit(line[9]!) &&
-    isDigit(line[10]!) &&
-    isDigit(line[11]!) &&
-    (line.length === 12 || line[12] === 32);
-  if (!ok) throw new ResponseError(`bad status line ${JSON.stringify(line.toString('latin1', 0, 64))}`);
-  const status = Number(line.toString('latin1', 9, 12));
+    n >= 12 &&
+    b.toString('latin1', s, s + 7) === 'HTTP/1.' &&
+    (b[s + 7] === 48 || b[s + 7] === 49) &&
+    b[s + 8] === 32 &&
+    isDigit(b[s + 9]!) &&
+    isDigit(b[s + 10]!) &&
+    isDigit(b[s + 11]!) &&
+    (n === 12 || b[s + 12] === 32);
+  if (!ok)
+    throw new ResponseError(
+      `bad status line ${JSON.stringify(b.toString('latin1', s, Math.min(e, s + 64)))}`,
+    );
+  const status = (b[s + 9]! - 48) * 100 + (b[s + 10]! - 48) * 10 + (b[s + 11]! - 48);
   if (status < 100 || status > 599) throw new ResponseError(`status ${status} out of range`);
-  for (let i = 13; i < line.length; i++)
-    if (!valueByte(line[i]!)) throw new ResponseError('bad reason phrase');
+  for (let i = s + 13; i < e; i++) if (!valueByte(b[i]!)) throw new ResponseError('bad reason phrase');
   return {
-    minor: line[7] === 49 ? 1 : 0,
+    minor: b[s + 7] === 49 ? 1 : 0,
     status,
-    reason: line.length > 13 ? line.toString('latin1', 13) : '',
+    reason: n > 13 ? b.toString('latin1', s + 13, e) : '',
   };
 }
 
@@ -370,18 +374,18 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-/** field-name ":" OWS field-value OWS; no obs-fold, no space before the colon. */
-function parseField(line: Buffer): [string, string] {
-  if (line.length === 0) throw new ResponseError('empty header line');
-  if (line[0] === 32 || line[0] === 9) throw new ResponseError('obs-fold in the response head');
-  let i = 0;
-  while (i < line.length && TOKEN[line[i]!] === 1) i++;
-  if (i === 0 || line[i] !== 58) throw new ResponseError('bad header name');
-  const name = line.toString('latin1', 0, i).toLowerCase();
+/** field-name ":" OWS field-value OWS in b[start, end); no obs-fold, no space before the colon. */
+function parseField(b: Buffer, start: number, end: number): [string, string] {
+  if (end === start) throw new ResponseError('empty header line');
+  if (b[start] === 32 || b[start] === 9) throw new ResponseError('obs-fold in the response head');
+  let i = start;
+  while (i < end && TOKEN[b[i]!] === 1) i++;
+  if (i === start || i === end || b[i] !== 58) throw new ResponseError('bad header name');
+  const name = b.toString('latin1', start, i).toLowerCase();
   let s = i + 1;
-  let e = line.length;
-  for (let j = s; j < e; j++) if (!valueByte(line[j]!)) throw new ResponseError(`bad byte in header ${name}`);
-  while (s < e && (line[s] === 32 || line[s] === 9)) s++;
-  while (e > s && (line[e - 1] === 32 || line[e - 1] === 9)) e--;
-  return [name, line.toString('latin1', s, e)];
+  let e = end;
+  for (let j = s; j < e; j++) if (!valueByte(b[j]!)) throw new ResponseError(`bad byte in header ${name}`);
+  while (s < e && (b[s] === 32 || b[s] === 9)) s++;
+  while (e > s && (b[e - 1] === 32 || b[e - 1] === 9)) e--;
+  return [name, b.toString('latin1', s, e)];
 }
