@@ -5,8 +5,10 @@
 // load generator's event loop), with an onAnswer that resolves at once.
 //   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, proxy, …), medians.
 //   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy minus direct.
-//   - answer-to-allowed (root only): a live node, new names one at a time, each answer held by the
-//     proxy until the kernel allows its address; against the same names again (nothing to learn).
+//   - answer-to-allowed (root only): a live node with the agent's three proxies (http, kafka, dns),
+//     new names one at a time, each answer held by the proxy until the kernel allows its address;
+//     against the same names again (nothing to learn).
+// SEAWALL_BENCH_DNS=throughput or =live runs one half only.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -173,8 +175,11 @@ async function child(upstreamPort: number): Promise<void> {
 
 if (process.env[CHILD_ENV] !== undefined) await child(Number(process.env[CHILD_ENV]));
 
+/** SEAWALL_BENCH_DNS_CHILD_ARGS: node flags for the proxy child (e.g. --cpu-prof). */
+const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
+
 async function startProxyChild(upstreamPort: number): Promise<{ port: number; stop: () => Promise<string> }> {
-  const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+  const c = spawn(process.execPath, [...childArgs, '--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, [CHILD_ENV]: String(upstreamPort) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -197,6 +202,13 @@ async function startProxyChild(upstreamPort: number): Promise<{ port: number; st
 }
 
 export default async function run(): Promise<void> {
+  // SEAWALL_BENCH_DNS=live or =throughput runs one half only (profiling one of them)
+  const only = process.env.SEAWALL_BENCH_DNS;
+  if (only !== 'live') await throughput();
+  if (only !== 'throughput') await liveAnswerToAllowed();
+}
+
+async function throughput(): Promise<void> {
   const server = await startServer();
   const proxy = await startProxyChild(server.port);
   let stats = '';
@@ -236,7 +248,6 @@ export default async function run(): Promise<void> {
     await server.stop();
   }
   process.stdout.write(`\n${stats}`);
-  await liveAnswerToAllowed();
 }
 
 // ---------------------------------------------------------------- live: answer → allowed
@@ -307,7 +318,18 @@ spec:
   for (const p of loadPolicyText('bench.yaml', policy, { lint: false }).policies) engine.upsertPolicy(p);
   const fqdn = new FQDNComponent({ cacheFile: false });
   const node = `seawall-bdns${process.pid % 100000}`;
-  const rt = new NodeRuntime({ engine, node, flows: false, components: dnsComponents(fqdn, () => {}) });
+  const { ProxyComponent } = await import('../src/agent/proxy.ts');
+  // the agent's three proxies (agent.ts): each FQDN sync reaches all of them
+  const rt = new NodeRuntime({
+    engine,
+    node,
+    flows: false,
+    components: [
+      new ProxyComponent({ parser: 'http' }),
+      new ProxyComponent({ parser: 'kafka' }),
+      ...dnsComponents(fqdn, () => {}),
+    ],
+  });
   const names = Array.from({ length: LIVE_NAMES }, (_, i) => `n${i}.bench.example`);
   let server: { stop(): Promise<void> } | undefined;
   try {

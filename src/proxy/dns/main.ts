@@ -18,7 +18,7 @@
 
 import { parseArgs } from 'node:util';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
@@ -34,6 +34,12 @@ export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | nul
   override load(s: PolicySnapshot): void {
     super.load(s);
     this.fqdnRevision = s.fqdnRevision;
+  }
+
+  override applyDelta(d: PolicyDelta): boolean {
+    if (!super.applyDelta(d)) return false;
+    if (d.fqdnRevision !== undefined) this.fqdnRevision = d.fqdnRevision;
+    return true;
   }
 
   /**
