@@ -2,11 +2,17 @@
 // Node load generator straight to the DNS server. The server is dnsmasq on a loopback port when
 // installed (answering from --host-record), else the tests' tiny dns-packet server. Loopback only,
 // well under 2 minutes. The proxy runs in a child process of its own (as in the agent: not on the
-// load generator's event loop), with an onAnswer that resolves at once.
-//   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, proxy, …), medians.
-//   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy minus direct.
-//   - answer-to-allowed (root only): a live node, new names one at a time, each answer held by the
-//     proxy until the kernel allows its address; against the same names again (nothing to learn).
+// load generator's event loop), with an onAnswer that resolves at once. Two proxies: one sending
+// its flow records as the node's does (JSON lines on stdout, read and parsed by a process of its
+// own as the agent would), one without a flow consumer (the figure earlier runs reported).
+//   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, records on, no
+//     records, …), medians and each round's ratio.
+//   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy (records on)
+//     minus direct.
+//   - answer-to-allowed (root only): a live node with the agent's three proxies (http, kafka, dns),
+//     new names one at a time, each answer held by the proxy until the kernel allows its address;
+//     against the same names again (nothing to learn).
+// SEAWALL_BENCH_DNS=throughput or =live runs one half only.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -146,40 +152,92 @@ async function openLoop(port: number): Promise<{ p50: number; p99: number; lost:
 }
 
 const CHILD_ENV = 'SEAWALL_BENCH_DNS_PROXY_UPSTREAM';
+const RECORDS_ENV = 'SEAWALL_BENCH_DNS_PROXY_RECORDS';
 
-/** In the child: a proxy to the server on the given port; prints its port, then stats on stdin's end. */
-async function child(upstreamPort: number): Promise<void> {
+/**
+ * In the child: a proxy to the server on the given port; prints its port, then stats on stdin's
+ * end. With records, each query's two flow records go to stdout as the node's proxy sends them
+ * (main.ts: flow messages, one JSON line each, written in batches), read as the agent would.
+ */
+async function child(upstreamPort: number, records: boolean): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
+  const { FlowBatcher } = await import('../src/proxy/dns/main.ts');
+  const flows = new FlowBatcher((text) => process.stdout.write(text));
+  const client = { identity: 1000, labels: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
+  const server = { identity: 1001, labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'] };
   const proxy = new DNSProxy({
     resolveRedirect: () => ({
-      endpoint: { key: 'bench/client', identity: 1000 },
-      server: { ip: '127.0.0.1', port: upstreamPort },
+      endpoint: {
+        key: 'b/client',
+        identity: 1000,
+        flow: { ...client, ID: 12, cluster_name: 'default', namespace: 'b', pod_name: 'client' },
+      },
+      server: {
+        ip: '127.0.0.1',
+        port: upstreamPort,
+        identity: 1001,
+        flow: { ...server, ID: 13, cluster_name: 'default', namespace: 'b', pod_name: 'coredns' },
+      },
       rules: [{ pos, matchName: 'api.example.com' }],
     }),
     onAnswer: () => {},
+    ...(records ? { onFlow: (flow) => flows.push(flow) } : {}),
   });
   await proxy.start();
+  const cpu0 = process.cpuUsage();
   process.stdout.write(`${proxy.port}\n`);
   process.stdin.resume();
   process.stdin.on('end', async () => {
+    flows.flush();
     const dropped = Object.values(proxy.stats.dropped).reduce((a, b) => a + (b ?? 0), 0);
+    // CPU per query: less at the mercy of the machine's load than queries/s
+    const cpu = process.cpuUsage(cpu0);
+    const perQuery = (cpu.user + cpu.system) / Math.max(1, proxy.stats.answered);
     process.stdout.write(
-      `proxy: ${proxy.stats.answered} answered, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
+      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
     );
     await proxy.close();
     process.exit(0);
   });
 }
 
-if (process.env[CHILD_ENV] !== undefined) await child(Number(process.env[CHILD_ENV]));
+if (process.env[CHILD_ENV] !== undefined)
+  await child(Number(process.env[CHILD_ENV]), process.env[RECORDS_ENV] === '1');
 
-async function startProxyChild(upstreamPort: number): Promise<{ port: number; stop: () => Promise<string> }> {
-  const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
-    env: { ...process.env, [CHILD_ENV]: String(upstreamPort) },
-    stdio: ['pipe', 'pipe', 'inherit'],
+/** SEAWALL_BENCH_DNS_CHILD_ARGS: node flags for the proxy child (e.g. --cpu-prof). */
+const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
+
+/**
+ * Reads the proxy child's stdout as the agent reads a proxy's (JSON lines, each parsed), in a
+ * process of its own as the agent is: not on the load generator's event loop. Lines that are not
+ * flow messages (the port, the stats) are passed on; at the end, how many records it read.
+ */
+const READER = `
+let buf = '', flows = 0;
+process.stdin.on('data', (d) => {
+  buf += d;
+  let nl;
+  while ((nl = buf.indexOf('\\n')) >= 0) {
+    const line = buf.slice(0, nl);
+    buf = buf.slice(nl + 1);
+    if (line.startsWith('{')) { if (JSON.parse(line).type === 'flow') flows++; }
+    else process.stdout.write(line + '\\n');
+  }
+});
+process.stdin.on('end', () => process.stdout.write(flows + ' flow records read\\n'));`;
+
+async function startProxyChild(
+  upstreamPort: number,
+  records: boolean,
+): Promise<{ port: number; stop: () => Promise<string> }> {
+  const reader = spawn(process.execPath, ['-e', READER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const c = spawn(process.execPath, [...childArgs, '--import', 'tsx', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
+    stdio: ['pipe', reader.stdin!, 'inherit'],
   });
+  reader.stdin!.destroy(); // the child holds the pipe now
   let out = '';
-  c.stdout!.on('data', (d: Buffer) => {
+  reader.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
   });
   for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
@@ -188,55 +246,73 @@ async function startProxyChild(upstreamPort: number): Promise<{ port: number; st
   return {
     port,
     stop: async () => {
-      const done = new Promise<void>((r) => c.once('exit', () => r()));
+      const done = new Promise<void>((r) => reader.once('exit', () => r()));
       c.stdin!.end();
       await done;
-      return out.split('\n').slice(1).join('\n');
+      return out.split('\n').slice(1).join(' ').trim();
     },
   };
 }
 
 export default async function run(): Promise<void> {
+  const only = process.env.SEAWALL_BENCH_DNS;
+  if (only !== 'live') await throughput();
+  if (only !== 'throughput') await liveAnswerToAllowed();
+}
+
+async function throughput(): Promise<void> {
   const server = await startServer();
-  const proxy = await startProxyChild(server.port);
-  let stats = '';
+  const withRecords = await startProxyChild(server.port, true);
+  const bare = await startProxyChild(server.port, false);
+  const stats: string[] = [];
   try {
     await closedLoop(server.port); // warm-up
-    await closedLoop(proxy.port);
+    await closedLoop(withRecords.port);
+    await closedLoop(bare.port);
     const direct: number[] = [];
     const proxied: number[] = [];
+    const proxiedBare: number[] = [];
+    const load = loadavg()[0]!;
     for (let r = 0; r < ROUNDS; r++) {
       direct.push(await closedLoop(server.port));
-      proxied.push(await closedLoop(proxy.port));
+      proxied.push(await closedLoop(withRecords.port));
+      proxiedBare.push(await closedLoop(bare.port));
     }
     const d = median(direct);
     const p = median(proxied);
+    const pb = median(proxiedBare);
     const ld = await openLoop(server.port);
-    const lp = await openLoop(proxy.port);
+    const lp = await openLoop(withRecords.port);
+    const ratios = (xs: number[]) => xs.map((x, i) => fmtRatio(x / direct[i]!)).join(' ');
     process.stdout.write(
-      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms\n\n`,
+      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; load ${load.toFixed(1)}, not pinned\n\n`,
     );
     process.stdout.write(
       `${table([
-        ['path', 'queries/s (median)', 'ratio'],
-        ['direct', d.toFixed(0), fmtRatio(1)],
-        ['through the proxy', p.toFixed(0), fmtRatio(p / d)],
+        ['path', 'queries/s (median)', 'ratio', 'per round'],
+        ['direct', d.toFixed(0), fmtRatio(1), ''],
+        [
+          'through the proxy, flow records on (as in the node)',
+          p.toFixed(0),
+          fmtRatio(p / d),
+          ratios(proxied),
+        ],
+        ['through the proxy, no flow consumer', pb.toFixed(0), fmtRatio(pb / d), ratios(proxiedBare)],
       ])}\n\n`,
     );
     process.stdout.write(
       `${table([
-        ['at 1,000 queries/s', 'p50 ms', 'p99 ms', 'lost'],
+        ['at 1,000 queries/s (records on)', 'p50 ms', 'p99 ms', 'lost'],
         ['direct', ld.p50.toFixed(3), ld.p99.toFixed(3), String(ld.lost)],
         ['through the proxy', lp.p50.toFixed(3), lp.p99.toFixed(3), String(lp.lost)],
         ['added by the proxy', (lp.p50 - ld.p50).toFixed(3), (lp.p99 - ld.p99).toFixed(3), ''],
       ])}\n`,
     );
   } finally {
-    stats = await proxy.stop();
+    stats.push(await withRecords.stop(), await bare.stop());
     await server.stop();
   }
-  process.stdout.write(`\n${stats}`);
-  await liveAnswerToAllowed();
+  process.stdout.write(`\n${stats.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------- live: answer → allowed
@@ -307,7 +383,18 @@ spec:
   for (const p of loadPolicyText('bench.yaml', policy, { lint: false }).policies) engine.upsertPolicy(p);
   const fqdn = new FQDNComponent({ cacheFile: false });
   const node = `seawall-bdns${process.pid % 100000}`;
-  const rt = new NodeRuntime({ engine, node, flows: false, components: dnsComponents(fqdn, () => {}) });
+  const { ProxyComponent } = await import('../src/agent/proxy.ts');
+  // the agent's three proxies (agent.ts): each FQDN sync reaches all of them
+  const rt = new NodeRuntime({
+    engine,
+    node,
+    flows: false,
+    components: [
+      new ProxyComponent({ parser: 'http' }),
+      new ProxyComponent({ parser: 'kafka' }),
+      ...dnsComponents(fqdn, () => {}),
+    ],
+  });
   const names = Array.from({ length: LIVE_NAMES }, (_, i) => `n${i}.bench.example`);
   let server: { stop(): Promise<void> } | undefined;
   try {

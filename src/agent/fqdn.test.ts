@@ -6,9 +6,11 @@ import { after, describe, it } from 'node:test';
 import type { Flow } from '../flow/types.ts';
 import { DNSCache } from '../fqdn/cache.ts';
 import { PolicyEngine } from '../policy/engine.ts';
+import type { MapStateEntry } from '../policy/types.ts';
 import type { DNSAnswerMessage } from '../proxy/ipc.ts';
 import { FQDNComponent } from './fqdn.ts';
 import { withDestinationNames } from './fqdn-names.ts';
+import { ProxyComponent } from './proxy.ts';
 import type { NodeRuntime } from './runtime.ts';
 
 const dirs: string[] = [];
@@ -42,6 +44,10 @@ function fakeRuntime(engine: PolicyEngine) {
     },
     synced: async () => {
       calls.push('synced');
+    },
+    // the fake has no proxies: nothing to acknowledge
+    async syncFQDN() {
+      return { stats: await rt.sync(), acks: [] };
     },
   };
   return { rt: rt as unknown as NodeRuntime, calls, declared, runDir };
@@ -263,6 +269,92 @@ describe('destination_names', () => {
   for (const r of rows) {
     it(r.name, () => {
       assert.deepEqual(withDestinationNames(r.f, engine, now).destination_names, r.want);
+    });
+  }
+});
+
+describe('FQDNComponent: an answer waits for the kernel and the proxies that judge its egress only', () => {
+  const entry = (identity: number, parser?: 'http' | 'kafka'): MapStateEntry => {
+    const e: MapStateEntry = {
+      key: { direction: 'EGRESS', identity, proto: 6, portLo: 80, portHi: 80 },
+      verdict: parser === undefined ? 'allow' : 'redirect',
+      derivedFrom: [],
+    };
+    if (parser === 'http') e.l7 = { parser, rules: [] };
+    if (parser === 'kafka') e.l7 = { parser, rules: [] };
+    return e;
+  };
+  const LEARNT_ID = 16777300;
+  const rows: Array<{ name: string; endpoint?: string; entries: MapStateEntry[]; waits: string[] }> = [
+    { name: 'toFQDNs at L4 only: no proxy', entries: [entry(LEARNT_ID)], waits: [] },
+    {
+      name: 'HTTP rules on the learnt identity: the HTTP proxy',
+      entries: [entry(LEARNT_ID, 'http')],
+      waits: ['http'],
+    },
+    { name: 'a redirect on another identity: none', entries: [entry(999, 'kafka')], waits: [] },
+    {
+      name: 'a redirect for any peer (identity 0): that proxy',
+      entries: [entry(0, 'kafka')],
+      waits: ['kafka'],
+    },
+    {
+      name: 'an endpoint the node does not know: every proxy',
+      endpoint: 'prod/gone',
+      entries: [],
+      waits: ['http', 'kafka', 'dns'],
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const cache = new DNSCache();
+      const engine = {
+        dns: cache,
+        endpointPolicy: () => ({ entries: r.entries }),
+      } as unknown as PolicyEngine;
+      const ipcache = new Map<string, number>();
+      const gates = new Map<string, () => void>();
+      const proxies = (['http', 'kafka', 'dns'] as const).map((parser) => new ProxyComponent({ parser }));
+      const rt = {
+        engine,
+        node: 'sw-fqdn-test',
+        runDir: mkdtempSync(join(tmpdir(), 'sw-fqdn-')),
+        datapath: {
+          nft: { state: { ipcache, endpoints: new Map([[7, {}]]) } },
+          endpointIds: () => ({ 'pod:prod/client': 7 }),
+          declareTestHost: (_p: unknown, ip: string) => ipcache.set(ip, LEARNT_ID),
+        },
+        beforeSync: () => () => {},
+        synced: async () => {},
+        syncFQDN: async () => ({
+          stats: { kind: 'delta', lines: 1, ms: 1 },
+          acks: proxies.map((component) => ({
+            component,
+            acked: new Promise<void>((res) => gates.set(component.parser, res)),
+          })),
+        }),
+      } as unknown as NodeRuntime;
+      dirs.push(rt.runDir);
+      const c = new FQDNComponent({ readConntrack: async () => '', runNft: async () => {} });
+      c.start(rt);
+      let released = false;
+      const done = c
+        .learn({ ...answer('api.example.com.', ['192.0.2.1'], 30), endpoint: r.endpoint ?? 'prod/client' })
+        .then(() => {
+          released = true;
+        });
+      const tick = () => new Promise((res) => setTimeout(res, 10));
+      // the proxies it need not wait for acknowledge first: still held while one it needs has not
+      for (const p of ['http', 'kafka', 'dns']) if (!r.waits.includes(p)) gates.get(p)?.();
+      await tick();
+      assert.equal(
+        released,
+        r.waits.length === 0,
+        'released once the kernel and the proxies it needs are done',
+      );
+      for (const p of r.waits) gates.get(p)?.();
+      await done;
+      await c.stop();
     });
   }
 });

@@ -4,9 +4,12 @@
 //
 // An answer (`dns-answer` from the DNS proxy, held there until we resolve): learnt into the engine's
 // DNS cache with the endpoint that asked; when it added addresses, their fqdn: labels change the
-// selections and one NodeRuntime.sync applies the delta and waits for the proxies' acks; when it
-// only refreshed known addresses, the sync already in flight (if any) is awaited. Either way the
-// kernel allows the addresses when this resolves, so the pod's first connection passes.
+// selections and one NodeRuntime.syncFQDN applies the kernel delta and sends each proxy only what
+// changed (fqdn-delta); the answer then waits for the acks of the proxies that judge this
+// endpoint's egress to those addresses (its L7 toFQDNs: often none). When it only refreshed known
+// addresses, the sync already in flight (if any) is awaited, the same way. Either way the kernel
+// (and any proxy judging the pod's connection) allows the addresses when this resolves, so the
+// pod's first connection passes.
 //
 // Expiry: every tick the node namespace's conntrack table says which addresses live connections
 // use (DNSCache.setInUse); due entries are dropped (gc) and the kernel synced. An expired address in
@@ -24,15 +27,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { ApplyStats } from '../datapath/nft/apply.ts';
-import { ZOMBIE_SET } from '../datapath/nft/compile.ts';
+import { type CompiledEndpoint, ZOMBIE_SET } from '../datapath/nft/compile.ts';
 import type { DNSCache } from '../fqdn/cache.ts';
 import { CACHE_FILE_NAME, readCacheFile, saveCacheFile } from '../fqdn/persist.ts';
 import type { PolicyEngineAPI } from '../policy/types.ts';
 import { type CtEntry, parseConntrack } from '../proxy/dns/conntrack.ts';
 import type { DNSAnswerMessage } from '../proxy/ipc.ts';
 import { ProxyComponent } from './proxy.ts';
-import type { NodeRuntime, RuntimeComponent } from './runtime.ts';
+import type { FQDNSyncResult, NodeRuntime, RuntimeComponent } from './runtime.ts';
 
 export interface FQDNComponentOptions {
   /** Where the cache is kept (default: <run dir>/fqdn-cache.json); false: not persisted. */
@@ -146,9 +148,11 @@ export class FQDNComponent implements RuntimeComponent {
     expiredOnRestore: 0,
   };
   /** A sync asked for and not started yet: answers learnt meanwhile join it (one delta). */
-  private joinable: Promise<ApplyStats> | undefined;
+  private joinable: Promise<FQDNSyncResult> | undefined;
   /** The last sync asked for (started or not): what a refreshing answer waits for. */
-  private lastSync: Promise<unknown> = Promise.resolve();
+  private lastSync: Promise<FQDNSyncResult | undefined> = Promise.resolve(undefined);
+  /** Per compiled endpoint: the L7 parsers its egress redirects to, by peer identity. */
+  private readonly redirects = new WeakMap<CompiledEndpoint, Map<number, Set<string>>>();
   private readonly now: () => number;
   private readonly log: (line: string) => void;
 
@@ -234,11 +238,13 @@ export class FQDNComponent implements RuntimeComponent {
           rt.datapath.declareTestHost({ kind: 'ip', ip }, ip);
         }
         const st = await this.syncSoon(rt);
-        push(this.kernelMs, st.ms);
+        push(this.kernelMs, st.stats.ms);
+        await this.proxiesFor(rt, m, st);
         push(this.latencies, performance.now() - t0);
       } else {
         // known addresses: allowed once the sync that carries them (if not done yet) is done
-        await Promise.all([this.lastSync, rt.synced()]);
+        const [last] = await Promise.all([this.lastSync, rt.synced()]);
+        if (last !== undefined) await this.proxiesFor(rt, m, last);
       }
     } catch (e) {
       this.counts.failed++;
@@ -255,16 +261,61 @@ export class FQDNComponent implements RuntimeComponent {
    * arriving before it starts (while an earlier sync runs) join it. Each answer was learnt into
    * the cache before the sync compiles, so the delta carries its addresses.
    */
-  private syncSoon(rt: NodeRuntime): Promise<ApplyStats> {
+  private syncSoon(rt: NodeRuntime): Promise<FQDNSyncResult> {
     if (this.joinable !== undefined) return this.joinable;
     const p = rt.synced().then(() => {
       this.joinable = undefined;
       this.counts.syncs++;
-      return rt.sync();
+      return rt.syncFQDN();
     });
     this.joinable = p;
-    this.lastSync = p.catch(() => {});
+    this.lastSync = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Waits for the proxies that judge this endpoint's egress to the answer's addresses: a proxy
+   * its egress redirects to for their identities (or for any peer, identity 0). Any other
+   * component that follows policy, and every proxy when the endpoint is not known here, is waited
+   * for too (fail closed: never released before what judges its connections has the change).
+   */
+  private async proxiesFor(rt: NodeRuntime, m: DNSAnswerMessage, st: FQDNSyncResult): Promise<void> {
+    if (st.acks.length === 0) return;
+    const parsers = this.redirectParsers(rt, m);
+    const wait = st.acks.filter(
+      ({ component: c }) => !(c instanceof ProxyComponent) || parsers === 'all' || parsers.has(c.parser),
+    );
+    await Promise.all(wait.map((a) => a.acked));
+  }
+
+  private redirectParsers(rt: NodeRuntime, m: DNSAnswerMessage): Set<string> | 'all' {
+    const dp = rt.datapath;
+    const id = dp.endpointIds()[`pod:${m.endpoint}`];
+    const ce = id === undefined ? undefined : dp.nft.state.endpoints.get(id);
+    if (ce === undefined) return 'all';
+    let byId = this.redirects.get(ce);
+    if (byId === undefined) {
+      byId = new Map();
+      const slash = m.endpoint.indexOf('/');
+      const pol = rt.engine.endpointPolicy(m.endpoint.slice(0, slash), m.endpoint.slice(slash + 1));
+      for (const e of pol.entries) {
+        if (e.key.direction !== 'EGRESS' || e.verdict !== 'redirect') continue;
+        let s = byId.get(e.key.identity);
+        if (s === undefined) {
+          s = new Set();
+          byId.set(e.key.identity, s);
+        }
+        s.add(e.l7?.parser ?? '*'); // a redirect without its parser: wait for every proxy
+      }
+      this.redirects.set(ce, byId);
+    }
+    const out = new Set<string>(byId.get(0) ?? []);
+    for (const ip of m.ips) {
+      const identity = dp.nft.state.ipcache.get(ip);
+      if (identity === undefined) continue;
+      for (const p of byId.get(identity) ?? []) out.add(p);
+    }
+    return out.has('*') ? 'all' : out;
   }
 
   /** The DNS proxy released an answer before our ack came. */

@@ -12,15 +12,20 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
+import { type CompiledEndpoint, type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
 import { endpointOf } from '../flow/record.ts';
 import type { FlowEndpoint } from '../flow/types.ts';
+import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
   type DNSAnswerMessage,
+  type EndpointPatch,
+  type EntryRef,
   encode,
+  entryRefKey,
   lineDecoder,
+  type PolicyDelta,
   type PolicySnapshot,
   type ProxyMessage,
   type SnapshotEndpoint,
@@ -72,8 +77,43 @@ export interface ProxyStatus {
   uid?: number;
 }
 
+/**
+ * What a proxy was last sent (a snapshot and the deltas after it), for the next FQDN delta: each
+ * address's identity, and each local endpoint's compiled form (the datapath keeps that object while
+ * the endpoint's policy is unchanged, so a new object is a changed MapState).
+ */
+interface SentMirror {
+  peers: Map<string, number>;
+  /** Per endpoint address: its compiled form then, and what the proxy holds (null: not in the mirror). */
+  endpoints: Map<string, { compiled: CompiledEndpoint | undefined; mirror: SnapshotEndpoint | null }>;
+}
+
+/** An endpoint's mirror entry per compiled form (null: no redirect entry), shared by the proxies. */
+const mirrorEndpoints = new WeakMap<CompiledEndpoint, SnapshotEndpoint | null>();
+
+function snapshotEndpoint(engine: PolicyEngineAPI, spec: EndpointSpec): SnapshotEndpoint | undefined {
+  const ns = spec.namespace ?? 'default';
+  const pol = engine.endpointPolicy(ns, spec.name);
+  if (!pol.entries.some((e) => e.verdict === 'redirect')) return undefined;
+  return {
+    ip: spec.ip,
+    endpoint: pol.endpoint,
+    namespace: ns,
+    ingress: pol.ingress,
+    egress: pol.egress,
+    entries: pol.entries,
+  };
+}
+
+/** Compiled endpoints by address (the kernel's view of each local endpoint). */
+function compiledByIp(rt: NodeRuntime): Map<string, CompiledEndpoint> {
+  const out = new Map<string, CompiledEndpoint>();
+  for (const ce of rt.datapath.nft.state.endpoints.values()) out.set(ce.ip, ce);
+  return out;
+}
+
 /** The mirror the proxies judge from, built from the runtime's engine and datapath. */
-export function buildSnapshot(rt: NodeRuntime, version: number): PolicySnapshot {
+export function buildSnapshot(rt: NodeRuntime, version: number, sent?: SentMirror): PolicySnapshot {
   const dp = rt.datapath;
   const engine = rt.engine;
   const resolve = resolverFor(dp);
@@ -84,26 +124,141 @@ export function buildSnapshot(rt: NodeRuntime, version: number): PolicySnapshot 
     const id = peer.kind === 'endpoint' ? ids[`pod:${peer.namespace}/${peer.name}`] : undefined;
     peers.push([ip, endpointOf(engine, peer, identity, id)]);
   }
+  const compiled = sent === undefined ? undefined : compiledByIp(rt);
   const endpoints: SnapshotEndpoint[] = [];
   for (const { spec } of dp.podSpecs()) {
-    const ns = spec.namespace ?? 'default';
-    const pol = engine.endpointPolicy(ns, spec.name);
-    if (!pol.entries.some((e) => e.verdict === 'redirect')) continue;
-    endpoints.push({
-      ip: spec.ip,
-      endpoint: pol.endpoint,
-      namespace: ns,
-      ingress: pol.ingress,
-      egress: pol.egress,
-      entries: pol.entries,
-    });
+    const e = snapshotEndpoint(engine, spec);
+    if (e !== undefined) endpoints.push(e);
+    sent?.endpoints.set(spec.ip, { compiled: compiled?.get(spec.ip), mirror: e ?? null });
   }
+  if (sent !== undefined) sent.peers = new Map(dp.nft.state.ipcache);
   const revocations = (engine as { dns?: { revocations?: number } }).dns?.revocations;
   return { version, peers, endpoints, ...(revocations !== undefined ? { fqdnRevision: revocations } : {}) };
 }
 
+/** Patches between two mirror entries of an endpoint, made once whichever proxy asks. */
+const patches = new WeakMap<SnapshotEndpoint, WeakMap<SnapshotEndpoint, EndpointPatch>>();
+
+function sameJSON(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Same key, verdict, parser, rules and provenance (references first, text only when they differ). */
+function sameEntry(a: MapStateEntry, b: MapStateEntry): boolean {
+  if (a.verdict !== b.verdict || !sameJSON(a.l7, b.l7)) return false;
+  if (a.derivedFrom.length !== b.derivedFrom.length) return false;
+  for (let i = 0; i < a.derivedFrom.length; i++)
+    if (!sameJSON(a.derivedFrom[i], b.derivedFrom[i])) return false;
+  return true;
+}
+
+/** The entries that changed from `was` to `now` (one endpoint): removed by reference, added whole. */
+export function diffEndpoint(was: SnapshotEndpoint, now: SnapshotEndpoint): EndpointPatch {
+  let byNew = patches.get(was);
+  const hit = byNew?.get(now);
+  if (hit !== undefined) return hit;
+  const old = new Map<string, MapStateEntry>();
+  for (const e of was.entries) old.set(entryRefKey(e), e);
+  const p: EndpointPatch = { ip: now.ip, ingress: now.ingress, egress: now.egress, removed: [], added: [] };
+  for (const e of now.entries) {
+    const k = entryRefKey(e);
+    const o = old.get(k);
+    if (o !== undefined) {
+      old.delete(k);
+      if (sameEntry(o, e)) continue;
+      p.removed.push(entryRef(o));
+    }
+    p.added.push(e);
+  }
+  for (const o of old.values()) p.removed.push(entryRef(o));
+  if (byNew === undefined) {
+    byNew = new WeakMap();
+    patches.set(was, byNew);
+  }
+  byNew.set(now, p);
+  return p;
+}
+
+function entryRef(e: MapStateEntry): EntryRef {
+  return e.l7 === undefined
+    ? { key: e.key, verdict: e.verdict }
+    : { key: e.key, verdict: e.verdict, parser: e.l7.parser };
+}
+
+function emptyPatch(p: EndpointPatch, was: SnapshotEndpoint): boolean {
+  return (
+    p.removed.length === 0 &&
+    p.added.length === 0 &&
+    sameJSON(p.ingress, was.ingress) &&
+    sameJSON(p.egress, was.egress)
+  );
+}
+
+/**
+ * What changed since `sent` (updated to now): addresses whose identity changed, and the entries of
+ * endpoints whose compiled form changed (re-read from the engine once per compiled form and diffed
+ * once per pair, whichever proxy asks).
+ */
+export function buildDelta(rt: NodeRuntime, version: number, sent: SentMirror): PolicyDelta {
+  const dp = rt.datapath;
+  const engine = rt.engine;
+  const ipcache = dp.nft.state.ipcache;
+  const d: PolicyDelta = {
+    version,
+    peers: [],
+    removedPeers: [],
+    endpoints: [],
+    patches: [],
+    removedEndpoints: [],
+  };
+  let resolve: ((ip: string) => PeerRef) | undefined;
+  let ids: Record<string, number> | undefined;
+  for (const [ip, identity] of ipcache) {
+    if (sent.peers.get(ip) === identity) continue;
+    resolve ??= resolverFor(dp);
+    ids ??= dp.endpointIds();
+    const peer = resolve(ip);
+    const id = peer.kind === 'endpoint' ? ids[`pod:${peer.namespace}/${peer.name}`] : undefined;
+    d.peers.push([ip, endpointOf(engine, peer, identity, id)]);
+  }
+  for (const ip of sent.peers.keys()) if (!ipcache.has(ip)) d.removedPeers.push(ip);
+  sent.peers = new Map(ipcache);
+  const compiled = compiledByIp(rt);
+  const seen = new Set<string>();
+  for (const { spec } of dp.podSpecs()) {
+    seen.add(spec.ip);
+    const ce = compiled.get(spec.ip);
+    const was = sent.endpoints.get(spec.ip);
+    if (was !== undefined && ce !== undefined && was.compiled === ce) continue;
+    let e: SnapshotEndpoint | null | undefined = ce === undefined ? undefined : mirrorEndpoints.get(ce);
+    if (e === undefined) {
+      e = snapshotEndpoint(engine, spec) ?? null;
+      if (ce !== undefined) mirrorEndpoints.set(ce, e);
+    }
+    const before = was === undefined ? undefined : was.mirror;
+    if (e === null) {
+      if (before !== null) d.removedEndpoints.push(spec.ip);
+    } else if (before === undefined || before === null) {
+      d.endpoints.push(e);
+    } else if (before !== e) {
+      const p = diffEndpoint(before, e);
+      if (!emptyPatch(p, before)) d.patches.push(p);
+    }
+    sent.endpoints.set(spec.ip, { compiled: ce, mirror: e });
+  }
+  for (const [ip, was] of sent.endpoints) {
+    if (seen.has(ip)) continue;
+    if (was.mirror !== null) d.removedEndpoints.push(ip);
+    sent.endpoints.delete(ip);
+  }
+  const revocations = (engine as { dns?: { revocations?: number } }).dns?.revocations;
+  if (revocations !== undefined) d.fqdnRevision = revocations;
+  return d;
+}
+
 export class ProxyComponent implements RuntimeComponent {
   readonly name: string;
+  readonly parser: L7Parser;
   private rt: NodeRuntime | undefined;
   private child: ChildProcess | undefined;
   private stopping = false;
@@ -115,11 +270,14 @@ export class ProxyComponent implements RuntimeComponent {
   private backoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
   private waiters: Array<{ version: number; resolve: () => void }> = [];
+  /** What the running process was sent (undefined: nothing yet, the next push is a snapshot). */
+  private sent: SentMirror | undefined;
   private readyWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: ProxyComponentOptions) {
     this.name = `${opts.parser} proxy`;
+    this.parser = opts.parser;
     this.backoff = opts.backoffMs ?? 200;
     this.log = opts.log ?? (() => {});
   }
@@ -156,11 +314,23 @@ export class ProxyComponent implements RuntimeComponent {
 
   /** Pushes a new snapshot and resolves once the proxy acknowledged it (or a later one). */
   policyChanged(): Promise<void> {
+    return this.update(() => this.push());
+  }
+
+  /**
+   * An FQDN sync (NodeRuntime.syncFQDN): only what changed since the last push (fqdn-delta), or a
+   * snapshot when this process has none yet. Resolves once acknowledged, as policyChanged.
+   */
+  fqdnChanged(): Promise<void> {
+    return this.update(() => (this.sent === undefined ? this.push() : this.pushDelta()));
+  }
+
+  private update(send: () => void): Promise<void> {
     const rt = this.rt;
     if (rt === undefined || this.stopping) return Promise.resolve();
     const v = ++this.version;
     const acked = new Promise<void>((resolve) => this.waiters.push({ version: v, resolve }));
-    this.push();
+    send();
     const ms = this.opts.ackTimeoutMs ?? 20_000;
     return new Promise<void>((resolve, reject) => {
       const t = setTimeout(
@@ -197,13 +367,27 @@ export class ProxyComponent implements RuntimeComponent {
     clearTimeout(t);
   }
 
-  private push(): void {
+  private writable(): ChildProcess | undefined {
     const c = this.child;
-    const rt = this.rt;
-    if (c === undefined || rt === undefined || c.stdin === null || c.stdin.destroyed) return;
+    if (c === undefined || this.rt === undefined || c.stdin === null || c.stdin.destroyed) return undefined;
+    return c;
+  }
+
+  private push(): void {
+    const c = this.writable();
+    if (c === undefined) return;
     // the current version, whatever was asked: waiters for older versions resolve with it
-    const m: AgentMessage = { type: 'snapshot', snapshot: buildSnapshot(rt, this.version) };
-    c.stdin.write(encode(m));
+    const sent: SentMirror = { peers: new Map(), endpoints: new Map() };
+    const m: AgentMessage = { type: 'snapshot', snapshot: buildSnapshot(this.rt!, this.version, sent) };
+    c.stdin!.write(encode(m));
+    this.sent = sent;
+  }
+
+  private pushDelta(): void {
+    const c = this.writable();
+    if (c === undefined || this.sent === undefined) return;
+    const m: AgentMessage = { type: 'fqdn-delta', delta: buildDelta(this.rt!, this.version, this.sent) };
+    c.stdin!.write(encode(m));
   }
 
   private spawn(): void {
@@ -246,6 +430,7 @@ export class ProxyComponent implements RuntimeComponent {
     );
     c.once('exit', (code, sig) => {
       if (this.child === c) this.child = undefined;
+      this.sent = undefined; // the next process starts from a snapshot
       if (this.stopping) return;
       this.acked = -1;
       this.log(`${this.name} exited (${sig ?? code}); restarting in ${this.backoff} ms`);
@@ -276,6 +461,11 @@ export class ProxyComponent implements RuntimeComponent {
         if (this.acked === this.version) for (const r of this.readyWaiters.splice(0)) r();
         return;
       }
+      case 'need-snapshot':
+        // it could not apply a delta: it refuses everything until this snapshot comes
+        this.log(`${this.name}: could not apply policy version ${m.version}; sending a snapshot`);
+        this.push();
+        return;
       case 'flow':
         this.rt?.flows?.ingestFlow(m.flow);
         return;

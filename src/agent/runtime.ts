@@ -17,6 +17,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { DatapathError } from '../datapath/exec.ts';
 import { ownedName } from '../datapath/netns.ts';
+import type { ApplyStats } from '../datapath/nft/apply.ts';
 import { NodeDatapath } from '../datapath/node.ts';
 import { readState, runDirFor, stateFileFor, type TopologyState } from '../datapath/topology.ts';
 import type { EndpointSpec, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
@@ -36,6 +37,18 @@ export interface RuntimeComponent {
    * resolves once the proxy acknowledged it, so the change counts as applied only then.
    */
   policyChanged?(): Promise<void> | void;
+  /**
+   * The kernel now allows what FQDN answers added (NodeRuntime.syncFQDN): push only that change;
+   * resolves once acknowledged. Without it, policyChanged is used.
+   */
+  fqdnChanged?(): Promise<void> | void;
+}
+
+/** One FQDN sync: the kernel's delta, and each component's acknowledgement of the change. */
+export interface FQDNSyncResult {
+  stats: ApplyStats;
+  /** Not awaited by the sync: each answer waits for the ones it needs (agent/fqdn.ts). */
+  acks: Array<{ component: RuntimeComponent; acked: Promise<void> }>;
 }
 
 /** A test host: an outside address or an entity (world, remote-node, kube-apiserver). */
@@ -188,6 +201,37 @@ export class NodeRuntime {
       const st = await this.datapath.sync(opts);
       for (const c of this.started) await c.policyChanged?.();
       return st;
+    });
+    this.syncing = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  /**
+   * What FQDN answers changed: the kernel delta, then each component is sent the change (the
+   * proxies: a delta of their mirror) without waiting here, so an answer need not wait for a proxy
+   * that does not judge its endpoint's traffic to the new addresses, and the next sync need not
+   * wait for acks either (each proxy reads its messages in order). An ack that fails is logged.
+   */
+  syncFQDN(): Promise<FQDNSyncResult> {
+    const run = this.syncing.then(async (): Promise<FQDNSyncResult> => {
+      for (const h of this.beforeSyncHooks) await h();
+      const stats = await this.datapath.sync();
+      // The pushes run after the answers waiting for this sync were released (a macrotask later):
+      // an answer that needs a proxy waits for its ack, the others are not held by their cost.
+      const pushed = new Promise<void>((r) => setImmediate(r));
+      const acks: FQDNSyncResult['acks'] = [];
+      for (const c of this.started) {
+        if (c.fqdnChanged === undefined && c.policyChanged === undefined) continue;
+        const acked = pushed.then(() =>
+          c.fqdnChanged !== undefined ? c.fqdnChanged() : c.policyChanged?.(),
+        );
+        acked.catch((e: Error) => this.log(`${c.name}: ${e.message}`));
+        acks.push({ component: c, acked });
+      }
+      return { stats, acks };
     });
     this.syncing = run.then(
       () => {},

@@ -3,7 +3,11 @@
 // agent); stderr is the proxy's log. stdio rather than Node's IPC channel: it crosses
 // `ip netns exec` and a uid change unchanged and is readable in a terminal.
 //
-// agent → proxy: `snapshot` (a whole, versioned policy mirror: replaced, never patched).
+// agent → proxy: `snapshot` (a whole, versioned policy mirror: replaced, never patched), at start
+// and on every policy change; `fqdn-delta` (what an FQDN answer changed on top of the snapshot or
+// delta before it, same stream: addresses whose ipcache entry changed, endpoints whose MapState
+// changed, only those entries), acknowledged like a snapshot; a proxy that cannot apply one (no
+// snapshot yet, an endpoint it lacks) answers `need-snapshot`, refusing everything until it comes.
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
@@ -17,7 +21,14 @@
 // does: any deny → refuse; an allow → the L7 wildcard; only redirects → the union of their rules.
 
 import type { Flow, FlowEndpoint } from '../flow/types.ts';
-import type { DirectionPolicy, MapStateEntry, RuleRef, TrafficDirection } from '../policy/types.ts';
+import type {
+  DirectionPolicy,
+  MapStateEntry,
+  MapStateKey,
+  MapStateVerdict,
+  RuleRef,
+  TrafficDirection,
+} from '../policy/types.ts';
 
 export type ProxyParser = 'http' | 'dns' | 'kafka';
 
@@ -43,6 +54,56 @@ export interface PolicySnapshot {
 }
 
 /**
+ * What an FQDN sync changed in the mirror since the last message to this proxy (the agent tracks
+ * what it sent each one): set semantics, so it is right on top of a mirror that already has it.
+ */
+export interface PolicyDelta {
+  version: number;
+  /** Addresses whose ipcache identity is new or changed. */
+  peers: Array<[string, FlowEndpoint]>;
+  /** Addresses no longer in the ipcache (world from now on). */
+  removedPeers: string[];
+  /** Local endpoints that enter the mirror (a first redirect entry), whole. */
+  endpoints: SnapshotEndpoint[];
+  /** Endpoints of the mirror whose MapState changed: only the entries that changed. */
+  patches: EndpointPatch[];
+  /** Local endpoint addresses that left the mirror (no redirect entry any more, or gone). */
+  removedEndpoints: string[];
+  fqdnRevision?: number;
+}
+
+/** An entry's identity in a patch: key, verdict and parser (entries differing in parser are two). */
+export interface EntryRef {
+  key: MapStateKey;
+  verdict: MapStateVerdict;
+  parser?: string;
+}
+
+export interface EndpointPatch {
+  ip: string;
+  ingress: DirectionPolicy;
+  egress: DirectionPolicy;
+  /** Entries gone (a changed entry is removed and added). */
+  removed: EntryRef[];
+  added: MapStateEntry[];
+}
+
+/** The text an entry is matched by in a patch. */
+export function entryRefKey(e: EntryRef | MapStateEntry): string {
+  const k = e.key;
+  const parser = 'l7' in e ? e.l7?.parser : (e as EntryRef).parser;
+  return `${k.direction}|${k.identity}|${k.proto}|${k.portLo}|${k.portHi}|${e.verdict}|${parser ?? ''}`;
+}
+
+/** An endpoint with a patch applied (a new object: the one before may still be in use). */
+export function patchEndpoint(ep: SnapshotEndpoint, p: EndpointPatch): SnapshotEndpoint {
+  const gone = new Set(p.removed.map(entryRefKey));
+  const entries = ep.entries.filter((e) => !gone.has(entryRefKey(e)));
+  entries.push(...p.added);
+  return { ...ep, ingress: p.ingress, egress: p.egress, entries };
+}
+
+/**
  * A DNS answer that passed a DNS rule (the DNS proxy, issue 10): what toFQDNs learns. The proxy
  * holds the answer until the agent's `dns-ack` with the same id says the kernel allows the
  * addresses (or its --tofqdns-proxy-response-max-delay passes).
@@ -61,6 +122,7 @@ export interface DNSAnswerMessage {
 
 export type AgentMessage =
   | { type: 'snapshot'; snapshot: PolicySnapshot }
+  | { type: 'fqdn-delta'; delta: PolicyDelta }
   | { type: 'stop' }
   /** The answer `id` was learnt and the kernel enforces it (ok), or learning it failed. */
   | {
@@ -80,6 +142,8 @@ export type AgentMessage =
 export type ProxyMessage =
   | { type: 'ready'; parser: ProxyParser; address: string; port: number; uid: number }
   | { type: 'ack'; version: number }
+  /** An fqdn-delta this proxy could not apply (no snapshot, or one it does not follow): send one. */
+  | { type: 'need-snapshot'; version: number }
   | { type: 'flow'; flow: Flow }
   | { type: 'refused'; reason: string }
   | DNSAnswerMessage

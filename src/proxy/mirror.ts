@@ -1,5 +1,6 @@
 // The policy mirror every proxy process judges from: the agent's latest snapshot (peers: IP →
-// identity; the endpoints that have redirect entries), replaced whole on each one, and what a
+// identity; the endpoints that have redirect entries), replaced whole on each one and patched by
+// the FQDN deltas that follow it (applyDelta), and what a
 // parser derives from it per connection key (its rule sets), computed once per snapshot so the
 // judges' compiled rules and decision memos are reused instead of rebuilt per request. The cache
 // is bounded: past MAX_CACHED keys it starts over, so a pod dialling many addresses cannot grow it.
@@ -7,7 +8,13 @@
 import type { FlowEndpoint } from '../flow/types.ts';
 import type { RuleRef } from '../policy/types.ts';
 import type { PortRuleHTTP, PortRuleKafka } from '../policy-api/types.ts';
-import { type PolicySnapshot, type SnapshotEndpoint, sideVerdict } from './ipc.ts';
+import {
+  type PolicyDelta,
+  type PolicySnapshot,
+  patchEndpoint,
+  type SnapshotEndpoint,
+  sideVerdict,
+} from './ipc.ts';
 
 const WORLD = 2;
 const TCP = 6;
@@ -36,6 +43,37 @@ export class SnapshotMirror<T> {
     this.endpoints = new Map(s.endpoints.map((e) => [e.ip, e]));
     this.cache = new Map();
     this.version = s.version;
+  }
+
+  /**
+   * An FQDN delta on top of the snapshot (and deltas) before it. False when it cannot be applied:
+   * no snapshot came yet, or it patches an endpoint the mirror lacks (then the mirror is dropped):
+   * the proxy refuses everything until the agent's next snapshot.
+   */
+  applyDelta(d: PolicyDelta): boolean {
+    if (!this.loaded) return false;
+    for (const ip of d.removedPeers) this.peers.delete(ip);
+    for (const [ip, ep] of d.peers) this.peers.set(ip, ep);
+    for (const ip of d.removedEndpoints) this.endpoints.delete(ip);
+    for (const e of d.endpoints) this.endpoints.set(e.ip, e);
+    for (const p of d.patches) {
+      const ep = this.endpoints.get(p.ip);
+      // a patch for an endpoint the mirror lacks cannot be applied: refuse all until a snapshot
+      if (ep === undefined) return this.unload();
+      this.endpoints.set(p.ip, patchEndpoint(ep, p));
+    }
+    this.cache = new Map(); // rule sets derived from the old peers and entries
+    this.version = d.version;
+    return true;
+  }
+
+  /** Back to no snapshot (every request refused) until the agent's next one. */
+  private unload(): false {
+    this.version = -1;
+    this.peers = new Map();
+    this.endpoints = new Map();
+    this.cache = new Map();
+    return false;
   }
 
   /** False until the first snapshot: a proxy without one refuses everything. */

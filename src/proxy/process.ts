@@ -1,6 +1,6 @@
 // What every node proxy process does around its listener (http/, dns/ and kafka/ main.ts): drop
 // from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
-// and acknowledged; `stop` ends the process), stop when the agent goes away (no more policy
+// and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes away (no more policy
 // updates: a mirror that ages must not keep judging) or on SIGTERM, and say `ready`.
 
 import { type AgentMessage, encode, lineDecoder, type ProxyMessage, type ProxyParser } from './ipc.ts';
@@ -41,6 +41,9 @@ export function serveAgent(o: ServeAgentOptions): void {
         if (m.type === 'snapshot') {
           o.mirror.load(m.snapshot);
           send({ type: 'ack', version: m.snapshot.version });
+        } else if (m.type === 'fqdn-delta') {
+          if (o.mirror.applyDelta(m.delta)) send({ type: 'ack', version: m.delta.version });
+          else send({ type: 'need-snapshot', version: m.delta.version });
         } else if (m.type === 'stop') stop();
         else o.onMessage?.(m);
       },

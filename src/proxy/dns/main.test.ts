@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
+import type { Flow } from '../../flow/types.ts';
 import type { L7RuleSet, MapStateEntry } from '../../policy/types.ts';
-import type { PolicySnapshot, ProxyMessage, SnapshotEndpoint } from '../ipc.ts';
-import { AnswerAcks, DNSPolicyMirror, makeNodeDNSProxy } from './main.ts';
+import { encode, type PolicySnapshot, type ProxyMessage, type SnapshotEndpoint } from '../ipc.ts';
+import { AnswerAcks, DNSPolicyMirror, FlowBatcher, makeNodeDNSProxy } from './main.ts';
 import type { DNSProxy, LearnedAnswer } from './proxy.ts';
 import { query, startUpstream, type Upstream, udpAsk } from './testing/upstream.ts';
 
@@ -296,4 +297,41 @@ describe('AnswerAcks: repeats the agent already allows are not sent', () => {
       assert.equal(acks.skipped, r.sent ? 0 : 1);
     });
   }
+});
+
+describe('FlowBatcher (flow records to the agent, one write per turn)', () => {
+  const flow = (i: number) => ({ uuid: `u${i}`, verdict: 'FORWARDED', Type: 'L7' }) as unknown as Flow;
+  const rows: Array<{ name: string; max: number; push: number; writesNow: number; writesLater: number }> = [
+    { name: 'records of one turn: one write after it', max: 256, push: 3, writesNow: 0, writesLater: 1 },
+    {
+      name: 'past max: written at once, the rest after the turn',
+      max: 2,
+      push: 3,
+      writesNow: 1,
+      writesLater: 2,
+    },
+    { name: 'nothing pushed: nothing written', max: 256, push: 0, writesNow: 0, writesLater: 0 },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const writes: string[] = [];
+      const b = new FlowBatcher((t) => writes.push(t), r.max);
+      for (let i = 0; i < r.push; i++) b.push(flow(i));
+      assert.equal(writes.length, r.writesNow);
+      await new Promise((res) => setImmediate(res));
+      assert.equal(writes.length, r.writesLater);
+      const want = Array.from({ length: r.push }, (_, i) => encode({ type: 'flow', flow: flow(i) })).join('');
+      assert.equal(writes.join(''), want, 'the same lines send() writes, in order');
+    });
+  }
+
+  it('flush() writes what is pending (the proxy stopping)', () => {
+    const writes: string[] = [];
+    const b = new FlowBatcher((t) => writes.push(t));
+    b.push(flow(1));
+    b.flush();
+    assert.equal(writes.length, 1);
+    b.flush();
+    assert.equal(writes.length, 1);
+  });
 });

@@ -17,8 +17,9 @@
 //            [--reject refused|nameError] [--concurrency-limit N]
 
 import { parseArgs } from 'node:util';
+import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { encode, type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
@@ -34,6 +35,12 @@ export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | nul
   override load(s: PolicySnapshot): void {
     super.load(s);
     this.fqdnRevision = s.fqdnRevision;
+  }
+
+  override applyDelta(d: PolicyDelta): boolean {
+    if (!super.applyDelta(d)) return false;
+    if (d.fqdnRevision !== undefined) this.fqdnRevision = d.fqdnRevision;
+    return true;
   }
 
   /**
@@ -95,6 +102,8 @@ export interface DNSProxyMainOptions {
    */
   learn: (a: LearnedAnswer) => Promise<void> | undefined;
   send: (m: ProxyMessage) => void;
+  /** Flow records (default: each one sent as a flow message). */
+  sendFlow?: (f: Flow) => void;
   responseMaxDelayMs?: number;
   rejectResponseCode?: 'refused' | 'nameError';
   concurrencyLimit?: number;
@@ -127,11 +136,43 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     resolveRedirect,
     onAnswer: (a) => o.learn(a),
     onResponseDelayExceeded: (a) => o.send({ type: 'dns-timeout', endpoint: a.endpoint, name: a.name }),
-    onFlow: (flow) => o.send({ type: 'flow', flow }),
+    onFlow: o.sendFlow ?? ((flow) => o.send({ type: 'flow', flow })),
     ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
     ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
   });
+}
+
+/**
+ * Flow messages written in batches, one write per turn of the event loop (or per `max` records):
+ * the agent's pipe is written synchronously, and two records per query were two writes each.
+ * The text is the same lines `send` writes; the agent reads them the same way.
+ */
+export class FlowBatcher {
+  private lines: string[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly max = 256,
+  ) {}
+
+  push(flow: Flow): void {
+    this.lines.push(encode({ type: 'flow', flow }));
+    if (this.lines.length >= this.max) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('');
+    this.lines = [];
+    this.write(text);
+  }
 }
 
 /** What the agent said an acknowledged answer's addresses stay allowed until. */
@@ -251,6 +292,7 @@ async function main(): Promise<void> {
   const reject = values.reject;
   if (reject !== undefined && reject !== 'refused' && reject !== 'nameError')
     throw new Error(`--reject must be refused or nameError, not ${reject}`);
+  const flows = new FlowBatcher((text) => process.stdout.write(text));
   const proxy = makeNodeDNSProxy({
     address,
     port,
@@ -259,6 +301,7 @@ async function main(): Promise<void> {
     originalDst,
     learn: (a) => acks.learn(a),
     send,
+    sendFlow: (f) => flows.push(f),
     ...(values['response-max-delay'] !== undefined
       ? { responseMaxDelayMs: Number(values['response-max-delay']) }
       : {}),
@@ -274,7 +317,10 @@ async function main(): Promise<void> {
     address: addr.host,
     port: addr.port,
     uid: Number(values.uid),
-    close: () => proxy.close(),
+    close: () => {
+      flows.flush();
+      return proxy.close();
+    },
     onMessage: (m) => {
       if (m.type === 'dns-ack') acks.settle(m.id, m.ok, m.error, m);
     },

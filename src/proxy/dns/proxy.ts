@@ -389,7 +389,12 @@ export class DNSProxy {
   ): Promise<void> {
     let ctx: RedirectContext | undefined;
     try {
-      ctx = await this.o.resolveRedirect(src);
+      const r = this.o.resolveRedirect(src);
+      // the node's lookup is synchronous: no await (a microtask turn) unless it is a promise
+      ctx =
+        r !== undefined && typeof (r as Promise<unknown>).then === 'function'
+          ? await r
+          : (r as RedirectContext);
     } catch {
       ctx = undefined;
     }
@@ -400,9 +405,8 @@ export class DNSProxy {
       return;
     }
     const t0 = performance.now();
-    const qtypes = [typeName(q.question.qtype)];
     const m = matchDNS(policyOf(ctx.rules), q.question.name);
-    this.record(ctx, src, q, 'REQUEST', m.allowed ? 'FORWARDED' : 'DROPPED', qtypes);
+    this.record(ctx, src, q, 'REQUEST', m.allowed ? 'FORWARDED' : 'DROPPED');
     if (!m.allowed) {
       this.stats.refused++;
       reply(errorReply(raw, q, this.o.rejectResponseCode === 'nameError' ? RCODE.NXDOMAIN : RCODE.REFUSED));
@@ -425,18 +429,20 @@ export class DNSProxy {
     }
     let a: ParsedAnswer;
     try {
-      a = parseAnswer(out.buf, q, this.o.maxMessageBytes);
+      a = parseAnswer(out.buf, q, this.o.maxMessageBytes, raw);
     } catch (e) {
       this.drop(e instanceof WireError ? e.reason : 'malformed');
       this.servfail(raw, q, reply);
       return;
     }
+    // the canonical text once, for the cache and the record (IPv4 is already canonical)
+    if (a.ips.some((ip) => ip.includes(':'))) a.ips = a.ips.map((ip) => canonicalIP(ip) ?? ip);
     if (a.rcode === RCODE.NOERROR && a.ips.length > 0 && this.o.onAnswer !== undefined) {
       const ok = await this.learn({
         endpoint: ctx.endpoint.key,
         identity: ctx.endpoint.identity,
         name: q.question.name,
-        ips: a.ips.map((ip) => canonicalIP(ip) ?? ip),
+        ips: a.ips,
         ttl: a.ttl,
         cnames: a.cnames,
         server: { ip: ctx.server.ip, port: ctx.server.port },
@@ -450,7 +456,7 @@ export class DNSProxy {
     }
     this.stats.answered++;
     reply(out.buf);
-    this.record(ctx, src, q, 'RESPONSE', 'FORWARDED', qtypes, a, (performance.now() - t0) * 1e6);
+    this.record(ctx, src, q, 'RESPONSE', 'FORWARDED', a, (performance.now() - t0) * 1e6);
   }
 
   /**
@@ -567,7 +573,6 @@ export class DNSProxy {
     q: ParsedQuery,
     type: 'REQUEST' | 'RESPONSE',
     verdict: 'FORWARDED' | 'DROPPED',
-    qtypes: string[],
     a?: ParsedAnswer,
     latencyNs?: number,
   ): void {
@@ -590,10 +595,10 @@ export class DNSProxy {
       client,
       server,
       query: q.question.name,
-      qtypes,
+      qtypes: [typeName(q.question.qtype)],
     };
     if (a !== undefined) {
-      input.ips = a.ips.map((ip) => canonicalIP(ip) ?? ip);
+      input.ips = a.ips;
       input.ttl = a.ttl;
       input.cnames = a.cnames;
       input.rcode = a.rcode;

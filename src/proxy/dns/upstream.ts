@@ -1,7 +1,7 @@
 // UDP exchanges with the servers pods asked, over a small pool of sockets per server instead of a
 // socket per query (creating and closing one costs ~0.1 ms, most of a query's time through the
-// proxy). Each query goes out under an id unique on its socket, picked at random, and the pod's
-// id is put back on the answer. Only datagrams from the server's address and port with an id in
+// proxy). Each query goes out as its own bytes under an id unique on its socket, picked at random
+// and written in place, and the pod's id is put back in place on the answer (no copies). Only datagrams from the server's address and port with an id in
 // flight are taken; a socket is retired after maxUses queries so its source port changes (ids and
 // ports stay unpredictable, as a fresh socket per query would make them). Each socket is connected
 // to its server: the kernel then drops datagrams from any other address before they reach us, and
@@ -56,25 +56,33 @@ class PooledSocket {
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const from = canonicalIP(rinfo.address);
     const p = msg.length >= 2 ? this.inflight.get(msg.readUInt16BE(0)) : undefined;
-    if (p === undefined || rinfo.port !== this.server.port || from !== canonicalIP(this.server.ip)) {
+    if (p === undefined || rinfo.port !== this.server.port || !this.fromServer(rinfo.address)) {
       this.onStray(); // not an answer we wait for (late, stray or spoofed): dropped
       return;
     }
     this.inflight.delete(msg.readUInt16BE(0));
     clearTimeout(p.timer);
-    const out = Buffer.from(msg);
-    out.writeUInt16BE(p.clientID, 0);
-    p.resolve({ kind: 'answer', buf: out });
+    msg.writeUInt16BE(p.clientID, 0); // the datagram is ours: the pod's id back in place
+    p.resolve({ kind: 'answer', buf: msg });
     this.closeIfDone();
+  }
+
+  private serverIP: string | undefined;
+
+  private fromServer(address: string): boolean {
+    if (address === this.server.ip) return true;
+    this.serverIP ??= canonicalIP(this.server.ip);
+    return canonicalIP(address) === this.serverIP;
   }
 
   send(raw: Buffer, timeoutMs: number): Promise<Exchange> {
     this.uses++;
     let id = randomInt(65536);
     while (this.inflight.has(id)) id = randomInt(65536);
-    const out = Buffer.from(raw);
+    // the query's own bytes, validated by the caller, with our id in place (the caller keeps the
+    // pod's id in its ParsedQuery; nothing else reads the first two bytes)
+    const out = raw;
     const clientID = out.readUInt16BE(0);
     out.writeUInt16BE(id, 0);
     return new Promise<Exchange>((resolve) => {
@@ -128,6 +136,7 @@ export class UDPUpstreams {
     private readonly maxUses = 1024,
   ) {}
 
+  /** Sends `raw` (changed in place: our id in its first two bytes) and waits for the answer. */
   exchange(server: { ip: string; port: number }, raw: Buffer, timeoutMs: number): Promise<Exchange> {
     const key = `${server.ip}|${server.port}`;
     let pool = this.pools.get(key);

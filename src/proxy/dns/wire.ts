@@ -89,7 +89,7 @@ export function readName(
   buf: Buffer,
   off: number,
   allowPointers: boolean,
-): { name: string; rawName: string; end: number } {
+): { name: string; rawName: string; end: number; hops: number } {
   let pos = off;
   let end = -1;
   let wire = 0;
@@ -128,14 +128,14 @@ export function readName(
   }
   const rawName = labels.length === 0 ? '.' : `${labels.join('.')}.`;
   // the one DNS normalisation (ASCII folding, RFC 4343); rawName is already fully qualified
-  return { name: normalizeName(rawName), rawName, end };
+  return { name: normalizeName(rawName), rawName, end, hops };
 }
 
-function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: number } {
+function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: number; hops: number } {
   const n = readName(buf, HEADER_BYTES, allowPointers);
   const qtype = u16(buf, n.end);
   const qclass = u16(buf, n.end + 2);
-  return { q: { name: n.name, rawName: n.rawName, qtype, qclass }, end: n.end + 4 };
+  return { q: { name: n.name, rawName: n.rawName, qtype, qclass }, end: n.end + 4, hops: n.hops };
 }
 
 /** dns-packet must decode the whole message, with nothing left over. */
@@ -172,9 +172,15 @@ export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
  * Parses the server's answer to `query`: it must be a response with the query's id and question
  * (names compared case-insensitively). Follows the CNAME chain from the queried name as Cilium's
  * ExtractMsgDetails does: every answer record must belong to the chain, else the answer is refused
- * ('answer-mismatch').
+ * ('answer-mismatch'). `rawQuery`: the query's bytes; a question echoed byte for byte (the common
+ * case) is not decoded again.
  */
-export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): ParsedAnswer {
+export function parseAnswer(
+  buf: Buffer,
+  query: ParsedQuery,
+  maxBytes: number,
+  rawQuery?: Buffer,
+): ParsedAnswer {
   if (buf.length < HEADER_BYTES) throw new WireError('truncated');
   if (buf.length > maxBytes) throw new WireError('oversized');
   const flags = u16(buf, 2);
@@ -182,7 +188,10 @@ export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): 
   if (u16(buf, 0) !== query.id) throw new WireError('answer-mismatch');
   if (u16(buf, 4) !== 1) throw new WireError('qdcount');
   const ancount = u16(buf, 6);
-  const { q, end } = readQuestion(buf, true);
+  const { q, end, hops } =
+    rawQuery !== undefined && sameBytes(buf, rawQuery, HEADER_BYTES, query.questionEnd)
+      ? { q: query.question, end: query.questionEnd, hops: 0 } // a query has no pointers
+      : readQuestion(buf, true);
   if (
     q.name !== query.question.name ||
     q.qtype !== query.question.qtype ||
@@ -197,8 +206,11 @@ export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): 
   const ips: string[] = [];
   const cnames: string[] = [];
   const rrtypes: number[] = [];
+  // names already read, by offset: an owner that is only a pointer to one (0xc00c, the question)
+  // is that name, as readName would find it (the same walk from the same offset, one hop more)
+  const names = new Map<number, { name: string; hops: number }>([[HEADER_BYTES, { name: q.name, hops }]]);
   for (let i = 0; i < ancount; i++) {
-    const owner = readName(buf, pos, true);
+    const owner = ownerName(buf, pos, names);
     const type = u16(buf, owner.end);
     const ttlHi = u16(buf, owner.end + 4);
     const rrTTL = ttlHi * 65536 + u16(buf, owner.end + 6);
@@ -214,6 +226,7 @@ export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): 
     } else if (type === TYPE.CNAME) {
       const target = readName(buf, rdata, true);
       if (target.end !== rdata + rdlen) throw new WireError('malformed');
+      names.set(rdata, { name: target.name, hops: target.hops });
       if (rrTTL < ttl) ttl = rrTTL;
       chain = target.name;
       cnames.push(target.rawName);
@@ -231,6 +244,25 @@ export function parseAnswer(buf: Buffer, query: ParsedQuery, maxBytes: number): 
     cnames,
     rrtypes,
   };
+}
+
+function sameBytes(a: Buffer, b: Buffer, from: number, to: number): boolean {
+  if (a.length < to || b.length < to) return false;
+  for (let i = from; i < to; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function ownerName(
+  buf: Buffer,
+  pos: number,
+  names: Map<number, { name: string; hops: number }>,
+): { name: string; end: number } {
+  if (pos + 1 < buf.length && (buf[pos]! & 0xc0) === 0xc0) {
+    const target = ((buf[pos]! & 0x3f) << 8) | buf[pos + 1]!;
+    const known = target < pos ? names.get(target) : undefined;
+    if (known !== undefined && known.hops + 1 <= MAX_HOPS) return { name: known.name, end: pos + 2 };
+  }
+  return readName(buf, pos, true);
 }
 
 function ipv4(buf: Buffer, off: number): string {
