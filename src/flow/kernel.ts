@@ -13,6 +13,7 @@ import type {
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
+import { copyOfShape } from './template.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -356,8 +357,8 @@ export class RecordCache {
       this.hits++;
       const t = hit.rec;
       const time = formatTimestamp(ev.time);
-      const out: KernelRecord = { ...t, flow: copyFor(t.flow, time, ev.sport) };
-      if (t.drop !== undefined) out.drop = copyFor(t.drop, time, ev.sport);
+      const out: KernelRecord = { ...t, flow: copyOfShape(t.flow, ev.time, time, randomUUID(), ev.sport) };
+      if (t.drop !== undefined) out.drop = copyOfShape(t.drop, ev.time, time, randomUUID(), ev.sport);
       return out;
     }
     this.misses++;
@@ -366,17 +367,4 @@ export class RecordCache {
     this.m.set(key, { at: nowMs, rec });
     return rec;
   }
-}
-
-/** The record of another packet of the same shape: its time, a new uuid, its source port. */
-function copyFor(f: Flow, time: string, sport: number | undefined): Flow {
-  const out = { ...f, time, uuid: randomUUID() };
-  const l4 = f.l4;
-  // a zero port is absent (protojson), and such events have their own cache key
-  if (l4 !== undefined && sport) {
-    if ('TCP' in l4) out.l4 = { TCP: { ...l4.TCP, source_port: sport } };
-    else if ('UDP' in l4) out.l4 = { UDP: { ...l4.UDP, source_port: sport } };
-    else if ('SCTP' in l4) out.l4 = { SCTP: { ...l4.SCTP, source_port: sport } };
-  }
-  return out;
 }
