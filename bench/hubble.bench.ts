@@ -225,10 +225,11 @@ export async function pipeline(
   ls: string[],
   rate: number,
   followers: readonly Follower[],
+  nd: NodeDatapath,
   flowLog = true,
 ): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-hubble-bench-'));
-  const p = new FlowPipeline(node(), {
+  const p = new FlowPipeline(nd, {
     runDir: dir,
     socket: false,
     flowLog: flowLog ? join(dir, 'flows.jsonl') : false,
@@ -306,7 +307,10 @@ export default async function run(): Promise<void> {
   try {
     const ls = lines(N);
     await rawRead(ls.slice(0, 5000)); // warm-up
-    await pipeline(ls.slice(0, 5000), 0, followers);
+    // one node (engine) for every run, as an agent's; each run's pipeline is new (its records'
+    // templates are built in the run)
+    const nd = node();
+    await pipeline(ls.slice(0, 5000), 0, followers, nd);
     const raw: { wall: number; cpu: number }[] = [];
     const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
     const loads: number[] = [];
@@ -314,7 +318,7 @@ export default async function run(): Promise<void> {
       loads.push(loadavg()[0]!);
       raw.push(await rawRead(ls));
       for (const rate of RATES)
-        byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, followers));
+        byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, followers, nd));
     }
     const b = median(raw.map((x) => x.wall));
     const bCpu = median(raw.map((x) => x.cpu));

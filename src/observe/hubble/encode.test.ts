@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { RecordCache } from '../../flow/kernel.ts';
 import type { KernelEvent } from '../../flow/nflog.ts';
 import { formatTimestamp, type Timestamp } from '../../flow/record.ts';
-import { copyOfShape, flowEventJSON, shapeOf } from '../../flow/template.ts';
+import { copyOfShape, flowEventJSON, registerTemplate, shapeOf } from '../../flow/template.ts';
 import { allowIngress, decision, flowEngine, ref } from '../../flow/test-support.ts';
 import { FLOWS } from '../../flow/testing/flows.ts';
 import type { Flow, FlowEvent } from '../../flow/types.ts';
@@ -137,8 +137,9 @@ describe('a record shape encoded from its template equals the slow path (bytes a
   for (const [name, template] of shapes) {
     it(name, () => {
       const enc = new FlowResponseEncoder('node-1');
+      registerTemplate(template);
       for (const v of VARIANTS) {
-        const copy = copyOfShape(template, v.ts, formatTimestamp(v.ts), randomUUID(), v.sport);
+        const copy = copyOfShape(template, formatTimestamp(v.ts), randomUUID(), v.sport);
         assert.ok(shapeOf(copy), `${v.name}: a copy has its shape`);
         const node = v.node ?? copy.node_name;
         const event: FlowEvent =
@@ -165,11 +166,17 @@ describe('FlowResponseEncoder: what is encoded whole', () => {
   const tcp = FLOWS.tcpAllowedIngress!;
   const ts = { seconds: 1_700_000_000, nanos: 1000 };
   const rows: { name: string; event: () => FlowEvent }[] = [
-    { name: 'a record that is no copy', event: () => ({ flow: tcp, node_name: 'node-1', time: tcp.time }) },
+    {
+      name: 'a record that is no template and no copy of one',
+      event: () => {
+        const f = { ...tcp, source: { ...tcp.source } };
+        return { flow: f, node_name: 'node-1', time: f.time };
+      },
+    },
     {
       name: 'a copy given destination_names after it was made',
       event: () => {
-        const c = copyOfShape(tcp, ts, formatTimestamp(ts), randomUUID(), 41000);
+        const c = copyOfShape(tcp, formatTimestamp(ts), randomUUID(), 41000);
         c.destination_names = ['api.example.com'];
         return { flow: c, node_name: 'node-1', time: c.time };
       },
@@ -177,7 +184,7 @@ describe('FlowResponseEncoder: what is encoded whole', () => {
     {
       name: 'an event whose time is not its flow time',
       event: () => {
-        const c = copyOfShape(tcp, ts, formatTimestamp(ts), randomUUID(), 41000);
+        const c = copyOfShape(tcp, formatTimestamp(ts), randomUUID(), 41000);
         return { flow: c, node_name: 'node-1', time: '2025-01-02T03:04:05Z' };
       },
     },
@@ -185,7 +192,7 @@ describe('FlowResponseEncoder: what is encoded whole', () => {
       name: 'a time before 1970',
       event: () => {
         const t = { seconds: -5, nanos: 0 };
-        const c = copyOfShape(tcp, t, formatTimestamp(t), randomUUID(), 41000);
+        const c = copyOfShape(tcp, formatTimestamp(t), randomUUID(), 41000);
         return { flow: c, node_name: 'node-1', time: c.time };
       },
     },
@@ -193,11 +200,39 @@ describe('FlowResponseEncoder: what is encoded whole', () => {
   for (const r of rows) {
     it(r.name, () => {
       const enc = new FlowResponseEncoder('node-1');
+      registerTemplate(tcp);
       const event = r.event();
       assert.equal(hex(enc.encode(event)), hex(enc.slow(event)));
       assert.equal(flowEventJSON(event), JSON.stringify(event));
       assert.equal(enc.templated, 0);
       assert.equal(enc.encoded, 1);
+    });
+  }
+});
+
+describe('FlowResponseEncoder: a copy is read as it is', () => {
+  const tcp = FLOWS.tcpAllowedIngress!;
+  const rows: { name: string; change: (f: Flow) => void }[] = [
+    { name: 'a uuid that is not ASCII', change: (f) => Object.assign(f, { uuid: 'ü-\u2028-ß' }) },
+    {
+      name: 'a time with an offset',
+      change: (f) => Object.assign(f, { time: '2025-01-02T05:04:05.5+02:00' }),
+    },
+    {
+      name: 'a port changed in place',
+      change: (f) => Object.assign((f.l4 as { TCP: object }).TCP, { source_port: 300_000 }),
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const enc = new FlowResponseEncoder('node-1');
+      registerTemplate(tcp);
+      const c = copyOfShape(tcp, '2025-01-02T03:04:05.5Z', randomUUID(), 41000);
+      r.change(c);
+      const event: FlowEvent = { flow: c, node_name: 'node-1', time: c.time };
+      assert.equal(hex(enc.encode(event)), hex(enc.slow(event)));
+      assert.equal(flowEventJSON(event), JSON.stringify(event));
+      assert.equal(enc.templated, 1);
     });
   }
 });

@@ -5,6 +5,7 @@
 // slow path's exactly, with only the Timestamps, the uuid and the port pair written per record.
 
 import type protobuf from 'protobufjs';
+import type { Timestamp } from '../../flow/record.ts';
 import { type Shape, shapeOf } from '../../flow/template.ts';
 import type { Flow, FlowEvent } from '../../flow/types.ts';
 import { parseRFC3339 } from './protojson.ts';
@@ -64,8 +65,6 @@ const L4_TAG = { TCP: 0x0a, UDP: 0x12, SCTP: 0x2a } as const;
 const FLOW_L4 = 6;
 const FLOW_UUID = 34;
 const EMPTY = Buffer.alloc(0);
-/** Seconds of 9999-12-31T23:59:59Z: protojson's last Timestamp. */
-const MAX_SECONDS = 253_402_300_799;
 
 function varintLength(v: number): number {
   let n = 1;
@@ -149,11 +148,6 @@ export class FlowResponseEncoder {
     Layer4: hubbleType('flow.Layer4'),
     GetFlowsResponse: hubbleType('observer.GetFlowsResponse'),
   };
-  /** Per template: for copies with their own port [0] and with the template's l4 [1]. */
-  private readonly templates = new WeakMap<
-    Flow,
-    [ProtoTemplate | null | undefined, ProtoTemplate | null | undefined]
-  >();
   /** Records assembled from their shape's bytes, and encoded whole. */
   templated = 0;
   encoded = 0;
@@ -163,13 +157,11 @@ export class FlowResponseEncoder {
   /** The framed GetFlowsResponse of one ring entry's event. */
   encode(event: FlowEvent): Buffer {
     const nodeName = event.node_name ?? this.nodeName;
-    const s = event.time === event.flow.time ? shapeOf(event.flow) : undefined;
-    if (s !== undefined && timeFits(s)) {
-      let both = this.templates.get(s.template);
-      if (both === undefined) {
-        both = [undefined, undefined];
-        this.templates.set(s.template, both);
-      }
+    const f = event.flow;
+    const s = event.time === f.time ? shapeOf(f) : undefined;
+    const ts = s !== undefined ? parseRFC3339(f.time) : undefined;
+    if (s !== undefined && typeof ts === 'object' && ts.seconds >= 0) {
+      const both = s.template.proto as [ProtoTemplate | null | undefined, ProtoTemplate | null | undefined];
       const which = s.sport === undefined ? 1 : 0;
       let tp = both[which];
       if (tp === undefined || (tp !== null && tp.nodeName !== nodeName)) {
@@ -178,7 +170,7 @@ export class FlowResponseEncoder {
       }
       if (tp !== null) {
         this.templated++;
-        return assemble(tp, s);
+        return assemble(tp, ts, f.uuid, s.sport);
       }
     }
     this.encoded++;
@@ -195,21 +187,33 @@ export class FlowResponseEncoder {
     return frameMessage(this.t.GetFlowsResponse.encode(msg).finish());
   }
 
+  private nodeFields = new Map<string, Buffer>();
+  /** GetFlowsResponse.node_name as protobufjs writes it (one per node name). */
+  private nodeField(name: string): Buffer {
+    let b = this.nodeFields.get(name);
+    if (b === undefined) {
+      b = Buffer.from(this.t.GetFlowsResponse.encode({ node_name: name }).finish());
+      if (this.nodeFields.size < 64) this.nodeFields.set(name, b);
+    }
+    return b;
+  }
+
   /** null: this shape is encoded whole (a template that does not encode says so there). */
   private template(s: Shape, nodeName: string): ProtoTemplate | null {
     const t = this.t;
     try {
-      const rest: Record<string, unknown> = { ...s.template };
+      const tf = s.template.flow;
+      const rest: Record<string, unknown> = { ...tf };
       delete rest.time;
       delete rest.uuid;
       delete rest.l4;
-      if (s.template.is_reply !== undefined) rest.is_reply = { value: s.template.is_reply };
+      if (tf.is_reply !== undefined) rest.is_reply = { value: tf.is_reply };
       const [head, middle, tail] = splitFields(t.Flow.encode(t.Flow.fromObject(rest)).finish(), [
         FLOW_L4,
         FLOW_UUID,
       ]) as [Buffer, Buffer, Buffer];
-      const nodeField = Buffer.from(t.GetFlowsResponse.encode({ node_name: nodeName }).finish());
-      const l4 = s.template.l4;
+      const nodeField = this.nodeField(nodeName);
+      const l4 = tf.l4;
       let whole = EMPTY;
       let portTag = 0;
       let portRest = EMPTY;
@@ -219,7 +223,7 @@ export class FlowResponseEncoder {
           whole = only;
         }
       } else {
-        const k = ('TCP' in l4! ? 'TCP' : 'UDP' in l4! ? 'UDP' : 'SCTP') as keyof typeof L4_TAG;
+        const k = s.template.portKey!;
         const pair = { ...(l4 as unknown as Record<string, Record<string, unknown>>)[k] };
         delete pair.source_port;
         const enc = t.Layer4.encode(t.Layer4.fromObject({ [k]: pair })).finish();
@@ -238,20 +242,6 @@ export class FlowResponseEncoder {
   }
 }
 
-/** The shape's time can be written as the slow path writes it (protojson's years, whole numbers). */
-function timeFits(s: Shape): boolean {
-  const { seconds, nanos } = s.ts;
-  return (
-    Number.isInteger(seconds) &&
-    seconds >= 0 &&
-    seconds <= MAX_SECONDS &&
-    Number.isInteger(nanos) &&
-    nanos >= 0 &&
-    nanos < 1e9 &&
-    (s.sport === undefined || s.sport <= 0xffffffff)
-  );
-}
-
 /** Timestamp{seconds, nanos}: both written, as protobufjs writes a plain object's own fields. */
 function timestampLength(seconds: number, nanos: number): number {
   return 2 + varintLength(seconds) + varintLength(nanos);
@@ -264,15 +254,16 @@ function writeTimestamp(b: Buffer, at: number, seconds: number, nanos: number): 
   return writeVarint(b, at, nanos);
 }
 
-function assemble(tp: ProtoTemplate, s: Shape): Buffer {
-  const { seconds, nanos } = s.ts;
+/** The framed message of one copy: the template's bytes around its time, uuid and port. */
+function assemble(tp: ProtoTemplate, ts: Timestamp, uuid: string, sport: number | undefined): Buffer {
+  const { seconds, nanos } = ts;
   const tsLen = timestampLength(seconds, nanos);
-  const uuidLen = Buffer.byteLength(s.uuid);
+  const uuidLen = Buffer.byteLength(uuid);
   let pairLen = 0;
   let l4Len = 0;
   let l4Field = tp.l4.length;
-  if (s.sport !== undefined) {
-    pairLen = 1 + varintLength(s.sport) + tp.portRest.length;
+  if (sport !== undefined) {
+    pairLen = 1 + varintLength(sport) + tp.portRest.length;
     l4Len = 1 + varintLength(pairLen) + pairLen;
     l4Field = 1 + varintLength(l4Len) + l4Len;
   }
@@ -298,21 +289,21 @@ function assemble(tp: ProtoTemplate, s: Shape): Buffer {
   at = writeVarint(b, at, tsLen);
   at = writeTimestamp(b, at, seconds, nanos);
   at += tp.head.copy(b, at);
-  if (s.sport === undefined) at += tp.l4.copy(b, at);
+  if (sport === undefined) at += tp.l4.copy(b, at);
   else {
     b[at++] = 0x32; // Flow.l4
     at = writeVarint(b, at, l4Len);
     b[at++] = tp.portTag;
     at = writeVarint(b, at, pairLen);
     b[at++] = 0x08; // source_port
-    at = writeVarint(b, at, s.sport);
+    at = writeVarint(b, at, sport);
     at += tp.portRest.copy(b, at);
   }
   at += tp.middle.copy(b, at);
   b[at++] = 0x92; // Flow.uuid (34, length-delimited)
   b[at++] = 0x02;
   at = writeVarint(b, at, uuidLen);
-  at += b.write(s.uuid, at, 'utf8');
+  at += b.write(uuid, at, 'utf8');
   at += tp.tail.copy(b, at);
   at += tp.nodeField.copy(b, at);
   b[at++] = 0xca; // GetFlowsResponse.time (1001, length-delimited)

@@ -278,7 +278,9 @@ export async function startHubbleServer(
     templatedEntries: 0,
     encodedEntries: 0,
   };
-  const encoded = new WeakMap<RingEntry, Buffer | null>();
+  // Each entry's bytes by its ring slot (no per-entry WeakMap: its ephemerons cost every collection)
+  const encodedSeq = new Float64Array(ring.capacity).fill(-1);
+  const encodedBytes: (Buffer | null)[] = new Array(ring.capacity).fill(null);
   const encoder = new FlowResponseEncoder(o.nodeName);
   const closers = new Set<() => void>();
 
@@ -286,8 +288,9 @@ export async function startHubbleServer(
 
   /** GetFlowsResponse{flow, node_name, time} for one entry, encoded and framed once; null if not encodable. */
   function encodeEntry(e: RingEntry): Buffer | null {
-    let b = encoded.get(e);
-    if (b !== undefined) return b;
+    const slot = e.seq % ring.capacity;
+    if (encodedSeq[slot] === e.seq) return encodedBytes[slot]!;
+    let b: Buffer | null;
     try {
       b = encoder.encode(e.event);
       stats.templatedEntries = encoder.templated;
@@ -296,7 +299,8 @@ export async function startHubbleServer(
       stats.encodeErrors++;
       b = null;
     }
-    encoded.set(e, b);
+    encodedSeq[slot] = e.seq;
+    encodedBytes[slot] = b;
     return b;
   }
 
