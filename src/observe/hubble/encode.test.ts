@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import { RecordCache } from '../../flow/kernel.ts';
 import type { KernelEvent } from '../../flow/nflog.ts';
 import { formatTimestamp, type Timestamp } from '../../flow/record.ts';
@@ -19,6 +20,8 @@ import type { PeerRef, Verdict } from '../../policy/types.ts';
 import { FlowResponseEncoder } from './encode.ts';
 import { protoJSONProblems } from './protojson.ts';
 import { hubbleType } from './schema.ts';
+import { startHubbleServer } from './server.ts';
+import { ringOf, tempDir } from './testing.ts';
 
 const FlowT = hubbleType('flow.Flow');
 const ResponseT = hubbleType('observer.GetFlowsResponse');
@@ -235,4 +238,45 @@ describe('FlowResponseEncoder: a copy is read as it is', () => {
       assert.equal(enc.templated, 1);
     });
   }
+});
+
+describe('GetFlows sends a template copy as the slow path encodes it', async () => {
+  const tcp = FLOWS.tcpAllowedIngress!;
+  registerTemplate(tcp);
+  const copies = [41000, 1, 65535].map((p, i) =>
+    copyOfShape(tcp, formatTimestamp({ seconds: 1_700_000_000 + i, nanos: i * 1000 }), randomUUID(), p),
+  );
+  const tmp = tempDir();
+  const server = await startHubbleServer(
+    { ring: ringOf(copies), nodeName: 'node-1' },
+    { unixSocket: join(tmp.dir, 'h.sock') },
+  );
+  const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure());
+  const got: Buffer[] = await new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const call = client.makeServerStreamRequest(
+      '/observer.Observer/GetFlows',
+      () => Buffer.alloc(0),
+      (b: Buffer) => b,
+      {},
+    );
+    call.on('data', (b: Buffer) => out.push(b));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+  });
+  client.close();
+  const stats = { ...server.stats };
+  await server.close();
+  tmp.remove();
+  it('every copy went out from its template', () => {
+    assert.equal(stats.templatedEntries, copies.length);
+    assert.equal(stats.encodedEntries, 0);
+  });
+  it("the bytes are the slow path's", () => {
+    const enc = new FlowResponseEncoder('node-1');
+    assert.deepEqual(
+      got.map(hex),
+      copies.map((c) => hex(enc.slow({ flow: c, node_name: 'node-1', time: c.time }).subarray(5))),
+    );
+  });
 });
