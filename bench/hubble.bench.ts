@@ -5,7 +5,8 @@
 // same lines alone. The pipeline's process (every thread: the agent side and its gRPC server) is
 // pinned to CPU 0; the two followers are processes of their own (bench/hubble.child.ts) pinned to
 // CPU 1, each decoding every message in full as a Hubble client does, so the pipeline's figures
-// are its own cost and the followers' decoding is theirs. Paced rows offer a fixed rate (yielding
+// are its own cost and the followers' decoding is theirs; rows with counting followers (reading
+// one byte per message) show where the pipeline itself stops keeping up. Paced rows offer a fixed rate (yielding
 // between batches, as the tailer does between reads) and show whether both followers got every
 // flow; the unpaced row pushes as fast as the loop allows, so followers may fall a ring behind and
 // get LostEvents (counted, never silent). HUBBLE_BENCH_PIN=0: no pinning.
@@ -143,8 +144,9 @@ async function rawRead(ls: string[]): Promise<{ wall: number; cpu: number }> {
 export class Follower {
   private constructor(readonly proc: ChildProcess) {}
 
-  static async start(cpu: number | undefined): Promise<Follower> {
-    const proc = fork(CHILD, [], {
+  /** decode false: a client that counts messages without decoding them (the agent's own limit). */
+  static async start(cpu: number | undefined, decode = true): Promise<Follower> {
+    const proc = fork(CHILD, decode ? [] : ['count'], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -296,7 +298,9 @@ export async function pipeline(
   }
 }
 
-const RATES = [5_000, 10_000, 20_000, 40_000, 0];
+const RATES = [2_000, 5_000, 10_000, 20_000, 0];
+/** Rows with followers that count without decoding: the pipeline's own limit. */
+const COUNT_RATES = [10_000, 20_000, 0];
 /** About two seconds of events at each offered rate (bounded run time), N unpaced. */
 const countAt = (rate: number): number => (rate === 0 ? N : Math.min(N, rate * 2));
 
@@ -304,6 +308,7 @@ export default async function run(): Promise<void> {
   const pinned = process.env.HUBBLE_BENCH_PIN !== '0' && availableParallelism() >= 2;
   const was = pinned ? pin(process.pid, '0') : undefined;
   const followers = await Promise.all([0, 1].map(() => Follower.start(pinned ? 1 : undefined)));
+  const counters = await Promise.all([0, 1].map(() => Follower.start(pinned ? 1 : undefined, false)));
   try {
     const ls = lines(N);
     await rawRead(ls.slice(0, 5000)); // warm-up
@@ -313,33 +318,41 @@ export default async function run(): Promise<void> {
     await pipeline(ls.slice(0, 5000), 0, followers, nd);
     const raw: { wall: number; cpu: number }[] = [];
     const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
+    const byCountRate = new Map<number, Result[]>(COUNT_RATES.map((r) => [r, []]));
     const loads: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       loads.push(loadavg()[0]!);
       raw.push(await rawRead(ls));
       for (const rate of RATES)
         byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, followers, nd));
+      for (const rate of COUNT_RATES)
+        byCountRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, counters, nd));
     }
     const b = median(raw.map((x) => x.wall));
     const bCpu = median(raw.map((x) => x.cpu));
     const n = (x: number): string => Math.round(x).toLocaleString('en');
-    const rows = RATES.map((rate) => {
-      const xs = byRate.get(rate)!;
-      const ingested = median(xs.map((x) => x.ingested));
-      const cpuRate = median(xs.map((x) => x.cpuRate));
-      return [
-        rate === 0
-          ? `pipeline → 2 followers, unpaced (${N.toLocaleString('en')})`
-          : `pipeline → 2 followers, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
-        n(ingested),
-        `${(ingested / b).toFixed(2)}x`,
-        n(median(xs.map((x) => x.delivered))),
-        n(cpuRate),
-        `${(cpuRate / bCpu).toFixed(2)}x`,
-        n(median(xs.map((x) => x.followerCpuRate))),
-        xs.map((x) => x.lost.join('+')).join(', '),
-      ];
-    });
+    const rowsOf = (rates: number[], by: Map<number, Result[]>, what: string): string[][] =>
+      rates.map((rate) => {
+        const xs = by.get(rate)!;
+        const ingested = median(xs.map((x) => x.ingested));
+        const cpuRate = median(xs.map((x) => x.cpuRate));
+        return [
+          rate === 0
+            ? `pipeline → 2 ${what}, unpaced (${N.toLocaleString('en')})`
+            : `pipeline → 2 ${what}, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
+          n(ingested),
+          `${(ingested / b).toFixed(2)}x`,
+          n(median(xs.map((x) => x.delivered))),
+          n(cpuRate),
+          `${(cpuRate / bCpu).toFixed(2)}x`,
+          n(median(xs.map((x) => x.followerCpuRate))),
+          xs.map((x) => x.lost.join('+')).join(', '),
+        ];
+      });
+    const rows = [
+      ...rowsOf(RATES, byRate, 'decoding followers'),
+      ...rowsOf(COUNT_RATES, byCountRate, 'counting followers'),
+    ];
     const perEvent = median(byRate.get(0)!.map((x) => x.perEvent));
     const templated = median(byRate.get(0)!.map((x) => x.templated));
     process.stdout.write(
@@ -359,10 +372,10 @@ export default async function run(): Promise<void> {
       ])}\n`,
     );
     process.stdout.write(
-      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the two follower processes (grpc-js clients decoding every message with protobufjs) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
+      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
     );
   } finally {
-    for (const f of followers) f.stop();
+    for (const f of [...followers, ...counters]) f.stop();
     if (was !== undefined) pin(process.pid, was);
   }
 }
