@@ -1,22 +1,25 @@
 // The flow pipeline end to end, on one core: ulogd2 JSON lines (kernel events) → KernelEvent →
 // flow record (the real engine explains each verdict) → flow log, ring and metrics (the agent's
 // FlowPipeline) → Hubble's Observer streaming to two gRPC followers (GetFlows follow=true on a
-// unix socket). Against, in the same run, the raw read rate: parsing the same lines alone. Paced
-// rows offer a fixed rate (yielding between batches, as the tailer does between reads) and show
-// whether both followers got every flow; the unpaced row pushes as fast as the loop allows, so
-// followers may fall a ring behind and get LostEvents (counted, never silent). The followers count
-// messages without decoding them, so the figure is the agent's cost.
+// unix socket). Against, in the same run and the same process, the raw read rate: parsing the
+// same lines alone. The pipeline's process (every thread: the agent side and its gRPC server) is
+// pinned to CPU 0; the two followers are processes of their own (bench/hubble.child.ts) pinned to
+// CPU 1, each decoding every message in full as a Hubble client does, so the pipeline's figures
+// are its own cost and the followers' decoding is theirs; rows with counting followers (reading
+// one byte per message) show where the pipeline itself stops keeping up. Paced rows offer a fixed rate (yielding
+// between batches, as the tailer does between reads) and show whether both followers got every
+// flow; the unpaced row pushes as fast as the loop allows, so followers may fall a ring behind and
+// get LostEvents (counted, never silent). HUBBLE_BENCH_PIN=0: no pinning.
 
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import * as grpc from '@grpc/grpc-js';
+import { fileURLToPath } from 'node:url';
 import { FlowPipeline } from '../src/agent/flows.ts';
 import type { NodeDatapath } from '../src/datapath/node.ts';
 import { parseUlogdLine } from '../src/flow/nflog.ts';
-import { HUBBLE_CLIENT_OPTIONS } from '../src/observe/hubble/client.ts';
-import { hubbleType } from '../src/observe/hubble/schema.ts';
 import { startHubbleServer } from '../src/observe/hubble/server.ts';
 import { HUBBLE_EVENT_BUFFER_CAPACITY } from '../src/observe/sink.ts';
 import { defaultEngineFactory } from '../src/policy/default-engine.ts';
@@ -24,7 +27,7 @@ import type { PolicyEngineAPI } from '../src/policy/types.ts';
 import { loadPolicyBytes } from '../src/policy-api/load.ts';
 import { median, table } from './lib.ts';
 
-const N = 40_000;
+const N = 60_000;
 const BATCH = 256;
 const RUNS = 3;
 const TIMEOUT_MS = 30_000;
@@ -97,7 +100,7 @@ export function lines(n: number): string[] {
         'oob.protocol': 2048,
         'ip.protocol': 6,
         'ip.totlen': 60,
-        src_port: 20000 + (i % 40000),
+        src_port: 1024 + (i % 64000),
         dest_port: dport,
         'tcp.syn': 1,
         'tcp.ack': 0,
@@ -137,10 +140,70 @@ async function rawRead(ls: string[]): Promise<{ wall: number; cpu: number }> {
   return { wall: ls.length / ((performance.now() - t0) / 1000), cpu: ls.length / cpuSince(c0) };
 }
 
-interface Follower {
-  flows: number;
-  lost: number;
-  call: grpc.ClientReadableStream<Buffer>;
+/** A follower process (bench/hubble.child.ts), kept for every run of the bench. */
+export class Follower {
+  private constructor(readonly proc: ChildProcess) {}
+
+  /** decode false: a client that counts messages without decoding them (the agent's own limit). */
+  static async start(cpu: number | undefined, decode = true): Promise<Follower> {
+    const proc = fork(CHILD, decode ? [] : ['count'], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const f = new Follower(proc);
+    await f.next('ready');
+    if (cpu !== undefined) pin(proc.pid!, String(cpu));
+    return f;
+  }
+
+  /** The next IPC answer that has `key`. */
+  private next<T>(key: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`follower did not answer ${key}`)), TIMEOUT_MS);
+      const on = (m: unknown): void => {
+        if (typeof m === 'object' && m !== null && key in m) {
+          clearTimeout(t);
+          this.proc.off('message', on);
+          resolve(m as T);
+        }
+      };
+      this.proc.on('message', on);
+    });
+  }
+
+  async connect(socket: string): Promise<void> {
+    const r = this.next('connected');
+    this.proc.send({ connect: socket });
+    await r;
+  }
+
+  async count(): Promise<{ flows: number; lost: number; errors: number; cpu: number }> {
+    const r = this.next<{ flows: number; lost: number; errors: number; cpu: number }>('flows');
+    this.proc.send('count');
+    return r;
+  }
+
+  async close(): Promise<void> {
+    const r = this.next('closed');
+    this.proc.send('close');
+    await r;
+  }
+
+  stop(): void {
+    this.proc.kill('SIGTERM');
+  }
+}
+
+const CHILD = fileURLToPath(new URL('./hubble.child.ts', import.meta.url));
+
+/** Pins every thread of `pid` to `cpus` (a taskset list); returns the list it had. */
+function pin(pid: number, cpus: string): string {
+  const was = execFileSync('taskset', ['-cp', String(pid)], { encoding: 'utf8' })
+    .split(':')
+    .pop()!
+    .trim();
+  execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+  return was;
 }
 
 interface Result {
@@ -150,17 +213,25 @@ interface Result {
   delivered: number;
   /** Records (verdicts and drops) per kernel event. */
   perEvent: number;
-  /** Kernel events per CPU second of this process (pipeline, server and both followers). */
+  /** Kernel events per CPU second of the pipeline's process (agent side and its gRPC server). */
   cpuRate: number;
-  /** Records both followers got, per CPU second. */
-  cpuDelivered: number;
+  /** Records decoded per CPU second of a follower process (the mean of the two). */
+  followerCpuRate: number;
   lost: number[];
+  /** Ring entries encoded from their shape's cached bytes, of all encoded. */
+  templated: number;
 }
 
 /** Ingests `ls` at `rate` events/s (0: as fast as the loop allows) through the whole pipeline. */
-export async function pipeline(ls: string[], rate: number, flowLog = true): Promise<Result> {
+export async function pipeline(
+  ls: string[],
+  rate: number,
+  followers: readonly Follower[],
+  nd: NodeDatapath,
+  flowLog = true,
+): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-hubble-bench-'));
-  const p = new FlowPipeline(node(), {
+  const p = new FlowPipeline(nd, {
     runDir: dir,
     socket: false,
     flowLog: flowLog ? join(dir, 'flows.jsonl') : false,
@@ -171,45 +242,14 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
     { ring: p.ring, nodeName: 'seawall-bench' },
     { unixSocket: join(dir, 'hubble.sock') },
   );
-  const Res = hubbleType('observer.GetFlowsResponse');
-  const Req = hubbleType('observer.GetFlowsRequest');
-  const client = new grpc.Client(
-    `unix://${server.unixSocket}`,
-    grpc.credentials.createInsecure(),
-    HUBBLE_CLIENT_OPTIONS,
-  );
   try {
-    const followers: Follower[] = [];
-    for (let k = 0; k < 2; k++) {
-      const fo: Follower = {
-        flows: 0,
-        lost: 0,
-        call: undefined as unknown as grpc.ClientReadableStream<Buffer>,
-      };
-      fo.call = client.makeServerStreamRequest(
-        '/observer.Observer/GetFlows',
-        (o: Record<string, unknown>) => Buffer.from(Req.encode(Req.fromObject(o)).finish()),
-        (b: Buffer) => b,
-        { follow: true },
-      );
-      fo.call.on('data', (b: Buffer) => {
-        // field 1 (flow) is tag 0x0a; field 3 (lost_events) 0x1a
-        if (b[0] === 0x0a) fo.flows++;
-        else {
-          const m = Res.toObject(Res.decode(b), { longs: Number }) as {
-            lost_events?: { num_events_lost?: number };
-          };
-          fo.lost += m.lost_events?.num_events_lost ?? 0;
-        }
-      });
-      fo.call.on('error', () => {});
-      followers.push(fo);
-    }
+    for (const fo of followers) await fo.connect(server.unixSocket!);
     const deadline = Date.now() + TIMEOUT_MS;
-    while (server.stats.activeStreams < 2) {
+    while (server.stats.activeStreams < followers.length) {
       if (Date.now() > deadline) throw new Error('followers did not connect');
       await sleep(5);
     }
+    const before = await Promise.all(followers.map((f) => f.count()));
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     for (let i = 0; i < ls.length; i++) {
@@ -224,29 +264,34 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
       }
     }
     const tIn = performance.now();
+    const cIn = cpuSince(c0);
     const records = p.ring.seen;
     const drainBy = Date.now() + TIMEOUT_MS;
-    while (followers.some((fo) => fo.flows + fo.lost < records)) {
+    let counts = await Promise.all(followers.map((f) => f.count()));
+    while (counts.some((c) => c.flows + c.lost < records)) {
       if (Date.now() > drainBy)
-        throw new Error(`timed out: ${followers.map((f) => f.flows + f.lost).join(', ')} of ${records}`);
-      await sleep(1);
+        throw new Error(`timed out: ${counts.map((c) => c.flows + c.lost).join(', ')} of ${records}`);
+      await sleep(2);
+      counts = await Promise.all(followers.map((f) => f.count()));
     }
     const s = (performance.now() - t0) / 1000;
-    const cpu = cpuSince(c0);
-    for (const fo of followers) fo.call.cancel();
+    for (const c of counts) if (c.errors > 0) throw new Error(`${c.errors} responses without a flow`);
     const st = p.status();
     if (st.errors > 0 || st.disagreements > 0)
       throw new Error(`${st.errors} errors, ${st.disagreements} disagreements`);
+    const followerCpu = counts.reduce((n, c, k) => n + (c.cpu - before[k]!.cpu) / 1e6, 0);
     return {
       ingested: ls.length / ((tIn - t0) / 1000),
-      delivered: Math.min(...followers.map((f) => f.flows)) / s,
+      delivered: Math.min(...counts.map((c) => c.flows)) / s,
       perEvent: records / ls.length,
-      cpuRate: ls.length / cpu,
-      cpuDelivered: followers.reduce((n, f) => n + f.flows, 0) / cpu,
-      lost: followers.map((f) => f.lost),
+      cpuRate: ls.length / cIn,
+      followerCpuRate: counts.reduce((n, c) => n + c.flows, 0) / followerCpu,
+      lost: counts.map((c) => c.lost),
+      templated:
+        server.stats.templatedEntries / (server.stats.templatedEntries + server.stats.encodedEntries),
     };
   } finally {
-    client.close();
+    for (const fo of followers) await fo.close().catch(() => {});
     await server.close();
     await p.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -254,59 +299,83 @@ export async function pipeline(ls: string[], rate: number, flowLog = true): Prom
 }
 
 const RATES = [2_000, 5_000, 10_000, 20_000, 0];
+/** Rows with followers that count without decoding: the pipeline's own limit. */
+const COUNT_RATES = [10_000, 20_000, 0];
 /** About two seconds of events at each offered rate (bounded run time), N unpaced. */
 const countAt = (rate: number): number => (rate === 0 ? N : Math.min(N, rate * 2));
 
 export default async function run(): Promise<void> {
-  const ls = lines(N);
-  await rawRead(ls.slice(0, 5000)); // warm-up
-  await pipeline(ls.slice(0, 5000), 0);
-  const raw: { wall: number; cpu: number }[] = [];
-  const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
-  const loads: number[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    loads.push(loadavg()[0]!);
-    raw.push(await rawRead(ls));
-    for (const rate of RATES) byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate));
-  }
-  const b = median(raw.map((x) => x.wall));
-  const bCpu = median(raw.map((x) => x.cpu));
-  const n = (x: number): string => Math.round(x).toLocaleString('en');
-  const rows = RATES.map((rate) => {
-    const xs = byRate.get(rate)!;
-    const ingested = median(xs.map((x) => x.ingested));
-    const cpuRate = median(xs.map((x) => x.cpuRate));
-    return [
-      rate === 0
-        ? `pipeline → 2 followers, unpaced (${N.toLocaleString('en')})`
-        : `pipeline → 2 followers, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
-      n(ingested),
-      `${(ingested / b).toFixed(2)}x`,
-      n(median(xs.map((x) => x.delivered))),
-      n(cpuRate),
-      `${(cpuRate / bCpu).toFixed(2)}x`,
-      n(median(xs.map((x) => x.cpuDelivered))),
-      xs.map((x) => x.lost.join('+')).join(', '),
+  const pinned = process.env.HUBBLE_BENCH_PIN !== '0' && availableParallelism() >= 2;
+  const was = pinned ? pin(process.pid, '0') : undefined;
+  const followers = await Promise.all([0, 1].map(() => Follower.start(pinned ? 1 : undefined)));
+  const counters = await Promise.all([0, 1].map(() => Follower.start(pinned ? 1 : undefined, false)));
+  try {
+    const ls = lines(N);
+    await rawRead(ls.slice(0, 5000)); // warm-up
+    // one node (engine) for every run, as an agent's; each run's pipeline is new (its records'
+    // templates are built in the run)
+    const nd = node();
+    await pipeline(ls.slice(0, 5000), 0, followers, nd);
+    const raw: { wall: number; cpu: number }[] = [];
+    const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
+    const byCountRate = new Map<number, Result[]>(COUNT_RATES.map((r) => [r, []]));
+    const loads: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      loads.push(loadavg()[0]!);
+      raw.push(await rawRead(ls));
+      for (const rate of RATES)
+        byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, followers, nd));
+      for (const rate of COUNT_RATES)
+        byCountRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, counters, nd));
+    }
+    const b = median(raw.map((x) => x.wall));
+    const bCpu = median(raw.map((x) => x.cpu));
+    const n = (x: number): string => Math.round(x).toLocaleString('en');
+    const rowsOf = (rates: number[], by: Map<number, Result[]>, what: string): string[][] =>
+      rates.map((rate) => {
+        const xs = by.get(rate)!;
+        const ingested = median(xs.map((x) => x.ingested));
+        const cpuRate = median(xs.map((x) => x.cpuRate));
+        return [
+          rate === 0
+            ? `pipeline → 2 ${what}, unpaced (${N.toLocaleString('en')})`
+            : `pipeline → 2 ${what}, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
+          n(ingested),
+          `${(ingested / b).toFixed(2)}x`,
+          n(median(xs.map((x) => x.delivered))),
+          n(cpuRate),
+          `${(cpuRate / bCpu).toFixed(2)}x`,
+          n(median(xs.map((x) => x.followerCpuRate))),
+          xs.map((x) => x.lost.join('+')).join(', '),
+        ];
+      });
+    const rows = [
+      ...rowsOf(RATES, byRate, 'decoding followers'),
+      ...rowsOf(COUNT_RATES, byCountRate, 'counting followers'),
     ];
-  });
-  const perEvent = median(byRate.get(0)!.map((x) => x.perEvent));
-  process.stdout.write(
-    `${table([
-      [
-        'variant',
-        'kernel events/s',
-        'vs raw read',
-        'records/s to each follower',
-        'events per CPU-s',
-        'vs raw (CPU)',
-        'records to followers per CPU-s',
-        'lost per follower (each run)',
-      ],
-      ['raw read (baseline: lines parsed)', n(b), '1.00x', '-', n(bCpu), '1.00x', '-', '-'],
-      ...rows,
-    ])}\n`,
-  );
-  process.stdout.write(
-    `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, followers in-process on the same thread; per CPU-s: this process's user+system CPU time (agent side and both followers' decoding), so a figure that the other engineers' load on the machine does not scale. Not pinned (${cpus().length} cores shared), load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
-  );
+    const perEvent = median(byRate.get(0)!.map((x) => x.perEvent));
+    const templated = median(byRate.get(0)!.map((x) => x.templated));
+    process.stdout.write(
+      `${table([
+        [
+          'variant',
+          'kernel events/s',
+          'vs raw read',
+          'records/s to each follower',
+          'events per CPU-s',
+          'vs raw (CPU)',
+          'records per follower CPU-s',
+          'lost per follower (each run)',
+        ],
+        ['raw read (baseline: lines parsed)', n(b), '1.00x', '-', n(bCpu), '1.00x', '-', '-'],
+        ...rows,
+      ])}\n`,
+    );
+    process.stdout.write(
+      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
+    );
+  } finally {
+    for (const f of [...followers, ...counters]) f.stop();
+    if (was !== undefined) pin(process.pid, was);
+  }
 }

@@ -391,7 +391,7 @@ export class FlowPipeline {
     const now = ev.time.seconds * 1000 + ev.time.nanos / 1e6;
     const prev = this.synSeen.get(key);
     if (prev !== undefined && now - prev < SYN_WINDOW_MS && now >= prev) return true;
-    this.synSeen.delete(key);
+    if (prev !== undefined) this.synSeen.delete(key); // re-inserted last: the oldest go first
     this.synSeen.set(key, now);
     if (this.synSeen.size > MAX_SYN_TRACKED) this.synSeen.delete(this.synSeen.keys().next().value!);
     return false;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { PeerRef, Verdict } from '../policy/types.ts';
 import { RECORD_CACHE_TTL_MS, RecordCache, recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
+import { shapeOf } from './template.ts';
 import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
 
 const peers: Record<string, PeerRef> = {
@@ -286,4 +287,36 @@ describe('RecordCache: records of packets of one shape', () => {
     cache.record(engine, ev({}), { nodeName: 'n', resolve }, 1000 + RECORD_CACHE_TTL_MS);
     assert.equal(asked, 2);
   });
+  const refreshRows: { name: string; second: () => Verdict; kept: boolean }[] = [
+    {
+      name: 'asked again after its time to live, the same answer: the template stays',
+      second: allowIngress,
+      kept: true,
+    },
+    {
+      name: 'asked again after its time to live, another policy: a new template',
+      second: () => {
+        const v = allowIngress();
+        v.ingress!.allowedBy = [ref('CiliumNetworkPolicy', 'renamed', 'production', 'ingress')];
+        return v;
+      },
+      kept: false,
+    },
+  ];
+  for (const r of refreshRows) {
+    it(r.name, () => {
+      let asked = 0;
+      const engine = flowEngine(() => (++asked === 1 ? allowIngress() : r.second()));
+      const cache = new RecordCache();
+      const o = { nodeName: 'n', resolve };
+      const first = cache.record(engine, ev({}), o, 1000);
+      cache.record(engine, ev({ sport: 41000 }), o, 1000 + RECORD_CACHE_TTL_MS);
+      const later = cache.record(engine, ev({ sport: 42000 }), o, 1000 + RECORD_CACHE_TTL_MS + 10);
+      assert.equal(asked, 2);
+      assert.equal(shapeOf(later.flow)?.template.flow === first.flow, r.kept);
+      const want = r.kept ? 'backend-ingress' : 'renamed';
+      assert.equal(later.flow.ingress_allowed_by?.[0]?.name, want);
+      assert.equal((later.flow.l4 as { TCP: { source_port: number } }).TCP.source_port, 42000);
+    });
+  }
 });

@@ -13,6 +13,7 @@ import type {
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
+import { copyOfShape, registerTemplate, sameShape } from './template.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -321,6 +322,27 @@ function kernelOnlyRecord(
   };
 }
 
+/** The record of `ev` as a copy of the template `t` of its shape. */
+function copyOf(t: KernelRecord, ev: KernelEvent): KernelRecord {
+  const time = formatTimestamp(ev.time);
+  const out: KernelRecord = {
+    flow: copyOfShape(t.flow, time, randomUUID(), ev.sport),
+    agrees: t.agrees,
+    engineVerdict: t.engineVerdict,
+    explained: t.explained,
+  };
+  if (t.drop !== undefined) out.drop = copyOfShape(t.drop, time, randomUUID(), ev.sport);
+  return out;
+}
+
+/** Two records of one shape that say the same (a refreshed template may stay). */
+function sameRecord(a: KernelRecord, b: KernelRecord): boolean {
+  if (a.agrees !== b.agrees || a.engineVerdict !== b.engineVerdict || a.explained !== b.explained)
+    return false;
+  if (!sameShape(a.flow, b.flow)) return false;
+  return a.drop === undefined ? b.drop === undefined : b.drop !== undefined && sameShape(a.drop, b.drop);
+}
+
 /** How long a cached record explains later packets of the same shape (ms). */
 export const RECORD_CACHE_TTL_MS = 1000;
 const RECORD_CACHE_MAX = 8192;
@@ -331,7 +353,9 @@ const RECORD_CACHE_MAX = 8192;
  * uuid and source port: the engine is asked once per shape and second, and later events get a
  * copy with their own time, uuid and port. The kernel's verdict is each event's own; at most the
  * explanation (the policies, the match type) is up to RECORD_CACHE_TTL_MS behind a change the
- * revision does not show (an identity learnt from DNS).
+ * revision does not show (an identity learnt from DNS). A record asked again that says what the
+ * kept one said leaves that one the template (flow/template.ts), so the encoders' pieces of its
+ * shape live as long as the explanation does.
  */
 export class RecordCache {
   private readonly m = new Map<string, { at: number; rec: KernelRecord }>();
@@ -349,34 +373,29 @@ export class RecordCache {
     const flags =
       f === undefined
         ? ''
-        : `${f.SYN ? 'S' : ''}${f.ACK ? 'A' : ''}${f.FIN ? 'F' : ''}${f.RST ? 'R' : ''}${f.PSH ? 'P' : ''}${f.URG ? 'U' : ''}`;
+        : (f.SYN ? 1 : 0) |
+          (f.ACK ? 2 : 0) |
+          (f.FIN ? 4 : 0) |
+          (f.RST ? 8 : 0) |
+          (f.PSH ? 16 : 0) |
+          (f.URG ? 32 : 0);
     const key = `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}|${o.policyRevision ?? ''}`;
     const hit = this.m.get(key);
     if (hit !== undefined && nowMs - hit.at < RECORD_CACHE_TTL_MS && nowMs >= hit.at) {
       this.hits++;
-      const t = hit.rec;
-      const time = formatTimestamp(ev.time);
-      const out: KernelRecord = { ...t, flow: copyFor(t.flow, time, ev.sport) };
-      if (t.drop !== undefined) out.drop = copyFor(t.drop, time, ev.sport);
-      return out;
+      return copyOf(hit.rec, ev);
     }
     this.misses++;
     const rec = recordFromKernelEvent(engine, ev, o);
+    if (hit !== undefined && sameRecord(hit.rec, rec)) {
+      // the same explanation: the template stays, and with it the encoders' pieces of its shape
+      hit.at = nowMs;
+      return copyOf(hit.rec, ev);
+    }
+    registerTemplate(rec.flow);
+    if (rec.drop !== undefined) registerTemplate(rec.drop);
     if (this.m.size >= RECORD_CACHE_MAX) this.m.clear();
     this.m.set(key, { at: nowMs, rec });
     return rec;
   }
-}
-
-/** The record of another packet of the same shape: its time, a new uuid, its source port. */
-function copyFor(f: Flow, time: string, sport: number | undefined): Flow {
-  const out = { ...f, time, uuid: randomUUID() };
-  const l4 = f.l4;
-  // a zero port is absent (protojson), and such events have their own cache key
-  if (l4 !== undefined && sport) {
-    if ('TCP' in l4) out.l4 = { TCP: { ...l4.TCP, source_port: sport } };
-    else if ('UDP' in l4) out.l4 = { UDP: { ...l4.UDP, source_port: sport } };
-    else if ('SCTP' in l4) out.l4 = { SCTP: { ...l4.SCTP, source_port: sport } };
-  }
-  return out;
 }

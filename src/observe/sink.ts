@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
+import { flowEventJSON } from '../flow/template.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 
 /** A stored event with its sequence number (monotonic, never reused). */
@@ -241,7 +242,7 @@ export class FlowSink {
   emit(flow: Flow): FlowEvent {
     const event: FlowEvent = { flow, node_name: flow.node_name ?? this.o.nodeName, time: flow.time };
     if (this.o.file !== undefined) {
-      const line = JSON.stringify(event);
+      const line = flowEventJSON(event); // JSON.stringify(event), from its shape's pieces when it has one
       this.pending.push(line);
       this.pendingBytes += line.length;
       if (this.pendingBytes >= MAX_PENDING_BYTES) this.flush();

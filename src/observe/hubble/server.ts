@@ -15,6 +15,7 @@ import type protobuf from 'protobufjs';
 import { SeawallError } from '../../core/errors.ts';
 import type { Flow } from '../../flow/types.ts';
 import type { FlowRing, RingEntry } from '../sink.ts';
+import { FlowResponseEncoder, frameMessage } from './encode.ts';
 import { compileFlowFilters, type HubbleFlowFilter } from './filter.ts';
 import { parseRFC3339 } from './protojson.ts';
 import { hubbleType } from './schema.ts';
@@ -52,6 +53,9 @@ export interface HubbleServerStats {
   writes: number;
   /** GetFlows calls served with batched writes (the rest: one grpc-js write per message). */
   batchedStreams: number;
+  /** Ring entries encoded from their shape's cached bytes (encode.ts), and encoded whole. */
+  templatedEntries: number;
+  encodedEntries: number;
 }
 
 export interface HubbleServerHandle {
@@ -80,15 +84,6 @@ const MAX_BATCH_BYTES = 64 * 1024;
  * follower send one batch per event-loop turn, fewer flows than a busy producer pushes per turn.
  */
 const MAX_BUFFERED_BYTES = 512 * 1024;
-
-/** A gRPC length-prefixed message: 0 (not compressed), the length (big-endian u32), the bytes. */
-export function frameMessage(msg: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(msg.length + 5);
-  b[0] = 0;
-  b.writeUInt32BE(msg.length, 1);
-  b.set(msg, 5);
-  return b;
-}
 
 /** Where one follower's framed messages go. */
 interface FollowerWire {
@@ -188,7 +183,6 @@ function packageVersion(): string {
 }
 
 interface Types {
-  Flow: protobuf.Type;
   GetFlowsRequest: protobuf.Type;
   GetFlowsResponse: protobuf.Type;
   ServerStatusRequest: protobuf.Type;
@@ -201,7 +195,6 @@ interface Types {
 
 function types(): Types {
   return {
-    Flow: hubbleType('flow.Flow'),
     GetFlowsRequest: hubbleType('observer.GetFlowsRequest'),
     GetFlowsResponse: hubbleType('observer.GetFlowsResponse'),
     ServerStatusRequest: hubbleType('observer.ServerStatusRequest'),
@@ -260,25 +253,6 @@ function nowTimestamp(): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-/** RFC 3339 → google.protobuf.Timestamp; throws on a time protojson would refuse. */
-function timestamp(rfc3339: string): { seconds: number; nanos: number } {
-  const p = parseRFC3339(rfc3339);
-  if (typeof p === 'string') throw new Error(p);
-  return p;
-}
-
-/**
- * A record → flow.Flow for encode(). The records are Seawall's own (checked against flow.proto
- * by the strict protojson test of every kind), so the generated fromObject does the conversion
- * (enum names, nested messages): about twice as fast per flow as the general protojson reader.
- * Only the well-known types need their message shape: time (Timestamp) and is_reply (BoolValue).
- */
-function flowMessage(t: Types, f: Flow): protobuf.Message {
-  const o: Record<string, unknown> = { ...f, time: timestamp(f.time) };
-  if (f.is_reply !== undefined) o.is_reply = { value: f.is_reply };
-  return t.Flow.fromObject(o);
-}
-
 /** Serves Hubble's Observer API over `o.ring`; resolves once every listener is bound. */
 export async function startHubbleServer(
   o: HubbleServerOptions,
@@ -301,28 +275,32 @@ export async function startHubbleServer(
     encodeErrors: 0,
     writes: 0,
     batchedStreams: 0,
+    templatedEntries: 0,
+    encodedEntries: 0,
   };
-  const encoded = new WeakMap<RingEntry, Buffer | null>();
+  // Each entry's bytes by its ring slot (no per-entry WeakMap: its ephemerons cost every collection)
+  const encodedSeq = new Float64Array(ring.capacity).fill(-1);
+  const encodedBytes: (Buffer | null)[] = new Array(ring.capacity).fill(null);
+  const encoder = new FlowResponseEncoder(o.nodeName);
   const closers = new Set<() => void>();
 
   const uptimeNs = (): string => String(BigInt(Math.max(0, Date.now() - startedAt)) * 1_000_000n);
 
   /** GetFlowsResponse{flow, node_name, time} for one entry, encoded and framed once; null if not encodable. */
   function encodeEntry(e: RingEntry): Buffer | null {
-    let b = encoded.get(e);
-    if (b !== undefined) return b;
+    const slot = e.seq % ring.capacity;
+    if (encodedSeq[slot] === e.seq) return encodedBytes[slot]!;
+    let b: Buffer | null;
     try {
-      const msg = {
-        flow: flowMessage(t, e.event.flow),
-        node_name: e.event.node_name ?? o.nodeName,
-        time: timestamp(e.event.time),
-      };
-      b = frameMessage(t.GetFlowsResponse.encode(msg).finish());
+      b = encoder.encode(e.event);
+      stats.templatedEntries = encoder.templated;
+      stats.encodedEntries = encoder.encoded;
     } catch {
       stats.encodeErrors++;
       b = null;
     }
-    encoded.set(e, b);
+    encodedSeq[slot] = e.seq;
+    encodedBytes[slot] = b;
     return b;
   }
 

@@ -1,0 +1,322 @@
+// Records of one shape. RecordCache (kernel.ts) builds the record of a kernel event's shape once
+// and copies it per packet, changing only the time, the uuid and the l4 source port. Encoders of
+// records (the flow log's JSON here, Hubble's protobuf in observe/hubble/encode.ts) keep the bytes
+// of a shape per template and fill in only those fields; `shapeOf` says when a record is such a
+// copy, untouched since it was made, so that the output is exactly the slow path's.
+// The pieces are kept with the template: a new policy revision, identity or endpoint makes
+// RecordCache build a new template (and a template nobody holds is collected with its pieces).
+
+import type { Flow, FlowEvent, FlowLayer4 } from './types.ts';
+
+/** A record whose copies the encoders assemble from cached pieces. */
+export interface Template {
+  readonly flow: Flow;
+  /** The record's own keys in order (a copy has these, in this order). */
+  readonly keys: readonly string[];
+  /** The l4 key whose port pair copies may give their own source port (TCP, UDP, SCTP). */
+  readonly portKey: 'TCP' | 'UDP' | 'SCTP' | undefined;
+  /** The keys of a copy's own port pair in order: the template's, source_port in its place or last. */
+  readonly pairKeys: readonly string[];
+  /** The flow log line's pieces: for copies with their own port [0], with the template's l4 [1]. */
+  json: [JSONTemplate | null | undefined, JSONTemplate | null | undefined];
+  /** The protobuf encoder's bytes (observe/hubble/encode.ts), the same two ways. */
+  proto: [unknown, unknown];
+  /** Makes a copy (as copyOfShape's spread would) with its own port / with the template's l4. */
+  readonly cloneWithPort: Cloner | null;
+  readonly cloneKeepL4: Cloner | null;
+}
+
+type Cloner = (t: Flow, time: string, uuid: string, sport: number | undefined) => Flow;
+
+/**
+ * Copy functions by key order: one object literal per order of a template's keys, so copying is
+ * monomorphic (a spread over templates of a dozen different maps is V8's slow generic clone).
+ */
+const cloners = new Map<string, Cloner | null>();
+const MAX_CLONERS = 256;
+/** Keys written as they are in the literal (our own field names; anything else is spread). */
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function clonerFor(
+  keys: readonly string[],
+  pk: 'TCP' | 'UDP' | 'SCTP' | undefined,
+  pairKeys: readonly string[],
+  withPort: boolean,
+): Cloner | null {
+  const sig = `${withPort ? pk : '-'}|${keys.join(',')}|${withPort ? pairKeys.join(',') : ''}`;
+  let c = cloners.get(sig);
+  if (c !== undefined) return c;
+  c = null;
+  const plain = (k: string): boolean => PLAIN_KEY.test(k) && k !== '__proto__';
+  if (
+    cloners.size < MAX_CLONERS &&
+    keys.includes('time') &&
+    keys.includes('uuid') &&
+    keys.every(plain) &&
+    pairKeys.every(plain)
+  ) {
+    const props = keys.map((k) => {
+      if (k === 'time' || k === 'uuid') return `${k}: ${k}`;
+      if (k === 'l4' && withPort) {
+        const pair = pairKeys.map((p) =>
+          p === 'source_port' ? 'source_port: sport' : `${p}: t.l4.${pk}.${p}`,
+        );
+        return `l4: {${pk}: {${pair.join(', ')}}}`;
+      }
+      return `${k}: t.${k}`;
+    });
+    c = new Function('t', 'time', 'uuid', 'sport', `return {${props.join(', ')}};`) as Cloner;
+  }
+  cloners.set(sig, c);
+  return c;
+}
+
+/** A record that is a copy of a template: its own time, uuid and (when `sport`) source port. */
+export interface Shape {
+  readonly template: Template;
+  /** The copy's own source port; undefined: the template's l4 object as it is. */
+  readonly sport: number | undefined;
+}
+
+/**
+ * Templates by their `source` endpoint object, which every copy shares (so that nothing is
+ * stored per copy): a copy is found by its source and then compared with the template.
+ */
+const templates = new WeakMap<object, Template>();
+
+/** The port key of a template's l4 that a copy may change (TCP, UDP, SCTP); undefined for others. */
+function portKey(l4: FlowLayer4 | undefined): 'TCP' | 'UDP' | 'SCTP' | undefined {
+  if (l4 === undefined) return undefined;
+  if ('TCP' in l4) return 'TCP';
+  if ('UDP' in l4) return 'UDP';
+  if ('SCTP' in l4) return 'SCTP';
+  return undefined;
+}
+
+/**
+ * Makes `t` a template: copies of it (copyOfShape) are then encoded from its cached pieces.
+ * RecordCache registers each record it keeps; `t` must not change afterwards.
+ */
+export function registerTemplate(t: Flow): void {
+  if (t.source === undefined) return;
+  const k = portKey(t.l4);
+  const pair = k === undefined ? {} : (t.l4 as unknown as Record<string, object>)[k];
+  const keys = Object.keys(t);
+  const pairKeys = Object.keys({ ...pair, source_port: 0 });
+  templates.set(t.source, {
+    flow: t,
+    keys,
+    portKey: k,
+    pairKeys,
+    json: [undefined, undefined],
+    proto: [undefined, undefined],
+    cloneWithPort: k === undefined ? null : clonerFor(keys, k, pairKeys, true),
+    cloneKeepL4: clonerFor(keys, k, pairKeys, false),
+  });
+}
+
+/**
+ * The record of another packet of `t`'s shape: its time, `uuid`, its source port (a zero port is
+ * absent, as protojson has it; such packets have a shape of their own). Nested objects other than
+ * the l4 port pair are the template's own, shared.
+ */
+export function copyOfShape(t: Flow, time: string, uuid: string, sport: number | undefined): Flow {
+  const tp = t.source !== undefined ? templates.get(t.source) : undefined;
+  if (tp !== undefined && tp.flow === t) {
+    const c = sport && tp.portKey !== undefined ? tp.cloneWithPort : tp.cloneKeepL4;
+    if (c !== null) return c(t, time, uuid, sport);
+  }
+  return spreadCopy(t, time, uuid, sport);
+}
+
+/** copyOfShape by spreading (records that are no template, or keys no literal can hold). */
+export function spreadCopy(t: Flow, time: string, uuid: string, sport: number | undefined): Flow {
+  const out = { ...t, time, uuid };
+  const l4 = t.l4;
+  if (l4 !== undefined && sport) {
+    if ('TCP' in l4) out.l4 = { TCP: { ...l4.TCP, source_port: sport } };
+    else if ('UDP' in l4) out.l4 = { UDP: { ...l4.UDP, source_port: sport } };
+    else if ('SCTP' in l4) out.l4 = { SCTP: { ...l4.SCTP, source_port: sport } };
+  }
+  return out;
+}
+
+/**
+ * When `f` is a template's record but for its own time and uuid (strings) and l4 source port: the
+ * template's keys in the template's order with the same values (the same nested objects), the l4
+ * the template's own or a port pair of the template's keys and values but for source_port (an
+ * integer port). Undefined for any other record, or a copy changed since it was made
+ * (destination_names added, ...): those are encoded whole.
+ */
+export function shapeOf(f: Flow): Shape | undefined {
+  const src = f.source;
+  if (src === undefined) return undefined;
+  const tp = templates.get(src);
+  if (tp === undefined || typeof f.time !== 'string' || typeof f.uuid !== 'string') return undefined;
+  const t = tp.flow as unknown as Record<string, unknown>;
+  const o = f as unknown as Record<string, unknown>;
+  const keys = tp.keys;
+  let i = 0;
+  for (const k in o) {
+    if (k !== keys[i++]) return undefined;
+    if (o[k] !== t[k] && k !== 'time' && k !== 'uuid' && k !== 'l4') return undefined;
+  }
+  if (i !== keys.length) return undefined;
+  if (f.l4 === tp.flow.l4) return { template: tp, sport: undefined };
+  const pk = tp.portKey;
+  if (pk === undefined || f.l4 === undefined) return undefined;
+  // the copy's own port pair: the template's keys and values but for the source port
+  let outer = 0;
+  for (const k in f.l4) if (k !== pk || ++outer > 1) return undefined;
+  const mine = (f.l4 as unknown as Record<string, Record<string, unknown>>)[pk]!;
+  const theirs = (tp.flow.l4 as unknown as Record<string, Record<string, unknown>>)[pk]!;
+  const pairKeys = tp.pairKeys;
+  let j = 0;
+  for (const k in mine) {
+    if (k !== pairKeys[j++]) return undefined;
+    if (k !== 'source_port' && mine[k] !== theirs[k]) return undefined;
+  }
+  const sport = mine.source_port;
+  if (j !== pairKeys.length || typeof sport !== 'number' || !Number.isInteger(sport)) return undefined;
+  if (sport <= 0 || sport > 0xffffffff) return undefined;
+  return { template: tp, sport };
+}
+
+/** Plain JSON-like values equal in content and key order. */
+function deepSame(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepSame(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!;
+    if (k !== kb[i] || !deepSame((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+      return false;
+  }
+  return true;
+}
+
+/**
+ * Two records of one shape: equal in every field (content and order) but time, uuid and the l4
+ * source port. RecordCache keeps its template when the engine, asked again, says the same.
+ */
+export function sameShape(a: Flow, b: Flow): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!;
+    if (k !== kb[i]) return false;
+    if (k === 'time' || k === 'uuid') continue;
+    const va = (a as unknown as Record<string, unknown>)[k];
+    const vb = (b as unknown as Record<string, unknown>)[k];
+    if (k === 'l4' && a.l4 !== undefined && b.l4 !== undefined) {
+      const pk = portKey(a.l4);
+      if (pk !== undefined && pk === portKey(b.l4)) {
+        const pa = { ...(va as Record<string, object>)[pk], source_port: 0 };
+        const pb = { ...(vb as Record<string, object>)[pk], source_port: 0 };
+        if (Object.keys(va as object).length !== 1 || Object.keys(vb as object).length !== 1) return false;
+        if (!deepSame(pa, pb)) return false;
+        continue;
+      }
+    }
+    if (!deepSame(va, vb)) return false;
+  }
+  return true;
+}
+
+/** The pieces of one shape's flow log line, between the fields each record fills in. */
+export interface JSONTemplate {
+  nodeName: string | undefined;
+  /** parts[0] slot[0] parts[1] slot[1] ... parts[n] */
+  parts: string[];
+  slots: ('time' | 'uuid' | 'sport')[];
+}
+
+/** Stand-ins no record holds (a control character and a per-process random tag). */
+const TAG = `\u0001${Math.random().toString(36).slice(2, 12)}`;
+const STAND_IN = { time: `${TAG}t`, uuid: `${TAG}u`, sport: `${TAG}p` } as const;
+const QUOTED = {
+  time: JSON.stringify(STAND_IN.time),
+  uuid: JSON.stringify(STAND_IN.uuid),
+  sport: JSON.stringify(STAND_IN.sport),
+} as const;
+
+function jsonTemplate(s: Shape, nodeName: string | undefined): JSONTemplate | null {
+  const t = s.template.flow;
+  const probe: Record<string, unknown> = { ...t, time: STAND_IN.time, uuid: STAND_IN.uuid };
+  if (s.sport !== undefined) {
+    const k = s.template.portKey!;
+    probe.l4 = { [k]: { ...(t.l4 as unknown as Record<string, object>)[k], source_port: STAND_IN.sport } };
+  }
+  const event: Record<string, unknown> = { flow: probe, node_name: nodeName, time: STAND_IN.time };
+  const text = JSON.stringify(event);
+  const parts: string[] = [];
+  const slots: JSONTemplate['slots'] = [];
+  let from = 0;
+  for (;;) {
+    let at = -1;
+    let slot: JSONTemplate['slots'][number] | undefined;
+    for (const k of ['time', 'uuid', 'sport'] as const) {
+      const i = text.indexOf(QUOTED[k], from);
+      if (i >= 0 && (at < 0 || i < at)) {
+        at = i;
+        slot = k;
+      }
+    }
+    if (slot === undefined) break;
+    parts.push(text.slice(from, at));
+    slots.push(slot);
+    from = at + QUOTED[slot].length;
+  }
+  parts.push(text.slice(from));
+  // the flow's time and uuid, the event's time and the port once each: else the slow path
+  const count = (k: string): number => slots.filter((x) => x === k).length;
+  if (count('time') !== 2 || count('uuid') !== 1 || count('sport') !== (s.sport === undefined ? 0 : 1))
+    return null;
+  return { nodeName, parts, slots };
+}
+
+const EVENT_KEYS = ['flow', 'node_name', 'time'];
+
+/** The event has FlowSink's keys in FlowSink's order (the pieces are cut for that order). */
+function sinkOrder(event: FlowEvent): boolean {
+  let i = 0;
+  for (const k in event) if (k !== EVENT_KEYS[i++]) return false;
+  return i === 3;
+}
+
+/**
+ * The flow log line of `event` (`hubble observe -o jsonpb`'s shape): JSON.stringify(event), from
+ * the cached pieces of its shape when its flow is an untouched copy.
+ */
+export function flowEventJSON(event: FlowEvent): string {
+  const f = event.flow;
+  const s = event.time === f.time && sinkOrder(event) ? shapeOf(f) : undefined;
+  if (s === undefined) return JSON.stringify(event);
+  const both = s.template.json;
+  const which = s.sport === undefined ? 1 : 0;
+  let tp = both[which];
+  if (tp === undefined || (tp !== null && tp.nodeName !== event.node_name)) {
+    tp = jsonTemplate(s, event.node_name);
+    both[which] = tp;
+  }
+  if (tp === null) return JSON.stringify(event);
+  const time = JSON.stringify(f.time);
+  const uuid = JSON.stringify(f.uuid);
+  const sport = s.sport === undefined ? '' : String(s.sport);
+  const { parts, slots } = tp;
+  let out = parts[0]!;
+  for (let i = 0; i < slots.length; i++) {
+    const k = slots[i];
+    out += (k === 'time' ? time : k === 'uuid' ? uuid : sport) + parts[i + 1]!;
+  }
+  return out;
+}
