@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { encode } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
+import { useTransparentUpstream } from '../upstream-socket.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
@@ -69,6 +70,10 @@ async function main(): Promise<void> {
     flowLines = [];
     process.stdout.write(lines.join(''));
   };
+  // upstreams leave from the client's address (Cilium's proxies are transparent); without the
+  // addon every request is refused, never sent from the node's address
+  const noTransparent = useTransparentUpstream();
+  if (noTransparent !== undefined) send({ type: 'error', message: noTransparent });
   const mirror = new PolicyMirror();
   // read now, as root: after the uid drop below the directory may be unreadable
   const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);
