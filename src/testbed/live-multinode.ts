@@ -61,23 +61,21 @@ function endpointOf(test: Pick<PolicyTest, 'endpoints'>, p: PeerRef): TestEndpoi
 }
 
 /**
- * Why a flow of a multi-node test is not replayed live, or undefined. One shape: the source's
- * egress redirects to a proxy and the destination, on another node, enforces ingress. The
- * source node's proxy opens its upstream connection from its node address, so the destination's
- * node would judge it as remote-node; Cilium's proxy keeps the pod's address (it is transparent),
- * which Seawall's proxies cannot (Node sets no IP_TRANSPARENT). Replaying it would report the
- * harness, not the policy.
+ * The flow's source redirects it to its node's proxy (egress L7) and the destination, on another
+ * node, enforces ingress. The proxy's upstream leaves from the source pod's address (as Cilium's
+ * transparent proxy), so the destination's node judges the pod; when that denies, the source's
+ * proxy answers as Envoy does, 503 (its upstream connect failed), which is the expected denial here.
  */
-export function multiNodeSkip(
+export function proxiedIntoIngress(
   test: Pick<PolicyTest, 'endpoints'>,
   engine: PolicyEngineAPI,
   flow: TestFlow,
-): string | undefined {
+): boolean {
   const r = flow.request;
   const src = endpointOf(test, r.src);
   const dst = endpointOf(test, r.dst);
-  if (src === undefined || dst === undefined || nodeOf(src) === nodeOf(dst)) return undefined;
-  if (r.protocol !== 'TCP' && r.protocol !== 'UDP') return undefined;
+  if (src === undefined || dst === undefined || nodeOf(src) === nodeOf(dst)) return false;
+  if (r.protocol !== 'TCP' && r.protocol !== 'UDP') return false;
   const proto = r.protocol === 'TCP' ? 6 : 17;
   const port = r.dport ?? 0;
   const dstId = engine.identityOf(r.dst);
@@ -93,12 +91,7 @@ export function multiNodeSkip(
         port >= e.key.portLo &&
         port <= e.key.portHi,
     );
-  if (!redirects || !engine.endpointPolicy(dst.namespace!, dst.name).ingress.enforced) return undefined;
-  return (
-    `egress L7 at ${nodeOf(src)} to an endpoint on ${nodeOf(dst)} that enforces ingress: the proxy's ` +
-    'upstream leaves from its node address (Cilium keeps the pod address), so the destination node ' +
-    'would judge remote-node instead of the source'
-  );
+  return redirects && engine.endpointPolicy(dst.namespace!, dst.name).ingress.enforced;
 }
 
 function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
@@ -144,11 +137,6 @@ export async function replayMultiNode(
     opts.createEngine({ ...c, enforcementMode: test.enforcementMode }, d);
   const engine = opts.engine ?? prepareEngine(test, opts.createEngine).engine;
   const skips = new Map(opts.skips);
-  for (const f of test.flows) {
-    if (skips.has(f.index)) continue;
-    const why = multiNodeSkip(test, engine, f);
-    if (why !== undefined) skips.set(f.index, why);
-  }
   const k8sNodeOf = (p: PeerRef): string | undefined => {
     const ep = endpointOf(test, p);
     return ep === undefined ? undefined : nodeOf(ep);
@@ -261,7 +249,11 @@ export async function replayMultiNode(
         results.push({ ...base, note: why ?? 'no live host for this flow in a multi-node test' });
         continue;
       }
-      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, { probes, kafka: kafkaClients });
+      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, {
+        probes,
+        kafka: kafkaClients,
+        proxied: proxiedIntoIngress(test, engine, f),
+      });
       if (s.live !== base.offline) s.notes.unshift(`live ${s.live} but offline ${base.offline}`);
       const res: LiveFlowResult = {
         ...base,
@@ -359,17 +351,18 @@ async function send(
   src: LivePeer,
   dst: LivePeer,
   timeoutMs: number,
-  clients: { probes: ProbePool; kafka: KafkaClientPool },
+  clients: { probes: ProbePool; kafka: KafkaClientPool; proxied: boolean },
 ): Promise<Sent> {
   const l7 = f.request.l7;
   const port = f.request.dport;
   const t0 = performance.now();
   const ms = (): number => performance.now() - t0;
   if (isPlainHTTP(f) && l7?.kind === 'http' && port !== undefined) {
-    // 200 allowed; 403 (the proxy's Access denied) or no answer denied
+    // 200 allowed; 403 (the proxy's Access denied) or no answer denied; 503 too when the source's
+    // proxy forwards into an ingress that denies (proxiedIntoIngress)
     const status = await curlStatus(src.ns, dst.ip, port, l7, Math.max(timeoutMs, 2000));
-    const notes =
-      status !== 200 && status !== 403 && status !== 0 ? [`unexpected HTTP status ${status}`] : [];
+    const expected = status === 200 || status === 403 || status === 0 || (clients.proxied && status === 503);
+    const notes = expected ? [] : [`unexpected HTTP status ${status}`];
     return {
       live: status === 200 ? 'allowed' : 'denied',
       ms: ms(),
