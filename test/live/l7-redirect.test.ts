@@ -323,4 +323,42 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     assert.equal(l7.drop_reason_desc, undefined);
     assert.equal(l7.drop_reason, undefined);
   });
+
+  it('issue 11: the proxied upstream connection is the client pod’s in the records, never the host’s', {
+    skip: withFlows ? undefined : 'needs ulogd2',
+  }, async () => {
+    const ok = await fromClient(8080, '/public/upstream');
+    assert.equal(ok.code, 200);
+    // from the ring's start: the proxy reuses its upstream connections, made by the rows above
+    const from = 0;
+    const toServer = (f: Flow) =>
+      f.IP?.destination === serverIP &&
+      f.l4 !== undefined &&
+      'TCP' in f.l4 &&
+      f.l4.TCP.destination_port === 8080 &&
+      f.is_reply !== true;
+    // the proxy's own connection: from the node namespace's ports (topology.ts NODE_PORT_RANGE)
+    const upstream = (f: Flow) =>
+      toServer(f) && f.l4 !== undefined && 'TCP' in f.l4 && (f.l4.TCP.source_port ?? 0) >= 61000;
+    let seen: Flow[] = [];
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      rt.flows!.drain();
+      seen = rt.flows!.since(from).flatMap((e) => (e.event.flow ? [e.event.flow as Flow] : []));
+      if (seen.some(upstream)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const up = seen.filter(upstream);
+    assert.ok(up.length > 0, JSON.stringify(seen.filter(toServer)).slice(0, 800));
+    for (const f of up) {
+      assert.equal(f.IP?.source, clientIP, JSON.stringify(f));
+      assert.equal(f.source?.identity, clientId, JSON.stringify(f));
+    }
+    // no host -> server record passed (the node's address was the source before; the row
+    // above that tries the proxy's pass from the node namespace is DROPPED)
+    assert.deepEqual(
+      seen.filter((f) => toServer(f) && f.source?.identity === 1 && f.verdict !== 'DROPPED'),
+      [],
+    );
+  });
 });
