@@ -5,7 +5,9 @@
 //
 // Privileges: it starts as root (only root enters the namespace), binds, then drops to the proxy
 // uid/gid (PROXY_UID, 1337 as Istio's): the node's output chain passes that uid's upstream
-// connections through the destination's ingress chain, and no other process gets the pass.
+// connections through the destination's ingress chain, and no other process gets the pass. It
+// keeps CAP_NET_RAW alone, for IP_TRANSPARENT: upstreams leave from the client's address
+// (../upstream-socket.ts).
 //
 // Until the first snapshot arrives every connection is refused (no mirror, no context): the
 // listener is up early only so that the agent's readiness check sees it.
