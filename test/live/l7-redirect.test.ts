@@ -210,6 +210,46 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     await rt.sync();
   });
 
+  it('issue 11: egress L7 to the node itself: the upstream from the pod’s address is delivered and answered', async () => {
+    // a server in the node namespace (reserved:host) on 8082, which records who connected
+    const nodeIp = rt.datapath.topo.nodeIp;
+    const code =
+      "require('node:http').createServer((q, s) => { q.resume(); s.end(q.socket.remoteAddress); })" +
+      ".listen(8082, '0.0.0.0', () => process.stdout.write('ready\\n'));" +
+      "process.on('SIGTERM', () => process.exit(0));";
+    const host = spawn('ip', ['netns', 'exec', rt.node, process.execPath, '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('node server did not start')), 15_000);
+        createInterface({ input: host.stdout! }).once('line', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      engine.setPolicy('l7', 'client', {
+        egress: { enforced: true, defaultDeny: false },
+        entries: [
+          redirect('EGRESS', serverId, 8081, http({ path: '/eg/.*' })),
+          redirect('EGRESS', 1, 8082, http({ path: '/eg/.*' })),
+        ],
+      });
+      await rt.sync();
+      const ok = await curl(clientNs, `http://${nodeIp}:8082/eg/x`);
+      assert.equal(ok.code, 200, JSON.stringify(ok));
+      assert.equal(ok.body.replace(/^::ffff:/, ''), clientIP, 'the node saw the pod, not itself');
+      assert.equal((await curl(clientNs, `http://${nodeIp}:8082/other`)).code, 403);
+    } finally {
+      host.kill('SIGTERM');
+      engine.setPolicy('l7', 'client', {
+        egress: { enforced: true, defaultDeny: false },
+        entries: [redirect('EGRESS', serverId, 8081, http({ path: '/eg/.*' }))],
+      });
+      await rt.sync();
+    }
+  });
+
   it('the proxy uid pass is not usable by other processes in the node namespace', async () => {
     // root in the node namespace is reserved:host; the server denies host on 8080
     const asRoot = await curl(rt.node, `http://${serverIP}:8080/public/a`, 'GET', 2);

@@ -407,6 +407,8 @@ describe('compile', () => {
       script.includes(
         'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15053, 15002 } accept\n' +
           'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 udp dport { 15053 } accept\n' +
+          // a proxy's own upstream looped back to the node (issue 11), from lo only
+          'add rule inet seawall input iifname "lo" ct direction original ct mark & 0x00000200 != 0 accept\n' +
           'add rule inet seawall input ip saddr vmap @ep_eg\n',
       ),
     );
@@ -502,12 +504,22 @@ describe('compile', () => {
       0,
     );
     assert.equal(PROXY_RETURN_MARK & PROXY_RETURN_MASK, PROXY_RETURN_MARK);
-    // set only by the proxy uid's packets, read only on replies
+    // the proxy's upstream to the node itself passes input from lo only, before the egress vmap
+    const input = lines.filter((l) => l.startsWith('add rule inet seawall input '));
+    const pass = input.indexOf(
+      'add rule inet seawall input iifname "lo" ct direction original ct mark & 0x00000200 != 0 accept',
+    );
+    assert.ok(
+      pass >= 0 && pass < input.indexOf('add rule inet seawall input ip saddr vmap @ep_eg'),
+      input.join('\n'),
+    );
+    // set only by the proxy uid's packets, read only on replies (and on lo)
     const sets = lines.filter((l) => l.includes('ct mark set ct mark | 0x00000200'));
     assert.deepEqual(sets, [
       'add rule inet seawall output meta skuid 1337 ct mark set ct mark | 0x00000200 accept',
     ]);
     const reads = lines.filter((l) => l.includes('meta mark set 0x00000200'));
+    assert.equal(lines.filter((l) => l.includes('ct mark & 0x00000200')).length, 3);
     assert.deepEqual(reads, [
       'add rule inet seawall proxy_return ct direction reply ct mark & 0x00000200 != 0 meta mark set 0x00000200',
       'add rule inet seawall proxy_return_local ct direction reply ct mark & 0x00000200 != 0 meta mark set 0x00000200',

@@ -954,6 +954,11 @@ export function renderFull(t: CompiledTable): string {
       : [
           `add rule ${T} input ${redirected} ip daddr ${px.address} udp dport { ${udpProxyPorts.join(', ')} } accept`,
         ]),
+    // a proxy's upstream to the node itself, looped back: it leaves from the client's address, so
+    // `ip saddr` would pick the client's egress chain, whose redirect entry drops it. Judged
+    // already (as the output chain's pass). Only from lo: a pod's packet that matches the
+    // upstream's tuple enters on its veth and is judged by its egress chain
+    `add rule ${T} input iifname "lo" ct direction original ct mark & ${hex(PROXY_RETURN_MARK)} != 0 accept`,
     `add rule ${T} input ip saddr vmap @ep_eg`,
     // node → pod: only the pod's ingress policy applies
     `add chain ${T} output { type filter hook output priority filter; policy accept; }`,
