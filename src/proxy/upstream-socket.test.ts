@@ -131,12 +131,19 @@ describe('udpUpstream', () => {
       server.bind(0, '127.0.0.1', () => {
         const port = server.address().port;
         const s = udpUpstream({ ip: '127.0.0.1', port }, source, () => s.send('q'));
+        const close = () => {
+          try {
+            s.close();
+          } catch {
+            // closed already (the error row closes it first)
+          }
+        };
         s.once('error', (e: NodeJS.ErrnoException) => {
           server.close();
-          s.close();
+          close();
           resolve({ error: e.code ?? e.message });
         });
-        setTimeout(() => s.close(), 500).unref();
+        setTimeout(close, 500).unref();
       });
     });
   it('transparent: the datagram leaves from the client address', { skip: needsRoot }, async () => {
