@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the SO_ORIGINAL_DST addon (src/proxy/native) with node-gyp against the installed Node
-# headers, offline (--nodedir, never a download). Without it the HTTP proxy refuses redirected
-# connections (fail closed); nothing else needs it. Needs gcc, make, python3 and Node's headers
+# Builds the proxies' addon (src/proxy/native: SO_ORIGINAL_DST, and IP_TRANSPARENT upstream sockets)
+# with node-gyp against the installed Node headers, offline (--nodedir, never a download). Without
+# it the proxies refuse redirected connections (fail closed); nothing else needs it. Needs gcc, make, python3 and Node's headers
 # (Debian: nodejs ships /usr/include/node; otherwise set NODE_DIR to a Node source/headers tree).
 # --if-possible (npm's pretest): a machine without the toolchain or headers warns and goes on.
 set -euo pipefail

@@ -8,8 +8,9 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DatapathError, run } from './exec.ts';
+import { DatapathError, must, run } from './exec.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, sysctl } from './netns.ts';
+import { PROXY_RETURN_MARK, PROXY_RETURN_MASK, PROXY_ROUTE_TABLE, PROXY_RULE_PREF } from './nft/compile.ts';
 
 export const DEFAULT_NODE = 'seawall-node1';
 export const STATE_DIR = '/run/seawall';
@@ -24,6 +25,36 @@ export function pidAlive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+/**
+ * Ephemeral ports of the node namespace (its proxies' upstream sockets), apart from the pods'
+ * (Linux's default 32768-60999). An upstream leaves from the pod's own address; were its port the
+ * one the pod's redirected connection used, both would have one conntrack tuple and the upstream
+ * would be taken for the pod's connection (DNAT'd back to the proxy).
+ */
+export const NODE_PORT_RANGE = '61000 65535';
+
+/** The proxies' return path in a node namespace (nft/compile.ts PROXY_RETURN_MARK says why). */
+export const PROXY_RETURN_RULE = [
+  'fwmark',
+  `0x${PROXY_RETURN_MARK.toString(16)}/0x${PROXY_RETURN_MASK.toString(16)}`,
+  'lookup',
+  String(PROXY_ROUTE_TABLE),
+  'pref',
+  String(PROXY_RULE_PREF),
+];
+
+/**
+ * Installs the return path in the node namespace `ns` (never the machine's own: every command
+ * names it). Idempotent: an adopted namespace may have it already. IPv4 only, as the datapath.
+ */
+export async function proxyReturnPath(ns: string): Promise<void> {
+  await sysctl(ns, 'net.ipv4.ip_local_port_range', NODE_PORT_RANGE);
+  await ipBatch(ns, [`route replace local 0.0.0.0/0 dev lo table ${PROXY_ROUTE_TABLE}`]);
+  const rules = await must('ip', ['-n', ns, 'rule', 'show', 'pref', String(PROXY_RULE_PREF)]);
+  if (!rules.includes(`lookup ${PROXY_ROUTE_TABLE}`))
+    await must('ip', ['-n', ns, 'rule', 'add', ...PROXY_RETURN_RULE]);
+}
+
 /** The pods' default gateway: answered by the node itself (address on the node's lo). */
 export const GATEWAY_IP = '169.254.1.1';
 export const DEFAULT_NODE_IP = '172.31.255.1';
@@ -96,6 +127,7 @@ export class Topology {
       for (const h of this.previous) if (netnsExists(h.ns)) this.hosts.set(h.key, h);
       this.previous = [];
       this.save();
+      await proxyReturnPath(this.node); // a namespace made before the return path existed
       return;
     }
     for (const h of this.previous) await delNetns(h.ns);
@@ -106,6 +138,7 @@ export class Topology {
     await sysctl(this.node, 'net.ipv4.conf.all.rp_filter', '0');
     await sysctl(this.node, 'net.ipv4.conf.default.rp_filter', '0');
     await ipBatch(this.node, [`addr add ${GATEWAY_IP}/32 dev lo`, `addr add ${this.nodeIp}/32 dev lo`]);
+    await proxyReturnPath(this.node);
   }
 
   /** Namespace name for a key: collision-safe across nodes and runs of different nodes. */

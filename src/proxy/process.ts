@@ -5,17 +5,23 @@
 
 import { type AgentMessage, encode, lineDecoder, type ProxyMessage, type ProxyParser } from './ipc.ts';
 import type { SnapshotMirror } from './mirror.ts';
+import { keepTransparentCapability } from './upstream-socket.ts';
 
 export const send = (m: ProxyMessage): void => {
   process.stdout.write(encode(m));
 };
 
-/** Root binds (only root enters the namespace), then runs as the proxy uid/gid. */
+/**
+ * Root binds (only root enters the namespace), then runs as the proxy uid/gid, keeping only
+ * CAP_NET_RAW on the JS thread when upstreams are transparent (upstream-socket.ts).
+ */
 export function dropPrivileges(uid: number): void {
   if (process.getuid?.() === 0 && uid !== 0) {
+    const limit = keepTransparentCapability();
     process.setgroups?.([]);
     process.setgid?.(uid);
     process.setuid?.(uid);
+    limit();
   }
 }
 

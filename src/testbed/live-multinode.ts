@@ -8,7 +8,7 @@
 // As on one node: every node runs the HTTP proxy (and the Kafka and DNS proxies where the test
 // needs them), so egress L7 is judged by the source node's proxy and ingress L7 by the
 // destination node's; HTTP, gRPC, Kafka and DNS requests are sent by the same clients to the
-// same test servers. Outside addresses and the world and kube-apiserver entities are test hosts
+// same test servers (live-replay.ts, shared with the single-node replay). Outside addresses and the world and kube-apiserver entities are test hosts
 // in namespaces of their own, on the node of the flow's endpoint (where its traffic to or from
 // the outside enters or leaves the cluster). Flow records are not checked across nodes yet (said
 // per flow).
@@ -22,26 +22,15 @@ import type { EngineFactory, PeerRef, PolicyEngineAPI } from '../policy/types.ts
 import { prepareEngine } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestEndpoint, TestFlow } from '../policytest/types.ts';
 import { type ClusterNode, LiveCluster } from './cluster.ts';
-import { type DNSServer, dig, startDNSServer } from './dns-server.ts';
-import { grpcCall } from './grpc-probe.ts';
-import { type GRPCMethod, GRPCServers } from './grpc-server.ts';
-import { curlStatus, HTTPServers } from './http-server.ts';
-import { KafkaBrokers } from './kafka-broker.ts';
-import { KafkaClientPool } from './kafka-client.ts';
 import {
-  CONNECTIVITY_NAME,
-  dnsServerPort,
-  dnsServers,
-  EXPECTED_GRPC_CODES,
-  GRPC_STATUS_NAMES,
-  grpcMethodOf,
   isDNSQuery,
   isKafka,
-  isPlainHTTP,
   type LiveFlowResult,
   nodePlan,
-} from './live-test.ts';
-import { ProbePool, ping } from './probe.ts';
+  ReplayServers,
+  sendFlow,
+  startServers,
+} from './live-replay.ts';
 
 const nodeOf = (e: { node?: string }): string => e.node ?? 'node-1';
 
@@ -61,23 +50,21 @@ function endpointOf(test: Pick<PolicyTest, 'endpoints'>, p: PeerRef): TestEndpoi
 }
 
 /**
- * Why a flow of a multi-node test is not replayed live, or undefined. One shape: the source's
- * egress redirects to a proxy and the destination, on another node, enforces ingress. The
- * source node's proxy opens its upstream connection from its node address, so the destination's
- * node would judge it as remote-node; Cilium's proxy keeps the pod's address (it is transparent),
- * which Seawall's proxies cannot (Node sets no IP_TRANSPARENT). Replaying it would report the
- * harness, not the policy.
+ * The flow's source redirects it to its node's proxy (egress L7) and the destination, on another
+ * node, enforces ingress. The proxy's upstream leaves from the source pod's address (as Cilium's
+ * transparent proxy), so the destination's node judges the pod; when that denies, the source's
+ * proxy answers as Envoy does, 503 (its upstream connect failed), which is the expected denial here.
  */
-export function multiNodeSkip(
+export function proxiedIntoIngress(
   test: Pick<PolicyTest, 'endpoints'>,
   engine: PolicyEngineAPI,
   flow: TestFlow,
-): string | undefined {
+): boolean {
   const r = flow.request;
   const src = endpointOf(test, r.src);
   const dst = endpointOf(test, r.dst);
-  if (src === undefined || dst === undefined || nodeOf(src) === nodeOf(dst)) return undefined;
-  if (r.protocol !== 'TCP' && r.protocol !== 'UDP') return undefined;
+  if (src === undefined || dst === undefined || nodeOf(src) === nodeOf(dst)) return false;
+  if (r.protocol !== 'TCP' && r.protocol !== 'UDP') return false;
   const proto = r.protocol === 'TCP' ? 6 : 17;
   const port = r.dport ?? 0;
   const dstId = engine.identityOf(r.dst);
@@ -93,16 +80,7 @@ export function multiNodeSkip(
         port >= e.key.portLo &&
         port <= e.key.portHi,
     );
-  if (!redirects || !engine.endpointPolicy(dst.namespace!, dst.name).ingress.enforced) return undefined;
-  return (
-    `egress L7 at ${nodeOf(src)} to an endpoint on ${nodeOf(dst)} that enforces ingress: the proxy's ` +
-    'upstream leaves from its node address (Cilium keeps the pod address), so the destination node ' +
-    'would judge remote-node instead of the source'
-  );
-}
-
-function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
-  return flow.request.protocol === 'UDP' ? 'udp' : flow.request.protocol === 'TCP' ? 'tcp' : 'icmp';
+  return redirects && engine.endpointPolicy(dst.namespace!, dst.name).ingress.enforced;
 }
 
 /** An endpoint's pods whose policy redirects DNS (their node needs the DNS proxy). */
@@ -112,14 +90,6 @@ function redirectsDNSOn(engine: PolicyEngineAPI, pods: readonly TestEndpoint[]):
       .endpointPolicy(p.namespace!, p.name)
       .entries.some((e) => e.verdict === 'redirect' && e.l7?.parser === 'dns'),
   );
-}
-
-/** What a flow's client saw: the verdict, the L7 answer (as records), notes on anything odd. */
-interface Sent {
-  live: 'allowed' | 'denied';
-  ms: number;
-  records?: string[];
-  notes: string[];
 }
 
 export async function replayMultiNode(
@@ -144,11 +114,6 @@ export async function replayMultiNode(
     opts.createEngine({ ...c, enforcementMode: test.enforcementMode }, d);
   const engine = opts.engine ?? prepareEngine(test, opts.createEngine).engine;
   const skips = new Map(opts.skips);
-  for (const f of test.flows) {
-    if (skips.has(f.index)) continue;
-    const why = multiNodeSkip(test, engine, f);
-    if (why !== undefined) skips.set(f.index, why);
-  }
   const k8sNodeOf = (p: PeerRef): string | undefined => {
     const ep = endpointOf(test, p);
     return ep === undefined ? undefined : nodeOf(ep);
@@ -203,12 +168,7 @@ export async function replayMultiNode(
     namespaces,
     createEngine: factory,
   });
-  const probes = new ProbePool();
-  const httpServers = new HTTPServers();
-  const grpcServers = new GRPCServers();
-  const kafkaBrokers = new KafkaBrokers();
-  const kafkaClients = new KafkaClientPool();
-  const dnsProcs: DNSServer[] = [];
+  const servers = new ReplayServers();
   const abort = (): void => void cluster.stop();
   opts.signal?.addEventListener('abort', abort);
   const results: LiveFlowResult[] = [];
@@ -238,7 +198,22 @@ export async function replayMultiNode(
       const dst = place(f.request.dst, f.request.src);
       return { ...(src ? { src } : {}), ...(dst ? { dst } : {}) };
     };
-    await startServers(test, skips, ends, { probes, httpServers, grpcServers, kafkaBrokers, dnsProcs });
+    const flows = test.flows.filter((f) => !skips.has(f.index));
+    await startServers(
+      test,
+      skips,
+      {
+        dst: (f) => ends(f).dst,
+        // a DNS server runs where the first query to it is sent
+        dnsAt: (d) => {
+          const f = flows.find(
+            (x) => isDNSQuery(x) && peerKey(x.request.dst) === peerKey(d.peer) && x.request.dport === d.port,
+          );
+          return f === undefined ? undefined : ends(f).dst;
+        },
+      },
+      servers,
+    );
     for (const f of test.flows) {
       if (opts.signal?.aborted) break;
       const off = opts.offline.find((r) => r.flow === f.index);
@@ -261,7 +236,11 @@ export async function replayMultiNode(
         results.push({ ...base, note: why ?? 'no live host for this flow in a multi-node test' });
         continue;
       }
-      const s = await send(test, f, off, src, dst, opts.timeoutMs ?? 300, { probes, kafka: kafkaClients });
+      const s = await sendFlow(test, f, off, src, dst, {
+        timeoutMs: opts.timeoutMs ?? 300,
+        servers,
+        proxiedIntoIngress: proxiedIntoIngress(test, engine, f),
+      });
       if (s.live !== base.offline) s.notes.unshift(`live ${s.live} but offline ${base.offline}`);
       const res: LiveFlowResult = {
         ...base,
@@ -276,166 +255,10 @@ export async function replayMultiNode(
     }
   } finally {
     opts.signal?.removeEventListener('abort', abort);
-    await kafkaClients.closeAll();
-    await kafkaBrokers.closeAll().catch(() => {});
-    await httpServers.closeAll().catch(() => {});
-    await grpcServers.closeAll().catch(() => {});
-    for (const d of dnsProcs.splice(0)) await d.stop().catch(() => {});
-    probes.closeAll();
+    await servers.closeAll();
     await cluster.stop();
   }
   return results;
-}
-
-/**
- * The servers the flows need, in their destinations' namespaces, as on one node: dnsmasq for DNS
- * servers (answering from `dns`), grpc-js for gRPC ports, an HTTP server for HTTP ports, the test
- * broker for Kafka ports, a plain listener for every other port.
- */
-async function startServers(
-  test: PolicyTest,
-  skips: ReadonlyMap<number, string>,
-  ends: (f: TestFlow) => { src?: LivePeer; dst?: LivePeer },
-  s: {
-    probes: ProbePool;
-    httpServers: HTTPServers;
-    grpcServers: GRPCServers;
-    kafkaBrokers: KafkaBrokers;
-    dnsProcs: DNSServer[];
-  },
-): Promise<void> {
-  const flows = test.flows.filter((f) => !skips.has(f.index) && f.request.dport !== undefined);
-  const dstOf = (f: TestFlow): LivePeer | undefined => ends(f).dst;
-  const records = test.dns.map((x) => ({ name: x.name, ips: x.ips, ttl: x.ttl }));
-  const dnsAt = new Set<string>();
-  for (const d of dnsServers(test)) {
-    const f = flows.find((x) => isDNSQuery(x) && peerKey(x.request.dst) === peerKey(d.peer));
-    const dst = f === undefined ? undefined : dstOf(f);
-    if (dst === undefined || dnsAt.has(`${dst.ns}:${d.port}`)) continue;
-    dnsAt.add(`${dst.ns}:${d.port}`);
-    s.dnsProcs.push(await startDNSServer(dst.ns, dst.ip, records, { port: d.port }));
-  }
-  const taken = new Set<string>(dnsAt);
-  const grpcPorts = new Map<string, Map<number, GRPCMethod[]>>();
-  for (const f of flows) {
-    const m = grpcMethodOf(f);
-    const dst = dstOf(f);
-    if (m === undefined || dst === undefined) continue;
-    const byPort = grpcPorts.get(dst.ns) ?? new Map<number, GRPCMethod[]>();
-    const ms = byPort.get(f.request.dport!) ?? [];
-    if (!ms.some((x) => x.path === m.path)) ms.push(m);
-    byPort.set(f.request.dport!, ms);
-    grpcPorts.set(dst.ns, byPort);
-    taken.add(`${dst.ns}:${f.request.dport}`);
-  }
-  for (const [ns, ports] of grpcPorts) await s.grpcServers.start(ns, ports);
-  const httpPorts = new Map<string, number[]>();
-  for (const f of flows) {
-    const dst = dstOf(f);
-    if (!isPlainHTTP(f) || dst === undefined || taken.has(`${dst.ns}:${f.request.dport}`)) continue;
-    httpPorts.set(dst.ns, [...(httpPorts.get(dst.ns) ?? []), f.request.dport!]);
-    taken.add(`${dst.ns}:${f.request.dport}`);
-  }
-  for (const [ns, ports] of httpPorts) await s.httpServers.start(ns, ports);
-  for (const f of flows) {
-    const dst = dstOf(f);
-    if (!isKafka(f) || dst === undefined || taken.has(`${dst.ns}:${f.request.dport}`)) continue;
-    await s.kafkaBrokers.start(dst.ns, dst.ip, f.request.dport!);
-    taken.add(`${dst.ns}:${f.request.dport}`);
-  }
-  for (const f of flows) {
-    const dst = dstOf(f);
-    if (proto(f) === 'icmp' || dst === undefined || dnsServerPort(test, f)) continue;
-    if (taken.has(`${dst.ns}:${f.request.dport}`)) continue;
-    await s.probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport!);
-  }
-}
-
-/** Sends one flow with the client its request needs (as the single-node replay does). */
-async function send(
-  test: PolicyTest,
-  f: TestFlow,
-  off: FlowResult | undefined,
-  src: LivePeer,
-  dst: LivePeer,
-  timeoutMs: number,
-  clients: { probes: ProbePool; kafka: KafkaClientPool },
-): Promise<Sent> {
-  const l7 = f.request.l7;
-  const port = f.request.dport;
-  const t0 = performance.now();
-  const ms = (): number => performance.now() - t0;
-  if (isPlainHTTP(f) && l7?.kind === 'http' && port !== undefined) {
-    // 200 allowed; 403 (the proxy's Access denied) or no answer denied
-    const status = await curlStatus(src.ns, dst.ip, port, l7, Math.max(timeoutMs, 2000));
-    const notes =
-      status !== 200 && status !== 403 && status !== 0 ? [`unexpected HTTP status ${status}`] : [];
-    return {
-      live: status === 200 ? 'allowed' : 'denied',
-      ms: ms(),
-      records: [`HTTP ${status || 'no answer'}`],
-      notes,
-    };
-  }
-  const gm = grpcMethodOf(f);
-  if (gm !== undefined && port !== undefined) {
-    const g = await grpcCall(src.ns, dst.ip, port, gm, Math.max(timeoutMs, 3000));
-    const notes = EXPECTED_GRPC_CODES.has(g.code) ? [] : [`unexpected gRPC status ${g.code} (${g.details})`];
-    const name = GRPC_STATUS_NAMES[g.code];
-    return {
-      live: g.code === 0 ? 'allowed' : 'denied',
-      ms: ms(),
-      records: [`gRPC status ${g.code}${name ? ` ${name}` : ''}`],
-      notes,
-    };
-  }
-  const query = isDNSQuery(f) && l7?.kind === 'dns';
-  if (query || dnsServerPort(test, f)) {
-    // REFUSED by a DNS rule or no answer: denied; a connection without a query asks for a name
-    // no table has, and any answer shows it passed L3/L4
-    const a = await dig(src.ns, dst.ip, query ? l7.query : CONNECTIVITY_NAME, {
-      port: port!,
-      tcp: f.request.protocol === 'TCP',
-      type: query ? l7.qtype : 'A',
-      timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
-    });
-    return {
-      live: a.noAnswer || (query && a.status === 'REFUSED') ? 'denied' : 'allowed',
-      ms: ms(),
-      records: [
-        `DNS ${a.noAnswer ? 'no answer' : a.status}${a.answers.length > 0 ? ` ${a.answers.join(',')}` : ''}`,
-      ],
-      notes: [],
-    };
-  }
-  if (isKafka(f) && l7?.kind === 'kafka' && port !== undefined && off?.l7 !== undefined) {
-    // TOPIC_AUTHORIZATION_FAILED (29) or no answer: denied; any other answer came from the broker
-    const a = await clients.kafka.get(src.ns).request({
-      host: dst.ip,
-      port,
-      apiKey: l7.apiKey,
-      apiVersion: l7.apiVersion,
-      clientID: l7.clientID,
-      topics: l7.topics,
-      timeoutMs: Math.max(timeoutMs, 3000),
-    });
-    return {
-      live: a.answered && a.refused !== true ? 'allowed' : 'denied',
-      ms: ms(),
-      records: [
-        a.answered
-          ? `Kafka ${a.refused ? 'refused' : 'answered'}, error_code ${[...new Set(a.errorCodes)].join(',') || '(none)'}`
-          : `Kafka no answer (${a.error ?? ''})`,
-      ],
-      notes: [],
-    };
-  }
-  const p = proto(f);
-  const r =
-    p === 'icmp'
-      ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
-      : await clients.probes.get(src.ns).connect(p, dst.ip, port ?? 0, timeoutMs);
-  return { live: r.passed ? 'allowed' : 'denied', ms: r.ms, notes: [] };
 }
 
 function nodeName(test: PolicyTest, p: PeerRef): string {

@@ -8,24 +8,19 @@
 // flow, every direction whose policy is enforced must have produced its record (FORWARDED when
 // the flow got through, DROPPED in one of them when it did not), and the kernel's verdict must
 // agree with the engine's for each record (`agrees`); otherwise the flow fails. Without ulogd2
-// the records are not checked and the run says so.
+// the records are not checked and the run says so. The servers and clients are live-replay.ts's
+// (shared with the multi-node replay, live-multinode.ts); the record checks are this file's.
 
 import { writeFileSync } from 'node:fs';
 import { dnsComponents, FQDNComponent } from '../agent/fqdn.ts';
 import { ProxyComponent } from '../agent/proxy.ts';
-import { type NodePlan, NodeRuntime, type TestHostSpec } from '../agent/runtime.ts';
-import { ENTITY_IPS, type LivePeer, peerKey } from '../datapath/node.ts';
+import { NodeRuntime } from '../agent/runtime.ts';
+import { type LivePeer, peerKey } from '../datapath/node.ts';
 import { liveUnavailable } from '../datapath/preflight.ts';
 import type { KernelRecord } from '../flow/kernel.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 import type { RingEntry } from '../observe/sink.ts';
-import type {
-  EndpointSpec,
-  EngineFactory,
-  PeerRef,
-  PolicyEngineAPI,
-  TrafficDirection,
-} from '../policy/types.ts';
+import type { EngineFactory, PeerRef, PolicyEngineAPI, TrafficDirection } from '../policy/types.ts';
 import { collectTestFiles } from '../policytest/files.ts';
 import { loadPolicyTestFile } from '../policytest/parse.ts';
 import { formatIssue } from '../policytest/report.ts';
@@ -33,14 +28,37 @@ import { prepareEngine, runPolicyTest } from '../policytest/runner.ts';
 import type { FlowResult, PolicyTest, TestFlow } from '../policytest/types.ts';
 import { peerLabel } from '../policytest/types.ts';
 import { formatTestSuites } from '../report/junit.ts';
-import { type DNSServer, dig, startDNSServer } from './dns-server.ts';
-import { grpcCall } from './grpc-probe.ts';
-import { type GRPCMethod, GRPCServers, grpcPathOf } from './grpc-server.ts';
-import { curlStatus, HTTPServers } from './http-server.ts';
-import { KafkaBrokers } from './kafka-broker.ts';
-import { KafkaClientPool } from './kafka-client.ts';
 import { isMultiNode, multiNodeUnavailable, replayMultiNode } from './live-multinode.ts';
-import { ProbePool, ping } from './probe.ts';
+import {
+  flowProto,
+  isDNSQuery,
+  isGRPC,
+  isKafka,
+  isPlainHTTP,
+  type LiveFlowResult,
+  nodePlan,
+  ReplayServers,
+  type Sent,
+  sendFlow,
+  startServers,
+} from './live-replay.ts';
+
+// the shared replay's names, where the CLI and the tests have always found them
+export {
+  CONNECTIVITY_NAME,
+  dnsServerPort,
+  dnsServers,
+  EXPECTED_GRPC_CODES,
+  GRPC_STATUS_NAMES,
+  grpcMethodOf,
+  isDNSQuery,
+  isGRPC,
+  isKafka,
+  isPlainHTTP,
+  type LiveFlowResult,
+  type LiveOutcome,
+  nodePlan,
+} from './live-replay.ts';
 
 export interface LiveOptions {
   output?: 'human' | 'json';
@@ -62,25 +80,6 @@ export interface LiveOptions {
   signal?: AbortSignal;
   /** Every endpoint in PolicyAuditMode (--policy-audit-mode). */
   policyAuditMode?: boolean;
-}
-
-export type LiveOutcome = 'pass' | 'fail' | 'skip';
-
-/** A flow as `seawall test -o json` names it, with what the live replay observed. */
-export interface LiveFlowResult
-  extends Pick<
-    FlowResult,
-    'file' | 'test' | 'flow' | 'name' | 'from' | 'to' | 'port' | 'protocol' | 'expected'
-  > {
-  offline: string;
-  live?: 'allowed' | 'denied' | 'audited';
-  outcome: LiveOutcome;
-  note?: string;
-  ms?: number;
-  /** The flow records the kernel produced for this flow: `INGRESS DROPPED (POLICY_DENIED)`. */
-  records?: string[];
-  /** Why records were not checked (ulogd2 unavailable), when they were not. */
-  recordsNote?: string;
 }
 
 /** Why a flow cannot be replayed live yet, or undefined when it can. */
@@ -127,105 +126,9 @@ export function redirectsDNS(engine: PolicyEngineAPI, test: PolicyTest): boolean
   );
 }
 
-/** What a connection without a query to a DNS server's port asks (never in a test's table). */
-export const CONNECTIVITY_NAME = 'connectivity.seawall.invalid';
-
-/** A DNS query flow over UDP or TCP: sent with dig through the node's DNS proxy. */
-export function isDNSQuery(flow: TestFlow): boolean {
-  const p = flow.request.protocol;
-  return flow.request.l7?.kind === 'dns' && (p === 'UDP' || p === 'TCP') && flow.request.dport !== undefined;
-}
-
-/** Where the test's DNS servers run: the destination and port of every DNS query flow. */
-export function dnsServers(test: PolicyTest): Array<{ peer: PeerRef; port: number }> {
-  const out = new Map<string, { peer: PeerRef; port: number }>();
-  for (const f of test.flows) {
-    if (!isDNSQuery(f)) continue;
-    out.set(`${peerKey(f.request.dst)}:${f.request.dport}`, { peer: f.request.dst, port: f.request.dport! });
-  }
-  return [...out.values()];
-}
-
-/** The flow goes to a port where one of the test's DNS servers listens (dnsmasq holds it). */
-export function dnsServerPort(test: PolicyTest, flow: TestFlow): boolean {
-  const p = flow.request.protocol;
-  if (p !== 'UDP' && p !== 'TCP') return false;
-  const k = peerKey(flow.request.dst);
-  return dnsServers(test).some((d) => peerKey(d.peer) === k && d.port === flow.request.dport);
-}
-
-/** An HTTP/1.1 request flow (not gRPC): sent with curl through the node proxy. */
-export function isPlainHTTP(flow: TestFlow): boolean {
-  const l7 = flow.request.l7;
-  return l7?.kind === 'http' && l7.grpc !== true && flow.request.protocol === 'TCP';
-}
-
-/** A gRPC call flow (`grpc:`): sent with a grpc-js client, judged per stream by the node proxy. */
-export function isGRPC(flow: TestFlow): boolean {
-  const l7 = flow.request.l7;
-  return l7?.kind === 'http' && l7.grpc === true && flow.request.protocol === 'TCP';
-}
-
-/** A Kafka request flow: one request of its key/version sent through the node's Kafka proxy. */
-export function isKafka(flow: TestFlow): boolean {
-  return flow.request.l7?.kind === 'kafka' && flow.request.protocol === 'TCP';
-}
-
-/**
- * The test host address of an entity: its usual one, or (when a test's external endpoint already
- * has it) one from 100.64.255.0/24, which no test policy names.
- */
-function entityIp(used: ReadonlySet<string>, entity: string): string | undefined {
-  const usual = ENTITY_IPS[entity];
-  if (usual === undefined || !used.has(usual)) return usual;
-  for (let i = 10; i < 250; i++) {
-    const ip = `100.64.255.${i}`;
-    if (!used.has(ip)) return ip;
-  }
-  return undefined;
-}
-
-function proto(flow: TestFlow): 'tcp' | 'udp' | 'icmp' {
-  const p = flow.request.protocol;
-  return p === 'UDP' ? 'udp' : p === 'ICMP' ? 'icmp' : 'tcp';
-}
-
 async function defaultFactory(): Promise<EngineFactory> {
   const mod = (await import('../policy/default-engine.ts')) as { defaultEngineFactory: EngineFactory };
   return mod.defaultEngineFactory;
-}
-
-/** The test's pods and the test hosts its live flows need (outside addresses, then entities). */
-export function nodePlan(test: PolicyTest, skips: ReadonlyMap<number, string>): NodePlan {
-  const pods: EndpointSpec[] = [];
-  const used = new Set<string>();
-  for (const ep of test.endpoints) {
-    if (ep.external || ep.namespace === undefined) continue;
-    pods.push({ ...ep, namespace: ep.namespace });
-    used.add(ep.ip);
-  }
-  const hosts = new Map<string, TestHostSpec>();
-  for (const f of test.flows) {
-    if (skips.has(f.index)) continue;
-    for (const p of [f.request.src, f.request.dst]) {
-      if (p.kind === 'ip' && !hosts.has(peerKey(p))) {
-        hosts.set(peerKey(p), { peer: p, ip: p.ip });
-        used.add(p.ip);
-      }
-    }
-  }
-  // entities after the outside addresses, so an entity never takes an address a test names
-  for (const f of test.flows) {
-    if (skips.has(f.index)) continue;
-    for (const p of [f.request.src, f.request.dst]) {
-      if (p.kind !== 'entity' || p.entity === 'host' || hosts.has(peerKey(p))) continue;
-      const ip = entityIp(used, p.entity);
-      if (ip === undefined) continue;
-      hosts.set(peerKey(p), { peer: p, ip });
-      used.add(ip);
-    }
-  }
-  return { pods, hosts: [...hosts.values()] };
 }
 
 /**
@@ -256,15 +159,10 @@ export async function replayTest(
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
     });
-  const probes = new ProbePool();
-  const httpServers = new HTTPServers();
-  const grpcServers = new GRPCServers();
-  const kafkaBrokers = new KafkaBrokers();
-  const kafkaClients = new KafkaClientPool();
+  const servers = new ReplayServers();
   const kafkaFlows = test.flows.filter(
     (f) => !skips.has(f.index) && isKafka(f) && f.request.dport !== undefined,
   );
-  const dnsProcs: DNSServer[] = [];
   const agreement = new WeakMap<FlowEvent, KernelRecord>();
   const rt = new NodeRuntime({
     engine,
@@ -286,81 +184,17 @@ export async function replayTest(
       // the DNS proxy where some pod's policy redirects DNS (a process less for the other tests)
       ...(redirectsDNS(engine, test) ? dnsComponents(new FQDNComponent({ cacheFile: false }), () => {}) : []),
       {
-        // a real DNS server in each DNS server endpoint (the kube-dns pod), answering from `dns`
-        name: 'dns servers',
-        start: async (r) => {
-          for (const d of dnsServers(test)) {
-            const live = r.datapath.live(d.peer);
-            if (!live) continue;
-            const records = test.dns.map((x) => ({ name: x.name, ips: x.ips, ttl: x.ttl }));
-            dnsProcs.push(await startDNSServer(live.ns, live.ip, records, { port: d.port }));
-          }
-        },
-        stop: async () => {
-          for (const d of dnsProcs.splice(0)) await d.stop().catch(() => {});
-        },
-      },
-      {
-        // servers after the flow pipeline, so every flow finds a listener behind the policy
+        // the flows' servers (a DNS server in each DNS server endpoint, answering from `dns`)
+        // after the flow pipeline, so every flow finds a listener behind the policy
         name: 'probe servers',
-        start: async (r) => {
-          // ports an HTTP flow targets get a real HTTP server (TCP probes to them connect to it)
-          const httpPorts = new Map<string, Set<number>>();
-          for (const f of test.flows) {
-            if (skips.has(f.index) || !isPlainHTTP(f) || f.request.dport === undefined) continue;
-            const dst = r.datapath.live(f.request.dst);
-            if (!dst) continue;
-            const s = httpPorts.get(dst.ns) ?? new Set<number>();
-            s.add(f.request.dport);
-            httpPorts.set(dst.ns, s);
-          }
-          // ports a gRPC flow targets get a grpc-js server with the flows' methods (before HTTP:
-          // one listener per port, and an h2c server cannot answer HTTP/1.1)
-          const grpcPorts = new Map<string, Map<number, GRPCMethod[]>>();
-          for (const f of test.flows) {
-            const m = grpcMethodOf(f);
-            if (skips.has(f.index) || !m || f.request.dport === undefined) continue;
-            const dst = r.datapath.live(f.request.dst);
-            if (!dst) continue;
-            const byPort = grpcPorts.get(dst.ns) ?? new Map<number, GRPCMethod[]>();
-            const ms = byPort.get(f.request.dport) ?? [];
-            if (!ms.some((x) => x.path === m.path)) ms.push(m);
-            byPort.set(f.request.dport, ms);
-            grpcPorts.set(dst.ns, byPort);
-            httpPorts.get(dst.ns)?.delete(f.request.dport);
-          }
-          for (const [ns, ports] of httpPorts) if (ports.size > 0) await httpServers.start(ns, [...ports]);
-          for (const [ns, ports] of grpcPorts) await grpcServers.start(ns, ports);
-          // ports a Kafka flow targets get the test broker (TCP probes to them connect to it)
-          for (const f of kafkaFlows) {
-            const dst = r.datapath.live(f.request.dst);
-            if (
-              !dst ||
-              httpPorts.get(dst.ns)?.has(f.request.dport!) ||
-              kafkaBrokers.has(dst.ns, f.request.dport!)
-            )
-              continue;
-            await kafkaBrokers.start(dst.ns, dst.ip, f.request.dport!);
-          }
-          for (const f of test.flows) {
-            if (skips.has(f.index) || proto(f) === 'icmp' || isDNSQuery(f) || dnsServerPort(test, f))
-              continue;
-            const d = r.datapath.live(f.request.dst);
-            if (d && f.request.dport !== undefined && httpPorts.get(d.ns)?.has(f.request.dport)) continue;
-            if (d && f.request.dport !== undefined && grpcPorts.get(d.ns)?.has(f.request.dport)) continue;
-            if (d && f.request.dport !== undefined && kafkaBrokers.has(d.ns, f.request.dport)) continue;
-            const dst = r.datapath.live(f.request.dst);
-            if (dst && f.request.dport !== undefined)
-              await probes.get(dst.ns).listen(proto(f) as 'tcp' | 'udp', f.request.dport);
-          }
-        },
-        stop: async () => {
-          await kafkaClients.closeAll();
-          await kafkaBrokers.closeAll();
-          await httpServers.closeAll();
-          await grpcServers.closeAll();
-          await probes.closeAll();
-        },
+        start: (r) =>
+          startServers(
+            test,
+            skips,
+            { dst: (f) => r.datapath.live(f.request.dst), dnsAt: (d) => r.datapath.live(d.peer) },
+            servers,
+          ),
+        stop: () => servers.closeAll(),
       },
     ],
   });
@@ -399,19 +233,15 @@ export async function replayTest(
         });
         continue;
       }
-      const p = proto(f);
       pipeline?.drain();
       const fromSeq = pipeline?.nextSeq ?? 0;
-      const l7 = f.request.l7;
-      if (isPlainHTTP(f) && l7?.kind === 'http' && f.request.dport !== undefined) {
-        // a real request through the proxy: 200 allowed, 403 (Access denied) or no answer denied
-        const t0 = performance.now();
-        const status = await curlStatus(src.ns, dst.ip, f.request.dport, l7, Math.max(timeoutMs, 2000));
-        rt.checkStopping();
-        let live: 'allowed' | 'denied' | 'audited' = status === 200 ? 'allowed' : 'denied';
+      const sent = await sendFlow(test, f, off, src, dst, { timeoutMs, servers });
+      rt.checkStopping(); // a client cut short by the teardown says nothing about the policy
+      if (sent.kind === 'http') {
+        let live: 'allowed' | 'denied' | 'audited' = sent.live;
         // the proxy's L7 records, not the kernel's, describe this flow: kernel records are not
         // checked, except the AUDIT record an audited redirect leaves (nat_pre logs it)
-        const records = [`HTTP ${status || 'no answer'}`];
+        const records = [...(sent.records ?? [])];
         if (
           live === 'allowed' &&
           (base.offline === 'audited' || f.expect === 'audited') &&
@@ -429,111 +259,15 @@ export async function replayTest(
           if (seen.length > 0) live = 'audited';
           records.push(...seen.map((e) => recordText(e.event.flow)));
         }
-        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
-        if (status !== 200 && status !== 403 && status !== 0) notes.push(`unexpected HTTP status ${status}`);
-        const res: LiveFlowResult = {
-          ...base,
-          live,
-          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
-          ms: Math.round(performance.now() - t0),
-          records,
-        };
-        if (notes.length > 0) res.note = notes.join('; ');
-        results.push(res);
+        results.push(judged(base, f, live, sent, records));
         continue;
       }
-      const gm = grpcMethodOf(f);
-      if (gm && f.request.dport !== undefined) {
-        // a real gRPC call (through the proxy where L7 rules apply): OK allowed, any other status
-        // denied; PERMISSION_DENIED is the proxy's refusal, UNAVAILABLE/DEADLINE_EXCEEDED an L4 drop
-        const t0 = performance.now();
-        const g = await grpcCall(src.ns, dst.ip, f.request.dport, gm, Math.max(timeoutMs, 3000));
-        rt.checkStopping();
-        const live = g.code === 0 ? 'allowed' : 'denied';
-        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
-        if (!EXPECTED_GRPC_CODES.has(g.code)) notes.push(`unexpected gRPC status ${g.code} (${g.details})`);
-        const res: LiveFlowResult = {
-          ...base,
-          live,
-          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
-          ms: Math.round(performance.now() - t0),
-          // the proxy's L7 records, not the kernel's, describe this flow: kernel records not checked
-          records: [
-            `gRPC status ${g.code}${GRPC_STATUS_NAMES[g.code] ? ` ${GRPC_STATUS_NAMES[g.code]}` : ''}`,
-          ],
-        };
-        if (notes.length > 0) res.note = notes.join('; ');
-        results.push(res);
+      if (sent.kind !== 'l4') {
+        // the proxies' L7 records, not the kernel's, describe this flow: kernel records not checked
+        results.push(judged(base, f, sent.live, sent, sent.records ?? []));
         continue;
       }
-      const query = isDNSQuery(f) && l7?.kind === 'dns';
-      if (query || dnsServerPort(test, f)) {
-        // A real query through the DNS proxy: an answer allowed (and taught toFQDNs before it was
-        // released), REFUSED denied by a DNS rule, no answer denied at L3/L4. A flow without a
-        // query to the DNS server's port asks for a name no table has (nothing is learnt): any
-        // answer, REFUSED included, shows the connection passed L3/L4.
-        const t0 = performance.now();
-        const a = await dig(src.ns, dst.ip, query ? l7.query : CONNECTIVITY_NAME, {
-          port: f.request.dport!,
-          tcp: f.request.protocol === 'TCP',
-          type: query ? l7.qtype : 'A',
-          timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
-        });
-        rt.checkStopping();
-        const live = a.noAnswer || (query && a.status === 'REFUSED') ? 'denied' : 'allowed';
-        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
-        const res: LiveFlowResult = {
-          ...base,
-          live,
-          outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
-          ms: Math.round(performance.now() - t0),
-          // the DNS proxy's L7 records describe this flow: kernel records not checked
-          records: [
-            `DNS ${a.noAnswer ? 'no answer' : a.status}${a.answers.length > 0 ? ` ${a.answers.join(',')}` : ''}`,
-          ],
-        };
-        if (notes.length > 0) res.note = notes.join('; ');
-        results.push(res);
-        continue;
-      }
-      if (isKafka(f) && l7?.kind === 'kafka' && f.request.dport !== undefined && off?.l7 !== undefined) {
-        // a real Kafka request through the proxy: code 29 (TOPIC_AUTHORIZATION_FAILED) or no
-        // answer is denied; any other answer came from the broker
-        const t0 = performance.now();
-        const a = await kafkaClients.get(src.ns).request({
-          host: dst.ip,
-          port: f.request.dport,
-          apiKey: l7.apiKey,
-          apiVersion: l7.apiVersion,
-          clientID: l7.clientID,
-          topics: l7.topics,
-          timeoutMs: Math.max(timeoutMs, 3000),
-        });
-        rt.checkStopping();
-        const live = a.answered && a.refused !== true ? 'allowed' : 'denied';
-        const notes: string[] = live === base.offline ? [] : [`live ${live} but offline ${base.offline}`];
-        const res: LiveFlowResult = {
-          ...base,
-          live,
-          outcome: 'fail',
-          ms: Math.round(performance.now() - t0),
-          // the proxy judged this request: its L7 records, not the kernel's, describe it
-          records: [
-            a.answered
-              ? `Kafka ${a.refused ? 'refused' : 'answered'}, error_code ${[...new Set(a.errorCodes)].join(',') || '(none)'}`
-              : `Kafka no answer (${a.error ?? ''})`,
-          ],
-        };
-        res.outcome = live === f.expect && notes.length === 0 ? 'pass' : 'fail';
-        if (notes.length > 0) res.note = notes.join('; ');
-        results.push(res);
-        continue;
-      }
-      const r =
-        p === 'icmp'
-          ? await ping(src.ns, dst.ip, Math.max(timeoutMs, 500))
-          : await probes.get(src.ns).connect(p, dst.ip, f.request.dport ?? 0, timeoutMs);
-      rt.checkStopping(); // a probe cut short by the teardown says nothing about the policy
+      const r = { passed: sent.live === 'allowed', ms: sent.ms };
       // audited: the traffic passed and a record says AUDIT (audit mode lets policy drops pass)
       let live: 'allowed' | 'denied' | 'audited' = r.passed ? 'allowed' : 'denied';
       const res: LiveFlowResult = { ...base, live, outcome: 'fail', ms: Math.round(r.ms) };
@@ -581,22 +315,27 @@ export async function replayTest(
   return results;
 }
 
-/** OK, PERMISSION_DENIED (the proxy), DEADLINE_EXCEEDED and UNAVAILABLE (an L4 drop or reset). */
-export const EXPECTED_GRPC_CODES = new Set([0, 4, 7, 14]);
-export const GRPC_STATUS_NAMES: Record<number, string> = {
-  0: 'OK',
-  4: 'DEADLINE_EXCEEDED',
-  7: 'PERMISSION_DENIED',
-  12: 'UNIMPLEMENTED',
-  14: 'UNAVAILABLE',
-};
-
-/** The method a gRPC flow calls (unary: a PolicyTest flow names no streaming kind). */
-export function grpcMethodOf(f: TestFlow): GRPCMethod | undefined {
-  const l7 = f.request.l7;
-  if (!isGRPC(f) || l7?.kind !== 'http') return undefined;
-  const path = grpcPathOf(l7.path);
-  return path === undefined ? undefined : { path, kind: 'unary' };
+/** An L7 flow's result: the client's verdict against the expectation and the offline verdict. */
+function judged(
+  base: LiveFlowResult,
+  f: TestFlow,
+  live: 'allowed' | 'denied' | 'audited',
+  sent: Sent,
+  records: string[],
+): LiveFlowResult {
+  const notes = [
+    ...(live === base.offline ? [] : [`live ${live} but offline ${base.offline}`]),
+    ...sent.notes,
+  ];
+  const res: LiveFlowResult = {
+    ...base,
+    live,
+    outcome: live === f.expect && notes.length === 0 ? 'pass' : 'fail',
+    ms: Math.round(sent.ms),
+    records,
+  };
+  if (notes.length > 0) res.note = notes.join('; ');
+  return res;
 }
 
 /** Directions whose policy the kernel enforces for this flow: each logs its verdict. */
@@ -632,7 +371,7 @@ function sameFlow(rec: Flow, src: LivePeer, dst: LivePeer, f: TestFlow): boolean
   if (rec.event_type !== undefined && rec.event_type.type !== 5) return false;
   if (rec.IP?.source !== src.ip || rec.IP?.destination !== dst.ip) return false;
   const l4 = l4Of(rec);
-  if (l4.proto !== proto(f)) return false;
+  if (l4.proto !== flowProto(f)) return false;
   return l4.proto === 'icmp' || l4.dport === f.request.dport;
 }
 

@@ -210,6 +210,46 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     await rt.sync();
   });
 
+  it('issue 11: egress L7 to the node itself: the upstream from the pod’s address is delivered and answered', async () => {
+    // a server in the node namespace (reserved:host) on 8082, which records who connected
+    const nodeIp = rt.datapath.topo.nodeIp;
+    const code =
+      "require('node:http').createServer((q, s) => { q.resume(); s.end(q.socket.remoteAddress); })" +
+      ".listen(8082, '0.0.0.0', () => process.stdout.write('ready\\n'));" +
+      "process.on('SIGTERM', () => process.exit(0));";
+    const host = spawn('ip', ['netns', 'exec', rt.node, process.execPath, '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('node server did not start')), 15_000);
+        createInterface({ input: host.stdout! }).once('line', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      engine.setPolicy('l7', 'client', {
+        egress: { enforced: true, defaultDeny: false },
+        entries: [
+          redirect('EGRESS', serverId, 8081, http({ path: '/eg/.*' })),
+          redirect('EGRESS', 1, 8082, http({ path: '/eg/.*' })),
+        ],
+      });
+      await rt.sync();
+      const ok = await curl(clientNs, `http://${nodeIp}:8082/eg/x`);
+      assert.equal(ok.code, 200, JSON.stringify(ok));
+      assert.equal(ok.body.replace(/^::ffff:/, ''), clientIP, 'the node saw the pod, not itself');
+      assert.equal((await curl(clientNs, `http://${nodeIp}:8082/other`)).code, 403);
+    } finally {
+      host.kill('SIGTERM');
+      engine.setPolicy('l7', 'client', {
+        egress: { enforced: true, defaultDeny: false },
+        entries: [redirect('EGRESS', serverId, 8081, http({ path: '/eg/.*' }))],
+      });
+      await rt.sync();
+    }
+  });
+
   it('the proxy uid pass is not usable by other processes in the node namespace', async () => {
     // root in the node namespace is reserved:host; the server denies host on 8080
     const asRoot = await curl(rt.node, `http://${serverIP}:8080/public/a`, 'GET', 2);
@@ -322,5 +362,43 @@ describe('L7 redirection through the node proxy (issue 9)', { skip, timeout: 180
     // as Hubble decodes Envoy's denials: no drop reason on an L7 record (DROP_REASON_UNKNOWN)
     assert.equal(l7.drop_reason_desc, undefined);
     assert.equal(l7.drop_reason, undefined);
+  });
+
+  it('issue 11: the proxied upstream connection is the client pod’s in the records, never the host’s', {
+    skip: withFlows ? undefined : 'needs ulogd2',
+  }, async () => {
+    const ok = await fromClient(8080, '/public/upstream');
+    assert.equal(ok.code, 200);
+    // from the ring's start: the proxy reuses its upstream connections, made by the rows above
+    const from = 0;
+    const toServer = (f: Flow) =>
+      f.IP?.destination === serverIP &&
+      f.l4 !== undefined &&
+      'TCP' in f.l4 &&
+      f.l4.TCP.destination_port === 8080 &&
+      f.is_reply !== true;
+    // the proxy's own connection: from the node namespace's ports (topology.ts NODE_PORT_RANGE)
+    const upstream = (f: Flow) =>
+      toServer(f) && f.l4 !== undefined && 'TCP' in f.l4 && (f.l4.TCP.source_port ?? 0) >= 61000;
+    let seen: Flow[] = [];
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      rt.flows!.drain();
+      seen = rt.flows!.since(from).flatMap((e) => (e.event.flow ? [e.event.flow as Flow] : []));
+      if (seen.some(upstream)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const up = seen.filter(upstream);
+    assert.ok(up.length > 0, JSON.stringify(seen.filter(toServer)).slice(0, 800));
+    for (const f of up) {
+      assert.equal(f.IP?.source, clientIP, JSON.stringify(f));
+      assert.equal(f.source?.identity, clientId, JSON.stringify(f));
+    }
+    // no host -> server record passed (the node's address was the source before; the row
+    // above that tries the proxy's pass from the node namespace is DROPPED)
+    assert.deepEqual(
+      seen.filter((f) => toServer(f) && f.source?.identity === 1 && f.verdict !== 'DROPPED'),
+      [],
+    );
   });
 });

@@ -38,7 +38,7 @@ describe('seawall test --live across nodes', { skip }, () => {
     assert.equal(code, 0, lines.join('\n'));
   });
 
-  it('replays L7, DNS/toFQDNs, world, CIDR and kube-apiserver flows across nodes, none skipped', async () => {
+  it('replays L7 (egress L7 into ingress-enforcing pods too), DNS/toFQDNs, world, CIDR and kube-apiserver flows across nodes, none skipped', async () => {
     const lines: string[] = [];
     const code = await runLive([join(import.meta.dirname, 'testdata', 'multinode-l7.policytest.yaml')], {
       output: 'json',
@@ -50,7 +50,7 @@ describe('seawall test --live across nodes', { skip }, () => {
         JSON.parse(l) as { name?: string; outcome: string; live?: string; note?: string; records?: string[] },
     );
     const by = (n: string) => rows.find((r) => r.name === n);
-    assert.equal(rows.length, 17, lines.join('\n'));
+    assert.equal(rows.length, 22, lines.join('\n'));
     for (const r of rows) assert.equal(r.outcome, 'pass', JSON.stringify(r));
     // judged by the proxies, not at L3/L4: the L7 answers say who refused
     for (const [n, rec] of [
@@ -64,8 +64,17 @@ describe('seawall test --live across nodes', { skip }, () => {
       ['kafka produce orders', 'Kafka answered'],
       ['kafka produce payments', 'Kafka refused'],
       ["dns through node-1's proxy to kube-dns on node-2", 'DNS NOERROR 203.0.113.10'],
+      // egress L7 at node-1 into ingress-enforcing pods on node-2: node-2 judges client2 itself
+      ['egress l7 into l4 ingress on node-2', 'HTTP 200'],
+      ['egress l7 denied path before l4 ingress', 'HTTP 403'],
+      ['egress l7 then ingress l7 on node-2', 'HTTP 200'],
+      ['egress l7 allows what ingress l7 denies', 'HTTP 403'],
     ] as const)
       assert.ok(by(n)?.records?.[0]?.startsWith(rec), `${n}: ${JSON.stringify(by(n))}`);
+    // node-2 drops client2 (not remote-node; from node-1's address it would have passed): node-1's
+    // proxy answers 503 (its upstream did not connect) or the client gives up first
+    const nodesOnly = by('egress l7 into an ingress for remote-node only');
+    assert.match(nodesOnly?.records?.[0] ?? '', /^HTTP (503|no answer)$/, JSON.stringify(nodesOnly));
     assert.equal(code, 0, lines.join('\n'));
   });
 });

@@ -10,6 +10,7 @@ import type { EndpointPolicy, MapStateEntry, MapStateKey, MapStateVerdict } from
 import {
   assemble,
   type CompileInput,
+  CT_MARK_DENY,
   compile,
   countEntries,
   DEFAULT_PROXY_PORTS,
@@ -18,6 +19,10 @@ import {
   logPrefix,
   mergeRanges,
   NFLOG_GROUP,
+  PROXY_RETURN_MARK,
+  PROXY_RETURN_MASK,
+  REDIRECT_CT_MARK_EGRESS,
+  REDIRECT_CT_MARK_INGRESS,
   renderDelta,
   renderFull,
   WORLD_IDENTITY,
@@ -402,6 +407,8 @@ describe('compile', () => {
       script.includes(
         'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 tcp dport { 15001, 15053, 15002 } accept\n' +
           'add rule inet seawall input ct status dnat ct mark & 0x00000003 != 0 ip daddr 172.31.255.1 udp dport { 15053 } accept\n' +
+          // a proxy's own upstream looped back to the node (issue 11), from lo only
+          'add rule inet seawall input iifname "lo" ct direction original ct mark & 0x00000200 != 0 accept\n' +
           'add rule inet seawall input ip saddr vmap @ep_eg\n',
       ),
     );
@@ -482,10 +489,47 @@ describe('compile', () => {
     const script = renderFull(compile(base));
     const out = script.split('\n').filter((l) => l.startsWith('add rule inet seawall output '));
     assert.deepEqual(out.slice(2), [
-      'add rule inet seawall output meta skuid 1337 accept',
+      'add rule inet seawall output meta skuid 1337 ct mark set ct mark | 0x00000200 accept',
       'add rule inet seawall output ip daddr vmap @ep_in',
     ]);
     assert.doesNotMatch(script, /input .*skuid|forward .*skuid/);
+  });
+
+  it("issue 11: replies to the proxies' upstreams are marked for the return route, and only they", () => {
+    const script = renderFull(compile(base));
+    const lines = script.split('\n');
+    // the return bit never overlaps what nat_pre and the filter chains read in ct mark
+    assert.equal(
+      PROXY_RETURN_MARK & (REDIRECT_CT_MARK_INGRESS | REDIRECT_CT_MARK_EGRESS | CT_MARK_DENY | 0x70),
+      0,
+    );
+    assert.equal(PROXY_RETURN_MARK & PROXY_RETURN_MASK, PROXY_RETURN_MARK);
+    // the proxy's upstream to the node itself passes input from lo only, before the egress vmap
+    const input = lines.filter((l) => l.startsWith('add rule inet seawall input '));
+    const pass = input.indexOf(
+      'add rule inet seawall input iifname "lo" ct direction original ct mark & 0x00000200 != 0 accept',
+    );
+    assert.ok(
+      pass >= 0 && pass < input.indexOf('add rule inet seawall input ip saddr vmap @ep_eg'),
+      input.join('\n'),
+    );
+    // set only by the proxy uid's packets, read only on replies (and on lo)
+    const sets = lines.filter((l) => l.includes('ct mark set ct mark | 0x00000200'));
+    assert.deepEqual(sets, [
+      'add rule inet seawall output meta skuid 1337 ct mark set ct mark | 0x00000200 accept',
+    ]);
+    const reads = lines.filter((l) => l.includes('meta mark set 0x00000200'));
+    assert.equal(lines.filter((l) => l.includes('ct mark & 0x00000200')).length, 3);
+    assert.deepEqual(reads, [
+      'add rule inet seawall proxy_return ct direction reply ct mark & 0x00000200 != 0 meta mark set 0x00000200',
+      'add rule inet seawall proxy_return_local ct direction reply ct mark & 0x00000200 != 0 meta mark set 0x00000200',
+    ]);
+    // before the routing decision: prerouting above conntrack (-200) and below nat_pre (-100)
+    assert.ok(
+      lines.includes(
+        'add chain inet seawall proxy_return { type filter hook prerouting priority mangle; policy accept; }',
+      ),
+    );
   });
 
   it('item 8: the anti-spoofing drop logs its own verdict with the sending endpoint', () => {

@@ -66,7 +66,9 @@
 // The proxy's own upstream connections start in the node namespace (output hook, no nat chain:
 // never redirected again) and pass the destination's ingress chain on `meta skuid PROXY_UID`
 // (Cilium marks proxy traffic for the same purpose): the proxy already had both sides' L3/L4
-// verdicts from nat_pre and judged L7. Other processes in the node namespace are plain
+// verdicts from nat_pre and judged L7. They leave from the client's own address (transparent
+// sockets), so another node judges them by the client's identity; their replies are steered back
+// to the proxy by PROXY_RETURN_MARK (chains proxy_return*, the node's fwmark rule). Other processes in the node namespace are plain
 // reserved:host and get no pass. A redirected connection is judged at L3/L4 on its first packet;
 // later packets are the proxy's to judge (it re-reads the rule sets per request).
 
@@ -92,6 +94,21 @@ const PARSER_MASK = 0x70;
 const PARSERS: L7Parser[] = ['http', 'dns', 'kafka'];
 /** The uid the node's proxies run as: their sockets' packets pass the ingress chains. */
 export const PROXY_UID = 1337;
+/**
+ * The proxies' return path. Their upstream connections leave from the client's address (pod or
+ * remote; src/proxy/upstream-socket.ts), which the node namespace routes to the pod, so replies are
+ * steered back to the proxy's socket as Cilium does: a mark on packets to the proxy, `ip rule
+ * fwmark 0x200/0xf00 lookup 2004 pref 9` and `local 0.0.0.0/0 dev lo` in table 2004 (Cilium's
+ * linux_defaults: MagicMarkIsToProxy 0x0200 under MagicMarkHostMask 0x0F00, RouteTableToProxy
+ * 2004, RulePriorityToProxyIngress 9). Cilium's BPF marks the replies from its own conntrack; here
+ * the output chain puts the bit into the upstream connection's ct mark (`meta skuid PROXY_UID`) and
+ * a prerouting chain copies it into meta mark on the replies. 0x200 shares no bit with the
+ * redirect/deny/parser bits (0x77).
+ */
+export const PROXY_RETURN_MARK = 0x200;
+export const PROXY_RETURN_MASK = 0xf00;
+export const PROXY_ROUTE_TABLE = 2004;
+export const PROXY_RULE_PREF = 9;
 /** Default proxy ports in the node namespace, per parser (one port per parser and node). */
 export const DEFAULT_PROXY_PORTS: Partial<Record<L7Parser, number>> = {
   http: 15001,
@@ -937,14 +954,27 @@ export function renderFull(t: CompiledTable): string {
       : [
           `add rule ${T} input ${redirected} ip daddr ${px.address} udp dport { ${udpProxyPorts.join(', ')} } accept`,
         ]),
+    // a proxy's upstream to the node itself, looped back: it leaves from the client's address, so
+    // `ip saddr` would pick the client's egress chain, whose redirect entry drops it. Judged
+    // already (as the output chain's pass). Only from lo: a pod's packet that matches the
+    // upstream's tuple enters on its veth and is judged by its egress chain
+    `add rule ${T} input iifname "lo" ct direction original ct mark & ${hex(PROXY_RETURN_MARK)} != 0 accept`,
     `add rule ${T} input ip saddr vmap @ep_eg`,
     // node → pod: only the pod's ingress policy applies
     `add chain ${T} output { type filter hook output priority filter; policy accept; }`,
     `add rule ${T} output ct direction reply accept`,
     `add rule ${T} output ct state related accept`,
-    // the proxies' upstream connections: both sides' L3/L4 and L7 were judged already
-    `add rule ${T} output meta skuid ${px.uid} accept`,
+    // the proxies' upstream connections: both sides' L3/L4 and L7 were judged already; marked
+    // in ct mark so that their replies find the proxy's socket (PROXY_RETURN_MARK)
+    `add rule ${T} output meta skuid ${px.uid} ct mark set ct mark | ${hex(PROXY_RETURN_MARK)} accept`,
     `add rule ${T} output ip daddr vmap @ep_in`,
+    // replies to a proxy's upstream: meta mark before the routing decision, so the fwmark rule
+    // delivers them locally (to the transparent socket) instead of routing them to the pod
+    `add chain ${T} proxy_return { type filter hook prerouting priority mangle; policy accept; }`,
+    `add rule ${T} proxy_return ct direction reply ct mark & ${hex(PROXY_RETURN_MARK)} != 0 meta mark set ${hex(PROXY_RETURN_MARK)}`,
+    // the same for replies a server in the node namespace itself sends (a route chain re-routes)
+    `add chain ${T} proxy_return_local { type route hook output priority mangle; policy accept; }`,
+    `add rule ${T} proxy_return_local ct direction reply ct mark & ${hex(PROXY_RETURN_MARK)} != 0 meta mark set ${hex(PROXY_RETURN_MARK)}`,
   );
   return out.join('\n') + '\n';
 }

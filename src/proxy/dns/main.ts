@@ -22,6 +22,7 @@ import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { encode, type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
+import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
@@ -287,6 +288,10 @@ async function main(): Promise<void> {
   const cache = ct === undefined ? undefined : new OriginalDstCache(() => ct.read(), { ip: address, port });
   const originalDst = (src: QuerySource) =>
     cache?.lookup(src.transport, { ip: src.clientIP, port: src.clientPort });
+  // queries leave from the pod's address (Cilium's transparent mode); without the addon every
+  // allowed query is answered SERVFAIL, never sent from the node's address
+  const noTransparent = useTransparentUpstream();
+  if (noTransparent !== undefined) send({ type: 'error', message: noTransparent });
   const mirror = new DNSPolicyMirror();
   const acks = new AnswerAcks(send, () => mirror.fqdnRevision);
   const reject = values.reject;

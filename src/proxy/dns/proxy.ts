@@ -32,6 +32,7 @@ import { canonicalIP } from '../../fqdn/ip.ts';
 import { compileDNSRules, type DNSPolicy, matchDNS } from '../../l7/dns.ts';
 import type { L7RuleSet } from '../../policy/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
+import { connectUpstream } from '../upstream-socket.ts';
 import { type Exchange, UDPUpstreams } from './upstream.ts';
 import {
   type DropReason,
@@ -415,8 +416,8 @@ export class DNSProxy {
     this.stats.allowed++;
     const out =
       src.transport === 'udp'
-        ? await this.forwardUDP(ctx.server, raw)
-        : await this.forwardTCP(ctx.server, raw);
+        ? await this.forwardUDP(ctx.server, raw, src.clientIP)
+        : await this.forwardTCP(ctx.server, raw, src.clientIP);
     if (this.closed) return;
     if (out.kind === 'timeout') {
       this.stats.upstreamTimeouts++;
@@ -528,14 +529,16 @@ export class DNSProxy {
 
   // ---------------------------------------------------------------- upstream
 
-  private forwardUDP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
-    return this.udpUpstreams.exchange(server, raw, this.o.upstreamTimeoutMs);
+  // Upstream queries leave from the pod's address (upstream-socket.ts; Cilium's DNS proxy in its
+  // transparent mode, --dnsproxy-enable-transparent-mode, keeps the original source too).
+  private forwardUDP(server: { ip: string; port: number }, raw: Buffer, source: string): Promise<Outcome> {
+    return this.udpUpstreams.exchange(server, raw, this.o.upstreamTimeoutMs, source);
   }
 
-  private forwardTCP(server: { ip: string; port: number }, raw: Buffer): Promise<Outcome> {
+  private forwardTCP(server: { ip: string; port: number }, raw: Buffer, source: string): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const framer = new TCPFramer(this.o.maxMessageBytes);
-      const sock = net.connect({ host: server.ip, port: server.port });
+      const sock = connectUpstream({ address: server.ip, port: server.port }, source);
       let done = false;
       const finish = (o: Outcome) => {
         if (done) return;

@@ -8,9 +8,9 @@
 // a send needs no address lookup (Node resolves even a literal address on an unconnected send).
 
 import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import type dgram from 'node:dgram';
 import { canonicalIP } from '../../fqdn/ip.ts';
+import { udpUpstream } from '../upstream-socket.ts';
 
 export type Exchange = { kind: 'answer'; buf: Buffer } | { kind: 'timeout' } | { kind: 'error'; err: Error };
 
@@ -31,15 +31,16 @@ class PooledSocket {
   constructor(
     private readonly server: { ip: string; port: number },
     private readonly onStray: () => void,
+    /** The pod the queries are for: in transparent mode they leave from its address. */
+    source: string,
   ) {
-    this.sock = dgram.createSocket(isIPv6(server.ip) ? 'udp6' : 'udp4');
-    this.sock.on('error', (err) => this.failAll(err));
-    this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    this.sock.connect(server.port, server.ip, () => {
+    this.sock = udpUpstream(server, source, () => {
       const w = this.waiting ?? [];
       this.waiting = undefined;
       for (const b of w) this.write(b);
     });
+    this.sock.on('error', (err) => this.failAll(err));
+    this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
   /** A send error comes back as the socket's 'error' (failAll), as a refused port does. */
@@ -136,9 +137,17 @@ export class UDPUpstreams {
     private readonly maxUses = 1024,
   ) {}
 
-  /** Sends `raw` (changed in place: our id in its first two bytes) and waits for the answer. */
-  exchange(server: { ip: string; port: number }, raw: Buffer, timeoutMs: number): Promise<Exchange> {
-    const key = `${server.ip}|${server.port}`;
+  /**
+   * One query to `server`, on a socket of the pool of (`source`, server): one pod's queries only.
+   * `raw` is changed in place: our id in its first two bytes.
+   */
+  exchange(
+    server: { ip: string; port: number },
+    raw: Buffer,
+    timeoutMs: number,
+    source = '',
+  ): Promise<Exchange> {
+    const key = `${source}|${server.ip}|${server.port}`;
     let pool = this.pools.get(key);
     if (pool === undefined) {
       pool = { sockets: [], next: 0 };
@@ -146,7 +155,7 @@ export class UDPUpstreams {
     }
     let i: number;
     if (pool.sockets.length < this.size) {
-      pool.sockets.push(new PooledSocket(server, this.onStray));
+      pool.sockets.push(new PooledSocket(server, this.onStray, source));
       i = pool.sockets.length - 1;
     } else {
       i = pool.next++ % this.size;
@@ -155,7 +164,7 @@ export class UDPUpstreams {
     if (s.retired || s.uses >= this.maxUses || s.inflight.size > 4096) {
       s.retired = true;
       s.closeIfDone();
-      s = new PooledSocket(server, this.onStray);
+      s = new PooledSocket(server, this.onStray, source);
       pool.sockets[i] = s;
     }
     return s.send(raw, timeoutMs);

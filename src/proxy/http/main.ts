@@ -5,7 +5,9 @@
 //
 // Privileges: it starts as root (only root enters the namespace), binds, then drops to the proxy
 // uid/gid (PROXY_UID, 1337 as Istio's): the node's output chain passes that uid's upstream
-// connections through the destination's ingress chain, and no other process gets the pass.
+// connections through the destination's ingress chain, and no other process gets the pass. It
+// keeps CAP_NET_RAW alone, for IP_TRANSPARENT: upstreams leave from the client's address
+// (../upstream-socket.ts).
 //
 // Until the first snapshot arrives every connection is refused (no mirror, no context): the
 // listener is up early only so that the agent's readiness check sees it.
@@ -16,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { encode } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { runMain, send, serveAgent } from '../process.ts';
+import { useTransparentUpstream } from '../upstream-socket.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
@@ -69,6 +72,10 @@ async function main(): Promise<void> {
     flowLines = [];
     process.stdout.write(lines.join(''));
   };
+  // upstreams leave from the client's address (Cilium's proxies are transparent); without the
+  // addon every request is refused, never sent from the node's address
+  const noTransparent = useTransparentUpstream();
+  if (noTransparent !== undefined) send({ type: 'error', message: noTransparent });
   const mirror = new PolicyMirror();
   // read now, as root: after the uid drop below the directory may be unreadable
   const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);

@@ -34,6 +34,7 @@ import type { Flow } from '../../flow/types.ts';
 import type { SecretResolver } from '../../l7/http.ts';
 import type { RuleRef } from '../../policy/types.ts';
 import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
+import { connectUpstream } from '../upstream-socket.ts';
 import type { ConnectionInfo, HostPort, HTTPRuleSet, RedirectContext, RedirectLookup } from './context.ts';
 import { type H1ClientError, type H1Request, type H1Response, H1Server } from './h1.ts';
 import { HTTPJudge, type Judgement, NO_SECRET_HEADERS } from './judge.ts';
@@ -687,7 +688,7 @@ export class HTTPProxy extends EventEmitter {
     };
     const send = () => {
       attempt++;
-      this.upstream.acquire(dst, (err, c) => {
+      this.upstream.acquire(dst, x.client.ip, (err, c) => {
         if (err !== undefined || c === undefined) return onError(err ?? new Error('no connection'), false);
         if (res.destroyed) {
           c.abort();
@@ -792,8 +793,8 @@ export class HTTPProxy extends EventEmitter {
     this.forwardH2(stream, x, tgt.path, host, j.headers, grpc);
   }
 
-  private sessionFor(dst: HostPort): http2.ClientHttp2Session {
-    const key = `${dst.address}|${dst.port}`;
+  private sessionFor(dst: HostPort, source: string): http2.ClientHttp2Session {
+    const key = `${source}|${dst.address}|${dst.port}`;
     const s = this.sessions.get(key);
     if (s !== undefined && !s.closed && !s.destroyed) return s;
     const authority = dst.address.includes(':')
@@ -801,7 +802,7 @@ export class HTTPProxy extends EventEmitter {
       : `http://${dst.address}:${dst.port}`;
     // Nagle off, as on every other socket of the proxy: small frames (gRPC's) go out at once.
     const n = http2.connect(authority, {
-      createConnection: () => net.connect({ host: dst.address, port: dst.port, noDelay: true }),
+      createConnection: () => connectUpstream(dst, source),
     });
     n.on('error', () => {});
     const forget = () => {
@@ -836,7 +837,7 @@ export class HTTPProxy extends EventEmitter {
     if (grpc) h.te = 'trailers';
     let up: http2.ClientHttp2Stream;
     try {
-      up = this.sessionFor(dst).request(h, { endStream: stream.readableEnded });
+      up = this.sessionFor(dst, x.client.ip).request(h, { endStream: stream.readableEnded });
     } catch {
       this.h2Reply(stream, x, grpc, 503, GRPC_STATUS.UNAVAILABLE, 'upstream connect error\r\n');
       return;

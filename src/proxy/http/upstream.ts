@@ -8,7 +8,8 @@
 // pool only when its response was complete, framed by a length or chunks, keep-alive, and the
 // whole request was written; anything else closes it.
 
-import net from 'node:net';
+import type net from 'node:net';
+import { connectUpstream } from '../upstream-socket.ts';
 import type { HostPort } from './context.ts';
 import { type BodyFraming, ResponseError, type ResponseHead, ResponseParser } from './response.ts';
 
@@ -178,9 +179,16 @@ export class UpstreamPool {
 
   constructor(readonly o: UpstreamPoolOptions) {}
 
-  /** An idle connection to `dst` (most recently used first), or a new one once connected. */
-  acquire(dst: HostPort, cb: (err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection) => void): void {
-    const key = `${dst.address}|${dst.port}`;
+  /**
+   * An idle connection from `source` (the client's address: upstreams leave from it) to `dst`,
+   * most recently used first, or a new one once connected.
+   */
+  acquire(
+    dst: HostPort,
+    source: string,
+    cb: (err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection) => void,
+  ): void {
+    const key = `${source}|${dst.address}|${dst.port}`;
     const list = this.idle.get(key);
     while (list !== undefined && list.length > 0) {
       const c = list.pop()!;
@@ -193,7 +201,7 @@ export class UpstreamPool {
       cb(Object.assign(new Error('the proxy is closing'), { code: 'ECLOSING' }));
       return;
     }
-    const socket = net.connect({ host: dst.address, port: dst.port, noDelay: true });
+    const socket = connectUpstream(dst, source);
     const c = new UpstreamConnection(socket, this, key);
     this.all.add(c);
     let settled = false;

@@ -10,6 +10,7 @@
 
 import { parseArgs } from 'node:util';
 import { runMain, send, serveAgent } from '../process.ts';
+import { useTransparentUpstream } from '../upstream-socket.ts';
 import { KafkaMirror } from './mirror.ts';
 import { KafkaProxy } from './proxy.ts';
 
@@ -26,6 +27,10 @@ async function main(): Promise<void> {
       secrets: { type: 'string' },
     },
   });
+  // upstreams leave from the client's address (Cilium's proxies are transparent); without the
+  // addon every request is refused, never sent from the node's address
+  const noTransparent = useTransparentUpstream();
+  if (noTransparent !== undefined) send({ type: 'error', message: noTransparent });
   const mirror = new KafkaMirror();
   const proxy = new KafkaProxy({
     lookup: (c) => mirror.lookup(c),

@@ -21,6 +21,7 @@ import type { Flow } from '../../flow/types.ts';
 import { kafkaApiKeyName } from '../../l7/kafka.ts';
 import type { ConnectionInfo, HostPort } from '../http/context.ts';
 import { hostPortOf, type OriginalDstResolver, RedirectedConnections } from '../origdst.ts';
+import { connectUpstream } from '../upstream-socket.ts';
 import { DEFAULT_MAX_FRAME, FrameReader } from './frames.ts';
 import { type JudgedRequest, judgeKafka, type KafkaContext, type KafkaJudgement } from './judge.ts';
 import {
@@ -345,7 +346,8 @@ class KafkaConnection {
   private ensureUpstream(): net.Socket {
     if (this.upstream !== undefined) return this.upstream;
     const dst = this.ctx.originalDst;
-    const up = net.connect({ host: dst.address, port: dst.port, noDelay: true });
+    // from the client's own address (upstream-socket.ts): the broker's node judges the pod
+    const up = connectUpstream(dst, this.info.remote.address);
     this.upstream = up;
     const timer = setTimeout(() => {
       this.opts.onRefused?.(

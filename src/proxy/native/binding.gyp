@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "seawall_origdst",
-      "sources": ["origdst.c"],
+      "sources": ["origdst.c", "transparent.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

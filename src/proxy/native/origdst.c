@@ -1,6 +1,7 @@
 // getsockopt(SO_ORIGINAL_DST) for Node: the address a connection had before nftables' REDIRECT or
 // DNAT rewrote it (conntrack's original tuple). Node exposes neither this option nor IP_TRANSPARENT,
 // so the proxy asks the kernel through this one function. N-API only: no V8 or libuv internals.
+// The addon's other functions (transparent upstream sockets) are in transparent.c.
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,10 +72,13 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
   return out;
 }
 
+void register_transparent(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, original_dst, NULL, &fn);
   napi_set_named_property(env, exports, "originalDst", fn);
+  register_transparent(env, exports);
   return exports;
 }
 
