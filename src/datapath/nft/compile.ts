@@ -68,8 +68,8 @@
 // (Cilium marks proxy traffic for the same purpose): the proxy already had both sides' L3/L4
 // verdicts from nat_pre and judged L7. They leave from the client's own address (transparent
 // sockets), so another node judges them by the client's identity; their replies are steered back
-// to the proxy by PROXY_RETURN_MARK (chains proxy_return*, the node's fwmark rule). Other processes in the node namespace are plain
-// reserved:host and get no pass. A redirected connection is judged at L3/L4 on its first packet;
+// to the proxy by PROXY_RETURN_MARK (chains proxy_return*, the node's fwmark rule). Other
+// processes in the node namespace are plain reserved:host and get no pass. A redirected connection is judged at L3/L4 on its first packet;
 // later packets are the proxy's to judge (it re-reads the rule sets per request).
 
 import { formatPrefix, type KernelDir, type KernelVerdict, NFLOG_GROUP } from '../../flow/nflog.ts';
