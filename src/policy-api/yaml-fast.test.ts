@@ -147,8 +147,9 @@ describe('fast YAML reader agrees with the yaml package', () => {
     const files = yamlFiles(repo);
     assert.ok(files.length > 10);
     for (const f of files) if (agree(readFileSync(f, 'utf8'))) taken++;
-    // most of them are in the subset (the test then compares something)
-    assert.ok(taken > files.length / 3, `${taken} of ${files.length}`);
+    // enough of them are in the subset for the test to compare something (a count, not a share:
+    // PolicyTest files with flow tables, outside the subset, came and tipped a share of a third)
+    assert.ok(taken >= 20, `${taken} of ${files.length}`);
   });
 
   it('seeded random documents, mutated', () => {
