@@ -157,11 +157,11 @@ const RECORDS_ENV = 'SEAWALL_BENCH_DNS_PROXY_RECORDS';
 /**
  * In the child: a proxy to the server on the given port; prints its port, then stats on stdin's
  * end. With records, each query's two flow records go to stdout as the node's proxy sends them
- * (main.ts: flow messages, one JSON line each, written in batches), read as the agent would.
+ * (process.ts: flow messages, one JSON line each, written in batches), read as the agent would.
  */
 async function child(upstreamPort: number, records: boolean): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
-  const { FlowBatcher } = await import('../src/proxy/dns/main.ts');
+  const { FlowBatcher } = await import('../src/proxy/process.ts');
   const flows = new FlowBatcher((text) => process.stdout.write(text));
   const client = { identity: 1000, labels: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
   const server = { identity: 1001, labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'] };

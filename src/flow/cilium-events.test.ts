@@ -17,33 +17,16 @@ import { ConntrackTracer, parseConntrackLine, traceRecordOf } from './conntrack.
 import { datapathMatchType, recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
 import { policiesOf, summaryOf } from './record.ts';
-import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
+import { allowIngress, decision, flowEngine, kernelEvent, ref, resolvePeer } from './test-support.ts';
 import type { Flow, FlowLayer4 } from './types.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');
-const peers: Record<string, PeerRef> = {
-  '10.0.1.8': { kind: 'endpoint', name: 'frontend', namespace: 'production' },
-  '10.0.1.11': { kind: 'endpoint', name: 'backend', namespace: 'production' },
-  '10.0.0.1': { kind: 'entity', entity: 'host' },
-};
-const resolve = (ip: string): PeerRef => peers[ip] ?? { kind: 'ip', ip };
+const resolve = resolvePeer;
 const endpointIdOf = (p: PeerRef): number | undefined =>
   p.kind === 'endpoint' ? (p.name === 'frontend' ? 101 : 102) : undefined;
 const workloadsOf = (p: PeerRef) =>
   p.kind === 'endpoint' && p.name === 'backend' ? [{ name: 'backend', kind: 'Deployment' }] : undefined;
-const ev = (p: Partial<KernelEvent>): KernelEvent => ({
-  time: { seconds: 1700000000, nanos: 1000 },
-  verdict: 'fwd',
-  dir: 'in',
-  endpointId: 102,
-  srcIP: '10.0.1.8',
-  dstIP: '10.0.1.11',
-  proto: 6,
-  sport: 40000,
-  dport: 8080,
-  tcpFlags: { SYN: true },
-  ...p,
-});
+const ev = kernelEvent;
 const UUID = '00000000-0000-4000-8000-00000000c111';
 const fixed = (f: Flow | undefined): Flow => ({ ...f!, uuid: UUID });
 

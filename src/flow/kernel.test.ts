@@ -4,26 +4,10 @@ import type { PeerRef, Verdict } from '../policy/types.ts';
 import { RECORD_CACHE_TTL_MS, RecordCache, recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
 import { shapeOf } from './template.ts';
-import { allowIngress, decision, flowEngine, ref } from './test-support.ts';
+import { allowIngress, decision, flowEngine, kernelEvent, ref, resolvePeer } from './test-support.ts';
 
-const peers: Record<string, PeerRef> = {
-  '10.0.1.8': { kind: 'endpoint', name: 'frontend', namespace: 'production' },
-  '10.0.1.11': { kind: 'endpoint', name: 'backend', namespace: 'production' },
-};
-const resolve = (ip: string): PeerRef => peers[ip] ?? { kind: 'ip', ip };
-const ev = (p: Partial<KernelEvent>): KernelEvent => ({
-  time: { seconds: 1700000000, nanos: 1000 },
-  verdict: 'fwd',
-  dir: 'in',
-  endpointId: 102,
-  srcIP: '10.0.1.8',
-  dstIP: '10.0.1.11',
-  proto: 6,
-  sport: 40000,
-  dport: 8080,
-  tcpFlags: { SYN: true },
-  ...p,
-});
+const resolve = resolvePeer;
+const ev = kernelEvent;
 const denyIngress = (reason: 'POLICY_DENY' | 'POLICY_DENIED'): Verdict => ({
   allowed: false,
   verdict: 'DROPPED',

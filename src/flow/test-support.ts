@@ -4,6 +4,7 @@
 import { ID } from '../identity/reserved.ts';
 import { FakeEngine } from '../policy/testing/fake-engine.ts';
 import type { DirectionDecision, FlowRequest, PeerRef, RuleRef, Verdict } from '../policy/types.ts';
+import type { KernelEvent } from './nflog.ts';
 
 export const LABELS: Record<number, string[]> = {
   [ID.world]: ['reserved:world'],
@@ -85,4 +86,34 @@ export function allowIngress(): Verdict {
     }),
     explanation: [],
   };
+}
+
+/** The two pods the kernel-event tests name: frontend 10.0.1.8, backend 10.0.1.11. */
+export const PEERS: Record<string, PeerRef> = {
+  '10.0.1.8': { kind: 'endpoint', name: 'frontend', namespace: 'production' },
+  '10.0.1.11': { kind: 'endpoint', name: 'backend', namespace: 'production' },
+};
+/** The ipcache of those tests: PEERS, any other address a bare IP. */
+export const resolvePeer = (ip: string): PeerRef => PEERS[ip] ?? { kind: 'ip', ip };
+
+/**
+ * A kernel event: a TCP SYN frontend → backend:8080 into endpoint 102, changed by `p`; keys given
+ * as undefined are left out (no source port, no flags, ...).
+ */
+export function kernelEvent(p: { [K in keyof KernelEvent]?: KernelEvent[K] | undefined } = {}): KernelEvent {
+  const e: Record<string, unknown> = {
+    time: { seconds: 1_700_000_000, nanos: 1000 },
+    verdict: 'fwd',
+    dir: 'in',
+    endpointId: 102,
+    srcIP: '10.0.1.8',
+    dstIP: '10.0.1.11',
+    proto: 6,
+    sport: 40000,
+    dport: 8080,
+    tcpFlags: { SYN: true },
+    ...p,
+  };
+  for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
+  return e as unknown as KernelEvent;
 }

@@ -1,8 +1,10 @@
 // What every node proxy process does around its listener (http/, dns/ and kafka/ main.ts): drop
 // from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
-// and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes away (no more policy
-// updates: a mirror that ages must not keep judging) or on SIGTERM, and say `ready`.
+// and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes
+// away (no more policy updates: a mirror that ages must not keep judging) or on SIGTERM, and say
+// `ready`. Flow records go to the agent batched, one write per event-loop turn (`sendFlow`).
 
+import type { Flow } from '../flow/types.ts';
 import { type AgentMessage, encode, lineDecoder, type ProxyMessage, type ProxyParser } from './ipc.ts';
 import type { SnapshotMirror } from './mirror.ts';
 import { keepTransparentCapability } from './upstream-socket.ts';
@@ -10,6 +12,43 @@ import { keepTransparentCapability } from './upstream-socket.ts';
 export const send = (m: ProxyMessage): void => {
   process.stdout.write(encode(m));
 };
+
+/**
+ * Flow messages written in batches, one write per turn of the event loop (or per `max` records):
+ * the agent's pipe is written synchronously, and a record per request (two per DNS query) was a
+ * write each.
+ * The text is the same lines `send` writes; the agent reads them the same way.
+ */
+export class FlowBatcher {
+  private lines: string[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly max = 256,
+  ) {}
+
+  push(flow: Flow): void {
+    this.lines.push(encode({ type: 'flow', flow }));
+    if (this.lines.length >= this.max) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('');
+    this.lines = [];
+    this.write(text);
+  }
+}
+
+/** The process's flow records to the agent, batched; `serveAgent`'s stop writes what is pending. */
+const flows = new FlowBatcher((text) => process.stdout.write(text));
+export const sendFlow = (f: Flow): void => flows.push(f);
 
 /**
  * Root binds (only root enters the namespace), then runs as the proxy uid/gid, keeping only
@@ -39,7 +78,11 @@ export interface ServeAgentOptions {
 
 export function serveAgent(o: ServeAgentOptions): void {
   dropPrivileges(o.uid);
-  const stop = (): void => void o.close().then(() => process.exit(0));
+  const stop = (): void =>
+    void o.close().then(() => {
+      flows.flush();
+      process.exit(0);
+    });
   process.stdin.on(
     'data',
     lineDecoder<AgentMessage>(

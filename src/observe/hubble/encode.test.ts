@@ -13,10 +13,17 @@ import { RecordCache } from '../../flow/kernel.ts';
 import type { KernelEvent } from '../../flow/nflog.ts';
 import { formatTimestamp, type Timestamp } from '../../flow/record.ts';
 import { copyOfShape, flowEventJSON, registerTemplate, shapeOf } from '../../flow/template.ts';
-import { allowIngress, decision, flowEngine, ref } from '../../flow/test-support.ts';
+import {
+  allowIngress,
+  decision,
+  flowEngine,
+  kernelEvent,
+  ref,
+  resolvePeer,
+} from '../../flow/test-support.ts';
 import { FLOWS } from '../../flow/testing/flows.ts';
 import type { Flow, FlowEvent } from '../../flow/types.ts';
-import type { PeerRef, Verdict } from '../../policy/types.ts';
+import type { Verdict } from '../../policy/types.ts';
 import { FlowResponseEncoder } from './encode.ts';
 import { protoJSONProblems } from './protojson.ts';
 import { hubbleType } from './schema.ts';
@@ -48,29 +55,7 @@ function goldenRecords(): [string, Flow][] {
     .map((f) => [f, JSON.parse(readFileSync(join(TESTDATA, f), 'utf8')) as Flow]);
 }
 
-const peers: Record<string, PeerRef> = {
-  '10.0.1.8': { kind: 'endpoint', name: 'frontend', namespace: 'production' },
-  '10.0.1.11': { kind: 'endpoint', name: 'backend', namespace: 'production' },
-};
-const resolve = (ip: string): PeerRef => peers[ip] ?? { kind: 'ip', ip };
-/** A kernel event; keys given as undefined are left out (no source port, no flags, ...). */
-const kernelEvent = (p: { [K in keyof KernelEvent]?: KernelEvent[K] | undefined }): KernelEvent => {
-  const e: Record<string, unknown> = {
-    time: { seconds: 1_700_000_000, nanos: 1000 },
-    verdict: 'fwd',
-    dir: 'in',
-    endpointId: 102,
-    srcIP: '10.0.1.8',
-    dstIP: '10.0.1.11',
-    proto: 6,
-    sport: 40000,
-    dport: 8080,
-    tcpFlags: { SYN: true },
-    ...p,
-  };
-  for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
-  return e as unknown as KernelEvent;
-};
+const resolve = resolvePeer;
 const denied: Verdict = {
   allowed: false,
   verdict: 'DROPPED',

@@ -4,7 +4,8 @@ import dnsPacket from 'dns-packet';
 import type { Flow } from '../../flow/types.ts';
 import type { L7RuleSet, MapStateEntry } from '../../policy/types.ts';
 import { encode, type PolicySnapshot, type ProxyMessage, type SnapshotEndpoint } from '../ipc.ts';
-import { AnswerAcks, DNSPolicyMirror, FlowBatcher, makeNodeDNSProxy } from './main.ts';
+import { FlowBatcher } from '../process.ts';
+import { AnswerAcks, DNSPolicyMirror, makeNodeDNSProxy } from './main.ts';
 import type { DNSProxy, LearnedAnswer } from './proxy.ts';
 import { query, startUpstream, type Upstream, udpAsk } from './testing/upstream.ts';
 

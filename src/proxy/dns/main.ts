@@ -19,9 +19,9 @@
 import { parseArgs } from 'node:util';
 import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { encode, type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, serveAgent } from '../process.ts';
+import { runMain, send, sendFlow, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
@@ -142,38 +142,6 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
     ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
   });
-}
-
-/**
- * Flow messages written in batches, one write per turn of the event loop (or per `max` records):
- * the agent's pipe is written synchronously, and two records per query were two writes each.
- * The text is the same lines `send` writes; the agent reads them the same way.
- */
-export class FlowBatcher {
-  private lines: string[] = [];
-  private scheduled = false;
-
-  constructor(
-    private readonly write: (text: string) => void,
-    private readonly max = 256,
-  ) {}
-
-  push(flow: Flow): void {
-    this.lines.push(encode({ type: 'flow', flow }));
-    if (this.lines.length >= this.max) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  flush(): void {
-    this.scheduled = false;
-    if (this.lines.length === 0) return;
-    const text = this.lines.join('');
-    this.lines = [];
-    this.write(text);
-  }
 }
 
 /** What the agent said an acknowledged answer's addresses stay allowed until. */
@@ -297,7 +265,6 @@ async function main(): Promise<void> {
   const reject = values.reject;
   if (reject !== undefined && reject !== 'refused' && reject !== 'nameError')
     throw new Error(`--reject must be refused or nameError, not ${reject}`);
-  const flows = new FlowBatcher((text) => process.stdout.write(text));
   const proxy = makeNodeDNSProxy({
     address,
     port,
@@ -306,7 +273,7 @@ async function main(): Promise<void> {
     originalDst,
     learn: (a) => acks.learn(a),
     send,
-    sendFlow: (f) => flows.push(f),
+    sendFlow,
     ...(values['response-max-delay'] !== undefined
       ? { responseMaxDelayMs: Number(values['response-max-delay']) }
       : {}),
@@ -322,10 +289,7 @@ async function main(): Promise<void> {
     address: addr.host,
     port: addr.port,
     uid: Number(values.uid),
-    close: () => {
-      flows.flush();
-      return proxy.close();
-    },
+    close: () => proxy.close(),
     onMessage: (m) => {
       if (m.type === 'dns-ack') acks.settle(m.id, m.ok, m.error, m);
     },

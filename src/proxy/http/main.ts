@@ -15,9 +15,8 @@
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
 import { parseArgs } from 'node:util';
-import { encode } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, serveAgent } from '../process.ts';
+import { runMain, send, sendFlow, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
@@ -66,12 +65,6 @@ async function main(): Promise<void> {
       secrets: { type: 'string' },
     },
   });
-  let flowLines: string[] = [];
-  const flushFlowLines = () => {
-    const lines = flowLines;
-    flowLines = [];
-    process.stdout.write(lines.join(''));
-  };
   // upstreams leave from the client's address (Cilium's proxies are transparent); without the
   // addon every request is refused, never sent from the node's address
   const noTransparent = useTransparentUpstream();
@@ -82,11 +75,7 @@ async function main(): Promise<void> {
   const secrets = loaded?.resolver;
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
-    // the proxy hands records over in batches (one per event-loop turn): one write for a batch
-    onFlow: (flow) => {
-      flowLines.push(encode({ type: 'flow', flow }));
-      if (flowLines.length === 1) queueMicrotask(flushFlowLines);
-    },
+    onFlow: sendFlow,
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
     ...(secrets === undefined ? {} : { secrets }),

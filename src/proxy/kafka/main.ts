@@ -9,7 +9,7 @@
 // Arguments: --address A --port P --uid U --node NAME [--max-frame BYTES] [--max-in-flight N]
 
 import { parseArgs } from 'node:util';
-import { runMain, send, serveAgent } from '../process.ts';
+import { runMain, send, sendFlow, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { KafkaMirror } from './mirror.ts';
 import { KafkaProxy } from './proxy.ts';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const mirror = new KafkaMirror();
   const proxy = new KafkaProxy({
     lookup: (c) => mirror.lookup(c),
-    onFlow: (flow) => send({ type: 'flow', flow }),
+    onFlow: sendFlow,
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
     ...(values['max-frame'] !== undefined ? { maxFrameBytes: Number(values['max-frame']) } : {}),

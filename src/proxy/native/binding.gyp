@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "seawall_origdst",
-      "sources": ["origdst.c", "transparent.c"],
+      "sources": ["errors.c", "origdst.c", "transparent.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

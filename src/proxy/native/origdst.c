@@ -11,23 +11,15 @@
 #include <linux/netfilter_ipv4.h>
 #include <node_api.h>
 
+#include "errors.h"
+
 // linux/netfilter_ipv6/ip6_tables.h defines it too, but pulls in x_tables headers we do not need.
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, text, error;
-  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : "EORIGDST", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  napi_value errnum;
-  napi_create_int32(env, err, &errnum);
-  napi_set_named_property(env, error, "errno", errnum);
-  napi_throw(env, error);
-  return NULL;
+  return seawall_throw_errno(env, err == ENOENT ? "ENOENT" : "EORIGDST", what, err);
 }
 
 // originalDst(fd, family) -> { address, port }; family 4 or 6 (the accepted socket's family).

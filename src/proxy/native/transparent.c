@@ -26,17 +26,10 @@
 #include <linux/capability.h>
 #include <node_api.h>
 
+#include "errors.h"
+
 static napi_value fail(napi_env env, const char *what, int err) {
-  char msg[200];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, text, error, errnum;
-  napi_create_string_utf8(env, err == EPERM ? "EPERM" : "ETRANSPARENT", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  napi_create_int32(env, err, &errnum);
-  napi_set_named_property(env, error, "errno", errnum);
-  napi_throw(env, error);
-  return NULL;
+  return seawall_throw_errno(env, err == EPERM ? "EPERM" : "ETRANSPARENT", what, err);
 }
 
 static napi_value transparent_socket(napi_env env, napi_callback_info info) {
