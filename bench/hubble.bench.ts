@@ -10,14 +10,18 @@
 // between batches, as the tailer does between reads) and show whether both followers got every
 // flow; the unpaced row pushes as fast as the loop allows, so followers may fall a ring behind and
 // get LostEvents (counted, never silent). HUBBLE_BENCH_PIN=0: no pinning.
+// The pipeline runs with the agent's V8 flags (agent/node-flags.ts), as `seawall agent` does:
+// without them in this process, the bench runs itself again in a child that has them.
+// HUBBLE_BENCH_FLAGS=0: in this process, with whatever flags it has (to compare).
 
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { FlowPipeline } from '../src/agent/flows.ts';
+import { AGENT_NODE_FLAGS } from '../src/agent/node-flags.ts';
 import type { NodeDatapath } from '../src/datapath/node.ts';
 import { parseUlogdLine } from '../src/flow/nflog.ts';
 import { startHubbleServer } from '../src/observe/hubble/server.ts';
@@ -304,7 +308,22 @@ const COUNT_RATES = [10_000, 20_000, 0];
 /** About two seconds of events at each offered rate (bounded run time), N unpaced. */
 const countAt = (rate: number): number => (rate === 0 ? N : Math.min(N, rate * 2));
 
+/** The agent's flags this process lacks (none when HUBBLE_BENCH_FLAGS=0). */
+const missingFlags = (): string[] =>
+  process.env.HUBBLE_BENCH_FLAGS === '0' ? [] : AGENT_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
+
 export default async function run(): Promise<void> {
+  const missing = missingFlags();
+  if (missing.length > 0) {
+    // the same bench in a process with the agent's flags (its table is this bench's output)
+    const child = spawn(process.execPath, [...missing, ...process.execArgv, fileURLToPath(import.meta.url)], {
+      stdio: 'inherit',
+      env: { ...process.env, HUBBLE_BENCH_MAIN: '1' },
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    if (code !== 0) throw new Error(`the bench with the agent's flags exited ${code}`);
+    return;
+  }
   const pinned = process.env.HUBBLE_BENCH_PIN !== '0' && availableParallelism() >= 2;
   const was = pinned ? pin(process.pid, '0') : undefined;
   const followers = await Promise.all([0, 1].map(() => Follower.start(pinned ? 1 : undefined)));
@@ -372,10 +391,15 @@ export default async function run(): Promise<void> {
       ])}\n`,
     );
     process.stdout.write(
-      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
+      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; the pipeline's node flags: ${process.execArgv.filter((a) => a.startsWith('--m')).join(' ') || 'none'}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
     );
   } finally {
     for (const f of [...followers, ...counters]) f.stop();
     if (was !== undefined) pin(process.pid, was);
   }
+}
+
+if (process.env.HUBBLE_BENCH_MAIN === '1' && process.argv[1] === fileURLToPath(import.meta.url)) {
+  delete process.env.HUBBLE_BENCH_MAIN;
+  await run();
 }
