@@ -29,6 +29,7 @@ import {
 } from '../flow/conntrack.ts';
 import { type KernelRecord, type KernelRecordOptions, RecordCache } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
+import type { Shape } from '../flow/template.ts';
 import { toProxyTrace } from '../flow/trace.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
 import { FlowMetrics, LOST_SOURCE } from '../observe/metrics.ts';
@@ -214,7 +215,7 @@ export class FlowPipeline {
       nodeName: this.node.node,
       ring: this.ring,
       ...(file ? { file } : {}),
-      observers: [(f) => this.metrics.observe(f)],
+      observers: [(f, shape) => this.metrics.observe(f, shape)],
     });
   }
 
@@ -362,9 +363,11 @@ export class FlowPipeline {
 
   /** A record into the log, ring and metrics, with the counters that follow every emit. */
   /** Every record goes out here: a connection to a learnt address gets its destination_names. */
-  private emit(flow: Flow): FlowEvent {
+  private emit(flow: Flow, shape?: Shape): FlowEvent {
     const sink = this.sink!;
-    const event = sink.emit(withDestinationNames(flow, this.node.engine));
+    const named = withDestinationNames(flow, this.node.engine);
+    // a record with names added is not its template's copy: encoded whole
+    const event = sink.emit(named, named === flow ? shape : undefined);
     if (sink.writeErrors > this.flowLogLostSeen) {
       this.metrics.addFlowLogErrors(sink.writeErrors - this.flowLogLostSeen);
       if (this.flowLogLostSeen === 0) {
@@ -497,9 +500,9 @@ export class FlowPipeline {
     const rev = this.opts.policyRevision?.();
     if (rev !== undefined) o.policyRevision = rev;
     const rec = this.records.record(this.node.engine, ev, o);
-    const event = this.emit(rec.flow);
+    const event = this.emit(rec.flow, rec.shape);
     // Cilium: the policy verdict, then the drop notification of the same packet
-    if (rec.drop !== undefined) this.emit(rec.drop);
+    if (rec.drop !== undefined) this.emit(rec.drop, rec.dropShape);
     // a connection handed to the proxy: Cilium's to-proxy trace follows its policy verdict
     if (rec.flow.verdict === 'REDIRECTED') this.emit(toProxyTrace(rec.flow, randomUUID()));
     if (!rec.agrees) {

@@ -16,6 +16,6 @@ export function withDestinationNames(flow: Flow, engine: PolicyEngineAPI, nowMs:
   let names: readonly string[] = cache.namesForIP(ip, nowMs);
   if (names.length === 0) names = cache.zombieNames(ip);
   if (names.length === 0) return flow;
-  flow.destination_names = names.map((n) => n.replace(/\.$/, ''));
-  return flow;
+  // a new record: the one given may be a template whose copies must not change with it
+  return { ...flow, destination_names: names.map((n) => n.replace(/\.$/, '')) };
 }

@@ -269,6 +269,8 @@ describe('destination_names', () => {
   for (const r of rows) {
     it(r.name, () => {
       assert.deepEqual(withDestinationNames(r.f, engine, now).destination_names, r.want);
+      // the record given may be a template (flow/template.ts) whose copies must not change
+      assert.equal(r.f.destination_names, undefined, 'the record given is unchanged');
     });
   }
 });

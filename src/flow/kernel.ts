@@ -13,7 +13,7 @@ import type {
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
-import { copyOfShape, registerTemplate, sameShape } from './template.ts';
+import { registerTemplate, type Shape, sameShape, shapedCopy, shapeOf } from './template.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -81,6 +81,12 @@ export interface KernelRecord {
    * anti-spoofing drop): the record is the kernel's alone, with no policy explanation.
    */
   explained: boolean;
+  /**
+   * The shapes (flow/template.ts) of `flow` and `drop` when they are copies of a template, as the
+   * copy was made: the flow log's and the gRPC encoder's pieces need no shapeOf.
+   */
+  shape?: Shape;
+  dropShape?: Shape;
 }
 
 export interface KernelRecordOptions {
@@ -325,13 +331,19 @@ function kernelOnlyRecord(
 /** The record of `ev` as a copy of the template `t` of its shape. */
 function copyOf(t: KernelRecord, ev: KernelEvent): KernelRecord {
   const time = formatTimestamp(ev.time);
+  const c = shapedCopy(t.flow, time, randomUUID(), ev.sport);
   const out: KernelRecord = {
-    flow: copyOfShape(t.flow, time, randomUUID(), ev.sport),
+    flow: c.flow,
     agrees: t.agrees,
     engineVerdict: t.engineVerdict,
     explained: t.explained,
   };
-  if (t.drop !== undefined) out.drop = copyOfShape(t.drop, time, randomUUID(), ev.sport);
+  if (c.shape !== undefined) out.shape = c.shape;
+  if (t.drop !== undefined) {
+    const d = shapedCopy(t.drop, time, randomUUID(), ev.sport);
+    out.drop = d.flow;
+    if (d.shape !== undefined) out.dropShape = d.shape;
+  }
   return out;
 }
 
@@ -393,7 +405,13 @@ export class RecordCache {
       return copyOf(hit.rec, ev);
     }
     registerTemplate(rec.flow);
-    if (rec.drop !== undefined) registerTemplate(rec.drop);
+    const shape = shapeOf(rec.flow);
+    if (shape !== undefined) rec.shape = shape;
+    if (rec.drop !== undefined) {
+      registerTemplate(rec.drop);
+      const d = shapeOf(rec.drop);
+      if (d !== undefined) rec.dropShape = d;
+    }
     if (this.m.size >= RECORD_CACHE_MAX) this.m.clear();
     this.m.set(key, { at: nowMs, rec });
     return rec;

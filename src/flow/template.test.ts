@@ -7,7 +7,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { formatTimestamp } from './record.ts';
-import { copyOfShape, flowEventJSON, registerTemplate, sameShape, shapeOf, spreadCopy } from './template.ts';
+import {
+  copyOfShape,
+  flowEventJSON,
+  registerTemplate,
+  sameShape,
+  shapedCopy,
+  shapeOf,
+  spreadCopy,
+} from './template.ts';
 import { FLOWS } from './testing/flows.ts';
 import type { Flow, FlowEvent } from './types.ts';
 
@@ -195,6 +203,37 @@ describe("copyOfShape: a template's copy function gives the spread's copy (value
         assert.deepStrictEqual(Object.keys(got), Object.keys(want));
         assert.equal(JSON.stringify(got), JSON.stringify(want));
         assert.ok(shapeOf(got));
+      }
+    });
+  }
+});
+
+describe('shapedCopy: the copy of copyOfShape, with the shape shapeOf gives it', () => {
+  const dir = join(import.meta.dirname, 'testdata');
+  const rows: [string, Flow, boolean][] = [
+    ...readdirSync(dir)
+      .filter((f) => /^(record|l7|dns)-.*\.golden\.json$/.test(f))
+      .map((f): [string, Flow, boolean] => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as Flow, true]),
+    ...Object.entries(FLOWS).map(([k, v]): [string, Flow, boolean] => [
+      `fixture ${k}`,
+      structuredClone(v),
+      true,
+    ]),
+    ['a record that is no template', structuredClone(tcp), false],
+  ];
+  for (const [name, t, register] of rows) {
+    it(name, () => {
+      if (register) registerTemplate(t);
+      for (const sport of [undefined, 0, 1, 41000, 65535]) {
+        const { flow, shape } = shapedCopy(t, '2025-01-02T03:04:05Z', 'u-1', sport);
+        assert.deepStrictEqual(flow, copyOfShape(t, '2025-01-02T03:04:05Z', 'u-1', sport));
+        assert.deepStrictEqual(Object.keys(flow), Object.keys(spreadCopy(t, '', '', sport)));
+        const want = shapeOf(flow);
+        assert.equal(shape?.template, want?.template, `sport ${sport}: the template`);
+        assert.equal(shape?.sport, want?.sport, `sport ${sport}: the port`);
+        assert.equal(shape !== undefined, register && t.source !== undefined, `sport ${sport}`);
+        const event: FlowEvent = { flow, node_name: 'n', time: flow.time };
+        assert.equal(flowEventJSON(event, shape), JSON.stringify(event));
       }
     });
   }

@@ -24,6 +24,10 @@ export interface Template {
   /** Makes a copy (as copyOfShape's spread would) with its own port / with the template's l4. */
   readonly cloneWithPort: Cloner | null;
   readonly cloneKeepL4: Cloner | null;
+  /** The shape of every copy that keeps the template's l4 (one object: shapes never change). */
+  readonly keepL4: Shape;
+  /** Per-template state of other consumers of records (observe/metrics.ts), kept with it. */
+  metrics?: unknown;
 }
 
 type Cloner = (t: Flow, time: string, uuid: string, sport: number | undefined) => Flow;
@@ -103,7 +107,7 @@ export function registerTemplate(t: Flow): void {
   const pair = k === undefined ? {} : (t.l4 as unknown as Record<string, object>)[k];
   const keys = Object.keys(t);
   const pairKeys = Object.keys({ ...pair, source_port: 0 });
-  templates.set(t.source, {
+  const tp: Template = {
     flow: t,
     keys,
     portKey: k,
@@ -112,7 +116,39 @@ export function registerTemplate(t: Flow): void {
     proto: [undefined, undefined],
     cloneWithPort: k === undefined ? null : clonerFor(keys, k, pairKeys, true),
     cloneKeepL4: clonerFor(keys, k, pairKeys, false),
-  });
+    keepL4: undefined as unknown as Shape,
+    metrics: undefined,
+  };
+  (tp as { keepL4: Shape }).keepL4 = { template: tp, sport: undefined };
+  templates.set(t.source, tp);
+}
+
+/** A copy and its shape, both known where the copy is made. */
+export interface ShapedCopy {
+  readonly flow: Flow;
+  /** What shapeOf(flow) says of the untouched copy; undefined: encoded whole. */
+  readonly shape: Shape | undefined;
+}
+
+/**
+ * copyOfShape with the copy's shape, so that the flow log and the gRPC encoder are handed it
+ * instead of asking shapeOf each. The shape holds while the copy is unchanged: records are never
+ * changed once made (a record that gets more fields, destination_names, is a new object).
+ */
+export function shapedCopy(t: Flow, time: string, uuid: string, sport: number | undefined): ShapedCopy {
+  const tp = t.source !== undefined ? templates.get(t.source) : undefined;
+  if (tp !== undefined && tp.flow === t) {
+    if (sport && tp.portKey !== undefined) {
+      const c = tp.cloneWithPort;
+      // shapeOf's own conditions on a copy's port
+      if (c !== null && Number.isInteger(sport) && sport > 0 && sport <= 0xffffffff)
+        return { flow: c(t, time, uuid, sport), shape: { template: tp, sport } };
+    } else if (tp.cloneKeepL4 !== null) {
+      return { flow: tp.cloneKeepL4(t, time, uuid, sport), shape: tp.keepL4 };
+    }
+  }
+  const flow = spreadCopy(t, time, uuid, sport);
+  return { flow, shape: shapeOf(flow) };
 }
 
 /**
@@ -295,11 +331,12 @@ function sinkOrder(event: FlowEvent): boolean {
 
 /**
  * The flow log line of `event` (`hubble observe -o jsonpb`'s shape): JSON.stringify(event), from
- * the cached pieces of its shape when its flow is an untouched copy.
+ * the cached pieces of its shape when its flow is an untouched copy. `shape`: the flow's, as
+ * shapedCopy gave it (else shapeOf is asked).
  */
-export function flowEventJSON(event: FlowEvent): string {
+export function flowEventJSON(event: FlowEvent, shape?: Shape): string {
   const f = event.flow;
-  const s = event.time === f.time && sinkOrder(event) ? shapeOf(f) : undefined;
+  const s = event.time === f.time && sinkOrder(event) ? (shape ?? shapeOf(f)) : undefined;
   if (s === undefined) return JSON.stringify(event);
   const both = s.template.json;
   const which = s.sport === undefined ? 1 : 0;

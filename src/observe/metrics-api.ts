@@ -9,6 +9,13 @@ import type { ContextOptions } from './metrics-context.ts';
 export interface MetricHandler {
   /** Counts one flow (called for every record, of every type). */
   process(f: Flow): void;
+  /**
+   * True when what process() counts depends only on the fields a record shares with the other
+   * records of its shape (flow/template.ts: not time, uuid or the l4 source port), and it counts
+   * only through metrics-l3l4.ts's counter(): a shape's counts are then recorded once and made
+   * again for its copies (FlowMetrics.observe) without calling process().
+   */
+  readonly byShape?: boolean;
 }
 
 export interface MetricPlugin {

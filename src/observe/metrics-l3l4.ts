@@ -15,10 +15,36 @@ import { ID } from '../identity/reserved.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 import { type ContextOptions, contextLabelNames, contextLabelValues } from './metrics-context.ts';
 
+/** One label set's count: `n` in all, `reported` of it handed to prom-client. */
+export interface CountCell {
+  readonly values: string[];
+  n: number;
+  reported: number;
+}
+
+/** While a record's shape is recorded (recordCounts): each increment, with its cell. */
+let recording: { cell: CountCell; n: number }[] | undefined;
+
+/**
+ * Runs `f` and returns the increments the counters made in it (their cells and amounts), so that
+ * a record of the same shape can make them again without the handlers (FlowMetrics.observe).
+ */
+export function recordCounts(f: () => void): { cell: CountCell; n: number }[] {
+  const out: { cell: CountCell; n: number }[] = [];
+  recording = out;
+  try {
+    f();
+  } finally {
+    recording = undefined;
+  }
+  return out;
+}
+
 /**
  * A counter whose labels are given as values in `names` order. Increments are summed per label
- * set in a map and handed to prom-client when metrics are read: prom-client hashes the label
- * object on every inc, a cost per flow the pipeline cannot afford.
+ * set in a cell and handed to prom-client when metrics are read: prom-client hashes the label
+ * object on every inc, a cost per flow the pipeline cannot afford. Cells stay (their count is
+ * handed on as a difference), so that a shape's recorded increments (recordCounts) stay valid.
  */
 export function counter(
   registry: Registry,
@@ -26,26 +52,31 @@ export function counter(
   help: string,
   names: readonly string[],
 ): (values: readonly string[], n?: number) => void {
-  const pending = new Map<string, { values: string[]; n: number }>();
+  const cells = new Map<string, CountCell>();
   const c: Counter<string> = new Counter({
     name,
     help,
     labelNames: names as string[],
     registers: [registry],
     collect() {
-      for (const p of pending.values()) {
+      for (const p of cells.values()) {
+        if (p.n === p.reported) continue;
         const labels: Record<string, string> = {};
         for (let i = 0; i < names.length; i++) labels[names[i]!] = p.values[i] ?? '';
-        c.inc(labels, p.n);
+        c.inc(labels, p.n - p.reported);
+        p.reported = p.n;
       }
-      pending.clear();
     },
   });
   return (values, n = 1) => {
     const key = values.join('\u0000');
-    const p = pending.get(key);
+    let p = cells.get(key);
     if (p !== undefined) p.n += n;
-    else pending.set(key, { values: [...values], n });
+    else {
+      p = { values: [...values], n, reported: 0 };
+      cells.set(key, p);
+    }
+    recording?.push({ cell: p, n });
   };
 }
 
@@ -89,6 +120,7 @@ export const flowPlugin: MetricPlugin = {
       ...contextLabelNames(c),
     ]);
     return {
+      byShape: true,
       process(f) {
         const type = f.event_type?.type ?? 0;
         let typeName: string;
@@ -132,6 +164,7 @@ export const dropPlugin: MetricPlugin = {
       'protocol',
     ]);
     return {
+      byShape: true,
       process(f) {
         if (f.verdict !== 'DROPPED') return;
         inc([
@@ -154,6 +187,7 @@ export const policyPlugin: MetricPlugin = {
       ['direction', 'match', 'action', ...contextLabelNames(c)],
     );
     return {
+      byShape: true,
       process(f) {
         const type = f.event_type?.type;
         if (type !== MESSAGE_TYPE.POLICY_VERDICT && type !== MESSAGE_TYPE.ACCESS_LOG) return;
@@ -190,6 +224,7 @@ export const tcpPlugin: MetricPlugin = {
       ...contextLabelNames(c),
     ]);
     return {
+      byShape: true,
       process(f) {
         if (f.verdict !== 'FORWARDED' || f.IP === undefined || f.l4 === undefined || !('TCP' in f.l4)) return;
         const flags = f.l4.TCP.flags;
@@ -212,6 +247,7 @@ export const icmpPlugin: MetricPlugin = {
       ...contextLabelNames(c),
     ]);
     return {
+      byShape: true,
       process(f) {
         const l4 = f.l4;
         if (l4 === undefined) return;
@@ -239,6 +275,7 @@ export const portDistributionPlugin: MetricPlugin = {
       ['protocol', 'port', ...contextLabelNames(c)],
     );
     return {
+      byShape: true,
       process(f) {
         // a flow that may be a reply (is_reply absent or true) would count an ephemeral port
         if (
@@ -273,6 +310,7 @@ export const flowsToWorldPlugin: MetricPlugin = {
       ...contextLabelNames(c),
     ]);
     return {
+      byShape: true,
       process(f) {
         const l4 = f.l4;
         if (

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dnsL7Egress, tcpAllowedIngress, udpDefaultDenyEgress } from '../flow/testing/flows.ts';
+import { registerTemplate, shapedCopy } from '../flow/template.ts';
+import { dnsL7Egress, FLOWS, tcpAllowedIngress, udpDefaultDenyEgress } from '../flow/testing/flows.ts';
 import type { Flow } from '../flow/types.ts';
 import { ID } from '../identity/reserved.ts';
 import { FlowMetrics, parseMetricsConfig } from './metrics.ts';
@@ -273,6 +274,36 @@ describe("parseMetricsConfig (Hubble's --hubble-metrics string)", () => {
         parseMetricsConfig(r.s).map((m) => [m.name, Object.fromEntries(m.options)]),
         r.want,
       );
+    });
+  }
+});
+
+describe("FlowMetrics.observe with a record's shape: the counts of observing it whole", () => {
+  // every L3/L4 plugin (context options on some), and the L7 ones, which count per record
+  const configs = [
+    'flow drop policy http dns kafka',
+    'flow:sourceContext=pod|ip;destinationContext=namespace drop:labelsContext=source_namespace,destination_pod,traffic_direction policy:sourceContext=identity tcp icmp port-distribution flows-to-world:port;any-drop',
+  ];
+  const templates = Object.entries(FLOWS).map(([k, v]): [string, Flow] => [k, structuredClone(v)]);
+  for (const config of configs) {
+    it(config, async () => {
+      const byShape = new FlowMetrics(undefined, config);
+      const whole = new FlowMetrics(undefined, config);
+      let shaped = 0;
+      for (let round = 0; round < 3; round++) {
+        for (const [, t] of templates) {
+          registerTemplate(t);
+          for (const sport of [undefined, 40000 + round]) {
+            const { flow, shape } = shapedCopy(t, `2025-01-01T00:00:0${round}Z`, `u-${round}`, sport);
+            if (shape !== undefined) shaped++;
+            byShape.observe(flow, shape);
+            whole.observe(flow);
+          }
+        }
+        // read between rounds: counts already handed to prom-client are not handed again
+        assert.equal(await byShape.text(), await whole.text(), `round ${round}`);
+      }
+      assert.ok(shaped > templates.length, 'copies were observed by their shape');
     });
   }
 });

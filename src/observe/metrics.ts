@@ -8,6 +8,7 @@
 // labelsContext) on any metric. A bad name or option is an error saying which.
 
 import { Counter, Registry } from 'prom-client';
+import type { Shape } from '../flow/template.ts';
 import type { Flow } from '../flow/types.ts';
 import type { MetricHandler, MetricPlugin } from './metrics-api.ts';
 import { isContextOption, MetricsConfigError, parseContextOptions } from './metrics-context.ts';
@@ -15,6 +16,7 @@ import { dnsPlugin } from './metrics-dns.ts';
 import { httpPlugin } from './metrics-http.ts';
 import { kafkaPlugin } from './metrics-kafka.ts';
 import {
+  type CountCell,
   dropPlugin,
   flowPlugin,
   flowProtocol,
@@ -22,6 +24,7 @@ import {
   icmpPlugin,
   policyPlugin,
   portDistributionPlugin,
+  recordCounts,
   tcpPlugin,
 } from './metrics-l3l4.ts';
 
@@ -106,9 +109,18 @@ export function parseMetricsConfig(s: string): MetricSpec[] {
   return out;
 }
 
+/** A shape's recorded counts, for one FlowMetrics. */
+interface ShapeCounts {
+  owner: FlowMetrics;
+  counts: { cell: CountCell; n: number }[];
+}
+
 export class FlowMetrics {
   readonly registry: Registry;
   private readonly handlers: MetricHandler[] = [];
+  /** The handlers whose counts are a shape's (byShape), and the others. */
+  private readonly byShape: MetricHandler[] = [];
+  private readonly perRecord: MetricHandler[] = [];
   private readonly lost: Counter<'source'>;
   private readonly flowLogErrors: Counter;
 
@@ -117,7 +129,9 @@ export class FlowMetrics {
     this.registry = registry;
     for (const spec of parseMetricsConfig(config)) {
       const plugin = METRIC_PLUGINS.find((m) => m.name === spec.name)!;
-      this.handlers.push(plugin.init(registry, parseContextOptions(spec.options), spec.options));
+      const h = plugin.init(registry, parseContextOptions(spec.options), spec.options);
+      this.handlers.push(h);
+      (h.byShape === true ? this.byShape : this.perRecord).push(h);
     }
     this.lost = new Counter({
       name: 'hubble_lost_events_total',
@@ -133,8 +147,26 @@ export class FlowMetrics {
     });
   }
 
-  observe(f: Flow): void {
-    for (const h of this.handlers) h.process(f);
+  /**
+   * Counts one record. `shape`: its shape when it is a template's untouched copy (as the copy was
+   * made): the byShape handlers' counts are those of every record of the shape, recorded for the
+   * first and made again for the others.
+   */
+  observe(f: Flow, shape?: Shape): void {
+    if (shape === undefined || this.byShape.length === 0) {
+      for (const h of this.handlers) h.process(f);
+      return;
+    }
+    const kept = shape.template.metrics as ShapeCounts | undefined;
+    if (kept !== undefined && kept.owner === this) {
+      for (const c of kept.counts) c.cell.n += c.n;
+    } else {
+      const counts = recordCounts(() => {
+        for (const h of this.byShape) h.process(f);
+      });
+      shape.template.metrics = { owner: this, counts } satisfies ShapeCounts;
+    }
+    for (const h of this.perRecord) h.process(f);
   }
 
   /** Events lost before a reader got them (hubble_lost_events_total). */

@@ -16,13 +16,15 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
-import { flowEventJSON } from '../flow/template.ts';
+import { flowEventJSON, type Shape } from '../flow/template.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 
 /** A stored event with its sequence number (monotonic, never reused). */
 export interface RingEntry {
   seq: number;
   event: FlowEvent;
+  /** The flow's shape (flow/template.ts) when it is an untouched copy, as it was made. */
+  shape?: Shape | undefined;
 }
 
 /** Hubble's `--hubble-event-buffer-capacity` default. */
@@ -62,9 +64,10 @@ export class FlowRing {
     return this.next;
   }
 
-  push(event: FlowEvent): RingEntry {
+  /** `shape`: the flow's, as its copy was made (the gRPC encoder then needs no shapeOf). */
+  push(event: FlowEvent, shape?: Shape): RingEntry {
     if (this.next >= this.capacity) this.lost++;
-    const entry = { seq: this.next, event };
+    const entry: RingEntry = { seq: this.next, event, shape };
     this.slots[this.next % this.capacity] = entry;
     this.next++;
     for (const l of this.listeners) l(entry);
@@ -222,7 +225,7 @@ export interface FlowSinkOptions {
   ring: FlowRing;
   file?: RotatingFile;
   /** Called for each record (metrics). */
-  observers?: ((f: Flow) => void)[];
+  observers?: ((f: Flow, shape: Shape | undefined) => void)[];
 }
 
 /**
@@ -239,10 +242,11 @@ export class FlowSink {
   private scheduled = false;
   constructor(private readonly o: FlowSinkOptions) {}
 
-  emit(flow: Flow): FlowEvent {
+  /** `shape`: the flow's when it is a template's untouched copy (shapedCopy), else undefined. */
+  emit(flow: Flow, shape?: Shape): FlowEvent {
     const event: FlowEvent = { flow, node_name: flow.node_name ?? this.o.nodeName, time: flow.time };
     if (this.o.file !== undefined) {
-      const line = flowEventJSON(event); // JSON.stringify(event), from its shape's pieces when it has one
+      const line = flowEventJSON(event, shape); // JSON.stringify(event), from its shape's pieces when it has one
       this.pending.push(line);
       this.pendingBytes += line.length;
       if (this.pendingBytes >= MAX_PENDING_BYTES) this.flush();
@@ -251,8 +255,8 @@ export class FlowSink {
         setImmediate(() => this.flush());
       }
     }
-    this.o.ring.push(event);
-    for (const obs of this.o.observers ?? []) obs(flow);
+    this.o.ring.push(event, shape);
+    for (const obs of this.o.observers ?? []) obs(flow, shape);
     return event;
   }
 

@@ -154,11 +154,14 @@ export class FlowResponseEncoder {
 
   constructor(private readonly nodeName: string) {}
 
-  /** The framed GetFlowsResponse of one ring entry's event. */
-  encode(event: FlowEvent): Buffer {
+  /**
+   * The framed GetFlowsResponse of one ring entry's event. `shape`: its flow's, as the copy was
+   * made (RingEntry.shape); else shapeOf is asked.
+   */
+  encode(event: FlowEvent, shape?: Shape): Buffer {
     const nodeName = event.node_name ?? this.nodeName;
     const f = event.flow;
-    const s = event.time === f.time ? shapeOf(f) : undefined;
+    const s = event.time === f.time ? (shape ?? shapeOf(f)) : undefined;
     const ts = s !== undefined ? parseRFC3339(f.time) : undefined;
     if (s !== undefined && typeof ts === 'object' && ts.seconds >= 0) {
       const both = s.template.proto as [ProtoTemplate | null | undefined, ProtoTemplate | null | undefined];
