@@ -10,6 +10,7 @@ import { formatTimestamp } from './record.ts';
 import {
   copyOfShape,
   flowEventJSON,
+  LineBatch,
   registerTemplate,
   sameShape,
   shapedCopy,
@@ -269,4 +270,42 @@ describe('sameShape: records that differ only in time, uuid and source port', ()
     { name: 'one field more', other: () => ({ ...t, destination_names: ['a.example'] }), same: false },
   ];
   for (const r of rows) it(r.name, () => assert.equal(sameShape(t, r.other()), r.same));
+});
+
+describe("LineBatch: flowEventJSON's text and a newline, line for line", () => {
+  const dir = join(import.meta.dirname, 'testdata');
+  const templates: [string, Flow][] = [
+    ...readdirSync(dir)
+      .filter((f) => /^(record|l7|dns)-.*\.golden\.json$/.test(f))
+      .map((f): [string, Flow] => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as Flow]),
+    ...Object.entries(FLOWS).map(([k, v]): [string, Flow] => [`fixture ${k}`, structuredClone(v)]),
+  ];
+  const wide = structuredClone(tcp);
+  wide.source = { ...wide.source!, labels: ['k8s:app=café-ü-日本', `k8s:pad=${'x'.repeat(5000)}`] };
+  templates.push(['labels beyond ASCII, and a line larger than the batch', wide]);
+  for (const [name, t] of templates) {
+    it(name, () => {
+      registerTemplate(t);
+      // a small batch: lines grow it, and views of lines stay exact
+      const batch = new LineBatch(64);
+      const want: string[] = [];
+      for (const sport of [undefined, 1, 41000]) {
+        const { flow, shape } = shapedCopy(t, '2025-01-02T03:04:05.123Z', 'u-1', sport);
+        for (const event of [
+          { flow, node_name: 'node-1', time: flow.time },
+          { flow, node_name: 'node-2', time: flow.time }, // another node: its own pieces
+          { flow, time: flow.time }, // not FlowSink's keys: written whole
+        ] as FlowEvent[]) {
+          batch.add(event, shape);
+          batch.add(event); // shapeOf's shape
+          want.push(JSON.stringify(event), JSON.stringify(event));
+        }
+      }
+      assert.equal(batch.bytes().toString('utf8'), `${want.join('\n')}\n`);
+      assert.equal(batch.lines, want.length);
+      for (let i = 0; i < want.length; i++) assert.equal(batch.line(i).toString('utf8'), `${want[i]}\n`);
+      batch.clear();
+      assert.equal(batch.bytes().length, 0);
+    });
+  }
 });

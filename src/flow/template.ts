@@ -274,6 +274,9 @@ export interface JSONTemplate {
   /** parts[0] slot[0] parts[1] slot[1] ... parts[n] */
   parts: string[];
   slots: ('time' | 'uuid' | 'sport')[];
+  /** The parts as UTF-8 (LineBatch), and their bytes in all. */
+  bytes: Buffer[];
+  partBytes: number;
 }
 
 /** Stand-ins no record holds (a control character and a per-process random tag). */
@@ -317,7 +320,8 @@ function jsonTemplate(s: Shape, nodeName: string | undefined): JSONTemplate | nu
   const count = (k: string): number => slots.filter((x) => x === k).length;
   if (count('time') !== 2 || count('uuid') !== 1 || count('sport') !== (s.sport === undefined ? 0 : 1))
     return null;
-  return { nodeName, parts, slots };
+  const bytes = parts.map((p) => Buffer.from(p, 'utf8'));
+  return { nodeName, parts, slots, bytes, partBytes: bytes.reduce((n, b) => n + b.length, 0) };
 }
 
 const EVENT_KEYS = ['flow', 'node_name', 'time'];
@@ -329,6 +333,24 @@ function sinkOrder(event: FlowEvent): boolean {
   return i === 3;
 }
 
+/** The shape flowEventJSON writes `event` by (the one given, else shapeOf's), if any. */
+function eventShape(event: FlowEvent, shape: Shape | undefined): Shape | undefined {
+  const f = event.flow;
+  return event.time === f.time && sinkOrder(event) ? (shape ?? shapeOf(f)) : undefined;
+}
+
+/** The pieces of lines of shape `s` for this node name; null: written whole (JSON.stringify). */
+function piecesFor(s: Shape, nodeName: string | undefined): JSONTemplate | null {
+  const both = s.template.json;
+  const which = s.sport === undefined ? 1 : 0;
+  let tp = both[which];
+  if (tp === undefined || (tp !== null && tp.nodeName !== nodeName)) {
+    tp = jsonTemplate(s, nodeName);
+    both[which] = tp;
+  }
+  return tp;
+}
+
 /**
  * The flow log line of `event` (`hubble observe -o jsonpb`'s shape): JSON.stringify(event), from
  * the cached pieces of its shape when its flow is an untouched copy. `shape`: the flow's, as
@@ -336,16 +358,9 @@ function sinkOrder(event: FlowEvent): boolean {
  */
 export function flowEventJSON(event: FlowEvent, shape?: Shape): string {
   const f = event.flow;
-  const s = event.time === f.time && sinkOrder(event) ? (shape ?? shapeOf(f)) : undefined;
-  if (s === undefined) return JSON.stringify(event);
-  const both = s.template.json;
-  const which = s.sport === undefined ? 1 : 0;
-  let tp = both[which];
-  if (tp === undefined || (tp !== null && tp.nodeName !== event.node_name)) {
-    tp = jsonTemplate(s, event.node_name);
-    both[which] = tp;
-  }
-  if (tp === null) return JSON.stringify(event);
+  const s = eventShape(event, shape);
+  const tp = s === undefined ? null : piecesFor(s, event.node_name);
+  if (s === undefined || tp === null) return JSON.stringify(event);
   const time = JSON.stringify(f.time);
   const uuid = JSON.stringify(f.uuid);
   const sport = s.sport === undefined ? '' : String(s.sport);
@@ -356,4 +371,86 @@ export function flowEventJSON(event: FlowEvent, shape?: Shape): string {
     out += (k === 'time' ? time : k === 'uuid' ? uuid : sport) + parts[i + 1]!;
   }
   return out;
+}
+
+/**
+ * Flow log lines gathered as bytes for one write: a line of a shape with pieces is its pieces'
+ * bytes (encoded once per shape) around its time, uuid and port, so no line is built as a string
+ * and encoded again; any other line is JSON.stringify's, encoded. The bytes are flowEventJSON's
+ * text and a newline, line for line.
+ */
+export class LineBatch {
+  private buf: Buffer;
+  /** Bytes in use; ends[i]: where line i ends (after its newline). */
+  used = 0;
+  readonly ends: number[] = [];
+
+  constructor(private readonly capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  get lines(): number {
+    return this.ends.length;
+  }
+
+  /** The lines so far (a view: valid until the next add or clear). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+
+  /** Line i's bytes, its newline included (a view, as bytes()). */
+  line(i: number): Buffer {
+    return this.buf.subarray(i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!);
+  }
+
+  clear(): void {
+    this.used = 0;
+    this.ends.length = 0;
+    if (this.buf.length > 2 * this.capacity) this.buf = Buffer.allocUnsafe(this.capacity); // after a long line
+  }
+
+  /** Appends `event`'s line; `shape`: its flow's as the copy was made (else shapeOf is asked). */
+  add(event: FlowEvent, shape?: Shape): void {
+    const f = event.flow;
+    const s = eventShape(event, shape);
+    const tp = s === undefined ? null : piecesFor(s, event.node_name);
+    if (s === undefined || tp === null) {
+      this.addText(JSON.stringify(event));
+      return;
+    }
+    const time = JSON.stringify(f.time);
+    const uuid = JSON.stringify(f.uuid);
+    const sport = s.sport === undefined ? '' : String(s.sport);
+    // at most 3 bytes a UTF-16 unit; the newline
+    this.room(tp.partBytes + 3 * (2 * time.length + uuid.length + sport.length) + 1);
+    const b = this.buf;
+    const { bytes, slots } = tp;
+    let at = this.used;
+    at += bytes[0]!.copy(b, at);
+    for (let i = 0; i < slots.length; i++) {
+      const k = slots[i];
+      at += b.write(k === 'time' ? time : k === 'uuid' ? uuid : sport, at, 'utf8');
+      at += bytes[i + 1]!.copy(b, at);
+    }
+    b[at++] = 0x0a;
+    this.used = at;
+    this.ends.push(at);
+  }
+
+  private addText(line: string): void {
+    this.room(3 * line.length + 1);
+    let at = this.used;
+    at += this.buf.write(line, at, 'utf8');
+    this.buf[at++] = 0x0a;
+    this.used = at;
+    this.ends.push(at);
+  }
+
+  /** At least n bytes free after `used` (a larger buffer for what is there and a long line). */
+  private room(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(this.capacity, 2 * (this.used + n)));
+    this.buf.copy(b, 0, 0, this.used);
+    this.buf = b;
+  }
 }

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
-import { flowEventJSON, type Shape } from '../flow/template.ts';
+import { LineBatch, type Shape } from '../flow/template.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 
 /** A stored event with its sequence number (monotonic, never reused). */
@@ -155,7 +155,8 @@ export class RotatingFile {
     if (lines.length > 0) this.writeData(Buffer.from(`${lines.join('\n')}\n`));
   }
 
-  private writeData(data: Buffer): void {
+  /** Whole lines as bytes (each ending in a newline), in one write: all or, on a failure, none (thrown). */
+  writeData(data: Buffer): void {
     if (this.fd === undefined) this.open();
     if (this.bytes > 0 && this.bytes + data.length > this.maxBytes) {
       this.rotate();
@@ -237,8 +238,7 @@ export class FlowSink {
   writeErrors = 0;
   lastWriteError: string | undefined;
   /** Flow log lines not written yet (batched: one write per event-loop turn, not per record). */
-  private pending: string[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new LineBatch(MAX_PENDING_BYTES + 64 * 1024);
   private scheduled = false;
   constructor(private readonly o: FlowSinkOptions) {}
 
@@ -246,10 +246,8 @@ export class FlowSink {
   emit(flow: Flow, shape?: Shape): FlowEvent {
     const event: FlowEvent = { flow, node_name: flow.node_name ?? this.o.nodeName, time: flow.time };
     if (this.o.file !== undefined) {
-      const line = flowEventJSON(event, shape); // JSON.stringify(event), from its shape's pieces when it has one
-      this.pending.push(line);
-      this.pendingBytes += line.length;
-      if (this.pendingBytes >= MAX_PENDING_BYTES) this.flush();
+      this.pending.add(event, shape); // JSON.stringify(event), from its shape's pieces when it has one
+      if (this.pending.used >= MAX_PENDING_BYTES) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -266,22 +264,22 @@ export class FlowSink {
    */
   flush(): void {
     this.scheduled = false;
-    const lines = this.pending;
-    if (lines.length === 0 || this.o.file === undefined) return;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const batch = this.pending;
+    if (batch.lines === 0 || this.o.file === undefined) return;
     try {
-      this.o.file.writeLines(lines);
+      this.o.file.writeData(batch.bytes());
     } catch {
       // the batch was cut back whole: line by line, as many as fit are written, each other counted
-      for (const line of lines) {
+      for (let i = 0; i < batch.lines; i++) {
         try {
-          this.o.file.write(line);
+          this.o.file.writeData(batch.line(i));
         } catch (e) {
           this.writeErrors++;
           this.lastWriteError = (e as Error)?.message ?? String(e);
         }
       }
+    } finally {
+      batch.clear();
     }
   }
 
