@@ -289,8 +289,15 @@ describe("LineBatch: flowEventJSON's text and a newline, line for line", () => {
       // a small batch: lines grow it, and views of lines stay exact
       const batch = new LineBatch(64);
       const want: string[] = [];
-      for (const sport of [undefined, 1, 41000]) {
-        const { flow, shape } = shapedCopy(t, '2025-01-02T03:04:05.123Z', 'u-1', sport);
+      // a uuid JSON must escape (none of ours; any string is written as JSON.stringify does)
+      for (const [sport, uuid] of [
+        [undefined, 'u-1'],
+        [1, 'u-1'],
+        [41000, 'u-1'],
+        [9, 'u"é\\\u0001'],
+        [4294967295, 'u-2'],
+      ] as const) {
+        const { flow, shape } = shapedCopy(t, '2025-01-02T03:04:05.123Z', uuid, sport);
         for (const event of [
           { flow, node_name: 'node-1', time: flow.time },
           { flow, node_name: 'node-2', time: flow.time }, // another node: its own pieces

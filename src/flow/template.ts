@@ -418,19 +418,23 @@ export class LineBatch {
       this.addText(JSON.stringify(event));
       return;
     }
-    const time = JSON.stringify(f.time);
-    const uuid = JSON.stringify(f.uuid);
-    const sport = s.sport === undefined ? '' : String(s.sport);
-    // at most 3 bytes a UTF-16 unit; the newline
-    this.room(tp.partBytes + 3 * (2 * time.length + uuid.length + sport.length) + 1);
+    const time = f.time;
+    const uuid = f.uuid;
+    const sport = s.sport;
+    // quoted, at most 6 bytes a UTF-16 unit (\uXXXX); the port's digits; the newline
+    this.room(tp.partBytes + 6 * (2 * time.length + uuid.length) + 6 + 11);
     const b = this.buf;
     const { bytes, slots } = tp;
     let at = this.used;
-    at += bytes[0]!.copy(b, at);
+    b.set(bytes[0]!, at);
+    at += bytes[0]!.length;
     for (let i = 0; i < slots.length; i++) {
       const k = slots[i];
-      at += b.write(k === 'time' ? time : k === 'uuid' ? uuid : sport, at, 'utf8');
-      at += bytes[i + 1]!.copy(b, at);
+      if (k === 'sport') at = writeDigits(b, at, sport!);
+      else at = writeJSONString(b, at, k === 'time' ? time : uuid);
+      const part = bytes[i + 1]!;
+      b.set(part, at);
+      at += part.length;
     }
     b[at++] = 0x0a;
     this.used = at;
@@ -453,4 +457,30 @@ export class LineBatch {
     this.buf.copy(b, 0, 0, this.used);
     this.buf = b;
   }
+}
+
+/**
+ * JSON.stringify(str)'s bytes at `at`; returns the end. Printable ASCII without quote or
+ * backslash (times and uuids) byte by byte, anything else through JSON.stringify.
+ */
+function writeJSONString(b: Buffer, at: number, str: string): number {
+  const start = at;
+  b[at++] = 0x22;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c)
+      return start + b.write(JSON.stringify(str), start, 'utf8');
+    b[at++] = c;
+  }
+  b[at++] = 0x22;
+  return at;
+}
+
+/** String(n)'s bytes for a positive integer port (shapeOf's: 1 to 2^32-1); returns the end. */
+function writeDigits(b: Buffer, at: number, n: number): number {
+  let digits = 1;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+  let end = at + digits;
+  for (let v = n; end > at; v = Math.floor(v / 10)) b[--end] = 0x30 + (v % 10);
+  return at + digits;
 }
