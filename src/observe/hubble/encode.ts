@@ -257,11 +257,23 @@ function writeTimestamp(b: Buffer, at: number, seconds: number, nanos: number): 
   return writeVarint(b, at, nanos);
 }
 
+/** `part` into `b` at `at` (TypedArray set: no Buffer.copy per piece); returns the end. */
+function put(b: Buffer, at: number, part: Buffer): number {
+  b.set(part, at);
+  return at + part.length;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /** The framed message of one copy: the template's bytes around its time, uuid and port. */
 function assemble(tp: ProtoTemplate, ts: Timestamp, uuid: string, sport: number | undefined): Buffer {
   const { seconds, nanos } = ts;
   const tsLen = timestampLength(seconds, nanos);
-  const uuidLen = Buffer.byteLength(uuid);
+  const ascii = isAscii(uuid);
+  const uuidLen = ascii ? uuid.length : Buffer.byteLength(uuid);
   let pairLen = 0;
   let l4Len = 0;
   let l4Field = tp.l4.length;
@@ -291,8 +303,8 @@ function assemble(tp: ProtoTemplate, ts: Timestamp, uuid: string, sport: number 
   b[at++] = 0x0a; // Flow.time
   at = writeVarint(b, at, tsLen);
   at = writeTimestamp(b, at, seconds, nanos);
-  at += tp.head.copy(b, at);
-  if (sport === undefined) at += tp.l4.copy(b, at);
+  at = put(b, at, tp.head);
+  if (sport === undefined) at = put(b, at, tp.l4);
   else {
     b[at++] = 0x32; // Flow.l4
     at = writeVarint(b, at, l4Len);
@@ -300,15 +312,16 @@ function assemble(tp: ProtoTemplate, ts: Timestamp, uuid: string, sport: number 
     at = writeVarint(b, at, pairLen);
     b[at++] = 0x08; // source_port
     at = writeVarint(b, at, sport);
-    at += tp.portRest.copy(b, at);
+    at = put(b, at, tp.portRest);
   }
-  at += tp.middle.copy(b, at);
+  at = put(b, at, tp.middle);
   b[at++] = 0x92; // Flow.uuid (34, length-delimited)
   b[at++] = 0x02;
   at = writeVarint(b, at, uuidLen);
-  at += b.write(uuid, at, 'utf8');
-  at += tp.tail.copy(b, at);
-  at += tp.nodeField.copy(b, at);
+  if (ascii) for (let i = 0; i < uuid.length; i++) b[at++] = uuid.charCodeAt(i);
+  else at += b.write(uuid, at, 'utf8');
+  at = put(b, at, tp.tail);
+  at = put(b, at, tp.nodeField);
   b[at++] = 0xca; // GetFlowsResponse.time (1001, length-delimited)
   b[at++] = 0x3e;
   b[at++] = tsLen;
