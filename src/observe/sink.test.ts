@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { Shape } from '../flow/template.ts';
 import type { Flow, FlowEvent } from '../flow/types.ts';
 import {
   checkHubbleCapacity,
@@ -63,6 +64,18 @@ describe('FlowRing', () => {
       [0, 1, 2, 3, 4, 5].map((s) => ring.at(s)?.event.flow.uuid),
       [undefined, undefined, 'u2', 'u3', 'u4', undefined],
     );
+  });
+  it('shapeOf(entry): the shape it was pushed with, while the ring holds it', () => {
+    const ring = new FlowRing(2);
+    const shape = { template: {}, sport: 1 } as unknown as Shape;
+    const a = ring.push(ev(0), shape);
+    const b = ring.push(ev(1));
+    assert.equal(ring.shapeOf(a), shape);
+    assert.equal(ring.shapeOf(b), undefined, 'pushed without one');
+    assert.deepEqual(Object.keys(a), ['seq', 'event'], 'not in the entry (readers print entries)');
+    ring.push(ev(2)); // overwrites a's slot
+    assert.equal(ring.shapeOf(a), undefined, 'overwritten');
+    assert.equal(ring.shapeOf({ seq: 1, event: ev(1) }), undefined, 'another object of the same seq');
   });
 });
 

@@ -23,8 +23,6 @@ import type { Flow, FlowEvent } from '../flow/types.ts';
 export interface RingEntry {
   seq: number;
   event: FlowEvent;
-  /** The flow's shape (flow/template.ts) when it is an untouched copy, as it was made. */
-  shape?: Shape | undefined;
 }
 
 /** Hubble's `--hubble-event-buffer-capacity` default. */
@@ -42,6 +40,9 @@ export function checkHubbleCapacity(n: number): string | undefined {
 /** Fixed-capacity ring: the oldest events are dropped and counted as lost. */
 export class FlowRing {
   private readonly slots: (RingEntry | undefined)[];
+  /** Each slot's flow's shape (flow/template.ts), kept beside the entries (not in them: readers
+   * print and compare entries). */
+  private readonly shapes: (Shape | undefined)[];
   private next = 0; // seq of the next push
   lost = 0;
   private readonly listeners = new Set<(e: RingEntry) => void>();
@@ -49,6 +50,7 @@ export class FlowRing {
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('ring capacity must be ≥ 1');
     this.slots = new Array(capacity);
+    this.shapes = new Array(capacity).fill(undefined);
   }
 
   get size(): number {
@@ -67,11 +69,19 @@ export class FlowRing {
   /** `shape`: the flow's, as its copy was made (the gRPC encoder then needs no shapeOf). */
   push(event: FlowEvent, shape?: Shape): RingEntry {
     if (this.next >= this.capacity) this.lost++;
-    const entry: RingEntry = { seq: this.next, event, shape };
-    this.slots[this.next % this.capacity] = entry;
+    const entry = { seq: this.next, event };
+    const slot = this.next % this.capacity;
+    this.slots[slot] = entry;
+    this.shapes[slot] = shape;
     this.next++;
     for (const l of this.listeners) l(entry);
     return entry;
+  }
+
+  /** The shape `e`'s flow was pushed with, while the ring holds `e`. */
+  shapeOf(e: RingEntry): Shape | undefined {
+    const slot = e.seq % this.capacity;
+    return this.slots[slot] === e ? this.shapes[slot] : undefined;
   }
 
   /** The event with this sequence number while the ring still holds it. */

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RecordCache } from '../../flow/kernel.ts';
 import type { KernelEvent } from '../../flow/nflog.ts';
 import { formatTimestamp, type Timestamp } from '../../flow/record.ts';
-import { copyOfShape, flowEventJSON, registerTemplate, shapeOf } from '../../flow/template.ts';
+import { copyOfShape, flowEventJSON, registerTemplate, shapedCopy, shapeOf } from '../../flow/template.ts';
 import {
   allowIngress,
   decision,
@@ -24,6 +24,7 @@ import {
 import { FLOWS } from '../../flow/testing/flows.ts';
 import type { Flow, FlowEvent } from '../../flow/types.ts';
 import type { Verdict } from '../../policy/types.ts';
+import { FlowRing } from '../sink.ts';
 import { FlowResponseEncoder } from './encode.ts';
 import { protoJSONProblems } from './protojson.ts';
 import { hubbleType } from './schema.ts';
@@ -225,43 +226,50 @@ describe('FlowResponseEncoder: a copy is read as it is', () => {
   }
 });
 
-describe('GetFlows sends a template copy as the slow path encodes it', async () => {
-  const tcp = FLOWS.tcpAllowedIngress!;
-  registerTemplate(tcp);
-  const copies = [41000, 1, 65535].map((p, i) =>
-    copyOfShape(tcp, formatTimestamp({ seconds: 1_700_000_000 + i, nanos: i * 1000 }), randomUUID(), p),
-  );
-  const tmp = tempDir();
-  const server = await startHubbleServer(
-    { ring: ringOf(copies), nodeName: 'node-1' },
-    { unixSocket: join(tmp.dir, 'h.sock') },
-  );
-  const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure());
-  const got: Buffer[] = await new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const call = client.makeServerStreamRequest(
-      '/observer.Observer/GetFlows',
-      () => Buffer.alloc(0),
-      (b: Buffer) => b,
-      {},
+for (const handed of [false, true])
+  describe(`GetFlows sends a template copy as the slow path encodes it (its shape ${handed ? 'handed on by the ring' : 'asked of shapeOf'})`, async () => {
+    const tcp = FLOWS.tcpAllowedIngress!;
+    registerTemplate(tcp);
+    const made = [41000, 1, 65535].map((p, i) =>
+      shapedCopy(tcp, formatTimestamp({ seconds: 1_700_000_000 + i, nanos: i * 1000 }), randomUUID(), p),
     );
-    call.on('data', (b: Buffer) => out.push(b));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-  });
-  client.close();
-  const stats = { ...server.stats };
-  await server.close();
-  tmp.remove();
-  it('every copy went out from its template', () => {
-    assert.equal(stats.templatedEntries, copies.length);
-    assert.equal(stats.encodedEntries, 0);
-  });
-  it("the bytes are the slow path's", () => {
-    const enc = new FlowResponseEncoder('node-1');
-    assert.deepEqual(
-      got.map(hex),
-      copies.map((c) => hex(enc.slow({ flow: c, node_name: 'node-1', time: c.time }).subarray(5))),
+    const copies = made.map((m) => m.flow);
+    let ring = ringOf(copies);
+    if (handed) {
+      ring = new FlowRing(4095);
+      for (const m of made) ring.push({ flow: m.flow, node_name: 'node-1', time: m.flow.time }, m.shape);
+    }
+    const tmp = tempDir();
+    const server = await startHubbleServer(
+      { ring, nodeName: 'node-1' },
+      { unixSocket: join(tmp.dir, 'h.sock') },
     );
+    const client = new grpc.Client(`unix://${server.unixSocket}`, grpc.credentials.createInsecure());
+    const got: Buffer[] = await new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      const call = client.makeServerStreamRequest(
+        '/observer.Observer/GetFlows',
+        () => Buffer.alloc(0),
+        (b: Buffer) => b,
+        {},
+      );
+      call.on('data', (b: Buffer) => out.push(b));
+      call.on('error', reject);
+      call.on('end', () => resolve(out));
+    });
+    client.close();
+    const stats = { ...server.stats };
+    await server.close();
+    tmp.remove();
+    it('every copy went out from its template', () => {
+      assert.equal(stats.templatedEntries, copies.length);
+      assert.equal(stats.encodedEntries, 0);
+    });
+    it("the bytes are the slow path's", () => {
+      const enc = new FlowResponseEncoder('node-1');
+      assert.deepEqual(
+        got.map(hex),
+        copies.map((c) => hex(enc.slow({ flow: c, node_name: 'node-1', time: c.time }).subarray(5))),
+      );
+    });
   });
-});

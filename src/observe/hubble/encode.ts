@@ -156,7 +156,7 @@ export class FlowResponseEncoder {
 
   /**
    * The framed GetFlowsResponse of one ring entry's event. `shape`: its flow's, as the copy was
-   * made (RingEntry.shape); else shapeOf is asked.
+   * made (FlowRing.shapeOf); else shapeOf is asked.
    */
   encode(event: FlowEvent, shape?: Shape): Buffer {
     const nodeName = event.node_name ?? this.nodeName;

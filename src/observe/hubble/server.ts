@@ -292,7 +292,7 @@ export async function startHubbleServer(
     if (encodedSeq[slot] === e.seq) return encodedBytes[slot]!;
     let b: Buffer | null;
     try {
-      b = encoder.encode(e.event, e.shape);
+      b = encoder.encode(e.event, ring.shapeOf(e));
       stats.templatedEntries = encoder.templated;
       stats.encodedEntries = encoder.encoded;
     } catch {
