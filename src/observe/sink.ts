@@ -160,11 +160,6 @@ export class RotatingFile {
     this.writeData(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
   }
 
-  /** Several lines in one write (one syscall): all of them or, on a failure, none (thrown). */
-  writeLines(lines: readonly string[]): void {
-    if (lines.length > 0) this.writeData(Buffer.from(`${lines.join('\n')}\n`));
-  }
-
   /** Whole lines as bytes (each ending in a newline), in one write: all or, on a failure, none (thrown). */
   writeData(data: Buffer): void {
     if (this.fd === undefined) this.open();
