@@ -162,26 +162,38 @@ const RECORDS_ENV = 'SEAWALL_BENCH_DNS_PROXY_RECORDS';
 async function child(upstreamPort: number, records: boolean): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
   const { FlowBatcher } = await import('../src/proxy/process.ts');
-  const flows = new FlowBatcher((text) => process.stdout.write(text));
-  const client = { identity: 1000, labels: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
-  const server = { identity: 1001, labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'] };
+  // as the node's proxy: a bounded, non-blocking channel (process.ts), records as lines (records.ts)
+  const flows = new FlowBatcher({
+    write: (text) => void process.stdout.write(text),
+    pending: () => process.stdout.writableLength,
+  });
+  const labels = { client: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
+  // the mirror's peer objects: the same ones query after query until a policy change (main.ts)
+  const clientFlow = {
+    ID: 12,
+    identity: 1000,
+    labels: labels.client,
+    cluster_name: 'default',
+    namespace: 'b',
+    pod_name: 'client',
+  };
+  const serverFlow = {
+    ID: 13,
+    identity: 1001,
+    labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'],
+    cluster_name: 'default',
+    namespace: 'b',
+    pod_name: 'coredns',
+  };
+  const rules = [{ pos, matchName: 'api.example.com' }];
   const proxy = new DNSProxy({
     resolveRedirect: () => ({
-      endpoint: {
-        key: 'b/client',
-        identity: 1000,
-        flow: { ...client, ID: 12, cluster_name: 'default', namespace: 'b', pod_name: 'client' },
-      },
-      server: {
-        ip: '127.0.0.1',
-        port: upstreamPort,
-        identity: 1001,
-        flow: { ...server, ID: 13, cluster_name: 'default', namespace: 'b', pod_name: 'coredns' },
-      },
-      rules: [{ pos, matchName: 'api.example.com' }],
+      endpoint: { key: 'b/client', identity: 1000, flow: clientFlow },
+      server: { ip: '127.0.0.1', port: upstreamPort, identity: 1001, flow: serverFlow },
+      rules,
     }),
     onAnswer: () => {},
-    ...(records ? { onFlow: (flow) => flows.push(flow) } : {}),
+    ...(records ? { onFlowLine: (line: string) => flows.pushLine(line) } : {}),
   });
   await proxy.start();
   const cpu0 = process.cpuUsage();
@@ -194,7 +206,7 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const perQuery = (cpu.user + cpu.system) / Math.max(1, proxy.stats.answered);
     process.stdout.write(
-      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
+      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts, ${flows.lost} records lost to a full channel\n`,
     );
     await proxy.close();
     process.exit(0);

@@ -12,6 +12,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { type CompiledEndpoint, type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
 import { endpointOf } from '../flow/record.ts';
 import type { FlowEndpoint } from '../flow/types.ts';
@@ -24,6 +25,7 @@ import {
   type EntryRef,
   encode,
   entryRefKey,
+  FLOW_FD_ENV,
   lineDecoder,
   type PolicyDelta,
   type PolicySnapshot,
@@ -73,6 +75,11 @@ export interface ProxyStatus {
   acked: number;
   version: number;
   refused: number;
+  /**
+   * Flow records the proxy lost because its record channel was full (the agent read too slowly),
+   * as it reported them; also in hubble_lost_events_total. Absent when none.
+   */
+  lostRecords?: number;
   /** The uid the running proxy reported after dropping privileges. */
   uid?: number;
 }
@@ -266,6 +273,7 @@ export class ProxyComponent implements RuntimeComponent {
   private acked = -1;
   private restarts = 0;
   private refused = 0;
+  private lostRecords = 0;
   private uid: number | undefined;
   private backoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -301,6 +309,7 @@ export class ProxyComponent implements RuntimeComponent {
       version: this.version,
       refused: this.refused,
     };
+    if (this.lostRecords > 0) s.lostRecords = this.lostRecords;
     if (this.child?.pid !== undefined) s.pid = this.child.pid;
     if (this.uid !== undefined) s.uid = this.uid;
     return s;
@@ -414,20 +423,29 @@ export class ProxyComponent implements RuntimeComponent {
     ];
     if (this.opts.secretsDir !== undefined) args.push('--secrets', this.opts.secretsDir);
     args.push(...(this.opts.args ?? []));
-    const c = spawn('ip', args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
+    // fd 3: the proxy's records (process.ts), apart from stdout's acks and DNS answers, which must
+    // not queue behind them
+    const c = spawn('ip', args, {
+      cwd: REPO,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, [FLOW_FD_ENV]: '3' },
+    });
     this.child = c;
     const startedAt = Date.now();
     c.stdin.on('error', () => {});
     c.stderr.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '') this.log(`${this.name}: ${l}`);
     });
-    c.stdout.on(
-      'data',
-      lineDecoder<ProxyMessage>(
-        (m) => this.onMessage(m),
-        (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
-      ),
-    );
+    for (const out of [c.stdout, c.stdio[3] as Readable]) {
+      out.on('error', () => {});
+      out.on(
+        'data',
+        lineDecoder<ProxyMessage>(
+          (m) => this.onMessage(m),
+          (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
+        ),
+      );
+    }
     c.once('exit', (code, sig) => {
       if (this.child === c) this.child = undefined;
       this.sent = undefined; // the next process starts from a snapshot
@@ -471,6 +489,10 @@ export class ProxyComponent implements RuntimeComponent {
         return;
       case 'refused':
         this.refused++;
+        return;
+      case 'flows-lost':
+        this.lostRecords += m.count;
+        this.rt?.flows?.addProxyLost(m.count);
         return;
       case 'error':
         this.log(`${this.name}: ${m.message}`);

@@ -21,7 +21,7 @@ import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, sendFlow, serveAgent } from '../process.ts';
+import { runMain, send, sendFlowLine, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
@@ -105,6 +105,8 @@ export interface DNSProxyMainOptions {
   send: (m: ProxyMessage) => void;
   /** Flow records (default: each one sent as a flow message). */
   sendFlow?: (f: Flow) => void;
+  /** Flow records as flow message lines (the node's: records.ts makes them from cached shapes). */
+  sendFlowLine?: (line: string) => void;
   responseMaxDelayMs?: number;
   rejectResponseCode?: 'refused' | 'nameError';
   concurrencyLimit?: number;
@@ -137,7 +139,9 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     resolveRedirect,
     onAnswer: (a) => o.learn(a),
     onResponseDelayExceeded: (a) => o.send({ type: 'dns-timeout', endpoint: a.endpoint, name: a.name }),
-    onFlow: o.sendFlow ?? ((flow) => o.send({ type: 'flow', flow })),
+    ...(o.sendFlowLine !== undefined
+      ? { onFlowLine: o.sendFlowLine }
+      : { onFlow: o.sendFlow ?? ((flow: Flow) => o.send({ type: 'flow', flow })) }),
     ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
     ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
@@ -273,7 +277,7 @@ async function main(): Promise<void> {
     originalDst,
     learn: (a) => acks.learn(a),
     send,
-    sendFlow,
+    sendFlowLine,
     ...(values['response-max-delay'] !== undefined
       ? { responseMaxDelayMs: Number(values['response-max-delay']) }
       : {}),

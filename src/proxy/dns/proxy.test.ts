@@ -429,3 +429,56 @@ describe('DNS proxy: flow records', () => {
     });
   });
 });
+
+describe('DNS proxy: records as lines (the node proxy) are the records as objects', () => {
+  // the mirror's objects: the same ones query after query, as main.ts's resolveRedirect gives them
+  const clientFlow = { ID: 7, identity: 1234, namespace: 'prod', pod_name: 'app', labels: ['k8s:app=app'] };
+  const serverFlow = { ID: 9, identity: 5678, namespace: 'kube-system', pod_name: 'coredns' };
+  const stable = (): RedirectContext => ({
+    endpoint: { key: 'prod/app', identity: 1234, flow: clientFlow },
+    server: { ip: '127.0.0.1', port: up.port, identity: 5678, flow: serverFlow },
+    rules: RULES,
+  });
+  /** Time, uuid, latency and the client's port vary per run: the rest must be equal. */
+  const normal = (f: Flow) => {
+    const { time: _t, uuid: _u, l4: _l4, ...rest } = f as Flow & { l4?: unknown };
+    if (rest.l7 !== undefined) rest.l7 = { ...rest.l7, latency_ns: 'n' } as typeof rest.l7;
+    return rest;
+  };
+  const ROWS = [
+    { name: 'allowed, CNAME chain with A and AAAA', msg: query('img.cdn.example.net'), records: 2 },
+    { name: 'refused (AAAA)', msg: query('evil.example.com', 'AAAA'), records: 1 },
+    {
+      name: 'answer for another name: dropped, the query record only',
+      msg: query('liar.cdn.example.net'),
+      records: 1,
+    },
+  ];
+  for (const row of ROWS) {
+    for (const transport of ['udp', 'tcp'] as const) {
+      test(`${row.name}, ${transport}`, async () => {
+        const objects: Flow[] = [];
+        const lines: string[] = [];
+        await withProxy({ resolveRedirect: stable, onFlow: (f) => objects.push(f) }, async (p) => {
+          await ask(p.port, transport, row.msg);
+        });
+        // onFlow is set too (withProxy's): lines take its place
+        await withProxy(
+          { resolveRedirect: stable, onFlowLine: (l) => lines.push(l) },
+          async (p, _l, flows) => {
+            await ask(p.port, transport, row.msg);
+            assert.equal(flows.length, 0);
+          },
+        );
+        assert.equal(lines.length, row.records);
+        assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')));
+        const parsed = lines.map((l) => JSON.parse(l) as { type: string; flow: Flow });
+        assert.ok(parsed.every((m) => m.type === 'flow'));
+        assert.deepEqual(
+          parsed.map((m) => normal(m.flow)),
+          objects.map(normal),
+        );
+      });
+    }
+  }
+});
