@@ -220,29 +220,35 @@ if (process.env[CHILD_ENV] !== undefined)
 const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 /**
- * Reads the proxy child's stdout as the agent reads a proxy's (JSON lines, each parsed), in a
- * process of its own as the agent is: not on the load generator's event loop. Lines that are not
- * flow messages (the port, the stats) are passed on; at the end, how many records it read.
+ * Reads the proxy child's stdout as the agent reads a proxy's records (agent/proxy.ts: lineDecoder,
+ * the DNS proxy's compact records expanded into Flows by DNSFlowExpander), in a process of its own
+ * as the agent is: not on the load generator's event loop. Lines that are not messages (the port,
+ * the stats) are passed on; at the end, how many records it made and its CPU per record.
  */
 const READER = `
-let buf = '', flows = 0;
-process.stdin.on('data', (d) => {
-  buf += d;
-  let nl;
-  while ((nl = buf.indexOf('\\n')) >= 0) {
-    const line = buf.slice(0, nl);
-    buf = buf.slice(nl + 1);
-    if (line.startsWith('{')) { if (JSON.parse(line).type === 'flow') flows++; }
-    else process.stdout.write(line + '\\n');
-  }
-});
-process.stdin.on('end', () => process.stdout.write(flows + ' flow records read\\n'));`;
+import { lineDecoder } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/ipc.ts', import.meta.url)))};
+import { DNSFlowExpander } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/dns/compact.ts', import.meta.url)))};
+const dns = new DNSFlowExpander();
+let flows = 0, cpu0;
+process.stdin.on('data', lineDecoder((m) => {
+  if (typeof m !== 'object' || m === null) return void process.stdout.write(m + '\\n'); // the port
+  cpu0 ??= process.cpuUsage();
+  if (m.type === 'flow') flows++;
+  else if (m.type === 'dns-shape') dns.shape(m);
+  else if (m.type === 'dns-flow' && dns.flow(m) !== undefined) flows++;
+}, (line) => process.stdout.write(line + '\\n')));
+process.stdin.on('end', () => {
+  const c = process.cpuUsage(cpu0);
+  process.stdout.write(flows + ' flow records made by the reader (' + (flows ? ((c.user + c.system) / flows).toFixed(1) : '-') + ' µs CPU each), ' + dns.unknown + ' of unknown shape\\n');
+});`;
 
 async function startProxyChild(
   upstreamPort: number,
   records: boolean,
 ): Promise<{ port: number; stop: () => Promise<string> }> {
-  const reader = spawn(process.execPath, ['-e', READER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const reader = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', READER], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const c = spawn(process.execPath, [...childArgs, '--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
     stdio: ['pipe', reader.stdin!, 'inherit'],

@@ -17,6 +17,7 @@ import { type CompiledEndpoint, type L7Parser, PROXY_UID } from '../datapath/nft
 import { endpointOf } from '../flow/record.ts';
 import type { FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import { DNSFlowExpander } from '../proxy/dns/compact.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
@@ -436,12 +437,14 @@ export class ProxyComponent implements RuntimeComponent {
     c.stderr.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '') this.log(`${this.name}: ${l}`);
     });
+    // this process's DNS record shapes (compact records: their ids are the process's own)
+    const dns = new DNSFlowExpander();
     for (const out of [c.stdout, c.stdio[3] as Readable]) {
       out.on('error', () => {});
       out.on(
         'data',
         lineDecoder<ProxyMessage>(
-          (m) => this.onMessage(m),
+          (m) => this.onMessage(m, dns),
           (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
         ),
       );
@@ -461,7 +464,7 @@ export class ProxyComponent implements RuntimeComponent {
     });
   }
 
-  private onMessage(m: ProxyMessage): void {
+  private onMessage(m: ProxyMessage, dns: DNSFlowExpander): void {
     switch (m.type) {
       case 'ready':
         this.uid = m.uid;
@@ -494,6 +497,19 @@ export class ProxyComponent implements RuntimeComponent {
         this.lostRecords += m.count;
         this.rt?.flows?.addProxyLost(m.count);
         return;
+      case 'dns-shape':
+        dns.shape(m);
+        return;
+      case 'dns-flow': {
+        const f = dns.flow(m);
+        if (f !== undefined) this.rt?.flows?.ingestFlow(f);
+        else {
+          // its shape was lost with an earlier batch: lost too
+          this.lostRecords++;
+          this.rt?.flows?.addProxyLost(1);
+        }
+        return;
+      }
       case 'error':
         this.log(`${this.name}: ${m.message}`);
         return;

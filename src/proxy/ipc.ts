@@ -11,7 +11,8 @@
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging),
-// `flows-lost` (records a full record channel lost). Records may come on a descriptor of their own
+// `flows-lost` (records a full record channel lost), the DNS proxy's compact records (`dns-shape`,
+// `dns-flow`, expanded by the agent: dns/compact.ts). Records may come on a descriptor of their own
 // (process.ts, FLOW_FD_ENV), in the same lines.
 // DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`;
 // proxy → agent `dns-timeout` (an answer released unacknowledged at the max delay).
@@ -31,6 +32,7 @@ import type {
   RuleRef,
   TrafficDirection,
 } from '../policy/types.ts';
+import type { DNSFlowMessage, DNSShapeMessage } from './dns/compact.ts';
 
 export type ProxyParser = 'http' | 'dns' | 'kafka';
 
@@ -150,6 +152,9 @@ export type ProxyMessage =
   | { type: 'refused'; reason: string }
   /** Records the proxy's record channel had no room for (lost, not sent): Hubble's lost events. */
   | { type: 'flows-lost'; count: number }
+  /** The DNS proxy's records, compact (dns/compact.ts): a shape once, then each record's fields. */
+  | DNSShapeMessage
+  | DNSFlowMessage
   | DNSAnswerMessage
   /**
    * An answer released before the agent acknowledged it (--tofqdns-proxy-response-max-delay

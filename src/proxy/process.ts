@@ -2,7 +2,7 @@
 // from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
 // and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes
 // away (no more policy updates: a mirror that ages must not keep judging) or on SIGTERM, and say
-// `ready`. Flow records go to the agent batched, one write per event-loop turn (`sendFlow`), on a
+// `ready`. Flow records go to the agent batched, one write per few milliseconds (`sendFlow`), on a
 // channel of their own when the agent gave one, bounded: a full channel loses records, counted.
 
 import net from 'node:net';
@@ -30,6 +30,9 @@ export const send = (m: ProxyMessage): void => {
  */
 export const MAX_PENDING_FLOW_BYTES = 1 << 20;
 
+/** Records wait at most this long for others to be written with (ms): what the agent's view lags. */
+export const FLOW_WINDOW_MS = 5;
+
 /** Where batches go: a write that never blocks (a stream queues it) and what the stream still holds. */
 export interface FlowSink {
   write(text: string): void;
@@ -38,8 +41,8 @@ export interface FlowSink {
 }
 
 /**
- * Flow messages written in batches, one write per turn of the event loop (or per `max` records):
- * a record per request (two per DNS query) was a write each. The text is the same lines `send`
+ * Flow messages written in batches, one write per window (FLOW_WINDOW_MS, or per `max` records):
+ * a record per request (two per DNS query) was a write each, then a write per event-loop turn. The text is the same lines `send`
  * writes; the agent reads them the same way. Records never decide traffic: a full channel loses
  * records (counted in `lost`, reported to the agent in a `flows-lost` message ahead of the next
  * batch that fits), never waits.
@@ -54,11 +57,18 @@ export class FlowBatcher {
   lost = 0;
   /** Of those, not yet reported to the agent. */
   private unreported = 0;
+  /** Told of each loss (the DNS proxy announces its record shapes again). */
+  private readonly lostListeners: Array<() => void> = [];
 
   constructor(
     sink: FlowSink | ((text: string) => void),
     private readonly max = 256,
     private readonly maxPendingBytes = MAX_PENDING_FLOW_BYTES,
+    /**
+     * How long records may wait to be written together (ms; 0: the end of the turn). A write is a
+     * syscall that wakes the agent: once per turn was still about one per query under load.
+     */
+    private readonly windowMs = FLOW_WINDOW_MS,
   ) {
     this.sink = typeof sink === 'function' ? { write: sink, pending: () => 0 } : sink;
   }
@@ -67,14 +77,19 @@ export class FlowBatcher {
     this.pushLine(encode({ type: 'flow', flow }));
   }
 
-  /** A flow message already encoded (`encode({ type: 'flow', flow })`, newline included). */
+  onLost(listener: () => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /** Record message lines already encoded (`encode({ type: 'flow', flow })`, or the DNS proxy's compact ones). */
   pushLine(line: string): void {
     this.lines.push(line);
     this.bytes += line.length;
     if (this.lines.length >= this.max) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      if (this.windowMs > 0) setTimeout(() => this.flush(), this.windowMs).unref();
+      else setImmediate(() => this.flush());
     }
   }
 
@@ -90,6 +105,7 @@ export class FlowBatcher {
       this.unreported += n;
       this.lines = [];
       this.bytes = 0;
+      for (const l of this.lostListeners) l();
       // tell the agent once there is room, even if no record comes meanwhile
       if (this.retry === undefined) {
         this.retry = setTimeout(() => {
@@ -132,8 +148,10 @@ function flowChannel(): FlowSink {
 let flows: FlowBatcher | undefined;
 const batcher = (): FlowBatcher => (flows ??= new FlowBatcher(flowChannel()));
 export const sendFlow = (f: Flow): void => batcher().push(f);
-/** A record already encoded as a flow message line (the DNS proxy's, records.ts). */
+/** Records already encoded as message lines (the DNS proxy's, records.ts). */
 export const sendFlowLine = (line: string): void => batcher().pushLine(line);
+/** Called when records were lost to a full channel. */
+export const onFlowsLost = (listener: () => void): void => batcher().onLost(listener);
 
 /**
  * Root binds (only root enters the namespace), then runs as the proxy uid/gid, keeping only

@@ -21,7 +21,7 @@ import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, sendFlowLine, serveAgent } from '../process.ts';
+import { onFlowsLost, runMain, send, sendFlowLine, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
@@ -105,7 +105,7 @@ export interface DNSProxyMainOptions {
   send: (m: ProxyMessage) => void;
   /** Flow records (default: each one sent as a flow message). */
   sendFlow?: (f: Flow) => void;
-  /** Flow records as flow message lines (the node's: records.ts makes them from cached shapes). */
+  /** Flow records as message lines (the node's: records.ts, compact shapes and records). */
   sendFlowLine?: (line: string) => void;
   responseMaxDelayMs?: number;
   rejectResponseCode?: 'refused' | 'nameError';
@@ -286,6 +286,7 @@ async function main(): Promise<void> {
       ? { concurrencyLimit: Number(values['concurrency-limit']) }
       : {}),
   });
+  onFlowsLost(() => proxy.recordsLost());
   const addr = await proxy.start();
   serveAgent({
     parser: 'dns',

@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
+import type { ProxyMessage } from '../ipc.ts';
+import { DNSFlowExpander } from './compact.ts';
 import { DNSProxy, type LearnedAnswer, type RedirectContext } from './proxy.ts';
 import { query, startUpstream, tcpAsk, type Upstream, udpAsk } from './testing/upstream.ts';
 import { frame } from './wire.ts';
@@ -430,7 +432,7 @@ describe('DNS proxy: flow records', () => {
   });
 });
 
-describe('DNS proxy: records as lines (the node proxy) are the records as objects', () => {
+describe('DNS proxy: records as compact lines (the node proxy), expanded, are the records as objects', () => {
   // the mirror's objects: the same ones query after query, as main.ts's resolveRedirect gives them
   const clientFlow = { ID: 7, identity: 1234, namespace: 'prod', pod_name: 'app', labels: ['k8s:app=app'] };
   const serverFlow = { ID: 9, identity: 5678, namespace: 'kube-system', pod_name: 'coredns' };
@@ -471,13 +473,21 @@ describe('DNS proxy: records as lines (the node proxy) are the records as object
           },
         );
         assert.equal(lines.length, row.records);
-        assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')));
-        const parsed = lines.map((l) => JSON.parse(l) as { type: string; flow: Flow });
-        assert.ok(parsed.every((m) => m.type === 'flow'));
-        assert.deepEqual(
-          parsed.map((m) => normal(m.flow)),
-          objects.map(normal),
-        );
+        assert.ok(lines.every((l) => l.endsWith('\n')));
+        // as the agent reads them (agent/proxy.ts)
+        const agent = new DNSFlowExpander();
+        const got: Flow[] = [];
+        for (const l of lines
+          .join('')
+          .split('\n')
+          .filter((x) => x !== '')) {
+          const m = JSON.parse(l) as ProxyMessage;
+          if (m.type === 'dns-shape') agent.shape(m);
+          else if (m.type === 'dns-flow') got.push(agent.flow(m)!);
+          else assert.fail(`a ${m.type} message`);
+        }
+        assert.equal(agent.unknown, 0);
+        assert.deepEqual(got.map(normal), objects.map(normal));
       });
     }
   }

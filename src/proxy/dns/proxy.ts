@@ -32,7 +32,7 @@ import { compileDNSRules, type DNSPolicy, matchDNS } from '../../l7/dns.ts';
 import type { L7RuleSet } from '../../policy/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { connectUpstream } from '../upstream-socket.ts';
-import { DNSRecordLines, type DNSRecordParts, dnsRecord } from './records.ts';
+import { DNSRecordMessages, type DNSRecordParts, dnsRecord } from './records.ts';
 import { type Exchange, UDPUpstreams } from './upstream.ts';
 import {
   type DropReason,
@@ -99,8 +99,9 @@ export interface DNSProxyOptions {
   /** L7 DNS flow records (Hubble's shape), one per query and per relayed answer. */
   onFlow?: (f: Flow) => void;
   /**
-   * The same records as flow message lines (`encode({ type: 'flow', flow })`, newline included),
-   * made from cached shapes without building the object (records.ts); used instead of onFlow.
+   * The same records as the agent's compact message lines (records.ts, compact.ts: a shape once,
+   * then what varies; newlines included), used instead of onFlow. Call recordsLost() when some of
+   * them were lost on the way.
    */
   onFlowLine?: (line: string) => void;
   nodeName?: string;
@@ -185,7 +186,7 @@ export class DNSProxy {
   private closed = false;
   private active = 0;
   /** The line builder and its shape cache, when records go out as lines. */
-  private readonly lines: DNSRecordLines | undefined;
+  private readonly lines: DNSRecordMessages | undefined;
   readonly stats: DNSProxyStats = {
     queries: 0,
     allowed: 0,
@@ -227,7 +228,7 @@ export class DNSProxy {
       maxPerConnection: Math.max(1, opts.maxPerConnection ?? 16),
       tcpIdleTimeoutMs: Math.max(1, opts.tcpIdleTimeoutMs ?? 8000),
     };
-    this.lines = opts.onFlowLine !== undefined ? new DNSRecordLines(this.o.nodeName) : undefined;
+    this.lines = opts.onFlowLine !== undefined ? new DNSRecordMessages(this.o.nodeName) : undefined;
     if (
       opts.rejectResponseCode !== undefined &&
       !['refused', 'nameError'].includes(opts.rejectResponseCode)
@@ -287,6 +288,11 @@ export class DNSProxy {
         }
       }),
     ]);
+  }
+
+  /** Lines given to onFlowLine were lost (a full channel): shapes are announced again. */
+  recordsLost(): void {
+    this.lines?.lost();
   }
 
   private drop(reason: DropReason): void {

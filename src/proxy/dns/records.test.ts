@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import type { FlowEndpoint } from '../../flow/types.ts';
-import { encode } from '../ipc.ts';
+import { encode, type ProxyMessage } from '../ipc.ts';
+import { DNSFlowExpander, type ExpandableShape, expandableShape, expandDNSFlow } from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
-import { DNSRecordLines, type DNSRecordParts, dnsRecord, MAX_SHAPES_PER_PAIR } from './records.ts';
+import { DNSRecordMessages, type DNSRecordParts, dnsRecord, MAX_SHAPES_PER_PAIR } from './records.ts';
 import { query } from './testing/upstream.ts';
 import { type ParsedAnswer, parseAnswer, parseQuery } from './wire.ts';
 
@@ -130,59 +131,126 @@ const ROWS: Array<{ name: string; parts: Omit<DNSRecordParts, 'time' | 'uuid'> }
   },
 ];
 
-describe('DNS records: the cached-shape line equals the record object encoded', () => {
-  const lines = new DNSRecordLines(NODE);
+const UUID = 'a6c8d5e0-1111-4222-8333-944455556666';
+
+/** What the agent makes of the lines (agent/proxy.ts: shapes kept, records expanded), encoded. */
+function viaAgent(text: string, shapes: Map<number, ExpandableShape>): { out: string; kinds: string[] } {
+  let out = '';
+  const kinds: string[] = [];
+  for (const l of text.split('\n').filter((x) => x !== '')) {
+    const m = JSON.parse(l) as ProxyMessage;
+    kinds.push(m.type);
+    if (m.type === 'dns-shape') shapes.set(m.id, expandableShape(m.shape));
+    else if (m.type === 'dns-flow')
+      out += encode({ type: 'flow', flow: expandDNSFlow(shapes.get(m.s)!, m, UUID) });
+    else if (m.type === 'flow') out += encode(m);
+  }
+  return { out, kinds };
+}
+
+describe('DNS records: compact messages, expanded by the agent, equal the record object encoded', () => {
   for (const row of ROWS) {
     test(row.name, () => {
-      const p: DNSRecordParts = { ...row.parts, time: TIME, uuid: 'a6c8d5e0-1111-4222-8333-944455556666' };
+      const msgs = new DNSRecordMessages(NODE);
+      const shapes = new Map<number, ExpandableShape>();
+      const p: DNSRecordParts = { ...row.parts, time: TIME, uuid: UUID };
       const slow = encode({ type: 'flow', flow: dnsRecord(p, NODE) });
-      // twice: the shape built, then taken from the cache
-      assert.equal(lines.line(p), slow);
-      assert.equal(lines.line(p), slow);
-      assert.ok(slow.endsWith('}}\n'));
+      const full = row.name.includes('slow path');
+      // twice: the shape announced with the first record, then only the record
+      const first = viaAgent(msgs.line(p), shapes);
+      assert.equal(first.out, slow);
+      assert.deepEqual(first.kinds, full ? ['flow'] : ['dns-shape', 'dns-flow']);
+      const again = viaAgent(msgs.line(p), shapes);
+      assert.equal(again.out, slow);
+      assert.deepEqual(again.kinds, full ? ['flow'] : ['dns-flow']);
     });
   }
 
   test('varying fields change with each record, the shape is built once', () => {
-    const l = new DNSRecordLines(NODE);
-    const a = l.line({ ...ROWS[2]!.parts, time: TIME });
-    const b = l.line({
-      ...ROWS[2]!.parts,
-      src: src('udp', '10.0.1.5', 40999),
-      time: new Date(TIME.getTime() + 1),
-    });
-    assert.equal(l.built, 1);
+    const m = new DNSRecordMessages(NODE);
+    const sh = new Map<number, ExpandableShape>();
+    const a = viaAgent(m.line({ ...ROWS[2]!.parts, time: TIME }), sh).out;
+    const b = viaAgent(
+      m.line({ ...ROWS[2]!.parts, src: src('udp', '10.0.1.5', 40999), time: new Date(TIME.getTime() + 1) }),
+      sh,
+    ).out;
+    assert.equal(m.built, 1);
     const fa = JSON.parse(a).flow;
     const fb = JSON.parse(b).flow;
-    assert.notEqual(fa.uuid, fb.uuid);
     assert.equal(fa.time, '2026-12-01T20:00:00.123Z');
     assert.equal(fb.time, '2026-12-01T20:00:00.124Z');
     assert.deepEqual([fa.l4.UDP.destination_port, fb.l4.UDP.destination_port], [40123, 40999]);
   });
 
-  test('new mirror objects (a snapshot or delta) get new shapes: a changed label shows', () => {
-    const l = new DNSRecordLines(NODE);
+  test('new mirror objects (a snapshot or delta) get a new shape: a changed label shows', () => {
+    const m = new DNSRecordMessages(NODE);
+    const sh = new Map<number, ExpandableShape>();
     const base = ROWS[0]!.parts;
-    l.line({ ...base, time: TIME });
+    viaAgent(m.line({ ...base, time: TIME }), sh);
     const relabelled = { ...client, labels: ['k8s:app=renamed', 'k8s:io.kubernetes.pod.namespace=prod'] };
-    const p = { ...base, ctx: ctx({ clientFlow: relabelled }), time: TIME, uuid: 'u' };
-    const line = l.line(p);
-    assert.equal(l.built, 2);
-    assert.equal(line, encode({ type: 'flow', flow: dnsRecord(p, NODE) }));
-    assert.deepEqual(JSON.parse(line).flow.source.labels, relabelled.labels);
+    const p = { ...base, ctx: ctx({ clientFlow: relabelled }), time: TIME, uuid: UUID };
+    const { out, kinds } = viaAgent(m.line(p), sh);
+    assert.equal(m.built, 2);
+    assert.deepEqual(kinds, ['dns-shape', 'dns-flow']);
+    assert.equal(out, encode({ type: 'flow', flow: dnsRecord(p, NODE) }));
+    assert.deepEqual(JSON.parse(out).flow.source.labels, relabelled.labels);
+  });
+
+  test('after a loss every shape is announced again', () => {
+    const m = new DNSRecordMessages(NODE);
+    const p = { ...ROWS[0]!.parts, time: TIME };
+    const kinds = () => (m.line(p).match(/"type":"[a-z-]+"/g) ?? []).join(' ');
+    assert.equal(kinds(), '"type":"dns-shape" "type":"dns-flow"');
+    assert.equal(kinds(), '"type":"dns-flow"');
+    m.lost();
+    assert.equal(kinds(), '"type":"dns-shape" "type":"dns-flow"');
+    assert.equal(kinds(), '"type":"dns-flow"');
   });
 
   test(`at most ${MAX_SHAPES_PER_PAIR} shapes per endpoint pair, and still right past it`, () => {
-    const l = new DNSRecordLines(NODE);
+    const m = new DNSRecordMessages(NODE);
+    const sh = new Map<number, ExpandableShape>();
     for (let i = 0; i < MAX_SHAPES_PER_PAIR * 2 + 3; i++) {
       const p = {
         ...ROWS[0]!.parts,
         ctx: ctx({ serverIP: `10.9.${i >> 8}.${i & 255}` }),
         time: TIME,
-        uuid: 'u',
+        uuid: UUID,
       };
-      assert.equal(l.line(p), encode({ type: 'flow', flow: dnsRecord(p, NODE) }));
+      assert.equal(viaAgent(m.line(p), sh).out, encode({ type: 'flow', flow: dnsRecord(p, NODE) }));
     }
-    assert.equal(l.built, MAX_SHAPES_PER_PAIR * 2 + 3);
+    assert.equal(m.built, MAX_SHAPES_PER_PAIR * 2 + 3);
+  });
+});
+
+describe('DNSFlowExpander (the agent side)', () => {
+  test('a record whose shape never came is counted, not guessed', () => {
+    const x = new DNSFlowExpander();
+    const f = x.flow({ type: 'dns-flow', s: 99, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] });
+    assert.equal(f, undefined);
+    assert.equal(x.unknown, 1);
+  });
+
+  test('bounded: the least recently used shape goes first', () => {
+    const x = new DNSFlowExpander(2);
+    const shape = { nodeName: NODE, type: 'REQUEST', verdict: 'FORWARDED', transport: 'UDP' } as const;
+    const def = (id: number) => ({
+      type: 'dns-shape' as const,
+      id,
+      shape: {
+        ...shape,
+        client: { ip: '10.0.0.1', endpoint: client },
+        server: { ip: '10.0.0.2', endpoint: server },
+      },
+    });
+    const rec = (s: number) => ({ type: 'dns-flow' as const, s, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] });
+    x.shape(def(1));
+    x.shape(def(2));
+    assert.ok(x.flow(rec(1))); // 1 used last: 2 is the one to go
+    x.shape(def(3));
+    assert.equal(x.size, 2);
+    assert.ok(x.flow(rec(1)));
+    assert.equal(x.flow(rec(2)), undefined);
+    assert.ok(x.flow(rec(3)));
   });
 });
