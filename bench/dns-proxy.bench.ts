@@ -157,16 +157,18 @@ const RECORDS_ENV = 'SEAWALL_BENCH_DNS_PROXY_RECORDS';
 /**
  * In the child: a proxy to the server on the given port; prints its port, then stats on stdin's
  * end. With records, each query's two flow records go to stdout as the node's proxy sends them
- * (process.ts: flow messages, one JSON line each, written in batches), read as the agent would.
+ * (process.ts and records.ts: compact messages written in 5 ms batches), read as the agent would.
  */
 async function child(upstreamPort: number, records: boolean): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
-  const { FlowBatcher } = await import('../src/proxy/process.ts');
+  const { DNS_FLOW_WINDOW_MS, FlowBatcher } = await import('../src/proxy/process.ts');
   // as the node's proxy: a bounded, non-blocking channel (process.ts), records as lines (records.ts)
-  const flows = new FlowBatcher({
-    write: (text) => void process.stdout.write(text),
-    pending: () => process.stdout.writableLength,
-  });
+  const flows = new FlowBatcher(
+    { write: (text) => void process.stdout.write(text), pending: () => process.stdout.writableLength },
+    256,
+    undefined,
+    DNS_FLOW_WINDOW_MS,
+  );
   const labels = { client: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
   // the mirror's peer objects: the same ones query after query until a policy change (main.ts)
   const clientFlow = {
@@ -195,6 +197,7 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
     onAnswer: () => {},
     ...(records ? { onFlowLine: (line: string) => flows.pushLine(line) } : {}),
   });
+  flows.onLost(() => proxy.recordsLost());
   await proxy.start();
   const cpu0 = process.cpuUsage();
   process.stdout.write(`${proxy.port}\n`);

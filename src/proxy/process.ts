@@ -2,7 +2,7 @@
 // from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
 // and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes
 // away (no more policy updates: a mirror that ages must not keep judging) or on SIGTERM, and say
-// `ready`. Flow records go to the agent batched, one write per few milliseconds (`sendFlow`), on a
+// `ready`. Flow records go to the agent batched, one write per turn or window (`sendFlow`), on a
 // channel of their own when the agent gave one, bounded: a full channel loses records, counted.
 
 import net from 'node:net';
@@ -30,8 +30,12 @@ export const send = (m: ProxyMessage): void => {
  */
 export const MAX_PENDING_FLOW_BYTES = 1 << 20;
 
-/** Records wait at most this long for others to be written with (ms): what the agent's view lags. */
-export const FLOW_WINDOW_MS = 5;
+/**
+ * The DNS proxy's window (dns/main.ts): its records wait at most this long (ms) for others to be
+ * written with, which is what the agent's view of them lags. The HTTP and Kafka proxies, a record
+ * per request, keep writing at the end of each turn.
+ */
+export const DNS_FLOW_WINDOW_MS = 5;
 
 /** Where batches go: a write that never blocks (a stream queues it) and what the stream still holds. */
 export interface FlowSink {
@@ -41,7 +45,8 @@ export interface FlowSink {
 }
 
 /**
- * Flow messages written in batches, one write per window (FLOW_WINDOW_MS, or per `max` records):
+ * Flow messages written in batches, one write per turn of the event loop or per window (the DNS
+ * proxy's, DNS_FLOW_WINDOW_MS), or per `max` records:
  * a record per request (two per DNS query) was a write each, then a write per event-loop turn. The text is the same lines `send`
  * writes; the agent reads them the same way. Records never decide traffic: a full channel loses
  * records (counted in `lost`, reported to the agent in a `flows-lost` message ahead of the next
@@ -66,9 +71,9 @@ export class FlowBatcher {
     private readonly maxPendingBytes = MAX_PENDING_FLOW_BYTES,
     /**
      * How long records may wait to be written together (ms; 0: the end of the turn). A write is a
-     * syscall that wakes the agent: once per turn was still about one per query under load.
+     * syscall that wakes the agent: once per turn was still about one per DNS query under load.
      */
-    private readonly windowMs = FLOW_WINDOW_MS,
+    public windowMs = 0,
   ) {
     this.sink = typeof sink === 'function' ? { write: sink, pending: () => 0 } : sink;
   }
@@ -150,6 +155,10 @@ const batcher = (): FlowBatcher => (flows ??= new FlowBatcher(flowChannel()));
 export const sendFlow = (f: Flow): void => batcher().push(f);
 /** Records already encoded as message lines (the DNS proxy's, records.ts). */
 export const sendFlowLine = (line: string): void => batcher().pushLine(line);
+/** Records wait up to `ms` to be written together (0: the end of the turn, the default). */
+export const setFlowWindow = (ms: number): void => {
+  batcher().windowMs = Math.max(0, ms);
+};
 /** Called when records were lost to a full channel. */
 export const onFlowsLost = (listener: () => void): void => batcher().onLost(listener);
 

@@ -316,7 +316,7 @@ describe('FlowBatcher (flow records to the agent, one write per window or turn)'
   for (const r of rows) {
     it(r.name, async () => {
       const writes: string[] = [];
-      const b = new FlowBatcher((t) => writes.push(t), r.max, undefined, 0); // a window of one turn
+      const b = new FlowBatcher((t) => writes.push(t), r.max); // a window of one turn
       for (let i = 0; i < r.push; i++) b.push(flow(i));
       assert.equal(writes.length, r.writesNow);
       await new Promise((res) => setImmediate(res));

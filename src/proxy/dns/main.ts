@@ -21,7 +21,15 @@ import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { onFlowsLost, runMain, send, sendFlowLine, serveAgent } from '../process.ts';
+import {
+  DNS_FLOW_WINDOW_MS,
+  onFlowsLost,
+  runMain,
+  send,
+  sendFlowLine,
+  serveAgent,
+  setFlowWindow,
+} from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
@@ -287,6 +295,7 @@ async function main(): Promise<void> {
       : {}),
   });
   onFlowsLost(() => proxy.recordsLost());
+  setFlowWindow(DNS_FLOW_WINDOW_MS);
   const addr = await proxy.start();
   serveAgent({
     parser: 'dns',
