@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type CompiledEndpoint, type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
 import { endpointOf } from '../flow/record.ts';
-import type { FlowEndpoint } from '../flow/types.ts';
+import type { Flow, FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { DNSFlowExpander } from '../proxy/dns/compact.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
@@ -264,6 +264,37 @@ export function buildDelta(rt: NodeRuntime, version: number, sent: SentMirror): 
   return d;
 }
 
+/**
+ * A proxy process's records as the agent takes them: flow messages as they are, the DNS proxy's
+ * compact ones expanded (its shapes kept per process), losses counted: those the proxy reported
+ * (`flows-lost`) and records whose shape was lost with an earlier batch.
+ */
+export class ProxyRecords {
+  private readonly dns = new DNSFlowExpander();
+
+  constructor(private readonly out: { ingest(f: Flow): void; lost(n: number): void }) {}
+
+  take(m: Extract<ProxyMessage, { type: 'flow' | 'flows-lost' | 'dns-shape' | 'dns-flow' }>): void {
+    switch (m.type) {
+      case 'flow':
+        this.out.ingest(m.flow);
+        return;
+      case 'flows-lost':
+        this.out.lost(m.count);
+        return;
+      case 'dns-shape':
+        this.dns.shape(m);
+        return;
+      case 'dns-flow': {
+        const f = this.dns.flow(m);
+        if (f !== undefined) this.out.ingest(f);
+        else this.out.lost(1);
+        return;
+      }
+    }
+  }
+}
+
 export class ProxyComponent implements RuntimeComponent {
   readonly name: string;
   readonly parser: L7Parser;
@@ -437,14 +468,20 @@ export class ProxyComponent implements RuntimeComponent {
     c.stderr.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '') this.log(`${this.name}: ${l}`);
     });
-    // this process's DNS record shapes (compact records: their ids are the process's own)
-    const dns = new DNSFlowExpander();
+    // this process's records (the DNS proxy's shape ids are the process's own)
+    const records = new ProxyRecords({
+      ingest: (f) => this.rt?.flows?.ingestFlow(f),
+      lost: (n) => {
+        this.lostRecords += n;
+        this.rt?.flows?.addProxyLost(n);
+      },
+    });
     for (const out of [c.stdout, c.stdio[3] as Readable]) {
       out.on('error', () => {});
       out.on(
         'data',
         lineDecoder<ProxyMessage>(
-          (m) => this.onMessage(m, dns),
+          (m) => this.onMessage(m, records),
           (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
         ),
       );
@@ -464,7 +501,7 @@ export class ProxyComponent implements RuntimeComponent {
     });
   }
 
-  private onMessage(m: ProxyMessage, dns: DNSFlowExpander): void {
+  private onMessage(m: ProxyMessage, records: ProxyRecords): void {
     switch (m.type) {
       case 'ready':
         this.uid = m.uid;
@@ -488,28 +525,14 @@ export class ProxyComponent implements RuntimeComponent {
         this.push();
         return;
       case 'flow':
-        this.rt?.flows?.ingestFlow(m.flow);
+      case 'flows-lost':
+      case 'dns-shape':
+      case 'dns-flow':
+        records.take(m);
         return;
       case 'refused':
         this.refused++;
         return;
-      case 'flows-lost':
-        this.lostRecords += m.count;
-        this.rt?.flows?.addProxyLost(m.count);
-        return;
-      case 'dns-shape':
-        dns.shape(m);
-        return;
-      case 'dns-flow': {
-        const f = dns.flow(m);
-        if (f !== undefined) this.rt?.flows?.ingestFlow(f);
-        else {
-          // its shape was lost with an earlier batch: lost too
-          this.lostRecords++;
-          this.rt?.flows?.addProxyLost(1);
-        }
-        return;
-      }
       case 'error':
         this.log(`${this.name}: ${m.message}`);
         return;
