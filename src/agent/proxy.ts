@@ -455,8 +455,8 @@ export class ProxyComponent implements RuntimeComponent {
     ];
     if (this.opts.secretsDir !== undefined) args.push('--secrets', this.opts.secretsDir);
     args.push(...(this.opts.args ?? []));
-    // fd 3: the proxy's records (process.ts), apart from stdout's acks and DNS answers, which must
-    // not queue behind them
+    // fd 3: the DNS proxy's records (process.ts), apart from stdout's acks and DNS answers, which
+    // must not queue behind them
     const c = spawn('ip', args, {
       cwd: REPO,
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],

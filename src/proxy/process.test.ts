@@ -93,8 +93,9 @@ describe('FlowBatcher: a bounded channel (a slow agent loses records, counted; n
 });
 
 const CHILD = `
-import { sendFlowLine } from ${JSON.stringify(join(import.meta.dirname, 'process.ts'))};
+import { sendFlowLine, useOwnRecordChannel } from ${JSON.stringify(join(import.meta.dirname, 'process.ts'))};
 import { encode } from ${JSON.stringify(join(import.meta.dirname, 'ipc.ts'))};
+useOwnRecordChannel();
 const pad = 'x'.repeat(900);
 let maxGap = 0, last = performance.now(), n = 0;
 const tick = setInterval(() => { const t = performance.now(); maxGap = Math.max(maxGap, t - last); last = t; }, 5);
@@ -112,7 +113,7 @@ const burst = () => {
 burst();
 `;
 
-describe('the record channel of a proxy process (fd 3, as the agent opens it)', () => {
+describe('the DNS proxy process’s record channel (fd 3, as the agent opens it)', () => {
   it('an agent that does not read: the event loop keeps turning, records are lost, the loss is reported', async () => {
     const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
       stdio: ['pipe', 'pipe', 'inherit', 'pipe'],

@@ -130,14 +130,16 @@ export class FlowBatcher {
 }
 
 /**
- * The process's record channel: the descriptor the agent opened for records (FLOW_FD_ENV), so
- * that acks and DNS answers on stdout never queue behind records; stdout without it (a proxy run
- * by hand or by a bench). Either is a non-blocking stream: a write queues, never waits.
+ * The process's record channel: stdout, or (`own`: the DNS proxy) the descriptor the agent opened
+ * for records (FLOW_FD_ENV), so that acks and DNS answers on stdout never queue behind records;
+ * stdout without it (a proxy run by hand or by a bench). Either is a non-blocking stream: a write
+ * queues, never waits. On stdout, records written before an ack reach the agent before it (the
+ * HTTP and Kafka proxies keep that order); on their own descriptor they need not.
  */
-function flowChannel(): FlowSink {
+function flowChannel(own: boolean): FlowSink {
   const fd = Number(process.env[FLOW_FD_ENV]);
   let out: NodeJS.WritableStream & { writableLength: number } = process.stdout;
-  if (Number.isInteger(fd) && fd > 2) {
+  if (own && Number.isInteger(fd) && fd > 2) {
     try {
       const sock = new net.Socket({ fd, readable: false, writable: true });
       sock.on('error', () => {}); // the agent gone: records have nowhere to go (stdin's end stops us)
@@ -151,7 +153,11 @@ function flowChannel(): FlowSink {
 
 /** The process's flow records to the agent, batched; `serveAgent`'s stop writes what is pending. */
 let flows: FlowBatcher | undefined;
-const batcher = (): FlowBatcher => (flows ??= new FlowBatcher(flowChannel()));
+const batcher = (): FlowBatcher => (flows ??= new FlowBatcher(flowChannel(false)));
+/** Records on the agent's record descriptor (the DNS proxy); before the first record. */
+export const useOwnRecordChannel = (): void => {
+  flows ??= new FlowBatcher(flowChannel(true));
+};
 export const sendFlow = (f: Flow): void => batcher().push(f);
 /** Records already encoded as message lines (the DNS proxy's, records.ts). */
 export const sendFlowLine = (line: string): void => batcher().pushLine(line);

@@ -29,6 +29,7 @@ import {
   sendFlowLine,
   serveAgent,
   setFlowWindow,
+  useOwnRecordChannel,
 } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
@@ -294,6 +295,8 @@ async function main(): Promise<void> {
       ? { concurrencyLimit: Number(values['concurrency-limit']) }
       : {}),
   });
+  // records apart from acks and answers (which must not wait behind them), several per write
+  useOwnRecordChannel();
   onFlowsLost(() => proxy.recordsLost());
   setFlowWindow(DNS_FLOW_WINDOW_MS);
   const addr = await proxy.start();
