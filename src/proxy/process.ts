@@ -2,8 +2,8 @@
 // from root to the proxy uid once bound, take the agent's messages on stdin (a snapshot is loaded
 // and acknowledged, and so is an FQDN delta; `stop` ends the process), stop when the agent goes
 // away (no more policy updates: a mirror that ages must not keep judging) or on SIGTERM, and say
-// `ready`. Flow records go to the agent batched, one write per turn or window (`sendFlow`), on a
-// channel of their own when the agent gave one, bounded: a full channel loses records, counted.
+// `ready`. Flow records go to the agent batched, one write per turn or window (`sendFlow`; the DNS
+// proxy's on a descriptor of their own), bounded: a full channel loses records, counted.
 
 import net from 'node:net';
 import type { Flow } from '../flow/types.ts';
@@ -46,11 +46,10 @@ export interface FlowSink {
 
 /**
  * Flow messages written in batches, one write per turn of the event loop or per window (the DNS
- * proxy's, DNS_FLOW_WINDOW_MS), or per `max` records:
- * a record per request (two per DNS query) was a write each, then a write per event-loop turn. The text is the same lines `send`
- * writes; the agent reads them the same way. Records never decide traffic: a full channel loses
- * records (counted in `lost`, reported to the agent in a `flows-lost` message ahead of the next
- * batch that fits), never waits.
+ * proxy's, DNS_FLOW_WINDOW_MS), or per `max` records: a record per request (two per DNS query)
+ * was a write each. The text is the same lines `send` writes; the agent reads them the same way.
+ * Records never decide traffic: a full channel loses records (counted in `lost`, reported to the
+ * agent in a `flows-lost` message ahead of the next batch that fits), never waits.
  */
 export class FlowBatcher {
   private lines: string[] = [];
@@ -86,7 +85,7 @@ export class FlowBatcher {
     this.lostListeners.push(listener);
   }
 
-  /** Record message lines already encoded (`encode({ type: 'flow', flow })`, or the DNS proxy's compact ones). */
+  /** Message lines already encoded (`encode({ type: 'flow', flow })`, or the DNS proxy's compact ones). */
   pushLine(line: string): void {
     this.lines.push(line);
     this.bytes += line.length;
