@@ -209,7 +209,7 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const perQuery = (cpu.user + cpu.system) / Math.max(1, proxy.stats.answered);
     process.stdout.write(
-      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts, ${flows.lost} records lost to a full channel\n`,
+      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts, ${flows.lost} records lost to a full channel, ${(flows.written / Math.max(1, flows.writes)).toFixed(1)} records per write\n`,
     );
     await proxy.close();
     process.exit(0);

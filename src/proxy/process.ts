@@ -59,6 +59,9 @@ export class FlowBatcher {
   private readonly sink: FlowSink;
   /** Records lost to a full channel, in all. */
   lost = 0;
+  /** Writes made, and the records in them (the bench's records per write). */
+  writes = 0;
+  written = 0;
   /** Of those, not yet reported to the agent. */
   private unreported = 0;
   /** Told of each loss (the DNS proxy announces its record shapes again). */
@@ -121,6 +124,8 @@ export class FlowBatcher {
       return;
     }
     const text = report + this.lines.join('');
+    this.writes++;
+    this.written += n;
     this.unreported = 0;
     this.lines = [];
     this.bytes = 0;
