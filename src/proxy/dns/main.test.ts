@@ -45,6 +45,30 @@ const snapshot = (endpoints: SnapshotEndpoint[]): PolicySnapshot => ({
   endpoints,
 });
 
+describe('the DNS proxy’s policy mirror: peers for the records', () => {
+  it('addresses outside the ipcache share one world endpoint until the next snapshot or delta', () => {
+    const m = new DNSPolicyMirror();
+    m.load(snapshot([]));
+    const a = m.peer('8.8.8.8');
+    assert.deepEqual(a, { identity: 2, labels: ['reserved:world'] });
+    assert.equal(m.peer('1.1.1.1'), a, 'the same object: records.ts caches shapes per object');
+    assert.deepEqual(m.peer('10.0.0.53'), { identity: DNS_ID });
+    m.load(snapshot([]));
+    const b = m.peer('8.8.8.8');
+    assert.notEqual(b, a, 'a snapshot: a new object');
+    const delta = {
+      version: 2,
+      peers: [],
+      removedPeers: [],
+      endpoints: [],
+      patches: [],
+      removedEndpoints: [],
+    };
+    assert.ok(m.applyDelta(delta));
+    assert.notEqual(m.peer('8.8.8.8'), b, 'a delta: a new object');
+  });
+});
+
 describe('the DNS proxy’s policy mirror', () => {
   const rows: Array<{
     name: string;

@@ -17,7 +17,7 @@
 //            [--reject refused|nameError] [--concurrency-limit N]
 
 import { parseArgs } from 'node:util';
-import type { Flow } from '../../flow/types.ts';
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
@@ -37,20 +37,36 @@ import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } 
 
 const PROTO = { tcp: 6, udp: 17 } as const;
 
+/** What the mirror says of an address outside the ipcache (mirror.ts's peer). */
+const worldEndpoint = (): FlowEndpoint => ({ identity: 2, labels: ['reserved:world'] });
+
 /** The mirror the DNS proxy judges from: replaced whole on each snapshot. */
 export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | null> {
   /** The agent's DNS cache revocation count at the last snapshot (AnswerAcks' skip cache). */
   fqdnRevision: number | undefined;
+  /**
+   * Every address outside the ipcache (a server outside the cluster): one world endpoint object
+   * until the next snapshot or delta, so that its records share a shape (records.ts caches shapes
+   * per endpoint object; a fresh object per query made a new shape, and a new id at the agent,
+   * per record).
+   */
+  private world: FlowEndpoint = worldEndpoint();
 
   override load(s: PolicySnapshot): void {
     super.load(s);
     this.fqdnRevision = s.fqdnRevision;
+    this.world = worldEndpoint();
   }
 
   override applyDelta(d: PolicyDelta): boolean {
     if (!super.applyDelta(d)) return false;
     if (d.fqdnRevision !== undefined) this.fqdnRevision = d.fqdnRevision;
+    this.world = worldEndpoint();
     return true;
+  }
+
+  override peer(ip: string): FlowEndpoint {
+    return this.peers.get(ip) ?? this.world;
   }
 
   /**
