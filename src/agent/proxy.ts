@@ -472,6 +472,10 @@ export class ProxyComponent implements RuntimeComponent {
     const records = new ProxyRecords({
       ingest: (f) => this.rt?.flows?.ingestFlow(f),
       lost: (n) => {
+        if (this.lostRecords === 0)
+          this.log(
+            `${this.name}: records lost (the agent read too slowly); counted in hubble_lost_events_total`,
+          );
         this.lostRecords += n;
         this.rt?.flows?.addProxyLost(n);
       },
