@@ -157,32 +157,47 @@ const RECORDS_ENV = 'SEAWALL_BENCH_DNS_PROXY_RECORDS';
 /**
  * In the child: a proxy to the server on the given port; prints its port, then stats on stdin's
  * end. With records, each query's two flow records go to stdout as the node's proxy sends them
- * (process.ts: flow messages, one JSON line each, written in batches), read as the agent would.
+ * (process.ts and records.ts: compact messages written in 5 ms batches), read as the agent would.
  */
 async function child(upstreamPort: number, records: boolean): Promise<void> {
   const pos = { file: 'bench', line: 1, column: 1 };
-  const { FlowBatcher } = await import('../src/proxy/process.ts');
-  const flows = new FlowBatcher((text) => process.stdout.write(text));
-  const client = { identity: 1000, labels: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
-  const server = { identity: 1001, labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'] };
+  const { DNS_FLOW_WINDOW_MS, FlowBatcher } = await import('../src/proxy/process.ts');
+  // as the node's proxy: a bounded, non-blocking channel (process.ts), records as lines (records.ts)
+  const flows = new FlowBatcher(
+    { write: (text) => void process.stdout.write(text), pending: () => process.stdout.writableLength },
+    256,
+    undefined,
+    DNS_FLOW_WINDOW_MS,
+  );
+  const labels = { client: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=b'] };
+  // the mirror's peer objects: the same ones query after query until a policy change (main.ts)
+  const clientFlow = {
+    ID: 12,
+    identity: 1000,
+    labels: labels.client,
+    cluster_name: 'default',
+    namespace: 'b',
+    pod_name: 'client',
+  };
+  const serverFlow = {
+    ID: 13,
+    identity: 1001,
+    labels: ['k8s:io.kubernetes.pod.namespace=b', 'k8s:k8s-app=kube-dns'],
+    cluster_name: 'default',
+    namespace: 'b',
+    pod_name: 'coredns',
+  };
+  const rules = [{ pos, matchName: 'api.example.com' }];
   const proxy = new DNSProxy({
     resolveRedirect: () => ({
-      endpoint: {
-        key: 'b/client',
-        identity: 1000,
-        flow: { ...client, ID: 12, cluster_name: 'default', namespace: 'b', pod_name: 'client' },
-      },
-      server: {
-        ip: '127.0.0.1',
-        port: upstreamPort,
-        identity: 1001,
-        flow: { ...server, ID: 13, cluster_name: 'default', namespace: 'b', pod_name: 'coredns' },
-      },
-      rules: [{ pos, matchName: 'api.example.com' }],
+      endpoint: { key: 'b/client', identity: 1000, flow: clientFlow },
+      server: { ip: '127.0.0.1', port: upstreamPort, identity: 1001, flow: serverFlow },
+      rules,
     }),
     onAnswer: () => {},
-    ...(records ? { onFlow: (flow) => flows.push(flow) } : {}),
+    ...(records ? { onFlowLine: (line: string) => flows.pushLine(line) } : {}),
   });
+  flows.onLost(() => proxy.recordsLost());
   await proxy.start();
   const cpu0 = process.cpuUsage();
   process.stdout.write(`${proxy.port}\n`);
@@ -194,7 +209,7 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const perQuery = (cpu.user + cpu.system) / Math.max(1, proxy.stats.answered);
     process.stdout.write(
-      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts\n`,
+      `\nproxy (records ${records ? 'on' : 'off'}): ${proxy.stats.answered} answered, ${perQuery.toFixed(1)} µs CPU per query, ${proxy.stats.learned} handed to onAnswer, ${dropped} dropped, ${proxy.stats.upstreamTimeouts} upstream timeouts, ${flows.lost} records lost to a full channel, ${(flows.written / Math.max(1, flows.writes)).toFixed(1)} records per write\n`,
     );
     await proxy.close();
     process.exit(0);
@@ -208,29 +223,35 @@ if (process.env[CHILD_ENV] !== undefined)
 const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 /**
- * Reads the proxy child's stdout as the agent reads a proxy's (JSON lines, each parsed), in a
- * process of its own as the agent is: not on the load generator's event loop. Lines that are not
- * flow messages (the port, the stats) are passed on; at the end, how many records it read.
+ * Reads the proxy child's stdout as the agent reads a proxy's records (agent/proxy.ts: lineDecoder,
+ * the DNS proxy's compact records expanded into Flows by DNSFlowExpander), in a process of its own
+ * as the agent is: not on the load generator's event loop. Lines that are not messages (the port,
+ * the stats) are passed on; at the end, how many records it made and its CPU per record.
  */
 const READER = `
-let buf = '', flows = 0;
-process.stdin.on('data', (d) => {
-  buf += d;
-  let nl;
-  while ((nl = buf.indexOf('\\n')) >= 0) {
-    const line = buf.slice(0, nl);
-    buf = buf.slice(nl + 1);
-    if (line.startsWith('{')) { if (JSON.parse(line).type === 'flow') flows++; }
-    else process.stdout.write(line + '\\n');
-  }
-});
-process.stdin.on('end', () => process.stdout.write(flows + ' flow records read\\n'));`;
+import { lineDecoder } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/ipc.ts', import.meta.url)))};
+import { DNSFlowExpander } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/dns/compact.ts', import.meta.url)))};
+const dns = new DNSFlowExpander();
+let flows = 0, cpu0;
+process.stdin.on('data', lineDecoder((m) => {
+  if (typeof m !== 'object' || m === null) return void process.stdout.write(m + '\\n'); // the port
+  cpu0 ??= process.cpuUsage();
+  if (m.type === 'flow') flows++;
+  else if (m.type === 'dns-shape') dns.shape(m);
+  else if (m.type === 'dns-flow' && dns.flow(m) !== undefined) flows++;
+}, (line) => process.stdout.write(line + '\\n')));
+process.stdin.on('end', () => {
+  const c = process.cpuUsage(cpu0);
+  process.stdout.write(flows + ' flow records made by the reader (' + (flows ? ((c.user + c.system) / flows).toFixed(1) : '-') + ' µs CPU each), ' + dns.unknown + ' of unknown shape\\n');
+});`;
 
 async function startProxyChild(
   upstreamPort: number,
   records: boolean,
 ): Promise<{ port: number; stop: () => Promise<string> }> {
-  const reader = spawn(process.execPath, ['-e', READER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const reader = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', READER], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const c = spawn(process.execPath, [...childArgs, '--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
     stdio: ['pipe', reader.stdin!, 'inherit'],

@@ -338,6 +338,11 @@ export class FlowPipeline {
     this.metrics.addLost(LOST_SOURCE.ring, n);
   }
 
+  /** L7 records a proxy lost to its full record channel (agent/proxy.ts): lost events too. */
+  addProxyLost(n: number): void {
+    this.metrics.addLost(LOST_SOURCE.observer, n);
+  }
+
   /** One conntrack event → the trace records Cilium would emit for it. Never throws. */
   ingestConntrack(ev: ConntrackEvent): void {
     const sink = this.sink;

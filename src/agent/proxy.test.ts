@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CompiledEndpoint } from '../datapath/nft/compile.ts';
+import type { Flow } from '../flow/types.ts';
 import type { EndpointPolicy, MapStateEntry } from '../policy/types.ts';
-import { patchEndpoint, type SnapshotEndpoint } from '../proxy/ipc.ts';
-import { buildDelta, buildSnapshot, diffEndpoint } from './proxy.ts';
+import type { DNSFlowMessage, DNSShapeMessage } from '../proxy/dns/compact.ts';
+import { type ProxyMessage, patchEndpoint, type SnapshotEndpoint } from '../proxy/ipc.ts';
+import { buildDelta, buildSnapshot, diffEndpoint, ProxyRecords } from './proxy.ts';
 import type { NodeRuntime } from './runtime.ts';
 
 const pos = { file: 't', line: 1, column: 1 };
@@ -185,5 +187,75 @@ describe('buildDelta (what an FQDN sync sends a proxy instead of a snapshot)', (
     const d2 = buildDelta(rt, 4, sent);
     assert.deepEqual(d2.removedEndpoints, ['10.0.0.2']);
     assert.deepEqual(d2.patches, []);
+  });
+});
+
+describe('ProxyRecords (a proxy process’s records as the agent takes them)', () => {
+  const client = { ID: 7, identity: 1234, labels: ['k8s:app=a'], namespace: 'prod', pod_name: 'a' };
+  const server = { ID: 9, identity: 5678, namespace: 'kube-system', pod_name: 'coredns' };
+  const shape: DNSShapeMessage = {
+    type: 'dns-shape',
+    id: 1,
+    shape: {
+      nodeName: 'n',
+      type: 'REQUEST',
+      verdict: 'FORWARDED',
+      transport: 'UDP',
+      client: { ip: '10.0.0.5', endpoint: client },
+      server: { ip: '10.0.0.10', endpoint: server },
+    },
+  };
+  const rec = (s: number): DNSFlowMessage => ({
+    type: 'dns-flow',
+    s,
+    t: Date.parse('2026-12-01T20:00:00.123Z'),
+    cp: 40000,
+    sp: 53,
+    q: 'api.example.com.',
+    qt: ['A'],
+  });
+  const rows: Array<{ name: string; msgs: ProxyMessage[]; flows: number; lost: number }> = [
+    {
+      name: 'a flow message: ingested as it is',
+      msgs: [{ type: 'flow', flow: { uuid: 'u' } as Flow }],
+      flows: 1,
+      lost: 0,
+    },
+    { name: 'a shape, then its records: expanded', msgs: [shape, rec(1), rec(1)], flows: 2, lost: 0 },
+    {
+      name: 'a record whose shape never came: lost, counted',
+      msgs: [rec(2), shape, rec(1)],
+      flows: 1,
+      lost: 1,
+    },
+    {
+      name: 'losses the proxy reported: counted',
+      msgs: [{ type: 'flows-lost', count: 17 }],
+      flows: 0,
+      lost: 17,
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const flows: Flow[] = [];
+      let lost = 0;
+      const p = new ProxyRecords({ ingest: (f) => flows.push(f), lost: (n) => (lost += n) });
+      for (const m of r.msgs) p.take(m as Parameters<ProxyRecords['take']>[0]);
+      assert.equal(flows.length, r.flows);
+      assert.equal(lost, r.lost);
+    });
+  }
+
+  it('an expanded record is the one dnsFlowRecord makes', () => {
+    const flows: Flow[] = [];
+    const p = new ProxyRecords({ ingest: (f) => flows.push(f), lost: () => assert.fail('lost') });
+    p.take(shape);
+    p.take(rec(1));
+    const f = flows[0]!;
+    assert.equal(f.time, '2026-12-01T20:00:00.123Z');
+    assert.equal(f.Summary, 'DNS Query api.example.com. A');
+    assert.deepEqual(f.source, client);
+    assert.notEqual(f.source, client, 'each record its own objects');
+    assert.deepEqual(f.l4, { UDP: { source_port: 40000, destination_port: 53 } });
   });
 });

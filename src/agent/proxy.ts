@@ -12,10 +12,12 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { type CompiledEndpoint, type L7Parser, PROXY_UID } from '../datapath/nft/compile.ts';
 import { endpointOf } from '../flow/record.ts';
-import type { FlowEndpoint } from '../flow/types.ts';
+import type { Flow, FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
+import { DNSFlowExpander } from '../proxy/dns/compact.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
@@ -24,6 +26,7 @@ import {
   type EntryRef,
   encode,
   entryRefKey,
+  FLOW_FD_ENV,
   lineDecoder,
   type PolicyDelta,
   type PolicySnapshot,
@@ -73,6 +76,11 @@ export interface ProxyStatus {
   acked: number;
   version: number;
   refused: number;
+  /**
+   * Flow records the proxy lost because its record channel was full (the agent read too slowly),
+   * as it reported them; also in hubble_lost_events_total. Absent when none.
+   */
+  lostRecords?: number;
   /** The uid the running proxy reported after dropping privileges. */
   uid?: number;
 }
@@ -256,6 +264,37 @@ export function buildDelta(rt: NodeRuntime, version: number, sent: SentMirror): 
   return d;
 }
 
+/**
+ * A proxy process's records as the agent takes them: flow messages as they are, the DNS proxy's
+ * compact ones expanded (its shapes kept per process), losses counted: those the proxy reported
+ * (`flows-lost`) and records whose shape was lost with an earlier batch.
+ */
+export class ProxyRecords {
+  private readonly dns = new DNSFlowExpander();
+
+  constructor(private readonly out: { ingest(f: Flow): void; lost(n: number): void }) {}
+
+  take(m: Extract<ProxyMessage, { type: 'flow' | 'flows-lost' | 'dns-shape' | 'dns-flow' }>): void {
+    switch (m.type) {
+      case 'flow':
+        this.out.ingest(m.flow);
+        return;
+      case 'flows-lost':
+        this.out.lost(m.count);
+        return;
+      case 'dns-shape':
+        this.dns.shape(m);
+        return;
+      case 'dns-flow': {
+        const f = this.dns.flow(m);
+        if (f !== undefined) this.out.ingest(f);
+        else this.out.lost(1);
+        return;
+      }
+    }
+  }
+}
+
 export class ProxyComponent implements RuntimeComponent {
   readonly name: string;
   readonly parser: L7Parser;
@@ -266,6 +305,7 @@ export class ProxyComponent implements RuntimeComponent {
   private acked = -1;
   private restarts = 0;
   private refused = 0;
+  private lostRecords = 0;
   private uid: number | undefined;
   private backoff: number;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -301,6 +341,7 @@ export class ProxyComponent implements RuntimeComponent {
       version: this.version,
       refused: this.refused,
     };
+    if (this.lostRecords > 0) s.lostRecords = this.lostRecords;
     if (this.child?.pid !== undefined) s.pid = this.child.pid;
     if (this.uid !== undefined) s.uid = this.uid;
     return s;
@@ -414,20 +455,41 @@ export class ProxyComponent implements RuntimeComponent {
     ];
     if (this.opts.secretsDir !== undefined) args.push('--secrets', this.opts.secretsDir);
     args.push(...(this.opts.args ?? []));
-    const c = spawn('ip', args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
+    // fd 3: the DNS proxy's records (process.ts), apart from stdout's acks and DNS answers, which
+    // must not queue behind them
+    const c = spawn('ip', args, {
+      cwd: REPO,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, [FLOW_FD_ENV]: '3' },
+    });
     this.child = c;
     const startedAt = Date.now();
     c.stdin.on('error', () => {});
     c.stderr.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '') this.log(`${this.name}: ${l}`);
     });
-    c.stdout.on(
-      'data',
-      lineDecoder<ProxyMessage>(
-        (m) => this.onMessage(m),
-        (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
-      ),
-    );
+    // this process's records (the DNS proxy's shape ids are the process's own)
+    const records = new ProxyRecords({
+      ingest: (f) => this.rt?.flows?.ingestFlow(f),
+      lost: (n) => {
+        if (this.lostRecords === 0)
+          this.log(
+            `${this.name}: records lost (the agent read too slowly); counted in hubble_lost_events_total`,
+          );
+        this.lostRecords += n;
+        this.rt?.flows?.addProxyLost(n);
+      },
+    });
+    for (const out of [c.stdout, c.stdio[3] as Readable]) {
+      out.on('error', () => {});
+      out.on(
+        'data',
+        lineDecoder<ProxyMessage>(
+          (m) => this.onMessage(m, records),
+          (line) => this.log(`${this.name}: not a message: ${line.slice(0, 120)}`),
+        ),
+      );
+    }
     c.once('exit', (code, sig) => {
       if (this.child === c) this.child = undefined;
       this.sent = undefined; // the next process starts from a snapshot
@@ -443,7 +505,7 @@ export class ProxyComponent implements RuntimeComponent {
     });
   }
 
-  private onMessage(m: ProxyMessage): void {
+  private onMessage(m: ProxyMessage, records: ProxyRecords): void {
     switch (m.type) {
       case 'ready':
         this.uid = m.uid;
@@ -467,7 +529,10 @@ export class ProxyComponent implements RuntimeComponent {
         this.push();
         return;
       case 'flow':
-        this.rt?.flows?.ingestFlow(m.flow);
+      case 'flows-lost':
+      case 'dns-shape':
+      case 'dns-flow':
+        records.take(m);
         return;
       case 'refused':
         this.refused++;

@@ -10,7 +10,10 @@
 // snapshot yet, an endpoint it lacks) answers `need-snapshot`, refusing everything until it comes.
 // proxy → agent: `ready` (listening, privileges dropped), `ack` (this snapshot version is the
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
-// L7 record for the node's flow pipeline), `refused` (a connection closed before judging).
+// L7 record for the node's flow pipeline), `refused` (a connection closed before judging),
+// `flows-lost` (records a full record channel lost), the DNS proxy's compact records (`dns-shape`,
+// `dns-flow`, expanded by the agent: dns/compact.ts). Records may come on a descriptor of their own
+// (process.ts, FLOW_FD_ENV), in the same lines.
 // DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`;
 // proxy → agent `dns-timeout` (an answer released unacknowledged at the max delay).
 //
@@ -29,6 +32,7 @@ import type {
   RuleRef,
   TrafficDirection,
 } from '../policy/types.ts';
+import type { DNSFlowMessage, DNSShapeMessage } from './dns/compact.ts';
 
 export type ProxyParser = 'http' | 'dns' | 'kafka';
 
@@ -146,6 +150,11 @@ export type ProxyMessage =
   | { type: 'need-snapshot'; version: number }
   | { type: 'flow'; flow: Flow }
   | { type: 'refused'; reason: string }
+  /** Records the proxy's record channel had no room for (lost, not sent): Hubble's lost events. */
+  | { type: 'flows-lost'; count: number }
+  /** The DNS proxy's records, compact (dns/compact.ts): a shape once, then each record's fields. */
+  | DNSShapeMessage
+  | DNSFlowMessage
   | DNSAnswerMessage
   /**
    * An answer released before the agent acknowledged it (--tofqdns-proxy-response-max-delay
@@ -153,6 +162,9 @@ export type ProxyMessage =
    */
   | { type: 'dns-timeout'; endpoint: string; name: string }
   | { type: 'error'; message: string };
+
+/** The environment variable naming the descriptor a proxy writes its records on (set by the agent). */
+export const FLOW_FD_ENV = 'SEAWALL_PROXY_FLOW_FD';
 
 /** Splits a byte stream into JSON messages; a line that does not parse is reported, not thrown. */
 export function lineDecoder<M>(onMessage: (m: M) => void, onBad: (line: string, e: Error) => void) {

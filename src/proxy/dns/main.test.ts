@@ -45,6 +45,30 @@ const snapshot = (endpoints: SnapshotEndpoint[]): PolicySnapshot => ({
   endpoints,
 });
 
+describe('the DNS proxy’s policy mirror: peers for the records', () => {
+  it('addresses outside the ipcache share one world endpoint until the next snapshot or delta', () => {
+    const m = new DNSPolicyMirror();
+    m.load(snapshot([]));
+    const a = m.peer('8.8.8.8');
+    assert.deepEqual(a, { identity: 2, labels: ['reserved:world'] });
+    assert.equal(m.peer('1.1.1.1'), a, 'the same object: records.ts caches shapes per object');
+    assert.deepEqual(m.peer('10.0.0.53'), { identity: DNS_ID });
+    m.load(snapshot([]));
+    const b = m.peer('8.8.8.8');
+    assert.notEqual(b, a, 'a snapshot: a new object');
+    const delta = {
+      version: 2,
+      peers: [],
+      removedPeers: [],
+      endpoints: [],
+      patches: [],
+      removedEndpoints: [],
+    };
+    assert.ok(m.applyDelta(delta));
+    assert.notEqual(m.peer('8.8.8.8'), b, 'a delta: a new object');
+  });
+});
+
 describe('the DNS proxy’s policy mirror', () => {
   const rows: Array<{
     name: string;
@@ -300,7 +324,7 @@ describe('AnswerAcks: repeats the agent already allows are not sent', () => {
   }
 });
 
-describe('FlowBatcher (flow records to the agent, one write per turn)', () => {
+describe('FlowBatcher (flow records to the agent, one write per window or turn)', () => {
   const flow = (i: number) => ({ uuid: `u${i}`, verdict: 'FORWARDED', Type: 'L7' }) as unknown as Flow;
   const rows: Array<{ name: string; max: number; push: number; writesNow: number; writesLater: number }> = [
     { name: 'records of one turn: one write after it', max: 256, push: 3, writesNow: 0, writesLater: 1 },
@@ -316,7 +340,7 @@ describe('FlowBatcher (flow records to the agent, one write per turn)', () => {
   for (const r of rows) {
     it(r.name, async () => {
       const writes: string[] = [];
-      const b = new FlowBatcher((t) => writes.push(t), r.max);
+      const b = new FlowBatcher((t) => writes.push(t), r.max); // a window of one turn
       for (let i = 0; i < r.push; i++) b.push(flow(i));
       assert.equal(writes.length, r.writesNow);
       await new Promise((res) => setImmediate(res));
@@ -325,6 +349,20 @@ describe('FlowBatcher (flow records to the agent, one write per turn)', () => {
       assert.equal(writes.join(''), want, 'the same lines send() writes, in order');
     });
   }
+
+  it('a window: records of several turns in one write at its end', async () => {
+    const writes: string[] = [];
+    const b = new FlowBatcher((t) => writes.push(t), 256, undefined, 30);
+    b.push(flow(1));
+    await new Promise((res) => setImmediate(res));
+    b.push(flow(2));
+    await new Promise((res) => setImmediate(res));
+    assert.equal(writes.length, 0, 'nothing written before the window ends');
+    await new Promise((res) => setTimeout(res, 60));
+    assert.deepEqual(writes, [
+      encode({ type: 'flow', flow: flow(1) }) + encode({ type: 'flow', flow: flow(2) }),
+    ]);
+  });
 
   it('flush() writes what is pending (the proxy stopping)', () => {
     const writes: string[] = [];

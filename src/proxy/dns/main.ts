@@ -17,31 +17,56 @@
 //            [--reject refused|nameError] [--concurrency-limit N]
 
 import { parseArgs } from 'node:util';
-import type { Flow } from '../../flow/types.ts';
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, sendFlow, serveAgent } from '../process.ts';
+import {
+  DNS_FLOW_WINDOW_MS,
+  onFlowsLost,
+  runMain,
+  send,
+  sendFlowLine,
+  serveAgent,
+  setFlowWindow,
+  useOwnRecordChannel,
+} from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import { ConntrackFile, OriginalDstCache } from './conntrack.ts';
 import { DNSProxy, type LearnedAnswer, type QuerySource, type RedirectContext } from './proxy.ts';
 
 const PROTO = { tcp: 6, udp: 17 } as const;
 
+/** What the mirror says of an address outside the ipcache (mirror.ts's peer). */
+const worldEndpoint = (): FlowEndpoint => ({ identity: 2, labels: ['reserved:world'] });
+
 /** The mirror the DNS proxy judges from: replaced whole on each snapshot. */
 export class DNSPolicyMirror extends SnapshotMirror<readonly PortRuleDNS[] | null> {
   /** The agent's DNS cache revocation count at the last snapshot (AnswerAcks' skip cache). */
   fqdnRevision: number | undefined;
+  /**
+   * Every address outside the ipcache (a server outside the cluster): one world endpoint object
+   * until the next snapshot or delta, so that its records share a shape (records.ts caches shapes
+   * per endpoint object; a fresh object per query made a new shape, and a new id at the agent,
+   * per record).
+   */
+  private world: FlowEndpoint = worldEndpoint();
 
   override load(s: PolicySnapshot): void {
     super.load(s);
     this.fqdnRevision = s.fqdnRevision;
+    this.world = worldEndpoint();
   }
 
   override applyDelta(d: PolicyDelta): boolean {
     if (!super.applyDelta(d)) return false;
     if (d.fqdnRevision !== undefined) this.fqdnRevision = d.fqdnRevision;
+    this.world = worldEndpoint();
     return true;
+  }
+
+  override peer(ip: string): FlowEndpoint {
+    return this.peers.get(ip) ?? this.world;
   }
 
   /**
@@ -105,6 +130,8 @@ export interface DNSProxyMainOptions {
   send: (m: ProxyMessage) => void;
   /** Flow records (default: each one sent as a flow message). */
   sendFlow?: (f: Flow) => void;
+  /** Flow records as message lines (the node's: records.ts, compact shapes and records). */
+  sendFlowLine?: (line: string) => void;
   responseMaxDelayMs?: number;
   rejectResponseCode?: 'refused' | 'nameError';
   concurrencyLimit?: number;
@@ -137,7 +164,9 @@ export function makeNodeDNSProxy(o: DNSProxyMainOptions): DNSProxy {
     resolveRedirect,
     onAnswer: (a) => o.learn(a),
     onResponseDelayExceeded: (a) => o.send({ type: 'dns-timeout', endpoint: a.endpoint, name: a.name }),
-    onFlow: o.sendFlow ?? ((flow) => o.send({ type: 'flow', flow })),
+    ...(o.sendFlowLine !== undefined
+      ? { onFlowLine: o.sendFlowLine }
+      : { onFlow: o.sendFlow ?? ((flow: Flow) => o.send({ type: 'flow', flow })) }),
     ...(o.responseMaxDelayMs !== undefined ? { responseMaxDelayMs: o.responseMaxDelayMs } : {}),
     ...(o.rejectResponseCode !== undefined ? { rejectResponseCode: o.rejectResponseCode } : {}),
     ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
@@ -273,7 +302,7 @@ async function main(): Promise<void> {
     originalDst,
     learn: (a) => acks.learn(a),
     send,
-    sendFlow,
+    sendFlowLine,
     ...(values['response-max-delay'] !== undefined
       ? { responseMaxDelayMs: Number(values['response-max-delay']) }
       : {}),
@@ -282,6 +311,10 @@ async function main(): Promise<void> {
       ? { concurrencyLimit: Number(values['concurrency-limit']) }
       : {}),
   });
+  // records apart from acks and answers (which must not wait behind them), several per write
+  useOwnRecordChannel();
+  onFlowsLost(() => proxy.recordsLost());
+  setFlowWindow(DNS_FLOW_WINDOW_MS);
   const addr = await proxy.start();
   serveAgent({
     parser: 'dns',

@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import type { Flow } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
+import type { ProxyMessage } from '../ipc.ts';
+import { DNSFlowExpander } from './compact.ts';
 import { DNSProxy, type LearnedAnswer, type RedirectContext } from './proxy.ts';
 import { query, startUpstream, tcpAsk, type Upstream, udpAsk } from './testing/upstream.ts';
 import { frame } from './wire.ts';
@@ -428,4 +430,65 @@ describe('DNS proxy: flow records', () => {
       );
     });
   });
+});
+
+describe('DNS proxy: records as compact lines (the node proxy), expanded, are the records as objects', () => {
+  // the mirror's objects: the same ones query after query, as main.ts's resolveRedirect gives them
+  const clientFlow = { ID: 7, identity: 1234, namespace: 'prod', pod_name: 'app', labels: ['k8s:app=app'] };
+  const serverFlow = { ID: 9, identity: 5678, namespace: 'kube-system', pod_name: 'coredns' };
+  const stable = (): RedirectContext => ({
+    endpoint: { key: 'prod/app', identity: 1234, flow: clientFlow },
+    server: { ip: '127.0.0.1', port: up.port, identity: 5678, flow: serverFlow },
+    rules: RULES,
+  });
+  /** Time, uuid, latency and the client's port vary per run: the rest must be equal. */
+  const normal = (f: Flow) => {
+    const { time: _t, uuid: _u, l4: _l4, ...rest } = f as Flow & { l4?: unknown };
+    if (rest.l7 !== undefined) rest.l7 = { ...rest.l7, latency_ns: 'n' } as typeof rest.l7;
+    return rest;
+  };
+  const ROWS = [
+    { name: 'allowed, CNAME chain with A and AAAA', msg: query('img.cdn.example.net'), records: 2 },
+    { name: 'refused (AAAA)', msg: query('evil.example.com', 'AAAA'), records: 1 },
+    {
+      name: 'answer for another name: dropped, the query record only',
+      msg: query('liar.cdn.example.net'),
+      records: 1,
+    },
+  ];
+  for (const row of ROWS) {
+    for (const transport of ['udp', 'tcp'] as const) {
+      test(`${row.name}, ${transport}`, async () => {
+        const objects: Flow[] = [];
+        const lines: string[] = [];
+        await withProxy({ resolveRedirect: stable, onFlow: (f) => objects.push(f) }, async (p) => {
+          await ask(p.port, transport, row.msg);
+        });
+        // onFlow is set too (withProxy's): lines take its place
+        await withProxy(
+          { resolveRedirect: stable, onFlowLine: (l) => lines.push(l) },
+          async (p, _l, flows) => {
+            await ask(p.port, transport, row.msg);
+            assert.equal(flows.length, 0);
+          },
+        );
+        assert.equal(lines.length, row.records);
+        assert.ok(lines.every((l) => l.endsWith('\n')));
+        // as the agent reads them (agent/proxy.ts)
+        const agent = new DNSFlowExpander();
+        const got: Flow[] = [];
+        for (const l of lines
+          .join('')
+          .split('\n')
+          .filter((x) => x !== '')) {
+          const m = JSON.parse(l) as ProxyMessage;
+          if (m.type === 'dns-shape') agent.shape(m);
+          else if (m.type === 'dns-flow') got.push(agent.flow(m)!);
+          else assert.fail(`a ${m.type} message`);
+        }
+        assert.equal(agent.unknown, 0);
+        assert.deepEqual(got.map(normal), objects.map(normal));
+      });
+    }
+  }
 });

@@ -26,13 +26,13 @@ import dgram from 'node:dgram';
 import net, { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { SeawallError } from '../../core/errors.ts';
-import { dnsFlowRecord } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import { canonicalIP } from '../../fqdn/ip.ts';
 import { compileDNSRules, type DNSPolicy, matchDNS } from '../../l7/dns.ts';
 import type { L7RuleSet } from '../../policy/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
 import { connectUpstream } from '../upstream-socket.ts';
+import { DNSRecordMessages, type DNSRecordParts, dnsRecord } from './records.ts';
 import { type Exchange, UDPUpstreams } from './upstream.ts';
 import {
   type DropReason,
@@ -43,9 +43,7 @@ import {
   parseAnswer,
   parseQuery,
   RCODE,
-  rcodeName,
   TCPFramer,
-  typeName,
   WireError,
 } from './wire.ts';
 
@@ -100,6 +98,12 @@ export interface DNSProxyOptions {
   onResponseDelayExceeded?: (a: LearnedAnswer) => void;
   /** L7 DNS flow records (Hubble's shape), one per query and per relayed answer. */
   onFlow?: (f: Flow) => void;
+  /**
+   * The same records as the agent's compact message lines (records.ts, compact.ts: a shape once,
+   * then what varies; newlines included), used instead of onFlow. Call recordsLost() when some of
+   * them were lost on the way.
+   */
+  onFlowLine?: (line: string) => void;
   nodeName?: string;
   /** --tofqdns-dns-reject-response-code: refused (default) or nameError (NXDOMAIN). */
   rejectResponseCode?: 'refused' | 'nameError';
@@ -171,15 +175,18 @@ export class DNSProxy {
   private readonly nameLocks = new Map<string, Promise<void>>();
   private readonly udpUpstreams = new UDPUpstreams(() => this.drop('answer-mismatch'));
   private readonly o: Required<
-    Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'onResponseDelayExceeded' | 'host' | 'port'>
+    Omit<DNSProxyOptions, 'onAnswer' | 'onFlow' | 'onFlowLine' | 'onResponseDelayExceeded' | 'host' | 'port'>
   > & {
     onAnswer: DNSProxyOptions['onAnswer'] | undefined;
     onFlow: DNSProxyOptions['onFlow'] | undefined;
+    onFlowLine: DNSProxyOptions['onFlowLine'] | undefined;
     onResponseDelayExceeded: DNSProxyOptions['onResponseDelayExceeded'] | undefined;
   };
   private readonly host: string;
   private closed = false;
   private active = 0;
+  /** The line builder and its shape cache, when records go out as lines. */
+  private readonly lines: DNSRecordMessages | undefined;
   readonly stats: DNSProxyStats = {
     queries: 0,
     allowed: 0,
@@ -207,6 +214,7 @@ export class DNSProxy {
       resolveRedirect: opts.resolveRedirect,
       onAnswer: opts.onAnswer,
       onFlow: opts.onFlow,
+      onFlowLine: opts.onFlowLine,
       onResponseDelayExceeded: opts.onResponseDelayExceeded,
       nodeName: opts.nodeName ?? 'node-1',
       rejectResponseCode: opts.rejectResponseCode ?? 'refused',
@@ -220,6 +228,7 @@ export class DNSProxy {
       maxPerConnection: Math.max(1, opts.maxPerConnection ?? 16),
       tcpIdleTimeoutMs: Math.max(1, opts.tcpIdleTimeoutMs ?? 8000),
     };
+    this.lines = opts.onFlowLine !== undefined ? new DNSRecordMessages(this.o.nodeName) : undefined;
     if (
       opts.rejectResponseCode !== undefined &&
       !['refused', 'nameError'].includes(opts.rejectResponseCode)
@@ -279,6 +288,11 @@ export class DNSProxy {
         }
       }),
     ]);
+  }
+
+  /** Lines given to onFlowLine were lost (a full channel): shapes are announced again. */
+  recordsLost(): void {
+    this.lines?.lost();
   }
 
   private drop(reason: DropReason): void {
@@ -579,38 +593,15 @@ export class DNSProxy {
     a?: ParsedAnswer,
     latencyNs?: number,
   ): void {
+    const lines = this.lines;
     const onFlow = this.o.onFlow;
-    if (onFlow === undefined) return;
-    const client = {
-      ip: src.clientIP,
-      port: src.clientPort,
-      endpoint: ctx.endpoint.flow ?? { identity: ctx.endpoint.identity },
-    };
-    const serverEp: FlowEndpoint =
-      ctx.server.flow ?? (ctx.server.identity !== undefined ? { identity: ctx.server.identity } : {});
-    const server = { ip: ctx.server.ip, port: ctx.server.port, endpoint: serverEp };
-    const input: Parameters<typeof dnsFlowRecord>[0] = {
-      time: new Date(),
-      nodeName: this.o.nodeName,
-      type,
-      verdict,
-      transport: src.transport === 'udp' ? 'UDP' : 'TCP',
-      client,
-      server,
-      query: q.question.name,
-      qtypes: [typeName(q.question.qtype)],
-    };
-    if (a !== undefined) {
-      input.ips = a.ips;
-      input.ttl = a.ttl;
-      input.cnames = a.cnames;
-      input.rcode = a.rcode;
-      input.rcodeText = rcodeName(a.rcode);
-      input.rrtypes = a.rrtypes.map(typeName);
-    }
-    if (latencyNs !== undefined) input.latencyNs = latencyNs;
+    if (lines === undefined && onFlow === undefined) return;
+    const parts: DNSRecordParts = { ctx, src, q, type, verdict, time: new Date() };
+    if (a !== undefined) parts.a = a;
+    if (latencyNs !== undefined) parts.latencyNs = latencyNs;
     try {
-      onFlow(dnsFlowRecord(input));
+      if (lines !== undefined) this.o.onFlowLine!(lines.line(parts));
+      else onFlow!(dnsRecord(parts, this.o.nodeName));
     } catch {
       // a failing flow consumer must not change what the pod gets
     }

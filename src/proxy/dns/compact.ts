@@ -1,0 +1,127 @@
+// The DNS proxy's records on the wire to the agent, compact: a record's shape (what depends only
+// on the two endpoints, their addresses, transport, request or response and verdict) is sent once
+// as a `dns-shape` message with an id, and each record as a `dns-flow` message with only what varies
+// (time, ports, the l7.dns fields). The agent expands them (expandDNSFlow) into exactly the Flow
+// dnsFlowRecord makes from the same input. A full flow message per record was ~1 kB of JSON built
+// and written by the proxy; this is ~150 bytes.
+//
+// Ids are the proxy process's own: the agent keeps the shapes per process (agent/proxy.ts). A shape
+// is announced ahead of its first record in the same batch, so the two arrive or are lost together;
+// after a loss every shape is announced again. A record whose shape the agent lacks is counted lost.
+// Only flow/ below: the agent loads this without the DNS wire parser.
+
+import { type DNSRecordInput, dnsFlowRecord, dnsRcodeName } from '../../flow/dns-record.ts';
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
+
+/** What a shape fixes. */
+export interface DNSShape {
+  nodeName: string;
+  type: 'REQUEST' | 'RESPONSE';
+  verdict: 'FORWARDED' | 'DROPPED';
+  transport: 'UDP' | 'TCP';
+  client: { ip: string; endpoint: FlowEndpoint };
+  server: { ip: string; endpoint: FlowEndpoint };
+}
+
+export interface DNSShapeMessage {
+  type: 'dns-shape';
+  id: number;
+  shape: DNSShape;
+}
+
+/** One record: its shape's id and what varies. */
+export interface DNSFlowMessage {
+  type: 'dns-flow';
+  /** Shape id. */
+  s: number;
+  /** Time, epoch ms (what `new Date()` holds). */
+  t: number;
+  /** Client port, server port. */
+  cp: number;
+  sp: number;
+  /** Query name, qtypes (Hubble's type names). */
+  q: string;
+  qt: string[];
+  /** The answer relayed (a response): ips, ttl, cnames, rcode, rrtypes. */
+  r?: { ips: string[]; ttl: number; cn: string[]; rc: number; rr: string[] };
+  /** Request to response, ns. */
+  l?: number;
+}
+
+/** A shape as the agent keeps it: endpoints as text, parsed per record (each record its own objects). */
+export interface ExpandableShape {
+  shape: DNSShape;
+  client: string;
+  server: string;
+}
+
+export function expandableShape(shape: DNSShape): ExpandableShape {
+  return {
+    shape,
+    client: JSON.stringify(shape.client.endpoint),
+    server: JSON.stringify(shape.server.endpoint),
+  };
+}
+
+/** The Flow a record message stands for (dnsFlowRecord's, byte for byte once encoded). */
+export function expandDNSFlow(x: ExpandableShape, m: DNSFlowMessage, uuid?: string): Flow {
+  const s = x.shape;
+  const input: DNSRecordInput = {
+    time: new Date(m.t),
+    nodeName: s.nodeName,
+    type: s.type,
+    verdict: s.verdict,
+    transport: s.transport,
+    client: { ip: s.client.ip, port: m.cp, endpoint: JSON.parse(x.client) as FlowEndpoint },
+    server: { ip: s.server.ip, port: m.sp, endpoint: JSON.parse(x.server) as FlowEndpoint },
+    query: m.q,
+    qtypes: m.qt,
+  };
+  if (uuid !== undefined) input.uuid = uuid;
+  const r = m.r;
+  if (r !== undefined) {
+    input.ips = r.ips;
+    input.ttl = r.ttl;
+    input.cnames = r.cn;
+    input.rcode = r.rc;
+    input.rcodeText = dnsRcodeName(r.rc);
+    input.rrtypes = r.rr;
+  }
+  if (m.l !== undefined) input.latencyNs = m.l;
+  return dnsFlowRecord(input);
+}
+
+/**
+ * The agent's side, per proxy process: shapes by id, and records expanded into Flows. Returns
+ * undefined for a record whose shape never came (lost with its batch): the caller counts it lost.
+ */
+export class DNSFlowExpander {
+  private readonly shapes = new Map<number, ExpandableShape>();
+  /** Records whose shape was unknown. */
+  unknown = 0;
+
+  /** Most shapes kept (a proxy announces one per endpoint pair and kind; past it, the oldest go). */
+  constructor(private readonly max = 65_536) {}
+
+  shape(m: DNSShapeMessage): void {
+    this.shapes.delete(m.id);
+    if (this.shapes.size >= this.max) this.shapes.delete(this.shapes.keys().next().value!);
+    this.shapes.set(m.id, expandableShape(m.shape));
+  }
+
+  flow(m: DNSFlowMessage): Flow | undefined {
+    const x = this.shapes.get(m.s);
+    if (x === undefined) {
+      this.unknown++;
+      return undefined;
+    }
+    // least recently used first out: a shape in use is never the one evicted
+    this.shapes.delete(m.s);
+    this.shapes.set(m.s, x);
+    return expandDNSFlow(x, m);
+  }
+
+  get size(): number {
+    return this.shapes.size;
+  }
+}

@@ -1,0 +1,180 @@
+// The DNS proxy's L7 flow records (flow/dns-record.ts has Hubble's shape), in two forms: a Flow
+// object (dnsRecord: the tests' and embedders' onFlow), and the compact messages the node proxy
+// sends the agent (DNSRecordMessages, compact.ts), which the agent expands into the same Flow.
+// Building the object and stringifying it, labels and all, cost about as much as the rest of a
+// query; what depends only on the record's shape (the two endpoints, their addresses, transport,
+// request or response, verdict) is now sent once per shape, and per record only what varies.
+//
+// Shapes are cached per pair of the mirror's FlowEndpoint objects (WeakMaps: a snapshot or FQDN
+// delta replaces those objects, so a policy change makes new shapes, and what the mirror no longer
+// holds is collected), a bounded number per pair. A record whose endpoints are not the mirror's
+// objects (no flow endpoint: the identity alone) goes as a full flow message. Records never decide
+// traffic: this is only what the agent is told.
+
+import { type DNSRecordInput, dnsFlowRecord } from '../../flow/dns-record.ts';
+import type { Flow, FlowEndpoint } from '../../flow/types.ts';
+import type { DNSShape, DNSShapeMessage } from './compact.ts';
+import type { QuerySource, RedirectContext } from './proxy.ts';
+import { type ParsedAnswer, type ParsedQuery, rcodeName, typeName } from './wire.ts';
+
+/** One record as the proxy sees it: a query (REQUEST) or the answer relayed (RESPONSE). */
+export interface DNSRecordParts {
+  ctx: RedirectContext;
+  src: QuerySource;
+  q: ParsedQuery;
+  type: 'REQUEST' | 'RESPONSE';
+  verdict: 'FORWARDED' | 'DROPPED';
+  a?: ParsedAnswer;
+  latencyNs?: number;
+  time: Date;
+  /** Deterministic ids for tests; random otherwise. */
+  uuid?: string;
+}
+
+/** Shapes kept per endpoint pair, at most (past it the pair's cache starts over). */
+export const MAX_SHAPES_PER_PAIR = 64;
+
+/** The record builder's input (the slow path, and the reference the fast one is tested against). */
+export function recordInput(p: DNSRecordParts, nodeName: string): DNSRecordInput {
+  const { ctx, src, q, a } = p;
+  const client = {
+    ip: src.clientIP,
+    port: src.clientPort,
+    endpoint: ctx.endpoint.flow ?? { identity: ctx.endpoint.identity },
+  };
+  const serverEp: FlowEndpoint =
+    ctx.server.flow ?? (ctx.server.identity !== undefined ? { identity: ctx.server.identity } : {});
+  const input: DNSRecordInput = {
+    time: p.time,
+    nodeName,
+    type: p.type,
+    verdict: p.verdict,
+    transport: src.transport === 'udp' ? 'UDP' : 'TCP',
+    client,
+    server: { ip: ctx.server.ip, port: ctx.server.port, endpoint: serverEp },
+    query: q.question.name,
+    qtypes: [typeName(q.question.qtype)],
+  };
+  if (p.uuid !== undefined) input.uuid = p.uuid;
+  if (a !== undefined) {
+    input.ips = a.ips;
+    input.ttl = a.ttl;
+    input.cnames = a.cnames;
+    input.rcode = a.rcode;
+    input.rcodeText = rcodeName(a.rcode);
+    input.rrtypes = a.rrtypes.map(typeName);
+  }
+  if (p.latencyNs !== undefined) input.latencyNs = p.latencyNs;
+  return input;
+}
+
+/** The record as a Flow object. */
+export function dnsRecord(p: DNSRecordParts, nodeName: string): Flow {
+  return dnsFlowRecord(recordInput(p, nodeName));
+}
+
+/** A shape as the proxy keeps it: its id, its announcement, and the epoch it was last announced in. */
+interface Shape {
+  id: number;
+  /** The `dns-shape` message line. */
+  def: string;
+  epoch: number;
+}
+
+/** JSON's number text (JSON.stringify's: NaN and infinities are null). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+/**
+ * The lines a record goes to the agent as (compact.ts): its shape's `dns-shape` message the first
+ * time (and again after a loss), then a `dns-flow` message with what varies; a full `flow` message
+ * when an endpoint is not one of the mirror's objects. One per proxy.
+ */
+export class DNSRecordMessages {
+  private byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, Map<string, Shape>>>();
+  private readonly typeJSON = new Map<number, string>();
+  private nextId = 1;
+  /** Bumped when records were lost: every shape is announced again before its next record. */
+  private epoch = 0;
+  /** Shapes built (each should be built once per endpoint pair and kind). */
+  built = 0;
+
+  constructor(private readonly nodeName: string) {}
+
+  /** Records were lost on the way (the channel was full): a shape announcement may be among them. */
+  lost(): void {
+    this.epoch++;
+  }
+
+  /** The message line(s) for one record, newlines included. */
+  line(p: DNSRecordParts): string {
+    const clientEp = p.ctx.endpoint.flow;
+    const serverEp = p.ctx.server.flow;
+    if (clientEp === undefined || serverEp === undefined)
+      return `{"type":"flow","flow":${JSON.stringify(dnsRecord(p, this.nodeName))}}\n`;
+    const shape = this.shape(p, clientEp, serverEp);
+    const { q, a } = p;
+    let s = '';
+    if (shape.epoch !== this.epoch) {
+      s = shape.def;
+      shape.epoch = this.epoch;
+    }
+    s += `{"type":"dns-flow","s":${shape.id},"t":${p.time.getTime()},"cp":${num(p.src.clientPort)},"sp":${num(p.ctx.server.port)}`;
+    s += `,"q":${JSON.stringify(q.question.name)},"qt":[${this.type(q.question.qtype)}]`;
+    if (a !== undefined) {
+      let rr = '';
+      for (let i = 0; i < a.rrtypes.length; i++) rr += (i === 0 ? '' : ',') + this.type(a.rrtypes[i]!);
+      s +=
+        `,"r":{"ips":${JSON.stringify(a.ips)},"ttl":${num(a.ttl)},"cn":${JSON.stringify(a.cnames)}` +
+        `,"rc":${num(a.rcode)},"rr":[${rr}]}`;
+    }
+    if (p.latencyNs !== undefined) s += `,"l":${num(p.latencyNs)}`;
+    return `${s}}\n`;
+  }
+
+  /** A type's name as JSON text. */
+  private type(t: number): string {
+    let j = this.typeJSON.get(t);
+    if (j === undefined) {
+      j = JSON.stringify(typeName(t));
+      if (this.typeJSON.size < 256) this.typeJSON.set(t, j);
+    }
+    return j;
+  }
+
+  private shape(p: DNSRecordParts, clientEp: FlowEndpoint, serverEp: FlowEndpoint): Shape {
+    let byServer = this.byClient.get(clientEp);
+    if (byServer === undefined) {
+      byServer = new WeakMap();
+      this.byClient.set(clientEp, byServer);
+    }
+    let shapes = byServer.get(serverEp);
+    if (shapes === undefined) {
+      shapes = new Map();
+      byServer.set(serverEp, shapes);
+    }
+    const key = `${p.src.clientIP}|${p.ctx.server.ip}|${p.src.transport}|${p.type}|${p.verdict}`;
+    let s = shapes.get(key);
+    if (s === undefined) {
+      this.built++;
+      const shape: DNSShape = {
+        nodeName: this.nodeName,
+        type: p.type,
+        verdict: p.verdict,
+        transport: p.src.transport === 'udp' ? 'UDP' : 'TCP',
+        client: { ip: p.src.clientIP, endpoint: clientEp },
+        server: { ip: p.ctx.server.ip, endpoint: serverEp },
+      };
+      const id = this.nextId++;
+      s = { id, def: encodeShape({ type: 'dns-shape', id, shape }), epoch: -1 };
+      if (shapes.size >= MAX_SHAPES_PER_PAIR) shapes.clear();
+      shapes.set(key, s);
+    }
+    return s;
+  }
+}
+
+function encodeShape(m: DNSShapeMessage): string {
+  return `${JSON.stringify(m)}\n`;
+}
