@@ -31,6 +31,7 @@ function startTrace() {
   eld.enable();
   let gcs: Array<{ kind: number; ms: number }> = [];
   let cpu0 = process.cpuUsage();
+  let ru0 = process.resourceUsage();
   new PerformanceObserver((l) => {
     for (const e of l.getEntries()) {
       gcs.push({ kind: (e as unknown as { detail?: { kind: number } }).detail?.kind ?? 0, ms: e.duration });
@@ -41,6 +42,7 @@ function startTrace() {
       eld.reset();
       gcs = [];
       cpu0 = process.cpuUsage();
+      ru0 = process.resourceUsage();
     },
     report() {
       const byKind: Record<string, { n: number; totalMs: number; maxMs: number }> = {};
@@ -53,17 +55,31 @@ function startTrace() {
         b.maxMs = Math.max(b.maxMs, g.ms);
       }
       const cpu = process.cpuUsage(cpu0);
+      const ru = process.resourceUsage();
       return {
+        // Times the kernel took the CPU from this process while it could run (another process's
+        // turn on its core): the machine's share of the stalls, not the proxy's.
+        involuntarySwitches: ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches,
+        voluntarySwitches: ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches,
         userS: cpu.user / 1e6,
         systemS: cpu.system / 1e6,
         eldP50Ms: eld.percentile(50) / 1e6,
         eldP99Ms: eld.percentile(99) / 1e6,
         eldMaxMs: eld.max / 1e6,
+        // Event-loop stalls of 5 ms and more: the histogram's count above 5 ms.
+        eldOver5Ms: eldCountAbove(eld, 5e6),
         gc: byKind,
       };
     },
   };
 }
+/** How many of the histogram's samples were at or above `ns` (from its percentiles). */
+function eldCountAbove(h: ReturnType<typeof monitorEventLoopDelay>, ns: number): number {
+  let below = 0;
+  for (const [p, v] of h.percentiles) if (v < ns) below = p;
+  return Math.round(((100 - below) / 100) * h.count);
+}
+
 const GC_KINDS: Record<number, string> = {
   1: 'scavenge',
   2: 'minor-mc',
