@@ -164,10 +164,17 @@ if (role === 'upstream') {
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
     originalDst: () => upstream,
-    // Records are built and encoded (their cost is part of the proxy's), then dropped.
-    onFlow: (flow) => {
-      sink += encode({ type: 'flow', flow }).length;
-    },
+    // Records are built and encoded (their cost is part of the proxy's), then dropped;
+    // BENCH_RECORDS=0: no records at all (what they cost, by difference).
+    ...(process.env.BENCH_RECORDS === '0'
+      ? {}
+      : {
+          onFlow: (
+            flow: Parameters<NonNullable<ConstructorParameters<typeof HTTPProxy>[0]['onFlow']>>[0],
+          ) => {
+            sink += encode({ type: 'flow', flow }).length;
+          },
+        }),
   });
   proxy.listen(0, '127.0.0.1').then((a) => ready(a.port));
   process.on('exit', () => sink);

@@ -166,6 +166,7 @@ export class HTTPProxy extends EventEmitter {
   private readonly h2: http2.Http2Server;
   private readonly redirected: RedirectedConnections;
   private readonly contexts = new WeakMap<object, RedirectContext>();
+  private readonly h2Remote = new WeakMap<object, HostPort>();
   private pendingH2: RedirectContext | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly upstream: UpstreamPool;
@@ -238,6 +239,10 @@ export class HTTPProxy extends EventEmitter {
         return;
       }
       this.contexts.set(s, ctx);
+      // The client's address, once per session: the session's socket is a Proxy whose every
+      // property read is a trap, and a gRPC channel carries thousands of calls.
+      const sock = s.socket;
+      this.h2Remote.set(s, hostPortOf(sock?.remoteAddress, sock?.remotePort));
       this.h2Sessions.add(s);
       s.once('close', () => this.h2Sessions.delete(s));
       s.on('error', () => {});
@@ -710,8 +715,7 @@ export class HTTPProxy extends EventEmitter {
     const host = hdrs[':authority'] !== undefined ? String(hdrs[':authority']) : hdrs.host;
     const headers = pairs(Array.isArray(raw) ? raw : []).filter(([k]) => !k.startsWith(':'));
     const grpc = String(hdrs['content-type'] ?? '').startsWith('application/grpc');
-    const sock = stream.session?.socket;
-    const remote = hostPortOf(sock?.remoteAddress, sock?.remotePort);
+    const remote = this.h2Remote.get(stream.session as object) ?? hostPortOf(undefined, undefined);
     if (method === 'CONNECT') {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
@@ -825,8 +829,9 @@ export class HTTPProxy extends EventEmitter {
       const status = Number(rh[':status'] ?? 502);
       const out: http2.OutgoingHttpHeaders = { ':status': status };
       const rec: Array<[string, string]> = [];
-      for (const [k, v] of Object.entries(rh)) {
-        if (k.startsWith(':') || HOP_BY_HOP.has(k) || v === undefined) continue;
+      for (const k in rh) {
+        const v = rh[k];
+        if (k.charCodeAt(0) === 58 || HOP_BY_HOP.has(k) || v === undefined) continue;
         out[k] = v;
         rec.push([k, Array.isArray(v) ? v.join(',') : String(v)]);
       }
