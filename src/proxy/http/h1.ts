@@ -336,7 +336,8 @@ export class H1Response {
 
   /** The connection went away before this response was complete. */
   onClose(cb: () => void): void {
-    (this.closeCbs ??= []).push(cb);
+    if (this.closeCbs === undefined) this.closeCbs = [cb];
+    else this.closeCbs.push(cb);
   }
 
   /** @internal */

@@ -959,10 +959,14 @@ class H1Forward implements ExchangeHandlers {
       res.destroy();
       return;
     }
-    if (e.code === 'ETIMEDOUT_UPSTREAM') return this.fail(504, 'upstream request timeout\r\n');
+    if (e.code === 'ETIMEDOUT_UPSTREAM') {
+      this.fail(504, 'upstream request timeout\r\n');
+      return;
+    }
     if (e.code === 'UPSTREAM_BAD_RESPONSE') {
       this.proxy.upstreamRefused(`bad upstream response: ${e.message}`, this.x.ctx.originalDst);
-      return this.fail(502, 'upstream sent an invalid response\r\n');
+      this.fail(502, 'upstream sent an invalid response\r\n');
+      return;
     }
     if (!this.bodyStarted && this.attempt <= this.proxy.retryCount && !res.destroyed) {
       // The body waits (held, nothing of it sent) for the next connection.

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { HostPort } from './context.ts';
 import { ingress, parseResponses, rawExchange, rules, startProxy, type TestProxy } from './test-support.ts';
-import { type UpstreamConnection, UpstreamPool } from './upstream.ts';
+import { UpstreamConnection, UpstreamPool } from './upstream.ts';
 
 interface RawUpstream {
   address: HostPort;
@@ -387,4 +387,28 @@ describe('UpstreamPool: timeouts from one sweep', () => {
       });
     });
   }
+});
+
+describe('UpstreamPool: the sweep and a connection still connecting', () => {
+  test('a connecting socket is left to its connect timer, however short the idle timeout', () => {
+    const pool = new UpstreamPool({
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 10,
+      idleTimeoutMs: 10,
+      maxIdlePerDestination: 4,
+      maxHeadSize: 16384,
+      maxHeaders: 100,
+    });
+    const sock = new net.Socket();
+    let connecting = true;
+    Object.defineProperty(sock, 'connecting', { get: () => connecting });
+    const c = new UpstreamConnection(sock, pool, 'k');
+    c.lastActive = 0;
+    c.check(performance.now());
+    assert.equal(sock.destroyed, false, 'destroyed while connecting');
+    connecting = false;
+    c.check(performance.now());
+    assert.equal(sock.destroyed, true, 'an idle connected socket past the idle timeout is closed');
+    pool.destroy();
+  });
 });

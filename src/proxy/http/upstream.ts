@@ -101,7 +101,8 @@ export class UpstreamConnection {
 
   /** @internal the pool's sweep: ends the connection when it was quiet too long. */
   check(now: number): void {
-    if (this.socket.destroyed) return;
+    // A connection still connecting has its own deadline (the pool's connect timer).
+    if (this.socket.destroyed || this.socket.connecting) return;
     const quiet = now - this.lastActive;
     if (this.handlers === undefined) {
       if (quiet > this.pool.o.idleTimeoutMs) this.socket.destroy();
