@@ -8,7 +8,9 @@
 //                                 through the agent's policy mirror
 // Each prints `{"port":N}` when listening and answers IPC `cpu` with process.cpuUsage().
 
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { Session } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { PolicyMirror } from '../src/proxy/http/main.ts';
@@ -99,7 +101,32 @@ process.on('message', (m) => {
 });
 process.on('disconnect', () => process.exit(0));
 // A normal exit on SIGTERM, so `node --cpu-prof` writes its profile.
-process.on('SIGTERM', () => process.exit(0));
+process.on('SIGTERM', () => {
+  if (heapProfile === undefined) process.exit(0);
+  else heapProfile().then(() => process.exit(0));
+});
+
+// BENCH_HEAP_PROF=DIR (proxy children): a sampling profile of what the proxy allocates, the objects
+// the young generation collected included (where the scavenges come from), written at SIGTERM.
+const heapProfile =
+  role === 'proxy' && process.env.BENCH_HEAP_PROF !== undefined ? startHeapProfile(process.env.BENCH_HEAP_PROF) : undefined;
+
+function startHeapProfile(dir: string): () => Promise<void> {
+  const s = new Session();
+  s.connect();
+  s.post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return () =>
+    new Promise((resolve) => {
+      s.post('HeapProfiler.stopSampling', (err, r) => {
+        if (err === null) writeFileSync(`${dir}/proxy-${a2}-${process.pid}.heapprofile`, JSON.stringify(r.profile));
+        resolve();
+      });
+    });
+}
 
 if (role === 'upstream') {
   const s = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {

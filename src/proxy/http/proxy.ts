@@ -41,6 +41,7 @@ import { HTTPJudge, type Judgement, NO_SECRET_HEADERS } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
 import type { ResponseHead } from './response.ts';
 import { type ExchangeHandlers, type UpstreamConnection, UpstreamPool } from './upstream.ts';
+import { randomUUIDv4 } from './uuid.ts';
 
 export const ACCESS_DENIED_BODY = 'Access denied\r\n';
 /** gRPC status codes the proxy itself returns (grpc/status codes). */
@@ -471,6 +472,7 @@ export class HTTPProxy extends EventEmitter {
     if (this.opts.onFlow === undefined) return;
     const input: Parameters<typeof httpFlowRecord>[0] = {
       time: new Date(),
+      uuid: randomUUIDv4(),
       nodeName: this.o.nodeName,
       type,
       verdict,
@@ -512,8 +514,21 @@ export class HTTPProxy extends EventEmitter {
     }
   }
 
+  /** The policies that admitted a request, per rule set (sets are immutable: computed once). */
+  private readonly allowedBySet = new WeakMap<HTTPRuleSet, { ingress?: RuleRef[]; egress?: RuleRef[] }>();
+
   private admitted(x: Exchange, j: Judgement): void {
     x.secretHeaders = j.secretHeaders;
+    if (j.outcomes.length === 1) {
+      const set = j.outcomes[0]!.set;
+      let one = this.allowedBySet.get(set);
+      if (one === undefined) {
+        one = { [set.direction === 'INGRESS' ? 'ingress' : 'egress']: [...(set.policies ?? [])] };
+        this.allowedBySet.set(set, one);
+      }
+      x.allowedBy = one;
+      return;
+    }
     const by: { ingress?: RuleRef[]; egress?: RuleRef[] } = {};
     for (const o of j.outcomes) {
       const key = o.set.direction === 'INGRESS' ? 'ingress' : 'egress';
