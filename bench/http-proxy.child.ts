@@ -109,7 +109,9 @@ process.on('SIGTERM', () => {
 // BENCH_HEAP_PROF=DIR (proxy children): a sampling profile of what the proxy allocates, the objects
 // the young generation collected included (where the scavenges come from), written at SIGTERM.
 const heapProfile =
-  role === 'proxy' && process.env.BENCH_HEAP_PROF !== undefined ? startHeapProfile(process.env.BENCH_HEAP_PROF) : undefined;
+  role === 'proxy' && process.env.BENCH_HEAP_PROF !== undefined
+    ? startHeapProfile(process.env.BENCH_HEAP_PROF)
+    : undefined;
 
 function startHeapProfile(dir: string): () => Promise<void> {
   const s = new Session();
@@ -122,7 +124,8 @@ function startHeapProfile(dir: string): () => Promise<void> {
   return () =>
     new Promise((resolve) => {
       s.post('HeapProfiler.stopSampling', (err, r) => {
-        if (err === null) writeFileSync(`${dir}/proxy-${a2}-${process.pid}.heapprofile`, JSON.stringify(r.profile));
+        if (err === null)
+          writeFileSync(`${dir}/proxy-${a2}-${process.pid}.heapprofile`, JSON.stringify(r.profile));
         resolve();
       });
     });
