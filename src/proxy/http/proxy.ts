@@ -29,6 +29,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type stream from 'node:stream';
 import { httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
 import type { Flow } from '../../flow/types.ts';
 import type { SecretResolver } from '../../l7/http.ts';
@@ -95,10 +96,32 @@ const HOP_BY_HOP = new Set([
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-function pairs(raw: readonly string[]): Array<[string, string]> {
+/** An HTTP/2 stream's raw header list as lower-case pairs, the pseudo-headers left out. */
+function regularPairs(raw: readonly string[]): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (k.charCodeAt(0) !== 58) out.push([k, raw[i + 1]!]);
+  }
   return out;
+}
+
+/**
+ * Bytes of one HTTP/2 stream to another, with backpressure, and the end passed on: what pipe()
+ * does for these streams, without its eight listeners and state per stream (a gRPC call has two
+ * such directions). Errors and closes are handled by the caller's own listeners.
+ */
+function forward(from: stream.Readable, to: stream.Writable): void {
+  from.on('data', (c: Buffer) => {
+    if (to.destroyed) return;
+    if (!to.write(c)) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+  from.once('end', () => {
+    if (!to.destroyed) to.end();
+  });
 }
 
 function hostCount(headers: ReadonlyArray<readonly [string, string]>): number {
@@ -728,7 +751,7 @@ export class HTTPProxy extends EventEmitter {
     const method = String(hdrs[':method'] ?? '');
     const rawPath = String(hdrs[':path'] ?? '');
     const host = hdrs[':authority'] !== undefined ? String(hdrs[':authority']) : hdrs.host;
-    const headers = pairs(Array.isArray(raw) ? raw : []).filter(([k]) => !k.startsWith(':'));
+    const headers = regularPairs(Array.isArray(raw) ? raw : []);
     const grpc = String(hdrs['content-type'] ?? '').startsWith('application/grpc');
     const remote = this.h2Remote.get(stream.session as object) ?? hostPortOf(undefined, undefined);
     if (method === 'CONNECT') {
@@ -817,7 +840,7 @@ export class HTTPProxy extends EventEmitter {
     }
     let trailers: http2.IncomingHttpHeaders | undefined;
     up.setTimeout(this.o.upstreamTimeoutMs, () => up.close(http2.constants.NGHTTP2_CANCEL));
-    stream.pipe(up);
+    forward(stream, up);
     stream.on('close', () => {
       if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
     });
@@ -869,7 +892,7 @@ export class HTTPProxy extends EventEmitter {
           stream.close();
         }
       });
-      up.pipe(stream);
+      forward(up, stream);
     });
     up.on('trailers', (t) => {
       trailers = t;
