@@ -13,7 +13,8 @@
 // client in this process. Medians of interleaved rounds; about 90 s in all.
 // Knobs: BENCH_PARTS, BENCH_ROUNDS, BENCH_PIN=1; BENCH_RATE=N (the latency part alone, at N);
 // BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
-// BENCH_PROF=DIR (CPU profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
+// BENCH_NO_RECORDS=1 (a 1-rule proxy without flow records beside the plain one, paced);
+// BENCH_PROF=DIR (CPU profiles); BENCH_HEAP_PROF=DIR (allocation profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
 // proxy from another checkout beside this one).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
@@ -47,13 +48,23 @@ interface Child {
 }
 
 /** Seawall proxies run with the agent's node flags unless `flags` replaces them. */
-async function startChild(args: string[], flags?: readonly string[], child?: string): Promise<Child> {
-  const c = await startChildUnpinned(args, flags, child);
+async function startChild(
+  args: string[],
+  flags?: readonly string[],
+  child?: string,
+  env?: Record<string, string>,
+): Promise<Child> {
+  const c = await startChildUnpinned(args, flags, child, env);
   pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
   return c;
 }
 
-async function startChildUnpinned(args: string[], f?: readonly string[], child = CHILD): Promise<Child> {
+async function startChildUnpinned(
+  args: string[],
+  f?: readonly string[],
+  child = CHILD,
+  env?: Record<string, string>,
+): Promise<Child> {
   const flags = f ?? (args[0] === 'proxy' ? HTTP_PROXY_NODE_FLAGS : []);
   // BENCH_PROF=DIR: a CPU profile of every Seawall proxy child, written to DIR when it ends.
   const prof =
@@ -63,6 +74,7 @@ async function startChildUnpinned(args: string[], f?: readonly string[], child =
   const proc = fork(child, args, {
     execArgv: ['--import', 'tsx', ...prof, ...flags],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
   });
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`child ${args.join(' ')} did not start`)), 20_000);
@@ -411,6 +423,13 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     const alt =
       altEnv !== undefined ? await startChild(['proxy', String(up.port), '1'], altFlags) : undefined;
     if (alt !== undefined) children.push(alt);
+    // BENCH_NO_RECORDS=1: one more 1-rule proxy that makes no flow records, in the latency part
+    // beside the plain one: what building and encoding the records adds to the tail and the CPU.
+    const noRec =
+      process.env.BENCH_NO_RECORDS === '1'
+        ? await startChild(['proxy', String(up.port), '1'], undefined, undefined, { BENCH_RECORDS: '0' })
+        : undefined;
+    if (noRec !== undefined) children.push(noRec);
     // BENCH_BASELINE=DIR: a 1-rule proxy from another checkout (DIR/bench/http-proxy.child.ts,
     // its own code and flags: none), beside this one in every part: a before/after in one run.
     const baseDir = process.env.BENCH_BASELINE;
@@ -455,6 +474,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
       ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
+      ...(noRec === undefined ? [] : [[noRec.port, noRec] as [number, Child]]),
       ...(base === undefined ? [] : [[base.port, base] as [number, Child]]),
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
@@ -462,6 +482,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
     if (alt !== undefined) await load(alt.port, 500);
+    if (noRec !== undefined) await load(noRec.port, 500);
     const rps = new Map<string, number[]>();
     const cpuPerK = new Map<string, number[]>();
     // BENCH_RATE=N: the latency part alone, paced at N (no maximum-rate rounds).
@@ -535,6 +556,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     ];
     if (alt !== undefined)
       latTargets.push([`seawall 1 rules, flags: ${altFlags.join(' ') || 'none'}`, alt.port]);
+    if (noRec !== undefined) latTargets.push(['seawall 1 rules, no records', noRec.port]);
     if (base !== undefined) latTargets.push(['baseline seawall 1 rules', base.port]);
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
     latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
