@@ -98,7 +98,10 @@ process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
   else if (m === 'trace-reset') trace?.reset();
   else if (m === 'trace') process.send?.({ trace: trace?.report() });
+  else if (m === 'stats') process.send?.({ stats: stats?.() });
 });
+/** The proxy's counters (proxy children), for IPC `stats`. */
+let stats: (() => unknown) | undefined;
 process.on('disconnect', () => process.exit(0));
 // A normal exit on SIGTERM, so `node --cpu-prof` writes its profile.
 process.on('SIGTERM', () => {
@@ -210,6 +213,7 @@ if (role === 'upstream') {
           },
         }),
   });
+  stats = () => ({ ...proxy.stats });
   proxy.listen(0, '127.0.0.1').then((a) => ready(a.port));
   process.on('exit', () => sink);
 }
