@@ -13,7 +13,8 @@
 // client in this process. Medians of interleaved rounds; about 90 s in all.
 // Knobs: BENCH_PARTS, BENCH_ROUNDS, BENCH_PIN=1; BENCH_RATE=N (the latency part alone, at N);
 // BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
-// BENCH_PROF=DIR (CPU profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
+// BENCH_NO_RECORDS=1 (a 1-rule proxy without flow records beside the plain one, paced);
+// BENCH_PROF=DIR (CPU profiles); BENCH_HEAP_PROF=DIR (allocation profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
 // proxy from another checkout beside this one).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
@@ -47,13 +48,23 @@ interface Child {
 }
 
 /** Seawall proxies run with the agent's node flags unless `flags` replaces them. */
-async function startChild(args: string[], flags?: readonly string[], child?: string): Promise<Child> {
-  const c = await startChildUnpinned(args, flags, child);
+async function startChild(
+  args: string[],
+  flags?: readonly string[],
+  child?: string,
+  env?: Record<string, string>,
+): Promise<Child> {
+  const c = await startChildUnpinned(args, flags, child, env);
   pin(c.proc.pid, args[0] === 'upstream' || args[0] === 'grpc-upstream' ? 0 : 1);
   return c;
 }
 
-async function startChildUnpinned(args: string[], f?: readonly string[], child = CHILD): Promise<Child> {
+async function startChildUnpinned(
+  args: string[],
+  f?: readonly string[],
+  child = CHILD,
+  env?: Record<string, string>,
+): Promise<Child> {
   const flags = f ?? (args[0] === 'proxy' ? HTTP_PROXY_NODE_FLAGS : []);
   // BENCH_PROF=DIR: a CPU profile of every Seawall proxy child, written to DIR when it ends.
   const prof =
@@ -63,6 +74,7 @@ async function startChildUnpinned(args: string[], f?: readonly string[], child =
   const proc = fork(child, args, {
     execArgv: ['--import', 'tsx', ...prof, ...flags],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
   });
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`child ${args.join(' ')} did not start`)), 20_000);
@@ -81,6 +93,9 @@ interface Trace {
   eldP50Ms: number;
   eldP99Ms: number;
   eldMaxMs: number;
+  eldOver5Ms: number;
+  involuntarySwitches: number;
+  voluntarySwitches: number;
   gc: Record<string, { n: number; totalMs: number; maxMs: number }>;
 }
 
@@ -121,6 +136,34 @@ const PIN = process.env.BENCH_PIN === '1' && availableParallelism() >= 2;
 function pin(pid: number | undefined, cpu: number): void {
   if (!PIN || pid === undefined) return;
   execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/** The kernel's count of times it took the CPU from a process's main thread while it could run. */
+function preemptions(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const m = /nonvoluntary_ctxt_switches:\s*([0-9]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
+}
+
+// What the machine alone does to a process on the proxies' core: a child that only reads the
+// clock for `ms`, pinned there; every gap between two reads is time the kernel gave to another
+// process (the other engineers' work on this shared machine, not anything of the bench).
+const PROBE = `const ms=+process.argv[1];const g=[];let t=performance.now();const e=t+ms;
+while(t<e){const n=performance.now();if(n-t>0.2)g.push(n-t);t=n}
+process.stdout.write(JSON.stringify({stolen:g.reduce((a,b)=>a+b,0),over5:g.filter(x=>x>=5).length,max:Math.max(0,...g)}))`;
+interface Probe {
+  stolen: number;
+  over5: number;
+  max: number;
+}
+function machineProbe(cpu: number, ms: number): Probe | undefined {
+  if (!PIN) return undefined;
+  const out = execFileSync('taskset', ['-c', String(cpu), process.execPath, '-e', PROBE, String(ms)]);
+  return JSON.parse(out.toString()) as Probe;
 }
 
 function haproxyConfig(port: number, upstream: number, n: number): string {
@@ -380,6 +423,13 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     const alt =
       altEnv !== undefined ? await startChild(['proxy', String(up.port), '1'], altFlags) : undefined;
     if (alt !== undefined) children.push(alt);
+    // BENCH_NO_RECORDS=1: one more 1-rule proxy that makes no flow records, in the latency part
+    // beside the plain one: what building and encoding the records adds to the tail and the CPU.
+    const noRec =
+      process.env.BENCH_NO_RECORDS === '1'
+        ? await startChild(['proxy', String(up.port), '1'], undefined, undefined, { BENCH_RECORDS: '0' })
+        : undefined;
+    if (noRec !== undefined) children.push(noRec);
     // BENCH_BASELINE=DIR: a 1-rule proxy from another checkout (DIR/bench/http-proxy.child.ts,
     // its own code and flags: none), beside this one in every part: a before/after in one run.
     const baseDir = process.env.BENCH_BASELINE;
@@ -424,6 +474,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...[...haproxies.values()].map((c): [number, Child] => [c.port, c]),
       [floor.port, floor],
       ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
+      ...(noRec === undefined ? [] : [[noRec.port, noRec] as [number, Child]]),
       ...(base === undefined ? [] : [[base.port, base] as [number, Child]]),
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
@@ -431,6 +482,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
     if (alt !== undefined) await load(alt.port, 500);
+    if (noRec !== undefined) await load(noRec.port, 500);
     const rps = new Map<string, number[]>();
     const cpuPerK = new Map<string, number[]>();
     // BENCH_RATE=N: the latency part alone, paced at N (no maximum-rate rounds).
@@ -496,7 +548,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         'proxy vCPU per 1k req/s',
       ],
     ];
-    const lat = new Map<string, { p50: number[]; p99: number[]; p99due: number[] }>();
+    const lat = new Map<string, { p50: number[]; p99: number[]; p99due: number[]; n: number[] }>();
     const latTargets: Array<[string, number]> = [
       ['direct', up.port],
       ['seawall 1 rules', proxies.get(1)!.port],
@@ -504,6 +556,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     ];
     if (alt !== undefined)
       latTargets.push([`seawall 1 rules, flags: ${altFlags.join(' ') || 'none'}`, alt.port]);
+    if (noRec !== undefined) latTargets.push(['seawall 1 rules, no records', noRec.port]);
     if (base !== undefined) latTargets.push(['baseline seawall 1 rules', base.port]);
     if (haveHaproxy) latTargets.push(['haproxy 1 rules', haproxies.get(1)!.port]);
     latTargets.push(['node:http proxy, no policy (floor)', floor.port]);
@@ -511,15 +564,22 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     // comparison of the proxies' CPU is at one rate, this one.
     const cpuAtRate = new Map<string, number[]>();
     const traces = new Map<string, Trace[]>();
+    // Per round, how often the kernel preempted each target's process (direct: the upstream).
+    const preempted = new Map<string, number[]>();
+    const probes: Probe[] = [];
     for (let r = 0; r < ROUNDS; r++) {
+      const probe = machineProbe(1, 400);
+      if (probe !== undefined) probes.push(probe);
       for (const [name, port] of latTargets) {
         const proxy = proxyOf.get(port);
         // The baseline's child may not answer `trace`.
         const node = proxy?.proc.connected === true && proxy !== base;
         if (TRACE && node) await ask(proxy!, 'trace-reset');
         const c0 = proxy !== undefined && port !== up.port ? await cpuOf(proxy) : undefined;
+        const pre0 = preemptions(proxy?.proc.pid);
         const t0 = performance.now();
         const res = await load(port, WINDOW_MS, rate);
+        preempted.set(name, [...(preempted.get(name) ?? []), preemptions(proxy?.proc.pid) - pre0]);
         if (proxy !== undefined && c0 !== undefined) {
           const vcpu = ((await cpuOf(proxy)) - c0) / ((performance.now() - t0) / 1000);
           cpuAtRate.set(name, [...(cpuAtRate.get(name) ?? []), vcpu / (res.rps / 1000)]);
@@ -528,7 +588,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
           const t = (await ask(proxy!, 'trace')) as { trace?: Trace };
           if (t.trace !== undefined) traces.set(name, [...(traces.get(name) ?? []), t.trace]);
         }
-        const l = lat.get(name) ?? { p50: [], p99: [], p99due: [] };
+        const l = lat.get(name) ?? { p50: [], p99: [], p99due: [], n: [] };
+        l.n.push(res.latenciesMs.length);
         l.p50.push(pct(res.latenciesMs, 50));
         l.p99.push(pct(res.latenciesMs, 99));
         l.p99due.push(pct(res.fromDueMs, 99));
@@ -553,7 +614,17 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     }
     process.stdout.write(
       `paced at ${rate} req/s (${FIXED_RATE === undefined ? "half of the proxy's maximum, 1 rule" : 'BENCH_RATE'}), ${CONNS} connections; ` +
+        `samples per round (a p99 is the 1% slowest of these): ${Math.min(...[...lat.values()].flatMap((l) => l.n))}-${Math.max(...[...lat.values()].flatMap((l) => l.n))}; ` +
         `p99 per round: ${[...lat].map(([n, l]) => `${n}: ${l.p99.map((x) => x.toFixed(1)).join('/')}`).join('; ')}\n`,
+    );
+    if (probes.length > 0) {
+      process.stdout.write(
+        `the machine on CPU 1 between rounds (a 400 ms clock-reading probe): time taken by other processes ${probes.map((p) => `${((p.stolen / 400) * 100).toFixed(0)}%`).join('/')}; ` +
+          `gaps of 5 ms and more ${probes.map((p) => p.over5).join('/')}; longest ${probes.map((p) => p.max.toFixed(1)).join('/')} ms\n`,
+      );
+    }
+    process.stdout.write(
+      `preemptions of the process per window (the kernel ran another process on its core): ${[...preempted].map(([n, x]) => `${n}: ${x.join('/')}`).join('; ')}\n`,
     );
     if (TRACE) {
       for (const [name, ts] of traces) {
@@ -563,7 +634,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
             `p99 ${median(ts.map((t) => t.eldP99Ms)).toFixed(2)} max ${median(ts.map((t) => t.eldMaxMs)).toFixed(2)} ms; ` +
             `per window: scavenges ${gc('scavenge', 'n')} (${gc('scavenge', 'totalMs').toFixed(1)} ms, max ${gc('scavenge', 'maxMs').toFixed(2)}), ` +
             `mark-compact ${gc('mark-compact', 'n')} (max ${gc('mark-compact', 'maxMs').toFixed(2)} ms), ` +
-            `incremental ${gc('incremental', 'n')} (max ${gc('incremental', 'maxMs').toFixed(2)} ms)\n`,
+            `incremental ${gc('incremental', 'n')} (max ${gc('incremental', 'maxMs').toFixed(2)} ms); ` +
+            `stalls of 5 ms and more ${median(ts.map((t) => t.eldOver5Ms))}; involuntary context switches ${median(ts.map((t) => t.involuntarySwitches))}, voluntary ${median(ts.map((t) => t.voluntarySwitches))}\n`,
         );
       }
     }

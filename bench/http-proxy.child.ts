@@ -8,7 +8,9 @@
 //                                 through the agent's policy mirror
 // Each prints `{"port":N}` when listening and answers IPC `cpu` with process.cpuUsage().
 
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { Session } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { PolicyMirror } from '../src/proxy/http/main.ts';
@@ -27,10 +29,13 @@ function ready(port: number): void {
 const trace = process.env.BENCH_TRACE === '1' ? startTrace() : undefined;
 
 function startTrace() {
+  // Sampling only during the window asked about: an idle child sampling at 1 kHz wakes up a
+  // thousand times a second on the measured proxy's core and preempts it (every proxy of the
+  // bench shares CPU 1 when pinned).
   const eld = monitorEventLoopDelay({ resolution: 1 });
-  eld.enable();
   let gcs: Array<{ kind: number; ms: number }> = [];
   let cpu0 = process.cpuUsage();
+  let ru0 = process.resourceUsage();
   new PerformanceObserver((l) => {
     for (const e of l.getEntries()) {
       gcs.push({ kind: (e as unknown as { detail?: { kind: number } }).detail?.kind ?? 0, ms: e.duration });
@@ -39,8 +44,10 @@ function startTrace() {
   return {
     reset() {
       eld.reset();
+      eld.enable();
       gcs = [];
       cpu0 = process.cpuUsage();
+      ru0 = process.resourceUsage();
     },
     report() {
       const byKind: Record<string, { n: number; totalMs: number; maxMs: number }> = {};
@@ -52,18 +59,33 @@ function startTrace() {
         b.totalMs += g.ms;
         b.maxMs = Math.max(b.maxMs, g.ms);
       }
+      eld.disable();
       const cpu = process.cpuUsage(cpu0);
+      const ru = process.resourceUsage();
       return {
+        // Times the kernel took the CPU from this process while it could run (another process's
+        // turn on its core): the machine's share of the stalls, not the proxy's.
+        involuntarySwitches: ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches,
+        voluntarySwitches: ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches,
         userS: cpu.user / 1e6,
         systemS: cpu.system / 1e6,
         eldP50Ms: eld.percentile(50) / 1e6,
         eldP99Ms: eld.percentile(99) / 1e6,
         eldMaxMs: eld.max / 1e6,
+        // Event-loop stalls of 5 ms and more: the histogram's count above 5 ms.
+        eldOver5Ms: eldCountAbove(eld, 5e6),
         gc: byKind,
       };
     },
   };
 }
+/** How many of the histogram's samples were at or above `ns` (from its percentiles). */
+function eldCountAbove(h: ReturnType<typeof monitorEventLoopDelay>, ns: number): number {
+  let below = 0;
+  for (const [p, v] of h.percentiles) if (v < ns) below = p;
+  return Math.round(((100 - below) / 100) * h.count);
+}
+
 const GC_KINDS: Record<number, string> = {
   1: 'scavenge',
   2: 'minor-mc',
@@ -76,10 +98,41 @@ process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
   else if (m === 'trace-reset') trace?.reset();
   else if (m === 'trace') process.send?.({ trace: trace?.report() });
+  else if (m === 'stats') process.send?.({ stats: stats?.() });
 });
+/** The proxy's counters (proxy children), for IPC `stats`. */
+let stats: (() => unknown) | undefined;
 process.on('disconnect', () => process.exit(0));
 // A normal exit on SIGTERM, so `node --cpu-prof` writes its profile.
-process.on('SIGTERM', () => process.exit(0));
+process.on('SIGTERM', () => {
+  if (heapProfile === undefined) process.exit(0);
+  else heapProfile().then(() => process.exit(0));
+});
+
+// BENCH_HEAP_PROF=DIR (proxy children): a sampling profile of what the proxy allocates, the objects
+// the young generation collected included (where the scavenges come from), written at SIGTERM.
+const heapProfile =
+  role === 'proxy' && process.env.BENCH_HEAP_PROF !== undefined
+    ? startHeapProfile(process.env.BENCH_HEAP_PROF)
+    : undefined;
+
+function startHeapProfile(dir: string): () => Promise<void> {
+  const s = new Session();
+  s.connect();
+  s.post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return () =>
+    new Promise((resolve) => {
+      s.post('HeapProfiler.stopSampling', (err, r) => {
+        if (err === null)
+          writeFileSync(`${dir}/proxy-${a2}-${process.pid}.heapprofile`, JSON.stringify(r.profile));
+        resolve();
+      });
+    });
+}
 
 if (role === 'upstream') {
   const s = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
@@ -148,11 +201,19 @@ if (role === 'upstream') {
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
     originalDst: () => upstream,
-    // Records are built and encoded (their cost is part of the proxy's), then dropped.
-    onFlow: (flow) => {
-      sink += encode({ type: 'flow', flow }).length;
-    },
+    // Records are built and encoded (their cost is part of the proxy's), then dropped;
+    // BENCH_RECORDS=0: no records at all (what they cost, by difference).
+    ...(process.env.BENCH_RECORDS === '0'
+      ? {}
+      : {
+          onFlow: (
+            flow: Parameters<NonNullable<ConstructorParameters<typeof HTTPProxy>[0]['onFlow']>>[0],
+          ) => {
+            sink += encode({ type: 'flow', flow }).length;
+          },
+        }),
   });
+  stats = () => ({ ...proxy.stats });
   proxy.listen(0, '127.0.0.1').then((a) => ready(a.port));
   process.on('exit', () => sink);
 }

@@ -254,7 +254,7 @@ export class H1Response {
   private chunked = false;
   private noBody = false;
   private closeAfter = false;
-  private closeCbs: Array<() => void> = [];
+  private closeCbs: Array<() => void> | undefined;
 
   constructor(
     protected readonly conn: H1Connection,
@@ -336,15 +336,16 @@ export class H1Response {
 
   /** The connection went away before this response was complete. */
   onClose(cb: () => void): void {
-    this.closeCbs.push(cb);
+    if (this.closeCbs === undefined) this.closeCbs = [cb];
+    else this.closeCbs.push(cb);
   }
 
   /** @internal */
   closed(): void {
     if (this.finished) return;
     const cbs = this.closeCbs;
-    this.closeCbs = [];
-    for (const cb of cbs) cb();
+    this.closeCbs = undefined;
+    for (const cb of cbs ?? []) cb();
   }
 }
 
@@ -577,8 +578,10 @@ export class H1Connection {
     if (this.corked) return;
     this.corked = true;
     this.sock.cork();
-    process.nextTick(() => this.uncork());
+    process.nextTick(this.uncorkLater);
   }
+
+  private readonly uncorkLater = (): void => this.uncork();
 
   uncork(): void {
     if (!this.corked) return;

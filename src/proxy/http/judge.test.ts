@@ -295,6 +295,56 @@ describe('decision memo', () => {
   });
 });
 
+describe('decision memo of sets that read no header (method → host → path)', () => {
+  const plainSet = set(
+    'INGRESS',
+    rules(
+      { method: 'GET', path: '/public/.*' },
+      { method: 'POST', path: '/api', host: 'shop' },
+      // Matches an empty Host, not a missing one.
+      { method: 'PUT', host: '(shop)?' },
+    ),
+  );
+  test('no Host, an empty Host and a Host are three requests; so are methods and paths', () => {
+    const shared = new HTTPJudge();
+    const hosts: Array<string | undefined> = [undefined, '', 'shop', 'evil'];
+    fc.assert(
+      fc.property(
+        fc.constantFrom('GET', 'POST', 'PUT'),
+        fc.constantFrom('/public/a', '/api', '/admin', '/'),
+        fc.constantFrom(...hosts),
+        (method, path, host) => {
+          const r: JudgeRequest = { method, path, headers: [] };
+          if (host !== undefined) r.host = host;
+          assert.deepEqual(shared.judge([plainSet], r), new HTTPJudge().judge([plainSet], r));
+        },
+      ),
+      { numRuns: 400, seed: 9 },
+    );
+  });
+
+  test('past its bound (10,000 decisions) the memo starts again and still answers right', () => {
+    const shared = new HTTPJudge();
+    for (let i = 0; i < 10_050; i++) {
+      const r = req(i % 3 === 0 ? 'POST' : 'GET', i % 2 === 0 ? `/public/${i}` : `/x/${i}`);
+      assert.equal(shared.judge([plainSet], r).allowed, i % 2 === 0 && i % 3 !== 0, `request ${i}`);
+    }
+    for (const [m, p, ok] of [
+      ['GET', '/public/1', true],
+      ['GET', '/x/1', false],
+      ['POST', '/api', true],
+    ] as const)
+      assert.equal(shared.judge([plainSet], req(m, p)).allowed, ok, `${m} ${p}`);
+  });
+
+  test('a path too long for the memo is judged, not remembered', () => {
+    const shared = new HTTPJudge();
+    const long = `/public/${'a'.repeat(5000)}`;
+    assert.equal(shared.judge([plainSet], req('GET', long)).allowed, true);
+    assert.equal(shared.judge([plainSet], req('POST', long)).allowed, false);
+  });
+});
+
 describe('applyHeaderActions', () => {
   test('REPLACE of an absent header adds it', () => {
     assert.deepEqual(applyHeaderActions([['a', '1']], [{ op: 'REPLACE', name: 'b', value: '2' }]), [

@@ -149,6 +149,12 @@ interface Compiled {
    * so a hit is the same answer; RE2 through WASM is the proxy's largest per-request cost.
    */
   memo: Map<string, HTTPMatch>;
+  /**
+   * The same for sets no rule of which reads headers, by method, host and path in nested maps: no
+   * key string is built per request. `undefined` host (none sent) is a key of its own.
+   */
+  plain: Map<string, Map<string | undefined, Map<string, HTTPMatch>>>;
+  plainSize: number;
 }
 
 const MEMO_MAX = 10_000;
@@ -186,10 +192,51 @@ export class HTTPJudge {
       const secretHeaders = policy.rules.flatMap((r) =>
         r.headerMatches.filter((h) => h.secret).map((h) => h.name),
       );
-      c = { policy, secretHeaders, memo: new Map() };
+      c = { policy, secretHeaders, memo: new Map(), plain: new Map(), plainSize: 0 };
       this.cache.set(set, c);
     }
     return c;
+  }
+
+  /** matchHTTP through the memo keyed by every field (a set whose rules read headers). */
+  private memoized(c: Compiled, hreq: HTTPRequest): HTTPMatch {
+    const key = memoKey(hreq, true);
+    let m = key === undefined ? undefined : c.memo.get(key);
+    if (m === undefined) {
+      m = matchHTTP(c.policy, hreq);
+      if (key !== undefined) {
+        if (c.memo.size >= MEMO_MAX) c.memo.clear();
+        c.memo.set(key, m);
+      }
+    }
+    return m;
+  }
+
+  /** matchHTTP through the nested memo (method → host → path) of a set that reads no header. */
+  private memoizedPlain(c: Compiled, hreq: HTTPRequest): HTTPMatch {
+    if (hreq.path.length + (hreq.host?.length ?? 0) + hreq.method.length > MEMO_KEY_MAX) {
+      return matchHTTP(c.policy, hreq);
+    }
+    const hit = c.plain.get(hreq.method)?.get(hreq.host)?.get(hreq.path);
+    if (hit !== undefined) return hit;
+    const m = matchHTTP(c.policy, hreq);
+    if (c.plainSize >= MEMO_MAX) {
+      c.plain.clear();
+      c.plainSize = 0;
+    }
+    let byHost = c.plain.get(hreq.method);
+    if (byHost === undefined) {
+      byHost = new Map();
+      c.plain.set(hreq.method, byHost);
+    }
+    let byPath = byHost.get(hreq.host);
+    if (byPath === undefined) {
+      byPath = new Map();
+      byHost.set(hreq.host, byPath);
+    }
+    byPath.set(hreq.path, m);
+    c.plainSize++;
+    return m;
   }
 
   judge(sets: readonly HTTPRuleSet[], req: JudgeRequest): Judgement {
@@ -220,15 +267,7 @@ export class HTTPJudge {
         }
         const hreq: HTTPRequest = { method: req.method, path: req.path, headers };
         if (req.host !== undefined) hreq.host = req.host;
-        const key = memoKey(hreq, c.policy.needsHeaders);
-        let m = key === undefined ? undefined : c.memo.get(key);
-        if (m === undefined) {
-          m = matchHTTP(c.policy, hreq);
-          if (key !== undefined) {
-            if (c.memo.size >= MEMO_MAX) c.memo.clear();
-            c.memo.set(key, m);
-          }
-        }
+        const m = c.policy.needsHeaders ? this.memoized(c, hreq) : this.memoizedPlain(c, hreq);
         const o: SetOutcome = { set, allowed: m.allowed };
         if (m.ruleIndex !== undefined) o.ruleIndex = m.ruleIndex;
         if (m.reason !== undefined) o.reason = m.reason;

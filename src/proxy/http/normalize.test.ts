@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { normalizeTarget, removeDotSegments } from './normalize.ts';
+import {
+  canonicalPath,
+  canonicalPathByChar,
+  mergeSlashes,
+  normalizeTarget,
+  removeDotSegments,
+} from './normalize.ts';
 
 interface Row {
   name: string;
@@ -94,4 +100,74 @@ describe('removeDotSegments (RFC 3986 §5.2.4 examples on absolute paths)', () =
     ['/a/..', '/'],
   ];
   for (const [input, want] of cases) test(input, () => assert.equal(removeDotSegments(input), want));
+});
+
+describe('the shortcut for paths already canonical changes no result', () => {
+  // Paths over an alphabet of every character class canonicalPath treats apart, and the whole
+  // target as normalizeOriginForm did before the shortcut (from the same pieces).
+  const alphabet = [
+    '/',
+    '/',
+    '.',
+    '..',
+    'a',
+    'Z',
+    '0',
+    '-',
+    '~',
+    '%',
+    '2',
+    'f',
+    'F',
+    'e',
+    '\\',
+    '"',
+    ' ',
+    '@',
+    '=',
+    'é',
+    '?',
+    '&',
+  ];
+  let seed = 42;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const gen = (): string => {
+    let s = rnd(8) === 0 ? '' : '/';
+    for (let i = rnd(12); i > 0; i--) s += alphabet[rnd(alphabet.length)];
+    return s;
+  };
+  const before = (target: string) => {
+    const q = target.indexOf('?');
+    let path = q < 0 ? target : target.slice(0, q);
+    const query = q < 0 ? '' : target.slice(q);
+    let redirect = false;
+    if (/%(?:2f|5c)/i.test(path)) {
+      path = path.replace(/%(?:2f|5c)/gi, (m) => (m[2] === 'f' || m[2] === 'F' ? '/' : '\\'));
+      redirect = true;
+    }
+    const canon = canonicalPathByChar(path);
+    if (typeof canon !== 'string') return { ok: false, error: canon.error };
+    return { ok: true, path: mergeSlashes(canon) + query, redirect };
+  };
+  test('canonicalPath equals its character-by-character form on 20,000 generated paths', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const p = gen();
+      assert.deepEqual(canonicalPath(p), canonicalPathByChar(p), JSON.stringify(p));
+    }
+  });
+  test('normalizeTarget on 20,000 generated origin-form targets is what it was', () => {
+    let fast = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const t = `/${gen()}`;
+      const r = normalizeTarget('GET', t);
+      if (r.ok && r.path === t) fast++;
+      if (t.includes('#')) continue;
+      assert.deepEqual(r, before(t), JSON.stringify(t));
+    }
+    // The rows above reach the shortcut too, not only the slow path.
+    assert.ok(fast > 1000, `only ${fast} targets unchanged`);
+  });
 });

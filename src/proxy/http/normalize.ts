@@ -54,6 +54,13 @@ function escapeByte(b: number): string {
  * `.` and `..` segments removed. A `%` without two hex digits cannot be normalised.
  */
 export function canonicalPath(path: string): string | { error: string } {
+  // Most paths are already canonical: the loop below would copy them a character at a time (a
+  // string per character) to the same result.
+  return alreadyCanonical(path) ? path : canonicalPathByChar(path);
+}
+
+/** @internal canonicalPath without its shortcut (tests compare the two). */
+export function canonicalPathByChar(path: string): string | { error: string } {
   let out = '';
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
@@ -78,6 +85,24 @@ export function canonicalPath(path: string): string | { error: string } {
     }
   }
   return removeDotSegments(out);
+}
+
+/** Characters canonicalPath keeps as they are: unreserved and KEEP. */
+const KEPT = new Uint8Array(128);
+for (let c = 0; c < 128; c++) if (unreserved(c) || KEEP.has(c)) KEPT[c] = 1;
+
+/**
+ * True when canonicalPath would return `path` unchanged: it starts with `/`, holds only characters
+ * kept as they are (no `%`, no `\`, nothing non-ASCII) and no `/.`, so no dot segment.
+ */
+function alreadyCanonical(path: string): boolean {
+  if (path.charCodeAt(0) !== 47) return false;
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 128 || KEPT[c] === 0) return false;
+    if (c === 46 && path.charCodeAt(i - 1) === 47) return false;
+  }
+  return true;
 }
 
 /** RFC 3986 §5.2.4 on an absolute path: `..` never climbs above the root. */
@@ -120,6 +145,8 @@ export function normalizeOriginForm(target: string): TargetResult {
   }
   const canon = canonicalPath(path);
   if (typeof canon !== 'string') return { ok: false, error: canon.error };
+  // Nothing changed (the usual case): the target as it came, without re-joining it.
+  if (canon === path && !redirect && !path.includes('//')) return { ok: true, path: target, redirect };
   return { ok: true, path: mergeSlashes(canon) + query, redirect };
 }
 

@@ -203,7 +203,7 @@ export class ResponseParser {
     if (lines.length / 2 - 1 > this.opts.maxHeaders) throw new ResponseError('too many response headers');
     const headers: Array<[string, string]> = [];
     for (let i = 2; i < lines.length; i += 2) headers.push(parseField(b, lines[i]!, lines[i + 1]!));
-    const head: ResponseHead = { ...status, headers };
+    const head: ResponseHead = { minor: status.minor, status: status.status, reason: status.reason, headers };
     if (head.status >= 100 && head.status < 200) {
       if (head.status === 101) throw new ResponseError('101 Switching Protocols was not asked for');
       // Interim: the final response follows.

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { HostPort } from './context.ts';
 import { ingress, parseResponses, rawExchange, rules, startProxy, type TestProxy } from './test-support.ts';
+import { UpstreamConnection, UpstreamPool } from './upstream.ts';
 
 interface RawUpstream {
   address: HostPort;
@@ -252,5 +253,162 @@ describe('HTTP/1.x proxy: retries', () => {
       await p.close();
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+});
+
+describe('UpstreamPool: timeouts from one sweep', () => {
+  // The upstream answers `GET /r/NAME` as the row says: at once, never, or a byte every 40 ms.
+  const pace = { now: 'ok', never: '', trickle: 'trickle' } as const;
+  async function pacedUpstream(): Promise<{
+    address: HostPort;
+    closed: () => number;
+    close(): Promise<void>;
+  }> {
+    let closed = 0;
+    const socks = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      socks.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        closed++;
+        socks.delete(s);
+      });
+      s.on('data', (d) => {
+        const name = /^GET \/r\/([a-z]+)/.exec(d.toString('latin1'))?.[1];
+        if (name === 'now') s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        if (name === 'trickle') {
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n');
+          let i = 0;
+          const t = setInterval(() => {
+            if (s.destroyed || i === 6) return clearInterval(t);
+            s.write('x');
+            i++;
+          }, 40);
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return {
+      address: { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+      closed: () => closed,
+      close: () =>
+        new Promise<void>((r) => {
+          for (const s of socks) s.destroy();
+          server.close(() => r());
+        }),
+    };
+  }
+
+  /** One request on a pool with these timeouts: how it ended, and the pool's size 300 ms later. */
+  async function exchange(
+    name: keyof typeof pace,
+    o: { requestTimeoutMs: number; idleTimeoutMs: number },
+  ): Promise<{ outcome: string; sizeAfter: number; upstreamClosed: number }> {
+    const up = await pacedUpstream();
+    const pool = new UpstreamPool({
+      connectTimeoutMs: 1000,
+      maxIdlePerDestination: 4,
+      maxHeadSize: 16384,
+      maxHeaders: 100,
+      ...o,
+    });
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        pool.acquire(up.address, '127.0.0.1', (err, c?: UpstreamConnection) => {
+          if (err !== undefined || c === undefined) return resolve(`acquire: ${err?.code}`);
+          let body = '';
+          c.begin('GET', `GET /r/${name} HTTP/1.1\r\nhost: x\r\n\r\n`, false, {
+            onHead: () => {},
+            onBody: (b) => {
+              body += b.toString('latin1');
+            },
+            onEnd: () => resolve(`done: ${body}`),
+            onError: (e) => resolve(`error: ${e.code}`),
+          });
+          c.endRequest();
+        });
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      return { outcome, sizeAfter: pool.size, upstreamClosed: up.closed() };
+    } finally {
+      pool.destroy();
+      await up.close();
+    }
+  }
+
+  const rows: Array<{
+    name: string;
+    req: keyof typeof pace;
+    o: { requestTimeoutMs: number; idleTimeoutMs: number };
+    outcome: string;
+    sizeAfter: number;
+    upstreamClosed: number;
+  }> = [
+    {
+      name: 'an answered request parks; the idle connection closes after the idle timeout',
+      req: 'now',
+      o: { requestTimeoutMs: 10_000, idleTimeoutMs: 100 },
+      outcome: 'done: ok',
+      sizeAfter: 0,
+      upstreamClosed: 1,
+    },
+    {
+      name: 'a parked connection stays while younger than the idle timeout',
+      req: 'now',
+      o: { requestTimeoutMs: 10_000, idleTimeoutMs: 5_000 },
+      outcome: 'done: ok',
+      sizeAfter: 1,
+      upstreamClosed: 0,
+    },
+    {
+      name: 'no answer within the request timeout: ETIMEDOUT_UPSTREAM, the connection closed',
+      req: 'never',
+      o: { requestTimeoutMs: 100, idleTimeoutMs: 5_000 },
+      outcome: 'error: ETIMEDOUT_UPSTREAM',
+      sizeAfter: 0,
+      upstreamClosed: 1,
+    },
+    {
+      name: 'an answer whose bytes keep coming is not timed out (inactivity, not a total)',
+      req: 'trickle',
+      o: { requestTimeoutMs: 100, idleTimeoutMs: 5_000 },
+      outcome: 'done: xxxxxx',
+      sizeAfter: 1,
+      upstreamClosed: 0,
+    },
+  ];
+  for (const row of rows) {
+    test(row.name, async () => {
+      const r = await exchange(row.req, row.o);
+      assert.deepEqual(r, {
+        outcome: row.outcome,
+        sizeAfter: row.sizeAfter,
+        upstreamClosed: row.upstreamClosed,
+      });
+    });
+  }
+});
+
+describe('UpstreamPool: the sweep and a connection still connecting', () => {
+  test('a connecting socket is left to its connect timer, however short the idle timeout', () => {
+    const pool = new UpstreamPool({
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 10,
+      idleTimeoutMs: 10,
+      maxIdlePerDestination: 4,
+      maxHeadSize: 16384,
+      maxHeaders: 100,
+    });
+    const sock = new net.Socket();
+    let connecting = true;
+    Object.defineProperty(sock, 'connecting', { get: () => connecting });
+    const c = new UpstreamConnection(sock, pool, 'k');
+    c.lastActive = 0;
+    c.check(performance.now());
+    assert.equal(sock.destroyed, false, 'destroyed while connecting');
+    connecting = false;
+    c.check(performance.now());
+    assert.equal(sock.destroyed, true, 'an idle connected socket past the idle timeout is closed');
+    pool.destroy();
   });
 });

@@ -44,6 +44,8 @@ export class UpstreamConnection {
   private ended = false;
   /** A byte of the current answer arrived. */
   private gotBytes = false;
+  /** performance.now() of the last byte in or out (the pool's sweep times inactivity from it). */
+  lastActive = performance.now();
 
   constructor(
     readonly socket: net.Socket,
@@ -68,6 +70,7 @@ export class UpstreamConnection {
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
       this.gotBytes = true;
+      this.lastActive = performance.now();
       let err: NodeJS.ErrnoException | undefined;
       try {
         this.parser.feed(d);
@@ -94,10 +97,18 @@ export class UpstreamConnection {
       this.pool.forget(this);
       if (this.handlers !== undefined) this.fail(closedError());
     });
-    socket.on('timeout', () => {
-      if (this.handlers === undefined) socket.destroy();
-      else this.fail(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT_UPSTREAM' }));
-    });
+  }
+
+  /** @internal the pool's sweep: ends the connection when it was quiet too long. */
+  check(now: number): void {
+    // A connection still connecting has its own deadline (the pool's connect timer).
+    if (this.socket.destroyed || this.socket.connecting) return;
+    const quiet = now - this.lastActive;
+    if (this.handlers === undefined) {
+      if (quiet > this.pool.o.idleTimeoutMs) this.socket.destroy();
+    } else if (quiet > this.pool.o.requestTimeoutMs) {
+      this.fail(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT_UPSTREAM' }));
+    }
   }
 
   /** Starts an exchange: writes the request head; the body follows with writeBody and endRequest. */
@@ -108,13 +119,14 @@ export class UpstreamConnection {
     this.gotBytes = false;
     this.chunked = chunked;
     this.parser.expect(method);
-    this.socket.setTimeout(this.pool.o.requestTimeoutMs);
+    this.lastActive = performance.now();
     this.socket.write(head, 'latin1');
   }
 
   /** Body bytes of the request; false: wait for 'drain' on the socket. */
   writeBody(chunk: Buffer): boolean {
     if (chunk.length === 0 || this.handlers === undefined) return true;
+    this.lastActive = performance.now();
     if (!this.chunked) return this.socket.write(chunk);
     this.socket.cork();
     this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
@@ -176,8 +188,29 @@ export class UpstreamPool {
   private readonly idle = new Map<string, UpstreamConnection[]>();
   private readonly all = new Set<UpstreamConnection>();
   private closed = false;
+  private sweeper: NodeJS.Timeout | undefined;
+  /**
+   * How often the sweep runs: a quarter of the shorter timeout, 10 ms to 1 s. One timer for the
+   * pool in place of a socket timeout re-armed on every request and refreshed on every read and
+   * write; a timeout fires up to this much late.
+   */
+  readonly sweepMs: number;
 
-  constructor(readonly o: UpstreamPoolOptions) {}
+  constructor(readonly o: UpstreamPoolOptions) {
+    this.sweepMs = Math.min(
+      1000,
+      Math.max(10, Math.floor(Math.min(o.requestTimeoutMs, o.idleTimeoutMs) / 4)),
+    );
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const c of this.all) c.check(now);
+    if (this.all.size === 0 && this.sweeper !== undefined) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
 
   /**
    * An idle connection from `source` (the client's address: upstreams leave from it) to `dst`,
@@ -204,6 +237,10 @@ export class UpstreamPool {
     const socket = connectUpstream(dst, source);
     const c = new UpstreamConnection(socket, this, key);
     this.all.add(c);
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
+      this.sweeper.unref();
+    }
     let settled = false;
     const done = (e?: NodeJS.ErrnoException) => {
       if (settled) return;
@@ -239,7 +276,7 @@ export class UpstreamPool {
       c.socket.destroy();
       return;
     }
-    c.socket.setTimeout(this.o.idleTimeoutMs);
+    c.lastActive = performance.now();
     list.push(c);
   }
 
@@ -259,6 +296,8 @@ export class UpstreamPool {
 
   destroy(): void {
     this.closed = true;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const c of this.all) c.socket.destroy();
     this.all.clear();
     this.idle.clear();
