@@ -92,6 +92,12 @@ export function expandDNSFlow(x: ExpandableShape, m: DNSFlowMessage, uuid?: stri
 }
 
 /**
+ * Shapes the agent keeps per proxy process. The proxy announces at most half as many between two
+ * rounds of announcing every shape again (records.ts), so a shape in use is never the one evicted.
+ */
+export const MAX_AGENT_SHAPES = 65_536;
+
+/**
  * The agent's side, per proxy process: shapes by id, and records expanded into Flows. Returns
  * undefined for a record whose shape never came (lost with its batch): the caller counts it lost.
  */
@@ -101,7 +107,7 @@ export class DNSFlowExpander {
   unknown = 0;
 
   /** Most shapes kept (a proxy announces one per endpoint pair and kind; past it, the oldest go). */
-  constructor(private readonly max = 65_536) {}
+  constructor(private readonly max = MAX_AGENT_SHAPES) {}
 
   shape(m: DNSShapeMessage): void {
     this.shapes.delete(m.id);

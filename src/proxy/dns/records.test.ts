@@ -223,6 +223,48 @@ describe('DNS records: compact messages, expanded by the agent, equal the record
   });
 });
 
+describe('DNS records: a bounded agent never loses a shape in use', () => {
+  // 6 shapes used in turn, more than the agent keeps (4): the proxy re-announces often enough
+  // only when its announcements per epoch are bounded at half the agent's shapes
+  const rows = [
+    { name: "announcements bounded at half the agent's shapes: every record expanded", max: 2, unknown: 0 },
+    {
+      name: 'unbounded announcements (the check can fail): records of evicted shapes lost',
+      max: Infinity,
+      unknown: 1,
+    },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const m = new DNSRecordMessages(NODE, row.max);
+      const x = new DNSFlowExpander(4);
+      let unknown = 0;
+      for (let round = 0; round < 5; round++)
+        for (let k = 0; k < 6; k++) {
+          const p = { ...ROWS[0]!.parts, ctx: ctx({ serverIP: `10.9.0.${k}` }), time: TIME, uuid: UUID };
+          for (const l of m
+            .line(p)
+            .split('\n')
+            .filter((t) => t !== '')) {
+            const msg = JSON.parse(l) as ProxyMessage;
+            if (msg.type === 'dns-shape') x.shape(msg);
+            else if (msg.type === 'dns-flow') {
+              const f = x.flow(msg);
+              if (f === undefined) unknown++;
+              else
+                assert.equal(
+                  encode({ type: 'flow', flow: { ...f, uuid: UUID } }),
+                  encode({ type: 'flow', flow: dnsRecord(p, NODE) }),
+                );
+            }
+          }
+        }
+      if (row.unknown === 0) assert.equal(unknown, 0);
+      else assert.ok(unknown >= row.unknown, `${unknown} records lost`);
+    });
+  }
+});
+
 describe('DNSFlowExpander (the agent side)', () => {
   test('a record whose shape never came is counted, not guessed', () => {
     const x = new DNSFlowExpander();

@@ -13,7 +13,7 @@
 
 import { type DNSRecordInput, dnsFlowRecord } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
-import type { DNSShape, DNSShapeMessage } from './compact.ts';
+import { type DNSShape, type DNSShapeMessage, MAX_AGENT_SHAPES } from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
 import { type ParsedAnswer, type ParsedQuery, rcodeName, typeName } from './wire.ts';
 
@@ -97,14 +97,25 @@ export class DNSRecordMessages {
   private nextId = 1;
   /** Bumped when records were lost: every shape is announced again before its next record. */
   private epoch = 0;
+  /** Announcements in this epoch. */
+  private announced = 0;
   /** Shapes built (each should be built once per endpoint pair and kind). */
   built = 0;
 
-  constructor(private readonly nodeName: string) {}
+  constructor(
+    private readonly nodeName: string,
+    /**
+     * Announcements per epoch, at most; past it a new epoch starts and every shape is announced
+     * again before its next record. The agent keeps the MAX_AGENT_SHAPES shapes used last; with at
+     * most half that announced since every shape in use was last announced, none in use is evicted.
+     */
+    private readonly maxAnnounced = MAX_AGENT_SHAPES / 2,
+  ) {}
 
   /** Records were lost on the way (the channel was full): a shape announcement may be among them. */
   lost(): void {
     this.epoch++;
+    this.announced = 0;
   }
 
   /** The message line(s) for one record, newlines included. */
@@ -117,6 +128,11 @@ export class DNSRecordMessages {
     const { q, a } = p;
     let s = '';
     if (shape.epoch !== this.epoch) {
+      if (this.announced >= this.maxAnnounced) {
+        this.epoch++;
+        this.announced = 0;
+      }
+      this.announced++;
       s = shape.def;
       shape.epoch = this.epoch;
     }
