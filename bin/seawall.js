@@ -14,8 +14,10 @@ const isAgent = args[0] === 'agent' && args[1] !== 'status' && args[1] !== 'help
 
 if (process.env[REEXEC] === '1') {
   delete process.env[REEXEC]; // not for the agent's own children
-  // the parent (the wrapper below) went away without a signal: stop as on SIGTERM, never linger
-  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  // The wrapper below went away without passing a signal on: it was SIGKILLed (or crashed).
+  // `kill -9` on the agent's pid must stay a crash, as without the wrapper: no graceful stop
+  // (which would release the kvstore lease and take the datapath down), never a lingering agent.
+  process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
   process.channel?.unref();
   await import('../src/cli/main.ts');
 } else {

@@ -180,27 +180,31 @@ describe('seawall agent --kvstore: two agents, one SIGKILLed and restarted', { s
         else counts.allowedFailed++;
       }
     })();
-    await new Promise((r) => setTimeout(r, 500));
-    const a2 = agents.get(nodes[1])!;
-    assert.ok(
-      a2.exitCode === null && a2.signalCode === null,
-      `node2's agent exited: ${logs.get(nodes[1])?.join('')}`,
-    );
-    const gone = new Promise((r) => a2.once('exit', r));
-    a2.kill('SIGKILL');
-    await gone;
-    await new Promise((r) => setTimeout(r, 1000));
-    const s1 = await fetchStatus(sock(nodes[0]));
-    assert.ok(
-      s1.kvstore!.remoteEndpoints >= 1,
-      "node1 keeps the dead agent's endpoints until its lease expires",
-    );
-    startAgent(1);
-    await ready(nodes[1], (s) => s.kvstore?.nodes === 2 && s.endpoints.length === 1);
-    // past the old lease's TTL (3 s): the keys live on the new lease
-    await new Promise((r) => setTimeout(r, 5000));
-    running = false;
-    await probe;
+    // the probe stops however this test ends: a failed assertion must not leave it looping
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const a2 = agents.get(nodes[1])!;
+      assert.ok(
+        a2.exitCode === null && a2.signalCode === null,
+        `node2's agent exited: ${logs.get(nodes[1])?.join('')}`,
+      );
+      const gone = new Promise((r) => a2.once('exit', r));
+      a2.kill('SIGKILL');
+      await gone;
+      await new Promise((r) => setTimeout(r, 1000));
+      const s1 = await fetchStatus(sock(nodes[0]));
+      assert.ok(
+        s1.kvstore!.remoteEndpoints >= 1,
+        "node1 keeps the dead agent's endpoints until its lease expires",
+      );
+      startAgent(1);
+      await ready(nodes[1], (s) => s.kvstore?.nodes === 2 && s.endpoints.length === 1);
+      // past the old lease's TTL (3 s): the keys live on the new lease
+      await new Promise((r) => setTimeout(r, 5000));
+    } finally {
+      running = false;
+      await probe;
+    }
     const c = new KvstoreClient(etcd.endpoint);
     const view = await readStore(c);
     await c.close();
