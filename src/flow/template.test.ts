@@ -28,6 +28,17 @@ const copy = (sport: number | undefined = 41000, t: Flow = tcp): Flow => {
   return copyOfShape(t, formatTimestamp(ts), '11111111-2222-4333-8444-555555555555', sport);
 };
 
+/** Every record golden and every fixture, by name: the records templates are made from. */
+function goldensAndFixtures(): [string, Flow][] {
+  const dir = join(import.meta.dirname, 'testdata');
+  return [
+    ...readdirSync(dir)
+      .filter((f) => /^(record|l7|dns)-.*\.golden\.json$/.test(f))
+      .map((f): [string, Flow] => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as Flow]),
+    ...Object.entries(FLOWS).map(([k, v]): [string, Flow] => [`fixture ${k}`, structuredClone(v)]),
+  ];
+}
+
 describe('shapeOf: an untouched copy has its shape, a changed one not', () => {
   const rows: { name: string; flow: () => Flow; shaped: boolean }[] = [
     { name: 'a copy with its own port', flow: () => copy(), shaped: true },
@@ -187,13 +198,7 @@ describe('flowEventJSON: events the pieces were not cut for', () => {
 });
 
 describe("copyOfShape: a template's copy function gives the spread's copy (values and key order)", () => {
-  const dir = join(import.meta.dirname, 'testdata');
-  const templates: [string, Flow][] = [
-    ...readdirSync(dir)
-      .filter((f) => /^(record|l7|dns)-.*\.golden\.json$/.test(f))
-      .map((f): [string, Flow] => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as Flow]),
-    ...Object.entries(FLOWS).map(([k, v]): [string, Flow] => [`fixture ${k}`, structuredClone(v)]),
-  ];
+  const templates = goldensAndFixtures();
   for (const [name, t] of templates) {
     it(name, () => {
       registerTemplate(t);
@@ -273,13 +278,7 @@ describe('sameShape: records that differ only in time, uuid and source port', ()
 });
 
 describe("LineBatch: flowEventJSON's text and a newline, line for line", () => {
-  const dir = join(import.meta.dirname, 'testdata');
-  const templates: [string, Flow][] = [
-    ...readdirSync(dir)
-      .filter((f) => /^(record|l7|dns)-.*\.golden\.json$/.test(f))
-      .map((f): [string, Flow] => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as Flow]),
-    ...Object.entries(FLOWS).map(([k, v]): [string, Flow] => [`fixture ${k}`, structuredClone(v)]),
-  ];
+  const templates = goldensAndFixtures();
   const wide = structuredClone(tcp);
   wide.source = { ...wide.source!, labels: ['k8s:app=café-ü-日本', `k8s:pad=${'x'.repeat(5000)}`] };
   templates.push(['labels beyond ASCII, and a line larger than the batch', wide]);
