@@ -635,7 +635,10 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
             `per window: scavenges ${gc('scavenge', 'n')} (${gc('scavenge', 'totalMs').toFixed(1)} ms, max ${gc('scavenge', 'maxMs').toFixed(2)}), ` +
             `mark-compact ${gc('mark-compact', 'n')} (max ${gc('mark-compact', 'maxMs').toFixed(2)} ms), ` +
             `incremental ${gc('incremental', 'n')} (max ${gc('incremental', 'maxMs').toFixed(2)} ms); ` +
-            `stalls of 5 ms and more ${median(ts.map((t) => t.eldOver5Ms))}; involuntary context switches ${median(ts.map((t) => t.involuntarySwitches))}, voluntary ${median(ts.map((t) => t.voluntarySwitches))}\n`,
+            `stalls of 5 ms and more ${median(ts.map((t) => t.eldOver5Ms))}; involuntary context switches ${median(ts.map((t) => t.involuntarySwitches))}, voluntary ${median(ts.map((t) => t.voluntarySwitches))}\n` +
+            // Per round, the longest pauses: a slow round's cause (a GC kind, or a stall no GC explains).
+            `    per round: event-loop delay max ${ts.map((t) => t.eldMaxMs.toFixed(1)).join('/')} ms; longest GC pause ${ts.map((t) => Math.max(0, ...Object.values(t.gc).map((g) => g.maxMs)).toFixed(1)).join('/')} ms; ` +
+            `mark-compacts ${ts.map((t) => t.gc['mark-compact']?.n ?? 0).join('/')}; scavenge ms ${ts.map((t) => (t.gc.scavenge?.totalMs ?? 0).toFixed(1)).join('/')}\n`,
         );
       }
     }

@@ -13,9 +13,10 @@ import http from 'node:http';
 import { Session } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import type { HTTPRecordInput } from '../src/flow/l7-record.ts';
 import { PolicyMirror } from '../src/proxy/http/main.ts';
 import { HTTPProxy } from '../src/proxy/http/proxy.ts';
-import { encode } from '../src/proxy/ipc.ts';
+import { HTTPRecordMessages } from '../src/proxy/http/records.ts';
 import { benchRules, benchService, grpcRules } from './http-proxy.shared.ts';
 
 const [role, a1, a2] = process.argv.slice(2);
@@ -166,7 +167,7 @@ if (role === 'upstream') {
   s.listen(0, '127.0.0.1', () => ready((s.address() as { port: number }).port));
 } else if (role === 'proxy') {
   // The agent's path: the policy mirror of main.ts judging from a snapshot (an ingress redirect
-  // entry with the rules, as buildSnapshot sends it), each record JSON-encoded as for the agent.
+  // entry with the rules, as buildSnapshot sends it), each record encoded as main.ts sends it to the agent.
   const upstream = { address: '127.0.0.1', port: Number(a1) };
   const rules = a2 === 'grpc' ? grpcRules : benchRules(Number(a2));
   const mirror = new PolicyMirror();
@@ -198,18 +199,18 @@ if (role === 'upstream') {
     ],
   });
   let sink = 0;
+  // the lines main.ts writes for the agent (compact: a shape once, then what varies)
+  const records = new HTTPRecordMessages();
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
     originalDst: () => upstream,
-    // Records are built and encoded (their cost is part of the proxy's), then dropped;
+    // Records are encoded as main.ts sends them (their cost is part of the proxy's), then dropped;
     // BENCH_RECORDS=0: no records at all (what they cost, by difference).
     ...(process.env.BENCH_RECORDS === '0'
       ? {}
       : {
-          onFlow: (
-            flow: Parameters<NonNullable<ConstructorParameters<typeof HTTPProxy>[0]['onFlow']>>[0],
-          ) => {
-            sink += encode({ type: 'flow', flow }).length;
+          onRecord: (r: HTTPRecordInput) => {
+            sink += records.line(r).length;
           },
         }),
   });

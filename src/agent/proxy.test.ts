@@ -4,6 +4,7 @@ import type { CompiledEndpoint } from '../datapath/nft/compile.ts';
 import type { Flow } from '../flow/types.ts';
 import type { EndpointPolicy, MapStateEntry } from '../policy/types.ts';
 import type { DNSFlowMessage, DNSShapeMessage } from '../proxy/dns/compact.ts';
+import type { HTTPFlowMessage, HTTPShapeMessage } from '../proxy/http/compact.ts';
 import { type ProxyMessage, patchEndpoint, type SnapshotEndpoint } from '../proxy/ipc.ts';
 import { buildDelta, buildSnapshot, diffEndpoint, ProxyRecords } from './proxy.ts';
 import type { NodeRuntime } from './runtime.ts';
@@ -214,6 +215,27 @@ describe('ProxyRecords (a proxy process’s records as the agent takes them)', (
     q: 'api.example.com.',
     qt: ['A'],
   });
+  const httpShape: HTTPShapeMessage = {
+    type: 'http-shape',
+    id: 3,
+    shape: {
+      nodeName: 'n',
+      type: 'REQUEST',
+      verdict: 'FORWARDED',
+      direction: 'INGRESS',
+      client: { ip: '10.0.0.5', endpoint: client },
+      server: { ip: '10.0.0.9', port: 8080, endpoint: server },
+    },
+  };
+  const httpRec = (s: number): HTTPFlowMessage => ({
+    type: 'http-flow',
+    s,
+    t: Date.parse('2026-12-01T20:00:00.123Z'),
+    cp: 40000,
+    m: 'GET',
+    u: 'http://api/',
+    p: 'HTTP/1.1',
+  });
   const rows: Array<{ name: string; msgs: ProxyMessage[]; flows: number; lost: number }> = [
     {
       name: 'a flow message: ingested as it is',
@@ -225,6 +247,18 @@ describe('ProxyRecords (a proxy process’s records as the agent takes them)', (
     {
       name: 'a record whose shape never came: lost, counted',
       msgs: [rec(2), shape, rec(1)],
+      flows: 1,
+      lost: 1,
+    },
+    {
+      name: 'an HTTP shape, then its records: expanded',
+      msgs: [httpShape, httpRec(3), httpRec(3)],
+      flows: 2,
+      lost: 0,
+    },
+    {
+      name: 'an HTTP record whose shape never came: lost, counted',
+      msgs: [httpRec(4), httpShape, httpRec(3)],
       flows: 1,
       lost: 1,
     },
@@ -245,6 +279,18 @@ describe('ProxyRecords (a proxy process’s records as the agent takes them)', (
       assert.equal(lost, r.lost);
     });
   }
+
+  it('an expanded HTTP record is the one httpFlowRecord makes', () => {
+    const flows: Flow[] = [];
+    const p = new ProxyRecords({ ingest: (f) => flows.push(f), lost: () => assert.fail('lost') });
+    p.take(httpShape);
+    p.take(httpRec(3));
+    const f = flows[0]!;
+    assert.equal(f.Summary, 'HTTP/1.1 GET http://api/');
+    assert.deepEqual(f.l4, { TCP: { source_port: 40000, destination_port: 8080 } });
+    assert.deepEqual(f.source, client);
+    assert.notEqual(f.source, client, 'each record its own objects');
+  });
 
   it('an expanded record is the one dnsFlowRecord makes', () => {
     const flows: Flow[] = [];

@@ -18,6 +18,7 @@ import { endpointOf } from '../flow/record.ts';
 import type { Flow, FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { DNSFlowExpander } from '../proxy/dns/compact.ts';
+import { HTTPFlowExpander } from '../proxy/http/compact.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
@@ -271,11 +272,16 @@ export function buildDelta(rt: NodeRuntime, version: number, sent: SentMirror): 
  */
 export class ProxyRecords {
   private readonly dns = new DNSFlowExpander();
+  private readonly http = new HTTPFlowExpander();
 
   constructor(private readonly out: { ingest(f: Flow): void; lost(n: number): void }) {}
 
-  take(m: Extract<ProxyMessage, { type: 'flow' | 'flows-lost' | 'dns-shape' | 'dns-flow' }>): void {
+  take(m: Extract<ProxyMessage, { type: RecordMessageType }>): void {
     switch (m.type) {
+      case 'http-shape':
+      case 'http-flow':
+        this.takeHTTP(m);
+        return;
       case 'flow':
         this.out.ingest(m.flow);
         return;
@@ -293,7 +299,21 @@ export class ProxyRecords {
       }
     }
   }
+
+  /** The HTTP proxy's compact records (http/compact.ts): a shape kept, a record expanded or lost. */
+  private takeHTTP(m: Extract<ProxyMessage, { type: 'http-shape' | 'http-flow' }>): void {
+    if (m.type === 'http-shape') {
+      this.http.shape(m);
+      return;
+    }
+    const f = this.http.flow(m);
+    if (f !== undefined) this.out.ingest(f);
+    else this.out.lost(1);
+  }
 }
+
+/** The messages that carry records (or their loss). */
+type RecordMessageType = 'flow' | 'flows-lost' | 'dns-shape' | 'dns-flow' | 'http-shape' | 'http-flow';
 
 export class ProxyComponent implements RuntimeComponent {
   readonly name: string;
@@ -532,6 +552,8 @@ export class ProxyComponent implements RuntimeComponent {
       case 'flows-lost':
       case 'dns-shape':
       case 'dns-flow':
+      case 'http-shape':
+      case 'http-flow':
         records.take(m);
         return;
       case 'refused':

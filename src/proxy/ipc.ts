@@ -12,7 +12,8 @@
 // one judging from now on: the agent counts a policy change as applied only then), `flow` (an
 // L7 record for the node's flow pipeline), `refused` (a connection closed before judging),
 // `flows-lost` (records a full record channel lost), the DNS proxy's compact records (`dns-shape`,
-// `dns-flow`, expanded by the agent: dns/compact.ts). Records may come on a descriptor of their own
+// `dns-flow`, expanded by the agent: dns/compact.ts) and the HTTP proxy's (`http-shape`, `http-flow`:
+// http/compact.ts). Records may come on a descriptor of their own
 // (process.ts, FLOW_FD_ENV), in the same lines.
 // DNS only: proxy → agent `dns-answer` (names learnt, held until) agent → proxy `dns-ack`;
 // proxy → agent `dns-timeout` (an answer released unacknowledged at the max delay).
@@ -33,6 +34,7 @@ import type {
   TrafficDirection,
 } from '../policy/types.ts';
 import type { DNSFlowMessage, DNSShapeMessage } from './dns/compact.ts';
+import type { HTTPFlowMessage, HTTPShapeMessage } from './http/compact.ts';
 
 export type ProxyParser = 'http' | 'dns' | 'kafka';
 
@@ -155,6 +157,9 @@ export type ProxyMessage =
   /** The DNS proxy's records, compact (dns/compact.ts): a shape once, then each record's fields. */
   | DNSShapeMessage
   | DNSFlowMessage
+  /** The HTTP proxy's records, compact (http/compact.ts), the same way. */
+  | HTTPShapeMessage
+  | HTTPFlowMessage
   | DNSAnswerMessage
   /**
    * An answer released before the agent acknowledged it (--tofqdns-proxy-response-max-delay

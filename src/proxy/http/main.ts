@@ -1,7 +1,7 @@
 // The node's HTTP proxy process: started by the agent inside the node network namespace
 // (`ip netns exec <node> node --import tsx src/proxy/http/main.ts`), listening on the port that
 // nat_pre DNATs redirected connections to, judging from the policy mirror the agent pushes over
-// stdin (../ipc.ts), and sending its L7 records back on stdout.
+// stdin (../ipc.ts), and sending its L7 records back on stdout, compact (records.ts).
 //
 // Privileges: it starts as root (only root enters the namespace), binds, then drops to the proxy
 // uid/gid (PROXY_UID, 1337 as Istio's): the node's output chain passes that uid's upstream
@@ -16,11 +16,12 @@
 
 import { parseArgs } from 'node:util';
 import { SnapshotMirror } from '../mirror.ts';
-import { runMain, send, sendFlow, serveAgent } from '../process.ts';
+import { onFlowsLost, runMain, send, sendFlowLine, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
 import type { ConnectionInfo, HTTPRuleSet, RedirectContext } from './context.ts';
 import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
+import { HTTPRecordMessages } from './records.ts';
 
 /** The HTTP proxy's mirror: rule sets per (source, destination, port) of the current snapshot. */
 export class PolicyMirror extends SnapshotMirror<HTTPRuleSet[]> {
@@ -73,9 +74,13 @@ async function main(): Promise<void> {
   // read now, as root: after the uid drop below the directory may be unreadable
   const loaded = values.secrets === undefined ? undefined : loadSecretsDir(values.secrets);
   const secrets = loaded?.resolver;
+  // records go compact (records.ts): a shape once, then what varies; on stdout, so a request's
+  // records reach the agent before the ack that follows them
+  const records = new HTTPRecordMessages();
+  onFlowsLost(() => records.lost());
   const proxy = new HTTPProxy({
     lookup: (c) => mirror.lookup(c),
-    onFlow: sendFlow,
+    onRecord: (r) => sendFlowLine(records.line(r)),
     onRefused: (reason) => send({ type: 'refused', reason }),
     nodeName: values.node ?? '',
     ...(secrets === undefined ? {} : { secrets }),

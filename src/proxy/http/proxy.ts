@@ -30,7 +30,7 @@ import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type stream from 'node:stream';
-import { httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
+import { type HTTPRecordInput, httpFlowRecord, type L7Peer } from '../../flow/l7-record.ts';
 import type { Flow } from '../../flow/types.ts';
 import type { SecretResolver } from '../../l7/http.ts';
 import type { RuleRef } from '../../policy/types.ts';
@@ -55,6 +55,12 @@ export interface HTTPProxyOptions {
   /** Where the addon is (default: its build output); for tests of its absence. */
   originalDstAddon?: string;
   onFlow?: (flow: Flow) => void;
+  /**
+   * In place of onFlow: each record's input, for httpFlowRecord (what it would build) without
+   * building it; the node proxy sends it compact (records.ts) and the agent builds the Flow. The
+   * uuid is then left to whoever builds it.
+   */
+  onRecord?: (record: HTTPRecordInput) => void;
   /** Connections refused and requests rejected before judging, with the reason. */
   onRefused?: (reason: string, conn?: Partial<ConnectionInfo>) => void;
   secrets?: SecretResolver;
@@ -492,10 +498,9 @@ export class HTTPProxy extends EventEmitter {
     verdict: 'FORWARDED' | 'DROPPED',
     extra: { code?: number; headers?: ReadonlyArray<readonly [string, string]>; note?: string } = {},
   ): void {
-    if (this.opts.onFlow === undefined) return;
+    if (this.opts.onFlow === undefined && this.opts.onRecord === undefined) return;
     const input: Parameters<typeof httpFlowRecord>[0] = {
       time: new Date(),
-      uuid: randomUUIDv4(),
       nodeName: this.o.nodeName,
       type,
       verdict,
@@ -507,6 +512,7 @@ export class HTTPProxy extends EventEmitter {
       protocol: x.protocol,
       proxyPort: this.port(),
     };
+    if (this.opts.onRecord === undefined) input.uuid = randomUUIDv4();
     if (extra.code !== undefined) input.code = extra.code;
     if (extra.note !== undefined) input.note = extra.note;
     if (type === 'RESPONSE') input.latencyNs = process.hrtime.bigint() - x.t0;
@@ -521,16 +527,18 @@ export class HTTPProxy extends EventEmitter {
 
   private flushFlows(): void {
     const cb = this.opts.onFlow;
+    const onRecord = this.opts.onRecord;
     const batch = this.pendingFlows;
     this.pendingFlows = [];
-    if (cb === undefined) return;
+    if (cb === undefined && onRecord === undefined) return;
     for (const p of batch) {
       try {
         p.input.headers =
           p.secret.size === 0
             ? p.headers
             : p.headers.map(([k, v]) => [k, p.secret.has(k) ? '[redacted]' : v]);
-        cb(httpFlowRecord(p.input));
+        if (onRecord !== undefined) onRecord(p.input);
+        else cb!(httpFlowRecord(p.input));
       } catch {
         // A record sink that throws must not change what happens to the request.
       }
@@ -539,6 +547,11 @@ export class HTTPProxy extends EventEmitter {
 
   /** The policies that admitted a request, per rule set (sets are immutable: computed once). */
   private readonly allowedBySet = new WeakMap<HTTPRuleSet, { ingress?: RuleRef[]; egress?: RuleRef[] }>();
+
+  private readonly allowedByPair = new WeakMap<
+    HTTPRuleSet,
+    WeakMap<HTTPRuleSet, { ingress?: RuleRef[]; egress?: RuleRef[] }>
+  >();
 
   private admitted(x: Exchange, j: Judgement): void {
     x.secretHeaders = j.secretHeaders;
@@ -552,10 +565,26 @@ export class HTTPProxy extends EventEmitter {
       x.allowedBy = one;
       return;
     }
+    // Both sides judged (egress, then ingress): one object per pair of sets as well, so that a
+    // record's shape (records.ts, keyed by it) is one per pair and not one per request.
+    const pair = j.outcomes.length === 2 ? j.outcomes : undefined;
+    const cached = pair === undefined ? undefined : this.allowedByPair.get(pair[0]!.set)?.get(pair[1]!.set);
+    if (cached !== undefined) {
+      x.allowedBy = cached;
+      return;
+    }
     const by: { ingress?: RuleRef[]; egress?: RuleRef[] } = {};
     for (const o of j.outcomes) {
       const key = o.set.direction === 'INGRESS' ? 'ingress' : 'egress';
       by[key] = [...(by[key] ?? []), ...(o.set.policies ?? [])];
+    }
+    if (pair !== undefined) {
+      let second = this.allowedByPair.get(pair[0]!.set);
+      if (second === undefined) {
+        second = new WeakMap();
+        this.allowedByPair.set(pair[0]!.set, second);
+      }
+      second.set(pair[1]!.set, by);
     }
     x.allowedBy = by;
   }

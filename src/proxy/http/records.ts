@@ -1,0 +1,146 @@
+// The lines the HTTP proxy's records go to the agent as (compact.ts): a record's shape once, as an
+// `http-shape` message (and again after a loss), then per record an `http-flow` message with what
+// varies. The agent expands them into the Flow httpFlowRecord makes from the same input.
+//
+// Shapes are cached per pair of the mirror's FlowEndpoint objects (WeakMaps: a snapshot replaces
+// those objects, so a policy change makes new shapes and what the mirror no longer holds is
+// collected), then by the rest of the shape, and last by the admitting policies' object (cached
+// per rule set by the proxy, so one per set), a bounded number per endpoint pair. Records never
+// decide traffic: this is only what the agent is told.
+
+import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
+import type { FlowEndpoint } from '../../flow/types.ts';
+import { type HTTPShape, type HTTPShapeMessage, MAX_AGENT_HTTP_SHAPES } from './compact.ts';
+
+/** Shapes kept per endpoint pair, at most (past it the pair's cache starts over). */
+export const MAX_HTTP_SHAPES_PER_PAIR = 64;
+
+interface Shape {
+  id: number;
+  /** The `http-shape` message line. */
+  def: string;
+  epoch: number;
+}
+
+/** The shapes of one key: without admitting policies, and per policies object. */
+interface ShapeSlot {
+  none?: Shape;
+  by?: WeakMap<object, Shape>;
+}
+
+/** JSON's number text (JSON.stringify's: NaN and infinities are null). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+/** One per proxy process. */
+export class HTTPRecordMessages {
+  private readonly byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, Map<string, ShapeSlot>>>();
+  /** JSON text of the few methods and protocols seen (not per record). */
+  private readonly text = new Map<string, string>();
+  private nextId = 1;
+  /** Bumped when records were lost: every shape is announced again before its next record. */
+  private epoch = 0;
+  /** Announcements in this epoch. */
+  private announced = 0;
+  /** Shapes built. */
+  built = 0;
+
+  constructor(
+    /**
+     * Announcements per epoch, at most; past it a new epoch starts and every shape is announced
+     * again before its next record. The agent keeps the MAX_AGENT_HTTP_SHAPES shapes used last;
+     * with at most half that announced since every shape in use was last announced, none in use
+     * is evicted.
+     */
+    private readonly maxAnnounced = MAX_AGENT_HTTP_SHAPES / 2,
+  ) {}
+
+  /** Records were lost on the way (the channel was full): a shape announcement may be among them. */
+  lost(): void {
+    this.epoch++;
+    this.announced = 0;
+  }
+
+  /** The message line(s) for one record, newlines included. */
+  line(r: HTTPRecordInput): string {
+    // a kernel-style timestamp (nanoseconds) is not what `t` carries: the full record (the proxy's
+    // own records always have a Date)
+    if (!(r.time instanceof Date)) return `{"type":"flow","flow":${JSON.stringify(httpFlowRecord(r))}}\n`;
+    const shape = this.shape(r);
+    let s = '';
+    if (shape.epoch !== this.epoch) {
+      if (this.announced >= this.maxAnnounced) {
+        this.epoch++;
+        this.announced = 0;
+      }
+      this.announced++;
+      s = shape.def;
+      shape.epoch = this.epoch;
+    }
+    s += `{"type":"http-flow","s":${shape.id},"t":${num(r.time.getTime())},"cp":${num(r.client.port)}`;
+    if (r.uuid !== undefined) s += `,"id":${JSON.stringify(r.uuid)}`;
+    s += `,"m":${this.json(r.method)},"u":${JSON.stringify(r.url)},"p":${this.json(r.protocol)}`;
+    if (r.code !== undefined) s += `,"c":${num(r.code)}`;
+    if (r.headers !== undefined && r.headers.length > 0) s += `,"h":${JSON.stringify(r.headers)}`;
+    if (r.latencyNs !== undefined) s += `,"l":${num(Number(r.latencyNs))}`;
+    if (r.note !== undefined) s += `,"n":${JSON.stringify(r.note)}`;
+    return `${s}}\n`;
+  }
+
+  private json(v: string): string {
+    let j = this.text.get(v);
+    if (j === undefined) {
+      j = JSON.stringify(v);
+      if (this.text.size < 64) this.text.set(v, j);
+    }
+    return j;
+  }
+
+  private shape(r: HTTPRecordInput): Shape {
+    const clientEp = r.client.endpoint;
+    const serverEp = r.server.endpoint;
+    let byServer = this.byClient.get(clientEp);
+    if (byServer === undefined) {
+      byServer = new WeakMap();
+      this.byClient.set(clientEp, byServer);
+    }
+    let slots = byServer.get(serverEp);
+    if (slots === undefined) {
+      slots = new Map();
+      byServer.set(serverEp, slots);
+    }
+    const key = `${r.client.ip}|${r.server.ip}|${r.server.port}|${r.type}|${r.verdict}|${r.direction}|${r.proxyPort ?? ''}|${r.nodeName}`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      if (slots.size >= MAX_HTTP_SHAPES_PER_PAIR) slots.clear();
+      slot = {};
+      slots.set(key, slot);
+    }
+    // only a forwarded request's record names the admitting policies (httpFlowRecord)
+    const by = r.verdict === 'FORWARDED' && r.type === 'REQUEST' ? r.allowedBy : undefined;
+    let s = by === undefined ? slot.none : slot.by?.get(by);
+    if (s === undefined) {
+      this.built++;
+      const shape: HTTPShape = {
+        nodeName: r.nodeName,
+        type: r.type,
+        verdict: r.verdict,
+        direction: r.direction,
+        client: { ip: r.client.ip, endpoint: clientEp },
+        server: { ip: r.server.ip, port: r.server.port, endpoint: serverEp },
+      };
+      if (r.proxyPort !== undefined) shape.proxyPort = r.proxyPort;
+      if (by !== undefined) shape.allowedBy = by;
+      const id = this.nextId++;
+      const m: HTTPShapeMessage = { type: 'http-shape', id, shape };
+      s = { id, def: `${JSON.stringify(m)}\n`, epoch: -1 };
+      if (by === undefined) slot.none = s;
+      else {
+        slot.by ??= new WeakMap();
+        slot.by.set(by, s);
+      }
+    }
+    return s;
+  }
+}
