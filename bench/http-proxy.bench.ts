@@ -15,7 +15,8 @@
 // BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
 // BENCH_NO_RECORDS=1 (a 1-rule proxy without flow records beside the plain one, paced);
 // BENCH_PROF=DIR (CPU profiles); BENCH_HEAP_PROF=DIR (allocation profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
-// proxy from another checkout beside this one).
+// proxy from another checkout beside this one); BENCH_QUIESCE=0 (the other proxies keep running
+// during a target's window; by default they are stopped, see QUIESCE).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -97,6 +98,8 @@ interface Trace {
   involuntarySwitches: number;
   voluntarySwitches: number;
   gc: Record<string, { n: number; totalMs: number; maxMs: number }>;
+  /** Between its previous window and this one (the others' windows): its CPU and GC pauses. */
+  idle?: { cpuMs: number; gcN: number; gcMs: number; gcMaxMs: number };
 }
 
 /** An IPC question to a node child and its answer (the children answer in order). */
@@ -164,6 +167,30 @@ function machineProbe(cpu: number, ms: number): Probe | undefined {
   if (!PIN) return undefined;
   const out = execFileSync('taskset', ['-c', String(cpu), process.execPath, '-e', PROBE, String(ms)]);
   return JSON.parse(out.toString()) as Probe;
+}
+
+/**
+ * BENCH_QUIESCE (default on; 0: off): while one target is measured every other proxy process is
+ * stopped (SIGSTOP), and all run again between windows (SIGCONT, then QUIESCE_SETTLE_MS before
+ * the next window). Every proxy shares CPU 1, so an idle neighbour's own work (a node proxy's
+ * idle-time GC: 40 ms of CPU with 8-12 ms pauses, seen in both Seawall proxies in the same gap
+ * between windows) ran in another target's window, its tail the neighbour's. Work a stopped
+ * process deferred runs in the gap, in no window; a target's own work during its window is
+ * still its own. The same for every target (haproxy and the node:http floor included); the
+ * upstream (CPU 0) always runs.
+ */
+const QUIESCE = process.env.BENCH_QUIESCE !== '0';
+const QUIESCE_SETTLE_MS = 250;
+/** Every proxy runs again; then a pause in which what they deferred while stopped can run. */
+async function resumeAll(proxies: readonly Child[]): Promise<void> {
+  if (!QUIESCE) return;
+  for (const p of proxies) p.proc.kill('SIGCONT');
+  await new Promise((r) => setTimeout(r, QUIESCE_SETTLE_MS));
+}
+/** Every proxy but `target` (none: direct) stopped for a window. */
+function alone(proxies: readonly Child[], target: Child | undefined): void {
+  if (!QUIESCE) return;
+  for (const p of proxies) if (p !== target) p.proc.kill('SIGSTOP');
 }
 
 function haproxyConfig(port: number, upstream: number, n: number): string {
@@ -397,10 +424,14 @@ export default async function run(): Promise<void> {
     process.stdout.write(
       `(${CONNS} connections / concurrent calls, ${WINDOW_MS} ms windows, median of ${ROUNDS} interleaved rounds; ` +
         `loopback; ${PIN ? 'pinned: proxies on CPU 1, upstream and load generator on CPU 0' : `not pinned: load generator, upstream and proxies share ${availableParallelism()} cores`}; ` +
+        `${QUIESCE ? `the other proxies stopped during each window, all running ${QUIESCE_SETTLE_MS} ms between windows` : 'every proxy running during every window (BENCH_QUIESCE=0)'}; ` +
         `load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end)\n`,
     );
   } finally {
-    for (const c of children) c.proc.kill();
+    for (const c of children) {
+      c.proc.kill('SIGCONT');
+      c.proc.kill();
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -479,6 +510,14 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       // direct: the upstream's own CPU, what a bare node:http server costs per request.
       [up.port, up],
     ]);
+    // The proxies (not the upstream), stopped while another target is measured (BENCH_QUIESCE).
+    const quiesced = [...new Set(proxyOf.values())].filter((c) => c !== up);
+    /** Before a window on `port`: the others stopped, after a gap in which all ran. */
+    const measure = async (port: number): Promise<void> => {
+      await resumeAll(quiesced);
+      const p = proxyOf.get(port);
+      alone(quiesced, p === up ? undefined : p);
+    };
     // Warm-up (JIT, connection pools), then interleaved rounds.
     for (const [, port] of targets) await load(port, 500);
     if (alt !== undefined) await load(alt.port, 500);
@@ -489,6 +528,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     for (let r = 0; r < (FIXED_RATE === undefined ? ROUNDS : 0); r++) {
       for (const [name, port, unique] of targets) {
         const proxy = proxyOf.get(port);
+        await measure(port);
         const c0 = proxy !== undefined ? await cpuOf(proxy) : undefined;
         const t0 = performance.now();
         const res = await load(port, WINDOW_MS, undefined, unique);
@@ -501,6 +541,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         }
       }
     }
+    await resumeAll(quiesced);
     const med = (name: string) => median(rps.get(name) ?? []);
     const direct = med('direct');
     if (FIXED_RATE === undefined) {
@@ -568,10 +609,13 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
     const preempted = new Map<string, number[]>();
     const probes: Probe[] = [];
     for (let r = 0; r < ROUNDS; r++) {
+      // with every proxy stopped (BENCH_QUIESCE): the machine alone
+      await measure(up.port);
       const probe = machineProbe(1, 400);
       if (probe !== undefined) probes.push(probe);
       for (const [name, port] of latTargets) {
         const proxy = proxyOf.get(port);
+        await measure(port);
         // The baseline's child may not answer `trace`.
         const node = proxy?.proc.connected === true && proxy !== base;
         if (TRACE && node) await ask(proxy!, 'trace-reset');
@@ -596,6 +640,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
         lat.set(name, l);
       }
     }
+    await resumeAll(quiesced);
     const d = lat.get('direct')!;
     for (const [name] of latTargets) {
       const l = lat.get(name)!;
@@ -638,7 +683,8 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
             `stalls of 5 ms and more ${median(ts.map((t) => t.eldOver5Ms))}; involuntary context switches ${median(ts.map((t) => t.involuntarySwitches))}, voluntary ${median(ts.map((t) => t.voluntarySwitches))}\n` +
             // Per round, the longest pauses: a slow round's cause (a GC kind, or a stall no GC explains).
             `    per round: event-loop delay max ${ts.map((t) => t.eldMaxMs.toFixed(1)).join('/')} ms; longest GC pause ${ts.map((t) => Math.max(0, ...Object.values(t.gc).map((g) => g.maxMs)).toFixed(1)).join('/')} ms; ` +
-            `mark-compacts ${ts.map((t) => t.gc['mark-compact']?.n ?? 0).join('/')}; scavenge ms ${ts.map((t) => (t.gc.scavenge?.totalMs ?? 0).toFixed(1)).join('/')}\n`,
+            `mark-compacts ${ts.map((t) => t.gc['mark-compact']?.n ?? 0).join('/')}; scavenge ms ${ts.map((t) => (t.gc.scavenge?.totalMs ?? 0).toFixed(1)).join('/')}\n` +
+            `    idle before each window (while the others ran on its core): CPU ms ${ts.map((t) => t.idle?.cpuMs.toFixed(0) ?? '-').join('/')}; GC pauses ${ts.map((t) => (t.idle === undefined ? '-' : `${t.idle.gcN}:${t.idle.gcMs.toFixed(1)}`)).join('/')} (n:ms), longest ${ts.map((t) => t.idle?.gcMaxMs.toFixed(1) ?? '-').join('/')} ms\n`,
         );
       }
     }

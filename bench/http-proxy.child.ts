@@ -37,6 +37,10 @@ function startTrace() {
   let gcs: Array<{ kind: number; ms: number }> = [];
   let cpu0 = process.cpuUsage();
   let ru0 = process.resourceUsage();
+  // What this process did between two of its windows, while the others were measured on the same
+  // core: its CPU and its GC pauses (a neighbour's stall, not its own).
+  let idleFrom = process.cpuUsage();
+  let idle = { cpuMs: 0, gcN: 0, gcMs: 0, gcMaxMs: 0 };
   new PerformanceObserver((l) => {
     for (const e of l.getEntries()) {
       gcs.push({ kind: (e as unknown as { detail?: { kind: number } }).detail?.kind ?? 0, ms: e.duration });
@@ -44,6 +48,13 @@ function startTrace() {
   }).observe({ entryTypes: ['gc'] });
   return {
     reset() {
+      const c = process.cpuUsage(idleFrom);
+      idle = {
+        cpuMs: (c.user + c.system) / 1e3,
+        gcN: gcs.length,
+        gcMs: gcs.reduce((a, g) => a + g.ms, 0),
+        gcMaxMs: Math.max(0, ...gcs.map((g) => g.ms)),
+      };
       eld.reset();
       eld.enable();
       gcs = [];
@@ -63,7 +74,11 @@ function startTrace() {
       eld.disable();
       const cpu = process.cpuUsage(cpu0);
       const ru = process.resourceUsage();
+      const before = idle;
+      gcs = [];
+      idleFrom = process.cpuUsage();
       return {
+        idle: before,
         // Times the kernel took the CPU from this process while it could run (another process's
         // turn on its core): the machine's share of the stalls, not the proxy's.
         involuntarySwitches: ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches,
