@@ -103,3 +103,42 @@ describe('PolicyMirror rule sets are reused until the next snapshot', () => {
     assert.equal(b[0]?.rules[0]?.path, '/b', 'the new snapshot’s rules, never the cached ones');
   });
 });
+
+describe('PolicyMirror: the world endpoint', () => {
+  const snap = (version: number) => ({
+    version,
+    peers: [['10.0.0.1', { identity: 1001 }] as [string, { identity: number }]],
+    endpoints: [ep('10.0.0.1', 'client', [redirect('EGRESS', 2, 80, '/.*')])],
+  });
+  const rows: Array<{ name: string; same: boolean; between?: (m: PolicyMirror) => void }> = [
+    { name: 'two addresses outside the cluster, one snapshot: one object (one record shape)', same: true },
+    { name: 'a new snapshot: a new object', same: false, between: (m) => m.load(snap(2)) },
+    {
+      name: 'a delta: a new object',
+      same: false,
+      between: (m) =>
+        assert.ok(
+          m.applyDelta({
+            version: 2,
+            peers: [],
+            removedPeers: [],
+            endpoints: [],
+            removedEndpoints: [],
+            patches: [],
+          }),
+        ),
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const m = new PolicyMirror();
+      m.load(snap(1));
+      const a = m.peer('1.1.1.1');
+      r.between?.(m);
+      const b = m.peer('8.8.8.8');
+      assert.deepEqual(a, { identity: 2, labels: ['reserved:world'] });
+      assert.deepEqual(b, a);
+      assert.equal(a === b, r.same);
+    });
+  }
+});

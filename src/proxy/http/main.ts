@@ -15,6 +15,8 @@
 // Arguments: --address A --port P --uid U --node NAME [--secrets DIR]
 
 import { parseArgs } from 'node:util';
+import type { FlowEndpoint } from '../../flow/types.ts';
+import type { PolicyDelta, PolicySnapshot } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import { onFlowsLost, runMain, send, sendFlowLine, serveAgent } from '../process.ts';
 import { useTransparentUpstream } from '../upstream-socket.ts';
@@ -23,8 +25,31 @@ import { loadSecretsDir } from './judge.ts';
 import { HTTPProxy } from './proxy.ts';
 import { HTTPRecordMessages } from './records.ts';
 
+const worldEndpoint = (): FlowEndpoint => ({ identity: 2, labels: ['reserved:world'] });
+
 /** The HTTP proxy's mirror: rule sets per (source, destination, port) of the current snapshot. */
 export class PolicyMirror extends SnapshotMirror<HTTPRuleSet[]> {
+  /**
+   * Every address outside the ipcache (a client or server outside the cluster): one world
+   * endpoint object per snapshot or delta, as for every other peer, so that records to or from
+   * the world keep one shape (records.ts caches shapes per endpoint object), not one per connection.
+   */
+  private world: FlowEndpoint = worldEndpoint();
+
+  override load(s: PolicySnapshot): void {
+    super.load(s);
+    this.world = worldEndpoint();
+  }
+
+  override applyDelta(d: PolicyDelta): boolean {
+    this.world = worldEndpoint();
+    return super.applyDelta(d);
+  }
+
+  override peer(ip: string): FlowEndpoint {
+    return this.peers.get(ip) ?? this.world;
+  }
+
   /**
    * Every rule set a request on this connection must pass, from the current mirror (asked again
    * per request). A side that now denies, or a connection neither side redirects any more, gets
