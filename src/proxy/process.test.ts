@@ -154,3 +154,62 @@ describe('the DNS proxy process’s record channel (fd 3, as the agent opens it)
     }
   });
 });
+
+// A proxy that queues a record in the same turn as a snapshot arrives (its listener runs first),
+// then acknowledges the snapshot: with `beforeAck` the record is written ahead of the ack.
+const ACK_CHILD = (withHook: boolean) => `
+import { sendFlowLine, serveAgent } from ${JSON.stringify(join(import.meta.dirname, 'process.ts'))};
+import { SnapshotMirror } from ${JSON.stringify(join(import.meta.dirname, 'mirror.ts'))};
+import { encode } from ${JSON.stringify(join(import.meta.dirname, 'ipc.ts'))};
+process.stdin.on('data', () => sendFlowLine(encode({ type: 'flow', flow: { uuid: 'before-the-ack' } })));
+serveAgent({
+  parser: 'http',
+  mirror: new SnapshotMirror(),
+  address: '127.0.0.1',
+  port: 1,
+  uid: process.getuid(),
+  close: async () => {},
+  ${withHook ? 'beforeAck: () => {},' : ''}
+});
+`;
+
+describe('serveAgent: records queued before an ack', () => {
+  const rows = [
+    { name: 'with beforeAck: the record, then the ack', withHook: true, order: ['ready', 'flow', 'ack'] },
+    {
+      name: 'without it (DNS, Kafka): the ack may come first',
+      withHook: false,
+      order: ['ready', 'ack', 'flow'],
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, async () => {
+      const c = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', ACK_CHILD(r.withHook)],
+        {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
+      const seen: string[] = [];
+      c.stdout!.on(
+        'data',
+        lineDecoder<ProxyMessage>(
+          (m) => seen.push(m.type),
+          () => assert.fail('a broken line'),
+        ),
+      );
+      try {
+        for (let t = 0; t < 400 && !seen.includes('ready'); t++) await new Promise((d) => setTimeout(d, 25));
+        c.stdin!.write(
+          `${JSON.stringify({ type: 'snapshot', snapshot: { version: 1, peers: [], endpoints: [] } })}\n`,
+        );
+        for (let t = 0; t < 400 && seen.length < 3; t++) await new Promise((d) => setTimeout(d, 25));
+        assert.deepEqual(seen, r.order);
+      } finally {
+        c.stdin!.end();
+        await new Promise((d) => (c.exitCode !== null ? d(undefined) : c.once('exit', d)));
+      }
+    });
+  }
+});

@@ -196,10 +196,23 @@ export interface ServeAgentOptions {
   close(): Promise<void>;
   /** A message other than snapshot and stop (the DNS proxy's acks). */
   onMessage?(m: AgentMessage): void;
+  /**
+   * Before each ack: the proxy hands over the records it still holds (the HTTP proxy's, built at
+   * the end of a turn), and they are written ahead of the ack. Without it a request answered just
+   * before a snapshot came could have its records reach the agent after that snapshot's ack.
+   */
+  beforeAck?(): void;
 }
 
 export function serveAgent(o: ServeAgentOptions): void {
   dropPrivileges(o.uid);
+  const ack = (version: number): void => {
+    if (o.beforeAck !== undefined) {
+      o.beforeAck();
+      flows?.flush();
+    }
+    send({ type: 'ack', version });
+  };
   const stop = (): void =>
     void o.close().then(() => {
       flows?.flush();
@@ -211,9 +224,9 @@ export function serveAgent(o: ServeAgentOptions): void {
       (m) => {
         if (m.type === 'snapshot') {
           o.mirror.load(m.snapshot);
-          send({ type: 'ack', version: m.snapshot.version });
+          ack(m.snapshot.version);
         } else if (m.type === 'fqdn-delta') {
-          if (o.mirror.applyDelta(m.delta)) send({ type: 'ack', version: m.delta.version });
+          if (o.mirror.applyDelta(m.delta)) ack(m.delta.version);
           else send({ type: 'need-snapshot', version: m.delta.version });
         } else if (m.type === 'stop') stop();
         else o.onMessage?.(m);

@@ -128,6 +128,8 @@ async function main(): Promise<void> {
     port: addr.port,
     uid: Number(values.uid),
     close: () => proxy.close(),
+    // a request's records reach the agent before the ack that follows them
+    beforeAck: () => proxy.flushRecords(),
   });
 }
 

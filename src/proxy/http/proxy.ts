@@ -525,6 +525,11 @@ export class HTTPProxy extends EventEmitter {
     if (this.pendingFlows.length === 1) setImmediate(() => this.flushFlows());
   }
 
+  /** Hands the records still queued for the end of this turn to onFlow / onRecord now. */
+  flushRecords(): void {
+    if (this.pendingFlows.length > 0) this.flushFlows();
+  }
+
   private flushFlows(): void {
     const cb = this.opts.onFlow;
     const onRecord = this.opts.onRecord;
