@@ -418,6 +418,18 @@ export default async function run(): Promise<void> {
     haveHaproxy = false;
   }
   pin(process.pid, 0);
+  // Interrupted (Ctrl-C, kill): children stopped by BENCH_QUIESCE would stay stopped, never
+  // seeing their parent go; they are continued and ended on the way out.
+  const endChildren = (): void => {
+    for (const c of children) {
+      c.proc.kill('SIGCONT');
+      c.proc.kill();
+    }
+  };
+  const interrupted = (): never => process.exit(130);
+  process.once('exit', endChildren);
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     if (PARTS.has('http')) await httpPart(children, dir, haveHaproxy);
     if (PARTS.has('grpc')) await grpcPart(children);
@@ -428,10 +440,10 @@ export default async function run(): Promise<void> {
         `load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end)\n`,
     );
   } finally {
-    for (const c of children) {
-      c.proc.kill('SIGCONT');
-      c.proc.kill();
-    }
+    endChildren();
+    process.off('exit', endChildren);
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     rmSync(dir, { recursive: true, force: true });
   }
 }
