@@ -355,9 +355,79 @@ function sameRecord(a: KernelRecord, b: KernelRecord): boolean {
   return a.drop === undefined ? b.drop === undefined : b.drop !== undefined && sameShape(a.drop, b.drop);
 }
 
+interface CacheEntry {
+  at: number;
+  rev: number | undefined;
+  rec: KernelRecord;
+}
+
+const VERDICT_INDEX: Record<KernelVerdict, number> = {
+  fwd: 0,
+  redir: 1,
+  deny: 2,
+  denied: 3,
+  spoof: 4,
+  audit: 5,
+};
+
+/** Per verdict and direction: endpoint id → source address → destination address → shapes. */
+type Kind = Map<number, Map<string, Map<string, Map<number, CacheEntry>>>>;
+
+function freshKinds(): Kind[] {
+  return Array.from({ length: 12 }, () => new Map());
+}
+
+const isByte = (x: number): boolean => Number.isInteger(x) && x >= 0 && x <= 255;
+
+/**
+ * The shape's protocol, destination port or ICMP type and code, TCP flags and whether it has a
+ * source port, as one integer (below 2^53); -1 when a field is outside what the kernel writes.
+ */
+function shapeKey(ev: KernelEvent): number {
+  const { proto, dport, icmp } = ev;
+  if (!isByte(proto)) return -1;
+  let dp = 65536;
+  if (dport !== undefined) {
+    if (!Number.isInteger(dport) || dport < 0 || dport > 65535) return -1;
+    dp = dport;
+  }
+  let ic = 0;
+  if (icmp !== undefined) {
+    if (!isByte(icmp.type) || !isByte(icmp.code)) return -1;
+    ic = 1 + icmp.type * 256 + icmp.code;
+  }
+  const f = ev.tcpFlags;
+  const flags =
+    f === undefined
+      ? 64
+      : (f.SYN ? 1 : 0) |
+        (f.ACK ? 2 : 0) |
+        (f.FIN ? 4 : 0) |
+        (f.RST ? 8 : 0) |
+        (f.PSH ? 16 : 0) |
+        (f.URG ? 32 : 0);
+  return (((proto * 65537 + dp) * 65537 + ic) * 128 + flags) * 2 + (ev.sport ? 0 : 1);
+}
+
+/** The whole shape as a string, for events shapeKey cannot number (the policy revision is in the entry). */
+function stringKey(ev: KernelEvent): string {
+  const f = ev.tcpFlags;
+  const flags =
+    f === undefined
+      ? ''
+      : (f.SYN ? 1 : 0) |
+        (f.ACK ? 2 : 0) |
+        (f.FIN ? 4 : 0) |
+        (f.RST ? 8 : 0) |
+        (f.PSH ? 16 : 0) |
+        (f.URG ? 32 : 0);
+  return `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}`;
+}
+
 /** How long a cached record explains later packets of the same shape (ms). */
 export const RECORD_CACHE_TTL_MS = 1000;
-const RECORD_CACHE_MAX = 8192;
+/** Shapes kept at most; past it the cache starts again. */
+export const RECORD_CACHE_MAX = 8192;
 
 /**
  * Records of kernel events of the same shape (verdict, direction, endpoint, addresses, protocol,
@@ -370,9 +440,38 @@ const RECORD_CACHE_MAX = 8192;
  * shape live as long as the explanation does.
  */
 export class RecordCache {
-  private readonly m = new Map<string, { at: number; rec: KernelRecord }>();
+  /**
+   * Kept records by verdict and direction, endpoint, source and destination address, then a
+   * number of the rest of the shape (shapeKey): no key string per event (building and hashing one
+   * cost most of a cached record's look-up). Events whose fields no number holds go by string.
+   */
+  private byKind = freshKinds();
+  private readonly odd = new Map<string, CacheEntry>();
+  private kept = 0;
   hits = 0;
   misses = 0;
+
+  /** The map that holds `ev`'s shape under `key` (a number), or the string-keyed one. */
+  private placeOf(ev: KernelEvent, key: number): Map<number | string, CacheEntry> {
+    if (key < 0) return this.odd as Map<number | string, CacheEntry>;
+    const kind = this.byKind[VERDICT_INDEX[ev.verdict] * 2 + (ev.dir === 'in' ? 0 : 1)]!;
+    let bySrc = kind.get(ev.endpointId);
+    if (bySrc === undefined) {
+      bySrc = new Map();
+      kind.set(ev.endpointId, bySrc);
+    }
+    let byDst = bySrc.get(ev.srcIP);
+    if (byDst === undefined) {
+      byDst = new Map();
+      bySrc.set(ev.srcIP, byDst);
+    }
+    let shapes = byDst.get(ev.dstIP);
+    if (shapes === undefined) {
+      shapes = new Map();
+      byDst.set(ev.dstIP, shapes);
+    }
+    return shapes as Map<number | string, CacheEntry>;
+  }
 
   record(
     engine: PolicyEngineAPI,
@@ -381,18 +480,13 @@ export class RecordCache {
     nowMs: number = Date.now(),
   ): KernelRecord {
     if (ev.bare || ev.verdict === 'spoof') return recordFromKernelEvent(engine, ev, o);
-    const f = ev.tcpFlags;
-    const flags =
-      f === undefined
-        ? ''
-        : (f.SYN ? 1 : 0) |
-          (f.ACK ? 2 : 0) |
-          (f.FIN ? 4 : 0) |
-          (f.RST ? 8 : 0) |
-          (f.PSH ? 16 : 0) |
-          (f.URG ? 32 : 0);
-    const key = `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}|${o.policyRevision ?? ''}`;
-    const hit = this.m.get(key);
+    const n = shapeKey(ev);
+    const key = n >= 0 ? n : stringKey(ev);
+    const place = this.placeOf(ev, n);
+    const rev = o.policyRevision;
+    const found = place.get(key);
+    // a record of another policy revision is not this one's (revisions only grow)
+    const hit = found !== undefined && found.rev === rev ? found : undefined;
     if (hit !== undefined && nowMs - hit.at < RECORD_CACHE_TTL_MS && nowMs >= hit.at) {
       this.hits++;
       return copyOf(hit.rec, ev);
@@ -412,8 +506,15 @@ export class RecordCache {
       const d = shapeOf(rec.drop);
       if (d !== undefined) rec.dropShape = d;
     }
-    if (this.m.size >= RECORD_CACHE_MAX) this.m.clear();
-    this.m.set(key, { at: nowMs, rec });
+    if (found === undefined) {
+      if (this.kept >= RECORD_CACHE_MAX) {
+        this.byKind = freshKinds();
+        this.odd.clear();
+        this.kept = 0;
+        this.placeOf(ev, n).set(key, { at: nowMs, rev, rec });
+      } else place.set(key, { at: nowMs, rev, rec });
+      this.kept++;
+    } else place.set(key, { at: nowMs, rev, rec });
     return rec;
   }
 }
