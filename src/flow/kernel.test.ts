@@ -413,6 +413,45 @@ describe('RecordCache: records of packets of one shape', () => {
       assert.equal(asked, r.asked);
     });
   }
+  const firstRows: { name: string; ev: KernelEvent; sport: number | undefined }[] = [
+    { name: 'with a source port', ev: ev({}), sport: 40000 },
+    { name: 'without one', ev: ev({ sport: undefined }), sport: undefined },
+    { name: 'a denial, its drop too', ev: ev({ verdict: 'denied' }), sport: 40000 },
+  ];
+  for (const r of firstRows) {
+    it(`a shape's first record is a copy of its template, as later ones: ${r.name}`, () => {
+      const engine = flowEngine(() =>
+        r.ev.verdict === 'denied'
+          ? {
+              ...allowIngress(),
+              allowed: false,
+              verdict: 'DROPPED',
+              reason: 'POLICY_DENIED',
+              ingress: decision({ direction: 'INGRESS', allowed: false, matchType: 'NONE' }),
+            }
+          : allowIngress(),
+      );
+      const cache = new RecordCache();
+      const o = { nodeName: 'n', resolve };
+      const first = cache.record(engine, r.ev, o, 1000);
+      const later = cache.record(engine, { ...r.ev, time: { seconds: 1_700_000_001, nanos: 0 } }, o, 1001);
+      // one shape for both (so one set of encoder pieces), and the first is not the template itself
+      assert.equal(first.shape?.sport, r.sport);
+      assert.equal(first.shape, r.sport === undefined ? later.shape : first.shape);
+      assert.equal(first.shape?.template, later.shape?.template);
+      assert.notEqual(first.flow, first.shape?.template.flow);
+      assert.deepEqual(shapeOf(first.flow), first.shape);
+      if (r.ev.verdict === 'denied') {
+        assert.equal(first.dropShape?.template, later.dropShape?.template);
+        assert.equal(first.dropShape?.sport, r.sport);
+        assert.notEqual(first.drop, first.dropShape?.template.flow);
+      }
+      const want = recordFromKernelEvent(engine, r.ev, o);
+      const strip = (f: { uuid: string }) => ({ ...f, uuid: '' });
+      assert.deepEqual(strip(first.flow), strip(want.flow));
+      if (want.drop !== undefined) assert.deepEqual(strip(first.drop!), strip(want.drop));
+    });
+  }
   it('a cached record is asked again after its time to live', () => {
     let asked = 0;
     const engine = flowEngine(() => {
@@ -450,7 +489,7 @@ describe('RecordCache: records of packets of one shape', () => {
       cache.record(engine, ev({ sport: 41000 }), o, 1000 + RECORD_CACHE_TTL_MS);
       const later = cache.record(engine, ev({ sport: 42000 }), o, 1000 + RECORD_CACHE_TTL_MS + 10);
       assert.equal(asked, 2);
-      assert.equal(shapeOf(later.flow)?.template.flow === first.flow, r.kept);
+      assert.equal(shapeOf(later.flow)?.template === shapeOf(first.flow)?.template, r.kept);
       const want = r.kept ? 'backend-ingress' : 'renamed';
       assert.equal(later.flow.ingress_allowed_by?.[0]?.name, want);
       assert.equal((later.flow.l4 as { TCP: { source_port: number } }).TCP.source_port, 42000);

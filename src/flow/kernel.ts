@@ -13,7 +13,7 @@ import type {
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
-import { registerTemplate, type Shape, sameShape, shapedCopy, shapeOf } from './template.ts';
+import { registerTemplate, type Shape, sameShape, shapedCopy } from './template.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -499,13 +499,7 @@ export class RecordCache {
       return copyOf(hit.rec, ev);
     }
     registerTemplate(rec.flow);
-    const shape = shapeOf(rec.flow);
-    if (shape !== undefined) rec.shape = shape;
-    if (rec.drop !== undefined) {
-      registerTemplate(rec.drop);
-      const d = shapeOf(rec.drop);
-      if (d !== undefined) rec.dropShape = d;
-    }
+    if (rec.drop !== undefined) registerTemplate(rec.drop);
     if (found === undefined) {
       if (this.kept >= RECORD_CACHE_MAX) {
         this.byKind = freshKinds();
@@ -515,6 +509,8 @@ export class RecordCache {
       } else place.set(key, { at: nowMs, rev, rec });
       this.kept++;
     } else place.set(key, { at: nowMs, rev, rec });
-    return rec;
+    // the template's own record goes out as a copy too: its shape is its copies' (with the
+    // packet's port), so the encoders build one set of pieces per shape, not a second for it
+    return copyOf(rec, ev);
   }
 }
