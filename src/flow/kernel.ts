@@ -377,6 +377,18 @@ function freshKinds(): Kind[] {
   return Array.from({ length: 12 }, () => new Map());
 }
 
+/** The TCP flags a shape is told apart by, as bits (SYN 1, ACK 2, FIN 4, RST 8, PSH 16, URG 32). */
+function flagBits(f: NonNullable<KernelEvent['tcpFlags']>): number {
+  return (
+    (f.SYN ? 1 : 0) |
+    (f.ACK ? 2 : 0) |
+    (f.FIN ? 4 : 0) |
+    (f.RST ? 8 : 0) |
+    (f.PSH ? 16 : 0) |
+    (f.URG ? 32 : 0)
+  );
+}
+
 const isByte = (x: number): boolean => Number.isInteger(x) && x >= 0 && x <= 255;
 
 /**
@@ -396,31 +408,13 @@ function shapeKey(ev: KernelEvent): number {
     if (!isByte(icmp.type) || !isByte(icmp.code)) return -1;
     ic = 1 + icmp.type * 256 + icmp.code;
   }
-  const f = ev.tcpFlags;
-  const flags =
-    f === undefined
-      ? 64
-      : (f.SYN ? 1 : 0) |
-        (f.ACK ? 2 : 0) |
-        (f.FIN ? 4 : 0) |
-        (f.RST ? 8 : 0) |
-        (f.PSH ? 16 : 0) |
-        (f.URG ? 32 : 0);
+  const flags = ev.tcpFlags === undefined ? 64 : flagBits(ev.tcpFlags);
   return (((proto * 65537 + dp) * 65537 + ic) * 128 + flags) * 2 + (ev.sport ? 0 : 1);
 }
 
 /** The whole shape as a string, for events shapeKey cannot number (the policy revision is in the entry). */
 function stringKey(ev: KernelEvent): string {
-  const f = ev.tcpFlags;
-  const flags =
-    f === undefined
-      ? ''
-      : (f.SYN ? 1 : 0) |
-        (f.ACK ? 2 : 0) |
-        (f.FIN ? 4 : 0) |
-        (f.RST ? 8 : 0) |
-        (f.PSH ? 16 : 0) |
-        (f.URG ? 32 : 0);
+  const flags = ev.tcpFlags === undefined ? '' : flagBits(ev.tcpFlags);
   return `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}`;
 }
 
