@@ -13,6 +13,9 @@
 // The pipeline runs with the agent's V8 flags (agent/node-flags.ts), as `seawall agent` does:
 // without them in this process, the bench runs itself again in a child that has them.
 // HUBBLE_BENCH_FLAGS=0: in this process, with whatever flags it has (to compare).
+// BENCH_BASELINE=DIR: another checkout's pipeline (DIR/bench/hubble.bench.ts's `pipeline` and
+// `node`, so its own engine, parser, pipeline and gRPC server) beside this one in the same process,
+// on the same pinning, lines and followers, each run of every row interleaved with this tree's.
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -302,6 +305,23 @@ export async function pipeline(
   }
 }
 
+/** Another checkout's bench module (BENCH_BASELINE): its pipeline and node on its own code. */
+interface Baseline {
+  dir: string;
+  pipeline: typeof pipeline;
+  nd: NodeDatapath;
+}
+
+async function baseline(): Promise<Baseline | undefined> {
+  const dir = process.env.BENCH_BASELINE;
+  if (dir === undefined || dir === '') return undefined;
+  const m = (await import(join(dir, 'bench', 'hubble.bench.ts'))) as {
+    pipeline: typeof pipeline;
+    node: typeof node;
+  };
+  return { dir, pipeline: m.pipeline, nd: m.node() };
+}
+
 const RATES = [2_000, 5_000, 10_000, 20_000, 0];
 /** Rows with followers that count without decoding: the pipeline's own limit. */
 const COUNT_RATES = [10_000, 20_000, 0];
@@ -335,30 +355,47 @@ export default async function run(): Promise<void> {
     // templates are built in the run)
     const nd = node();
     await pipeline(ls.slice(0, 5000), 0, followers, nd);
+    const base = await baseline();
+    if (base !== undefined) await base.pipeline(ls.slice(0, 5000), 0, followers, base.nd);
     const raw: { wall: number; cpu: number }[] = [];
     const byRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
     const byCountRate = new Map<number, Result[]>(COUNT_RATES.map((r) => [r, []]));
+    const baseByRate = new Map<number, Result[]>(RATES.map((r) => [r, []]));
+    const baseByCountRate = new Map<number, Result[]>(COUNT_RATES.map((r) => [r, []]));
     const loads: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       loads.push(loadavg()[0]!);
       raw.push(await rawRead(ls));
-      for (const rate of RATES)
-        byRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, followers, nd));
-      for (const rate of COUNT_RATES)
-        byCountRate.get(rate)!.push(await pipeline(ls.slice(0, countAt(rate)), rate, counters, nd));
+      // the baseline's run of a row first in odd runs, this tree's first in even ones
+      const both = async (
+        rate: number,
+        fs: Follower[],
+        mine: Map<number, Result[]>,
+        theirs: Map<number, Result[]>,
+      ) => {
+        const slice = ls.slice(0, countAt(rate));
+        const order = base === undefined ? [false] : r % 2 === 0 ? [false, true] : [true, false];
+        for (const isBase of order) {
+          if (isBase) theirs.get(rate)!.push(await base!.pipeline(slice, rate, fs, base!.nd));
+          else mine.get(rate)!.push(await pipeline(slice, rate, fs, nd));
+        }
+      };
+      for (const rate of RATES) await both(rate, followers, byRate, baseByRate);
+      for (const rate of COUNT_RATES) await both(rate, counters, byCountRate, baseByCountRate);
     }
     const b = median(raw.map((x) => x.wall));
     const bCpu = median(raw.map((x) => x.cpu));
     const n = (x: number): string => Math.round(x).toLocaleString('en');
-    const rowsOf = (rates: number[], by: Map<number, Result[]>, what: string): string[][] =>
+    const rowsOf = (rates: number[], by: Map<number, Result[]>, what: string, tag = ''): string[][] =>
       rates.map((rate) => {
         const xs = by.get(rate)!;
         const ingested = median(xs.map((x) => x.ingested));
         const cpuRate = median(xs.map((x) => x.cpuRate));
         return [
-          rate === 0
-            ? `pipeline → 2 ${what}, unpaced (${N.toLocaleString('en')})`
-            : `pipeline → 2 ${what}, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`,
+          tag +
+            (rate === 0
+              ? `pipeline → 2 ${what}, unpaced (${N.toLocaleString('en')})`
+              : `pipeline → 2 ${what}, offered ${rate.toLocaleString('en')}/s (${countAt(rate).toLocaleString('en')})`),
           n(ingested),
           `${(ingested / b).toFixed(2)}x`,
           n(median(xs.map((x) => x.delivered))),
@@ -371,6 +408,12 @@ export default async function run(): Promise<void> {
     const rows = [
       ...rowsOf(RATES, byRate, 'decoding followers'),
       ...rowsOf(COUNT_RATES, byCountRate, 'counting followers'),
+      ...(base === undefined
+        ? []
+        : [
+            ...rowsOf(RATES, baseByRate, 'decoding followers', 'baseline: '),
+            ...rowsOf(COUNT_RATES, baseByCountRate, 'counting followers', 'baseline: '),
+          ]),
     ];
     const perEvent = median(byRate.get(0)!.map((x) => x.perEvent));
     const templated = median(byRate.get(0)!.map((x) => x.templated));
@@ -391,7 +434,7 @@ export default async function run(): Promise<void> {
       ])}\n`,
     );
     process.stdout.write(
-      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; the pipeline's node flags: ${process.execArgv.filter((a) => a.startsWith('--m')).join(' ') || 'none'}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs. ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
+      `\nevents per run in parentheses, ${RUNS} runs (medians), ${perEvent.toFixed(2)} records per event (a denial is a verdict and a drop), ring ${HUBBLE_EVENT_BUFFER_CAPACITY}, flow log on, unix socket, ${(templated * 100).toFixed(0)}% of the unpaced rows' ring entries encoded from their shape's template. ${pinned ? `Pipeline process (all threads) pinned to CPU 0, the follower processes (grpc-js clients; decoding: every message with protobufjs, as a Hubble client; counting: the first byte only, so the rows show the pipeline's own limit) to CPU 1` : `Not pinned; followers are processes of their own (grpc-js clients decoding every message)`}; the pipeline's node flags: ${process.execArgv.filter((a) => a.startsWith('--m')).join(' ') || 'none'}; events per CPU-s: the pipeline process's user+system CPU time while ingesting; follower CPU-s: theirs.${base === undefined ? '' : ` Baseline rows: ${base.dir}'s pipeline (its own engine, parser, pipeline and gRPC server) in this process, on the same pinning, lines and followers, its run of each row interleaved with this tree's (alternating which goes first).`} ${cpus().length} cores shared with other work: load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the start of each run.\n`,
     );
   } finally {
     for (const f of [...followers, ...counters]) f.stop();

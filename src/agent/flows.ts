@@ -29,6 +29,7 @@ import {
 } from '../flow/conntrack.ts';
 import { type KernelRecord, type KernelRecordOptions, RecordCache } from '../flow/kernel.ts';
 import type { KernelEvent } from '../flow/nflog.ts';
+import { RepeatedSYNs } from '../flow/syn-repeats.ts';
 import type { Shape } from '../flow/template.ts';
 import { toProxyTrace } from '../flow/trace.ts';
 import type { Flow, FlowEvent, Workload } from '../flow/types.ts';
@@ -174,7 +175,7 @@ export class FlowPipeline {
   private conntrack: ChildProcess | undefined;
   private tracesState: string = 'disabled';
   /** Forwarded TCP SYN verdicts by connection, to record a retransmitted SYN once. */
-  private readonly synSeen = new Map<string, number>();
+  private readonly synSeen = new RepeatedSYNs(SYN_WINDOW_MS, MAX_SYN_TRACKED);
   private repeatedVerdicts = 0;
   /** Made once (closures per event cost more than the record): ids are read when asked. */
   private readonly recordOptions: KernelRecordOptions = {
@@ -395,14 +396,8 @@ export class FlowPipeline {
   private repeatedSyn(ev: KernelEvent): boolean {
     if (ev.proto !== 6 || ev.tcpFlags?.SYN !== true || ev.tcpFlags.ACK === true) return false;
     if (ev.verdict !== 'fwd' && ev.verdict !== 'redir') return false;
-    const key = `${ev.dir}|${ev.srcIP}|${ev.sport}|${ev.dstIP}|${ev.dport}`;
     const now = ev.time.seconds * 1000 + ev.time.nanos / 1e6;
-    const prev = this.synSeen.get(key);
-    if (prev !== undefined && now - prev < SYN_WINDOW_MS && now >= prev) return true;
-    if (prev !== undefined) this.synSeen.delete(key); // re-inserted last: the oldest go first
-    this.synSeen.set(key, now);
-    if (this.synSeen.size > MAX_SYN_TRACKED) this.synSeen.delete(this.synSeen.keys().next().value!);
-    return false;
+    return this.synSeen.repeated(ev.dir, ev.srcIP, ev.sport, ev.dstIP, ev.dport, now);
   }
 
   /** A local pod's MapState for the match type; re-read on a new policy revision or after 1 s. */

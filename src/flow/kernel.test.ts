@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PeerRef, Verdict } from '../policy/types.ts';
-import { RECORD_CACHE_TTL_MS, RecordCache, recordFromKernelEvent } from './kernel.ts';
+import { RECORD_CACHE_MAX, RECORD_CACHE_TTL_MS, RecordCache, recordFromKernelEvent } from './kernel.ts';
 import type { KernelEvent } from './nflog.ts';
 import { shapeOf } from './template.ts';
 import { allowIngress, decision, flowEngine, kernelEvent, ref, resolvePeer } from './test-support.ts';
@@ -201,7 +201,16 @@ describe('item 8: anti-spoofing drops name the sending endpoint (INVALID_SOURCE_
 
 describe('RecordCache: records of packets of one shape', () => {
   const strip = (f: { time: string; uuid: string }) => ({ ...f, time: '', uuid: '' });
-  const rows: { name: string; first: KernelEvent; second: KernelEvent; rev?: number; hit: boolean }[] = [
+  // asked: engine calls when not 1 or 2 by `hit` (a cut-short header is recorded without asking);
+  // every row's record is also compared with a fresh one, so that a wrong copy shows
+  const rows: {
+    name: string;
+    first: KernelEvent;
+    second: KernelEvent;
+    rev?: number;
+    hit: boolean;
+    asked?: number;
+  }[] = [
     {
       name: 'same shape, another port and time: a copy',
       first: ev({}),
@@ -228,6 +237,121 @@ describe('RecordCache: records of packets of one shape', () => {
       second: ev({ verdict: 'denied', sport: 41001 }),
       hit: true,
     },
+    { name: 'another endpoint: asked again', first: ev({}), second: ev({ endpointId: 103 }), hit: false },
+    { name: 'another direction: asked again', first: ev({}), second: ev({ dir: 'eg' }), hit: false },
+    { name: 'another verdict: asked again', first: ev({}), second: ev({ verdict: 'audit' }), hit: false },
+    {
+      name: 'another source address: asked again',
+      first: ev({}),
+      second: ev({ srcIP: '10.0.1.9' }),
+      hit: false,
+    },
+    {
+      name: 'another destination address: asked again',
+      first: ev({}),
+      second: ev({ dstIP: '10.0.1.12' }),
+      hit: false,
+    },
+    {
+      name: 'addresses swapped: asked again',
+      first: ev({}),
+      second: ev({ srcIP: '10.0.1.11', dstIP: '10.0.1.8' }),
+      hit: false,
+    },
+    {
+      name: 'no source port after one: asked again',
+      first: ev({}),
+      second: ev({ sport: undefined }),
+      hit: false,
+    },
+    {
+      name: 'no destination port after port 0: asked again',
+      first: ev({ dport: 0 }),
+      second: ev({ dport: undefined }),
+      hit: false,
+      asked: 1,
+    },
+    {
+      name: 'no TCP flags after SYN: asked again',
+      first: ev({}),
+      second: ev({ tcpFlags: undefined }),
+      hit: false,
+    },
+    {
+      name: 'ICMP, the same type and code: a copy',
+      first: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 8, code: 0 },
+      }),
+      second: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 8, code: 0 },
+        time: { seconds: 1700000000, nanos: 9000 },
+      }),
+      hit: true,
+    },
+    {
+      name: 'ICMP, another code: asked again',
+      first: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 3, code: 1 },
+      }),
+      second: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 3, code: 3 },
+      }),
+      hit: false,
+    },
+    {
+      name: 'ICMP type/code and a port are kept apart (type 0 code 80 is no port 80)',
+      first: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 0, code: 80 },
+      }),
+      second: ev({ proto: 1, sport: undefined, dport: 80, tcpFlags: undefined }),
+      hit: false,
+      asked: 1,
+    },
+    {
+      name: 'ICMP type 0 code 0, then no ICMP header: recorded as cut short, not a copy',
+      first: ev({
+        proto: 1,
+        sport: undefined,
+        dport: undefined,
+        tcpFlags: undefined,
+        icmp: { type: 0, code: 0 },
+      }),
+      second: ev({ proto: 1, sport: undefined, dport: undefined, tcpFlags: undefined }),
+      hit: false,
+      asked: 1,
+    },
+    {
+      name: 'a port no kernel writes (by the string key): a copy',
+      first: ev({ dport: 70000 }),
+      second: ev({ dport: 70000, sport: 41000 }),
+      hit: true,
+    },
+    {
+      name: 'a port no kernel writes and a port: asked again',
+      first: ev({ dport: 70000 }),
+      second: ev({ dport: 4464 }),
+      hit: false,
+    },
   ];
   for (const r of rows) {
     it(r.name, () => {
@@ -252,12 +376,80 @@ describe('RecordCache: records of packets of one shape', () => {
         { nodeName: 'n', resolve, policyRevision: r.rev ?? 1 },
         1500,
       );
-      assert.equal(asked, r.hit ? 1 : 2);
-      if (!r.hit) return;
-      const want = recordFromKernelEvent(engine, r.second, { nodeName: 'n', resolve, policyRevision: 1 });
+      assert.equal(asked, r.asked ?? (r.hit ? 1 : 2));
+      const want = recordFromKernelEvent(engine, r.second, {
+        nodeName: 'n',
+        resolve,
+        policyRevision: r.rev ?? 1,
+      });
       assert.deepEqual(strip(got.flow), strip(want.flow));
       assert.equal(got.flow.time, want.flow.time);
       if (want.drop !== undefined) assert.deepEqual(strip(got.drop!), strip(want.drop));
+    });
+  }
+  const boundRows: { name: string; shapes: number; asked: number }[] = [
+    {
+      name: `${RECORD_CACHE_MAX} shapes are all kept: the first is a copy`,
+      shapes: RECORD_CACHE_MAX,
+      asked: RECORD_CACHE_MAX,
+    },
+    {
+      name: `one shape more: the cache starts again, the first is asked again`,
+      shapes: RECORD_CACHE_MAX + 1,
+      asked: RECORD_CACHE_MAX + 2,
+    },
+  ];
+  for (const r of boundRows) {
+    it(r.name, () => {
+      let asked = 0;
+      const engine = flowEngine(() => {
+        asked++;
+        return allowIngress();
+      });
+      const cache = new RecordCache();
+      const o = { nodeName: 'n', resolve };
+      for (let i = 0; i < r.shapes; i++) cache.record(engine, ev({ dport: 1 + i }), o, 1000);
+      cache.record(engine, ev({ dport: 1, sport: 50000 }), o, 1001);
+      assert.equal(asked, r.asked);
+    });
+  }
+  const firstRows: { name: string; ev: KernelEvent; sport: number | undefined }[] = [
+    { name: 'with a source port', ev: ev({}), sport: 40000 },
+    { name: 'without one', ev: ev({ sport: undefined }), sport: undefined },
+    { name: 'a denial, its drop too', ev: ev({ verdict: 'denied' }), sport: 40000 },
+  ];
+  for (const r of firstRows) {
+    it(`a shape's first record is a copy of its template, as later ones: ${r.name}`, () => {
+      const engine = flowEngine(() =>
+        r.ev.verdict === 'denied'
+          ? {
+              ...allowIngress(),
+              allowed: false,
+              verdict: 'DROPPED',
+              reason: 'POLICY_DENIED',
+              ingress: decision({ direction: 'INGRESS', allowed: false, matchType: 'NONE' }),
+            }
+          : allowIngress(),
+      );
+      const cache = new RecordCache();
+      const o = { nodeName: 'n', resolve };
+      const first = cache.record(engine, r.ev, o, 1000);
+      const later = cache.record(engine, { ...r.ev, time: { seconds: 1_700_000_001, nanos: 0 } }, o, 1001);
+      // one shape for both (so one set of encoder pieces), and the first is not the template itself
+      assert.equal(first.shape?.sport, r.sport);
+      assert.equal(first.shape, r.sport === undefined ? later.shape : first.shape);
+      assert.equal(first.shape?.template, later.shape?.template);
+      assert.notEqual(first.flow, first.shape?.template.flow);
+      assert.deepEqual(shapeOf(first.flow), first.shape);
+      if (r.ev.verdict === 'denied') {
+        assert.equal(first.dropShape?.template, later.dropShape?.template);
+        assert.equal(first.dropShape?.sport, r.sport);
+        assert.notEqual(first.drop, first.dropShape?.template.flow);
+      }
+      const want = recordFromKernelEvent(engine, r.ev, o);
+      const strip = (f: { uuid: string }) => ({ ...f, uuid: '' });
+      assert.deepEqual(strip(first.flow), strip(want.flow));
+      if (want.drop !== undefined) assert.deepEqual(strip(first.drop!), strip(want.drop));
     });
   }
   it('a cached record is asked again after its time to live', () => {
@@ -297,7 +489,7 @@ describe('RecordCache: records of packets of one shape', () => {
       cache.record(engine, ev({ sport: 41000 }), o, 1000 + RECORD_CACHE_TTL_MS);
       const later = cache.record(engine, ev({ sport: 42000 }), o, 1000 + RECORD_CACHE_TTL_MS + 10);
       assert.equal(asked, 2);
-      assert.equal(shapeOf(later.flow)?.template.flow === first.flow, r.kept);
+      assert.equal(shapeOf(later.flow)?.template === shapeOf(first.flow)?.template, r.kept);
       const want = r.kept ? 'backend-ingress' : 'renamed';
       assert.equal(later.flow.ingress_allowed_by?.[0]?.name, want);
       assert.equal((later.flow.l4 as { TCP: { source_port: number } }).TCP.source_port, 42000);

@@ -13,7 +13,7 @@ import type {
 } from '../policy/types.ts';
 import type { KernelEvent, KernelVerdict } from './nflog.ts';
 import { endpointOf, type FlowMeta, flowFromKernelOnly, flowFromVerdict, formatTimestamp } from './record.ts';
-import { registerTemplate, type Shape, sameShape, shapedCopy, shapeOf } from './template.ts';
+import { registerTemplate, type Shape, sameShape, shapedCopy } from './template.ts';
 import {
   type DropReasonName,
   type Flow,
@@ -355,9 +355,73 @@ function sameRecord(a: KernelRecord, b: KernelRecord): boolean {
   return a.drop === undefined ? b.drop === undefined : b.drop !== undefined && sameShape(a.drop, b.drop);
 }
 
+interface CacheEntry {
+  at: number;
+  rev: number | undefined;
+  rec: KernelRecord;
+}
+
+const VERDICT_INDEX: Record<KernelVerdict, number> = {
+  fwd: 0,
+  redir: 1,
+  deny: 2,
+  denied: 3,
+  spoof: 4,
+  audit: 5,
+};
+
+/** Per verdict and direction: endpoint id → source address → destination address → shapes. */
+type Kind = Map<number, Map<string, Map<string, Map<number, CacheEntry>>>>;
+
+function freshKinds(): Kind[] {
+  return Array.from({ length: 12 }, () => new Map());
+}
+
+/** The TCP flags a shape is told apart by, as bits (SYN 1, ACK 2, FIN 4, RST 8, PSH 16, URG 32). */
+function flagBits(f: NonNullable<KernelEvent['tcpFlags']>): number {
+  return (
+    (f.SYN ? 1 : 0) |
+    (f.ACK ? 2 : 0) |
+    (f.FIN ? 4 : 0) |
+    (f.RST ? 8 : 0) |
+    (f.PSH ? 16 : 0) |
+    (f.URG ? 32 : 0)
+  );
+}
+
+const isByte = (x: number): boolean => Number.isInteger(x) && x >= 0 && x <= 255;
+
+/**
+ * The shape's protocol, destination port or ICMP type and code, TCP flags and whether it has a
+ * source port, as one integer (below 2^53); -1 when a field is outside what the kernel writes.
+ */
+function shapeKey(ev: KernelEvent): number {
+  const { proto, dport, icmp } = ev;
+  if (!isByte(proto)) return -1;
+  let dp = 65536;
+  if (dport !== undefined) {
+    if (!Number.isInteger(dport) || dport < 0 || dport > 65535) return -1;
+    dp = dport;
+  }
+  let ic = 0;
+  if (icmp !== undefined) {
+    if (!isByte(icmp.type) || !isByte(icmp.code)) return -1;
+    ic = 1 + icmp.type * 256 + icmp.code;
+  }
+  const flags = ev.tcpFlags === undefined ? 64 : flagBits(ev.tcpFlags);
+  return (((proto * 65537 + dp) * 65537 + ic) * 128 + flags) * 2 + (ev.sport ? 0 : 1);
+}
+
+/** The whole shape as a string, for events shapeKey cannot number (the policy revision is in the entry). */
+function stringKey(ev: KernelEvent): string {
+  const flags = ev.tcpFlags === undefined ? '' : flagBits(ev.tcpFlags);
+  return `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}`;
+}
+
 /** How long a cached record explains later packets of the same shape (ms). */
 export const RECORD_CACHE_TTL_MS = 1000;
-const RECORD_CACHE_MAX = 8192;
+/** Shapes kept at most; past it the cache starts again. */
+export const RECORD_CACHE_MAX = 8192;
 
 /**
  * Records of kernel events of the same shape (verdict, direction, endpoint, addresses, protocol,
@@ -370,9 +434,38 @@ const RECORD_CACHE_MAX = 8192;
  * shape live as long as the explanation does.
  */
 export class RecordCache {
-  private readonly m = new Map<string, { at: number; rec: KernelRecord }>();
+  /**
+   * Kept records by verdict and direction, endpoint, source and destination address, then a
+   * number of the rest of the shape (shapeKey): no key string per event (building and hashing one
+   * cost most of a cached record's look-up). Events whose fields no number holds go by string.
+   */
+  private byKind = freshKinds();
+  private readonly odd = new Map<string, CacheEntry>();
+  private kept = 0;
   hits = 0;
   misses = 0;
+
+  /** The map that holds `ev`'s shape under `key` (a number), or the string-keyed one. */
+  private placeOf(ev: KernelEvent, key: number): Map<number | string, CacheEntry> {
+    if (key < 0) return this.odd as Map<number | string, CacheEntry>;
+    const kind = this.byKind[VERDICT_INDEX[ev.verdict] * 2 + (ev.dir === 'in' ? 0 : 1)]!;
+    let bySrc = kind.get(ev.endpointId);
+    if (bySrc === undefined) {
+      bySrc = new Map();
+      kind.set(ev.endpointId, bySrc);
+    }
+    let byDst = bySrc.get(ev.srcIP);
+    if (byDst === undefined) {
+      byDst = new Map();
+      bySrc.set(ev.srcIP, byDst);
+    }
+    let shapes = byDst.get(ev.dstIP);
+    if (shapes === undefined) {
+      shapes = new Map();
+      byDst.set(ev.dstIP, shapes);
+    }
+    return shapes as Map<number | string, CacheEntry>;
+  }
 
   record(
     engine: PolicyEngineAPI,
@@ -381,18 +474,13 @@ export class RecordCache {
     nowMs: number = Date.now(),
   ): KernelRecord {
     if (ev.bare || ev.verdict === 'spoof') return recordFromKernelEvent(engine, ev, o);
-    const f = ev.tcpFlags;
-    const flags =
-      f === undefined
-        ? ''
-        : (f.SYN ? 1 : 0) |
-          (f.ACK ? 2 : 0) |
-          (f.FIN ? 4 : 0) |
-          (f.RST ? 8 : 0) |
-          (f.PSH ? 16 : 0) |
-          (f.URG ? 32 : 0);
-    const key = `${ev.verdict}|${ev.dir}|${ev.endpointId}|${ev.srcIP}|${ev.dstIP}|${ev.proto}|${ev.dport ?? ''}|${ev.icmp?.type ?? ''}/${ev.icmp?.code ?? ''}|${flags}|${ev.sport ? '' : 'n'}|${o.policyRevision ?? ''}`;
-    const hit = this.m.get(key);
+    const n = shapeKey(ev);
+    const key = n >= 0 ? n : stringKey(ev);
+    const place = this.placeOf(ev, n);
+    const rev = o.policyRevision;
+    const found = place.get(key);
+    // a record of another policy revision is not this one's (revisions only grow)
+    const hit = found !== undefined && found.rev === rev ? found : undefined;
     if (hit !== undefined && nowMs - hit.at < RECORD_CACHE_TTL_MS && nowMs >= hit.at) {
       this.hits++;
       return copyOf(hit.rec, ev);
@@ -405,15 +493,18 @@ export class RecordCache {
       return copyOf(hit.rec, ev);
     }
     registerTemplate(rec.flow);
-    const shape = shapeOf(rec.flow);
-    if (shape !== undefined) rec.shape = shape;
-    if (rec.drop !== undefined) {
-      registerTemplate(rec.drop);
-      const d = shapeOf(rec.drop);
-      if (d !== undefined) rec.dropShape = d;
-    }
-    if (this.m.size >= RECORD_CACHE_MAX) this.m.clear();
-    this.m.set(key, { at: nowMs, rec });
-    return rec;
+    if (rec.drop !== undefined) registerTemplate(rec.drop);
+    if (found === undefined) {
+      if (this.kept >= RECORD_CACHE_MAX) {
+        this.byKind = freshKinds();
+        this.odd.clear();
+        this.kept = 0;
+        this.placeOf(ev, n).set(key, { at: nowMs, rev, rec });
+      } else place.set(key, { at: nowMs, rev, rec });
+      this.kept++;
+    } else place.set(key, { at: nowMs, rev, rec });
+    // the template's own record goes out as a copy too: its shape is its copies' (with the
+    // packet's port), so the encoders build one set of pieces per shape, not a second for it
+    return copyOf(rec, ev);
   }
 }

@@ -428,10 +428,21 @@ export class LineBatch {
     let at = this.used;
     b.set(bytes[0]!, at);
     at += bytes[0]!.length;
+    // the flow's time and the event's are one string (eventShape): encoded once, then copied
+    let timeAt = -1;
+    let timeEnd = -1;
     for (let i = 0; i < slots.length; i++) {
       const k = slots[i];
       if (k === 'sport') at = writeDigits(b, at, sport!);
-      else at = writeJSONString(b, at, k === 'time' ? time : uuid);
+      else if (k === 'uuid') at = writeJSONString(b, at, uuid);
+      else if (timeAt < 0) {
+        timeAt = at;
+        at = writeJSONString(b, at, time);
+        timeEnd = at;
+      } else {
+        b.copyWithin(at, timeAt, timeEnd);
+        at += timeEnd - timeAt;
+      }
       const part = bytes[i + 1]!;
       b.set(part, at);
       at += part.length;
