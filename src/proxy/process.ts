@@ -198,19 +198,18 @@ export interface ServeAgentOptions {
   onMessage?(m: AgentMessage): void;
   /**
    * Before each ack: the proxy hands over the records it still holds (the HTTP proxy's, built at
-   * the end of a turn), and they are written ahead of the ack. Without it a request answered just
-   * before a snapshot came could have its records reach the agent after that snapshot's ack.
+   * the end of a turn); they and every record already queued are written ahead of the ack.
    */
   beforeAck?(): void;
 }
 
 export function serveAgent(o: ServeAgentOptions): void {
   dropPrivileges(o.uid);
+  // records pushed before an ack are written ahead of it (every proxy: an ack means "judging by
+  // this version from now on", and a record of the old version after it would read as judged by it)
   const ack = (version: number): void => {
-    if (o.beforeAck !== undefined) {
-      o.beforeAck();
-      flows?.flush();
-    }
+    o.beforeAck?.();
+    flows?.flush();
     send({ type: 'ack', version });
   };
   const stop = (): void =>
