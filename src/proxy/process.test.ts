@@ -181,13 +181,9 @@ describe('serveAgent: records queued before an ack', () => {
   ];
   for (const r of rows) {
     it(r.name, async () => {
-      const c = spawn(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', ACK_CHILD(r.held)],
-        {
-          stdio: ['pipe', 'pipe', 'inherit'],
-        },
-      );
+      const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ACK_CHILD(r.held)], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
       const seen: string[] = [];
       c.stdout!.on(
         'data',
