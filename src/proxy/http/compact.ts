@@ -15,6 +15,7 @@
 import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type { RuleRef } from '../../policy/types.ts';
+import { ShapeTable } from '../shapes.ts';
 
 /** What a shape fixes. */
 export interface HTTPShape {
@@ -122,14 +123,14 @@ export const MAX_AGENT_HTTP_SHAPES = 65_536;
  * undefined for a record whose shape never came (lost with its batch): the caller counts it lost.
  */
 export class HTTPFlowExpander {
-  private readonly shapes = new Map<number, ExpandableShape>();
+  private readonly shapes: ShapeTable<ExpandableShape>;
 
   /** Most shapes kept (least recently used out first). */
-  constructor(private readonly max = MAX_AGENT_HTTP_SHAPES) {}
+  constructor(max = MAX_AGENT_HTTP_SHAPES) {
+    this.shapes = new ShapeTable(max);
+  }
 
   shape(m: HTTPShapeMessage): void {
-    this.shapes.delete(m.id);
-    if (this.shapes.size >= this.max) this.shapes.delete(this.shapes.keys().next().value!);
     this.shapes.set(m.id, {
       shape: m.shape,
       client: JSON.stringify(m.shape.client.endpoint),
@@ -140,10 +141,7 @@ export class HTTPFlowExpander {
   /** `uuid` when the record carries none (the tests' fixed one); otherwise httpFlowRecord makes one. */
   flow(m: HTTPFlowMessage, uuid?: string): Flow | undefined {
     const x = this.shapes.get(m.s);
-    if (x === undefined) return undefined;
-    this.shapes.delete(m.s);
-    this.shapes.set(m.s, x);
-    return expand(x, m, uuid);
+    return x === undefined ? undefined : expand(x, m, uuid);
   }
 
   get size(): number {

@@ -10,17 +10,14 @@
 
 import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
 import type { FlowEndpoint } from '../../flow/types.ts';
+import { type AnnouncedShape, ShapeAnnouncer } from '../shapes.ts';
 import { type HTTPShape, type HTTPShapeMessage, MAX_AGENT_HTTP_SHAPES } from './compact.ts';
 
 /** Shapes kept per endpoint pair, at most (past it the pair's cache starts over). */
 export const MAX_HTTP_SHAPES_PER_PAIR = 64;
 
-interface Shape {
-  id: number;
-  /** The `http-shape` message line. */
-  def: string;
-  epoch: number;
-}
+/** def: the `http-shape` message line. */
+type Shape = AnnouncedShape;
 
 /** The shapes of one key: without admitting policies, and per policies object. */
 interface ShapeSlot {
@@ -39,27 +36,18 @@ export class HTTPRecordMessages {
   /** JSON text of the few methods and protocols seen (not per record). */
   private readonly text = new Map<string, string>();
   private nextId = 1;
-  /** Bumped when records were lost: every shape is announced again before its next record. */
-  private epoch = 0;
-  /** Announcements in this epoch. */
-  private announced = 0;
+  private readonly announcer: ShapeAnnouncer;
   /** Shapes built. */
   built = 0;
 
-  constructor(
-    /**
-     * Announcements per epoch, at most; past it a new epoch starts and every shape is announced
-     * again before its next record. The agent keeps the MAX_AGENT_HTTP_SHAPES shapes used last;
-     * with at most half that announced since every shape in use was last announced, none in use
-     * is evicted.
-     */
-    private readonly maxAnnounced = MAX_AGENT_HTTP_SHAPES / 2,
-  ) {}
+  /** maxAnnounced: announcements per epoch (shapes.ts); the agent keeps twice as many. */
+  constructor(maxAnnounced = MAX_AGENT_HTTP_SHAPES / 2) {
+    this.announcer = new ShapeAnnouncer(maxAnnounced);
+  }
 
   /** Records were lost on the way (the channel was full): a shape announcement may be among them. */
   lost(): void {
-    this.epoch++;
-    this.announced = 0;
+    this.announcer.lost();
   }
 
   /** The message line(s) for one record, newlines included. */
@@ -68,16 +56,7 @@ export class HTTPRecordMessages {
     // own records always have a Date)
     if (!(r.time instanceof Date)) return `{"type":"flow","flow":${JSON.stringify(httpFlowRecord(r))}}\n`;
     const shape = this.shape(r);
-    let s = '';
-    if (shape.epoch !== this.epoch) {
-      if (this.announced >= this.maxAnnounced) {
-        this.epoch++;
-        this.announced = 0;
-      }
-      this.announced++;
-      s = shape.def;
-      shape.epoch = this.epoch;
-    }
+    let s = this.announcer.prefix(shape);
     s += `{"type":"http-flow","s":${shape.id},"t":${num(r.time.getTime())},"cp":${num(r.client.port)}`;
     if (r.uuid !== undefined) s += `,"id":${JSON.stringify(r.uuid)}`;
     s += `,"m":${this.json(r.method)},"u":${JSON.stringify(r.url)},"p":${this.json(r.protocol)}`;

@@ -1,0 +1,66 @@
+// Compact records' shapes, at both ends of a proxy's record channel (http/, dns/ compact.ts). A
+// proxy announces a shape (its definition line) before the first record that uses it, and again
+// once records were lost (the announcement may have been among them) or a new epoch began: an
+// epoch holds at most `maxAnnounced` announcements. The agent keeps the shapes used last, at
+// least twice that many, so the shape of a record in flight is never the one it evicted: every
+// shape in use was announced at most `maxAnnounced` announcements ago.
+
+/** A shape as the proxy keeps it: its id, its announcement line, the epoch it last went in. */
+export interface AnnouncedShape {
+  id: number;
+  def: string;
+  epoch: number;
+}
+
+/** The proxy's side: when a shape must be announced (again). */
+export class ShapeAnnouncer {
+  private epoch = 0;
+  /** Announcements in this epoch. */
+  private announced = 0;
+
+  constructor(private readonly maxAnnounced: number) {}
+
+  /** Records were lost on the way (the channel was full): every shape goes again. */
+  lost(): void {
+    this.epoch++;
+    this.announced = 0;
+  }
+
+  /** The shape's announcement when it must go ahead of this record, else ''. */
+  prefix(s: AnnouncedShape): string {
+    if (s.epoch === this.epoch) return '';
+    if (this.announced >= this.maxAnnounced) {
+      this.epoch++;
+      this.announced = 0;
+    }
+    this.announced++;
+    s.epoch = this.epoch;
+    return s.def;
+  }
+}
+
+/** The agent's side, per proxy process: shapes by id, the least recently used out first. */
+export class ShapeTable<T> {
+  private readonly shapes = new Map<number, T>();
+
+  constructor(private readonly max: number) {}
+
+  set(id: number, shape: T): void {
+    this.shapes.delete(id);
+    if (this.shapes.size >= this.max) this.shapes.delete(this.shapes.keys().next().value!);
+    this.shapes.set(id, shape);
+  }
+
+  /** The shape, now the most recently used; undefined when it never came (lost with its batch). */
+  get(id: number): T | undefined {
+    const s = this.shapes.get(id);
+    if (s === undefined) return undefined;
+    this.shapes.delete(id);
+    this.shapes.set(id, s);
+    return s;
+  }
+
+  get size(): number {
+    return this.shapes.size;
+  }
+}
