@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { query } from './testing/upstream.ts';
-import { parseAnswer, parseQuery, WireError } from './wire.ts';
+import { memoHits, parseAnswer, parseQuery, WireError } from './wire.ts';
 
 /** A name as labels on the wire, optionally ending in a pointer instead of the root. */
 function name(labels: string[], pointer?: number): number[] {
@@ -118,4 +118,109 @@ describe('parseAnswer: the echoed question and owner pointers are not decoded ag
       }
     });
   }
+});
+
+describe('the memo: a message seen before (bytes after the id) is not checked again, with the same result', () => {
+  const good = answer(name(Q), [A(ptr(QNAME), [192, 0, 2, 1])]);
+  // the same answer with its A record's length one byte short: dns-packet decodes it, the walk refuses it
+  const shortRdata = Buffer.from(good);
+  shortRdata.writeUInt16BE(3, shortRdata.length - 6);
+  // an owner pointing past the end: dns-packet refuses it
+  const pastEnd = answer(name(Q), [A(ptr(200), [192, 0, 2, 1])]);
+  const rows: Array<{
+    name: string;
+    first: Buffer;
+    then: Buffer;
+    kind: 'query' | 'answer';
+    hit: boolean;
+    reason?: string;
+  }> = [
+    {
+      name: 'the same query with another id: from the memo, with its own id',
+      first: query('memo1.example', 'A', 1),
+      then: query('memo1.example', 'A', 2),
+      kind: 'query',
+      hit: true,
+    },
+    {
+      name: 'another name: parsed anew',
+      first: query('memo2.example', 'A', 1),
+      then: query('memo3.example', 'A', 1),
+      kind: 'query',
+      hit: false,
+    },
+    {
+      name: 'another type: parsed anew',
+      first: query('memo4.example', 'A', 1),
+      then: query('memo4.example', 'AAAA', 1),
+      kind: 'query',
+      hit: false,
+    },
+    { name: 'the same answer again: decoded once', first: good, then: good, kind: 'answer', hit: true },
+    {
+      name: 'an answer one byte off after a good one: refused',
+      first: good,
+      then: shortRdata,
+      kind: 'answer',
+      hit: false,
+      reason: 'malformed',
+    },
+    {
+      name: 'what dns-packet decodes but the walk refuses: refused every time',
+      first: shortRdata,
+      then: shortRdata,
+      kind: 'answer',
+      hit: true,
+      reason: 'malformed',
+    },
+    {
+      name: 'what dns-packet refuses is not remembered: refused again',
+      first: pastEnd,
+      then: pastEnd,
+      kind: 'answer',
+      hit: false,
+      reason: 'malformed',
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const parse = (b: Buffer) => (r.kind === 'query' ? parseQuery(b, 4096) : parseAnswer(b, q, 65535, raw));
+      try {
+        parse(r.first);
+      } catch {
+        // a refused first message: what matters is the second
+      }
+      const before = memoHits.decoded + memoHits.queries;
+      if (r.reason !== undefined) {
+        assert.throws(
+          () => parse(r.then),
+          (e: unknown) => e instanceof WireError && e.reason === r.reason,
+        );
+      } else {
+        const out = parse(r.then);
+        if (r.kind === 'query') {
+          const pq = out as ReturnType<typeof parseQuery>;
+          const qtype = r.then.readUInt16BE(r.then.length - 4);
+          assert.deepEqual(
+            [pq.id, pq.question.qtype, pq.questionEnd],
+            [r.then.readUInt16BE(0), qtype, r.then.length],
+          );
+        } else assert.deepEqual((out as ReturnType<typeof parseAnswer>).ips, ['192.0.2.1']);
+      }
+      assert.equal(memoHits.decoded + memoHits.queries > before, r.hit);
+    });
+  }
+
+  it('a message past the memo size is checked every time', () => {
+    const big = query(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`, 'A', 1);
+    const padded = Buffer.concat([big, Buffer.alloc(600)]); // over 512 bytes, and trailing bytes
+    for (let i = 0; i < 2; i++) {
+      const before = memoHits.decoded + memoHits.queries;
+      assert.throws(
+        () => parseQuery(padded, 4096),
+        (e: unknown) => e instanceof WireError && e.reason === 'trailing-bytes',
+      );
+      assert.equal(memoHits.decoded + memoHits.queries, before);
+    }
+  });
 });

@@ -38,13 +38,14 @@ const MAX_HOPS = 128;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 export const TYPE = { A: 1, CNAME: 5, AAAA: 28 } as const;
 
+/** Shared by every query with the same bytes (wire.ts's memo): never changed once parsed. */
 export interface Question {
   /** Presentation form, lower-case, fully qualified; non-label bytes escaped as \DDD. */
-  name: string;
+  readonly name: string;
   /** As written (case kept): what Hubble's cnames and the flow log show. */
-  rawName: string;
-  qtype: number;
-  qclass: number;
+  readonly rawName: string;
+  readonly qtype: number;
+  readonly qclass: number;
 }
 
 export interface ParsedQuery {
@@ -138,8 +139,34 @@ function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: 
   return { q: { name: n.name, rawName: n.rawName, qtype, qclass }, end: n.end + 4, hops: n.hops };
 }
 
+/**
+ * Messages seen before, by their bytes after the id (the id is two bytes dns-packet reads and never
+ * judges): a query or answer whose bytes were all checked once is the same message again, so it is
+ * neither walked nor decoded again (pods ask the same names; a server's cached answer repeats until
+ * its TTL ticks). Only messages that passed every check are kept, and only small ones; at most
+ * MEMO_ENTRIES, all forgotten at once past it.
+ */
+const MEMO_ENTRIES = 4096;
+const MEMO_MAX_BYTES = 512;
+/** Whole messages dns-packet decoded, nothing left over. */
+const decodedWhole = new Set<string>();
+/** Queries parsed: what a ParsedQuery holds besides the id. */
+const parsedQueries = new Map<string, Omit<ParsedQuery, 'id'>>();
+
+/** Times a check was answered from the memo (tests). */
+export const memoHits = { decoded: 0, queries: 0 };
+
+function memoKey(buf: Buffer): string | undefined {
+  return buf.length <= MEMO_MAX_BYTES ? buf.toString('latin1', 2) : undefined;
+}
+
 /** dns-packet must decode the whole message, with nothing left over. */
 function fullDecode(buf: Buffer): void {
+  const key = memoKey(buf);
+  if (key !== undefined && decodedWhole.has(key)) {
+    memoHits.decoded++;
+    return;
+  }
   try {
     dnsPacket.decode(buf);
   } catch {
@@ -147,25 +174,40 @@ function fullDecode(buf: Buffer): void {
   }
   const used = (dnsPacket.decode as unknown as { bytes: number }).bytes;
   if (used !== buf.length) throw new WireError('trailing-bytes');
+  if (key !== undefined) {
+    if (decodedWhole.size >= MEMO_ENTRIES) decodedWhole.clear();
+    decodedWhole.add(key);
+  }
 }
 
 /** Parses a query a pod sent; throws WireError. */
 export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
   if (buf.length < HEADER_BYTES) throw new WireError('truncated');
   if (buf.length > maxBytes) throw new WireError('oversized');
+  const key = memoKey(buf);
+  const known = key !== undefined ? parsedQueries.get(key) : undefined;
+  if (known !== undefined) {
+    memoHits.queries++;
+    return {
+      id: u16(buf, 0),
+      rd: known.rd,
+      cd: known.cd,
+      question: known.question,
+      questionEnd: known.questionEnd,
+    };
+  }
   const flags = u16(buf, 2);
   if ((flags & 0x8000) !== 0) throw new WireError('response-as-query');
   if (((flags >> 11) & 0xf) !== 0) throw new WireError('bad-opcode');
   if (u16(buf, 4) !== 1) throw new WireError('qdcount');
   const { q, end } = readQuestion(buf, false);
   fullDecode(buf);
-  return {
-    id: u16(buf, 0),
-    rd: (flags & 0x0100) !== 0,
-    cd: (flags & 0x0010) !== 0,
-    question: q,
-    questionEnd: end,
-  };
+  const parsed = { rd: (flags & 0x0100) !== 0, cd: (flags & 0x0010) !== 0, question: q, questionEnd: end };
+  if (key !== undefined) {
+    if (parsedQueries.size >= MEMO_ENTRIES) parsedQueries.clear();
+    parsedQueries.set(key, parsed);
+  }
+  return { id: u16(buf, 0), ...parsed };
 }
 
 /**
