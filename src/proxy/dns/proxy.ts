@@ -517,16 +517,15 @@ export class DNSProxy {
       this.end(x);
       return;
     }
-    // the canonical text once, for the cache and the record (IPv4 is already canonical)
-    if (a.ips.some((ip) => ip.includes(':'))) a.ips = a.ips.map((ip) => canonicalIP(ip) ?? ip);
     if (a.rcode === RCODE.NOERROR && a.ips.length > 0 && this.o.onAnswer !== undefined) {
       const ok = this.learn({
         endpoint: ctx.endpoint.key,
         identity: ctx.endpoint.identity,
         name: q.question.name,
-        ips: a.ips,
+        // the answer's lists may be shared with equal answers (wire.ts's memo): the learner's own
+        ips: [...a.ips],
         ttl: a.ttl,
-        cnames: a.cnames,
+        cnames: [...a.cnames],
         server: { ip: ctx.server.ip, port: ctx.server.port },
         transport: x.src.transport,
       });

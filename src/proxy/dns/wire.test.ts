@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import dnsPacket from 'dns-packet';
 import { query } from './testing/upstream.ts';
 import { memoHits, parseAnswer, parseQuery, WireError } from './wire.ts';
 
@@ -39,6 +40,17 @@ const CNAME = (owner: number[], target: number[], ttl = 30) => [
 function answer(question: number[], records: number[][]): Buffer {
   const head = [...u16(0x1234), ...u16(0x8180), ...u16(1), ...u16(records.length), ...u16(0), ...u16(0)];
   return Buffer.from([...head, ...question, ...u16(1), ...u16(1), ...records.flat()]);
+}
+
+/** An AAAA answer (2001:db8::1) as dns-packet writes it. */
+function dnsPacketAnswer(n: string, id: number): Buffer {
+  return dnsPacket.encode({
+    id,
+    type: 'response',
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'AAAA', name: n, class: 'IN' }],
+    answers: [{ type: 'AAAA', name: n, ttl: 30, data: '2001:db8::1' }],
+  });
 }
 
 const Q = ['api', 'example', 'com'];
@@ -130,37 +142,57 @@ describe('the memo: a message seen before (bytes after the id) is not checked ag
   const rows: Array<{
     name: string;
     first: Buffer;
-    then: Buffer;
+    second: Buffer;
     kind: 'query' | 'answer';
     hit: boolean;
     reason?: string;
+    /** The query the second message answers (default: the one for api.example.com). */
+    to?: ReturnType<typeof parseQuery>;
   }> = [
     {
       name: 'the same query with another id: from the memo, with its own id',
       first: query('memo1.example', 'A', 1),
-      then: query('memo1.example', 'A', 2),
+      second: query('memo1.example', 'A', 2),
       kind: 'query',
       hit: true,
     },
     {
       name: 'another name: parsed anew',
       first: query('memo2.example', 'A', 1),
-      then: query('memo3.example', 'A', 1),
+      second: query('memo3.example', 'A', 1),
       kind: 'query',
       hit: false,
     },
     {
       name: 'another type: parsed anew',
       first: query('memo4.example', 'A', 1),
-      then: query('memo4.example', 'AAAA', 1),
+      second: query('memo4.example', 'AAAA', 1),
       kind: 'query',
       hit: false,
     },
-    { name: 'the same answer again: decoded once', first: good, then: good, kind: 'answer', hit: true },
+    { name: 'the same answer again: parsed once', first: good, second: good, kind: 'answer', hit: true },
+    {
+      name: 'an equal answer to a query for another name: refused',
+      first: good,
+      second: good,
+      kind: 'answer',
+      hit: false,
+      reason: 'answer-mismatch',
+      to: parseQuery(query('other.example.com', 'A', 0x1234), 4096),
+    },
+    {
+      name: 'an equal answer to a query of another type: refused',
+      first: good,
+      second: good,
+      kind: 'answer',
+      hit: false,
+      reason: 'answer-mismatch',
+      to: parseQuery(query('api.example.com', 'AAAA', 0x1234), 4096),
+    },
     {
       name: 'an answer one byte off after a good one: refused',
       first: good,
-      then: shortRdata,
+      second: shortRdata,
       kind: 'answer',
       hit: false,
       reason: 'malformed',
@@ -168,7 +200,7 @@ describe('the memo: a message seen before (bytes after the id) is not checked ag
     {
       name: 'what dns-packet decodes but the walk refuses: refused every time',
       first: shortRdata,
-      then: shortRdata,
+      second: shortRdata,
       kind: 'answer',
       hit: true,
       reason: 'malformed',
@@ -176,7 +208,7 @@ describe('the memo: a message seen before (bytes after the id) is not checked ag
     {
       name: 'what dns-packet refuses is not remembered: refused again',
       first: pastEnd,
-      then: pastEnd,
+      second: pastEnd,
       kind: 'answer',
       hit: false,
       reason: 'malformed',
@@ -184,43 +216,56 @@ describe('the memo: a message seen before (bytes after the id) is not checked ag
   ];
   for (const r of rows) {
     it(r.name, () => {
-      const parse = (b: Buffer) => (r.kind === 'query' ? parseQuery(b, 4096) : parseAnswer(b, q, 65535, raw));
+      const first = (b: Buffer) => (r.kind === 'query' ? parseQuery(b, 4096) : parseAnswer(b, q, 65535, raw));
+      const parse = (b: Buffer) =>
+        r.kind === 'query' ? parseQuery(b, 4096) : parseAnswer(b, r.to ?? q, 65535, r.to ? undefined : raw);
       try {
-        parse(r.first);
+        first(r.first);
       } catch {
         // a refused first message: what matters is the second
       }
-      const before = memoHits.decoded + memoHits.queries;
+      const before = memoHits.decoded + memoHits.queries + memoHits.answers;
       if (r.reason !== undefined) {
         assert.throws(
-          () => parse(r.then),
+          () => parse(r.second),
           (e: unknown) => e instanceof WireError && e.reason === r.reason,
         );
       } else {
-        const out = parse(r.then);
+        const out = parse(r.second);
         if (r.kind === 'query') {
           const pq = out as ReturnType<typeof parseQuery>;
-          const qtype = r.then.readUInt16BE(r.then.length - 4);
+          const qtype = r.second.readUInt16BE(r.second.length - 4);
           assert.deepEqual(
             [pq.id, pq.question.qtype, pq.questionEnd],
-            [r.then.readUInt16BE(0), qtype, r.then.length],
+            [r.second.readUInt16BE(0), qtype, r.second.length],
           );
         } else assert.deepEqual((out as ReturnType<typeof parseAnswer>).ips, ['192.0.2.1']);
       }
-      assert.equal(memoHits.decoded + memoHits.queries > before, r.hit);
+      assert.equal(memoHits.decoded + memoHits.queries + memoHits.answers > before, r.hit);
     });
   }
+
+  it("an answer's lists are frozen (shared with equal answers); IPv6 in canonical text", () => {
+    const aaaaQuery = parseQuery(query('v6.example.com', 'AAAA', 7), 4096);
+    const v6 = dnsPacketAnswer('v6.example.com', 7);
+    for (let i = 0; i < 2; i++) {
+      const a = parseAnswer(v6, aaaaQuery, 65535);
+      assert.deepEqual(a.ips, ['2001:db8::1']);
+      assert.ok(Object.isFrozen(a.ips) && Object.isFrozen(a.cnames) && Object.isFrozen(a.rrtypes));
+      assert.equal(a.id, 7);
+    }
+  });
 
   it('a message past the memo size is checked every time', () => {
     const big = query(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`, 'A', 1);
     const padded = Buffer.concat([big, Buffer.alloc(600)]); // over 512 bytes, and trailing bytes
     for (let i = 0; i < 2; i++) {
-      const before = memoHits.decoded + memoHits.queries;
+      const before = memoHits.decoded + memoHits.queries + memoHits.answers;
       assert.throws(
         () => parseQuery(padded, 4096),
         (e: unknown) => e instanceof WireError && e.reason === 'trailing-bytes',
       );
-      assert.equal(memoHits.decoded + memoHits.queries, before);
+      assert.equal(memoHits.decoded + memoHits.queries + memoHits.answers, before);
     }
   });
 });

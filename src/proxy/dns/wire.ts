@@ -5,6 +5,7 @@
 // malformed: dropped and counted by reason, never forwarded, never relayed.
 
 import dnsPacket from 'dns-packet';
+import { canonicalIP } from '../../fqdn/ip.ts';
 import { normalizeName } from '../../fqdn/name.ts';
 
 /** Why a message was dropped (the keys of the proxy's drop counters). */
@@ -60,10 +61,15 @@ export interface ParsedQuery {
 
 export interface ParsedAnswer {
   id: number;
+  /**
+   * Equal answers (the same bytes after the id, to the same question: the memo) share this frozen
+   * object, which holds the fields below but the id; undefined when the answer was not kept.
+   */
+  body?: AnswerBody;
   rcode: number;
   truncated: boolean;
   question: Question;
-  /** A and AAAA addresses of the queried name's CNAME chain, in answer order. */
+  /** A and AAAA addresses of the queried name's CNAME chain, in answer order (canonical text). */
   ips: string[];
   /** Lowest TTL of the chain (A, AAAA and CNAME records); 2^32-1 when there are none, as Cilium. */
   ttl: number;
@@ -153,8 +159,13 @@ const decodedWhole = new Set<string>();
 /** Queries parsed: what a ParsedQuery holds besides the id. */
 const parsedQueries = new Map<string, Omit<ParsedQuery, 'id'>>();
 
+/** An answer as parsed, without its id: shared, frozen, its arrays too. */
+export type AnswerBody = Readonly<Omit<ParsedAnswer, 'id' | 'body'>>;
+/** Answers parsed and accepted. */
+const parsedAnswers = new Map<string, AnswerBody>();
+
 /** Times a check was answered from the memo (tests). */
-export const memoHits = { decoded: 0, queries: 0 };
+export const memoHits = { decoded: 0, queries: 0, answers: 0 };
 
 function memoKey(buf: Buffer): string | undefined {
   return buf.length <= MEMO_MAX_BYTES ? buf.toString('latin1', 2) : undefined;
@@ -228,6 +239,17 @@ export function parseAnswer(
   const flags = u16(buf, 2);
   if ((flags & 0x8000) === 0) throw new WireError('query-as-answer');
   if (u16(buf, 0) !== query.id) throw new WireError('answer-mismatch');
+  const key = memoKey(buf);
+  const known = key !== undefined ? parsedAnswers.get(key) : undefined;
+  if (
+    known !== undefined &&
+    known.question.name === query.question.name &&
+    known.question.qtype === query.question.qtype &&
+    known.question.qclass === query.question.qclass
+  ) {
+    memoHits.answers++;
+    return { id: query.id, ...known, body: known };
+  }
   if (u16(buf, 4) !== 1) throw new WireError('qdcount');
   const ancount = u16(buf, 6);
   const { q, end, hops } =
@@ -276,16 +298,22 @@ export function parseAnswer(
     rrtypes.push(type);
     pos = rdata + rdlen;
   }
-  return {
-    id: query.id,
+  const body: Omit<ParsedAnswer, 'id' | 'body'> = {
     rcode: flags & 0xf,
     truncated: (flags & 0x0200) !== 0,
     question: q,
-    ips,
+    // the canonical text once, for the cache and the record (IPv4 already is)
+    ips: ips.some((ip) => ip.includes(':')) ? ips.map((ip) => canonicalIP(ip) ?? ip) : ips,
     ttl,
     cnames,
     rrtypes,
   };
+  if (key === undefined) return { id: query.id, ...body };
+  for (const list of [body.ips, body.cnames, body.rrtypes]) Object.freeze(list);
+  const frozen = Object.freeze(body);
+  if (parsedAnswers.size >= MEMO_ENTRIES) parsedAnswers.clear();
+  parsedAnswers.set(key, frozen);
+  return { id: query.id, ...frozen, body: frozen };
 }
 
 function sameBytes(a: Buffer, b: Buffer, from: number, to: number): boolean {
