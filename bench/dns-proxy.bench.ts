@@ -14,16 +14,30 @@
 //     against the same names again (nothing to learn).
 // SEAWALL_BENCH_DNS=throughput or =live runs one half only. BENCH_BASELINE=DIR adds DIR's two proxies
 // (its bench child and its record reader) to the same interleaved rounds, and its latency run.
+// BENCH_PIN=1 runs the throughput part a second time pinned (see PIN), after the unpinned one.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DNSProxy } from '../src/proxy/dns/proxy.ts';
 import { query, startUpstream } from '../src/proxy/dns/testing/upstream.ts';
 import { fmtRatio, median, table } from './lib.ts';
+
+/**
+ * BENCH_PIN=1: the throughput part runs twice, not pinned and then pinned: the node's side (every
+ * proxy child and its record reader) on CPU 1, the load generator (this process) and dnsmasq on
+ * CPU 0, for direct and proxied rounds alike (the baseline's proxies too).
+ */
+const PIN = process.env.BENCH_PIN === '1' && availableParallelism() >= 2;
+/** Pins a process and its threads to one CPU, or back to every CPU (cpu undefined). */
+function pin(pid: number | undefined, cpu: number | undefined): void {
+  if (pid === undefined) return;
+  const cpus = cpu === undefined ? `0-${availableParallelism() - 1}` : String(cpu);
+  execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+}
 
 const ROUNDS = 3;
 const ROUND_MS = 2000;
@@ -38,7 +52,12 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function startServer(): Promise<{ port: number; label: string; stop: () => Promise<void> }> {
+async function startServer(): Promise<{
+  port: number;
+  label: string;
+  pid?: number | undefined;
+  stop: () => Promise<void>;
+}> {
   if (spawnSync('sh', ['-c', 'command -v dnsmasq']).status === 0) {
     const port = await freePort();
     const child: ChildProcess = spawn(
@@ -61,6 +80,7 @@ async function startServer(): Promise<{ port: number; label: string; stop: () =>
     return {
       port,
       label: 'dnsmasq',
+      pid: child.pid,
       stop: async () => {
         child.kill('SIGTERM');
       },
@@ -259,7 +279,7 @@ async function startProxyChild(
   upstreamPort: number,
   records: boolean,
   root = ROOT,
-): Promise<{ port: number; stop: () => Promise<string> }> {
+): Promise<{ port: number; pids: Array<number | undefined>; stop: () => Promise<string> }> {
   const reader = spawn(
     process.execPath,
     ['--import', 'tsx', '--input-type=module', '-e', readerSource(root)],
@@ -287,6 +307,7 @@ async function startProxyChild(
   if (!Number.isInteger(port) || port <= 0) throw new Error(`proxy child did not start: ${out}`);
   return {
     port,
+    pids: [c.pid, reader.pid],
     stop: async () => {
       const done = new Promise<void>((r) => reader.once('exit', () => r()));
       c.stdin!.end();
@@ -298,12 +319,16 @@ async function startProxyChild(
 
 export default async function run(): Promise<void> {
   const only = process.env.SEAWALL_BENCH_DNS;
-  if (only !== 'live') await throughput();
+  if (only !== 'live') {
+    await throughput(false);
+    if (PIN) await throughput(true);
+  }
   if (only !== 'throughput') await liveAnswerToAllowed();
 }
 
-async function throughput(): Promise<void> {
+async function throughput(pinned: boolean): Promise<void> {
   const server = await startServer();
+  const nodeSide: Array<number | undefined> = [];
   // BENCH_BASELINE=DIR: the same two proxies from another checkout, in the same rounds
   const baseDir = process.env.BENCH_BASELINE;
   const paths: Array<{ label: string; port: number; stop?: () => Promise<string> }> = [
@@ -311,6 +336,7 @@ async function throughput(): Promise<void> {
   ];
   const add = async (label: string, records: boolean, root?: string) => {
     const c = await startProxyChild(server.port, records, root);
+    nodeSide.push(...c.pids);
     paths.push({ label, port: c.port, stop: c.stop });
   };
   const stats: string[] = [];
@@ -320,6 +346,11 @@ async function throughput(): Promise<void> {
     if (baseDir !== undefined) {
       await add(`baseline (${baseDir}), flow records on`, true, baseDir);
       await add(`baseline (${baseDir}), no flow consumer`, false, baseDir);
+    }
+    if (pinned) {
+      pin(process.pid, 0);
+      pin(server.pid, 0);
+      for (const pid of nodeSide) pin(pid, 1);
     }
     for (const p of paths) await closedLoop(p.port); // warm-up
     const rounds: number[][] = paths.map(() => []);
@@ -334,7 +365,7 @@ async function throughput(): Promise<void> {
     const lb = baseDir !== undefined ? await openLoop(paths[3]!.port) : undefined;
     const ratios = (xs: number[]) => xs.map((x, i) => fmtRatio(x / direct[i]!)).join(' ');
     process.stdout.write(
-      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; load ${load.toFixed(1)}, not pinned${baseDir !== undefined ? `; baseline ${baseDir} in the same rounds` : ''}\n\n`,
+      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; load ${load.toFixed(1)}, ${pinned ? 'pinned: proxies and their record readers on CPU 1, load generator and server on CPU 0' : `not pinned (${availableParallelism()} cores shared)`}${baseDir !== undefined ? `; baseline ${baseDir} in the same rounds` : ''}\n\n`,
     );
     process.stdout.write(
       `${table([
@@ -366,6 +397,7 @@ async function throughput(): Promise<void> {
       ])}\n`,
     );
   } finally {
+    if (pinned) pin(process.pid, undefined);
     for (const p of paths) {
       if (p.stop !== undefined) stats.push(`${p.label}: ${await p.stop()}`);
     }
