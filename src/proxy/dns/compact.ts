@@ -86,7 +86,10 @@ export function copyJSON<T>(v: T): T {
   return out as T;
 }
 
-/** The Flow a record message stands for (dnsFlowRecord's, byte for byte once encoded). */
+/**
+ * The Flow a record message stands for (dnsFlowRecord's, byte for byte once encoded). The message's
+ * lists become the Flow's: a message is expanded once.
+ */
 export function expandDNSFlow(x: ExpandableShape, m: DNSFlowMessage, uuid?: string): Flow {
   const s = x.shape;
   const input: DNSRecordInput = {
@@ -111,7 +114,8 @@ export function expandDNSFlow(x: ExpandableShape, m: DNSFlowMessage, uuid?: stri
     input.rrtypes = r.rr;
   }
   if (m.l !== undefined) input.latencyNs = m.l;
-  return dnsFlowRecord(input);
+  // the message's lists and the endpoint copies are this record's alone
+  return dnsFlowRecord(input, true);
 }
 
 /**
