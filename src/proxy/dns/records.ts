@@ -114,11 +114,11 @@ export class DNSRecordMessages {
   private byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, PairShapes>>();
   private readonly typeJSON = new Map<number, string>();
   /**
-   * `,"q":…,"qt":[…]` per question object: the wire parser hands the same object for a query seen
+   * `,"query",["A"]` per question object: the wire parser hands the same object for a query seen
    * before (wire.ts's memo), so a repeated name is escaped once, not per record.
    */
   private questionJSON = new WeakMap<Question, string>();
-  /** `,"r":{…}` per answer body (wire.ts's memo shares one frozen body among equal answers). */
+  /** `,ips,ttl,cnames,rcode,rrtypes` per answer body (wire.ts's memo shares one frozen body among equal answers). */
   private answerJSON = new WeakMap<object, string>();
   private nextId = 1;
   /** Bumped when records were lost: every shape is announced again before its next record. */
@@ -162,17 +162,18 @@ export class DNSRecordMessages {
       s = shape.def;
       shape.epoch = this.epoch;
     }
-    s += `{"type":"dns-flow","s":${shape.id},"t":${p.time.getTime()},"cp":${num(p.src.clientPort)},"sp":${num(p.ctx.server.port)}`;
+    // compact.ts's DNSFlowFields, in order
+    s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${num(p.src.clientPort)},${num(p.ctx.server.port)}`;
     s += this.question(q.question);
+    s += p.latencyNs !== undefined ? `,${num(p.latencyNs)}` : ',null';
     if (a !== undefined) s += this.answer(a);
-    if (p.latencyNs !== undefined) s += `,"l":${num(p.latencyNs)}`;
-    return `${s}}\n`;
+    return `${s}]}\n`;
   }
 
   private question(question: Question): string {
     let j = this.questionJSON.get(question);
     if (j === undefined) {
-      j = `,"q":${JSON.stringify(question.name)},"qt":[${this.type(question.qtype)}]`;
+      j = `,${JSON.stringify(question.name)},[${this.type(question.qtype)}]`;
       this.questionJSON.set(question, j);
     }
     return j;
@@ -184,9 +185,7 @@ export class DNSRecordMessages {
     if (j === undefined) {
       let rr = '';
       for (let i = 0; i < a.rrtypes.length; i++) rr += (i === 0 ? '' : ',') + this.type(a.rrtypes[i]!);
-      j =
-        `,"r":{"ips":${JSON.stringify(a.ips)},"ttl":${num(a.ttl)},"cn":${JSON.stringify(a.cnames)}` +
-        `,"rc":${num(a.rcode)},"rr":[${rr}]}`;
+      j = `,${JSON.stringify(a.ips)},${num(a.ttl)},${JSON.stringify(a.cnames)},${num(a.rcode)},[${rr}]`;
       if (body !== undefined) this.answerJSON.set(body, j);
     }
     return j;
