@@ -15,6 +15,7 @@
 // SEAWALL_BENCH_DNS=throughput or =live runs one half only. BENCH_BASELINE=DIR adds DIR's two proxies
 // (its bench child and its record reader) to the same interleaved rounds, and its latency run.
 // BENCH_PIN=1 runs the throughput part a second time pinned (see PIN), after the unpinned one.
+// BENCH_DNS_CASES=N: N spellings of the name, cycled (see CASES; 8192: no query is a repeat).
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -38,6 +39,19 @@ function pin(pid: number | undefined, cpu: number | undefined): void {
   const cpus = cpu === undefined ? `0-${availableParallelism() - 1}` : String(cpu);
   execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
 }
+
+/**
+ * BENCH_DNS_CASES=N: the generator cycles through N spellings of the one name (0x20 case mixing:
+ * api.example.com, Api.example.com, …, up to 8,192), the same name to every rule and server, but
+ * other bytes on the wire: with more spellings than the DNS wire memo keeps (4,096), no query or
+ * answer is ever a repeat (the proxy's worst case). 1 (the default): one spelling, every query a
+ * repeat. Direct, proxy and baseline get the same queries.
+ */
+const CASES = Math.min(8192, Math.max(1, Number(process.env.BENCH_DNS_CASES ?? 1) || 1));
+const SPELLINGS = Array.from({ length: CASES }, (_, i) => {
+  let k = 0;
+  return 'api.example.com'.replace(/[a-z]/g, (c) => ((i >> k++) & 1 ? c.toUpperCase() : c));
+});
 
 const ROUNDS = 3;
 const ROUND_MS = 2000;
@@ -97,6 +111,7 @@ class Client {
   private readonly sock = dgram.createSocket('udp4');
   private readonly waiting = new Map<number, (ok: boolean) => void>();
   private nextId = 1;
+  private spelling = 0;
   constructor(private readonly port: number) {
     this.sock.on('message', (m) => {
       const id = m.readUInt16BE(0);
@@ -122,7 +137,9 @@ class Client {
         clearTimeout(t);
         resolve(ok);
       });
-      this.sock.send(query('api.example.com', 'A', id), this.port, '127.0.0.1');
+      const name = SPELLINGS[this.spelling]!;
+      this.spelling = (this.spelling + 1) % SPELLINGS.length;
+      this.sock.send(query(name, 'A', id), this.port, '127.0.0.1');
     });
   }
   close(): void {
@@ -365,7 +382,7 @@ async function throughput(pinned: boolean): Promise<void> {
     const lb = baseDir !== undefined ? await openLoop(paths[3]!.port) : undefined;
     const ratios = (xs: number[]) => xs.map((x, i) => fmtRatio(x / direct[i]!)).join(' ');
     process.stdout.write(
-      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; load ${load.toFixed(1)}, ${pinned ? 'pinned: proxies and their record readers on CPU 1, load generator and server on CPU 0' : `not pinned (${availableParallelism()} cores shared)`}${baseDir !== undefined ? `; baseline ${baseDir} in the same rounds` : ''}\n\n`,
+      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; ${CASES === 1 ? 'one spelling of the name' : `${CASES} spellings of the name cycled (no repeats the wire memo keeps)`}; load ${load.toFixed(1)}, ${pinned ? 'pinned: proxies and their record readers on CPU 1, load generator and server on CPU 0' : `not pinned (${availableParallelism()} cores shared)`}${baseDir !== undefined ? `; baseline ${baseDir} in the same rounds` : ''}\n\n`,
     );
     process.stdout.write(
       `${table([

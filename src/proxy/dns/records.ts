@@ -164,17 +164,19 @@ export class DNSRecordMessages {
     }
     // compact.ts's DNSFlowFields, in order
     s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${num(p.src.clientPort)},${num(p.ctx.server.port)}`;
-    s += this.question(q.question);
+    s += this.question(q);
     s += p.latencyNs !== undefined ? `,${num(p.latencyNs)}` : ',null';
     if (a !== undefined) s += this.answer(a);
     return `${s}]}\n`;
   }
 
-  private question(question: Question): string {
-    let j = this.questionJSON.get(question);
+  private question(q: ParsedQuery): string {
+    const question = q.question;
+    // only a question the memo shares repeats: caching any other's text would only retain it
+    let j = q.remembered === true ? this.questionJSON.get(question) : undefined;
     if (j === undefined) {
       j = `,${JSON.stringify(question.name)},[${this.type(question.qtype)}]`;
-      this.questionJSON.set(question, j);
+      if (q.remembered === true) this.questionJSON.set(question, j);
     }
     return j;
   }

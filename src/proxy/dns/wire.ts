@@ -57,6 +57,8 @@ export interface ParsedQuery {
   question: Question;
   /** End of the question section: [12, questionEnd) is copied into replies the proxy makes. */
   questionEnd: number;
+  /** The question object is the memo's, shared with equal queries (caches may key on it). */
+  remembered?: boolean;
 }
 
 export interface ParsedAnswer {
@@ -150,22 +152,56 @@ function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: 
  * judges): a query or answer whose bytes were all checked once is the same message again, so it is
  * neither walked nor decoded again (pods ask the same names; a server's cached answer repeats until
  * its TTL ticks). Only messages that passed every check are kept, and only small ones; at most
- * MEMO_ENTRIES, all forgotten at once past it.
+ * MEMO_ENTRIES, all forgotten at once past it. A memo that is rarely hit (names that do not
+ * repeat) keeps only one miss in MEMO_SAMPLE: every entry kept lives on in the old generation, and
+ * keeping them all made such traffic slower than no memo at all.
  */
 const MEMO_ENTRIES = 4096;
 const MEMO_MAX_BYTES = 512;
-/** Whole messages dns-packet decoded, nothing left over. */
-const decodedWhole = new Set<string>();
+/** Lookups per window, over which the hit rate is taken. */
+const MEMO_WINDOW = 1024;
+/** Below 1 hit in MEMO_SAMPLE lookups, 1 miss in MEMO_SAMPLE is kept. */
+const MEMO_SAMPLE = 8;
+
+class Memo<V> {
+  private readonly map = new Map<string, V>();
+  private lookups = 0;
+  private hits = 0;
+  private misses = 0;
+  private sampling = false;
+
+  get(key: string): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) this.hits++;
+    if (++this.lookups === MEMO_WINDOW) {
+      this.sampling = this.hits * MEMO_SAMPLE < this.lookups;
+      this.lookups = 0;
+      this.hits = 0;
+    }
+    return v;
+  }
+
+  /** Whether a miss just looked up should be kept. */
+  admits(): boolean {
+    return !this.sampling || ++this.misses % MEMO_SAMPLE === 0;
+  }
+
+  set(key: string, v: V): void {
+    if (this.map.size >= MEMO_ENTRIES) this.map.clear();
+    this.map.set(key, v);
+  }
+}
+
 /** Queries parsed: what a ParsedQuery holds besides the id. */
-const parsedQueries = new Map<string, Omit<ParsedQuery, 'id'>>();
+const parsedQueries = new Memo<Omit<ParsedQuery, 'id' | 'remembered'>>();
 
 /** An answer as parsed, without its id: shared, frozen, its arrays too. */
 export type AnswerBody = Readonly<Omit<ParsedAnswer, 'id' | 'body'>>;
 /** Answers parsed and accepted. */
-const parsedAnswers = new Map<string, AnswerBody>();
+const parsedAnswers = new Memo<AnswerBody>();
 
 /** Times a check was answered from the memo (tests). */
-export const memoHits = { decoded: 0, queries: 0, answers: 0 };
+export const memoHits = { queries: 0, answers: 0 };
 
 function memoKey(buf: Buffer): string | undefined {
   return buf.length <= MEMO_MAX_BYTES ? buf.toString('latin1', 2) : undefined;
@@ -173,11 +209,6 @@ function memoKey(buf: Buffer): string | undefined {
 
 /** dns-packet must decode the whole message, with nothing left over. */
 function fullDecode(buf: Buffer): void {
-  const key = memoKey(buf);
-  if (key !== undefined && decodedWhole.has(key)) {
-    memoHits.decoded++;
-    return;
-  }
   try {
     dnsPacket.decode(buf);
   } catch {
@@ -185,10 +216,6 @@ function fullDecode(buf: Buffer): void {
   }
   const used = (dnsPacket.decode as unknown as { bytes: number }).bytes;
   if (used !== buf.length) throw new WireError('trailing-bytes');
-  if (key !== undefined) {
-    if (decodedWhole.size >= MEMO_ENTRIES) decodedWhole.clear();
-    decodedWhole.add(key);
-  }
 }
 
 /** Parses a query a pod sent; throws WireError. */
@@ -205,6 +232,7 @@ export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
       cd: known.cd,
       question: known.question,
       questionEnd: known.questionEnd,
+      remembered: true,
     };
   }
   const flags = u16(buf, 2);
@@ -214,11 +242,9 @@ export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
   const { q, end } = readQuestion(buf, false);
   fullDecode(buf);
   const parsed = { rd: (flags & 0x0100) !== 0, cd: (flags & 0x0010) !== 0, question: q, questionEnd: end };
-  if (key !== undefined) {
-    if (parsedQueries.size >= MEMO_ENTRIES) parsedQueries.clear();
-    parsedQueries.set(key, parsed);
-  }
-  return { id: u16(buf, 0), ...parsed };
+  const remembered = key !== undefined && parsedQueries.admits();
+  if (remembered) parsedQueries.set(key, parsed);
+  return { id: u16(buf, 0), ...parsed, remembered };
 }
 
 /**
@@ -239,7 +265,9 @@ export function parseAnswer(
   const flags = u16(buf, 2);
   if ((flags & 0x8000) === 0) throw new WireError('query-as-answer');
   if (u16(buf, 0) !== query.id) throw new WireError('answer-mismatch');
-  const key = memoKey(buf);
+  // only the answer to a query the memo keeps is looked up (and kept): a query that is not a repeat
+  // seldom gets an answer that is
+  const key = query.remembered === true ? memoKey(buf) : undefined;
   const known = key !== undefined ? parsedAnswers.get(key) : undefined;
   if (
     known !== undefined &&
@@ -308,10 +336,9 @@ export function parseAnswer(
     cnames,
     rrtypes,
   };
-  if (key === undefined) return { id: query.id, ...body };
+  if (key === undefined || !parsedAnswers.admits()) return { id: query.id, ...body };
   for (const list of [body.ips, body.cnames, body.rrtypes]) Object.freeze(list);
   const frozen = Object.freeze(body);
-  if (parsedAnswers.size >= MEMO_ENTRIES) parsedAnswers.clear();
   parsedAnswers.set(key, frozen);
   return { id: query.id, ...frozen, body: frozen };
 }
