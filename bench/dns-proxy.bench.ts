@@ -12,16 +12,46 @@
 //   - answer-to-allowed (root only): a live node with the agent's three proxies (http, kafka, dns),
 //     new names one at a time, each answer held by the proxy until the kernel allows its address;
 //     against the same names again (nothing to learn).
-// SEAWALL_BENCH_DNS=throughput or =live runs one half only.
+// SEAWALL_BENCH_DNS=throughput or =live runs one half only. BENCH_BASELINE=DIR adds DIR's two proxies
+// (its bench child and its record reader) to the same interleaved rounds, and its latency run.
+// BENCH_PIN=1 runs the throughput part a second time pinned (see PIN), after the unpinned one.
+// BENCH_DNS_CASES=N: N spellings of the name, cycled (see CASES; 8192: no query is a repeat).
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DNSProxy } from '../src/proxy/dns/proxy.ts';
 import { query, startUpstream } from '../src/proxy/dns/testing/upstream.ts';
 import { fmtRatio, median, table } from './lib.ts';
+
+/**
+ * BENCH_PIN=1: the throughput part runs twice, not pinned and then pinned: the node's side (every
+ * proxy child and its record reader) on CPU 1, the load generator (this process) and dnsmasq on
+ * CPU 0, for direct and proxied rounds alike (the baseline's proxies too).
+ */
+const PIN = process.env.BENCH_PIN === '1' && availableParallelism() >= 2;
+/** Pins a process and its threads to one CPU, or back to every CPU (cpu undefined). */
+function pin(pid: number | undefined, cpu: number | undefined): void {
+  if (pid === undefined) return;
+  const cpus = cpu === undefined ? `0-${availableParallelism() - 1}` : String(cpu);
+  execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/**
+ * BENCH_DNS_CASES=N: the generator cycles through N spellings of the one name (0x20 case mixing:
+ * api.example.com, Api.example.com, …, up to 8,192), the same name to every rule and server, but
+ * other bytes on the wire: with more spellings than the DNS wire memo keeps (4,096), no query or
+ * answer is ever a repeat (the proxy's worst case). 1 (the default): one spelling, every query a
+ * repeat. Direct, proxy and baseline get the same queries.
+ */
+const CASES = Math.min(8192, Math.max(1, Number(process.env.BENCH_DNS_CASES ?? 1) || 1));
+const SPELLINGS = Array.from({ length: CASES }, (_, i) => {
+  let k = 0;
+  return 'api.example.com'.replace(/[a-z]/g, (c) => ((i >> k++) & 1 ? c.toUpperCase() : c));
+});
 
 const ROUNDS = 3;
 const ROUND_MS = 2000;
@@ -36,7 +66,12 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function startServer(): Promise<{ port: number; label: string; stop: () => Promise<void> }> {
+async function startServer(): Promise<{
+  port: number;
+  label: string;
+  pid?: number | undefined;
+  stop: () => Promise<void>;
+}> {
   if (spawnSync('sh', ['-c', 'command -v dnsmasq']).status === 0) {
     const port = await freePort();
     const child: ChildProcess = spawn(
@@ -59,6 +94,7 @@ async function startServer(): Promise<{ port: number; label: string; stop: () =>
     return {
       port,
       label: 'dnsmasq',
+      pid: child.pid,
       stop: async () => {
         child.kill('SIGTERM');
       },
@@ -75,6 +111,7 @@ class Client {
   private readonly sock = dgram.createSocket('udp4');
   private readonly waiting = new Map<number, (ok: boolean) => void>();
   private nextId = 1;
+  private spelling = 0;
   constructor(private readonly port: number) {
     this.sock.on('message', (m) => {
       const id = m.readUInt16BE(0);
@@ -100,7 +137,9 @@ class Client {
         clearTimeout(t);
         resolve(ok);
       });
-      this.sock.send(query('api.example.com', 'A', id), this.port, '127.0.0.1');
+      const name = SPELLINGS[this.spelling]!;
+      this.spelling = (this.spelling + 1) % SPELLINGS.length;
+      this.sock.send(query(name, 'A', id), this.port, '127.0.0.1');
     });
   }
   close(): void {
@@ -228,9 +267,9 @@ const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').fi
  * as the agent is: not on the load generator's event loop. Lines that are not messages (the port,
  * the stats) are passed on; at the end, how many records it made and its CPU per record.
  */
-const READER = `
-import { lineDecoder } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/ipc.ts', import.meta.url)))};
-import { DNSFlowExpander } from ${JSON.stringify(fileURLToPath(new URL('../src/proxy/dns/compact.ts', import.meta.url)))};
+const readerSource = (root: string) => `
+import { lineDecoder } from ${JSON.stringify(join(root, 'src/proxy/ipc.ts'))};
+import { DNSFlowExpander } from ${JSON.stringify(join(root, 'src/proxy/dns/compact.ts'))};
 const dns = new DNSFlowExpander();
 let flows = 0, cpu0;
 process.stdin.on('data', lineDecoder((m) => {
@@ -245,17 +284,36 @@ process.stdin.on('end', () => {
   process.stdout.write(flows + ' flow records made by the reader (' + (flows ? ((c.user + c.system) / flows).toFixed(1) : '-') + ' µs CPU each), ' + dns.unknown + ' of unknown shape\\n');
 });`;
 
+/** This checkout's root. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * A proxy child and its record reader, from the checkout at `root` (this one, or BENCH_BASELINE's:
+ * its bench/dns-proxy.bench.ts child and its reader's ipc.ts and compact.ts, so that each proxy's
+ * records are read by its own agent code).
+ */
 async function startProxyChild(
   upstreamPort: number,
   records: boolean,
-): Promise<{ port: number; stop: () => Promise<string> }> {
-  const reader = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', READER], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const c = spawn(process.execPath, [...childArgs, '--import', 'tsx', fileURLToPath(import.meta.url)], {
-    env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
-    stdio: ['pipe', reader.stdin!, 'inherit'],
-  });
+  root = ROOT,
+): Promise<{ port: number; pids: Array<number | undefined>; stop: () => Promise<string> }> {
+  const reader = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', readerSource(root)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      cwd: root,
+    },
+  );
+  const c = spawn(
+    process.execPath,
+    [...childArgs, '--import', 'tsx', join(root, 'bench/dns-proxy.bench.ts')],
+    {
+      env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
+      stdio: ['pipe', reader.stdin!, 'inherit'],
+      cwd: root,
+    },
+  );
   reader.stdin!.destroy(); // the child holds the pipe now
   let out = '';
   reader.stdout!.on('data', (d: Buffer) => {
@@ -266,6 +324,7 @@ async function startProxyChild(
   if (!Number.isInteger(port) || port <= 0) throw new Error(`proxy child did not start: ${out}`);
   return {
     port,
+    pids: [c.pid, reader.pid],
     stop: async () => {
       const done = new Promise<void>((r) => reader.once('exit', () => r()));
       c.stdin!.end();
@@ -277,60 +336,88 @@ async function startProxyChild(
 
 export default async function run(): Promise<void> {
   const only = process.env.SEAWALL_BENCH_DNS;
-  if (only !== 'live') await throughput();
+  if (only !== 'live') {
+    await throughput(false);
+    if (PIN) await throughput(true);
+  }
   if (only !== 'throughput') await liveAnswerToAllowed();
 }
 
-async function throughput(): Promise<void> {
+async function throughput(pinned: boolean): Promise<void> {
   const server = await startServer();
-  const withRecords = await startProxyChild(server.port, true);
-  const bare = await startProxyChild(server.port, false);
+  const nodeSide: Array<number | undefined> = [];
+  // BENCH_BASELINE=DIR: the same two proxies from another checkout, in the same rounds
+  const baseDir = process.env.BENCH_BASELINE;
+  const paths: Array<{ label: string; port: number; stop?: () => Promise<string> }> = [
+    { label: 'direct', port: server.port },
+  ];
+  const add = async (label: string, records: boolean, root?: string) => {
+    const c = await startProxyChild(server.port, records, root);
+    nodeSide.push(...c.pids);
+    paths.push({ label, port: c.port, stop: c.stop });
+  };
   const stats: string[] = [];
   try {
-    await closedLoop(server.port); // warm-up
-    await closedLoop(withRecords.port);
-    await closedLoop(bare.port);
-    const direct: number[] = [];
-    const proxied: number[] = [];
-    const proxiedBare: number[] = [];
+    await add('through the proxy, flow records on (as in the node)', true);
+    await add('through the proxy, no flow consumer', false);
+    if (baseDir !== undefined) {
+      await add(`baseline (${baseDir}), flow records on`, true, baseDir);
+      await add(`baseline (${baseDir}), no flow consumer`, false, baseDir);
+    }
+    if (pinned) {
+      pin(process.pid, 0);
+      pin(server.pid, 0);
+      for (const pid of nodeSide) pin(pid, 1);
+    }
+    for (const p of paths) await closedLoop(p.port); // warm-up
+    const rounds: number[][] = paths.map(() => []);
     const load = loadavg()[0]!;
     for (let r = 0; r < ROUNDS; r++) {
-      direct.push(await closedLoop(server.port));
-      proxied.push(await closedLoop(withRecords.port));
-      proxiedBare.push(await closedLoop(bare.port));
+      for (let i = 0; i < paths.length; i++) rounds[i]!.push(await closedLoop(paths[i]!.port));
     }
+    const direct = rounds[0]!;
     const d = median(direct);
-    const p = median(proxied);
-    const pb = median(proxiedBare);
     const ld = await openLoop(server.port);
-    const lp = await openLoop(withRecords.port);
+    const lp = await openLoop(paths[1]!.port);
+    const lb = baseDir !== undefined ? await openLoop(paths[3]!.port) : undefined;
     const ratios = (xs: number[]) => xs.map((x, i) => fmtRatio(x / direct[i]!)).join(' ');
     process.stdout.write(
-      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; load ${load.toFixed(1)}, not pinned\n\n`,
+      `server: ${server.label}; ${OUTSTANDING} outstanding, ${ROUNDS} rounds of ${ROUND_MS} ms, interleaved; ${CASES === 1 ? 'one spelling of the name' : `${CASES} spellings of the name cycled (no repeats the wire memo keeps)`}; load ${load.toFixed(1)}, ${pinned ? 'pinned: proxies and their record readers on CPU 1, load generator and server on CPU 0' : `not pinned (${availableParallelism()} cores shared)`}${baseDir !== undefined ? `; baseline ${baseDir} in the same rounds` : ''}\n\n`,
     );
     process.stdout.write(
       `${table([
         ['path', 'queries/s (median)', 'ratio', 'per round'],
-        ['direct', d.toFixed(0), fmtRatio(1), ''],
-        [
-          'through the proxy, flow records on (as in the node)',
-          p.toFixed(0),
-          fmtRatio(p / d),
-          ratios(proxied),
-        ],
-        ['through the proxy, no flow consumer', pb.toFixed(0), fmtRatio(pb / d), ratios(proxiedBare)],
+        ...paths.map((p, i) => {
+          const m = median(rounds[i]!);
+          return [p.label, m.toFixed(0), fmtRatio(m / d), i === 0 ? '' : ratios(rounds[i]!)];
+        }),
       ])}\n\n`,
     );
+    const latency = (label: string, l: typeof ld) => [
+      label,
+      l.p50.toFixed(3),
+      l.p99.toFixed(3),
+      String(l.lost),
+    ];
     process.stdout.write(
       `${table([
         ['at 1,000 queries/s (records on)', 'p50 ms', 'p99 ms', 'lost'],
-        ['direct', ld.p50.toFixed(3), ld.p99.toFixed(3), String(ld.lost)],
-        ['through the proxy', lp.p50.toFixed(3), lp.p99.toFixed(3), String(lp.lost)],
+        latency('direct', ld),
+        latency('through the proxy', lp),
         ['added by the proxy', (lp.p50 - ld.p50).toFixed(3), (lp.p99 - ld.p99).toFixed(3), ''],
+        ...(lb !== undefined
+          ? [
+              latency('through the baseline proxy', lb),
+              ['added by the baseline proxy', (lb.p50 - ld.p50).toFixed(3), (lb.p99 - ld.p99).toFixed(3), ''],
+            ]
+          : []),
       ])}\n`,
     );
   } finally {
-    stats.push(await withRecords.stop(), await bare.stop());
+    if (pinned) pin(process.pid, undefined);
+    for (const p of paths) {
+      if (p.stop !== undefined) stats.push(`${p.label}: ${await p.stop()}`);
+    }
     await server.stop();
   }
   process.stdout.write(`\n${stats.join('\n')}\n`);

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { CompiledEndpoint } from '../datapath/nft/compile.ts';
 import type { Flow } from '../flow/types.ts';
 import type { EndpointPolicy, MapStateEntry } from '../policy/types.ts';
-import type { DNSFlowMessage, DNSShapeMessage } from '../proxy/dns/compact.ts';
+import { type DNSFlowMessage, type DNSShapeMessage, dnsFlowMessage } from '../proxy/dns/compact.ts';
 import type { HTTPFlowMessage, HTTPShapeMessage } from '../proxy/http/compact.ts';
 import { type ProxyMessage, patchEndpoint, type SnapshotEndpoint } from '../proxy/ipc.ts';
 import { buildDelta, buildSnapshot, diffEndpoint, ProxyRecords } from './proxy.ts';
@@ -206,15 +206,15 @@ describe('ProxyRecords (a proxy process’s records as the agent takes them)', (
       server: { ip: '10.0.0.10', endpoint: server },
     },
   };
-  const rec = (s: number): DNSFlowMessage => ({
-    type: 'dns-flow',
-    s,
-    t: Date.parse('2026-12-01T20:00:00.123Z'),
-    cp: 40000,
-    sp: 53,
-    q: 'api.example.com.',
-    qt: ['A'],
-  });
+  const rec = (s: number): DNSFlowMessage =>
+    dnsFlowMessage({
+      s,
+      t: Date.parse('2026-12-01T20:00:00.123Z'),
+      cp: 40000,
+      sp: 53,
+      q: 'api.example.com.',
+      qt: ['A'],
+    });
   const httpShape: HTTPShapeMessage = {
     type: 'http-shape',
     id: 3,

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { golden } from '../core/testing/golden.ts';
@@ -66,6 +67,41 @@ describe('dnsFlowRecord', () => {
       golden(
         join(here, 'testdata', `dns-${r.name}.golden.json`),
         `${JSON.stringify(dnsFlowRecord(r.input), null, 2)}\n`,
+      );
+    });
+  }
+});
+
+describe('dnsFlowRecord: copies of the input, unless owned', () => {
+  /** The input's objects (lists and endpoints) that the record holds as they are. */
+  const sharedWith = (input: DNSRecordInput, owned: boolean): string[] => {
+    const f = dnsFlowRecord(input, owned);
+    const dns = (f.l7 as { dns: Record<string, unknown> }).dns;
+    const pairs: Array<[string, unknown, unknown]> = [
+      ['ips', dns.ips, input.ips],
+      ['cnames', dns.cnames, input.cnames],
+      ['qtypes', dns.qtypes, input.qtypes],
+      ['rrtypes', dns.rrtypes, input.rrtypes],
+      ['destination', f.destination, input.client.endpoint],
+      ['source', f.source, input.server.endpoint],
+    ];
+    return pairs.filter(([, a, b]) => a === b).map(([k]) => k);
+  };
+  const response = rows[2]!.input;
+  const all = ['ips', 'cnames', 'qtypes', 'rrtypes', 'destination', 'source'];
+  for (const row of [
+    {
+      name: 'not owned (the proxy: mirror endpoints, shared answer lists): nothing shared',
+      owned: false,
+      want: [],
+    },
+    { name: 'owned (the agent: a message expanded once): used as they are', owned: true, want: all },
+  ]) {
+    test(row.name, () => {
+      assert.deepEqual(sharedWith(response, row.owned), row.want);
+      assert.equal(
+        JSON.stringify(dnsFlowRecord(response, row.owned)),
+        JSON.stringify(dnsFlowRecord(response)),
       );
     });
   }

@@ -43,39 +43,49 @@ export interface DNSRecordInput {
   latencyNs?: number;
 }
 
-export function dnsFlowRecord(r: DNSRecordInput): Flow {
+/**
+ * The record. Its lists and endpoints are copies of the input's, unless `owned`: the input's own
+ * objects, made for this record alone (the agent's expansion of a compact record), go in as they are.
+ */
+export function dnsFlowRecord(r: DNSRecordInput, owned = false): Flow {
   const response = r.type === 'RESPONSE';
   const src = response ? r.server : r.client;
   const dst = response ? r.client : r.server;
+  const list = owned ? (xs: string[]) => xs : (xs: string[]) => [...xs];
   const dns: Record<string, unknown> = { query: r.query };
   if (response) {
-    if (r.ips !== undefined && r.ips.length > 0) dns.ips = [...r.ips];
+    if (r.ips !== undefined && r.ips.length > 0) dns.ips = list(r.ips);
     if (r.ttl !== undefined && r.ttl !== 0) dns.ttl = r.ttl;
-    if (r.cnames !== undefined && r.cnames.length > 0) dns.cnames = [...r.cnames];
+    if (r.cnames !== undefined && r.cnames.length > 0) dns.cnames = list(r.cnames);
   }
   dns.observation_source = 'proxy';
   if (response && r.rcode !== undefined && r.rcode !== 0) dns.rcode = r.rcode;
-  if (r.qtypes.length > 0) dns.qtypes = [...r.qtypes];
-  if (response && r.rrtypes !== undefined && r.rrtypes.length > 0) dns.rrtypes = [...r.rrtypes];
+  if (r.qtypes.length > 0) dns.qtypes = list(r.qtypes);
+  if (response && r.rrtypes !== undefined && r.rrtypes.length > 0) dns.rrtypes = list(r.rrtypes);
 
   const ports = { source_port: src.port, destination_port: dst.port };
-  // Keys in flow.proto's field order, as protojson prints them.
-  const flow = { time: formatTimestamp(r.time), uuid: r.uuid ?? randomUUID(), verdict: r.verdict } as Flow;
-  flow.IP = { source: src.ip, destination: dst.ip, ipVersion: src.ip.includes(':') ? 'IPv6' : 'IPv4' };
-  flow.l4 = r.transport === 'TCP' ? { TCP: ports } : { UDP: ports };
-  flow.source = { ...src.endpoint };
-  flow.destination = { ...dst.endpoint };
-  flow.Type = 'L7';
-  flow.node_name = r.nodeName;
-  flow.l7 = { type: r.type };
-  if (response && r.latencyNs !== undefined && r.latencyNs > 0)
-    flow.l7.latency_ns = String(Math.round(r.latencyNs));
-  flow.l7.dns = dns;
-  flow.event_type = { type: MESSAGE_TYPE.ACCESS_LOG };
-  flow.traffic_direction = 'EGRESS';
-  flow.is_reply = response;
-  flow.Summary = dnsSummary(r);
-  return flow;
+  const l7: Flow['l7'] =
+    response && r.latencyNs !== undefined && r.latencyNs > 0
+      ? { type: r.type, latency_ns: String(Math.round(r.latencyNs)), dns }
+      : { type: r.type, dns };
+  // Keys in flow.proto's field order, as protojson prints them; one literal (the agent expands a
+  // record per DNS message: a property added at a time was a map change each)
+  return {
+    time: formatTimestamp(r.time),
+    uuid: r.uuid ?? randomUUID(),
+    verdict: r.verdict,
+    IP: { source: src.ip, destination: dst.ip, ipVersion: src.ip.includes(':') ? 'IPv6' : 'IPv4' },
+    l4: r.transport === 'TCP' ? { TCP: ports } : { UDP: ports },
+    source: owned ? src.endpoint : { ...src.endpoint },
+    destination: owned ? dst.endpoint : { ...dst.endpoint },
+    Type: 'L7',
+    node_name: r.nodeName,
+    l7,
+    event_type: { type: MESSAGE_TYPE.ACCESS_LOG },
+    traffic_direction: 'EGRESS',
+    is_reply: response,
+    Summary: dnsSummary(r),
+  } as Flow;
 }
 
 /** Hubble's DNS summary line ("DNS Query a.com. A", "DNS Answer "1.2.3.4" TTL: 30 (Proxy a.com. A)"). */

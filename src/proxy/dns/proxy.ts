@@ -23,6 +23,7 @@
 // upstream TCP opens one connection per query.
 
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net, { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { SeawallError } from '../../core/errors.ts';
@@ -167,6 +168,32 @@ function policyOf(rules: RedirectContext['rules']): DNSPolicy {
 
 type Outcome = Exchange;
 
+/**
+ * The listening socket's lookup for its replies: the address is always the literal the query came
+ * from, answered at once (dgram's default, dns.lookup, answers a literal on the next tick, a turn
+ * per reply); anything else goes to dns.lookup as before.
+ */
+const literalLookup = ((
+  address: string,
+  family: number,
+  cb: (e: Error | null, a: string, f: number) => void,
+) => {
+  if (net.isIP(address) === family) cb(null, address, family);
+  else dns.lookup(address, family, cb);
+}) as unknown as dgram.SocketOptions['lookup'];
+
+/** One query between its judgement and its end (the callbacks' shared state). */
+interface InFlightQuery {
+  raw: Buffer;
+  q: ParsedQuery;
+  src: QuerySource;
+  reply: (b: Buffer) => void;
+  done: (() => void) | undefined;
+  /** Set once judged; t0: when (the latency's start). */
+  ctx: RedirectContext | undefined;
+  t0: number;
+}
+
 export class DNSProxy {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
@@ -251,7 +278,7 @@ export class DNSProxy {
       tcp.listen(this.opts.port ?? 0, this.host, () => resolve());
     });
     const port = (tcp.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket({ type: family });
+    const udp = dgram.createSocket({ type: family, lookup: literalLookup });
     udp.on('message', (msg, rinfo) => this.onUDP(udp, msg, rinfo));
     udp.on('error', () => {}); // per-send errors (a pod gone) must not take the proxy down
     try {
@@ -309,7 +336,7 @@ export class DNSProxy {
       localIP: this.host,
       localPort: this.port,
     };
-    void this.handle(msg, src, (out) => {
+    this.handle(msg, src, (out) => {
       if (!this.closed) sock.send(out, rinfo.port, rinfo.address);
     });
   }
@@ -337,6 +364,13 @@ export class DNSProxy {
       s.end();
     });
     s.on('close', () => this.tcpConns.delete(s));
+    const reply = (out: Buffer) => {
+      if (!s.destroyed) s.write(frame(out));
+    };
+    const ended = () => {
+      inFlight--;
+      if (inFlight < this.o.maxPerConnection && s.isPaused()) s.resume();
+    };
     s.on('data', (chunk: Buffer) => {
       let msgs: Buffer[];
       try {
@@ -350,45 +384,52 @@ export class DNSProxy {
       for (const m of msgs) {
         inFlight++;
         if (inFlight >= this.o.maxPerConnection) s.pause();
-        void this.handle(m, src, (out) => {
-          if (!s.destroyed) s.write(frame(out));
-        }).finally(() => {
-          inFlight--;
-          if (inFlight < this.o.maxPerConnection && s.isPaused()) s.resume();
-        });
+        this.handle(m, src, reply, ended);
       }
     });
   }
 
   // ---------------------------------------------------------------- one query
+  //
+  // A query goes through handle → judge → judged → (upstream) → relay → release as callbacks, not
+  // as async functions: each await was a microtask turn and a promise per step, per query. Every
+  // path ends in end(), once: the in-flight counts and the caller's `done`.
 
-  private async handle(raw: Buffer, src: QuerySource, reply: (b: Buffer) => void): Promise<void> {
-    if (this.closed) return;
+  private handle(raw: Buffer, src: QuerySource, reply: (b: Buffer) => void, done?: () => void): void {
+    if (this.closed) {
+      done?.();
+      return;
+    }
     this.stats.queries++;
     let q: ParsedQuery;
     try {
       q = parseQuery(raw, src.transport === 'udp' ? this.o.maxUDPQueryBytes : this.o.maxMessageBytes);
     } catch (e) {
       this.drop(e instanceof WireError ? e.reason : 'malformed');
+      done?.();
       return;
     }
     if (this.stats.inFlight >= this.o.maxInFlight) {
       this.stats.overloaded++;
+      done?.();
       return;
     }
     if (this.o.concurrencyLimit > 0 && this.active >= this.o.concurrencyLimit) {
       this.stats.concurrencyRejected++;
       this.servfail(raw, q, reply);
+      done?.();
       return;
     }
     this.stats.inFlight++;
     this.active++;
-    try {
-      await this.judge(raw, q, src, reply);
-    } finally {
-      this.active--;
-      this.stats.inFlight--;
-    }
+    this.judge({ raw, q, src, reply, done, ctx: undefined, t0: 0 });
+  }
+
+  /** The query's end, on every path: once. */
+  private end(x: InFlightQuery): void {
+    this.active--;
+    this.stats.inFlight--;
+    x.done?.();
   }
 
   private servfail(raw: Buffer, q: ParsedQuery, reply: (b: Buffer) => void): void {
@@ -396,50 +437,75 @@ export class DNSProxy {
     reply(errorReply(raw, q, RCODE.SERVFAIL));
   }
 
-  private async judge(
-    raw: Buffer,
-    q: ParsedQuery,
-    src: QuerySource,
-    reply: (b: Buffer) => void,
-  ): Promise<void> {
-    let ctx: RedirectContext | undefined;
+  private judge(x: InFlightQuery): void {
+    let r: ReturnType<ResolveRedirect>;
     try {
-      const r = this.o.resolveRedirect(src);
-      // the node's lookup is synchronous: no await (a microtask turn) unless it is a promise
-      ctx =
-        r !== undefined && typeof (r as Promise<unknown>).then === 'function'
-          ? await r
-          : (r as RedirectContext);
+      r = this.o.resolveRedirect(x.src);
     } catch {
-      ctx = undefined;
+      r = undefined;
     }
-    if (this.closed) return;
+    // the node's lookup is synchronous: no promise turn unless it returns a promise
+    if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') {
+      (r as Promise<RedirectContext | undefined>).then(
+        (ctx) => this.judged(x, ctx),
+        () => this.judged(x, undefined),
+      );
+      return;
+    }
+    this.judged(x, r as RedirectContext | undefined);
+  }
+
+  private judged(x: InFlightQuery, ctx: RedirectContext | undefined): void {
+    if (this.closed) {
+      this.end(x);
+      return;
+    }
+    const { raw, q, src, reply } = x;
     if (ctx === undefined) {
       this.stats.noContext++;
       this.servfail(raw, q, reply);
+      this.end(x);
       return;
     }
-    const t0 = performance.now();
+    x.ctx = ctx;
+    x.t0 = performance.now();
     const m = matchDNS(policyOf(ctx.rules), q.question.name);
     this.record(ctx, src, q, 'REQUEST', m.allowed ? 'FORWARDED' : 'DROPPED');
     if (!m.allowed) {
       this.stats.refused++;
       reply(errorReply(raw, q, this.o.rejectResponseCode === 'nameError' ? RCODE.NXDOMAIN : RCODE.REFUSED));
+      this.end(x);
       return;
     }
     this.stats.allowed++;
-    const out =
-      src.transport === 'udp'
-        ? await this.forwardUDP(ctx.server, raw, src.clientIP)
-        : await this.forwardTCP(ctx.server, raw, src.clientIP);
-    if (this.closed) return;
+    // Upstream queries leave from the pod's address (upstream-socket.ts; Cilium's DNS proxy in its
+    // transparent mode, --dnsproxy-enable-transparent-mode, keeps the original source too).
+    if (src.transport === 'udp') {
+      this.udpUpstreams.send(ctx.server, raw, this.o.upstreamTimeoutMs, src.clientIP, (out) =>
+        this.relay(x, out),
+      );
+    } else {
+      void this.forwardTCP(ctx.server, raw, src.clientIP).then((out) => this.relay(x, out));
+    }
+  }
+
+  /** The server's answer (or its absence): checked, learnt from, then released. */
+  private relay(x: InFlightQuery, out: Outcome): void {
+    if (this.closed) {
+      this.end(x);
+      return;
+    }
+    const { raw, q, reply } = x;
+    const ctx = x.ctx!;
     if (out.kind === 'timeout') {
       this.stats.upstreamTimeouts++;
-      return; // as Cilium: nothing sent, the pod's resolver retries
+      this.end(x); // as Cilium: nothing sent, the pod's resolver retries
+      return;
     }
     if (out.kind === 'error') {
       this.stats.upstreamErrors++;
       this.servfail(raw, q, reply);
+      this.end(x);
       return;
     }
     let a: ParsedAnswer;
@@ -448,38 +514,52 @@ export class DNSProxy {
     } catch (e) {
       this.drop(e instanceof WireError ? e.reason : 'malformed');
       this.servfail(raw, q, reply);
+      this.end(x);
       return;
     }
-    // the canonical text once, for the cache and the record (IPv4 is already canonical)
-    if (a.ips.some((ip) => ip.includes(':'))) a.ips = a.ips.map((ip) => canonicalIP(ip) ?? ip);
     if (a.rcode === RCODE.NOERROR && a.ips.length > 0 && this.o.onAnswer !== undefined) {
-      const ok = await this.learn({
+      const ok = this.learn({
         endpoint: ctx.endpoint.key,
         identity: ctx.endpoint.identity,
         name: q.question.name,
-        ips: a.ips,
+        // the answer's lists may be shared with equal answers (wire.ts's memo): the learner's own
+        ips: [...a.ips],
         ttl: a.ttl,
-        cnames: a.cnames,
+        cnames: [...a.cnames],
         server: { ip: ctx.server.ip, port: ctx.server.port },
-        transport: src.transport,
+        transport: x.src.transport,
       });
-      if (this.closed) return;
-      if (!ok) {
-        this.servfail(raw, q, reply);
-        return;
-      }
+      if (typeof ok === 'boolean') this.release(x, out.buf, a, ok);
+      else void ok.then((learnt) => this.release(x, out.buf, a, learnt));
+      return;
+    }
+    this.release(x, out.buf, a, true);
+  }
+
+  /** Sends the answer on (or SERVFAIL when onAnswer failed), and its record. */
+  private release(x: InFlightQuery, answer: Buffer, a: ParsedAnswer, learnt: boolean): void {
+    if (this.closed) {
+      this.end(x);
+      return;
+    }
+    if (!learnt) {
+      this.servfail(x.raw, x.q, x.reply);
+      this.end(x);
+      return;
     }
     this.stats.answered++;
-    reply(out.buf);
-    this.record(ctx, src, q, 'RESPONSE', 'FORWARDED', a, (performance.now() - t0) * 1e6);
+    x.reply(answer);
+    this.record(x.ctx!, x.src, x.q, 'RESPONSE', 'FORWARDED', a, (performance.now() - x.t0) * 1e6);
+    this.end(x);
   }
 
   /**
    * Hands an answer to onAnswer, one at a time per name (as Cilium's per-name lock: a second answer
    * for a name must not be released before the first one's datapath update), waiting at most
-   * responseMaxDelayMs. False when onAnswer failed (the pod gets SERVFAIL, as in Cilium).
+   * responseMaxDelayMs. False when onAnswer failed (the pod gets SERVFAIL, as in Cilium). At once
+   * (no promise) when nothing is in flight for the name and onAnswer finishes at once.
    */
-  private async learn(a: LearnedAnswer): Promise<boolean> {
+  private learn(a: LearnedAnswer): boolean | Promise<boolean> {
     const onAnswer = this.o.onAnswer!;
     const prev = this.nameLocks.get(a.name);
     if (prev === undefined) {
@@ -542,12 +622,6 @@ export class DNSProxy {
   }
 
   // ---------------------------------------------------------------- upstream
-
-  // Upstream queries leave from the pod's address (upstream-socket.ts; Cilium's DNS proxy in its
-  // transparent mode, --dnsproxy-enable-transparent-mode, keeps the original source too).
-  private forwardUDP(server: { ip: string; port: number }, raw: Buffer, source: string): Promise<Outcome> {
-    return this.udpUpstreams.exchange(server, raw, this.o.upstreamTimeoutMs, source);
-  }
 
   private forwardTCP(server: { ip: string; port: number }, raw: Buffer, source: string): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {

@@ -3,7 +3,13 @@ import { describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import type { FlowEndpoint } from '../../flow/types.ts';
 import { encode, type ProxyMessage } from '../ipc.ts';
-import { DNSFlowExpander, type ExpandableShape, expandableShape, expandDNSFlow } from './compact.ts';
+import {
+  DNSFlowExpander,
+  dnsFlowMessage,
+  type ExpandableShape,
+  expandableShape,
+  expandDNSFlow,
+} from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
 import { DNSRecordMessages, type DNSRecordParts, dnsRecord, MAX_SHAPES_PER_PAIR } from './records.ts';
 import { query } from './testing/upstream.ts';
@@ -142,7 +148,7 @@ function viaAgent(text: string, shapes: Map<number, ExpandableShape>): { out: st
     kinds.push(m.type);
     if (m.type === 'dns-shape') shapes.set(m.id, expandableShape(m.shape));
     else if (m.type === 'dns-flow')
-      out += encode({ type: 'flow', flow: expandDNSFlow(shapes.get(m.s)!, m, UUID) });
+      out += encode({ type: 'flow', flow: expandDNSFlow(shapes.get(m.v[0])!, m, UUID) });
     else if (m.type === 'flow') out += encode(m);
   }
   return { out, kinds };
@@ -165,6 +171,20 @@ describe('DNS records: compact messages, expanded by the agent, equal the record
       assert.deepEqual(again.kinds, full ? ['flow'] : ['dns-flow']);
     });
   }
+
+  test('one builder for every row, twice over (its caches by shape, question and answer): each record as the slow path', () => {
+    const msgs = new DNSRecordMessages(NODE);
+    const shapes = new Map<number, ExpandableShape>();
+    for (let round = 0; round < 2; round++)
+      for (const row of ROWS) {
+        const p: DNSRecordParts = { ...row.parts, time: TIME, uuid: UUID };
+        assert.equal(
+          viaAgent(msgs.line(p), shapes).out,
+          encode({ type: 'flow', flow: dnsRecord(p, NODE) }),
+          row.name,
+        );
+      }
+  });
 
   test('varying fields change with each record, the shape is built once', () => {
     const m = new DNSRecordMessages(NODE);
@@ -268,7 +288,7 @@ describe('DNS records: a bounded agent never loses a shape in use', () => {
 describe('DNSFlowExpander (the agent side)', () => {
   test('a record whose shape never came is counted, not guessed', () => {
     const x = new DNSFlowExpander();
-    const f = x.flow({ type: 'dns-flow', s: 99, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] });
+    const f = x.flow(dnsFlowMessage({ s: 99, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] }));
     assert.equal(f, undefined);
     assert.equal(x.unknown, 1);
   });
@@ -285,7 +305,7 @@ describe('DNSFlowExpander (the agent side)', () => {
         server: { ip: '10.0.0.2', endpoint: server },
       },
     });
-    const rec = (s: number) => ({ type: 'dns-flow' as const, s, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] });
+    const rec = (s: number) => dnsFlowMessage({ s, t: 0, cp: 1, sp: 53, q: 'a.', qt: ['A'] });
     x.shape(def(1));
     x.shape(def(2));
     assert.ok(x.flow(rec(1))); // 1 used last: 2 is the one to go

@@ -15,7 +15,7 @@ import { type DNSRecordInput, dnsFlowRecord } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import { type DNSShape, type DNSShapeMessage, MAX_AGENT_SHAPES } from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
-import { type ParsedAnswer, type ParsedQuery, rcodeName, typeName } from './wire.ts';
+import { type ParsedAnswer, type ParsedQuery, type Question, rcodeName, typeName } from './wire.ts';
 
 /** One record as the proxy sees it: a query (REQUEST) or the answer relayed (RESPONSE). */
 export interface DNSRecordParts {
@@ -79,6 +79,25 @@ interface Shape {
   /** The `dns-shape` message line. */
   def: string;
   epoch: number;
+  /** What it fixes besides the endpoint pair and the kind (its place in PairShapes). */
+  clientIP: string;
+  serverIP: string;
+}
+
+/**
+ * The shapes of one endpoint pair, by kind (transport, type, verdict: kindIndex), each a short list
+ * told apart by the two addresses: found by comparing strings, with no key string made and hashed
+ * per record (the addresses are new strings with each datagram).
+ */
+interface PairShapes {
+  byKind: Shape[][];
+  size: number;
+}
+
+function kindIndex(p: DNSRecordParts): number {
+  return (
+    (p.src.transport === 'udp' ? 0 : 4) + (p.type === 'REQUEST' ? 0 : 2) + (p.verdict === 'FORWARDED' ? 0 : 1)
+  );
 }
 
 /** JSON's number text (JSON.stringify's: NaN and infinities are null). */
@@ -92,8 +111,15 @@ function num(n: number): string {
  * when an endpoint is not one of the mirror's objects. One per proxy.
  */
 export class DNSRecordMessages {
-  private byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, Map<string, Shape>>>();
+  private byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, PairShapes>>();
   private readonly typeJSON = new Map<number, string>();
+  /**
+   * `,"query",["A"]` per question object: the wire parser hands the same object for a query seen
+   * before (wire.ts's memo), so a repeated name is escaped once, not per record.
+   */
+  private questionJSON = new WeakMap<Question, string>();
+  /** `,ips,ttl,cnames,rcode,rrtypes` per answer body (wire.ts's memo shares one frozen body among equal answers). */
+  private answerJSON = new WeakMap<object, string>();
   private nextId = 1;
   /** Bumped when records were lost: every shape is announced again before its next record. */
   private epoch = 0;
@@ -136,17 +162,35 @@ export class DNSRecordMessages {
       s = shape.def;
       shape.epoch = this.epoch;
     }
-    s += `{"type":"dns-flow","s":${shape.id},"t":${p.time.getTime()},"cp":${num(p.src.clientPort)},"sp":${num(p.ctx.server.port)}`;
-    s += `,"q":${JSON.stringify(q.question.name)},"qt":[${this.type(q.question.qtype)}]`;
-    if (a !== undefined) {
+    // compact.ts's DNSFlowFields, in order
+    s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${num(p.src.clientPort)},${num(p.ctx.server.port)}`;
+    s += this.question(q);
+    s += p.latencyNs !== undefined ? `,${num(p.latencyNs)}` : ',null';
+    if (a !== undefined) s += this.answer(a);
+    return `${s}]}\n`;
+  }
+
+  private question(q: ParsedQuery): string {
+    const question = q.question;
+    // only a question the memo shares repeats: caching any other's text would only retain it
+    let j = q.remembered === true ? this.questionJSON.get(question) : undefined;
+    if (j === undefined) {
+      j = `,${JSON.stringify(question.name)},[${this.type(question.qtype)}]`;
+      if (q.remembered === true) this.questionJSON.set(question, j);
+    }
+    return j;
+  }
+
+  private answer(a: ParsedAnswer): string {
+    const body = a.body;
+    let j = body !== undefined ? this.answerJSON.get(body) : undefined;
+    if (j === undefined) {
       let rr = '';
       for (let i = 0; i < a.rrtypes.length; i++) rr += (i === 0 ? '' : ',') + this.type(a.rrtypes[i]!);
-      s +=
-        `,"r":{"ips":${JSON.stringify(a.ips)},"ttl":${num(a.ttl)},"cn":${JSON.stringify(a.cnames)}` +
-        `,"rc":${num(a.rcode)},"rr":[${rr}]}`;
+      j = `,${JSON.stringify(a.ips)},${num(a.ttl)},${JSON.stringify(a.cnames)},${num(a.rcode)},[${rr}]`;
+      if (body !== undefined) this.answerJSON.set(body, j);
     }
-    if (p.latencyNs !== undefined) s += `,"l":${num(p.latencyNs)}`;
-    return `${s}}\n`;
+    return j;
   }
 
   /** A type's name as JSON text. */
@@ -165,13 +209,21 @@ export class DNSRecordMessages {
       byServer = new WeakMap();
       this.byClient.set(clientEp, byServer);
     }
-    let shapes = byServer.get(serverEp);
-    if (shapes === undefined) {
-      shapes = new Map();
-      byServer.set(serverEp, shapes);
+    let pair = byServer.get(serverEp);
+    if (pair === undefined) {
+      pair = { byKind: [], size: 0 };
+      byServer.set(serverEp, pair);
     }
-    const key = `${p.src.clientIP}|${p.ctx.server.ip}|${p.src.transport}|${p.type}|${p.verdict}`;
-    let s = shapes.get(key);
+    const kind = kindIndex(p);
+    const clientIP = p.src.clientIP;
+    const serverIP = p.ctx.server.ip;
+    let s: Shape | undefined;
+    for (const x of pair.byKind[kind] ?? []) {
+      if (x.clientIP === clientIP && x.serverIP === serverIP) {
+        s = x;
+        break;
+      }
+    }
     if (s === undefined) {
       this.built++;
       const shape: DNSShape = {
@@ -183,9 +235,15 @@ export class DNSRecordMessages {
         server: { ip: p.ctx.server.ip, endpoint: serverEp },
       };
       const id = this.nextId++;
-      s = { id, def: encodeShape({ type: 'dns-shape', id, shape }), epoch: -1 };
-      if (shapes.size >= MAX_SHAPES_PER_PAIR) shapes.clear();
-      shapes.set(key, s);
+      s = { id, def: encodeShape({ type: 'dns-shape', id, shape }), epoch: -1, clientIP, serverIP };
+      if (pair.size >= MAX_SHAPES_PER_PAIR) {
+        pair.byKind = [];
+        pair.size = 0;
+      }
+      const list = pair.byKind[kind];
+      if (list === undefined) pair.byKind[kind] = [s];
+      else list.push(s);
+      pair.size++;
     }
     return s;
   }

@@ -14,10 +14,13 @@ import { udpUpstream } from '../upstream-socket.ts';
 
 export type Exchange = { kind: 'answer'; buf: Buffer } | { kind: 'timeout' } | { kind: 'error'; err: Error };
 
+/** Told once how an exchange ended (a callback, not a promise: no microtask turn per query). */
+export type ExchangeDone = (o: Exchange) => void;
+
 interface Pending {
   clientID: number;
   timer: NodeJS.Timeout;
-  resolve: (o: Exchange) => void;
+  done: ExchangeDone;
 }
 
 class PooledSocket {
@@ -43,7 +46,10 @@ class PooledSocket {
     this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
-  /** A send error comes back as the socket's 'error' (failAll), as a refused port does. */
+  /**
+   * A send error comes back as the socket's 'error' (failAll), as a refused port does; one thrown
+   * at once fails the socket's exchanges on a later microtask (never within the caller's send).
+   */
   private write(b: Buffer): void {
     if (this.waiting !== undefined) {
       this.waiting.push(b);
@@ -52,7 +58,7 @@ class PooledSocket {
     try {
       this.sock.send(b);
     } catch (e) {
-      this.failAll(e as Error);
+      queueMicrotask(() => this.failAll(e as Error));
     }
   }
 
@@ -65,8 +71,8 @@ class PooledSocket {
     this.inflight.delete(msg.readUInt16BE(0));
     clearTimeout(p.timer);
     msg.writeUInt16BE(p.clientID, 0); // the datagram is ours: the pod's id back in place
-    p.resolve({ kind: 'answer', buf: msg });
     this.closeIfDone();
+    p.done({ kind: 'answer', buf: msg });
   }
 
   private serverIP: string | undefined;
@@ -77,7 +83,7 @@ class PooledSocket {
     return canonicalIP(address) === this.serverIP;
   }
 
-  send(raw: Buffer, timeoutMs: number): Promise<Exchange> {
+  send(raw: Buffer, timeoutMs: number, done: ExchangeDone): void {
     this.uses++;
     let id = randomInt(65536);
     while (this.inflight.has(id)) id = randomInt(65536);
@@ -86,32 +92,32 @@ class PooledSocket {
     const out = raw;
     const clientID = out.readUInt16BE(0);
     out.writeUInt16BE(id, 0);
-    return new Promise<Exchange>((resolve) => {
-      const timer = setTimeout(() => {
-        this.inflight.delete(id);
-        resolve({ kind: 'timeout' });
-        this.closeIfDone();
-      }, timeoutMs);
-      this.inflight.set(id, { clientID, timer, resolve });
-      this.write(out);
-    });
+    const timer = setTimeout(() => {
+      this.inflight.delete(id);
+      this.closeIfDone();
+      done({ kind: 'timeout' });
+    }, timeoutMs);
+    this.inflight.set(id, { clientID, timer, done });
+    this.write(out);
   }
 
   failAll(err: Error): void {
-    for (const [id, p] of this.inflight) {
-      clearTimeout(p.timer);
-      this.inflight.delete(id);
-      p.resolve({ kind: 'error', err });
-    }
+    const ended = [...this.inflight.values()];
+    this.inflight.clear();
     this.retired = true;
     this.closeIfDone();
+    for (const p of ended) {
+      clearTimeout(p.timer);
+      p.done({ kind: 'error', err });
+    }
   }
 
   timeoutAll(): void {
-    for (const [id, p] of this.inflight) {
+    const ended = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const p of ended) {
       clearTimeout(p.timer);
-      this.inflight.delete(id);
-      p.resolve({ kind: 'timeout' });
+      p.done({ kind: 'timeout' });
     }
   }
 
@@ -137,16 +143,28 @@ export class UDPUpstreams {
     private readonly maxUses = 1024,
   ) {}
 
-  /**
-   * One query to `server`, on a socket of the pool of (`source`, server): one pod's queries only.
-   * `raw` is changed in place: our id in its first two bytes.
-   */
+  /** send() as a promise. */
   exchange(
     server: { ip: string; port: number },
     raw: Buffer,
     timeoutMs: number,
     source = '',
   ): Promise<Exchange> {
+    return new Promise((resolve) => this.send(server, raw, timeoutMs, source, resolve));
+  }
+
+  /**
+   * One query to `server`, on a socket of the pool of (`source`, server): one pod's queries only.
+   * `raw` is changed in place: our id in its first two bytes. `done` is called once, never from
+   * within send().
+   */
+  send(
+    server: { ip: string; port: number },
+    raw: Buffer,
+    timeoutMs: number,
+    source: string,
+    done: ExchangeDone,
+  ): void {
     const key = `${source}|${server.ip}|${server.port}`;
     let pool = this.pools.get(key);
     if (pool === undefined) {
@@ -167,7 +185,7 @@ export class UDPUpstreams {
       s = new PooledSocket(server, this.onStray, source);
       pool.sockets[i] = s;
     }
-    return s.send(raw, timeoutMs);
+    s.send(raw, timeoutMs, done);
   }
 
   close(): void {

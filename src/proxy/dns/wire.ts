@@ -5,6 +5,7 @@
 // malformed: dropped and counted by reason, never forwarded, never relayed.
 
 import dnsPacket from 'dns-packet';
+import { canonicalIP } from '../../fqdn/ip.ts';
 import { normalizeName } from '../../fqdn/name.ts';
 
 /** Why a message was dropped (the keys of the proxy's drop counters). */
@@ -38,13 +39,14 @@ const MAX_HOPS = 128;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 export const TYPE = { A: 1, CNAME: 5, AAAA: 28 } as const;
 
+/** Shared by every query with the same bytes (wire.ts's memo): never changed once parsed. */
 export interface Question {
   /** Presentation form, lower-case, fully qualified; non-label bytes escaped as \DDD. */
-  name: string;
+  readonly name: string;
   /** As written (case kept): what Hubble's cnames and the flow log show. */
-  rawName: string;
-  qtype: number;
-  qclass: number;
+  readonly rawName: string;
+  readonly qtype: number;
+  readonly qclass: number;
 }
 
 export interface ParsedQuery {
@@ -55,14 +57,21 @@ export interface ParsedQuery {
   question: Question;
   /** End of the question section: [12, questionEnd) is copied into replies the proxy makes. */
   questionEnd: number;
+  /** The question object is the memo's, shared with equal queries (caches may key on it). */
+  remembered?: boolean;
 }
 
 export interface ParsedAnswer {
   id: number;
+  /**
+   * Equal answers (the same bytes after the id, to the same question: the memo) share this frozen
+   * object, which holds the fields below but the id; undefined when the answer was not kept.
+   */
+  body?: AnswerBody;
   rcode: number;
   truncated: boolean;
   question: Question;
-  /** A and AAAA addresses of the queried name's CNAME chain, in answer order. */
+  /** A and AAAA addresses of the queried name's CNAME chain, in answer order (canonical text). */
   ips: string[];
   /** Lowest TTL of the chain (A, AAAA and CNAME records); 2^32-1 when there are none, as Cilium. */
   ttl: number;
@@ -138,6 +147,66 @@ function readQuestion(buf: Buffer, allowPointers: boolean): { q: Question; end: 
   return { q: { name: n.name, rawName: n.rawName, qtype, qclass }, end: n.end + 4, hops: n.hops };
 }
 
+/**
+ * Messages seen before, by their bytes after the id (the id is two bytes dns-packet reads and never
+ * judges): a query or answer whose bytes were all checked once is the same message again, so it is
+ * neither walked nor decoded again (pods ask the same names; a server's cached answer repeats until
+ * its TTL ticks). Only messages that passed every check are kept, and only small ones; at most
+ * MEMO_ENTRIES, all forgotten at once past it. A memo that is rarely hit (names that do not
+ * repeat) keeps only one miss in MEMO_SAMPLE: every entry kept lives on in the old generation, and
+ * keeping them all made such traffic slower than no memo at all.
+ */
+const MEMO_ENTRIES = 4096;
+const MEMO_MAX_BYTES = 512;
+/** Lookups per window, over which the hit rate is taken. */
+const MEMO_WINDOW = 1024;
+/** Below 1 hit in MEMO_SAMPLE lookups, 1 miss in MEMO_SAMPLE is kept. */
+const MEMO_SAMPLE = 8;
+
+class Memo<V> {
+  private readonly map = new Map<string, V>();
+  private lookups = 0;
+  private hits = 0;
+  private misses = 0;
+  private sampling = false;
+
+  get(key: string): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) this.hits++;
+    if (++this.lookups === MEMO_WINDOW) {
+      this.sampling = this.hits * MEMO_SAMPLE < this.lookups;
+      this.lookups = 0;
+      this.hits = 0;
+    }
+    return v;
+  }
+
+  /** Whether a miss just looked up should be kept. */
+  admits(): boolean {
+    return !this.sampling || ++this.misses % MEMO_SAMPLE === 0;
+  }
+
+  set(key: string, v: V): void {
+    if (this.map.size >= MEMO_ENTRIES) this.map.clear();
+    this.map.set(key, v);
+  }
+}
+
+/** Queries parsed: what a ParsedQuery holds besides the id. */
+const parsedQueries = new Memo<Omit<ParsedQuery, 'id' | 'remembered'>>();
+
+/** An answer as parsed, without its id: shared, frozen, its arrays too. */
+export type AnswerBody = Readonly<Omit<ParsedAnswer, 'id' | 'body'>>;
+/** Answers parsed and accepted. */
+const parsedAnswers = new Memo<AnswerBody>();
+
+/** Times a check was answered from the memo (tests). */
+export const memoHits = { queries: 0, answers: 0 };
+
+function memoKey(buf: Buffer): string | undefined {
+  return buf.length <= MEMO_MAX_BYTES ? buf.toString('latin1', 2) : undefined;
+}
+
 /** dns-packet must decode the whole message, with nothing left over. */
 function fullDecode(buf: Buffer): void {
   try {
@@ -153,19 +222,29 @@ function fullDecode(buf: Buffer): void {
 export function parseQuery(buf: Buffer, maxBytes: number): ParsedQuery {
   if (buf.length < HEADER_BYTES) throw new WireError('truncated');
   if (buf.length > maxBytes) throw new WireError('oversized');
+  const key = memoKey(buf);
+  const known = key !== undefined ? parsedQueries.get(key) : undefined;
+  if (known !== undefined) {
+    memoHits.queries++;
+    return {
+      id: u16(buf, 0),
+      rd: known.rd,
+      cd: known.cd,
+      question: known.question,
+      questionEnd: known.questionEnd,
+      remembered: true,
+    };
+  }
   const flags = u16(buf, 2);
   if ((flags & 0x8000) !== 0) throw new WireError('response-as-query');
   if (((flags >> 11) & 0xf) !== 0) throw new WireError('bad-opcode');
   if (u16(buf, 4) !== 1) throw new WireError('qdcount');
   const { q, end } = readQuestion(buf, false);
   fullDecode(buf);
-  return {
-    id: u16(buf, 0),
-    rd: (flags & 0x0100) !== 0,
-    cd: (flags & 0x0010) !== 0,
-    question: q,
-    questionEnd: end,
-  };
+  const parsed = { rd: (flags & 0x0100) !== 0, cd: (flags & 0x0010) !== 0, question: q, questionEnd: end };
+  const remembered = key !== undefined && parsedQueries.admits();
+  if (remembered) parsedQueries.set(key, parsed);
+  return { id: u16(buf, 0), ...parsed, remembered };
 }
 
 /**
@@ -186,6 +265,19 @@ export function parseAnswer(
   const flags = u16(buf, 2);
   if ((flags & 0x8000) === 0) throw new WireError('query-as-answer');
   if (u16(buf, 0) !== query.id) throw new WireError('answer-mismatch');
+  // only the answer to a query the memo keeps is looked up (and kept): a query that is not a repeat
+  // seldom gets an answer that is
+  const key = query.remembered === true ? memoKey(buf) : undefined;
+  const known = key !== undefined ? parsedAnswers.get(key) : undefined;
+  if (
+    known !== undefined &&
+    known.question.name === query.question.name &&
+    known.question.qtype === query.question.qtype &&
+    known.question.qclass === query.question.qclass
+  ) {
+    memoHits.answers++;
+    return { id: query.id, ...known, body: known };
+  }
   if (u16(buf, 4) !== 1) throw new WireError('qdcount');
   const ancount = u16(buf, 6);
   const { q, end, hops } =
@@ -234,16 +326,21 @@ export function parseAnswer(
     rrtypes.push(type);
     pos = rdata + rdlen;
   }
-  return {
-    id: query.id,
+  const body: Omit<ParsedAnswer, 'id' | 'body'> = {
     rcode: flags & 0xf,
     truncated: (flags & 0x0200) !== 0,
     question: q,
-    ips,
+    // the canonical text once, for the cache and the record (IPv4 already is)
+    ips: ips.some((ip) => ip.includes(':')) ? ips.map((ip) => canonicalIP(ip) ?? ip) : ips,
     ttl,
     cnames,
     rrtypes,
   };
+  if (key === undefined || !parsedAnswers.admits()) return { id: query.id, ...body };
+  for (const list of [body.ips, body.cnames, body.rrtypes]) Object.freeze(list);
+  const frozen = Object.freeze(body);
+  parsedAnswers.set(key, frozen);
+  return { id: query.id, ...frozen, body: frozen };
 }
 
 function sameBytes(a: Buffer, b: Buffer, from: number, to: number): boolean {
