@@ -12,6 +12,7 @@
 
 import { type DNSRecordInput, dnsFlowRecord, dnsRcodeName } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
+import { ShapeTable } from '../shapes.ts';
 
 /** What a shape fixes. */
 export interface DNSShape {
@@ -150,29 +151,25 @@ export const MAX_AGENT_SHAPES = 65_536;
  * undefined for a record whose shape never came (lost with its batch): the caller counts it lost.
  */
 export class DNSFlowExpander {
-  private readonly shapes = new Map<number, ExpandableShape>();
+  private readonly shapes: ShapeTable<ExpandableShape>;
   /** Records whose shape was unknown. */
   unknown = 0;
 
   /** Most shapes kept (a proxy announces one per endpoint pair and kind; past it, the oldest go). */
-  constructor(private readonly max = MAX_AGENT_SHAPES) {}
+  constructor(max = MAX_AGENT_SHAPES) {
+    this.shapes = new ShapeTable(max);
+  }
 
   shape(m: DNSShapeMessage): void {
-    this.shapes.delete(m.id);
-    if (this.shapes.size >= this.max) this.shapes.delete(this.shapes.keys().next().value!);
     this.shapes.set(m.id, expandableShape(m.shape));
   }
 
   flow(m: DNSFlowMessage): Flow | undefined {
-    const id = m.v[0];
-    const x = this.shapes.get(id);
+    const x = this.shapes.get(m.v[0]);
     if (x === undefined) {
       this.unknown++;
       return undefined;
     }
-    // least recently used first out: a shape in use is never the one evicted
-    this.shapes.delete(id);
-    this.shapes.set(id, x);
     return expandDNSFlow(x, m);
   }
 

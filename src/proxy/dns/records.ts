@@ -13,6 +13,7 @@
 
 import { type DNSRecordInput, dnsFlowRecord } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
+import { type AnnouncedShape, ShapeAnnouncer } from '../shapes.ts';
 import { type DNSShape, type DNSShapeMessage, MAX_AGENT_SHAPES } from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
 import { type ParsedAnswer, type ParsedQuery, type Question, rcodeName, typeName } from './wire.ts';
@@ -73,12 +74,8 @@ export function dnsRecord(p: DNSRecordParts, nodeName: string): Flow {
   return dnsFlowRecord(recordInput(p, nodeName));
 }
 
-/** A shape as the proxy keeps it: its id, its announcement, and the epoch it was last announced in. */
-interface Shape {
-  id: number;
-  /** The `dns-shape` message line. */
-  def: string;
-  epoch: number;
+/** A shape as the proxy keeps it (def: the `dns-shape` message line). */
+interface Shape extends AnnouncedShape {
   /** What it fixes besides the endpoint pair and the kind (its place in PairShapes). */
   clientIP: string;
   serverIP: string;
@@ -121,27 +118,21 @@ export class DNSRecordMessages {
   /** `,ips,ttl,cnames,rcode,rrtypes` per answer body (wire.ts's memo shares one frozen body among equal answers). */
   private answerJSON = new WeakMap<object, string>();
   private nextId = 1;
-  /** Bumped when records were lost: every shape is announced again before its next record. */
-  private epoch = 0;
-  /** Announcements in this epoch. */
-  private announced = 0;
+  private readonly announcer: ShapeAnnouncer;
   /** Shapes built (each should be built once per endpoint pair and kind). */
   built = 0;
 
+  /** maxAnnounced: announcements per epoch (shapes.ts); the agent keeps twice as many. */
   constructor(
     private readonly nodeName: string,
-    /**
-     * Announcements per epoch, at most; past it a new epoch starts and every shape is announced
-     * again before its next record. The agent keeps the MAX_AGENT_SHAPES shapes used last; with at
-     * most half that announced since every shape in use was last announced, none in use is evicted.
-     */
-    private readonly maxAnnounced = MAX_AGENT_SHAPES / 2,
-  ) {}
+    maxAnnounced = MAX_AGENT_SHAPES / 2,
+  ) {
+    this.announcer = new ShapeAnnouncer(maxAnnounced);
+  }
 
   /** Records were lost on the way (the channel was full): a shape announcement may be among them. */
   lost(): void {
-    this.epoch++;
-    this.announced = 0;
+    this.announcer.lost();
   }
 
   /** The message line(s) for one record, newlines included. */
@@ -152,16 +143,7 @@ export class DNSRecordMessages {
       return `{"type":"flow","flow":${JSON.stringify(dnsRecord(p, this.nodeName))}}\n`;
     const shape = this.shape(p, clientEp, serverEp);
     const { q, a } = p;
-    let s = '';
-    if (shape.epoch !== this.epoch) {
-      if (this.announced >= this.maxAnnounced) {
-        this.epoch++;
-        this.announced = 0;
-      }
-      this.announced++;
-      s = shape.def;
-      shape.epoch = this.epoch;
-    }
+    let s = this.announcer.prefix(shape);
     // compact.ts's DNSFlowFields, in order
     s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${num(p.src.clientPort)},${num(p.ctx.server.port)}`;
     s += this.question(q);
