@@ -9,14 +9,15 @@
 //    the Seawall proxy judges through the agent's policy mirror (main.ts) and encodes its
 //    records as it does for the agent;
 //  - gRPC unary calls/s through the proxy against direct.
-// Upstream, proxy and haproxy run in child processes; the load generator is a lean raw-socket
+// Upstream (haproxy answering 200 itself, or node:http), proxies and haproxy run in child processes; the load generator is a lean raw-socket
 // client in this process. Medians of interleaved rounds; about 90 s in all.
 // Knobs: BENCH_PARTS, BENCH_ROUNDS, BENCH_PIN=1; BENCH_RATE=N (the latency part alone, at N);
 // BENCH_TRACE=1 (the proxies' event-loop delay, GC pauses and CPU per paced window);
 // BENCH_NO_RECORDS=1 (a 1-rule proxy without flow records beside the plain one, paced);
 // BENCH_PROF=DIR (CPU profiles); BENCH_HEAP_PROF=DIR (allocation profiles); BENCH_ALT_FLAGS (an A/B of node flags); BENCH_BASELINE=DIR (a
 // proxy from another checkout beside this one); BENCH_QUIESCE=0 (the other proxies keep running
-// during a target's window; by default they are stopped, see QUIESCE).
+// during a target's window; by default they are stopped, see QUIESCE); BENCH_UPSTREAM=node (a
+// node:http upstream in place of haproxy's, see upstreamConfig).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,8 @@ const WINDOW_MS = 1500;
 /** BENCH_PARTS=http,latency,grpc (default all): the parts to run. */
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'http,latency,grpc').split(','));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** BENCH_UPSTREAM=node|haproxy (default haproxy where installed): the HTTP upstream server. */
+const UPSTREAM = process.env.BENCH_UPSTREAM === 'node' ? 'node' : 'haproxy';
 const FIXED_RATE = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
 /** BENCH_TRACE=1: the proxies report their event-loop delay and GC pauses per paced window. */
 const TRACE = process.env.BENCH_TRACE === '1';
@@ -231,10 +234,41 @@ async function freePort(): Promise<number> {
   return p;
 }
 
+/**
+ * The upstream server as haproxy (one thread, `http-request return`: 200 "ok" on every keep-alive
+ * request), not node:http: on CPU 0 beside the load generator, a server that needs a fifth of
+ * node:http's CPU per request keeps the generator's core mostly free, so the paced latencies are
+ * the proxies' and not the two CPU 0 processes waiting for each other (haproxy as a proxy showed
+ * 5-11 ms p99 rounds with the node:http upstream). BENCH_UPSTREAM=node: node:http as before.
+ */
+function upstreamConfig(port: number): string {
+  return [
+    'global',
+    '  nbthread 1',
+    '  maxconn 4096',
+    'defaults',
+    '  mode http',
+    '  timeout client 60s',
+    '  option http-keep-alive',
+    'frontend up',
+    `  bind 127.0.0.1:${port}`,
+    '  http-request return status 200 content-type text/plain string ok',
+    '',
+  ].join('\n');
+}
+
 async function startHaproxy(dir: string, upstream: number, n: number): Promise<Child> {
   const port = await freePort();
-  const cfg = join(dir, `haproxy-${n}.cfg`);
-  writeFileSync(cfg, haproxyConfig(port, upstream, n));
+  return spawnHaproxy(join(dir, `haproxy-${n}.cfg`), haproxyConfig(port, upstream, n), port, 1);
+}
+
+async function startHaproxyUpstream(dir: string): Promise<Child> {
+  const port = await freePort();
+  return spawnHaproxy(join(dir, 'upstream.cfg'), upstreamConfig(port), port, 0);
+}
+
+async function spawnHaproxy(cfg: string, text: string, port: number, cpu: number): Promise<Child> {
+  writeFileSync(cfg, text);
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) => {
@@ -245,7 +279,7 @@ async function startHaproxy(dir: string, upstream: number, n: number): Promise<C
       s.on('error', () => r(false));
     });
     if (ok) {
-      pin(proc.pid, 1);
+      pin(proc.pid, cpu);
       return { proc, port };
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -435,6 +469,7 @@ export default async function run(): Promise<void> {
     if (PARTS.has('grpc')) await grpcPart(children);
     process.stdout.write(
       `(${CONNS} connections / concurrent calls, ${WINDOW_MS} ms windows, median of ${ROUNDS} interleaved rounds; ` +
+        `HTTP upstream: ${haveHaproxy && UPSTREAM === 'haproxy' ? 'haproxy answering 200 itself' : 'node:http'}; ` +
         `loopback; ${PIN ? 'pinned: proxies on CPU 1, upstream and load generator on CPU 0' : `not pinned: load generator, upstream and proxies share ${availableParallelism()} cores`}; ` +
         `${QUIESCE ? `the other proxies stopped during each window, all running ${QUIESCE_SETTLE_MS} ms between windows` : 'every proxy running during every window (BENCH_QUIESCE=0)'}; ` +
         `load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end)\n`,
@@ -450,7 +485,10 @@ export default async function run(): Promise<void> {
 
 async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): Promise<void> {
   {
-    const up = await startChild(['upstream']);
+    const up =
+      haveHaproxy && UPSTREAM === 'haproxy'
+        ? await startHaproxyUpstream(dir)
+        : await startChild(['upstream']);
     children.push(up);
     const proxies = new Map<number, Child>();
     for (const n of [1, 10, 100]) {
@@ -519,7 +557,7 @@ async function httpPart(children: Child[], dir: string, haveHaproxy: boolean): P
       ...(alt === undefined ? [] : [[alt.port, alt] as [number, Child]]),
       ...(noRec === undefined ? [] : [[noRec.port, noRec] as [number, Child]]),
       ...(base === undefined ? [] : [[base.port, base] as [number, Child]]),
-      // direct: the upstream's own CPU, what a bare node:http server costs per request.
+      // direct: the upstream's own CPU per request.
       [up.port, up],
     ]);
     // The proxies (not the upstream), stopped while another target is measured (BENCH_QUIESCE).
