@@ -196,6 +196,17 @@ function alone(proxies: readonly Child[], target: Child | undefined): void {
   for (const p of proxies) if (p !== target) p.proc.kill('SIGSTOP');
 }
 
+/** One thread, HTTP keep-alive: what every haproxy of the bench (proxy or upstream) starts with. */
+const HAPROXY_HEAD = [
+  'global',
+  '  nbthread 1',
+  '  maxconn 4096',
+  'defaults',
+  '  mode http',
+  '  timeout client 60s',
+  '  option http-keep-alive',
+];
+
 function haproxyConfig(port: number, upstream: number, n: number): string {
   const acls: string[] = [];
   benchRules(n).forEach((r, i) => {
@@ -204,15 +215,9 @@ function haproxyConfig(port: number, upstream: number, n: number): string {
   });
   const allows = benchRules(n).map((_, i) => `  http-request allow if m${i} p${i}`);
   return [
-    'global',
-    '  nbthread 1',
-    '  maxconn 4096',
-    'defaults',
-    '  mode http',
+    ...HAPROXY_HEAD,
     '  timeout connect 1s',
-    '  timeout client 30s',
     '  timeout server 30s',
-    '  option http-keep-alive',
     'frontend fe',
     `  bind 127.0.0.1:${port}`,
     ...acls,
@@ -237,19 +242,14 @@ async function freePort(): Promise<number> {
 /**
  * The upstream server as haproxy (one thread, `http-request return`: 200 "ok" on every keep-alive
  * request), not node:http: on CPU 0 beside the load generator, a server that needs a fifth of
- * node:http's CPU per request keeps the generator's core mostly free, so the paced latencies are
- * the proxies' and not the two CPU 0 processes waiting for each other (haproxy as a proxy showed
- * 5-11 ms p99 rounds with the node:http upstream). BENCH_UPSTREAM=node: node:http as before.
+ * node:http's CPU per request keeps the generator's core mostly free, so less of the paced tail is
+ * the two CPU 0 processes waiting for each other (haproxy as a proxy showed 5-11 ms p99 rounds
+ * with the node:http upstream; with this one 1-4 ms in most rounds, and still single rounds of
+ * 10-19 ms on this 2-vCPU VM). BENCH_UPSTREAM=node: node:http as before.
  */
 function upstreamConfig(port: number): string {
   return [
-    'global',
-    '  nbthread 1',
-    '  maxconn 4096',
-    'defaults',
-    '  mode http',
-    '  timeout client 60s',
-    '  option http-keep-alive',
+    ...HAPROXY_HEAD,
     'frontend up',
     `  bind 127.0.0.1:${port}`,
     '  http-request return status 200 content-type text/plain string ok',
