@@ -243,9 +243,9 @@ async function freePort(): Promise<number> {
  * The upstream server as haproxy (one thread, `http-request return`: 200 "ok" on every keep-alive
  * request), not node:http: on CPU 0 beside the load generator, a server that needs a fifth of
  * node:http's CPU per request keeps the generator's core mostly free, so less of the paced tail is
- * the two CPU 0 processes waiting for each other (haproxy as a proxy showed 5-11 ms p99 rounds
- * with the node:http upstream; with this one 1-4 ms in most rounds, and still single rounds of
- * 10-19 ms on this 2-vCPU VM). BENCH_UPSTREAM=node: node:http as before.
+ * the two CPU 0 processes waiting for each other (haproxy as a proxy, p99 per round: 5.5-11 ms,
+ * median 10.1, with the node:http upstream; 1.8-19 ms, median 6.3, over two runs with this one:
+ * the rest is the 2-vCPU VM's own tail). BENCH_UPSTREAM=node: node:http as before.
  */
 function upstreamConfig(port: number): string {
   return [
