@@ -70,7 +70,7 @@ export interface ScanProgress {
 export const SCAN_SLICE_MS = 20;
 
 /** A file changed within this long of its read may change again unseen in the same time stamp. */
-const RACY_MS = 2000;
+export const RACY_MS = 2000;
 
 interface FileStat {
   ino: number;
