@@ -3,7 +3,8 @@
 // once records were lost (the announcement may have been among them) or a new epoch began: an
 // epoch holds at most `maxAnnounced` announcements. The agent keeps the shapes used last, at
 // least twice that many, so the shape of a record in flight is never the one it evicted: every
-// shape in use was announced at most `maxAnnounced` announcements ago.
+// shape in use was announced at most `maxAnnounced` announcements ago. The agent copies a shape's
+// endpoints into each record it expands (copyJSON: about half the cost of parsing their text).
 
 /** A shape as the proxy keeps it: its id, its announcement line, the epoch it last went in. */
 export interface AnnouncedShape {
@@ -63,4 +64,28 @@ export class ShapeTable<T> {
   get size(): number {
     return this.shapes.size;
   }
+}
+
+/** A deep copy of a JSON value (objects, arrays, primitives), as JSON.parse of its text gives it. */
+export function copyJSON<T>(v: T): T {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    for (const x of v) out.push(copyJSON(x));
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const x = copyJSON((v as Record<string, unknown>)[k]);
+    // JSON.parse makes "__proto__" an own key; an assignment would set the prototype
+    if (k === '__proto__')
+      Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+    else out[k] = x;
+  }
+  return out as T;
+}
+
+/** JSON's number text (JSON.stringify's: NaN and infinities are null), for record lines. */
+export function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
 }

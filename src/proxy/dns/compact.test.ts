@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { copyJSON } from './compact.ts';
+import { copyJSON } from '../shapes.ts';
 
 /** Each row: a JSON value as the agent holds a shape's endpoint (parsed from its announcement). */
 const ROWS: Array<{ name: string; text: string }> = [

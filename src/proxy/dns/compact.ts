@@ -12,7 +12,7 @@
 
 import { type DNSRecordInput, dnsFlowRecord, dnsRcodeName } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
-import { ShapeTable } from '../shapes.ts';
+import { copyJSON, ShapeTable } from '../shapes.ts';
 
 /** What a shape fixes. */
 export interface DNSShape {
@@ -87,25 +87,6 @@ export function expandableShape(shape: DNSShape): ExpandableShape {
     client: JSON.parse(JSON.stringify(shape.client.endpoint)) as FlowEndpoint,
     server: JSON.parse(JSON.stringify(shape.server.endpoint)) as FlowEndpoint,
   };
-}
-
-/** A deep copy of a JSON value (objects, arrays, primitives), as JSON.parse of its text gives it. */
-export function copyJSON<T>(v: T): T {
-  if (typeof v !== 'object' || v === null) return v;
-  if (Array.isArray(v)) {
-    const out: unknown[] = [];
-    for (const x of v) out.push(copyJSON(x));
-    return out as T;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) {
-    const x = copyJSON((v as Record<string, unknown>)[k]);
-    // JSON.parse makes "__proto__" an own key; an assignment would set the prototype
-    if (k === '__proto__')
-      Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
-    else out[k] = x;
-  }
-  return out as T;
 }
 
 /**

@@ -13,7 +13,7 @@
 
 import { type DNSRecordInput, dnsFlowRecord } from '../../flow/dns-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
-import { type AnnouncedShape, ShapeAnnouncer } from '../shapes.ts';
+import { type AnnouncedShape, jsonNumber, ShapeAnnouncer } from '../shapes.ts';
 import { type DNSShape, type DNSShapeMessage, MAX_AGENT_SHAPES } from './compact.ts';
 import type { QuerySource, RedirectContext } from './proxy.ts';
 import { type ParsedAnswer, type ParsedQuery, type Question, rcodeName, typeName } from './wire.ts';
@@ -97,11 +97,6 @@ function kindIndex(p: DNSRecordParts): number {
   );
 }
 
-/** JSON's number text (JSON.stringify's: NaN and infinities are null). */
-function num(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
 /**
  * The lines a record goes to the agent as (compact.ts): its shape's `dns-shape` message the first
  * time (and again after a loss), then a `dns-flow` message with what varies; a full `flow` message
@@ -145,9 +140,9 @@ export class DNSRecordMessages {
     const { q, a } = p;
     let s = this.announcer.prefix(shape);
     // compact.ts's DNSFlowFields, in order
-    s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${num(p.src.clientPort)},${num(p.ctx.server.port)}`;
+    s += `{"type":"dns-flow","v":[${shape.id},${p.time.getTime()},${jsonNumber(p.src.clientPort)},${jsonNumber(p.ctx.server.port)}`;
     s += this.question(q);
-    s += p.latencyNs !== undefined ? `,${num(p.latencyNs)}` : ',null';
+    s += p.latencyNs !== undefined ? `,${jsonNumber(p.latencyNs)}` : ',null';
     if (a !== undefined) s += this.answer(a);
     return `${s}]}\n`;
   }
@@ -169,7 +164,7 @@ export class DNSRecordMessages {
     if (j === undefined) {
       let rr = '';
       for (let i = 0; i < a.rrtypes.length; i++) rr += (i === 0 ? '' : ',') + this.type(a.rrtypes[i]!);
-      j = `,${JSON.stringify(a.ips)},${num(a.ttl)},${JSON.stringify(a.cnames)},${num(a.rcode)},[${rr}]`;
+      j = `,${JSON.stringify(a.ips)},${jsonNumber(a.ttl)},${JSON.stringify(a.cnames)},${jsonNumber(a.rcode)},[${rr}]`;
       if (body !== undefined) this.answerJSON.set(body, j);
     }
     return j;

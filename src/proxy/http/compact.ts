@@ -15,7 +15,7 @@
 import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type { RuleRef } from '../../policy/types.ts';
-import { ShapeTable } from '../shapes.ts';
+import { copyJSON, ShapeTable } from '../shapes.ts';
 
 /** What a shape fixes. */
 export interface HTTPShape {
@@ -92,24 +92,19 @@ export function httpRecordInput(
   return input;
 }
 
-/** A shape as the agent keeps it: endpoints as text, parsed per record (each record its own objects). */
+/**
+ * A shape as the agent keeps it: its endpoints as JSON values (what a JSON round trip leaves of
+ * them), copied per record (copyJSON) so that each record has its own objects.
+ */
 interface ExpandableShape {
   shape: HTTPShape;
-  client: string;
-  server: string;
+  client: FlowEndpoint;
+  server: FlowEndpoint;
 }
 
 /** The Flow a record message stands for (httpFlowRecord's, byte for byte once encoded). */
 function expand(x: ExpandableShape, m: HTTPFlowMessage, uuid?: string): Flow {
-  return httpFlowRecord(
-    httpRecordInput(
-      x.shape,
-      m,
-      JSON.parse(x.client) as FlowEndpoint,
-      JSON.parse(x.server) as FlowEndpoint,
-      uuid,
-    ),
-  );
+  return httpFlowRecord(httpRecordInput(x.shape, m, copyJSON(x.client), copyJSON(x.server), uuid));
 }
 
 /**
@@ -133,8 +128,8 @@ export class HTTPFlowExpander {
   shape(m: HTTPShapeMessage): void {
     this.shapes.set(m.id, {
       shape: m.shape,
-      client: JSON.stringify(m.shape.client.endpoint),
-      server: JSON.stringify(m.shape.server.endpoint),
+      client: JSON.parse(JSON.stringify(m.shape.client.endpoint)) as FlowEndpoint,
+      server: JSON.parse(JSON.stringify(m.shape.server.endpoint)) as FlowEndpoint,
     });
   }
 

@@ -10,7 +10,7 @@
 
 import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
 import type { FlowEndpoint } from '../../flow/types.ts';
-import { type AnnouncedShape, ShapeAnnouncer } from '../shapes.ts';
+import { type AnnouncedShape, jsonNumber, ShapeAnnouncer } from '../shapes.ts';
 import { type HTTPShape, type HTTPShapeMessage, MAX_AGENT_HTTP_SHAPES } from './compact.ts';
 
 /** Shapes kept per endpoint pair, at most (past it the pair's cache starts over). */
@@ -23,11 +23,6 @@ type Shape = AnnouncedShape;
 interface ShapeSlot {
   none?: Shape;
   by?: WeakMap<object, Shape>;
-}
-
-/** JSON's number text (JSON.stringify's: NaN and infinities are null). */
-function num(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
 }
 
 /** One per proxy process. */
@@ -57,12 +52,12 @@ export class HTTPRecordMessages {
     if (!(r.time instanceof Date)) return `{"type":"flow","flow":${JSON.stringify(httpFlowRecord(r))}}\n`;
     const shape = this.shape(r);
     let s = this.announcer.prefix(shape);
-    s += `{"type":"http-flow","s":${shape.id},"t":${num(r.time.getTime())},"cp":${num(r.client.port)}`;
+    s += `{"type":"http-flow","s":${shape.id},"t":${jsonNumber(r.time.getTime())},"cp":${jsonNumber(r.client.port)}`;
     if (r.uuid !== undefined) s += `,"id":${JSON.stringify(r.uuid)}`;
     s += `,"m":${this.json(r.method)},"u":${JSON.stringify(r.url)},"p":${this.json(r.protocol)}`;
-    if (r.code !== undefined) s += `,"c":${num(r.code)}`;
+    if (r.code !== undefined) s += `,"c":${jsonNumber(r.code)}`;
     if (r.headers !== undefined && r.headers.length > 0) s += `,"h":${JSON.stringify(r.headers)}`;
-    if (r.latencyNs !== undefined) s += `,"l":${num(Number(r.latencyNs))}`;
+    if (r.latencyNs !== undefined) s += `,"l":${jsonNumber(Number(r.latencyNs))}`;
     if (r.note !== undefined) s += `,"n":${JSON.stringify(r.note)}`;
     return `${s}}\n`;
   }
