@@ -251,6 +251,19 @@ describe('HTTP records: shapes', () => {
       ],
       built: 3,
     },
+    {
+      name: 'another server address, direction, proxy port (or none) or node: another shape',
+      inputs: [
+        input(),
+        input({ server: { ...input().server, ip: '10.0.1.99' } }),
+        input({ direction: 'EGRESS' }),
+        input({ proxyPort: 15002 }),
+        input({ proxyPort: undefined }),
+        input({ nodeName: 'node-b' }),
+        input(),
+      ],
+      built: 6,
+    },
   ];
   for (const row of rows) {
     test(row.name, () => {

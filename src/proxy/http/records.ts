@@ -4,7 +4,7 @@
 //
 // Shapes are cached per pair of the mirror's FlowEndpoint objects (WeakMaps: a snapshot replaces
 // those objects, so a policy change makes new shapes and what the mirror no longer holds is
-// collected), then by the rest of the shape, and last by the admitting policies' object (cached
+// collected), then by the rest of the shape (compared field by field), and last by the admitting policies' object (cached
 // per rule set by the proxy, so one per set), a bounded number per endpoint pair. Records never
 // decide traffic: this is only what the agent is told.
 
@@ -19,15 +19,44 @@ export const MAX_HTTP_SHAPES_PER_PAIR = 64;
 /** def: the `http-shape` message line. */
 type Shape = AnnouncedShape;
 
-/** The shapes of one key: without admitting policies, and per policies object. */
+/**
+ * What a shape fixes besides its endpoint pair (compared field by field: no key string per record),
+ * and its shapes: without admitting policies, and per policies object.
+ */
 interface ShapeSlot {
+  clientIP: string;
+  serverIP: string;
+  serverPort: number;
+  type: HTTPRecordInput['type'];
+  verdict: HTTPRecordInput['verdict'];
+  direction: HTTPRecordInput['direction'];
+  proxyPort: number | undefined;
+  nodeName: string;
   none?: Shape;
   by?: WeakMap<object, Shape>;
 }
 
+/** The pair's slot for r, if it has one (a pair holds a few: a linear scan beats hashing a key). */
+function findSlot(slots: readonly ShapeSlot[], r: HTTPRecordInput): ShapeSlot | undefined {
+  for (const s of slots) {
+    if (
+      s.serverPort === r.server.port &&
+      s.type === r.type &&
+      s.verdict === r.verdict &&
+      s.direction === r.direction &&
+      s.proxyPort === r.proxyPort &&
+      s.clientIP === r.client.ip &&
+      s.serverIP === r.server.ip &&
+      s.nodeName === r.nodeName
+    )
+      return s;
+  }
+  return undefined;
+}
+
 /** One per proxy process. */
 export class HTTPRecordMessages {
-  private readonly byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, Map<string, ShapeSlot>>>();
+  private readonly byClient = new WeakMap<FlowEndpoint, WeakMap<FlowEndpoint, ShapeSlot[]>>();
   /** JSON text of the few methods and protocols seen (not per record). */
   private readonly text = new Map<string, string>();
   private nextId = 1;
@@ -81,15 +110,23 @@ export class HTTPRecordMessages {
     }
     let slots = byServer.get(serverEp);
     if (slots === undefined) {
-      slots = new Map();
+      slots = [];
       byServer.set(serverEp, slots);
     }
-    const key = `${r.client.ip}|${r.server.ip}|${r.server.port}|${r.type}|${r.verdict}|${r.direction}|${r.proxyPort ?? ''}|${r.nodeName}`;
-    let slot = slots.get(key);
+    let slot = findSlot(slots, r);
     if (slot === undefined) {
-      if (slots.size >= MAX_HTTP_SHAPES_PER_PAIR) slots.clear();
-      slot = {};
-      slots.set(key, slot);
+      if (slots.length >= MAX_HTTP_SHAPES_PER_PAIR) slots.length = 0;
+      slot = {
+        clientIP: r.client.ip,
+        serverIP: r.server.ip,
+        serverPort: r.server.port,
+        type: r.type,
+        verdict: r.verdict,
+        direction: r.direction,
+        proxyPort: r.proxyPort,
+        nodeName: r.nodeName,
+      };
+      slots.push(slot);
     }
     // only a forwarded request's record names the admitting policies (httpFlowRecord)
     const by = r.verdict === 'FORWARDED' && r.type === 'REQUEST' ? r.allowedBy : undefined;
