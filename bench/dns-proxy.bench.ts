@@ -23,6 +23,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { DNS_PROXY_NODE_FLAGS } from '../src/proxy/dns/node-flags.ts';
 import { DNSProxy } from '../src/proxy/dns/proxy.ts';
 import { query, startUpstream } from '../src/proxy/dns/testing/upstream.ts';
 import { fmtRatio, median, table } from './lib.ts';
@@ -258,7 +259,7 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
 if (process.env[CHILD_ENV] !== undefined)
   await child(Number(process.env[CHILD_ENV]), process.env[RECORDS_ENV] === '1');
 
-/** SEAWALL_BENCH_DNS_CHILD_ARGS: node flags for the proxy child (e.g. --cpu-prof). */
+/** SEAWALL_BENCH_DNS_CHILD_ARGS: node flags for the proxy child besides the agent's (e.g. --cpu-prof). */
 const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 /**
@@ -307,7 +308,7 @@ async function startProxyChild(
   );
   const c = spawn(
     process.execPath,
-    [...childArgs, '--import', 'tsx', join(root, 'bench/dns-proxy.bench.ts')],
+    [...DNS_PROXY_NODE_FLAGS, ...childArgs, '--import', 'tsx', join(root, 'bench/dns-proxy.bench.ts')],
     {
       env: { ...process.env, [CHILD_ENV]: String(upstreamPort), [RECORDS_ENV]: records ? '1' : '0' },
       stdio: ['pipe', reader.stdin!, 'inherit'],

@@ -19,6 +19,7 @@ import type { Flow, FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { DNSFlowExpander } from '../proxy/dns/compact.ts';
 import { HTTPFlowExpander } from '../proxy/http/compact.ts';
+import { DNS_PROXY_NODE_FLAGS } from '../proxy/dns/node-flags.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
@@ -460,7 +461,11 @@ export class ProxyComponent implements RuntimeComponent {
       'exec',
       rt.node,
       process.execPath,
-      ...(this.opts.parser === 'http' ? HTTP_PROXY_NODE_FLAGS : []),
+      ...(this.opts.parser === 'http'
+        ? HTTP_PROXY_NODE_FLAGS
+        : this.opts.parser === 'dns'
+          ? DNS_PROXY_NODE_FLAGS
+          : []),
       '--import',
       'tsx',
       entry,

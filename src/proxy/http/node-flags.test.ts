@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { DNS_PROXY_NODE_FLAGS } from '../dns/node-flags.ts';
 import { HTTP_PROXY_NODE_FLAGS } from './node-flags.ts';
 
 describe('HTTP_PROXY_NODE_FLAGS', () => {
   // A flag this node does not know would stop the agent's proxy from starting at all.
-  for (const flag of HTTP_PROXY_NODE_FLAGS) {
+  for (const flag of new Set([...HTTP_PROXY_NODE_FLAGS, ...DNS_PROXY_NODE_FLAGS])) {
     test(`${flag}: this node accepts it`, () => {
       const r = spawnSync(process.execPath, [flag, '-e', ''], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
@@ -28,6 +29,10 @@ describe('HTTP_PROXY_NODE_FLAGS', () => {
       for (const f of r.flags) assert.ok(HTTP_PROXY_NODE_FLAGS.includes(f), f);
     });
   }
+
+  test('the DNS proxy: no memory reducer either', () => {
+    assert.ok(DNS_PROXY_NODE_FLAGS.includes('--no-memory-reducer'));
+  });
 
   test('a flag node does not know is refused (the check above can fail)', () => {
     const r = spawnSync(process.execPath, ['--no-such-v8-flag-seawall', '-e', ''], { encoding: 'utf8' });
