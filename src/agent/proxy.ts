@@ -18,8 +18,8 @@ import { endpointOf } from '../flow/record.ts';
 import type { Flow, FlowEndpoint } from '../flow/types.ts';
 import type { EndpointSpec, MapStateEntry, PeerRef, PolicyEngineAPI } from '../policy/types.ts';
 import { DNSFlowExpander } from '../proxy/dns/compact.ts';
-import { HTTPFlowExpander } from '../proxy/http/compact.ts';
 import { DNS_PROXY_NODE_FLAGS } from '../proxy/dns/node-flags.ts';
+import { HTTPFlowExpander } from '../proxy/http/compact.ts';
 import { HTTP_PROXY_NODE_FLAGS } from '../proxy/http/node-flags.ts';
 import {
   type AgentMessage,
