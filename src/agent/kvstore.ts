@@ -274,10 +274,7 @@ export class KvstoreNode {
       name: 'kvstore',
       start: async (rt) => {
         const u = this.opts.underlay;
-        if (u !== undefined) {
-          await u.up();
-          await u.attach(rt.node, this.opts.nodeIp);
-        }
+        if (u !== undefined) await u.join(rt.node, this.opts.nodeIp);
         this.live = true;
         for (const n of this.backend.nodes.values()) {
           if (n.name === this.opts.node) continue;

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DatapathError, run } from './exec.ts';
+import { withFileLock } from './lock.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, ownedName } from './netns.ts';
 import { pidAlive, STATE_DIR, stateFileFor, type TopologyState } from './topology.ts';
 
@@ -86,6 +87,18 @@ export class Underlay {
     this.stateFile = stateFileFor(name);
   }
 
+  /**
+   * A node joins: the underlay made if missing, then attached. Agents of several nodes start at
+   * once, so this holds the underlay's lock: otherwise both find no namespace and the second
+   * `ip netns add` fails, or replaces the bridge the first one just made.
+   */
+  async join(node: string, nodeIp: string): Promise<void> {
+    await withFileLock(this.lockFile(), async () => {
+      await this.up();
+      await this.attach(node, nodeIp);
+    });
+  }
+
   /** Creates the bridge namespace, or uses it when another node's agent made it already. */
   async up(): Promise<void> {
     if (netnsExists(this.name)) {
@@ -139,8 +152,15 @@ export class Underlay {
    * references it (a dead agent's reference does not count). Returns whether the underlay went.
    */
   async release(node: string): Promise<boolean> {
-    await this.detach(node);
-    return this.downIfUnused();
+    // under the lock: a node joining meanwhile holds its reference before the last one looks
+    return withFileLock(this.lockFile(), async () => {
+      await this.detach(node);
+      return this.downIfUnused();
+    });
+  }
+
+  private lockFile(): string {
+    return join(STATE_DIR, `underlay-${this.name}.lock`);
   }
 
   /** Deletes the underlay when no live agent references it (a run that failed before attach). */

@@ -63,6 +63,29 @@ describe('underlay references', { skip }, () => {
     assert.equal(existsSync(underlayUsersDir(u.name)), false);
   });
 
+  it('two agents joining at once (each its own Underlay) make one bridge and both attach', async () => {
+    const name = testNode('ulj');
+    const [u1, u2] = [new Underlay(name), new Underlay(name)];
+    underlays.push(u1);
+    const a = testNode('ja');
+    const b = testNode('jb');
+    for (const n of [a, b]) {
+      await addNetns(n);
+      made.push(n);
+    }
+    await Promise.all([u1.join(a, underlayNodeIp(1)), u2.join(b, underlayNodeIp(2))]);
+    assert.ok(await linked(a), 'node a has no underlay link');
+    assert.ok(await linked(b), 'node b has no underlay link');
+    const ports = await run('ip', ['-n', name, '-br', 'link', 'show', 'master', 'br0']);
+    assert.equal(ports.stdout.trim().split('\n').length, 2, `bridge ports: ${ports.stdout}`);
+    const ping = await run('ip', ['netns', 'exec', a, 'ping', '-c1', '-W1', underlayNodeIp(2)]);
+    assert.equal(ping.code, 0, `node a cannot reach node b: ${ping.stdout}`);
+    assert.deepEqual(
+      underlayUsers(name).map((x) => x.node),
+      [a, b].sort(),
+    );
+  });
+
   it('--cleanup keeps an underlay whose maker is dead while another agent references it', async () => {
     const { u, a, b } = await setup('c');
     // the maker (the agent of node a, say) is dead: its state file names a pid nobody has
