@@ -250,24 +250,34 @@ function headerValue(m: Map<string, string[]>, name: string): string | undefined
 
 type RuleOutcome = { ok: true; actions: HeaderAction[] } | { ok: false; failed: string };
 
-function evalRule(
-  rule: CompiledHTTPRule,
-  req: HTTPRequest,
-  headers: () => Map<string, string[]>,
-): RuleOutcome {
+/**
+ * A request's header map, made when the first rule reads a header (most read none). An object,
+ * not a closure: under tsx every named closure costs a defineProperty of its name per call.
+ */
+interface LazyHeaders {
+  req: HTTPRequest;
+  map: Map<string, string[]> | undefined;
+}
+
+function headersOf(h: LazyHeaders): Map<string, string[]> {
+  h.map ??= headerMap(h.req);
+  return h.map;
+}
+
+function evalRule(rule: CompiledHTTPRule, req: HTTPRequest, headers: LazyHeaders): RuleOutcome {
   if (rule.invalid !== undefined) return { ok: false, failed: `invalid (${rule.invalid})` };
   if (!regexMatches(rule.method, req.method)) return { ok: false, failed: 'method' };
   if (!regexMatches(rule.path, req.path)) return { ok: false, failed: 'path' };
   if (!regexMatches(rule.host, req.host)) return { ok: false, failed: 'host' };
   for (const hc of rule.headers) {
-    const v = headerValue(headers(), hc.name);
+    const v = headerValue(headersOf(headers), hc.name);
     if (v === undefined || (hc.value !== undefined && v !== hc.value))
       return { ok: false, failed: `header ${hc.name}` };
   }
   // Header matches with mismatch actions are looked at last, once everything else passed.
   const actions: HeaderAction[] = [];
   for (const hm of rule.headerMatches) {
-    const v = headerValue(headers(), hm.name);
+    const v = headerValue(headersOf(headers), hm.name);
     const matched = v !== undefined && (hm.expected === undefined || v === hm.expected);
     if (matched) continue;
     switch (hm.mismatch) {
@@ -296,11 +306,7 @@ export function matchHTTP(policy: HTTPPolicy, req: HTTPRequest): HTTPMatch {
     return { allowed: false, headerActions: [], reason: 'malformed HTTP request' };
   }
   if (policy.rules.length === 0) return { allowed: false, headerActions: [], reason: 'no HTTP rules' };
-  let map: Map<string, string[]> | undefined;
-  const headers = () => {
-    map ??= headerMap(req);
-    return map;
-  };
+  const headers: LazyHeaders = { req, map: undefined };
   const misses: string[] = [];
   for (const rule of policy.rules) {
     const o = evalRule(rule, req, headers);

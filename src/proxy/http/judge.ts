@@ -242,15 +242,7 @@ export class HTTPJudge {
   judge(sets: readonly HTTPRuleSet[], req: JudgeRequest): Judgement {
     // Allocated only when a rule compares a secret (most requests: none).
     let secretHeaders: Set<string> | undefined;
-    const denied = (reason: string, outcomes: SetOutcome[] = []): Judgement => ({
-      allowed: false,
-      outcomes,
-      headers: req.headers,
-      logged: [],
-      secretHeaders: secretHeaders ?? NO_SECRET_HEADERS,
-      reason,
-    });
-    if (sets.length === 0) return denied('no HTTP rule set applies to this connection');
+    if (sets.length === 0) return denied(req, 'no HTTP rule set applies to this connection', [], undefined);
     const ordered =
       sets.length === 1
         ? sets
@@ -273,14 +265,32 @@ export class HTTPJudge {
         if (m.reason !== undefined) o.reason = m.reason;
         outcomes.push(o);
         if (!m.allowed) {
-          return denied(`${set.direction.toLowerCase()}: ${m.reason ?? 'no HTTP rule matched'}`, outcomes);
+          const why = `${set.direction.toLowerCase()}: ${m.reason ?? 'no HTTP rule matched'}`;
+          return denied(req, why, outcomes, secretHeaders);
         }
         for (const a of m.headerActions) if (a.op === 'LOG') logged.push(a);
         if (m.headerActions.length > 0) headers = applyHeaderActions(headers, m.headerActions);
       }
     } catch (e) {
-      return denied(`policy engine error: ${(e as Error).message}`, outcomes);
+      return denied(req, `policy engine error: ${(e as Error).message}`, outcomes, secretHeaders);
     }
     return { allowed: true, outcomes, headers, logged, secretHeaders: secretHeaders ?? NO_SECRET_HEADERS };
   }
+}
+
+/** A module function, not a closure per judge() call: under tsx each costs a defineProperty. */
+function denied(
+  req: JudgeRequest,
+  reason: string,
+  outcomes: SetOutcome[],
+  secretHeaders: Set<string> | undefined,
+): Judgement {
+  return {
+    allowed: false,
+    outcomes,
+    headers: req.headers,
+    logged: [],
+    secretHeaders: secretHeaders ?? NO_SECRET_HEADERS,
+    reason,
+  };
 }

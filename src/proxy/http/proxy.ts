@@ -41,7 +41,12 @@ import { type H1ClientError, type H1Request, type H1Response, H1Server } from '.
 import { HTTPJudge, type Judgement, NO_SECRET_HEADERS } from './judge.ts';
 import { normalizeTarget, type TargetResult } from './normalize.ts';
 import type { ResponseHead } from './response.ts';
-import { type ExchangeHandlers, type UpstreamConnection, UpstreamPool } from './upstream.ts';
+import {
+  type AcquireHandler,
+  type ExchangeHandlers,
+  type UpstreamConnection,
+  UpstreamPool,
+} from './upstream.ts';
 import { randomUUIDv4 } from './uuid.ts';
 
 export const ACCESS_DENIED_BODY = 'Access denied\r\n';
@@ -721,11 +726,8 @@ export class HTTPProxy extends EventEmitter {
   }
 
   /** @internal for H1Forward */
-  acquireUpstream(
-    x: Exchange,
-    cb: (err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection) => void,
-  ): void {
-    this.upstream.acquire(x.ctx.originalDst, x.client.ip, cb);
+  acquireUpstream(x: Exchange, h: AcquireHandler): void {
+    this.upstream.acquire(x.ctx.originalDst, x.client.ip, h);
   }
 
   /** @internal for H1Forward */
@@ -936,18 +938,16 @@ export class HTTPProxy extends EventEmitter {
 
 /**
  * One admitted HTTP/1 request on its way upstream: its attempts (retried while nothing of the body
- * went and no answer came), its body, its answer. One object per request, its methods bound once,
- * in place of a closure per callback (fewer objects for the young generation per request).
+ * went and no answer came), its body, its answer. One object per request whose methods are the
+ * callbacks, in place of a closure per callback: fewer objects for the young generation, and no
+ * named closure per request (under tsx each costs a defineProperty of its name: 3.5% of the
+ * proxy's CPU with three as instance fields).
  */
-class H1Forward implements ExchangeHandlers {
+class H1Forward implements ExchangeHandlers, AcquireHandler {
   private attempt = 0;
   private bodyStarted = false;
   private responded = false;
   private current: UpstreamConnection | undefined;
-  private readonly onAcquired = (err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection): void =>
-    this.acquired(err, c);
-  private readonly onBodyData = (d: Buffer): void => this.bodyData(d);
-  private readonly onBodyEnd = (): void => this.current?.endRequest();
 
   constructor(
     private readonly proxy: HTTPProxy,
@@ -963,10 +963,10 @@ class H1Forward implements ExchangeHandlers {
 
   send(): void {
     this.attempt++;
-    this.proxy.acquireUpstream(this.x, this.onAcquired);
+    this.proxy.acquireUpstream(this.x, this);
   }
 
-  private acquired(err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection): void {
+  acquired(err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection): void {
     if (err !== undefined || c === undefined) {
       this.onError(err ?? new Error('no connection'), false);
       return;
@@ -982,7 +982,10 @@ class H1Forward implements ExchangeHandlers {
       return;
     }
     // What arrived of the body goes now, the rest as it comes.
-    this.req.body(this.onBodyData, this.onBodyEnd);
+    this.req.body(
+      (d) => this.bodyData(d),
+      () => this.current?.endRequest(),
+    );
   }
 
   private bodyData(d: Buffer): void {

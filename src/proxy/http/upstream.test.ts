@@ -314,18 +314,20 @@ describe('UpstreamPool: timeouts from one sweep', () => {
     });
     try {
       const outcome = await new Promise<string>((resolve) => {
-        pool.acquire(up.address, '127.0.0.1', (err, c?: UpstreamConnection) => {
-          if (err !== undefined || c === undefined) return resolve(`acquire: ${err?.code}`);
-          let body = '';
-          c.begin('GET', `GET /r/${name} HTTP/1.1\r\nhost: x\r\n\r\n`, false, {
-            onHead: () => {},
-            onBody: (b) => {
-              body += b.toString('latin1');
-            },
-            onEnd: () => resolve(`done: ${body}`),
-            onError: (e) => resolve(`error: ${e.code}`),
-          });
-          c.endRequest();
+        pool.acquire(up.address, '127.0.0.1', {
+          acquired: (err, c?: UpstreamConnection) => {
+            if (err !== undefined || c === undefined) return resolve(`acquire: ${err?.code}`);
+            let body = '';
+            c.begin('GET', `GET /r/${name} HTTP/1.1\r\nhost: x\r\n\r\n`, false, {
+              onHead: () => {},
+              onBody: (b) => {
+                body += b.toString('latin1');
+              },
+              onEnd: () => resolve(`done: ${body}`),
+              onError: (e) => resolve(`error: ${e.code}`),
+            });
+            c.endRequest();
+          },
         });
       });
       await new Promise((r) => setTimeout(r, 300));

@@ -184,6 +184,14 @@ function closedError(): NodeJS.ErrnoException {
   return Object.assign(new Error('upstream closed the connection'), { code: 'ECONNRESET' });
 }
 
+/**
+ * Who waits for a connection: an object with a method, not a callback, so that a request's
+ * forwarder (one object per request) needs no closure made per request for it.
+ */
+export interface AcquireHandler {
+  acquired(err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection): void;
+}
+
 export class UpstreamPool {
   private readonly idle = new Map<string, UpstreamConnection[]>();
   private readonly all = new Set<UpstreamConnection>();
@@ -216,22 +224,18 @@ export class UpstreamPool {
    * An idle connection from `source` (the client's address: upstreams leave from it) to `dst`,
    * most recently used first, or a new one once connected.
    */
-  acquire(
-    dst: HostPort,
-    source: string,
-    cb: (err: NodeJS.ErrnoException | undefined, c?: UpstreamConnection) => void,
-  ): void {
+  acquire(dst: HostPort, source: string, h: AcquireHandler): void {
     const key = `${source}|${dst.address}|${dst.port}`;
     const list = this.idle.get(key);
     while (list !== undefined && list.length > 0) {
       const c = list.pop()!;
       if (c.socket.destroyed || !c.parser.idle) continue;
       // begin() sets the request's timeout in place of the idle one.
-      cb(undefined, c);
+      h.acquired(undefined, c);
       return;
     }
     if (this.closed) {
-      cb(Object.assign(new Error('the proxy is closing'), { code: 'ECLOSING' }));
+      h.acquired(Object.assign(new Error('the proxy is closing'), { code: 'ECLOSING' }));
       return;
     }
     const socket = connectUpstream(dst, source);
@@ -250,8 +254,8 @@ export class UpstreamPool {
       socket.off('connect', onConnect);
       if (e !== undefined) {
         socket.destroy();
-        cb(e);
-      } else cb(undefined, c);
+        h.acquired(e);
+      } else h.acquired(undefined, c);
     };
     const onConnect = () => done();
     const t = setTimeout(
