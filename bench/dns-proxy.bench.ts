@@ -4,7 +4,8 @@
 // well under 2 minutes. The proxy runs in a child process of its own (as in the agent: not on the
 // load generator's event loop), with an onAnswer that resolves at once. Two proxies: one sending
 // its flow records as the node's does (JSON lines on stdout, read and parsed by a process of its
-// own as the agent would), one without a flow consumer (the figure earlier runs reported).
+// own as the agent would), one without a flow consumer (the figure earlier runs reported); and a
+// node:dgram relay that forwards bytes by DNS id, nothing parsed, judged or recorded (the floor).
 //   - queries/s: closed loop, 64 queries outstanding, rounds interleaved (direct, records on, no
 //     records, …), medians and each round's ratio.
 //   - latency at 1,000 queries/s: open loop, one query per millisecond, p50/p99, proxy (records on)
@@ -271,6 +272,62 @@ async function child(upstreamPort: number, records: boolean): Promise<void> {
 if (process.env[CHILD_ENV] !== undefined)
   await child(Number(process.env[CHILD_ENV]), process.env[RECORDS_ENV] === '1');
 
+const RELAY_ENV = 'SEAWALL_BENCH_DNS_RELAY_UPSTREAM';
+
+/**
+ * In the child: the floor of any DNS proxy on node:dgram: each query's bytes to the server and the
+ * answer's back to whoever sent that id, nothing parsed, judged or recorded. Its two receives and
+ * two sends per query are what every proxy in between adds to the direct path's four.
+ */
+async function relay(upstreamPort: number): Promise<void> {
+  const clients = new Map<number, { port: number; address: string }>();
+  const front = dgram.createSocket('udp4');
+  const back = dgram.createSocket('udp4');
+  front.on('message', (m, r) => {
+    if (m.length < 12) return;
+    clients.set(m.readUInt16BE(0), { port: r.port, address: r.address });
+    back.send(m, upstreamPort, '127.0.0.1');
+  });
+  back.on('message', (m) => {
+    const c = m.length < 12 ? undefined : clients.get(m.readUInt16BE(0));
+    if (c !== undefined) front.send(m, c.port, c.address);
+  });
+  await new Promise<void>((r) => back.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => front.bind(0, '127.0.0.1', () => r()));
+  process.stdout.write(`${front.address().port}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+if (process.env[RELAY_ENV] !== undefined) await relay(Number(process.env[RELAY_ENV]));
+
+/** The relay child (relay()): the floor beside the proxies, on the node's side when pinned. */
+async function startRelayChild(
+  upstreamPort: number,
+): Promise<{ port: number; pids: Array<number | undefined>; stop: () => Promise<string> }> {
+  const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/dns-proxy.bench.ts')], {
+    env: { ...process.env, [RELAY_ENV]: String(upstreamPort) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  c.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+  const port = Number(out.split('\n')[0]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`relay child did not start: ${out}`);
+  return {
+    port,
+    pids: [c.pid],
+    stop: async () => {
+      const done = new Promise<void>((r) => c.once('exit', () => r()));
+      c.stdin!.end();
+      await done;
+      return '';
+    },
+  };
+}
+
 /** SEAWALL_BENCH_DNS_CHILD_ARGS: node flags for the proxy child besides the agent's (e.g. --cpu-prof). */
 const childArgs = (process.env.SEAWALL_BENCH_DNS_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
 
@@ -377,6 +434,9 @@ async function throughput(pinned: boolean): Promise<void> {
       await add(`baseline (${baseDir}), flow records on`, true, baseDir);
       await add(`baseline (${baseDir}), no flow consumer`, false, baseDir);
     }
+    const floor = await startRelayChild(server.port);
+    nodeSide.push(...floor.pids);
+    paths.push({ label: 'node:dgram relay, no policy (floor)', port: floor.port, stop: floor.stop });
     if (pinned) {
       pin(process.pid, 0);
       pin(server.pid, 0);
@@ -429,7 +489,8 @@ async function throughput(pinned: boolean): Promise<void> {
   } finally {
     if (pinned) pin(process.pid, undefined);
     for (const p of paths) {
-      if (p.stop !== undefined) stats.push(`${p.label}: ${await p.stop()}`);
+      const st = p.stop === undefined ? '' : await p.stop();
+      if (st !== '') stats.push(`${p.label}: ${st}`);
     }
     await server.stop();
   }
