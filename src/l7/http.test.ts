@@ -444,6 +444,24 @@ const rows: Row[] = [
     req: get('/\uDC00\uD800'),
     allowed: false,
   },
+  {
+    name: 'lone surrogate fails every rule that checks the field, not only the first',
+    rules: [rule({ path: '/x.*' }), rule({ path: '/.*' })],
+    req: get('/\uD800'),
+    allowed: false,
+  },
+  {
+    name: 'lone surrogate in a field no rule checks: the rule still matches',
+    rules: [rule({ method: 'GET' })],
+    req: get('/\uD800'),
+    allowed: true,
+  },
+  {
+    name: 'lone surrogate in the host fails a host rule',
+    rules: [rule({ host: '.*' })],
+    req: get('/', { host: 'a\uDC00' }),
+    allowed: false,
+  },
   { name: 'NUL in path', rules: [rule({ path: '/a' })], req: get('/a\u0000'), allowed: false },
   {
     name: 'non-string path',

@@ -212,10 +212,15 @@ function wellFormed(s: string): boolean {
   return true;
 }
 
+/** A request field as the matchers see it: undefined when absent, not a string or not well-formed. */
+function matchable(value: unknown): string | undefined {
+  return typeof value === 'string' && wellFormed(value) ? value : undefined;
+}
+
+/** `value` from matchable(): checked once per request, not once per rule (100 rules: 100 scans). */
 function regexMatches(re: ValueMatcher | undefined, value: string | undefined): boolean {
   if (re === undefined) return true;
-  if (typeof value !== 'string' || !wellFormed(value)) return false;
-  return re.test(value);
+  return value !== undefined && re.test(value);
 }
 
 /** Request headers by lower-case name; repeated headers keep every value, in order. */
@@ -251,33 +256,42 @@ function headerValue(m: Map<string, string[]>, name: string): string | undefined
 type RuleOutcome = { ok: true; actions: HeaderAction[] } | { ok: false; failed: string };
 
 /**
- * A request's header map, made when the first rule reads a header (most read none). An object,
- * not a closure: under tsx every named closure costs a defineProperty of its name per call.
+ * One request as the rules see it: method, path and host through matchable() once, and the
+ * header map made when the first rule reads a header (most read none). An object, not a closure:
+ * under tsx every named closure costs a defineProperty of its name per call.
  */
-interface LazyHeaders {
+interface RequestView {
   req: HTTPRequest;
   map: Map<string, string[]> | undefined;
+  method: string | undefined;
+  path: string | undefined;
+  host: string | undefined;
 }
 
-function headersOf(h: LazyHeaders): Map<string, string[]> {
+// The outcomes of the fields every rule checks first, shared (no object per rule per request).
+const FAILED_METHOD: RuleOutcome = Object.freeze({ ok: false, failed: 'method' });
+const FAILED_PATH: RuleOutcome = Object.freeze({ ok: false, failed: 'path' });
+const FAILED_HOST: RuleOutcome = Object.freeze({ ok: false, failed: 'host' });
+
+function headersOf(h: RequestView): Map<string, string[]> {
   h.map ??= headerMap(h.req);
   return h.map;
 }
 
-function evalRule(rule: CompiledHTTPRule, req: HTTPRequest, headers: LazyHeaders): RuleOutcome {
+function evalRule(rule: CompiledHTTPRule, view: RequestView): RuleOutcome {
   if (rule.invalid !== undefined) return { ok: false, failed: `invalid (${rule.invalid})` };
-  if (!regexMatches(rule.method, req.method)) return { ok: false, failed: 'method' };
-  if (!regexMatches(rule.path, req.path)) return { ok: false, failed: 'path' };
-  if (!regexMatches(rule.host, req.host)) return { ok: false, failed: 'host' };
+  if (!regexMatches(rule.method, view.method)) return FAILED_METHOD;
+  if (!regexMatches(rule.path, view.path)) return FAILED_PATH;
+  if (!regexMatches(rule.host, view.host)) return FAILED_HOST;
   for (const hc of rule.headers) {
-    const v = headerValue(headersOf(headers), hc.name);
+    const v = headerValue(headersOf(view), hc.name);
     if (v === undefined || (hc.value !== undefined && v !== hc.value))
       return { ok: false, failed: `header ${hc.name}` };
   }
   // Header matches with mismatch actions are looked at last, once everything else passed.
   const actions: HeaderAction[] = [];
   for (const hm of rule.headerMatches) {
-    const v = headerValue(headersOf(headers), hm.name);
+    const v = headerValue(headersOf(view), hm.name);
     const matched = v !== undefined && (hm.expected === undefined || v === hm.expected);
     if (matched) continue;
     switch (hm.mismatch) {
@@ -306,10 +320,16 @@ export function matchHTTP(policy: HTTPPolicy, req: HTTPRequest): HTTPMatch {
     return { allowed: false, headerActions: [], reason: 'malformed HTTP request' };
   }
   if (policy.rules.length === 0) return { allowed: false, headerActions: [], reason: 'no HTTP rules' };
-  const headers: LazyHeaders = { req, map: undefined };
+  const view: RequestView = {
+    req,
+    map: undefined,
+    method: matchable(req.method),
+    path: matchable(req.path),
+    host: matchable(req.host),
+  };
   const misses: string[] = [];
   for (const rule of policy.rules) {
-    const o = evalRule(rule, req, headers);
+    const o = evalRule(rule, view);
     if (o.ok) return { allowed: true, ruleIndex: rule.index, headerActions: o.actions };
     if (misses.length < 8) misses.push(`rule ${rule.index}: ${o.failed}`);
   }
