@@ -644,6 +644,11 @@ spec:
             pct(added, 99).toFixed(2),
           ],
           [
+            'proxy has the answer → kernel allows (hop to the agent included)',
+            st.answerToKernelMs.p50.toFixed(2),
+            st.answerToKernelMs.p99.toFixed(2),
+          ],
+          [
             'agent: answer received → kernel and proxies allow',
             st.answerToAllowedMs.p50.toFixed(2),
             st.answerToAllowedMs.p99.toFixed(2),

@@ -88,6 +88,24 @@ describe('FQDNComponent', () => {
     await c.stop();
   });
 
+  it("answer → kernel is timed from the proxy's `at` when the answer carries one", async () => {
+    const engine = new PolicyEngine({}, { dns: new DNSCache() });
+    const { rt } = fakeRuntime(engine);
+    const c = new FQDNComponent({ readConntrack: async () => '', runNft: async () => {} });
+    c.start(rt);
+    await c.learn(answer('a.example.com.', ['192.0.2.1'], 30, 1)); // no `at`: not timed
+    const at = performance.timeOrigin + performance.now() - 5; // the proxy had it 5 ms ago
+    await c.learn({ ...answer('b.example.com.', ['192.0.2.2'], 30, 2), at });
+    const st = c.status();
+    assert.equal(st.answerToKernelMs.samples, 1);
+    assert.ok(
+      st.answerToKernelMs.p50 >= 5,
+      `${st.answerToKernelMs.p50} ms: the 5 ms before the agent had it are left out`,
+    );
+    assert.equal(st.answerToAllowedMs.samples, 2, 'the agent times both from their arrival');
+    await c.stop();
+  });
+
   it('answers arriving together share one kernel delta; a repeat of one of them waits for that delta', async () => {
     const engine = new PolicyEngine({}, { dns: new DNSCache() });
     const { rt, calls } = fakeRuntime(engine);

@@ -81,6 +81,12 @@ export interface FQDNStatus {
   answerToAllowedMs: { p50: number; p99: number; samples: number };
   /** Of which the kernel delta (compile and nft transaction), ms. */
   kernelDeltaMs: { p50: number; p99: number; samples: number };
+  /**
+   * From the DNS proxy having the answer to the kernel allowing its addresses, ms (the hop to the
+   * agent included, the proxies' acknowledgements not): answers that changed the kernel and say
+   * when the proxy had them.
+   */
+  answerToKernelMs: { p50: number; p99: number; samples: number };
 }
 
 /** The DNS cache behind an engine (the real one has it; a stand-in engine may not). */
@@ -138,6 +144,8 @@ export class FQDNComponent implements RuntimeComponent {
   private readonly latencies: number[] = [];
   /** Of which the nft transaction (compile + apply), per answer that changed the kernel. */
   private readonly kernelMs: number[] = [];
+  /** From the proxy's `at` to the kernel delta's end, per answer that changed the kernel. */
+  private readonly fromProxyMs: number[] = [];
   private readonly counts = {
     answers: 0,
     applied: 0,
@@ -239,6 +247,7 @@ export class FQDNComponent implements RuntimeComponent {
         }
         const st = await this.syncSoon(rt);
         push(this.kernelMs, st.stats.ms);
+        if (m.at !== undefined) push(this.fromProxyMs, performance.timeOrigin + performance.now() - m.at);
         await this.proxiesFor(rt, m, st);
         push(this.latencies, performance.now() - t0);
       } else {
@@ -337,6 +346,7 @@ export class FQDNComponent implements RuntimeComponent {
   status(): FQDNStatus {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const k = [...this.kernelMs].sort((a, b) => a - b);
+    const fp = [...this.fromProxyMs].sort((a, b) => a - b);
     const cache = this.rt === undefined ? undefined : dnsCacheOf(this.rt.engine);
     return {
       ...this.counts,
@@ -344,6 +354,7 @@ export class FQDNComponent implements RuntimeComponent {
       zombieConnections: this.zombieElements.size,
       answerToAllowedMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length },
       kernelDeltaMs: { p50: percentile(k, 50), p99: percentile(k, 99), samples: k.length },
+      answerToKernelMs: { p50: percentile(fp, 50), p99: percentile(fp, 99), samples: fp.length },
     };
   }
 

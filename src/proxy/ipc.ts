@@ -124,6 +124,11 @@ export interface DNSAnswerMessage {
   ips: string[];
   /** Lowest TTL of the chain, seconds. */
   ttl: number;
+  /**
+   * When the proxy had the answer: epoch ms with sub-ms digits (performance.timeOrigin + now()),
+   * comparable between the node's processes. The agent times answer → kernel allows from it.
+   */
+  at?: number;
 }
 
 export type AgentMessage =

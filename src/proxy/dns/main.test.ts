@@ -3,7 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
 import type { Flow } from '../../flow/types.ts';
 import type { L7RuleSet, MapStateEntry } from '../../policy/types.ts';
-import { encode, type PolicySnapshot, type ProxyMessage, type SnapshotEndpoint } from '../ipc.ts';
+import {
+  type DNSAnswerMessage,
+  encode,
+  type PolicySnapshot,
+  type ProxyMessage,
+  type SnapshotEndpoint,
+} from '../ipc.ts';
 import { FlowBatcher } from '../process.ts';
 import { AnswerAcks, DNSPolicyMirror, makeNodeDNSProxy } from './main.ts';
 import type { DNSProxy, LearnedAnswer } from './proxy.ts';
@@ -212,14 +218,20 @@ describe('the node DNS proxy: answers held until the agent acknowledges', () => 
     sent.length = 0;
     const { p } = await ask('api.example.com');
     assert.equal(p?.rcode, 'NOERROR');
-    const msg = sent.find((m) => m.type === 'dns-answer');
-    assert.deepEqual(msg && { ...msg, id: 0 }, {
+    const msg = sent.find((m) => m.type === 'dns-answer') as DNSAnswerMessage | undefined;
+    const now = performance.timeOrigin + performance.now();
+    assert.ok(
+      msg?.at !== undefined && msg.at <= now && msg.at > now - 2000,
+      `at ${msg?.at}: when the proxy had it`,
+    );
+    assert.deepEqual(msg && { ...msg, id: 0, at: 0 }, {
       type: 'dns-answer',
       id: 0,
       endpoint: 'prod/127.0.0.1',
       name: 'api.example.com.',
       ips: ['192.0.2.10'],
       ttl: 30,
+      at: 0,
     });
     // the records: a request and a response, with the pod's and the server's identities
     const flows = sent.filter((m) => m.type === 'flow');

@@ -217,7 +217,8 @@ export class AnswerAcks {
     }
     const id = this.next++;
     const p = new Promise<void>((resolve, reject) => this.pending.set(id, { a, resolve, reject }));
-    this.send({ type: 'dns-answer', id, endpoint: a.endpoint, name: a.name, ips: a.ips, ttl: a.ttl });
+    const at = performance.timeOrigin + performance.now();
+    this.send({ type: 'dns-answer', id, endpoint: a.endpoint, name: a.name, ips: a.ips, ttl: a.ttl, at });
     // the proxy stops waiting at its max delay; the agent's ack may still come (and is dropped)
     setTimeout(() => this.settle(id, true), 30_000).unref();
     return p;
