@@ -20,11 +20,14 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
       stdio: ['pipe', 'pipe', 'pipe'],
     },
   );
+  let err = '';
   const exited = new Promise<number | null>((resolve) => {
     child.on('exit', (code) => resolve(code));
-    child.on('error', () => resolve(null));
+    child.on('error', (e) => {
+      err = `flock: ${e.message}`; // not installed (util-linux)
+      resolve(null);
+    });
   });
-  let err = '';
   child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
   });
@@ -33,7 +36,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
     void exited.then(() => resolve(false));
   });
   if (!locked)
-    throw new DatapathError('lock-failed', `lock ${path}: not taken in ${secs} s ${err.trim()}`.trim());
+    throw new DatapathError('lock-failed', `lock ${path}: ${err.trim() || `not taken in ${secs} s`}`);
   try {
     return await fn();
   } finally {
