@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { delNetns, listNetns, netnsPids, ownedName } from './netns.ts';
 import { pidAlive, readState, runDirFor, STATE_DIR, stateFileFor } from './topology.ts';
 import { stopStaleUlogd } from './ulogd.ts';
-import { underlayInUse, underlayUsersDir } from './underlay.ts';
+import { underlayInUse, underlayLockFile, underlayUsersDir } from './underlay.ts';
 
 /** Files of a node's run dir that only a running pipeline needs. */
 const TRANSIENT = ['ulogd.pid', 'ulogd.conf', 'flows.json', 'flows.json.1', 'hubble.sock', 'flows.sock'];
@@ -79,7 +79,10 @@ export async function cleanup(opts: { all?: boolean; node?: string } = {}): Prom
       removed.push(n);
     }
     rmSync(path, { force: true });
-    if (st.extra?.underlay === true) rmSync(underlayUsersDir(st.node), { recursive: true, force: true });
+    if (st.extra?.underlay === true) {
+      rmSync(underlayUsersDir(st.node), { recursive: true, force: true });
+      rmSync(underlayLockFile(st.node), { force: true });
+    }
   }
   for (const n of await listNetns()) {
     if (opts.node !== undefined && n !== opts.node) continue;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { withFileLock } from './lock.ts';
+import { removeLockFile, withFileLock } from './lock.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'seawall-lock-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,6 +60,46 @@ describe('withFileLock', () => {
     kill();
     await p;
     assert.equal(ran, true);
+  });
+
+  it("a holder that removes the file: a waiter on the old file then waits for the new file's holder", async () => {
+    const path = join(dir, 'e.lock');
+    const log: string[] = [];
+    let releaseA: () => void = () => {};
+    const aHolds = new Promise<void>((r) => {
+      releaseA = r;
+    });
+    let aIn: () => void = () => {};
+    const aStarted = new Promise<void>((r) => {
+      aIn = r;
+    });
+    const a = withFileLock(path, async () => {
+      aIn();
+      await aHolds;
+      log.push('a out');
+    });
+    await aStarted;
+    const b = withFileLock(path, async () => {
+      log.push('b in');
+    });
+    await sleep(100); // b waits on the file a holds
+    removeLockFile(path); // a's guarded thing went, and its file with it
+    let releaseC: () => void = () => {};
+    const cHolds = new Promise<void>((r) => {
+      releaseC = r;
+    });
+    const c = withFileLock(path, async () => {
+      log.push('c in');
+      await cHolds;
+      log.push('c out');
+    });
+    await sleep(100); // c holds the new file
+    releaseA();
+    await a;
+    await sleep(200); // b has the old file's lock now: it must see it removed and wait for c
+    releaseC();
+    await Promise.all([b, c]);
+    assert.deepEqual(log, ['c in', 'a out', 'c out', 'b in']);
   });
 
   it('a lock held past the timeout is refused with lock-failed', async () => {

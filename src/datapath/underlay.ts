@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DatapathError, run } from './exec.ts';
-import { withFileLock } from './lock.ts';
+import { removeLockFile, withFileLock } from './lock.ts';
 import { addNetns, delNetns, ipBatch, netnsExists, ownedName } from './netns.ts';
 import { pidAlive, STATE_DIR, stateFileFor, type TopologyState } from './topology.ts';
 
@@ -35,6 +35,11 @@ const BRIDGE = 'br0';
 /** The references of an underlay's users: one file per node, its agent's pid inside. */
 export function underlayUsersDir(name: string): string {
   return join(STATE_DIR, `underlay-${name}.users`);
+}
+
+/** The file of the lock that joining and releasing an underlay hold. */
+export function underlayLockFile(name: string): string {
+  return join(STATE_DIR, `underlay-${name}.lock`);
 }
 
 export interface UnderlayUser {
@@ -160,7 +165,7 @@ export class Underlay {
   }
 
   private lockFile(): string {
-    return join(STATE_DIR, `underlay-${this.name}.lock`);
+    return underlayLockFile(this.name);
   }
 
   /** Deletes the underlay when no live agent references it (a run that failed before attach). */
@@ -170,11 +175,15 @@ export class Underlay {
     return true;
   }
 
-  /** Deletes the bridge namespace, its state file and its references, whoever still uses it. */
+  /**
+   * Deletes the bridge namespace, its state file, its references and its lock's file, whoever
+   * still uses it (release() calls it holding the lock; a node joining then takes a new one).
+   */
   async down(): Promise<void> {
     await delNetns(this.name);
     rmSync(this.stateFile, { force: true });
     rmSync(underlayUsersDir(this.name), { recursive: true, force: true });
+    removeLockFile(this.lockFile());
   }
 
   /** This process's reference for a node (replacing one a dead agent of that node left). */

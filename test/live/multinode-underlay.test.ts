@@ -10,7 +10,13 @@ import { after, describe, it } from 'node:test';
 import { cleanup } from '../../src/datapath/cleanup.ts';
 import { run } from '../../src/datapath/exec.ts';
 import { addNetns, delNetns, netnsExists } from '../../src/datapath/netns.ts';
-import { Underlay, underlayNodeIp, underlayUsers, underlayUsersDir } from '../../src/datapath/underlay.ts';
+import {
+  Underlay,
+  underlayLockFile,
+  underlayNodeIp,
+  underlayUsers,
+  underlayUsersDir,
+} from '../../src/datapath/underlay.ts';
 import { liveSkipReason, testNode } from './helpers.ts';
 
 const skip = liveSkipReason();
@@ -61,6 +67,7 @@ describe('underlay references', { skip }, () => {
     assert.equal(netnsExists(u.name), false, 'the last node left and the underlay stayed');
     assert.equal(existsSync(u.stateFile), false);
     assert.equal(existsSync(underlayUsersDir(u.name)), false);
+    assert.equal(existsSync(underlayLockFile(u.name)), false, 'the lock file stayed');
   });
 
   it('two agents joining at once (each its own Underlay) make one bridge and both attach', async () => {
