@@ -4,6 +4,7 @@
 // deep pipelines, framing to HTTP/1.0 clients), through the proxy on loopback.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { checkParser, H1Server, loadHTTPParser } from './h1.ts';
 import {
@@ -213,6 +214,41 @@ describe('h1.ts through the proxy', () => {
       r.check?.(seen, res.data);
     });
   }
+
+  test("a response's head reaches the client before a body that comes later", async () => {
+    // the head waits for the first body bytes only until the end of its tick (holdHead)
+    const up2 = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': '4' });
+      res.flushHeaders();
+      setTimeout(() => res.end('late'), 400);
+    });
+    const p2 = await startProxy(up2.address, [ingress(policy)]);
+    const sock = net.connect(p2.address.port, p2.address.address);
+    try {
+      const t0 = performance.now();
+      let data = '';
+      let headAt = Number.NaN;
+      const done = new Promise<void>((resolve) => {
+        sock.on('data', (d: Buffer) => {
+          data += d.toString('latin1');
+          if (Number.isNaN(headAt) && data.includes('\r\n\r\n')) headAt = performance.now() - t0;
+          if (data.endsWith('late')) resolve();
+        });
+      });
+      sock.write(get('/public/slow-body'));
+      await done;
+      const total = performance.now() - t0;
+      assert.ok(headAt < 300, `the head came after ${headAt.toFixed(0)} ms, with the body`);
+      assert.ok(total >= 390, `the body came after ${total.toFixed(0)} ms`);
+      const [res] = parseResponses(data);
+      assert.equal(res?.status, 200);
+      assert.equal(res?.body, 'late');
+    } finally {
+      sock.destroy();
+      await p2.close();
+      await up2.close();
+    }
+  });
 
   test('a body without a length goes to an HTTP/1.0 client unchunked, to the close', async () => {
     const up2 = await startUpstream((_req, res) => {

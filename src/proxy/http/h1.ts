@@ -141,6 +141,8 @@ export interface H1Handlers {
 /** Pipelined requests held at most, and their body bytes, before the socket stops being read. */
 const MAX_QUEUED = 32;
 const MAX_QUEUED_BYTES = 1 << 20;
+/** A response head and a first body chunk up to this size go out as one string write. */
+const MERGE_MAX_BYTES = 16 * 1024;
 
 export function statusText(code: number): string {
   return STATUS_CODES[code] ?? 'Unknown';
@@ -267,7 +269,7 @@ export class H1Response {
 
   writeContinue(): void {
     if (this.headersSent || this.conn.dead) return;
-    this.conn.sock.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    this.conn.sock.write(`${this.conn.takeHead() ?? ''}HTTP/1.1 100 Continue\r\n\r\n`, 'latin1');
   }
 
   /**
@@ -298,8 +300,7 @@ export class H1Response {
     if (this.closeAfter) head += 'connection: close\r\n';
     else if (req.httpVersion === '1.0') head += 'connection: keep-alive\r\n';
     head += '\r\n';
-    this.conn.corkOnce();
-    this.conn.sock.write(head, 'latin1');
+    this.conn.holdHead(head);
   }
 
   /** Body bytes; false: wait for onDrain before writing more. */
@@ -307,9 +308,17 @@ export class H1Response {
     if (!this.headersSent || this.finished || this.conn.dead) return true;
     if (this.noBody || chunk.length === 0) return true;
     const sock = this.conn.sock;
-    if (!this.chunked) return sock.write(chunk);
+    const head = this.conn.takeHead() ?? '';
+    if (!this.chunked) {
+      if (head === '') return sock.write(chunk);
+      // the head and a small body in one write (latin1 keeps every byte as it is)
+      if (typeof chunk !== 'string' && chunk.length <= MERGE_MAX_BYTES)
+        return sock.write(head + chunk.toString('latin1'), 'latin1');
+      sock.write(head, 'latin1');
+      return sock.write(chunk);
+    }
     const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    sock.write(`${n.toString(16)}\r\n`, 'latin1');
+    sock.write(`${head}${n.toString(16)}\r\n`, 'latin1');
     sock.write(chunk);
     return sock.write('\r\n', 'latin1');
   }
@@ -319,7 +328,8 @@ export class H1Response {
     if (body !== undefined) this.write(body);
     this.finished = true;
     if (this.conn.dead) return;
-    if (this.chunked) this.conn.sock.write('0\r\n\r\n', 'latin1');
+    const tail = `${this.conn.takeHead() ?? ''}${this.chunked ? '0\r\n\r\n' : ''}`;
+    if (tail !== '') this.conn.sock.write(tail, 'latin1');
     this.conn.uncork();
     this.conn.responseDone(this.req, this.closeAfter);
   }
@@ -573,6 +583,25 @@ export class H1Connection {
     this.run();
   }
 
+  /**
+   * @internal: the current response's head, held to go out with its first body bytes in one
+   * write (a corked head and body went as a writev of two, about 2% of the proxy's CPU in Node's
+   * writev path), or when the cork ends at the end of the tick: a head never waits for a body.
+   */
+  holdHead(head: string): void {
+    this.corkOnce();
+    this.pendingHead = head;
+  }
+
+  /** @internal: the held head, now the caller's to write before anything else. */
+  takeHead(): string | undefined {
+    const h = this.pendingHead;
+    this.pendingHead = undefined;
+    return h;
+  }
+
+  private pendingHead: string | undefined;
+
   /** @internal: corks the socket until the response ends or the current tick is over. */
   corkOnce(): void {
     if (this.corked) return;
@@ -586,6 +615,8 @@ export class H1Connection {
   uncork(): void {
     if (!this.corked) return;
     this.corked = false;
+    const head = this.takeHead();
+    if (head !== undefined && !this.dead) this.sock.write(head, 'latin1');
     this.sock.uncork();
   }
 
