@@ -309,13 +309,7 @@ async function startRelayChild(
     env: { ...process.env, [RELAY_ENV]: String(upstreamPort) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  let out = '';
-  c.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-  const port = Number(out.split('\n')[0]);
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`relay child did not start: ${out}`);
+  const { port } = await portLine(c.stdout!, 'relay child');
   return {
     port,
     pids: [c.pid],
@@ -354,6 +348,21 @@ process.stdin.on('end', () => {
   process.stdout.write(flows + ' flow records made by the reader (' + (flows ? ((c.user + c.system) / flows).toFixed(1) : '-') + ' µs CPU each), ' + dns.unknown + ' of unknown shape\\n');
 });`;
 
+/** A child's first line, its port (10 s at most), and all it has printed so far (out()). */
+async function portLine(
+  stdout: NodeJS.ReadableStream,
+  what: string,
+): Promise<{ port: number; out: () => string }> {
+  let text = '';
+  stdout.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  for (let i = 0; i < 200 && !text.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+  const port = Number(text.split('\n')[0]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`${what} did not start: ${text}`);
+  return { port, out: () => text };
+}
+
 /** This checkout's root. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -385,13 +394,7 @@ async function startProxyChild(
     },
   );
   reader.stdin!.destroy(); // the child holds the pipe now
-  let out = '';
-  reader.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-  const port = Number(out.split('\n')[0]);
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`proxy child did not start: ${out}`);
+  const { port, out } = await portLine(reader.stdout!, 'proxy child');
   return {
     port,
     pids: [c.pid, reader.pid],
@@ -399,7 +402,7 @@ async function startProxyChild(
       const done = new Promise<void>((r) => reader.once('exit', () => r()));
       c.stdin!.end();
       await done;
-      return out.split('\n').slice(1).join(' ').trim();
+      return out().split('\n').slice(1).join(' ').trim();
     },
   };
 }

@@ -98,7 +98,7 @@ export class Underlay {
    * `ip netns add` fails, or replaces the bridge the first one just made.
    */
   async join(node: string, nodeIp: string): Promise<void> {
-    await withFileLock(this.lockFile(), async () => {
+    await withFileLock(underlayLockFile(this.name), async () => {
       await this.up();
       await this.attach(node, nodeIp);
     });
@@ -158,14 +158,10 @@ export class Underlay {
    */
   async release(node: string): Promise<boolean> {
     // under the lock: a node joining meanwhile holds its reference before the last one looks
-    return withFileLock(this.lockFile(), async () => {
+    return withFileLock(underlayLockFile(this.name), async () => {
       await this.detach(node);
       return this.downIfUnused();
     });
-  }
-
-  private lockFile(): string {
-    return underlayLockFile(this.name);
   }
 
   /** Deletes the underlay when no live agent references it (a run that failed before attach). */
@@ -183,7 +179,7 @@ export class Underlay {
     await delNetns(this.name);
     rmSync(this.stateFile, { force: true });
     rmSync(underlayUsersDir(this.name), { recursive: true, force: true });
-    removeLockFile(this.lockFile());
+    removeLockFile(underlayLockFile(this.name));
   }
 
   /** This process's reference for a node (replacing one a dead agent of that node left). */

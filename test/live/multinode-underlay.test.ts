@@ -38,15 +38,20 @@ describe('underlay references', { skip }, () => {
     for (const n of made) await delNetns(n).catch(() => {});
   });
 
-  async function setup(tag: string): Promise<{ u: Underlay; a: string; b: string }> {
-    const u = new Underlay(testNode(`ul${tag}`));
-    underlays.push(u);
-    const a = testNode(`${tag}a`);
-    const b = testNode(`${tag}b`);
-    for (const n of [a, b]) {
+  /** Two node namespaces made here (removed after). */
+  async function twoNodes(tag: string): Promise<[string, string]> {
+    const nodes: [string, string] = [testNode(`${tag}a`), testNode(`${tag}b`)];
+    for (const n of nodes) {
       await addNetns(n);
       made.push(n);
     }
+    return nodes;
+  }
+
+  async function setup(tag: string): Promise<{ u: Underlay; a: string; b: string }> {
+    const u = new Underlay(testNode(`ul${tag}`));
+    underlays.push(u);
+    const [a, b] = await twoNodes(tag);
     await u.up();
     await u.attach(a, underlayNodeIp(1));
     await u.attach(b, underlayNodeIp(2));
@@ -74,12 +79,7 @@ describe('underlay references', { skip }, () => {
     const name = testNode('ulj');
     const [u1, u2] = [new Underlay(name), new Underlay(name)];
     underlays.push(u1);
-    const a = testNode('ja');
-    const b = testNode('jb');
-    for (const n of [a, b]) {
-      await addNetns(n);
-      made.push(n);
-    }
+    const [a, b] = await twoNodes('j');
     await Promise.all([u1.join(a, underlayNodeIp(1)), u2.join(b, underlayNodeIp(2))]);
     assert.ok(await linked(a), 'node a has no underlay link');
     assert.ok(await linked(b), 'node b has no underlay link');
