@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type AnnouncedShape, ShapeAnnouncer, ShapeTable } from './shapes.ts';
+import { type AnnouncedShape, jsonPairs, jsonString, ShapeAnnouncer, ShapeTable } from './shapes.ts';
 
 describe('ShapeAnnouncer: a shape goes before its first record, and again after a loss or an epoch', () => {
   // each row: a bound, a script of records (a shape id) and losses (x), and what went ahead of
@@ -47,6 +47,31 @@ describe('ShapeTable: least recently used out first', () => {
       }
       assert.equal(t.size, r.kept.length);
       for (const id of [1, 2, 3]) assert.equal(t.get(id) !== undefined, r.kept.includes(id), `shape ${id}`);
+    });
+  }
+});
+
+describe('jsonString and jsonPairs: JSON.stringify, byte for byte', () => {
+  const rows: Array<{ name: string; s: string }> = [
+    { name: 'plain ASCII', s: '/public/item?id=1' },
+    { name: 'empty', s: '' },
+    { name: 'a quote', s: 'say "hi"' },
+    { name: 'a backslash', s: 'a\\b' },
+    { name: 'a control byte', s: 'a\u0001b\tc' },
+    { name: 'DEL', s: 'a\u007fb' },
+    { name: 'latin1 and beyond', s: 'caf\u00e9 \u2028 \u{1f600}' },
+    { name: 'a lone surrogate', s: 'x\ud800y' },
+    { name: 'space and tilde (the bounds that stay)', s: ' ~' },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      assert.equal(jsonString(r.s), JSON.stringify(r.s));
+      const pairs: Array<[string, string]> = [
+        ['host', r.s],
+        [r.s, 'v'],
+      ];
+      assert.equal(jsonPairs(pairs), JSON.stringify(pairs));
+      assert.equal(jsonPairs([]), '[]');
     });
   }
 });

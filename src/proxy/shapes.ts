@@ -85,6 +85,29 @@ export function copyJSON<T>(v: T): T {
   return out as T;
 }
 
+/**
+ * JSON.stringify(s), byte for byte: printable ASCII without `"` or `\` is quoted as it is (most
+ * methods, paths and header values), anything else goes to JSON.stringify. A record line has three
+ * to six strings; the scan costs a fifth of JSON.stringify's call on a short one.
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+/** JSON.stringify of name/value pairs (headers), byte for byte. */
+export function jsonPairs(pairs: ReadonlyArray<readonly [string, string]>): string {
+  let out = '[';
+  for (let i = 0; i < pairs.length; i++) {
+    const p = pairs[i]!;
+    out += `${i === 0 ? '' : ','}[${jsonString(p[0])},${jsonString(p[1])}]`;
+  }
+  return `${out}]`;
+}
+
 /** JSON's number text (JSON.stringify's: NaN and infinities are null), for record lines. */
 export function jsonNumber(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';

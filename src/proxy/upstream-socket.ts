@@ -108,10 +108,12 @@ function plain(source: string): string {
 /**
  * A TCP connection to `dst` from `source` (the client's address) in transparent mode, from the
  * node otherwise. Errors (the transparent socket too) come as the socket's 'error' event, after
- * the caller attached its handlers.
+ * the caller attached its handlers. `onread`: as net.connect's (bytes into the caller's buffer, no
+ * 'data' events).
  */
-export function connectUpstream(dst: HostPort, source: string): net.Socket {
-  if (mode === 'node') return net.connect({ host: dst.address, port: dst.port, noDelay: true });
+export function connectUpstream(dst: HostPort, source: string, onread?: net.OnReadOpts): net.Socket {
+  if (mode === 'node')
+    return net.connect({ host: dst.address, port: dst.port, noDelay: true, ...(onread ? { onread } : {}) });
   let fd: number;
   try {
     fd = transparentFd(plain(source), false);
@@ -120,7 +122,9 @@ export function connectUpstream(dst: HostPort, source: string): net.Socket {
     process.nextTick(() => s.destroy(e as Error));
     return s;
   }
-  const s = new net.Socket({ fd, readable: true, writable: true });
+  // `onread` is a constructor option too (Node's Socket reads it there; @types lists it on connect)
+  const opts = { fd, readable: true, writable: true, ...(onread ? { onread } : {}) };
+  const s = new net.Socket(opts as net.SocketConstructorOpts);
   s.setNoDelay(true);
   s.connect({ host: dst.address, port: dst.port });
   return s;

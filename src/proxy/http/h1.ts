@@ -250,6 +250,11 @@ export class H1Request {
 }
 
 /** The answer to one request, written in its turn on the connection. */
+/** What a socket may hold on to: a borrowed buffer's copy. */
+function kept(chunk: Buffer | string, borrowed: boolean): Buffer | string {
+  return borrowed && typeof chunk !== 'string' ? Buffer.from(chunk) : chunk;
+}
+
 export class H1Response {
   headersSent = false;
   finished = false;
@@ -303,23 +308,25 @@ export class H1Response {
     this.conn.holdHead(head);
   }
 
-  /** Body bytes; false: wait for onDrain before writing more. */
-  write(chunk: Buffer | string): boolean {
+  /**
+   * Body bytes; false: wait for onDrain before writing more. `borrowed`: chunk is valid only during
+   * the call (a view of a read buffer that is reused), so what the socket may keep is a copy.
+   */
+  write(chunk: Buffer | string, borrowed = false): boolean {
     if (!this.headersSent || this.finished || this.conn.dead) return true;
     if (this.noBody || chunk.length === 0) return true;
     const sock = this.conn.sock;
     const head = this.conn.takeHead() ?? '';
     if (!this.chunked) {
-      if (head === '') return sock.write(chunk);
-      // the head and a small body in one write (latin1 keeps every byte as it is)
-      if (typeof chunk !== 'string' && chunk.length <= MERGE_MAX_BYTES)
+      // the head and a small body in one write (latin1 keeps every byte as it is; a new string)
+      if (head !== '' && typeof chunk !== 'string' && chunk.length <= MERGE_MAX_BYTES)
         return sock.write(head + chunk.toString('latin1'), 'latin1');
-      sock.write(head, 'latin1');
-      return sock.write(chunk);
+      if (head !== '') sock.write(head, 'latin1');
+      return sock.write(kept(chunk, borrowed));
     }
     const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     sock.write(`${head}${n.toString(16)}\r\n`, 'latin1');
-    sock.write(chunk);
+    sock.write(kept(chunk, borrowed));
     return sock.write('\r\n', 'latin1');
   }
 

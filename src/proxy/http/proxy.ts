@@ -1016,7 +1016,7 @@ class H1Forward implements ExchangeHandlers, AcquireHandler {
 
   onBody(chunk: Buffer): void {
     const c = this.current;
-    if (!this.res.write(chunk) && c !== undefined) {
+    if (!this.res.write(chunk, true) && c !== undefined) {
       c.socket.pause();
       this.res.onDrain(() => c.socket.resume());
     }

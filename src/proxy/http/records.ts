@@ -10,7 +10,7 @@
 
 import { type HTTPRecordInput, httpFlowRecord } from '../../flow/l7-record.ts';
 import type { FlowEndpoint } from '../../flow/types.ts';
-import { type AnnouncedShape, jsonNumber, ShapeAnnouncer } from '../shapes.ts';
+import { type AnnouncedShape, jsonNumber, jsonPairs, jsonString, ShapeAnnouncer } from '../shapes.ts';
 import { type HTTPShape, type HTTPShapeMessage, MAX_AGENT_HTTP_SHAPES } from './compact.ts';
 
 /** Shapes kept per endpoint pair, at most (past it the pair's cache starts over). */
@@ -82,10 +82,10 @@ export class HTTPRecordMessages {
     const shape = this.shape(r);
     let s = this.announcer.prefix(shape);
     s += `{"type":"http-flow","s":${shape.id},"t":${jsonNumber(r.time.getTime())},"cp":${jsonNumber(r.client.port)}`;
-    if (r.uuid !== undefined) s += `,"id":${JSON.stringify(r.uuid)}`;
-    s += `,"m":${this.json(r.method)},"u":${JSON.stringify(r.url)},"p":${this.json(r.protocol)}`;
+    if (r.uuid !== undefined) s += `,"id":${jsonString(r.uuid)}`;
+    s += `,"m":${this.json(r.method)},"u":${jsonString(r.url)},"p":${this.json(r.protocol)}`;
     if (r.code !== undefined) s += `,"c":${jsonNumber(r.code)}`;
-    if (r.headers !== undefined && r.headers.length > 0) s += `,"h":${JSON.stringify(r.headers)}`;
+    if (r.headers !== undefined && r.headers.length > 0) s += `,"h":${jsonPairs(r.headers)}`;
     if (r.latencyNs !== undefined) s += `,"l":${jsonNumber(Number(r.latencyNs))}`;
     if (r.note !== undefined) s += `,"n":${JSON.stringify(r.note)}`;
     return `${s}}\n`;

@@ -25,6 +25,7 @@ export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
 
 export interface ResponseHandlers {
   onHead(head: ResponseHead, framing: BodyFraming, keepAlive: boolean): void;
+  /** chunk: a view of the bytes fed, valid only during the call (copy what is kept). */
   onBody(chunk: Buffer): void;
   onEnd(): void;
 }
@@ -185,7 +186,8 @@ export class ResponseParser {
       for (let i = all.indexOf(10, Math.max(0, prev - 1)); i >= 0; i = all.indexOf(10, i + 1)) {
         if (i === 0 || all[i - 1] !== 13) throw new ResponseError('bare LF in the response head');
       }
-      if (this.head.length > 1) this.head = [all];
+      // kept past this call: a copy (buf may be a view of a read buffer that is reused)
+      this.head = [this.head.length > 1 ? all : Buffer.from(all)];
       return buf.length;
     }
     if (end + 4 > this.opts.maxHeadSize) throw new ResponseError('response head too large');
@@ -267,7 +269,8 @@ export class ResponseParser {
   private feedLine(buf: Buffer, at: number, max: number, done: (line: Buffer) => void): number {
     const lf = buf.indexOf(10, at);
     const stop = lf < 0 ? buf.length : lf + 1;
-    this.lineBuf.push(buf.subarray(at, stop));
+    // a part kept for the next buffer is a copy (buf may be a read buffer that is reused)
+    this.lineBuf.push(lf < 0 ? Buffer.from(buf.subarray(at, stop)) : buf.subarray(at, stop));
     this.lineLen += stop - at;
     if (this.lineLen > max) throw new ResponseError('chunk size line or trailer too long');
     if (lf < 0) return stop;

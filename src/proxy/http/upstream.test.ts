@@ -4,6 +4,7 @@
 // upstream connection that carried it is never used again.
 
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { HostPort } from './context.ts';
@@ -413,4 +414,116 @@ describe('UpstreamPool: the sweep and a connection still connecting', () => {
     assert.equal(sock.destroyed, true, 'an idle connected socket past the idle timeout is closed');
     pool.destroy();
   });
+});
+
+describe('HTTP/1.x proxy: upstream bytes are read into one shared buffer; what outlives a read is a copy', () => {
+  // Every upstream socket reads into the same buffer (upstream.ts, net's `onread`). A body the
+  // client socket cannot take at once, a head or chunk-size line cut between reads, must not be
+  // views of it: the next read (from any upstream connection) overwrites it. Each row sends two
+  // bodies of different bytes at once, one to a client that reads late, and compares digests.
+  // more than loopback's socket buffers hold (tcp_rmem and tcp_wmem: up to 6 and 4 MiB), so the
+  // late client's socket keeps chunks in Node's own write queue
+  const SIZE = 24 * 1024 * 1024;
+  const bodies = [randomBytes(SIZE), randomBytes(SIZE)];
+  const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+  /** `framing`: how the upstream frames each body; `split`: the head comes in two writes. */
+  async function upstream(framing: 'length' | 'chunked', split: boolean) {
+    const server = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', async (d) => {
+        const body = bodies[/GET \/b\/1 /.test(d.toString('latin1')) ? 1 : 0]!;
+        const head =
+          framing === 'length'
+            ? `HTTP/1.1 200 OK\r\nX-Head: ${'h'.repeat(300)}\r\nContent-Length: ${SIZE}\r\n\r\n`
+            : `HTTP/1.1 200 OK\r\nX-Head: ${'h'.repeat(300)}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+        const pause = () => new Promise((r) => setTimeout(r, 15));
+        if (split) {
+          s.write(head.slice(0, 40));
+          await pause();
+          s.write(head.slice(40));
+        } else s.write(head);
+        const piece = 1024 * 1024;
+        for (let at = 0; at < SIZE; at += piece) {
+          const part = body.subarray(at, at + piece);
+          if (framing === 'length') s.write(part);
+          else {
+            // the chunk-size line cut between two writes
+            const line = `${part.length.toString(16)}\r\n`;
+            s.write(line.slice(0, 2));
+            await pause();
+            s.write(line.slice(2));
+            s.write(part);
+            s.write('\r\n');
+          }
+          await pause();
+        }
+        if (framing === 'chunked') s.write('0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return { server, address: { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port } };
+  }
+
+  /** GET /b/N; the client starts reading after `lateMs`; the body as received (chunks undone). */
+  function fetchBody(at: HostPort, n: number, lateMs: number): Promise<{ head: string; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      const c = net.connect(at.port, at.address, () => c.write(`GET /b/${n} HTTP/1.1\r\nHost: shop\r\n\r\n`));
+      c.pause();
+      setTimeout(() => c.resume(), lateMs);
+      const t = setTimeout(() => reject(new Error('no complete answer')), 20_000);
+      let total = 0;
+      let end = -1;
+      c.on('data', (d) => {
+        parts.push(d);
+        total += d.length;
+        if (end < 0) end = Buffer.concat(parts).indexOf('\r\n\r\n');
+        if (end < 0) return;
+        // one concatenation at the end, not one per read (24 MiB)
+        const chunked = /transfer-encoding: chunked/i.test(Buffer.concat(parts.slice(0, 2)).toString('latin1'));
+        if (chunked && !Buffer.concat(parts.slice(-2)).subarray(-5).equals(Buffer.from('0\r\n\r\n'))) return;
+        if (!chunked && total < end + 4 + SIZE) return;
+        const all = Buffer.concat(parts);
+        const head = all.toString('latin1', 0, end);
+        let raw = all.subarray(end + 4);
+        if (chunked) {
+          const out: Buffer[] = [];
+          while (raw.length > 0) {
+            const lf = raw.indexOf('\r\n');
+            const size = Number.parseInt(raw.toString('latin1', 0, lf), 16);
+            if (size === 0) break;
+            out.push(raw.subarray(lf + 2, lf + 2 + size));
+            raw = raw.subarray(lf + 2 + size + 2);
+          }
+          raw = Buffer.concat(out);
+        }
+        clearTimeout(t);
+        c.destroy();
+        resolve({ head, body: raw });
+      });
+      c.on('error', reject);
+    });
+  }
+
+  const rows: Array<{ name: string; framing: 'length' | 'chunked'; split: boolean }> = [
+    { name: 'Content-Length bodies, one client late: both intact', framing: 'length', split: false },
+    { name: 'chunked bodies with cut size lines: both intact', framing: 'chunked', split: false },
+    { name: 'heads cut between reads: headers intact', framing: 'length', split: true },
+  ];
+  for (const r of rows) {
+    test(r.name, async () => {
+      const up = await upstream(r.framing, r.split);
+      const p = await startProxy(up.address, [ingress(rules({ method: 'GET', path: '/b/.*' }))]);
+      try {
+        const [late, early] = await Promise.all([fetchBody(p.address, 0, 400), fetchBody(p.address, 1, 0)]);
+        for (const got of [late, early]) assert.match(got.head, new RegExp(`\\r\\nx-head: ${'h'.repeat(300)}\\r\\n`));
+        assert.equal(digest(late.body), digest(bodies[0]!), 'the late client got its own bytes');
+        assert.equal(digest(early.body), digest(bodies[1]!));
+      } finally {
+        await p.close();
+        await new Promise<void>((res) => up.server.close(() => res()));
+      }
+    });
+  }
 });
