@@ -481,7 +481,9 @@ describe('HTTP/1.x proxy: upstream bytes are read into one shared buffer; what o
         if (end < 0) end = Buffer.concat(parts).indexOf('\r\n\r\n');
         if (end < 0) return;
         // one concatenation at the end, not one per read (24 MiB)
-        const chunked = /transfer-encoding: chunked/i.test(Buffer.concat(parts.slice(0, 2)).toString('latin1'));
+        const chunked = /transfer-encoding: chunked/i.test(
+          Buffer.concat(parts.slice(0, 2)).toString('latin1'),
+        );
         if (chunked && !Buffer.concat(parts.slice(-2)).subarray(-5).equals(Buffer.from('0\r\n\r\n'))) return;
         if (!chunked && total < end + 4 + SIZE) return;
         const all = Buffer.concat(parts);
@@ -517,7 +519,8 @@ describe('HTTP/1.x proxy: upstream bytes are read into one shared buffer; what o
       const p = await startProxy(up.address, [ingress(rules({ method: 'GET', path: '/b/.*' }))]);
       try {
         const [late, early] = await Promise.all([fetchBody(p.address, 0, 400), fetchBody(p.address, 1, 0)]);
-        for (const got of [late, early]) assert.match(got.head, new RegExp(`\\r\\nx-head: ${'h'.repeat(300)}\\r\\n`));
+        for (const got of [late, early])
+          assert.match(got.head, new RegExp(`\\r\\nx-head: ${'h'.repeat(300)}\\r\\n`));
         assert.equal(digest(late.body), digest(bodies[0]!), 'the late client got its own bytes');
         assert.equal(digest(early.body), digest(bodies[1]!));
       } finally {
