@@ -249,12 +249,12 @@ export class H1Request {
   }
 }
 
-/** The answer to one request, written in its turn on the connection. */
 /** What a socket may hold on to: a borrowed buffer's copy. */
 function kept(chunk: Buffer | string, borrowed: boolean): Buffer | string {
   return borrowed && typeof chunk !== 'string' ? Buffer.from(chunk) : chunk;
 }
 
+/** The answer to one request, written in its turn on the connection. */
 export class H1Response {
   headersSent = false;
   finished = false;
