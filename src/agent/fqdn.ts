@@ -32,7 +32,7 @@ import type { DNSCache } from '../fqdn/cache.ts';
 import { CACHE_FILE_NAME, readCacheFile, saveCacheFile } from '../fqdn/persist.ts';
 import type { PolicyEngineAPI } from '../policy/types.ts';
 import { type CtEntry, parseConntrack } from '../proxy/dns/conntrack.ts';
-import type { DNSAnswerMessage } from '../proxy/ipc.ts';
+import { type DNSAnswerMessage, epochMs } from '../proxy/ipc.ts';
 import { ProxyComponent } from './proxy.ts';
 import type { FQDNSyncResult, NodeRuntime, RuntimeComponent } from './runtime.ts';
 
@@ -78,15 +78,22 @@ export interface FQDNStatus {
    * Answer received → kernel (and proxies) allow its addresses, ms: p50 / p99 / samples, over the
    * answers that changed the kernel (a repeat only waits for a sync in flight, if any).
    */
-  answerToAllowedMs: { p50: number; p99: number; samples: number };
+  answerToAllowedMs: LatencySummary;
   /** Of which the kernel delta (compile and nft transaction), ms. */
-  kernelDeltaMs: { p50: number; p99: number; samples: number };
+  kernelDeltaMs: LatencySummary;
   /**
    * From the DNS proxy having the answer to the kernel allowing its addresses, ms (the hop to the
    * agent included, the proxies' acknowledgements not): answers that changed the kernel and say
    * when the proxy had them.
    */
-  answerToKernelMs: { p50: number; p99: number; samples: number };
+  answerToKernelMs: LatencySummary;
+}
+
+/** A latency's p50 and p99 (ms) over its samples (0 without any). */
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  samples: number;
 }
 
 /** The DNS cache behind an engine (the real one has it; a stand-in engine may not). */
@@ -120,9 +127,11 @@ function push(xs: number[], x: number): void {
   if (xs.length > 10_000) xs.splice(0, 5_000);
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+function summary(xs: readonly number[]): LatencySummary {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const at = (p: number): number =>
+    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return { p50: at(50), p99: at(99), samples: sorted.length };
 }
 
 /** Connections that count as "in use" for zombies: everything but a closing TCP connection. */
@@ -247,7 +256,7 @@ export class FQDNComponent implements RuntimeComponent {
         }
         const st = await this.syncSoon(rt);
         push(this.kernelMs, st.stats.ms);
-        if (m.at !== undefined) push(this.fromProxyMs, performance.timeOrigin + performance.now() - m.at);
+        if (m.at !== undefined) push(this.fromProxyMs, epochMs() - m.at);
         await this.proxiesFor(rt, m, st);
         push(this.latencies, performance.now() - t0);
       } else {
@@ -344,17 +353,14 @@ export class FQDNComponent implements RuntimeComponent {
   }
 
   status(): FQDNStatus {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const k = [...this.kernelMs].sort((a, b) => a - b);
-    const fp = [...this.fromProxyMs].sort((a, b) => a - b);
     const cache = this.rt === undefined ? undefined : dnsCacheOf(this.rt.engine);
     return {
       ...this.counts,
       zombies: cache?.zombieCount ?? 0,
       zombieConnections: this.zombieElements.size,
-      answerToAllowedMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length },
-      kernelDeltaMs: { p50: percentile(k, 50), p99: percentile(k, 99), samples: k.length },
-      answerToKernelMs: { p50: percentile(fp, 50), p99: percentile(fp, 99), samples: fp.length },
+      answerToAllowedMs: summary(this.latencies),
+      kernelDeltaMs: summary(this.kernelMs),
+      answerToKernelMs: summary(this.fromProxyMs),
     };
   }
 

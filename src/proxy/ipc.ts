@@ -125,10 +125,15 @@ export interface DNSAnswerMessage {
   /** Lowest TTL of the chain, seconds. */
   ttl: number;
   /**
-   * When the proxy had the answer: epoch ms with sub-ms digits (performance.timeOrigin + now()),
-   * comparable between the node's processes. The agent times answer → kernel allows from it.
+   * When the proxy had the answer (epochMs()), comparable between the node's processes. The agent
+   * times answer → kernel allows from it.
    */
   at?: number;
+}
+
+/** Now as epoch ms with sub-ms digits: one clock for the node's processes (DNSAnswerMessage.at). */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 export type AgentMessage =

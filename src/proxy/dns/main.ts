@@ -19,7 +19,7 @@
 import { parseArgs } from 'node:util';
 import type { Flow, FlowEndpoint } from '../../flow/types.ts';
 import type { PortRuleDNS } from '../../policy-api/types.ts';
-import { type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
+import { epochMs, type PolicyDelta, type PolicySnapshot, type ProxyMessage, sideVerdict } from '../ipc.ts';
 import { SnapshotMirror } from '../mirror.ts';
 import {
   DNS_FLOW_WINDOW_MS,
@@ -217,8 +217,15 @@ export class AnswerAcks {
     }
     const id = this.next++;
     const p = new Promise<void>((resolve, reject) => this.pending.set(id, { a, resolve, reject }));
-    const at = performance.timeOrigin + performance.now();
-    this.send({ type: 'dns-answer', id, endpoint: a.endpoint, name: a.name, ips: a.ips, ttl: a.ttl, at });
+    this.send({
+      type: 'dns-answer',
+      id,
+      endpoint: a.endpoint,
+      name: a.name,
+      ips: a.ips,
+      ttl: a.ttl,
+      at: epochMs(),
+    });
     // the proxy stops waiting at its max delay; the agent's ack may still come (and is dropped)
     setTimeout(() => this.settle(id, true), 30_000).unref();
     return p;
